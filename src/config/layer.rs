@@ -1,0 +1,117 @@
+//! The environment and the command line, layered over the file:
+//! defaults < file < environment < flags.
+//!
+//! The environment variables are the Node mock's (`PORT`, `FIRST_TOKEN_DELAY`,
+//! `TOKEN_INTERVAL`, `TOKENS_PER_RESPONSE`, `TOOL_CALL_DELAY`, `ERROR_RATE`),
+//! with its conventions: bare numbers are milliseconds, and `ERROR_RATE` is a
+//! fraction (`0.005`; `0.5%` is accepted too). `SLUICE_SEED` sets the seed.
+//! The environment is read through a lookup function so tests never touch the
+//! process environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{Config, ConfigError, value};
+
+/// Values that override the file. Each layer (environment, flags) yields one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// Whole listen address (`--listen`).
+    pub listen: Option<SocketAddr>,
+    /// Port only, keeping the host (`PORT`).
+    pub port: Option<u16>,
+    /// `first_token_delay`.
+    pub first_token_delay: Option<Duration>,
+    /// `token_interval`.
+    pub token_interval: Option<Duration>,
+    /// `tool_call_delay`.
+    pub tool_call_delay: Option<Duration>,
+    /// `tokens_per_response`.
+    pub tokens_per_response: Option<u32>,
+    /// `error_rate`.
+    pub error_rate: Option<f64>,
+    /// `seed`.
+    pub seed: Option<u64>,
+}
+
+const PORT_FORM: &str = "a port number from 0 to 65535";
+const SEED_FORM: &str = "a whole number from 0 to 18446744073709551615";
+
+impl Overrides {
+    /// Reads the environment through `lookup`. Unset and empty variables are
+    /// ignored.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the variable, its value and the accepted form.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str, key: &'static str| EnvVar {
+            name,
+            key,
+            value: lookup(name).filter(|v| !v.trim().is_empty()),
+        };
+        Ok(Self {
+            listen: None,
+            port: get("PORT", "port").parse(|s| s.trim().parse().map_err(|_| PORT_FORM))?,
+            first_token_delay: get("FIRST_TOKEN_DELAY", "first_token_delay").parse(value::env_duration)?,
+            token_interval: get("TOKEN_INTERVAL", "token_interval").parse(value::env_duration)?,
+            tool_call_delay: get("TOOL_CALL_DELAY", "tool_call_delay").parse(value::env_duration)?,
+            tokens_per_response: get("TOKENS_PER_RESPONSE", "tokens_per_response").parse(|s| {
+                s.trim()
+                    .parse::<i64>()
+                    .map_err(|_| "a whole number from 1 to 100000")
+                    .and_then(super::tokens_per_response)
+            })?,
+            error_rate: get("ERROR_RATE", "error_rate").parse(value::rate_text)?,
+            seed: get("SLUICE_SEED", "seed").parse(|s| s.trim().parse().map_err(|_| SEED_FORM))?,
+        })
+    }
+
+    /// Writes every value present into `config`.
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(port) = self.port {
+            config.listen.set_port(port);
+        }
+        let profile = &mut config.profile;
+        if let Some(d) = self.first_token_delay {
+            profile.timing.first_token_delay = d;
+        }
+        if let Some(d) = self.token_interval {
+            profile.timing.token_interval = d;
+        }
+        if let Some(d) = self.tool_call_delay {
+            profile.timing.tool_call_delay = d;
+        }
+        if let Some(n) = self.tokens_per_response {
+            profile.tokens_per_response = n;
+        }
+        if let Some(r) = self.error_rate {
+            profile.error_rate = r;
+        }
+        if let Some(seed) = self.seed {
+            config.seed = Some(seed);
+        }
+    }
+}
+
+struct EnvVar {
+    name: &'static str,
+    key: &'static str,
+    value: Option<String>,
+}
+
+impl EnvVar {
+    fn parse<T>(self, parse: impl Fn(&str) -> Result<T, &'static str>) -> Result<Option<T>, ConfigError> {
+        let Some(text) = self.value else {
+            return Ok(None);
+        };
+        parse(&text).map(Some).map_err(|expected| ConfigError::Invalid {
+            origin: format!("environment variable {}", self.name),
+            key: self.key,
+            value: format!("{text:?}"),
+            expected,
+        })
+    }
+}

@@ -1,0 +1,248 @@
+//! Config parsing, validation and layering: every error path names its origin,
+//! key, value and the accepted form.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::layer::Overrides;
+use super::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml_str(text, "test.toml")
+}
+
+fn error(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn an_empty_file_gives_the_node_mocks_defaults() {
+    let config = parse("").unwrap();
+    assert_eq!(config, Config::default());
+    assert_eq!(config.listen.to_string(), "0.0.0.0:3456");
+    assert_eq!(config.profile.timing.first_token_delay, ms(100));
+    assert_eq!(config.profile.timing.token_interval, ms(20));
+    assert_eq!(config.profile.timing.tool_call_delay, ms(500));
+    assert_eq!(config.profile.tokens_per_response, 50);
+    assert_eq!(config.profile.error_rate, 0.005);
+    assert_eq!(config.head, HeadTiming::FirstToken);
+}
+
+#[test]
+fn the_shipped_config_file_is_valid_and_documents_the_defaults() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml");
+    let mut config = Config::load(Path::new(path)).unwrap();
+    assert_eq!(config.source, ConfigSource::File(PathBuf::from(path)));
+    config.source = ConfigSource::Defaults;
+    assert_eq!(config, Config::default());
+}
+
+#[test]
+fn every_knob_is_read() {
+    let config = parse(
+        r#"
+        listen = "127.0.0.1:8080"
+        seed = 7
+        max_request_body = "1KiB"
+        head = "immediate"
+        first_token_delay = "250ms"
+        token_interval = "5ms"
+        tool_call_delay = "1.5s"
+        tokens_per_response = 12
+        error_rate = 0.25
+
+        [[faults]]
+        kind = "http"
+        status = 503
+        weight = 2
+        retry_after = "3s"
+        message = "try later"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.seed, Some(7));
+    assert_eq!(config.max_request_body, 1024);
+    assert_eq!(config.head, HeadTiming::Immediate);
+    assert_eq!(
+        config.profile.timing,
+        Timing {
+            first_token_delay: ms(250),
+            token_interval: ms(5),
+            tool_call_delay: ms(1500)
+        }
+    );
+    assert_eq!(config.profile.tokens_per_response, 12);
+    assert_eq!(config.profile.error_rate, 0.25);
+    assert_eq!(
+        config.profile.faults,
+        [WeightedFault {
+            weight: 2,
+            fault: Fault::Http(HttpFault {
+                status: 503,
+                retry_after: Some(ms(3000)),
+                message: Some("try later".into())
+            })
+        }]
+    );
+}
+
+#[test]
+fn sizes_may_be_bytes() {
+    assert_eq!(parse("max_request_body = 100").unwrap().max_request_body, 100);
+}
+
+#[test]
+fn a_bad_value_names_file_line_column_key_value_and_the_accepted_form() {
+    assert_eq!(
+        error("listen = \"0.0.0.0:3456\"\nerror_rate = 1.5\n"),
+        "test.toml:2:14: invalid error_rate 1.5: expected a fraction from 0 to 1, such as 0.005 for 0.5 %"
+    );
+    assert_eq!(
+        error("first_token_delay = \"100\""),
+        "test.toml:1:21: invalid first_token_delay \"100\": expected a duration such as \"100ms\", \"1.5s\" or \"2s\""
+    );
+    assert_eq!(
+        error("listen = \"localhost\""),
+        format!("test.toml:1:10: invalid listen \"localhost\": expected {}", value::LISTEN_FORM)
+    );
+    assert_eq!(
+        error("tokens_per_response = 0"),
+        "test.toml:1:23: invalid tokens_per_response 0: expected a whole number from 1 to 100000"
+    );
+    assert_eq!(
+        error("head = \"late\""),
+        format!("test.toml:1:8: invalid head \"late\": expected {HEAD_FORM}")
+    );
+    assert_eq!(
+        error("seed = -1"),
+        format!("test.toml:1:8: invalid seed -1: expected {SEED_FORM}")
+    );
+    assert_eq!(
+        error("max_request_body = \"lots\""),
+        format!("test.toml:1:20: invalid max_request_body Text(\"lots\"): expected {}", value::SIZE_FORM)
+    );
+}
+
+#[test]
+fn bad_faults_are_located() {
+    assert_eq!(
+        error("[[faults]]\nkind = \"http\"\nstatus = 200\n"),
+        format!("test.toml:3:10: invalid faults.status 200: expected {STATUS_FORM}")
+    );
+    assert_eq!(
+        error("[[faults]]\nkind = \"explode\"\nstatus = 500\n"),
+        format!("test.toml:2:8: invalid faults.kind \"explode\": expected {KIND_FORM}")
+    );
+    assert_eq!(
+        error("[[faults]]\nkind = \"http\"\n"),
+        format!("test.toml:2:8: invalid faults.status (missing): expected {STATUS_FORM}")
+    );
+    assert_eq!(
+        error("[[faults]]\nkind = \"http\"\nstatus = 500\nweight = 0\n"),
+        format!("test.toml:4:10: invalid faults.weight 0: expected {WEIGHT_FORM}")
+    );
+    assert_eq!(
+        error("[[faults]]\nkind = \"http\"\nstatus = 429\nretry_after = \"soon\"\n"),
+        format!("test.toml:4:15: invalid faults.retry_after \"soon\": expected {}", value::DURATION_FORM)
+    );
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_refused_with_toml_location() {
+    let message = error("first_tokn_delay = \"100ms\"");
+    assert!(message.starts_with("test.toml: TOML parse error at line 1, column 1"), "{message}");
+    assert!(message.contains("unknown field `first_tokn_delay`, expected one of `listen`"), "{message}");
+
+    let message = error("\n\ntokens_per_response = \"many\"");
+    assert!(message.contains("line 3, column 23"), "{message}");
+    assert!(message.contains("invalid type: string \"many\", expected i64"), "{message}");
+
+    let message = error("listen = ");
+    assert!(message.contains("line 1, column 10"), "{message}");
+}
+
+#[test]
+fn an_unreadable_file_names_the_path() {
+    let message = Config::load(Path::new("/nonexistent/sluice.toml")).unwrap_err().to_string();
+    assert!(message.starts_with("cannot read config file /nonexistent/sluice.toml: "), "{message}");
+}
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |name| map.get(name).cloned()
+}
+
+#[test]
+fn the_node_mocks_environment_variables_override_the_file() {
+    let mut config = parse("listen = \"127.0.0.1:9000\"\nfirst_token_delay = \"1s\"\nerror_rate = 0.5").unwrap();
+    let overrides = Overrides::from_env(env(&[
+        ("PORT", "8080"),
+        ("FIRST_TOKEN_DELAY", "250"),
+        ("TOKEN_INTERVAL", "5ms"),
+        ("TOKENS_PER_RESPONSE", "10"),
+        ("TOOL_CALL_DELAY", "1500"),
+        ("ERROR_RATE", "0.01"),
+        ("SLUICE_SEED", "99"),
+    ]))
+    .unwrap();
+    overrides.apply(&mut config);
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080", "PORT keeps the host");
+    assert_eq!(
+        config.profile.timing,
+        Timing {
+            first_token_delay: ms(250),
+            token_interval: ms(5),
+            tool_call_delay: ms(1500)
+        }
+    );
+    assert_eq!(config.profile.tokens_per_response, 10);
+    assert_eq!(config.profile.error_rate, 0.01);
+    assert_eq!(config.seed, Some(99));
+}
+
+#[test]
+fn flags_override_the_environment() {
+    let mut config = Config::default();
+    Overrides::from_env(env(&[("FIRST_TOKEN_DELAY", "250"), ("PORT", "8080")]))
+        .unwrap()
+        .apply(&mut config);
+    Overrides {
+        first_token_delay: Some(ms(7)),
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Overrides::default()
+    }
+    .apply(&mut config);
+    assert_eq!(config.profile.timing.first_token_delay, ms(7));
+    assert_eq!(config.listen.to_string(), "127.0.0.1:0");
+}
+
+#[test]
+fn empty_or_unset_variables_change_nothing() {
+    let overrides = Overrides::from_env(env(&[("PORT", ""), ("ERROR_RATE", "  ")])).unwrap();
+    assert_eq!(overrides, Overrides::default());
+}
+
+#[test]
+fn a_bad_variable_is_named_with_its_value_and_the_accepted_form() {
+    let cases = [
+        ("PORT", "http", "invalid port \"http\": expected a port number from 0 to 65535"),
+        ("FIRST_TOKEN_DELAY", "soon", "invalid first_token_delay \"soon\": expected milliseconds such as 100"),
+        ("TOKEN_INTERVAL", "-3", "invalid token_interval \"-3\": expected milliseconds"),
+        ("TOOL_CALL_DELAY", "x", "invalid tool_call_delay \"x\": expected milliseconds"),
+        ("TOKENS_PER_RESPONSE", "0", "invalid tokens_per_response \"0\": expected a whole number from 1 to 100000"),
+        ("ERROR_RATE", "5", "invalid error_rate \"5\": expected a fraction from 0 to 1 such as 0.005"),
+        ("SLUICE_SEED", "abc", "invalid seed \"abc\": expected a whole number"),
+    ];
+    for (name, value, expected) in cases {
+        let message = Overrides::from_env(env(&[(name, value)])).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!("environment variable {name}: {expected}")),
+            "{name}={value}: {message}"
+        );
+    }
+}

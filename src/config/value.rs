@@ -1,0 +1,153 @@
+//! Parsers for the values a knob can take, shared by the config file, the
+//! environment and the command line so that all three accept the same forms
+//! and explain a bad value the same way. Each returns the accepted form as its
+//! error, for the caller to place (file:line:column, variable or flag).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// What a duration may look like, for error messages.
+pub const DURATION_FORM: &str = "a duration such as \"100ms\", \"1.5s\" or \"2s\"";
+/// What a duration from the environment may look like (the seed's form).
+pub const ENV_DURATION_FORM: &str =
+    "milliseconds such as 100, or a duration such as \"100ms\" or \"2s\"";
+/// What an error rate may look like.
+pub const RATE_FORM: &str = "a fraction from 0 to 1, such as 0.005 for 0.5 %";
+/// What an error rate from the environment or a flag may look like.
+pub const RATE_TEXT_FORM: &str = "a fraction from 0 to 1 such as 0.005, or a percentage such as 0.5%";
+/// What a listen address may look like.
+pub const LISTEN_FORM: &str =
+    "an IP address and port such as \"0.0.0.0:3456\" or \"127.0.0.1:8080\" (port 0 picks a free port)";
+/// What a byte size may look like.
+pub const SIZE_FORM: &str = "a size such as \"32MiB\", \"512KiB\" or a number of bytes";
+
+/// `"100ms"`, `"2s"`, `"1m 30s"`, `"1.5s"` (humantime's forms, plus decimals).
+pub fn duration(text: &str) -> Result<Duration, &'static str> {
+    let text = text.trim();
+    if let Ok(parsed) = humantime::parse_duration(text) {
+        return Ok(parsed);
+    }
+    // humantime has no fractions; "1.5s" and "0.25ms" are too natural to refuse.
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or(DURATION_FORM)?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| DURATION_FORM)?;
+    let unit_seconds = match unit.trim() {
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(DURATION_FORM),
+    };
+    Duration::try_from_secs_f64(number * unit_seconds).map_err(|_| DURATION_FORM)
+}
+
+/// A duration from the environment: a bare number is milliseconds, as in the
+/// Node mock sluice replaces (`FIRST_TOKEN_DELAY=100`).
+pub fn env_duration(text: &str) -> Result<Duration, &'static str> {
+    let text = text.trim();
+    if let Ok(millis) = text.parse::<f64>() {
+        if millis.is_finite() && millis >= 0.0 {
+            return Ok(Duration::from_secs_f64(millis / 1000.0));
+        }
+        return Err(ENV_DURATION_FORM);
+    }
+    duration(text).map_err(|_| ENV_DURATION_FORM)
+}
+
+/// An error rate as a number.
+pub fn rate(value: f64) -> Result<f64, &'static str> {
+    if value.is_finite() && (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(RATE_FORM)
+    }
+}
+
+/// An error rate as text: `0.005` or `0.5%`.
+pub fn rate_text(text: &str) -> Result<f64, &'static str> {
+    let text = text.trim();
+    let value = match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.parse::<f64>(),
+    };
+    value.ok().and_then(|v| rate(v).ok()).ok_or(RATE_TEXT_FORM)
+}
+
+/// A listen address; `localhost` means 127.0.0.1.
+pub fn listen(text: &str) -> Result<SocketAddr, &'static str> {
+    let text = text.trim();
+    if let Some(port) = text.strip_prefix("localhost:") {
+        let port = port.parse::<u16>().map_err(|_| LISTEN_FORM)?;
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    text.parse().map_err(|_| LISTEN_FORM)
+}
+
+/// A byte size such as `"32MiB"` or `"1MB"`.
+pub fn size(text: &str) -> Result<u64, &'static str> {
+    bytesize::ByteSize::from_str(text.trim())
+        .map(|size| size.as_u64())
+        .map_err(|_| SIZE_FORM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn durations_take_units_and_decimals() {
+        assert_eq!(duration("100ms"), Ok(ms(100)));
+        assert_eq!(duration(" 2s "), Ok(ms(2000)));
+        assert_eq!(duration("1m 30s"), Ok(ms(90_000)));
+        assert_eq!(duration("1.5s"), Ok(ms(1500)));
+        assert_eq!(duration("0ms"), Ok(ms(0)));
+        for bad in ["", "100", "fast", "-1s", "1.5 parsecs", "1e400s"] {
+            assert_eq!(duration(bad), Err(DURATION_FORM), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn environment_durations_are_milliseconds_when_bare() {
+        assert_eq!(env_duration("100"), Ok(ms(100)));
+        assert_eq!(env_duration("0.5"), Ok(Duration::from_micros(500)));
+        assert_eq!(env_duration("2s"), Ok(ms(2000)));
+        assert_eq!(env_duration("-5"), Err(ENV_DURATION_FORM));
+        assert_eq!(env_duration("soon"), Err(ENV_DURATION_FORM));
+    }
+
+    #[test]
+    fn rates_are_fractions_or_percentages() {
+        assert_eq!(rate_text("0.005"), Ok(0.005));
+        assert_eq!(rate_text("0.5%"), Ok(0.005));
+        assert_eq!(rate_text("100%"), Ok(1.0));
+        for bad in ["1.5", "-0.1", "NaN", "lots", "150%"] {
+            assert_eq!(rate_text(bad), Err(RATE_TEXT_FORM), "{bad:?}");
+        }
+        assert_eq!(rate(f64::INFINITY), Err(RATE_FORM));
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(listen("0.0.0.0:3456"), Ok(SocketAddr::from(([0, 0, 0, 0], 3456))));
+        assert_eq!(listen("localhost:80"), Ok(SocketAddr::from(([127, 0, 0, 1], 80))));
+        assert_eq!(listen("[::1]:0"), Ok("[::1]:0".parse().unwrap()));
+        assert_eq!(listen("example.com:80"), Err(LISTEN_FORM));
+        assert_eq!(listen("3456"), Err(LISTEN_FORM));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size("32MiB"), Ok(32 * 1024 * 1024));
+        assert_eq!(size("1KB"), Ok(1000));
+        assert_eq!(size("12"), Ok(12));
+        assert_eq!(size("big"), Err(SIZE_FORM));
+    }
+}

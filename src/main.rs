@@ -1,0 +1,120 @@
+//! Command line only: flags, logging, config layering, bind, then the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sluice::Config;
+use sluice::config::layer::Overrides;
+use sluice::config::value;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// A fault-injecting mock for LLM streaming APIs: exact first-token delay,
+/// token pacing, tool-call delay and provider-correct errors, for load tests.
+///
+/// Knobs come from built-in defaults, then the config file, then the
+/// environment (PORT, FIRST_TOKEN_DELAY, TOKEN_INTERVAL, TOKENS_PER_RESPONSE,
+/// TOOL_CALL_DELAY, ERROR_RATE, SLUICE_SEED), then these flags.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// TOML config file (see config/sluice.toml for every knob).
+    #[arg(long, env = "SLUICE_CONFIG", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 0.0.0.0:3456 or 127.0.0.1:0.
+    #[arg(long, global = true, value_parser = value::listen, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Delay before the first token, e.g. 100ms (a bare number is milliseconds).
+    #[arg(long, global = true, value_parser = value::env_duration, value_name = "DURATION")]
+    first_token_delay: Option<Duration>,
+    /// Minimum time between tokens, e.g. 20ms.
+    #[arg(long, global = true, value_parser = value::env_duration, value_name = "DURATION")]
+    token_interval: Option<Duration>,
+    /// Text tokens in a mock reply.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..=100_000), value_name = "N")]
+    tokens_per_response: Option<u32>,
+    /// Extra delay before a tool call starts, e.g. 500ms.
+    #[arg(long, global = true, value_parser = value::env_duration, value_name = "DURATION")]
+    tool_call_delay: Option<Duration>,
+    /// Share of requests that get an injected error: 0.005 or 0.5%.
+    #[arg(long, global = true, value_parser = value::rate_text, value_name = "RATE")]
+    error_rate: Option<f64>,
+    /// Seed for every random draw (faults, text, ids), for reproducible runs.
+    #[arg(long, global = true, value_name = "N")]
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the built-in Anthropic Messages API mock (the default).
+    Mock,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("sluice=info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = effective_config(&args)?;
+    let (Some(Command::Mock) | None) = args.command;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {}: is another server using the port? Choose another with --listen or PORT",
+            config.listen
+        )
+    })?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    print!("{}", sluice::banner(&config, addr));
+    sluice::run(config, listener, shutdown_signal(), Duration::from_secs(10)).await;
+    Ok(())
+}
+
+/// Defaults < file < environment < flags.
+fn effective_config(args: &Args) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    Overrides::from_env(|name| std::env::var(name).ok())?.apply(&mut config);
+    Overrides {
+        listen: args.listen,
+        port: None,
+        first_token_delay: args.first_token_delay,
+        token_interval: args.token_interval,
+        tool_call_delay: args.tool_call_delay,
+        tokens_per_response: args.tokens_per_response,
+        error_rate: args.error_rate,
+        seed: args.seed,
+    }
+    .apply(&mut config);
+    Ok(config)
+}
+
+/// SIGINT or SIGTERM (what `docker stop` sends).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops sluice");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,317 @@
+//! The mock's answer to one request, decided up front ([`Reply::generate`]),
+//! then either streamed as SSE records ([`Reply::into_events`], built lazily one
+//! event at a time) or returned whole ([`Reply::to_message`]).
+//!
+//! The stream follows the Messages grammar of `protocols.md` §2.4 exactly:
+//!
+//! ```text
+//! message_start ping (content_block_start content_block_delta* content_block_stop)* message_delta message_stop
+//! ```
+//!
+//! with dense block indexes from 0, one block open at a time, cumulative
+//! `usage.output_tokens` in `message_delta`, and `"type"` equal to the event
+//! name inside every JSON payload.
+
+use rand::{Rng, RngExt};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use super::request::{MessagesRequest, ToolChoice};
+use super::text::random_id;
+use super::{schema, text};
+use crate::sse::{EventKind, SseRecord, encode_event};
+
+/// Why the reply stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Finished its answer.
+    EndTurn,
+    /// Hit the request's `max_tokens`.
+    MaxTokens,
+    /// Called a tool.
+    ToolUse,
+}
+
+impl StopReason {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EndTurn => "end_turn",
+            Self::MaxTokens => "max_tokens",
+            Self::ToolUse => "tool_use",
+        }
+    }
+}
+
+/// A content block of the reply, with its output already cut into the
+/// fragments its deltas will carry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    /// Text, one token per delta.
+    Text {
+        /// The tokens; concatenated they are the text.
+        tokens: Vec<String>,
+    },
+    /// A call of a client tool.
+    ToolUse {
+        /// `toolu_...`.
+        id: String,
+        /// The tool's name.
+        name: String,
+        /// The input, made from the tool's schema.
+        input: Value,
+        /// `input` as compact JSON, cut into `input_json_delta` fragments.
+        fragments: Vec<String>,
+    },
+}
+
+impl Block {
+    fn pieces(&self) -> &[String] {
+        match self {
+            Block::Text { tokens } => tokens,
+            Block::ToolUse { fragments, .. } => fragments,
+        }
+    }
+}
+
+/// The whole answer to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// `msg_...`.
+    pub id: String,
+    /// Echoed from the request.
+    pub model: String,
+    /// `usage.input_tokens`.
+    pub input_tokens: u64,
+    /// The content blocks, in order.
+    pub blocks: Vec<Block>,
+    /// Why it stopped.
+    pub stop_reason: StopReason,
+}
+
+impl Reply {
+    /// Decides the answer: a call of the chosen tool when the request has
+    /// tools and `tool_choice` allows one (`auto` answers a tool result in
+    /// text instead, as a model would; `any` and `tool` always call), else
+    /// `tokens_per_response` tokens of text. Output is capped at `max_tokens`.
+    pub fn generate(request: &MessagesRequest, tokens_per_response: u32, rng: &mut ChaCha8Rng) -> Self {
+        let tool = match &request.tool_choice {
+            ToolChoice::None => None,
+            ToolChoice::Tool(name) => request.tools.iter().find(|t| &t.name == name),
+            ToolChoice::Any => request.tools.first(),
+            ToolChoice::Auto if request.answers_tool_result => None,
+            ToolChoice::Auto => request.tools.first(),
+        };
+        let max_tokens = usize::try_from(request.max_tokens).unwrap_or(usize::MAX);
+        let id = format!("msg_{}", random_id(rng));
+        let (block, stop_reason) = match tool {
+            Some(tool) => {
+                let input = schema::sample(&tool.input_schema, rng);
+                let fragments = fragments(&input.to_string(), max_tokens, rng);
+                let block = Block::ToolUse {
+                    id: format!("toolu_{}", random_id(rng)),
+                    name: tool.name.clone(),
+                    input,
+                    fragments,
+                };
+                (block, StopReason::ToolUse)
+            }
+            None => {
+                let wanted = tokens_per_response as usize;
+                let count = wanted.min(max_tokens);
+                let stop = if count < wanted { StopReason::MaxTokens } else { StopReason::EndTurn };
+                (Block::Text { tokens: text::tokens(count, rng) }, stop)
+            }
+        };
+        Self {
+            id,
+            model: request.model.clone(),
+            input_tokens: request.input_tokens,
+            blocks: vec![block],
+            stop_reason,
+        }
+    }
+
+    /// Output tokens: one per delta.
+    pub fn output_tokens(&self) -> usize {
+        self.blocks.iter().map(|b| b.pieces().len()).sum()
+    }
+
+    /// The non-streaming response body (`protocols.md` §2.3).
+    pub fn to_message(&self) -> Value {
+        let content: Vec<Value> = self
+            .blocks
+            .iter()
+            .map(|block| match block {
+                Block::Text { tokens } => json!({"type": "text", "text": tokens.concat()}),
+                Block::ToolUse { id, name, input, .. } => {
+                    json!({"type": "tool_use", "id": id, "name": name, "input": input})
+                }
+            })
+            .collect();
+        json!({
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": self.stop_reason.as_str(),
+            "stop_sequence": null,
+            "usage": self.usage(self.output_tokens()),
+        })
+    }
+
+    fn usage(&self, output_tokens: usize) -> Value {
+        json!({
+            "input_tokens": self.input_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": output_tokens,
+        })
+    }
+
+    /// The stream of SSE records, built one event at a time as it is pulled.
+    pub fn into_events(self) -> ReplyEvents {
+        ReplyEvents {
+            reply: self,
+            step: Step::MessageStart,
+        }
+    }
+}
+
+/// Cuts `json` into fragments of 3 to 12 characters, as the real API cuts
+/// `input_json_delta`s anywhere (inside strings and escapes too), but into no
+/// more than `max` fragments, so one fragment is one output token.
+fn fragments(json: &str, max: usize, rng: &mut impl Rng) -> Vec<String> {
+    let chars: Vec<char> = json.chars().collect();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < chars.len() {
+        let size = rng.random_range(3..=12);
+        let end = (at + size).min(chars.len());
+        out.push(chars[at..end].iter().collect::<String>());
+        at = end;
+    }
+    if out.len() > max.max(1) {
+        let size = chars.len().div_ceil(max.max(1));
+        out = chars.chunks(size).map(|c| c.iter().collect()).collect();
+    }
+    out
+}
+
+/// Where [`ReplyEvents`] is in the grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    MessageStart,
+    Ping,
+    BlockStart(usize),
+    Delta(usize, usize),
+    BlockStop(usize),
+    MessageDelta,
+    MessageStop,
+    Done,
+}
+
+/// The reply's SSE records, in order; an `Iterator`, so the mock's source is
+/// `stream::iter` and costs nothing until pulled.
+#[derive(Debug)]
+pub struct ReplyEvents {
+    reply: Reply,
+    step: Step,
+}
+
+impl ReplyEvents {
+    fn after_block(&self, index: usize) -> Step {
+        if index + 1 < self.reply.blocks.len() {
+            Step::BlockStart(index + 1)
+        } else {
+            Step::MessageDelta
+        }
+    }
+
+    fn after_delta(&self, index: usize, piece: usize) -> Step {
+        let count = self.reply.blocks.get(index).map_or(0, |b| b.pieces().len());
+        if piece < count {
+            Step::Delta(index, piece)
+        } else {
+            Step::BlockStop(index)
+        }
+    }
+
+    fn record(&self, step: Step) -> Option<SseRecord> {
+        let reply = &self.reply;
+        let (name, payload, kind) = match step {
+            Step::MessageStart => (
+                "message_start",
+                json!({"type": "message_start", "message": {
+                    "id": reply.id, "type": "message", "role": "assistant", "model": reply.model,
+                    "content": [], "stop_reason": null, "stop_sequence": null, "usage": reply.usage(1),
+                }}),
+                EventKind::Other,
+            ),
+            Step::Ping => ("ping", json!({"type": "ping"}), EventKind::Other),
+            Step::BlockStart(index) => {
+                let (block, kind) = match reply.blocks.get(index)? {
+                    Block::Text { .. } => (json!({"type": "text", "text": ""}), EventKind::Other),
+                    Block::ToolUse { id, name, .. } => (
+                        json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+                        EventKind::ToolStart,
+                    ),
+                };
+                let payload = json!({"type": "content_block_start", "index": index, "content_block": block});
+                ("content_block_start", payload, kind)
+            }
+            Step::Delta(index, piece) => {
+                let block = reply.blocks.get(index)?;
+                let fragment = block.pieces().get(piece)?;
+                let delta = match block {
+                    Block::Text { .. } => json!({"type": "text_delta", "text": fragment}),
+                    Block::ToolUse { .. } => json!({"type": "input_json_delta", "partial_json": fragment}),
+                };
+                let payload = json!({"type": "content_block_delta", "index": index, "delta": delta});
+                ("content_block_delta", payload, EventKind::Content)
+            }
+            Step::BlockStop(index) => (
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": index}),
+                EventKind::Other,
+            ),
+            Step::MessageDelta => (
+                "message_delta",
+                json!({"type": "message_delta",
+                    "delta": {"stop_reason": reply.stop_reason.as_str(), "stop_sequence": null},
+                    "usage": {"output_tokens": reply.output_tokens()}}),
+                EventKind::Other,
+            ),
+            Step::MessageStop => ("message_stop", json!({"type": "message_stop"}), EventKind::Other),
+            Step::Done => return None,
+        };
+        Some(encode_event(name, &payload.to_string(), kind))
+    }
+}
+
+impl Iterator for ReplyEvents {
+    type Item = SseRecord;
+
+    fn next(&mut self) -> Option<SseRecord> {
+        let step = self.step;
+        self.step = match step {
+            Step::MessageStart => Step::Ping,
+            Step::Ping if self.reply.blocks.is_empty() => Step::MessageDelta,
+            Step::Ping => Step::BlockStart(0),
+            Step::BlockStart(index) => self.after_delta(index, 0),
+            Step::Delta(index, piece) => self.after_delta(index, piece + 1),
+            Step::BlockStop(index) => self.after_block(index),
+            Step::MessageDelta => Step::MessageStop,
+            Step::MessageStop | Step::Done => Step::Done,
+        };
+        let record = self.record(step);
+        if record.is_none() {
+            self.step = Step::Done;
+        }
+        record
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,46 @@
+//! Building responses: the body type every handler returns, and the
+//! provider-shaped error and JSON responses.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Response, StatusCode};
+
+use crate::dialect::anthropic;
+
+/// Errors a response body can end with (a proxied upstream failing mid-stream).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of every response sluice sends.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The header carrying the provider's request id.
+pub const REQUEST_ID: &str = "request-id";
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync()
+}
+
+/// A JSON response with a request id.
+pub fn json(status: StatusCode, body: String, request_id: &str) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID, id);
+    }
+    response
+}
+
+/// An Anthropic-shaped error response whose `error.type` matches `status`.
+pub fn error(status: StatusCode, message: &str, request_id: &str) -> Response<Body> {
+    let error_type = anthropic::error_type_for_status(status.as_u16());
+    json(status, anthropic::error_body(error_type, message, request_id), request_id)
+}

@@ -1,0 +1,16 @@
+//! The one place where time and faults are applied, whatever the source.
+//!
+//! [`plan`] decides once per request, at arrival, whether a fault fires (pure,
+//! seeded). [`Pacer`] is the timing rule as arithmetic on instants, and
+//! [`Shaper`] is the only `Stream` on the data path that waits: it releases the
+//! source's records on the pacer's schedule. The mock and the proxy both feed
+//! it a `Stream` of [`SseRecord`](crate::sse::SseRecord)s, so they behave the
+//! same for the same config.
+
+pub mod pacer;
+pub mod plan;
+pub mod shaper;
+
+pub use pacer::{Pacer, Timing};
+pub use plan::{Fault, FaultPlan, HttpFault, WeightedFault};
+pub use shaper::{Arrival, Shaper};

@@ -1,0 +1,147 @@
+//! The timing rule (DESIGN.md "Timing semantics") as plain arithmetic: given
+//! when a record arrived from its source and what it is, when may it go out?
+//!
+//! All release times are absolute instants, and each is computed from the
+//! previous *release time*, not from when the previous record was actually
+//! written, so pacing never drifts over a long stream, however late a wake-up.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::sse::EventKind;
+
+/// The delays of one request, already drawn from the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timing {
+    /// Added to the source's own time to its first content event.
+    pub first_token_delay: Duration,
+    /// Minimum spacing between consecutive content events.
+    pub token_interval: Duration,
+    /// Extra time before an event that opens a tool call.
+    pub tool_call_delay: Duration,
+}
+
+/// Computes release instants for a request's records, in order.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    timing: Timing,
+    last_content: Option<Instant>,
+    last_release: Option<Instant>,
+}
+
+impl Pacer {
+    /// A pacer for one request.
+    pub fn new(timing: Timing) -> Self {
+        Self {
+            timing,
+            last_content: None,
+            last_release: None,
+        }
+    }
+
+    /// When the record that arrived at `arrival` may be released.
+    ///
+    /// - content: `arrival + first_token_delay` for the first one, then
+    ///   `max(arrival, previous content release + token_interval)`;
+    /// - tool start: as content, plus `tool_call_delay`;
+    /// - other: at arrival, but never before a record released earlier, so
+    ///   order is kept and nothing overtakes the content before it.
+    pub fn release_at(&mut self, arrival: Instant, kind: EventKind) -> Instant {
+        let wanted = match kind {
+            EventKind::Other => arrival,
+            EventKind::Content | EventKind::ToolStart => {
+                let paced = match self.last_content {
+                    None => arrival + self.timing.first_token_delay,
+                    Some(previous) => arrival.max(previous + self.timing.token_interval),
+                };
+                if kind == EventKind::ToolStart {
+                    paced + self.timing.tool_call_delay
+                } else {
+                    paced
+                }
+            }
+        };
+        let at = self.last_release.map_or(wanted, |last| wanted.max(last));
+        if kind.is_content() {
+            self.last_content = Some(at);
+        }
+        self.last_release = Some(at);
+        at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use EventKind::{Content, Other, ToolStart};
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn timing(first: u64, interval: u64, tool: u64) -> Timing {
+        Timing {
+            first_token_delay: ms(first),
+            token_interval: ms(interval),
+            tool_call_delay: ms(tool),
+        }
+    }
+
+    /// Offsets (ms from `t0`) at which each (arrival offset, kind) is released.
+    fn schedule(timing: Timing, records: &[(u64, EventKind)]) -> Vec<u64> {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(timing);
+        records
+            .iter()
+            .map(|&(arrival, kind)| {
+                let at = pacer.release_at(t0 + ms(arrival), kind);
+                u64::try_from((at - t0).as_millis()).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_instant_source_gets_exactly_the_configured_schedule() {
+        let records = [(0, Other), (0, Other), (0, Content), (0, Content), (0, Content), (0, Other)];
+        assert_eq!(schedule(timing(100, 20, 500), &records), [0, 0, 100, 120, 140, 140]);
+    }
+
+    #[test]
+    fn a_tool_start_waits_the_tool_call_delay_on_top() {
+        // Tool call as the first output, then its argument fragments.
+        let records = [(0, Other), (0, ToolStart), (0, Content), (0, Content)];
+        assert_eq!(schedule(timing(100, 20, 500), &records), [0, 600, 620, 640]);
+        // Tool call after text.
+        let records = [(0, Content), (0, Content), (0, Other), (0, ToolStart), (0, Content)];
+        assert_eq!(schedule(timing(100, 20, 500), &records), [100, 120, 120, 640, 660]);
+    }
+
+    #[test]
+    fn a_slow_source_is_never_made_faster_and_the_delay_adds_to_its_own() {
+        // Upstream takes 300 ms to its first token, then sends one every 50 ms.
+        // The first goes out 100 ms late; the next follow at the 20 ms interval
+        // until they have caught up with the upstream's own pace.
+        let records = [(10, Other), (300, Content), (350, Content), (400, Content), (450, Content), (500, Content)];
+        assert_eq!(schedule(timing(100, 20, 0), &records), [10, 400, 420, 440, 460, 500]);
+    }
+
+    #[test]
+    fn a_burst_from_the_source_is_spread_to_the_interval() {
+        let records = [(0, Content), (1, Content), (2, Content), (200, Content)];
+        assert_eq!(schedule(timing(0, 50, 0), &records), [0, 50, 100, 200]);
+    }
+
+    #[test]
+    fn other_events_never_overtake_the_content_before_them() {
+        let records = [(0, Content), (5, Other), (5, Content), (6, Other)];
+        assert_eq!(schedule(timing(100, 20, 0), &records), [100, 100, 120, 120]);
+    }
+
+    #[test]
+    fn pacing_does_not_drift_over_a_long_stream() {
+        let records: Vec<_> = (0..10_000).map(|_| (0, Content)).collect();
+        let released = schedule(timing(100, 20, 0), &records);
+        assert_eq!(released.last(), Some(&(100 + 20 * 9_999)));
+    }
+}

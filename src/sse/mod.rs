@@ -1,0 +1,93 @@
+//! Server-sent events as the shaper sees them: one [`SseRecord`] per event,
+//! holding the exact bytes to write and a classification of what it carries.
+//!
+//! Both sources produce records: the mock builds them with [`encode_event`],
+//! and (later) the proxy's parser cuts them out of the upstream body. The
+//! shaper reads only [`EventKind`]; it writes `raw` unchanged, so an event that
+//! no fault touches reaches the client byte-for-byte as the source made it.
+//!
+//! Emission rules follow `protocols.md` §1.4, which every official SDK parser
+//! accepts: LF line ends, `field: value` with one space, one compact `data:`
+//! line per event, a blank line after every event (the last one included), and
+//! no BOM, `id:` or `retry:`.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// What an event means for timing. The shaper knows nothing else about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Model output: a text, thinking or tool-argument fragment. Paced by
+    /// `token_interval`; the first one by `first_token_delay`.
+    Content,
+    /// The event that opens a tool call (Anthropic `content_block_start` of a
+    /// `tool_use` block). Model output too, released `tool_call_delay` later
+    /// than a plain content event would be.
+    ToolStart,
+    /// Everything else (message start, block stop, usage, ping, unknown).
+    /// Keeps its place in the order and never overtakes the content before it.
+    Other,
+}
+
+impl EventKind {
+    /// Whether the event is model output, i.e. counts as a token for pacing
+    /// and for "first token" (the response head is held until one is released).
+    pub fn is_content(self) -> bool {
+        matches!(self, Self::Content | Self::ToolStart)
+    }
+}
+
+/// One SSE event: the bytes to put on the wire and its classification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseRecord {
+    /// Exactly the bytes of the event, trailing blank line included.
+    pub raw: Bytes,
+    /// What the event carries, for the shaper's timing.
+    pub kind: EventKind,
+}
+
+/// Encodes `event: {name}\ndata: {json}\n\n`.
+///
+/// `json` must be compact JSON (no raw newlines), which `serde_json::to_string`
+/// guarantees; a newline inside would split the `data:` field.
+pub fn encode_event(name: &str, json: &str, kind: EventKind) -> SseRecord {
+    debug_assert!(!json.contains('\n'), "SSE data must be one line");
+    let mut raw = BytesMut::with_capacity(name.len() + json.len() + 16);
+    raw.put_slice(b"event: ");
+    raw.put_slice(name.as_bytes());
+    raw.put_slice(b"\ndata: ");
+    raw.put_slice(json.as_bytes());
+    raw.put_slice(b"\n\n");
+    SseRecord {
+        raw: raw.freeze(),
+        kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_an_event_as_the_sdks_expect() {
+        let record = encode_event("ping", r#"{"type":"ping"}"#, EventKind::Other);
+        assert_eq!(&record.raw[..], b"event: ping\ndata: {\"type\":\"ping\"}\n\n");
+        assert_eq!(record.kind, EventKind::Other);
+    }
+
+    #[test]
+    fn json_with_unicode_line_separators_stays_on_one_line() {
+        // U+2028 is not an SSE line end; serde_json leaves it raw and that is fine.
+        let json = serde_json::to_string(&serde_json::json!({"text": "a\u{2028}b\nc"})).unwrap();
+        let record = encode_event("x", &json, EventKind::Content);
+        let text = std::str::from_utf8(&record.raw).unwrap();
+        assert_eq!(text.matches('\n').count(), 3, "two field lines and the blank line");
+        assert!(text.contains("a\u{2028}b\\nc"));
+    }
+
+    #[test]
+    fn only_model_output_counts_as_content() {
+        assert!(EventKind::Content.is_content());
+        assert!(EventKind::ToolStart.is_content());
+        assert!(!EventKind::Other.is_content());
+    }
+}
