@@ -62,7 +62,9 @@ impl App {
             (&Method::POST, "/v1/messages") => self.messages(request, arrival).await,
             (&Method::POST, "/v1/messages/count_tokens") => self.count_tokens(request).await,
             (&Method::GET | &Method::HEAD, "/health") => health(),
-            (_, "/v1/messages" | "/v1/messages/count_tokens") => method_not_allowed(&method, &path, "POST"),
+            (_, "/v1/messages" | "/v1/messages/count_tokens") => {
+                method_not_allowed(&method, &path, "POST")
+            }
             (_, "/health") => method_not_allowed(&method, &path, "GET"),
             _ => response::error(
                 StatusCode::NOT_FOUND,
@@ -97,13 +99,19 @@ impl App {
         }
         let parsed = match MessagesRequest::parse(&body, Endpoint::Messages) {
             Ok(parsed) => parsed,
-            Err(invalid) => return response::error(StatusCode::BAD_REQUEST, &invalid.0, &request_id),
+            Err(invalid) => {
+                return response::error(StatusCode::BAD_REQUEST, &invalid.0, &request_id);
+            }
         };
 
         let reply = Reply::generate(&parsed, profile.tokens_per_response, &mut rng);
         let message = (!parsed.stream).then(|| reply.to_message());
         let source = stream::iter(reply.into_events().map(Ok::<_, Infallible>));
-        let shaped = Shaper::new(source, Pacer::new(profile.timing), Arrival::AtRequestStart(arrival));
+        let shaped = Shaper::new(
+            source,
+            Pacer::new(profile.timing),
+            Arrival::AtRequestStart(arrival),
+        );
         match message {
             Some(message) => {
                 // A non-streaming reply takes as long as the stream would have.
@@ -160,7 +168,10 @@ where
         .map_err(|never| match never {});
     let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert(REQUEST_ID, id);
@@ -191,7 +202,10 @@ async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, Refu
         return Err(Box::new(too_large));
     }
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(request.into_body(), limit_usize).collect().await {
+    match Limited::new(request.into_body(), limit_usize)
+        .collect()
+        .await
+    {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Box::new(too_large)),
         Err(error) => {
@@ -218,7 +232,10 @@ fn http_fault(fault: &HttpFault, label: &str, request_id: &str) -> Response<Body
     }
     if let Some(after) = fault.retry_after {
         headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds(after)));
-        headers.insert("retry-after-ms", HeaderValue::from(u64::try_from(after.as_millis()).unwrap_or(u64::MAX)));
+        headers.insert(
+            "retry-after-ms",
+            HeaderValue::from(u64::try_from(after.as_millis()).unwrap_or(u64::MAX)),
+        );
     }
     response
 }
@@ -229,7 +246,11 @@ fn retry_after_seconds(after: Duration) -> u64 {
 }
 
 fn health() -> Response<Body> {
-    response::json(StatusCode::OK, r#"{"status":"ok"}"#.to_string(), &other_request_id())
+    response::json(
+        StatusCode::OK,
+        r#"{"status":"ok"}"#.to_string(),
+        &other_request_id(),
+    )
 }
 
 fn method_not_allowed(method: &Method, path: &str, allowed: &'static str) -> Response<Body> {
@@ -238,7 +259,9 @@ fn method_not_allowed(method: &Method, path: &str, allowed: &'static str) -> Res
         &format!("method {method} is not allowed on {path}; use {allowed}"),
         &other_request_id(),
     );
-    response.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allowed));
     response
 }
 

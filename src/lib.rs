@@ -65,19 +65,44 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
     };
     let mut out = String::new();
     let _ = writeln!(out, "[sluice] Claude API mock running on {host}");
-    let _ = writeln!(out, "[sluice] Endpoint: POST /v1/messages (also POST /v1/messages/count_tokens, GET /health)");
-    let _ = writeln!(out, "[sluice] Configuration ({source}, then environment and flags):");
-    let _ = writeln!(out, "  - First token delay: {:?} ({head})", timing.first_token_delay);
+    let _ = writeln!(
+        out,
+        "[sluice] Endpoint: POST /v1/messages (also POST /v1/messages/count_tokens, GET /health)"
+    );
+    let _ = writeln!(
+        out,
+        "[sluice] Configuration ({source}, then environment and flags):"
+    );
+    let _ = writeln!(
+        out,
+        "  - First token delay: {:?} ({head})",
+        timing.first_token_delay
+    );
     let _ = writeln!(out, "  - Token interval: {:?}", timing.token_interval);
-    let _ = writeln!(out, "  - Tokens per response: {}", profile.tokens_per_response);
+    let _ = writeln!(
+        out,
+        "  - Tokens per response: {}",
+        profile.tokens_per_response
+    );
     let _ = writeln!(out, "  - Tool call delay: {:?}", timing.tool_call_delay);
-    let _ = writeln!(out, "  - Error rate: {}% ({})", profile.error_rate * 100.0, fault_mix(config));
+    let _ = writeln!(
+        out,
+        "  - Error rate: {}% ({})",
+        profile.error_rate * 100.0,
+        fault_mix(config)
+    );
     match config.seed {
         Some(seed) => {
-            let _ = writeln!(out, "  - Seed: {seed} (same seed and request order, same faults and text)");
+            let _ = writeln!(
+                out,
+                "  - Seed: {seed} (same seed and request order, same faults and text)"
+            );
         }
         None => {
-            let _ = writeln!(out, "  - Seed: random (set seed or SLUICE_SEED to replay a run)");
+            let _ = writeln!(
+                out,
+                "  - Seed: random (set seed or SLUICE_SEED to replay a run)"
+            );
         }
     }
     out

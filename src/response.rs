@@ -42,5 +42,9 @@ pub fn json(status: StatusCode, body: String, request_id: &str) -> Response<Body
 /// An Anthropic-shaped error response whose `error.type` matches `status`.
 pub fn error(status: StatusCode, message: &str, request_id: &str) -> Response<Body> {
     let error_type = anthropic::error_type_for_status(status.as_u16());
-    json(status, anthropic::error_body(error_type, message, request_id), request_id)
+    json(
+        status,
+        anthropic::error_body(error_type, message, request_id),
+        request_id,
+    )
 }

@@ -19,7 +19,12 @@ use crate::handler::App;
 /// Serves `config` on `listener` until `shutdown` completes, then gives the
 /// responses in flight up to `grace` to finish. The caller binds (tests use
 /// port 0) and chooses the signal. The seed is `config.seed`, or a random one.
-pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>, grace: Duration) {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
     let seed = config.seed.unwrap_or_else(rand::random);
     let app = Arc::new(App::new(config, seed));
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -46,7 +51,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
             let app = Arc::clone(&app);
             async move { app.handle(request).await }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned());
+        let connection = graceful.watch(
+            builder
+                .serve_connection(TokioIo::new(tcp), service)
+                .into_owned(),
+        );
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 // Clients hang up all the time; not a warning.
@@ -55,8 +64,17 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         });
     }
     drop(listener);
-    info!(?grace, "shutting down: no new connections; waiting for responses in flight");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        warn!(?grace, "grace period over; the remaining streams are dropped");
+    info!(
+        ?grace,
+        "shutting down: no new connections; waiting for responses in flight"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            ?grace,
+            "grace period over; the remaining streams are dropped"
+        );
     }
 }

@@ -52,9 +52,11 @@ impl Overrides {
         Ok(Self {
             listen: None,
             port: get("PORT", "port").parse(|s| s.trim().parse().map_err(|_| PORT_FORM))?,
-            first_token_delay: get("FIRST_TOKEN_DELAY", "first_token_delay").parse(value::env_duration)?,
+            first_token_delay: get("FIRST_TOKEN_DELAY", "first_token_delay")
+                .parse(value::env_duration)?,
             token_interval: get("TOKEN_INTERVAL", "token_interval").parse(value::env_duration)?,
-            tool_call_delay: get("TOOL_CALL_DELAY", "tool_call_delay").parse(value::env_duration)?,
+            tool_call_delay: get("TOOL_CALL_DELAY", "tool_call_delay")
+                .parse(value::env_duration)?,
             tokens_per_response: get("TOKENS_PER_RESPONSE", "tokens_per_response").parse(|s| {
                 s.trim()
                     .parse::<i64>()
@@ -103,15 +105,20 @@ struct EnvVar {
 }
 
 impl EnvVar {
-    fn parse<T>(self, parse: impl Fn(&str) -> Result<T, &'static str>) -> Result<Option<T>, ConfigError> {
+    fn parse<T>(
+        self,
+        parse: impl Fn(&str) -> Result<T, &'static str>,
+    ) -> Result<Option<T>, ConfigError> {
         let Some(text) = self.value else {
             return Ok(None);
         };
-        parse(&text).map(Some).map_err(|expected| ConfigError::Invalid {
-            origin: format!("environment variable {}", self.name),
-            key: self.key,
-            value: format!("{text:?}"),
-            expected,
-        })
+        parse(&text)
+            .map(Some)
+            .map_err(|expected| ConfigError::Invalid {
+                origin: format!("environment variable {}", self.name),
+                key: self.key,
+                value: format!("{text:?}"),
+                expected,
+            })
     }
 }

@@ -246,7 +246,9 @@ impl Locator<'_> {
     ) -> Result<Option<U>, ConfigError> {
         field
             .as_ref()
-            .map(|spanned| parse(spanned.get_ref()).map_err(|expected| self.invalid(spanned, key, expected)))
+            .map(|spanned| {
+                parse(spanned.get_ref()).map_err(|expected| self.invalid(spanned, key, expected))
+            })
             .transpose()
     }
 }
@@ -264,11 +266,17 @@ impl RawConfig {
         if let Some(listen) = at.check(&self.listen, "listen", |s| value::listen(s))? {
             config.listen = listen;
         }
-        config.seed = at.check(&self.seed, "seed", |&s| u64::try_from(s).map_err(|_| SEED_FORM))?;
-        if let Some(size) = at.check(&self.max_request_body, "max_request_body", |raw| match raw {
-            RawSize::Bytes(n) => u64::try_from(*n).map_err(|_| value::SIZE_FORM),
-            RawSize::Text(text) => value::size(text),
-        })? {
+        config.seed = at.check(&self.seed, "seed", |&s| {
+            u64::try_from(s).map_err(|_| SEED_FORM)
+        })?;
+        if let Some(size) = at.check(
+            &self.max_request_body,
+            "max_request_body",
+            |raw| match raw {
+                RawSize::Bytes(n) => u64::try_from(*n).map_err(|_| value::SIZE_FORM),
+                RawSize::Text(text) => value::size(text),
+            },
+        )? {
             config.max_request_body = size;
         }
         if let Some(head) = at.check(&self.head, "head", |s| match s.as_str() {
@@ -322,7 +330,10 @@ impl RawFault {
         }
         let weight = at
             .check(&self.weight, "faults.weight", |&w| {
-                u32::try_from(w).ok().filter(|w| (1..=1_000_000).contains(w)).ok_or(WEIGHT_FORM)
+                u32::try_from(w)
+                    .ok()
+                    .filter(|w| (1..=1_000_000).contains(w))
+                    .ok_or(WEIGHT_FORM)
             })?
             .unwrap_or(1);
         let status = match &self.status {
@@ -339,7 +350,9 @@ impl RawFault {
                 });
             }
         };
-        let retry_after = at.check(&self.retry_after, "faults.retry_after", |s| value::duration(s))?;
+        let retry_after = at.check(&self.retry_after, "faults.retry_after", |s| {
+            value::duration(s)
+        })?;
         Ok(WeightedFault {
             weight,
             fault: Fault::Http(HttpFault {

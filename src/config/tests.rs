@@ -93,7 +93,10 @@ fn every_knob_is_read() {
 
 #[test]
 fn sizes_may_be_bytes() {
-    assert_eq!(parse("max_request_body = 100").unwrap().max_request_body, 100);
+    assert_eq!(
+        parse("max_request_body = 100").unwrap().max_request_body,
+        100
+    );
 }
 
 #[test]
@@ -108,7 +111,10 @@ fn a_bad_value_names_file_line_column_key_value_and_the_accepted_form() {
     );
     assert_eq!(
         error("listen = \"localhost\""),
-        format!("test.toml:1:10: invalid listen \"localhost\": expected {}", value::LISTEN_FORM)
+        format!(
+            "test.toml:1:10: invalid listen \"localhost\": expected {}",
+            value::LISTEN_FORM
+        )
     );
     assert_eq!(
         error("tokens_per_response = 0"),
@@ -124,7 +130,10 @@ fn a_bad_value_names_file_line_column_key_value_and_the_accepted_form() {
     );
     assert_eq!(
         error("max_request_body = \"lots\""),
-        format!("test.toml:1:20: invalid max_request_body Text(\"lots\"): expected {}", value::SIZE_FORM)
+        format!(
+            "test.toml:1:20: invalid max_request_body Text(\"lots\"): expected {}",
+            value::SIZE_FORM
+        )
     );
 }
 
@@ -148,19 +157,31 @@ fn bad_faults_are_located() {
     );
     assert_eq!(
         error("[[faults]]\nkind = \"http\"\nstatus = 429\nretry_after = \"soon\"\n"),
-        format!("test.toml:4:15: invalid faults.retry_after \"soon\": expected {}", value::DURATION_FORM)
+        format!(
+            "test.toml:4:15: invalid faults.retry_after \"soon\": expected {}",
+            value::DURATION_FORM
+        )
     );
 }
 
 #[test]
 fn unknown_keys_and_wrong_types_are_refused_with_toml_location() {
     let message = error("first_tokn_delay = \"100ms\"");
-    assert!(message.starts_with("test.toml: TOML parse error at line 1, column 1"), "{message}");
-    assert!(message.contains("unknown field `first_tokn_delay`, expected one of `listen`"), "{message}");
+    assert!(
+        message.starts_with("test.toml: TOML parse error at line 1, column 1"),
+        "{message}"
+    );
+    assert!(
+        message.contains("unknown field `first_tokn_delay`, expected one of `listen`"),
+        "{message}"
+    );
 
     let message = error("\n\ntokens_per_response = \"many\"");
     assert!(message.contains("line 3, column 23"), "{message}");
-    assert!(message.contains("invalid type: string \"many\", expected i64"), "{message}");
+    assert!(
+        message.contains("invalid type: string \"many\", expected i64"),
+        "{message}"
+    );
 
     let message = error("listen = ");
     assert!(message.contains("line 1, column 10"), "{message}");
@@ -168,18 +189,27 @@ fn unknown_keys_and_wrong_types_are_refused_with_toml_location() {
 
 #[test]
 fn an_unreadable_file_names_the_path() {
-    let message = Config::load(Path::new("/nonexistent/sluice.toml")).unwrap_err().to_string();
-    assert!(message.starts_with("cannot read config file /nonexistent/sluice.toml: "), "{message}");
+    let message = Config::load(Path::new("/nonexistent/sluice.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with("cannot read config file /nonexistent/sluice.toml: "),
+        "{message}"
+    );
 }
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     move |name| map.get(name).cloned()
 }
 
 #[test]
 fn the_node_mocks_environment_variables_override_the_file() {
-    let mut config = parse("listen = \"127.0.0.1:9000\"\nfirst_token_delay = \"1s\"\nerror_rate = 0.5").unwrap();
+    let mut config =
+        parse("listen = \"127.0.0.1:9000\"\nfirst_token_delay = \"1s\"\nerror_rate = 0.5").unwrap();
     let overrides = Overrides::from_env(env(&[
         ("PORT", "8080"),
         ("FIRST_TOKEN_DELAY", "250"),
@@ -191,7 +221,11 @@ fn the_node_mocks_environment_variables_override_the_file() {
     ]))
     .unwrap();
     overrides.apply(&mut config);
-    assert_eq!(config.listen.to_string(), "127.0.0.1:8080", "PORT keeps the host");
+    assert_eq!(
+        config.listen.to_string(),
+        "127.0.0.1:8080",
+        "PORT keeps the host"
+    );
     assert_eq!(
         config.profile.timing,
         Timing {
@@ -230,16 +264,46 @@ fn empty_or_unset_variables_change_nothing() {
 #[test]
 fn a_bad_variable_is_named_with_its_value_and_the_accepted_form() {
     let cases = [
-        ("PORT", "http", "invalid port \"http\": expected a port number from 0 to 65535"),
-        ("FIRST_TOKEN_DELAY", "soon", "invalid first_token_delay \"soon\": expected milliseconds such as 100"),
-        ("TOKEN_INTERVAL", "-3", "invalid token_interval \"-3\": expected milliseconds"),
-        ("TOOL_CALL_DELAY", "x", "invalid tool_call_delay \"x\": expected milliseconds"),
-        ("TOKENS_PER_RESPONSE", "0", "invalid tokens_per_response \"0\": expected a whole number from 1 to 100000"),
-        ("ERROR_RATE", "5", "invalid error_rate \"5\": expected a fraction from 0 to 1 such as 0.005"),
-        ("SLUICE_SEED", "abc", "invalid seed \"abc\": expected a whole number"),
+        (
+            "PORT",
+            "http",
+            "invalid port \"http\": expected a port number from 0 to 65535",
+        ),
+        (
+            "FIRST_TOKEN_DELAY",
+            "soon",
+            "invalid first_token_delay \"soon\": expected milliseconds such as 100",
+        ),
+        (
+            "TOKEN_INTERVAL",
+            "-3",
+            "invalid token_interval \"-3\": expected milliseconds",
+        ),
+        (
+            "TOOL_CALL_DELAY",
+            "x",
+            "invalid tool_call_delay \"x\": expected milliseconds",
+        ),
+        (
+            "TOKENS_PER_RESPONSE",
+            "0",
+            "invalid tokens_per_response \"0\": expected a whole number from 1 to 100000",
+        ),
+        (
+            "ERROR_RATE",
+            "5",
+            "invalid error_rate \"5\": expected a fraction from 0 to 1 such as 0.005",
+        ),
+        (
+            "SLUICE_SEED",
+            "abc",
+            "invalid seed \"abc\": expected a whole number",
+        ),
     ];
     for (name, value, expected) in cases {
-        let message = Overrides::from_env(env(&[(name, value)])).unwrap_err().to_string();
+        let message = Overrides::from_env(env(&[(name, value)]))
+            .unwrap_err()
+            .to_string();
         assert!(
             message.starts_with(&format!("environment variable {name}: {expected}")),
             "{name}={value}: {message}"

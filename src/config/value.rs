@@ -15,10 +15,10 @@ pub const ENV_DURATION_FORM: &str =
 /// What an error rate may look like.
 pub const RATE_FORM: &str = "a fraction from 0 to 1, such as 0.005 for 0.5 %";
 /// What an error rate from the environment or a flag may look like.
-pub const RATE_TEXT_FORM: &str = "a fraction from 0 to 1 such as 0.005, or a percentage such as 0.5%";
+pub const RATE_TEXT_FORM: &str =
+    "a fraction from 0 to 1 such as 0.005, or a percentage such as 0.5%";
 /// What a listen address may look like.
-pub const LISTEN_FORM: &str =
-    "an IP address and port such as \"0.0.0.0:3456\" or \"127.0.0.1:8080\" (port 0 picks a free port)";
+pub const LISTEN_FORM: &str = "an IP address and port such as \"0.0.0.0:3456\" or \"127.0.0.1:8080\" (port 0 picks a free port)";
 /// What a byte size may look like.
 pub const SIZE_FORM: &str = "a size such as \"32MiB\", \"512KiB\" or a number of bytes";
 
@@ -136,8 +136,14 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(listen("0.0.0.0:3456"), Ok(SocketAddr::from(([0, 0, 0, 0], 3456))));
-        assert_eq!(listen("localhost:80"), Ok(SocketAddr::from(([127, 0, 0, 1], 80))));
+        assert_eq!(
+            listen("0.0.0.0:3456"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 3456)))
+        );
+        assert_eq!(
+            listen("localhost:80"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 80)))
+        );
         assert_eq!(listen("[::1]:0"), Ok("[::1]:0".parse().unwrap()));
         assert_eq!(listen("example.com:80"), Err(LISTEN_FORM));
         assert_eq!(listen("3456"), Err(LISTEN_FORM));

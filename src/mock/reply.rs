@@ -94,7 +94,11 @@ impl Reply {
     /// tools and `tool_choice` allows one (`auto` answers a tool result in
     /// text instead, as a model would; `any` and `tool` always call), else
     /// `tokens_per_response` tokens of text. Output is capped at `max_tokens`.
-    pub fn generate(request: &MessagesRequest, tokens_per_response: u32, rng: &mut ChaCha8Rng) -> Self {
+    pub fn generate(
+        request: &MessagesRequest,
+        tokens_per_response: u32,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
         let tool = match &request.tool_choice {
             ToolChoice::None => None,
             ToolChoice::Tool(name) => request.tools.iter().find(|t| &t.name == name),
@@ -119,8 +123,17 @@ impl Reply {
             None => {
                 let wanted = tokens_per_response as usize;
                 let count = wanted.min(max_tokens);
-                let stop = if count < wanted { StopReason::MaxTokens } else { StopReason::EndTurn };
-                (Block::Text { tokens: text::tokens(count, rng) }, stop)
+                let stop = if count < wanted {
+                    StopReason::MaxTokens
+                } else {
+                    StopReason::EndTurn
+                };
+                (
+                    Block::Text {
+                        tokens: text::tokens(count, rng),
+                    },
+                    stop,
+                )
             }
         };
         Self {
@@ -144,7 +157,9 @@ impl Reply {
             .iter()
             .map(|block| match block {
                 Block::Text { tokens } => json!({"type": "text", "text": tokens.concat()}),
-                Block::ToolUse { id, name, input, .. } => {
+                Block::ToolUse {
+                    id, name, input, ..
+                } => {
                     json!({"type": "tool_use", "id": id, "name": name, "input": input})
                 }
             })
@@ -258,7 +273,8 @@ impl ReplyEvents {
                         EventKind::ToolStart,
                     ),
                 };
-                let payload = json!({"type": "content_block_start", "index": index, "content_block": block});
+                let payload =
+                    json!({"type": "content_block_start", "index": index, "content_block": block});
                 ("content_block_start", payload, kind)
             }
             Step::Delta(index, piece) => {
@@ -266,9 +282,12 @@ impl ReplyEvents {
                 let fragment = block.pieces().get(piece)?;
                 let delta = match block {
                     Block::Text { .. } => json!({"type": "text_delta", "text": fragment}),
-                    Block::ToolUse { .. } => json!({"type": "input_json_delta", "partial_json": fragment}),
+                    Block::ToolUse { .. } => {
+                        json!({"type": "input_json_delta", "partial_json": fragment})
+                    }
                 };
-                let payload = json!({"type": "content_block_delta", "index": index, "delta": delta});
+                let payload =
+                    json!({"type": "content_block_delta", "index": index, "delta": delta});
                 ("content_block_delta", payload, EventKind::Content)
             }
             Step::BlockStop(index) => (
@@ -283,7 +302,11 @@ impl ReplyEvents {
                     "usage": {"output_tokens": reply.output_tokens()}}),
                 EventKind::Other,
             ),
-            Step::MessageStop => ("message_stop", json!({"type": "message_stop"}), EventKind::Other),
+            Step::MessageStop => (
+                "message_stop",
+                json!({"type": "message_stop"}),
+                EventKind::Other,
+            ),
             Step::Done => return None,
         };
         Some(encode_event(name, &payload.to_string(), kind))

@@ -95,14 +95,21 @@ impl MessagesRequest {
         let model = match object.get("model") {
             Some(Value::String(model)) if !model.is_empty() => model.clone(),
             Some(Value::String(_)) => return Err(invalid("model", "must not be empty")),
-            Some(other) => return Err(invalid("model", format_args!("expected a string, got {}", type_name(other)))),
+            Some(other) => {
+                return Err(invalid(
+                    "model",
+                    format_args!("expected a string, got {}", type_name(other)),
+                ));
+            }
             None => return Err(invalid("model", "field required")),
         };
         let max_tokens = match (object.get("max_tokens"), endpoint) {
-            (Some(value), _) => value
-                .as_u64()
-                .filter(|&n| n >= 1)
-                .ok_or_else(|| invalid("max_tokens", format_args!("expected an integer of at least 1, got {value}")))?,
+            (Some(value), _) => value.as_u64().filter(|&n| n >= 1).ok_or_else(|| {
+                invalid(
+                    "max_tokens",
+                    format_args!("expected an integer of at least 1, got {value}"),
+                )
+            })?,
             (None, Endpoint::Messages) => return Err(invalid("max_tokens", "field required")),
             (None, Endpoint::CountTokens) => u64::MAX,
         };
@@ -110,7 +117,12 @@ impl MessagesRequest {
         let stream = match object.get("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(stream)) => *stream,
-            Some(other) => return Err(invalid("stream", format_args!("expected a boolean, got {}", type_name(other)))),
+            Some(other) => {
+                return Err(invalid(
+                    "stream",
+                    format_args!("expected a boolean, got {}", type_name(other)),
+                ));
+            }
         };
         let tools = parse_tools(object.get("tools"))?;
         let tool_choice = parse_tool_choice(object.get("tool_choice"), &tools)?;
@@ -130,7 +142,12 @@ impl MessagesRequest {
 fn validate_messages(messages: Option<&Value>) -> Result<bool, InvalidRequest> {
     let messages = match messages {
         Some(Value::Array(messages)) => messages,
-        Some(other) => return Err(invalid("messages", format_args!("expected an array, got {}", type_name(other)))),
+        Some(other) => {
+            return Err(invalid(
+                "messages",
+                format_args!("expected an array, got {}", type_name(other)),
+            ));
+        }
         None => return Err(invalid("messages", "field required")),
     };
     if messages.is_empty() {
@@ -138,10 +155,14 @@ fn validate_messages(messages: Option<&Value>) -> Result<bool, InvalidRequest> {
     }
     for (i, message) in messages.iter().enumerate() {
         let Value::Object(message) = message else {
-            return Err(invalid(&format!("messages.{i}"), format_args!("expected an object, got {}", type_name(message))));
+            return Err(invalid(
+                &format!("messages.{i}"),
+                format_args!("expected an object, got {}", type_name(message)),
+            ));
         };
         match message.get("role") {
-            Some(Value::String(role)) if matches!(role.as_str(), "user" | "assistant" | "system") => {}
+            Some(Value::String(role))
+                if matches!(role.as_str(), "user" | "assistant" | "system") => {}
             Some(other) => {
                 return Err(invalid(
                     &format!("messages.{i}.role"),
@@ -155,14 +176,20 @@ fn validate_messages(messages: Option<&Value>) -> Result<bool, InvalidRequest> {
             Some(Value::Array(blocks)) => {
                 for (j, block) in blocks.iter().enumerate() {
                     if !block.get("type").is_some_and(Value::is_string) {
-                        return Err(invalid(&format!("messages.{i}.content.{j}.type"), "field required"));
+                        return Err(invalid(
+                            &format!("messages.{i}.content.{j}.type"),
+                            "field required",
+                        ));
                     }
                 }
             }
             Some(other) => {
                 return Err(invalid(
                     &format!("messages.{i}.content"),
-                    format_args!("expected a string or an array of content blocks, got {}", type_name(other)),
+                    format_args!(
+                        "expected a string or an array of content blocks, got {}",
+                        type_name(other)
+                    ),
                 ));
             }
             None => return Err(invalid(&format!("messages.{i}.content"), "field required")),
@@ -172,7 +199,11 @@ fn validate_messages(messages: Option<&Value>) -> Result<bool, InvalidRequest> {
         .last()
         .and_then(|m| m.get("content"))
         .and_then(Value::as_array)
-        .is_some_and(|blocks| blocks.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result")));
+        .is_some_and(|blocks| {
+            blocks
+                .iter()
+                .any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+        });
     Ok(last_has_tool_result)
 }
 
@@ -180,16 +211,29 @@ fn parse_tools(tools: Option<&Value>) -> Result<Vec<Tool>, InvalidRequest> {
     let tools = match tools {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(tools)) => tools,
-        Some(other) => return Err(invalid("tools", format_args!("expected an array, got {}", type_name(other)))),
+        Some(other) => {
+            return Err(invalid(
+                "tools",
+                format_args!("expected an array, got {}", type_name(other)),
+            ));
+        }
     };
     let mut parsed = Vec::with_capacity(tools.len());
     for (i, tool) in tools.iter().enumerate() {
         let Value::Object(tool) = tool else {
-            return Err(invalid(&format!("tools.{i}"), format_args!("expected an object, got {}", type_name(tool))));
+            return Err(invalid(
+                &format!("tools.{i}"),
+                format_args!("expected an object, got {}", type_name(tool)),
+            ));
         };
         let name = match tool.get("name") {
             Some(Value::String(name)) if !name.is_empty() => name.clone(),
-            Some(other) => return Err(invalid(&format!("tools.{i}.name"), format_args!("expected a non-empty string, got {other}"))),
+            Some(other) => {
+                return Err(invalid(
+                    &format!("tools.{i}.name"),
+                    format_args!("expected a non-empty string, got {other}"),
+                ));
+            }
             None => return Err(invalid(&format!("tools.{i}.name"), "field required")),
         };
         if is_server_tool(tool) {
@@ -203,7 +247,12 @@ fn parse_tools(tools: Option<&Value>) -> Result<Vec<Tool>, InvalidRequest> {
                     format_args!("expected a JSON Schema object, got {}", type_name(other)),
                 ));
             }
-            None => return Err(invalid(&format!("tools.{i}.input_schema"), "field required")),
+            None => {
+                return Err(invalid(
+                    &format!("tools.{i}.input_schema"),
+                    "field required",
+                ));
+            }
         };
         parsed.push(Tool { name, input_schema });
     }
@@ -220,25 +269,35 @@ fn parse_tool_choice(choice: Option<&Value>, tools: &[Tool]) -> Result<ToolChoic
     let choice = match choice {
         None | Some(Value::Null) => return Ok(ToolChoice::Auto),
         Some(Value::Object(choice)) => choice,
-        Some(other) => return Err(invalid("tool_choice", format_args!("expected an object, got {}", type_name(other)))),
+        Some(other) => {
+            return Err(invalid(
+                "tool_choice",
+                format_args!("expected an object, got {}", type_name(other)),
+            ));
+        }
     };
     match choice.get("type").and_then(Value::as_str) {
         Some("auto") => Ok(ToolChoice::Auto),
         Some("any") => Ok(ToolChoice::Any),
         Some("none") => Ok(ToolChoice::None),
         Some("tool") => {
-            let name = choice
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid("tool_choice.name", "field required when type is \"tool\""))?;
+            let name = choice.get("name").and_then(Value::as_str).ok_or_else(|| {
+                invalid("tool_choice.name", "field required when type is \"tool\"")
+            })?;
             if !tools.iter().any(|t| t.name == name) {
-                return Err(invalid("tool_choice.name", format_args!("no tool named {name:?} in tools")));
+                return Err(invalid(
+                    "tool_choice.name",
+                    format_args!("no tool named {name:?} in tools"),
+                ));
             }
             Ok(ToolChoice::Tool(name.to_string()))
         }
         _ => Err(invalid(
             "tool_choice.type",
-            format_args!("expected \"auto\", \"any\", \"tool\" or \"none\", got {}", choice.get("type").unwrap_or(&Value::Null)),
+            format_args!(
+                "expected \"auto\", \"any\", \"tool\" or \"none\", got {}",
+                choice.get("type").unwrap_or(&Value::Null)
+            ),
         )),
     }
 }
@@ -282,7 +341,8 @@ mod tests {
     #[test]
     fn fields_the_mock_ignores_are_accepted() {
         let mut body = minimal();
-        body["system"] = json!([{"type": "text", "text": "be terse", "cache_control": {"type": "ephemeral"}}]);
+        body["system"] =
+            json!([{"type": "text", "text": "be terse", "cache_control": {"type": "ephemeral"}}]);
         body["temperature"] = json!(0.2);
         body["metadata"] = json!({"user_id": "u"});
         body["thinking"] = json!({"type": "enabled", "budget_tokens": 2048});
@@ -294,29 +354,89 @@ mod tests {
     fn every_bad_field_is_named() {
         let cases = [
             (without("model"), "model: field required"),
-            (with("model", json!(5)), "model: expected a string, got a number"),
+            (
+                with("model", json!(5)),
+                "model: expected a string, got a number",
+            ),
             (with("model", json!("")), "model: must not be empty"),
             (without("max_tokens"), "max_tokens: field required"),
-            (with("max_tokens", json!("64")), "max_tokens: expected an integer of at least 1, got \"64\""),
-            (with("max_tokens", json!(0)), "max_tokens: expected an integer of at least 1, got 0"),
-            (with("max_tokens", json!(1.5)), "max_tokens: expected an integer of at least 1, got 1.5"),
+            (
+                with("max_tokens", json!("64")),
+                "max_tokens: expected an integer of at least 1, got \"64\"",
+            ),
+            (
+                with("max_tokens", json!(0)),
+                "max_tokens: expected an integer of at least 1, got 0",
+            ),
+            (
+                with("max_tokens", json!(1.5)),
+                "max_tokens: expected an integer of at least 1, got 1.5",
+            ),
             (without("messages"), "messages: field required"),
-            (with("messages", json!("hi")), "messages: expected an array, got a string"),
-            (with("messages", json!([])), "messages: at least one message is required"),
-            (with("messages", json!([5])), "messages.0: expected an object, got a number"),
-            (with("messages", json!([{"content": "x"}])), "messages.0.role: field required"),
-            (with("messages", json!([{"role": "bot", "content": "x"}])), "messages.0.role: expected \"user\" or \"assistant\", got \"bot\""),
-            (with("messages", json!([{"role": "user"}])), "messages.0.content: field required"),
-            (with("messages", json!([{"role": "user", "content": 1}])), "messages.0.content: expected a string or an array of content blocks, got a number"),
-            (with("messages", json!([{"role": "user", "content": [{}]}])), "messages.0.content.0.type: field required"),
-            (with("stream", json!("yes")), "stream: expected a boolean, got a string"),
-            (with("tools", json!({})), "tools: expected an array, got an object"),
-            (with("tools", json!([{"input_schema": {}}])), "tools.0.name: field required"),
-            (with("tools", json!([{"name": "t"}])), "tools.0.input_schema: field required"),
-            (with("tools", json!([{"name": "t", "input_schema": "x"}])), "tools.0.input_schema: expected a JSON Schema object, got a string"),
-            (with("tool_choice", json!({"type": "sometimes"})), "tool_choice.type: expected \"auto\", \"any\", \"tool\" or \"none\", got \"sometimes\""),
-            (with("tool_choice", json!({"type": "tool"})), "tool_choice.name: field required when type is \"tool\""),
-            (with("tool_choice", json!({"type": "tool", "name": "nope"})), "tool_choice.name: no tool named \"nope\" in tools"),
+            (
+                with("messages", json!("hi")),
+                "messages: expected an array, got a string",
+            ),
+            (
+                with("messages", json!([])),
+                "messages: at least one message is required",
+            ),
+            (
+                with("messages", json!([5])),
+                "messages.0: expected an object, got a number",
+            ),
+            (
+                with("messages", json!([{"content": "x"}])),
+                "messages.0.role: field required",
+            ),
+            (
+                with("messages", json!([{"role": "bot", "content": "x"}])),
+                "messages.0.role: expected \"user\" or \"assistant\", got \"bot\"",
+            ),
+            (
+                with("messages", json!([{"role": "user"}])),
+                "messages.0.content: field required",
+            ),
+            (
+                with("messages", json!([{"role": "user", "content": 1}])),
+                "messages.0.content: expected a string or an array of content blocks, got a number",
+            ),
+            (
+                with("messages", json!([{"role": "user", "content": [{}]}])),
+                "messages.0.content.0.type: field required",
+            ),
+            (
+                with("stream", json!("yes")),
+                "stream: expected a boolean, got a string",
+            ),
+            (
+                with("tools", json!({})),
+                "tools: expected an array, got an object",
+            ),
+            (
+                with("tools", json!([{"input_schema": {}}])),
+                "tools.0.name: field required",
+            ),
+            (
+                with("tools", json!([{"name": "t"}])),
+                "tools.0.input_schema: field required",
+            ),
+            (
+                with("tools", json!([{"name": "t", "input_schema": "x"}])),
+                "tools.0.input_schema: expected a JSON Schema object, got a string",
+            ),
+            (
+                with("tool_choice", json!({"type": "sometimes"})),
+                "tool_choice.type: expected \"auto\", \"any\", \"tool\" or \"none\", got \"sometimes\"",
+            ),
+            (
+                with("tool_choice", json!({"type": "tool"})),
+                "tool_choice.name: field required when type is \"tool\"",
+            ),
+            (
+                with("tool_choice", json!({"type": "tool", "name": "nope"})),
+                "tool_choice.name: no tool named \"nope\" in tools",
+            ),
         ];
         for (body, expected) in cases {
             assert_eq!(parse(body.clone()), Err(expected.to_string()), "{body}");
@@ -325,9 +445,16 @@ mod tests {
 
     #[test]
     fn invalid_json_and_non_objects_are_named() {
-        let error = MessagesRequest::parse(b"{\"model\": ", Endpoint::Messages).unwrap_err().0;
-        assert!(error.starts_with("request body is not valid JSON: EOF while parsing"), "{error}");
-        let error = MessagesRequest::parse(b"[1]", Endpoint::Messages).unwrap_err().0;
+        let error = MessagesRequest::parse(b"{\"model\": ", Endpoint::Messages)
+            .unwrap_err()
+            .0;
+        assert!(
+            error.starts_with("request body is not valid JSON: EOF while parsing"),
+            "{error}"
+        );
+        let error = MessagesRequest::parse(b"[1]", Endpoint::Messages)
+            .unwrap_err()
+            .0;
         assert_eq!(error, "request body must be a JSON object, got an array");
     }
 
@@ -348,7 +475,11 @@ mod tests {
         body["tool_choice"] = json!({"type": "tool", "name": "lookup"});
         let request = parse(body).unwrap();
         let names: Vec<_> = request.tools.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["get_weather", "lookup"], "server tools are not the mock's to call");
+        assert_eq!(
+            names,
+            ["get_weather", "lookup"],
+            "server tools are not the mock's to call"
+        );
         assert_eq!(request.tool_choice, ToolChoice::Tool("lookup".into()));
     }
 

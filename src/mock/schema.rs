@@ -47,7 +47,9 @@ impl Sampler<'_> {
         }
         for combinator in ["anyOf", "oneOf", "allOf"] {
             if let Some(Value::Array(options)) = schema.get(combinator) {
-                let non_null = options.iter().find(|o| o.get("type").and_then(Value::as_str) != Some("null"));
+                let non_null = options
+                    .iter()
+                    .find(|o| o.get("type").and_then(Value::as_str) != Some("null"));
                 if let Some(option) = non_null.or(options.first()) {
                     return self.value(option, rng, depth + 1, name);
                 }
@@ -68,7 +70,10 @@ impl Sampler<'_> {
 
     fn object(&self, schema: &Map<String, Value>, rng: &mut impl Rng, depth: usize) -> Value {
         let empty = Map::new();
-        let properties = schema.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+        let properties = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         let required: Option<Vec<&str>> = schema
             .get("required")
             .and_then(Value::as_array)
@@ -90,14 +95,25 @@ impl Sampler<'_> {
         Value::Object(out)
     }
 
-    fn array(&self, schema: &Map<String, Value>, rng: &mut impl Rng, depth: usize, name: &str) -> Value {
+    fn array(
+        &self,
+        schema: &Map<String, Value>,
+        rng: &mut impl Rng,
+        depth: usize,
+        name: &str,
+    ) -> Value {
         // One or two items, within minItems..=maxItems.
         let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(1);
-        let max = schema.get("maxItems").and_then(Value::as_u64).unwrap_or(u64::MAX);
+        let max = schema
+            .get("maxItems")
+            .and_then(Value::as_u64)
+            .unwrap_or(u64::MAX);
         let upper = max.min(min.max(2));
         let count = rng.random_range(min.min(upper)..=upper);
         let items = schema.get("items").unwrap_or(&Value::Bool(true));
-        (0..count).map(|_| self.value(items, rng, depth + 1, name)).collect()
+        (0..count)
+            .map(|_| self.value(items, rng, depth + 1, name))
+            .collect()
     }
 
     /// A local JSON pointer such as `#/$defs/Address`.
@@ -124,8 +140,12 @@ fn type_of(schema: &Map<String, Value>) -> &str {
 
 fn bounds(schema: &Map<String, Value>, default: (f64, f64)) -> (f64, f64) {
     let get = |key: &str| schema.get(key).and_then(Value::as_f64);
-    let low = get("minimum").or(get("exclusiveMinimum").map(|v| v + 1.0)).unwrap_or(default.0);
-    let high = get("maximum").or(get("exclusiveMaximum").map(|v| v - 1.0)).unwrap_or(default.1.max(low));
+    let low = get("minimum")
+        .or(get("exclusiveMinimum").map(|v| v + 1.0))
+        .unwrap_or(default.0);
+    let high = get("maximum")
+        .or(get("exclusiveMaximum").map(|v| v - 1.0))
+        .unwrap_or(default.1.max(low));
     (low, high.max(low))
 }
 
@@ -152,12 +172,22 @@ fn string(schema: &Map<String, Value>, rng: &mut impl Rng, name: &str) -> Value 
         Some("uuid") => {
             let bits: u128 = rng.random();
             let hex = format!("{bits:032x}");
-            format!("{}-{}-4{}-a{}-{}", &hex[..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+            format!(
+                "{}-{}-4{}-a{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[13..16],
+                &hex[17..20],
+                &hex[20..32]
+            )
         }
         _ => format!("sample {name} {}", rng.random_range(1..1000)),
     };
     let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
-    let max = schema.get("maxLength").and_then(Value::as_u64).map_or(usize::MAX, |m| m as usize);
+    let max = schema
+        .get("maxLength")
+        .and_then(Value::as_u64)
+        .map_or(usize::MAX, |m| m as usize);
     let mut text: String = text.chars().take(max).collect();
     while text.chars().count() < min {
         text.push('x');
@@ -267,6 +297,9 @@ mod tests {
     #[test]
     fn the_same_stream_gives_the_same_input() {
         let schema = json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}});
-        assert_eq!(sample(&schema, &mut request_rng(9, 3)), sample(&schema, &mut request_rng(9, 3)));
+        assert_eq!(
+            sample(&schema, &mut request_rng(9, 3)),
+            sample(&schema, &mut request_rng(9, 3))
+        );
     }
 }

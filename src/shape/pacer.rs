@@ -103,8 +103,18 @@ mod tests {
 
     #[test]
     fn an_instant_source_gets_exactly_the_configured_schedule() {
-        let records = [(0, Other), (0, Other), (0, Content), (0, Content), (0, Content), (0, Other)];
-        assert_eq!(schedule(timing(100, 20, 500), &records), [0, 0, 100, 120, 140, 140]);
+        let records = [
+            (0, Other),
+            (0, Other),
+            (0, Content),
+            (0, Content),
+            (0, Content),
+            (0, Other),
+        ];
+        assert_eq!(
+            schedule(timing(100, 20, 500), &records),
+            [0, 0, 100, 120, 140, 140]
+        );
     }
 
     #[test]
@@ -113,8 +123,17 @@ mod tests {
         let records = [(0, Other), (0, ToolStart), (0, Content), (0, Content)];
         assert_eq!(schedule(timing(100, 20, 500), &records), [0, 600, 620, 640]);
         // Tool call after text.
-        let records = [(0, Content), (0, Content), (0, Other), (0, ToolStart), (0, Content)];
-        assert_eq!(schedule(timing(100, 20, 500), &records), [100, 120, 120, 640, 660]);
+        let records = [
+            (0, Content),
+            (0, Content),
+            (0, Other),
+            (0, ToolStart),
+            (0, Content),
+        ];
+        assert_eq!(
+            schedule(timing(100, 20, 500), &records),
+            [100, 120, 120, 640, 660]
+        );
     }
 
     #[test]
@@ -122,8 +141,18 @@ mod tests {
         // Upstream takes 300 ms to its first token, then sends one every 50 ms.
         // The first goes out 100 ms late; the next follow at the 20 ms interval
         // until they have caught up with the upstream's own pace.
-        let records = [(10, Other), (300, Content), (350, Content), (400, Content), (450, Content), (500, Content)];
-        assert_eq!(schedule(timing(100, 20, 0), &records), [10, 400, 420, 440, 460, 500]);
+        let records = [
+            (10, Other),
+            (300, Content),
+            (350, Content),
+            (400, Content),
+            (450, Content),
+            (500, Content),
+        ];
+        assert_eq!(
+            schedule(timing(100, 20, 0), &records),
+            [10, 400, 420, 440, 460, 500]
+        );
     }
 
     #[test]

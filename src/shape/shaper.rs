@@ -143,10 +143,21 @@ mod tests {
             record(Content, "c"),
             record(Other, "stop"),
         ]);
-        let shaper = Shaper::new(source, Pacer::new(seed_timing()), Arrival::AtRequestStart(t0));
+        let shaper = Shaper::new(
+            source,
+            Pacer::new(seed_timing()),
+            Arrival::AtRequestStart(t0),
+        );
         assert_eq!(
             released_at(shaper, t0).await,
-            expected(&[("start", 0), ("a", 100), ("ping", 100), ("b", 120), ("c", 140), ("stop", 140)])
+            expected(&[
+                ("start", 0),
+                ("a", 100),
+                ("ping", 100),
+                ("b", 120),
+                ("c", 140),
+                ("stop", 140)
+            ])
         );
     }
 
@@ -160,10 +171,20 @@ mod tests {
             record(Content, ":1}"),
             record(Other, "stop"),
         ]);
-        let shaper = Shaper::new(source, Pacer::new(seed_timing()), Arrival::AtRequestStart(t0));
+        let shaper = Shaper::new(
+            source,
+            Pacer::new(seed_timing()),
+            Arrival::AtRequestStart(t0),
+        );
         assert_eq!(
             released_at(shaper, t0).await,
-            expected(&[("start", 0), ("tool", 600), ("{\"a\"", 620), (":1}", 640), ("stop", 640)])
+            expected(&[
+                ("start", 0),
+                ("tool", 600),
+                ("{\"a\"", 620),
+                (":1}", 640),
+                ("stop", 640)
+            ])
         );
     }
 
@@ -174,8 +195,15 @@ mod tests {
         let t0 = Instant::now();
         tokio::time::advance(ms(30)).await;
         let source = stream::iter([record(Content, "a"), record(Content, "b")]);
-        let shaper = Shaper::new(source, Pacer::new(seed_timing()), Arrival::AtRequestStart(t0));
-        assert_eq!(released_at(shaper, t0).await, expected(&[("a", 100), ("b", 120)]));
+        let shaper = Shaper::new(
+            source,
+            Pacer::new(seed_timing()),
+            Arrival::AtRequestStart(t0),
+        );
+        assert_eq!(
+            released_at(shaper, t0).await,
+            expected(&[("a", 100), ("b", 120)])
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -187,19 +215,29 @@ mod tests {
             record(Content, text)
         });
         let shaper = Shaper::new(source, Pacer::new(seed_timing()), Arrival::WhenReceived);
-        assert_eq!(released_at(shaper, t0).await, expected(&[("a", 150), ("b", 170)]));
+        assert_eq!(
+            released_at(shaper, t0).await,
+            expected(&[("a", 150), ("b", 170)])
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn errors_from_the_source_pass_through() {
-        let source = stream::iter([Ok(SseRecord {
-            raw: Bytes::from_static(b"a"),
-            kind: Content,
-        }), Err("upstream reset")]);
+        let source = stream::iter([
+            Ok(SseRecord {
+                raw: Bytes::from_static(b"a"),
+                kind: Content,
+            }),
+            Err("upstream reset"),
+        ]);
         let t0 = Instant::now();
-        let items: Vec<_> = Shaper::new(source, Pacer::new(seed_timing()), Arrival::AtRequestStart(t0))
-            .collect()
-            .await;
+        let items: Vec<_> = Shaper::new(
+            source,
+            Pacer::new(seed_timing()),
+            Arrival::AtRequestStart(t0),
+        )
+        .collect()
+        .await;
         assert_eq!(items.len(), 2);
         assert_eq!(items[1], Err("upstream reset"));
         assert_eq!(t0.elapsed(), ms(100));

@@ -28,11 +28,18 @@ fn events(reply: Reply) -> Vec<(String, Value, EventKind)> {
         .into_events()
         .map(|record| {
             let text = std::str::from_utf8(&record.raw).unwrap();
-            let body = text.strip_suffix("\n\n").expect("every event ends with a blank line");
+            let body = text
+                .strip_suffix("\n\n")
+                .expect("every event ends with a blank line");
             let (event_line, data_line) = body.split_once('\n').expect("two lines");
             let name = event_line.strip_prefix("event: ").unwrap().to_string();
-            let data: Value = serde_json::from_str(data_line.strip_prefix("data: ").unwrap()).unwrap();
-            assert_eq!(data["type"], json!(name), "type inside equals the event name");
+            let data: Value =
+                serde_json::from_str(data_line.strip_prefix("data: ").unwrap()).unwrap();
+            assert_eq!(
+                data["type"],
+                json!(name),
+                "type inside equals the event name"
+            );
             (name, data, record.kind)
         })
         .collect()
@@ -57,25 +64,43 @@ fn a_text_reply_streams_the_full_grammar() {
         .filter_map(|(_, data, _)| data["delta"]["text"].as_str())
         .collect();
     assert_eq!(json!(streamed), message["content"][0]["text"]);
-    assert!(events.iter().filter(|e| e.0.starts_with("content_block")).all(|(_, d, _)| d["index"] == json!(0)));
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.0.starts_with("content_block"))
+            .all(|(_, d, _)| d["index"] == json!(0))
+    );
 
     let start = &events[0].1["message"];
     assert_eq!(start["model"], json!("claude-mock-1"));
     assert_eq!(start["stop_reason"], Value::Null);
     assert_eq!(start["id"], message["id"]);
-    assert_eq!(events[events.len() - 2].1["delta"]["stop_reason"], json!("end_turn"));
-    assert_eq!(events[events.len() - 2].1["usage"]["output_tokens"], json!(50));
+    assert_eq!(
+        events[events.len() - 2].1["delta"]["stop_reason"],
+        json!("end_turn")
+    );
+    assert_eq!(
+        events[events.len() - 2].1["usage"]["output_tokens"],
+        json!(50)
+    );
     assert_eq!(message["usage"]["output_tokens"], json!(50));
     assert_eq!(message["stop_reason"], json!("end_turn"));
 
     let kinds: Vec<EventKind> = events.iter().map(|e| e.2).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == EventKind::Content).count(), 50);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == EventKind::Content).count(),
+        50
+    );
     assert!(!kinds.contains(&EventKind::ToolStart));
 }
 
 #[test]
 fn max_tokens_caps_the_reply() {
-    let reply = Reply::generate(&request(json!({"max_tokens": 7})), 50, &mut request_rng(1, 0));
+    let reply = Reply::generate(
+        &request(json!({"max_tokens": 7})),
+        50,
+        &mut request_rng(1, 0),
+    );
     assert_eq!(reply.output_tokens(), 7);
     assert_eq!(reply.stop_reason, StopReason::MaxTokens);
     assert_eq!(reply.to_message()["stop_reason"], json!("max_tokens"));
@@ -83,15 +108,27 @@ fn max_tokens_caps_the_reply() {
 
 #[test]
 fn a_tool_request_streams_a_tool_call_whose_fragments_join_to_its_input() {
-    let reply = Reply::generate(&request(json!({"tools": weather_tools()})), 50, &mut request_rng(2, 0));
+    let reply = Reply::generate(
+        &request(json!({"tools": weather_tools()})),
+        50,
+        &mut request_rng(2, 0),
+    );
     let message = reply.to_message();
     let events = events(reply);
-    let start = events.iter().find(|e| e.0 == "content_block_start").unwrap();
+    let start = events
+        .iter()
+        .find(|e| e.0 == "content_block_start")
+        .unwrap();
     assert_eq!(start.2, EventKind::ToolStart);
     assert_eq!(start.1["content_block"]["type"], json!("tool_use"));
     assert_eq!(start.1["content_block"]["name"], json!("get_weather"));
     assert_eq!(start.1["content_block"]["input"], json!({}));
-    assert!(start.1["content_block"]["id"].as_str().unwrap().starts_with("toolu_"));
+    assert!(
+        start.1["content_block"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("toolu_")
+    );
 
     let joined: String = events
         .iter()
@@ -101,7 +138,10 @@ fn a_tool_request_streams_a_tool_call_whose_fragments_join_to_its_input() {
     assert_eq!(input, message["content"][0]["input"]);
     assert!(input["city"].is_string());
     assert_eq!(message["stop_reason"], json!("tool_use"));
-    assert_eq!(events[events.len() - 2].1["delta"]["stop_reason"], json!("tool_use"));
+    assert_eq!(
+        events[events.len() - 2].1["delta"]["stop_reason"],
+        json!("tool_use")
+    );
 }
 
 #[test]
@@ -114,22 +154,37 @@ fn tool_choice_decides_which_tool_or_none() {
         }
     };
     let tools = weather_tools();
-    assert_eq!(tool_name(json!({"tools": tools})), Some("get_weather".into()));
-    assert_eq!(tool_name(json!({"tools": tools, "tool_choice": {"type": "any"}})), Some("get_weather".into()));
+    assert_eq!(
+        tool_name(json!({"tools": tools})),
+        Some("get_weather".into())
+    );
+    assert_eq!(
+        tool_name(json!({"tools": tools, "tool_choice": {"type": "any"}})),
+        Some("get_weather".into())
+    );
     assert_eq!(
         tool_name(json!({"tools": tools, "tool_choice": {"type": "tool", "name": "get_time"}})),
         Some("get_time".into())
     );
-    assert_eq!(tool_name(json!({"tools": tools, "tool_choice": {"type": "none"}})), None);
+    assert_eq!(
+        tool_name(json!({"tools": tools, "tool_choice": {"type": "none"}})),
+        None
+    );
 
     let after_result = json!([
         {"role": "user", "content": "weather?"},
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}]}
     ]);
-    assert_eq!(tool_name(json!({"tools": tools, "messages": after_result})), None, "auto answers a tool result in text");
     assert_eq!(
-        tool_name(json!({"tools": tools, "messages": after_result, "tool_choice": {"type": "any"}})),
+        tool_name(json!({"tools": tools, "messages": after_result})),
+        None,
+        "auto answers a tool result in text"
+    );
+    assert_eq!(
+        tool_name(
+            json!({"tools": tools, "messages": after_result, "tool_choice": {"type": "any"}})
+        ),
         Some("get_weather".into()),
         "a forced tool is honoured even then"
     );
@@ -139,8 +194,17 @@ fn tool_choice_decides_which_tool_or_none() {
 fn tool_fragments_never_exceed_max_tokens() {
     let schema = json!([{"name": "t", "input_schema": {"type": "object", "properties": {
         "a": {"type": "string", "minLength": 200}}, "required": ["a"]}}]);
-    let reply = Reply::generate(&request(json!({"tools": schema, "max_tokens": 4})), 50, &mut request_rng(4, 0));
-    let Block::ToolUse { fragments, input, .. } = &reply.blocks[0] else { panic!("tool call expected") };
+    let reply = Reply::generate(
+        &request(json!({"tools": schema, "max_tokens": 4})),
+        50,
+        &mut request_rng(4, 0),
+    );
+    let Block::ToolUse {
+        fragments, input, ..
+    } = &reply.blocks[0]
+    else {
+        panic!("tool call expected")
+    };
     assert!(fragments.len() <= 4, "{}", fragments.len());
     assert_eq!(fragments.concat(), input.to_string());
 }

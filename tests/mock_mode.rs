@@ -1,0 +1,319 @@
+//! The mock over real sockets: replies, exact timing (paused clock, every
+//! party on the test's runtime), injected errors and bad input.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{messages, ms, raw, send, start};
+
+const NO_ERRORS: &str = "error_rate = 0\nseed = 1\n";
+
+fn text_request(stream: bool) -> Value {
+    json!({"model": "claude-mock-1", "max_tokens": 1024, "stream": stream,
+           "messages": [{"role": "user", "content": "Hello"}]})
+}
+
+fn tool_request(stream: bool) -> Value {
+    json!({"model": "claude-mock-1", "max_tokens": 1024, "stream": stream,
+           "messages": [{"role": "user", "content": "Weather in Paris?"}],
+           "tools": [{"name": "get_weather", "description": "look up weather",
+                      "input_schema": {"type": "object", "properties": {"city": {"type": "string"},
+                        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, "required": ["city", "unit"]}}]})
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_holds_its_head_until_the_first_token_and_paces_every_token_exactly() {
+    let sluice = start(NO_ERRORS).await;
+    let received = send(sluice.addr, messages(&text_request(true))).await;
+    assert_eq!(received.status, 200);
+    assert_eq!(
+        received.headers["content-type"],
+        "text/event-stream; charset=utf-8"
+    );
+    assert_eq!(received.headers["cache-control"], "no-cache");
+    assert!(
+        received.headers["request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
+    assert!(received.headers.get("content-length").is_none());
+    assert_eq!(
+        received.head_at,
+        ms(100),
+        "time to first byte is the first-token delay"
+    );
+
+    let events = received.events();
+    let names: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        &names[..3],
+        ["message_start", "ping", "content_block_start"]
+    );
+    assert_eq!(
+        &names[names.len() - 3..],
+        ["content_block_stop", "message_delta", "message_stop"]
+    );
+    let deltas: Vec<_> = events
+        .iter()
+        .filter(|e| e.0 == "content_block_delta")
+        .collect();
+    assert_eq!(deltas.len(), 50);
+    for (k, (_, data, at)) in deltas.iter().enumerate() {
+        assert_eq!(*at, ms(100 + 20 * k as u64), "token {k}");
+        assert_eq!(data["delta"]["type"], "text_delta");
+    }
+    assert_eq!(
+        events.last().unwrap().2,
+        ms(1080),
+        "the stream ends with its last token"
+    );
+    assert_eq!(events[names.len() - 2].1["usage"]["output_tokens"], 50);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tool_call_starts_after_first_token_plus_tool_call_delay() {
+    let sluice = start(NO_ERRORS).await;
+    let received = send(sluice.addr, messages(&tool_request(true))).await;
+    assert_eq!(received.head_at, ms(600));
+    let events = received.events();
+    let start = events
+        .iter()
+        .find(|e| e.0 == "content_block_start")
+        .unwrap();
+    assert_eq!(start.1["content_block"]["type"], "tool_use");
+    assert_eq!(start.1["content_block"]["name"], "get_weather");
+    assert_eq!(start.2, ms(600));
+    let fragments: Vec<_> = events
+        .iter()
+        .filter(|e| e.0 == "content_block_delta")
+        .collect();
+    for (k, (_, _, at)) in fragments.iter().enumerate() {
+        assert_eq!(*at, ms(620 + 20 * k as u64), "fragment {k}");
+    }
+    let joined: String = fragments
+        .iter()
+        .map(|e| e.1["delta"]["partial_json"].as_str().unwrap())
+        .collect();
+    let input: Value = serde_json::from_str(&joined).unwrap();
+    assert!(input["city"].is_string());
+    assert!(["celsius", "fahrenheit"].contains(&input["unit"].as_str().unwrap()));
+    let stop = events.iter().find(|e| e.0 == "message_delta").unwrap();
+    assert_eq!(stop.1["delta"]["stop_reason"], "tool_use");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_non_streaming_reply_takes_as_long_as_the_stream_would_have() {
+    let sluice = start(NO_ERRORS).await;
+    let received = send(sluice.addr, messages(&text_request(false))).await;
+    assert_eq!(received.status, 200);
+    assert_eq!(received.head_at, ms(1080));
+    assert_eq!(received.headers["content-type"], "application/json");
+    let message = received.json();
+    assert_eq!(message["type"], "message");
+    assert_eq!(message["role"], "assistant");
+    assert_eq!(message["model"], "claude-mock-1");
+    assert_eq!(message["stop_reason"], "end_turn");
+    assert_eq!(message["usage"]["output_tokens"], 50);
+    assert!(
+        message["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with('.')
+    );
+
+    let tool = send(sluice.addr, messages(&tool_request(false)))
+        .await
+        .json();
+    assert_eq!(tool["stop_reason"], "tool_use");
+    assert_eq!(tool["content"][0]["type"], "tool_use");
+    assert!(tool["content"][0]["input"]["city"].is_string());
+}
+
+#[tokio::test(start_paused = true)]
+async fn immediate_head_sends_message_start_at_once() {
+    let sluice = start("error_rate = 0\nhead = \"immediate\"\ntokens_per_response = 3").await;
+    let received = send(sluice.addr, messages(&text_request(true))).await;
+    assert_eq!(received.head_at, ms(0));
+    let events = received.events();
+    assert_eq!(events[0].0, "message_start");
+    assert_eq!(events[0].2, ms(0));
+    let deltas: Vec<_> = events
+        .iter()
+        .filter(|e| e.0 == "content_block_delta")
+        .map(|e| e.2)
+        .collect();
+    assert_eq!(deltas, [ms(100), ms(120), ms(140)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_tokens_caps_the_stream() {
+    let sluice = start(NO_ERRORS).await;
+    let mut request = text_request(true);
+    request["max_tokens"] = json!(5);
+    let events = send(sluice.addr, messages(&request)).await.events();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.0 == "content_block_delta")
+            .count(),
+        5
+    );
+    let stop = events.iter().find(|e| e.0 == "message_delta").unwrap();
+    assert_eq!(stop.1["delta"]["stop_reason"], "max_tokens");
+    assert_eq!(stop.1["usage"]["output_tokens"], 5);
+}
+
+/// A config where every request draws the one given fault.
+fn always(status: u16, extra: &str) -> String {
+    format!("error_rate = 1.0\n[[faults]]\nkind = \"http\"\nstatus = {status}\n{extra}")
+}
+
+#[tokio::test]
+async fn each_injected_error_has_the_providers_status_body_and_headers() {
+    let cases = [
+        (529, "", "overloaded_error", "Overloaded"),
+        (500, "", "api_error", "Internal server error"),
+        (
+            429,
+            "retry_after = \"2s\"",
+            "rate_limit_error",
+            "Number of requests has exceeded your rate limit",
+        ),
+        (
+            503,
+            "message = \"down for a bit\"",
+            "api_error",
+            "down for a bit",
+        ),
+    ];
+    for (status, extra, error_type, message) in cases {
+        let sluice = start(&always(status, extra)).await;
+        for stream in [true, false] {
+            let received = send(sluice.addr, messages(&text_request(stream))).await;
+            assert_eq!(received.status, status);
+            assert_eq!(
+                received.headers["x-sluice-fault"],
+                format!("http; status={status}")
+            );
+            assert_eq!(received.headers["content-type"], "application/json");
+            let body = received.json();
+            assert_eq!(body["type"], "error");
+            assert_eq!(body["error"]["type"], error_type);
+            assert_eq!(body["error"]["message"], message);
+            assert_eq!(
+                body["request_id"],
+                received.headers["request-id"].to_str().unwrap()
+            );
+            if status == 429 {
+                assert_eq!(received.headers["retry-after"], "2");
+                assert_eq!(received.headers["retry-after-ms"], "2000");
+            } else {
+                assert!(received.headers.get("retry-after").is_none());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_default_mix_injects_only_the_documented_errors() {
+    let sluice = start("error_rate = 1.0\nseed = 3").await;
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..60 {
+        let received = send(sluice.addr, messages(&text_request(false))).await;
+        *seen.entry(received.status.as_u16()).or_insert(0) += 1;
+    }
+    let statuses: Vec<u16> = seen.keys().copied().collect();
+    assert_eq!(statuses, [429, 500, 529], "{seen:?}");
+}
+
+/// Method, path, body, expected status, error type and message prefix.
+type BadInput = (
+    &'static str,
+    &'static str,
+    &'static [u8],
+    u16,
+    &'static str,
+    &'static str,
+);
+
+#[tokio::test]
+async fn bad_input_gets_the_providers_error_naming_the_problem() {
+    let sluice = start("error_rate = 0\nmax_request_body = 64").await;
+    let cases: [BadInput; 9] = [
+        ("POST", "/v1/messages", b"{not json", 400, "invalid_request_error", "request body is not valid JSON"),
+        ("POST", "/v1/messages", br#"{"max_tokens":5,"messages":[]}"#, 400, "invalid_request_error", "model: field required"),
+        ("POST", "/v1/messages", br#"{"model":"m","max_tokens":"5"}"#, 400, "invalid_request_error", "max_tokens: expected an integer"),
+        ("POST", "/v1/messages", br#"{"model":"m","max_tokens":5}"#, 400, "invalid_request_error", "messages: field required"),
+        ("POST", "/v1/messages", br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"a very long message that is over the limit"}]}"#,
+            413, "request_too_large", "request body is larger than 64 bytes; raise max_request_body"),
+        ("GET", "/v1/messages", b"", 405, "invalid_request_error", "method GET is not allowed on /v1/messages; use POST"),
+        ("POST", "/health", b"", 405, "invalid_request_error", "method POST is not allowed on /health; use GET"),
+        ("GET", "/v1/nothing", b"", 404, "not_found_error", "no route for GET /v1/nothing"),
+        ("POST", "/v1/complete", b"{}", 404, "not_found_error", "no route for POST /v1/complete"),
+    ];
+    for (method, path, body, status, error_type, message) in cases {
+        let received = send(sluice.addr, raw(method, path, body)).await;
+        assert_eq!(received.status, status, "{method} {path}");
+        let json = received.json();
+        assert_eq!(json["type"], "error");
+        assert_eq!(json["error"]["type"], error_type, "{method} {path}");
+        let got = json["error"]["message"].as_str().unwrap();
+        assert!(got.starts_with(message), "{method} {path}: {got}");
+    }
+    let allow = send(sluice.addr, raw("DELETE", "/v1/messages", b"")).await;
+    assert_eq!(allow.headers["allow"], "POST");
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_refused_while_reading() {
+    use futures_util::stream;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    let sluice = start("error_rate = 0\nmax_request_body = 100").await;
+    let chunks = stream::iter((0..10).map(|_| {
+        Ok::<_, std::convert::Infallible>(Frame::data(bytes::Bytes::from(vec![b' '; 20])))
+    }));
+    let request = hyper::Request::post("/v1/messages")
+        .header("host", "localhost")
+        .body(StreamBody::new(chunks))
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(sluice.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 413);
+}
+
+#[tokio::test]
+async fn health_and_count_tokens() {
+    let sluice = start(NO_ERRORS).await;
+    let health = send(sluice.addr, raw("GET", "/health", b"")).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json(), json!({"status": "ok"}));
+
+    let body = br#"{"model":"m","messages":[{"role":"user","content":"0123456789012345678901234567890123456789"}]}"#;
+    let count = send(
+        sluice.addr,
+        raw("POST", "/v1/messages/count_tokens?beta=true", body),
+    )
+    .await;
+    assert_eq!(count.status, 200);
+    assert_eq!(count.json(), json!({"input_tokens": body.len() / 4}));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_same_seed_replays_the_same_replies() {
+    let first = start("error_rate = 0.3\nseed = 11").await;
+    let second = start("error_rate = 0.3\nseed = 11").await;
+    for _ in 0..8 {
+        let a = send(first.addr, messages(&text_request(false))).await;
+        let b = send(second.addr, messages(&text_request(false))).await;
+        assert_eq!(a.status, b.status);
+        assert_eq!(a.body(), b.body());
+    }
+}

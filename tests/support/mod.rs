@@ -1,0 +1,146 @@
+//! Test fixtures: sluice started in-process on a free port, and a plain HTTP/1
+//! client that records when each part of a response arrived.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "fixtures panic on setup failure"
+)]
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use sluice::Config;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// A running sluice; stops when dropped.
+pub struct Sluice {
+    pub addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+/// Starts sluice with `toml` on 127.0.0.1, port 0, on the current runtime.
+pub async fn start(toml: &str) -> Sluice {
+    let mut config = Config::from_toml_str(toml, "test.toml").unwrap();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let listener = TcpListener::bind(config.listen).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(sluice::run(
+        config,
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    Sluice { addr, _stop: stop }
+}
+
+/// A response as received: head, the time it arrived, and each body chunk
+/// with the time it arrived (all measured from when the request was sent).
+#[derive(Debug)]
+pub struct Received {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub head_at: Duration,
+    pub chunks: Vec<(Bytes, Duration)>,
+}
+
+impl Received {
+    pub fn body(&self) -> Bytes {
+        self.chunks
+            .iter()
+            .flat_map(|(b, _)| b.iter().copied())
+            .collect::<Vec<u8>>()
+            .into()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body()).unwrap()
+    }
+
+    /// SSE events as (name, data, arrival). An event counts as arrived when
+    /// the chunk holding its last byte did.
+    pub fn events(&self) -> Vec<(String, serde_json::Value, Duration)> {
+        let mut events = Vec::new();
+        let mut pending = String::new();
+        for (chunk, at) in &self.chunks {
+            pending.push_str(std::str::from_utf8(chunk).unwrap());
+            while let Some(end) = pending.find("\n\n") {
+                let block: String = pending.drain(..end + 2).collect();
+                let mut lines = block.trim_end().lines();
+                let name = lines
+                    .next()
+                    .unwrap()
+                    .strip_prefix("event: ")
+                    .unwrap()
+                    .to_string();
+                let data = lines.next().unwrap().strip_prefix("data: ").unwrap();
+                events.push((name, serde_json::from_str(data).unwrap(), *at));
+            }
+        }
+        assert!(
+            pending.is_empty(),
+            "stream ended inside an event: {pending:?}"
+        );
+        events
+    }
+}
+
+/// Sends one request on a new connection and reads the whole response.
+pub async fn send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Received {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(connection);
+    let sent = Instant::now();
+    let response = sender.send_request(request).await.unwrap();
+    let head_at = sent.elapsed();
+    let (parts, mut body) = response.into_parts();
+    let mut chunks = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            chunks.push((data, sent.elapsed()));
+        }
+    }
+    Received {
+        status: parts.status,
+        headers: parts.headers,
+        head_at,
+        chunks,
+    }
+}
+
+/// `POST /v1/messages` with `body`, as the new SDKs send it.
+pub fn messages(body: &serde_json::Value) -> Request<Full<Bytes>> {
+    Request::post("/v1/messages")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer sk-test")
+        .header("anthropic-version", "2026-10-21")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// A request with any method, path and raw body.
+pub fn raw(method: &str, path: &str, body: &'static [u8]) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .header("x-api-key", "sk-test")
+        .header("anthropic-version", "2023-06-01")
+        .body(Full::new(Bytes::from_static(body)))
+        .unwrap()
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
