@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -53,19 +54,43 @@ struct Args {
 enum Command {
     /// Serve the built-in Anthropic Messages API mock (the default).
     Mock,
+    /// Exit 0 if a sluice on this machine answers GET /health on the
+    /// configured port (for Docker's HEALTHCHECK), else 1.
+    Health,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sluice: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(start(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line with the whole cause chain; no backtrace for user errors.
+            eprintln!("sluice: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(args: Args) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("sluice=info")),
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
     let config = effective_config(&args)?;
-    let (Some(Command::Mock) | None) = args.command;
+    if let Some(Command::Health) = args.command {
+        let port = config.listen.port();
+        return check_health(port)
+            .with_context(|| format!("no healthy sluice on 127.0.0.1:{port}"));
+    }
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
             "cannot listen on {}: is another server using the port? Choose another with --listen or PORT",
@@ -97,6 +122,24 @@ fn effective_config(args: &Args) -> anyhow::Result<Config> {
     }
     .apply(&mut config);
     Ok(config)
+}
+
+/// One `GET /health` on loopback, with std only: the runtime image has no curl.
+fn check_health(port: u16) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let timeout = Duration::from_secs(2);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    anyhow::ensure!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "unexpected answer {:?}",
+        String::from_utf8_lossy(&head)
+    );
+    Ok(())
 }
 
 /// SIGINT or SIGTERM (what `docker stop` sends).

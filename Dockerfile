@@ -1,0 +1,24 @@
+# sluice as a container: `docker build -t sluice .` then
+#   docker run --rm -p 3456:3456 sluice
+# The config is read from /etc/sluice/sluice.toml (SLUICE_CONFIG); mount your
+# own over it: -v "$PWD/my.toml:/etc/sluice/sluice.toml:ro". Environment
+# variables (FIRST_TOKEN_DELAY, ERROR_RATE, ...) override it.
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+# The same build command CI runs (scripts/test.sh).
+RUN cargo build --release --locked
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin sluice
+COPY --from=build /src/target/release/sluice /usr/local/bin/sluice
+COPY config/sluice.toml /etc/sluice/sluice.toml
+ENV SLUICE_CONFIG=/etc/sluice/sluice.toml
+USER sluice
+EXPOSE 3456
+# `sluice health` GETs /health on the configured port (the image has no curl).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=3s --retries=3 CMD ["sluice", "health"]
+ENTRYPOINT ["sluice"]
+CMD ["mock"]
