@@ -189,13 +189,13 @@ fn unknown_keys_and_wrong_types_are_refused_with_toml_location() {
 
 #[test]
 fn an_unreadable_file_names_the_path() {
-    let message = Config::load(Path::new("/nonexistent/sluice.toml"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        message.starts_with("cannot read config file /nonexistent/sluice.toml: "),
-        "{message}"
+    let error = Config::load(Path::new("/nonexistent/sluice.toml")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cannot read config file /nonexistent/sluice.toml"
     );
+    let cause = std::error::Error::source(&error).unwrap().to_string();
+    assert!(cause.starts_with("No such file or directory"), "{cause}");
 }
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
