@@ -1,4 +1,5 @@
-//! Anthropic Messages API: error types and error bodies (`protocols.md` §2.5).
+//! Anthropic Messages API: event classes (`protocols.md` §5), error types and
+//! error bodies (§2.5).
 //!
 //! Every error sluice sends on an Anthropic route, whether it answers a bad
 //! request or is an injected fault, has the provider's shape, so the official
@@ -8,7 +9,10 @@
 //! {"type":"error","error":{"type":"rate_limit_error","message":"..."},"request_id":"req_..."}
 //! ```
 
+use serde::Deserialize;
 use serde_json::json;
+
+use crate::sse::{Event, EventKind};
 
 /// The `error.type` the real API pairs with an HTTP status. The SDKs choose
 /// the exception class from the status; the type is what users read.
@@ -87,5 +91,159 @@ mod tests {
             body,
             json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_1"})
         );
+    }
+}
+
+/// Timing class of an Anthropic event (`protocols.md` §5): text, thinking
+/// and tool-argument deltas are tokens; opening a `tool_use` (or server tool)
+/// block starts a tool call; everything else, unknown events included, is
+/// other. Only deltas and block starts have their JSON read.
+pub fn classify(event: &Event<'_>) -> EventKind {
+    let Some(data) = event.data.as_deref() else {
+        return EventKind::Other;
+    };
+    let name = match event.name {
+        Some(name) => name,
+        None => return classify_by_type(data),
+    };
+    match name {
+        "content_block_delta" | "content_block_start" => classify_by_type(data),
+        _ => EventKind::Other,
+    }
+}
+
+#[derive(Deserialize)]
+struct Peek {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    delta: Option<Typed>,
+    content_block: Option<Typed>,
+}
+
+#[derive(Deserialize)]
+struct Typed {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+fn classify_by_type(data: &str) -> EventKind {
+    let Ok(peek) = serde_json::from_str::<Peek>(data) else {
+        return EventKind::Other;
+    };
+    let inner = |typed: Option<Typed>| typed.and_then(|t| t.kind).unwrap_or_default();
+    match peek.kind.as_deref() {
+        Some("content_block_delta") => match inner(peek.delta).as_str() {
+            "text_delta" | "input_json_delta" | "thinking_delta" => EventKind::Content,
+            _ => EventKind::Other,
+        },
+        Some("content_block_start") => match inner(peek.content_block).as_str() {
+            "tool_use" | "server_tool_use" | "mcp_tool_use" => EventKind::ToolStart,
+            _ => EventKind::Other,
+        },
+        _ => EventKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod classify_tests {
+    use super::*;
+    use crate::sse::Event;
+
+    fn kind(raw: &str) -> EventKind {
+        classify(&Event::parse(raw.as_bytes()))
+    }
+
+    #[test]
+    fn every_event_of_a_stream_is_classified() {
+        let table = [
+            (
+                r#"{"type":"message_start","message":{}}"#,
+                "message_start",
+                EventKind::Other,
+            ),
+            (r#"{"type":"ping"}"#, "ping", EventKind::Other),
+            (
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+                "content_block_start",
+                EventKind::Other,
+            ),
+            (
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+                "content_block_delta",
+                EventKind::Content,
+            ),
+            (
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"h"}}"#,
+                "content_block_delta",
+                EventKind::Content,
+            ),
+            (
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"s"}}"#,
+                "content_block_delta",
+                EventKind::Other,
+            ),
+            (
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"citations_delta"}}"#,
+                "content_block_delta",
+                EventKind::Other,
+            ),
+            (
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"n","input":{}}}"#,
+                "content_block_start",
+                EventKind::ToolStart,
+            ),
+            (
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"server_tool_use"}}"#,
+                "content_block_start",
+                EventKind::ToolStart,
+            ),
+            (
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{"}}"#,
+                "content_block_delta",
+                EventKind::Content,
+            ),
+            (
+                r#"{"type":"content_block_stop","index":1}"#,
+                "content_block_stop",
+                EventKind::Other,
+            ),
+            (
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#,
+                "message_delta",
+                EventKind::Other,
+            ),
+            (
+                r#"{"type":"message_stop"}"#,
+                "message_stop",
+                EventKind::Other,
+            ),
+            (
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+                "error",
+                EventKind::Other,
+            ),
+            (
+                r#"{"type":"brand_new_event"}"#,
+                "brand_new_event",
+                EventKind::Other,
+            ),
+            ("not json", "content_block_delta", EventKind::Other),
+        ];
+        for (data, name, expected) in table {
+            assert_eq!(
+                kind(&format!("event: {name}\ndata: {data}\n\n")),
+                expected,
+                "{name} {data}"
+            );
+        }
+    }
+
+    #[test]
+    fn nameless_events_and_events_without_data() {
+        let delta =
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#;
+        assert_eq!(kind(&format!("data: {delta}\n\n")), EventKind::Content);
+        assert_eq!(kind("event: content_block_delta\n\n"), EventKind::Other);
+        assert_eq!(kind(": keep-alive\n\n"), EventKind::Other);
     }
 }

@@ -1,9 +1,94 @@
 //! Provider dialects: the wire facts of each API that sluice must get exactly
-//! right, kept apart from timing and serving.
+//! right, kept apart from timing and serving. A dialect answers two questions
+//! (`protocols.md` §5 and §2.5/§3.4):
 //!
-//! Today there is one, [`anthropic`] (Messages API). The OpenAI dialect joins
-//! it with the proxy work; both answer the same questions (which error type
-//! goes with a status, what an error body looks like), so the server and the
-//! shaper never spell a provider's JSON themselves.
+//! - what an SSE event is for timing ([`Dialect::classify`]): a token, the
+//!   start of a tool call, or anything else;
+//! - what an error looks like ([`Dialect::error_body`]), so injected faults
+//!   and sluice's own errors are parsed by the SDKs like the provider's.
+//!
+//! The dialect is chosen by the request path ([`Dialect::for_path`]).
 
 pub mod anthropic;
+pub mod openai;
+
+use crate::sse::{Event, EventKind};
+
+/// A provider API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Anthropic Messages (`/v1/messages`), and the default.
+    Anthropic,
+    /// OpenAI Chat Completions (`/v1/chat/completions`).
+    OpenAiChat,
+    /// OpenAI Responses (`/v1/responses`).
+    OpenAiResponses,
+}
+
+impl Dialect {
+    /// The dialect of a request path; unknown paths are treated as Anthropic.
+    pub fn for_path(path: &str) -> Self {
+        let path = path.trim_end_matches('/');
+        if path.ends_with("/chat/completions") {
+            Self::OpenAiChat
+        } else if path.ends_with("/responses") {
+            Self::OpenAiResponses
+        } else {
+            Self::Anthropic
+        }
+    }
+
+    /// The classifier the SSE splitter applies to each complete event.
+    pub fn classifier(self) -> fn(&Event<'_>) -> EventKind {
+        match self {
+            Self::Anthropic => anthropic::classify,
+            Self::OpenAiChat => openai::classify_chat,
+            Self::OpenAiResponses => openai::classify_responses,
+        }
+    }
+
+    /// Classifies one event.
+    pub fn classify(self, event: &Event<'_>) -> EventKind {
+        (self.classifier())(event)
+    }
+
+    /// An error body in the provider's shape for `status`.
+    pub fn error_body(self, status: u16, message: &str, request_id: &str) -> String {
+        match self {
+            Self::Anthropic => anthropic::error_body(
+                anthropic::error_type_for_status(status),
+                message,
+                request_id,
+            ),
+            Self::OpenAiChat | Self::OpenAiResponses => openai::error_body(status, message),
+        }
+    }
+
+    /// The provider's usual message for an injected status.
+    pub fn default_message(self, status: u16) -> &'static str {
+        match self {
+            Self::Anthropic => anthropic::default_message_for_status(status),
+            Self::OpenAiChat | Self::OpenAiResponses => openai::default_message_for_status(status),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_path_picks_the_dialect() {
+        assert_eq!(Dialect::for_path("/v1/messages"), Dialect::Anthropic);
+        assert_eq!(
+            Dialect::for_path("/v1/chat/completions"),
+            Dialect::OpenAiChat
+        );
+        assert_eq!(
+            Dialect::for_path("/openai/v1/chat/completions/"),
+            Dialect::OpenAiChat
+        );
+        assert_eq!(Dialect::for_path("/v1/responses"), Dialect::OpenAiResponses);
+        assert_eq!(Dialect::for_path("/anything"), Dialect::Anthropic);
+    }
+}

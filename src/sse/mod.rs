@@ -2,7 +2,7 @@
 //! holding the exact bytes to write and a classification of what it carries.
 //!
 //! Both sources produce records: the mock builds them with [`encode_event`],
-//! and (later) the proxy's parser cuts them out of the upstream body. The
+//! and the proxy's [`SseSplitter`] cuts them out of the upstream body. The
 //! shaper reads only [`EventKind`]; it writes `raw` unchanged, so an event that
 //! no fault touches reaches the client byte-for-byte as the source made it.
 //!
@@ -11,7 +11,11 @@
 //! line per event, a blank line after every event (the last one included), and
 //! no BOM, `id:` or `retry:`.
 
+pub mod split;
+
 use bytes::{BufMut, Bytes, BytesMut};
+
+pub use split::{Event, SseSplitter};
 
 /// What an event means for timing. The shaper knows nothing else about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,163 @@
+//! [`SseSplitter`]: cuts an upstream SSE byte stream into [`SseRecord`]s while
+//! keeping every byte, so that records passed on unchanged re-join into
+//! exactly the bytes the upstream sent, whatever its chunking. Sans-io: bytes
+//! in, records out.
+//!
+//! WHATWG "event stream interpretation": lines end with CRLF, a lone LF or a
+//! lone CR, mixed freely; a blank line dispatches the event. A CRLF may be
+//! split across two reads. A record is therefore cut right after the line end
+//! of a blank line; when that line end is a CR whose LF has not arrived yet,
+//! the LF becomes the first byte of the next record (it is still a line end,
+//! so the events parsed from the records are the same at every cut point).
+//!
+//! Memory is bounded: an event that grows past `max_event` bytes is passed on
+//! as it arrives, unclassified ([`EventKind::Other`]), until its blank line.
+
+use bytes::BytesMut;
+use memchr::memchr2;
+
+use super::{EventKind, SseRecord};
+
+/// Splits bytes into records; `classify` names each complete event.
+#[derive(Debug)]
+pub struct SseSplitter {
+    /// Bytes of the open record, all scanned.
+    buf: BytesMut,
+    /// Length of the current line so far; 0 at a line start.
+    line_len: usize,
+    /// The last byte scanned was a CR: an LF right after it belongs to it.
+    pending_cr: bool,
+    /// The open event outgrew `max_event` and is being passed through.
+    oversized: bool,
+    max_event: usize,
+    classify: fn(&Event<'_>) -> EventKind,
+}
+
+impl SseSplitter {
+    /// A splitter that classifies events with `classify` and buffers at most
+    /// about `max_event` bytes of one event.
+    pub fn new(classify: fn(&Event<'_>) -> EventKind, max_event: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            line_len: 0,
+            pending_cr: false,
+            oversized: false,
+            max_event: max_event.max(1),
+            classify,
+        }
+    }
+
+    /// Takes the next chunk; appends every record it completes to `out`.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<SseRecord>) {
+        let mut at = self.buf.len();
+        self.buf.extend_from_slice(chunk);
+        while let Some(offset) = memchr2(b'\r', b'\n', &self.buf[at..]) {
+            let end = at + offset;
+            if end > at {
+                self.line_len += end - at;
+                self.pending_cr = false;
+            }
+            let byte = self.buf[end];
+            at = end + 1;
+            if byte == b'\n' && self.pending_cr {
+                self.pending_cr = false; // the LF of a CRLF: the line already ended
+                continue;
+            }
+            self.pending_cr = byte == b'\r';
+            let blank = self.line_len == 0;
+            self.line_len = 0;
+            if blank {
+                out.push(self.take(at));
+                self.oversized = false;
+                at = 0;
+            }
+        }
+        if at < self.buf.len() {
+            self.line_len += self.buf.len() - at;
+            self.pending_cr = false;
+        }
+        if !self.buf.is_empty() && (self.oversized || self.buf.len() > self.max_event) {
+            self.oversized = true;
+            let all = self.buf.len();
+            out.push(self.take(all));
+        }
+    }
+
+    /// The stream ended: whatever is left, an event without its blank line,
+    /// as one unclassified record (the SDKs drop such an event; passing it
+    /// on keeps the bytes identical).
+    pub fn finish(&mut self) -> Option<SseRecord> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        Some(SseRecord {
+            raw: self.buf.split().freeze(),
+            kind: EventKind::Other,
+        })
+    }
+
+    /// Cuts the first `len` bytes off as a record; an event that is being
+    /// passed through for its size stays unclassified.
+    fn take(&mut self, len: usize) -> SseRecord {
+        let raw = self.buf.split_to(len).freeze();
+        let kind = if self.oversized {
+            EventKind::Other
+        } else {
+            (self.classify)(&Event::parse(&raw))
+        };
+        SseRecord { raw, kind }
+    }
+}
+
+/// The fields of one event that matter for classification.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Event<'a> {
+    /// The `event:` field, if any.
+    pub name: Option<&'a str>,
+    /// The `data:` lines joined with `\n`; `None` when there was no data line
+    /// (the spec then dispatches nothing).
+    pub data: Option<String>,
+}
+
+impl<'a> Event<'a> {
+    /// Parses a record's fields as the spec says: comments skipped, the field
+    /// name before the first colon, one leading space stripped from the value,
+    /// a line without a colon is a field with an empty value.
+    pub fn parse(raw: &'a [u8]) -> Self {
+        let raw = raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw);
+        let mut event = Event::default();
+        let mut data: Option<String> = None;
+        for line in raw.split(|&b| b == b'\n' || b == b'\r') {
+            if line.is_empty() || line[0] == b':' {
+                continue;
+            }
+            let (field, value) = match memchr::memchr(b':', line) {
+                Some(colon) => {
+                    let value = &line[colon + 1..];
+                    (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+                }
+                None => (line, &b""[..]),
+            };
+            let Ok(value) = std::str::from_utf8(value) else {
+                continue;
+            };
+            match field {
+                b"event" => event.name = Some(value),
+                b"data" => {
+                    let buffer = data.get_or_insert_with(String::new);
+                    buffer.push_str(value);
+                    buffer.push('\n');
+                }
+                _ => {}
+            }
+        }
+        event.data = data.map(|mut d| {
+            d.pop();
+            d
+        });
+        event
+    }
+}
+
+#[cfg(test)]
+mod tests;
