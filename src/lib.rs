@@ -31,12 +31,12 @@ pub mod config;
 pub mod dialect;
 pub mod handler;
 pub mod mock;
+pub mod proxy;
 pub mod response;
 pub mod server;
 pub mod shape;
 pub mod sse;
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 pub use config::Config;
@@ -45,8 +45,9 @@ pub use server::run;
 use config::{ConfigSource, HeadTiming};
 use shape::Fault;
 
-/// The start-up banner, in the Node mock's words: where it listens, the
-/// endpoint, and the effective knobs. `addr` is the bound address.
+/// The start-up banner, in the Node mock's words: where it listens, what it
+/// serves (the mock's endpoint or the proxy's upstream), and the effective
+/// knobs. `addr` is the bound address.
 pub fn banner(config: &Config, addr: SocketAddr) -> String {
     let profile = &config.profile;
     let timing = &profile.timing;
@@ -63,48 +64,51 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
         HeadTiming::FirstToken => "response head held until the first token",
         HeadTiming::Immediate => "response head sent at once",
     };
-    let mut out = String::new();
-    let _ = writeln!(out, "[sluice] Claude API mock running on {host}");
-    let _ = writeln!(
-        out,
-        "[sluice] Endpoint: POST /v1/messages (also POST /v1/messages/count_tokens, GET /health)"
-    );
-    let _ = writeln!(
-        out,
+    let mut lines = Vec::new();
+    match &config.upstream {
+        None => {
+            lines.push(format!("[sluice] Claude API mock running on {host}"));
+            lines.push(
+                "[sluice] Endpoint: POST /v1/messages (also POST /v1/messages/count_tokens, GET /health)"
+                    .to_string(),
+            );
+        }
+        Some(upstream) => {
+            lines.push(format!("[sluice] Proxy running on {host}"));
+            lines.push(format!(
+                "[sluice] Upstream: {} (every method and path)",
+                upstream.url
+            ));
+        }
+    }
+    lines.push(format!(
         "[sluice] Configuration ({source}, then environment and flags):"
-    );
-    let _ = writeln!(
-        out,
+    ));
+    lines.push(format!(
         "  - First token delay: {:?} ({head})",
         timing.first_token_delay
-    );
-    let _ = writeln!(out, "  - Token interval: {:?}", timing.token_interval);
-    let _ = writeln!(
-        out,
-        "  - Tokens per response: {}",
-        profile.tokens_per_response
-    );
-    let _ = writeln!(out, "  - Tool call delay: {:?}", timing.tool_call_delay);
-    let _ = writeln!(
-        out,
+    ));
+    lines.push(format!("  - Token interval: {:?}", timing.token_interval));
+    if config.upstream.is_none() {
+        lines.push(format!(
+            "  - Tokens per response: {}",
+            profile.tokens_per_response
+        ));
+    }
+    lines.push(format!("  - Tool call delay: {:?}", timing.tool_call_delay));
+    lines.push(format!(
         "  - Error rate: {}% ({})",
         profile.error_rate * 100.0,
         fault_mix(config)
-    );
-    match config.seed {
+    ));
+    lines.push(match config.seed {
         Some(seed) => {
-            let _ = writeln!(
-                out,
-                "  - Seed: {seed} (same seed and request order, same faults and text)"
-            );
+            format!("  - Seed: {seed} (same seed and request order, same faults and text)")
         }
-        None => {
-            let _ = writeln!(
-                out,
-                "  - Seed: random (set seed or SLUICE_SEED to replay a run)"
-            );
-        }
-    }
+        None => "  - Seed: random (set seed or SLUICE_SEED to replay a run)".to_string(),
+    });
+    let mut out = lines.join("\n");
+    out.push('\n');
     out
 }
 

@@ -18,7 +18,9 @@ use tracing_subscriber::EnvFilter;
 ///
 /// Knobs come from built-in defaults, then the config file, then the
 /// environment (PORT, FIRST_TOKEN_DELAY, TOKEN_INTERVAL, TOKENS_PER_RESPONSE,
-/// TOOL_CALL_DELAY, ERROR_RATE, SLUICE_SEED), then these flags.
+/// TOOL_CALL_DELAY, ERROR_RATE, SLUICE_SEED, SLUICE_UPSTREAM), then these
+/// flags. With no subcommand sluice proxies when an upstream is configured
+/// and serves its mock otherwise.
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version)]
 struct Args {
@@ -48,14 +50,21 @@ struct Args {
     /// Seed for every random draw (faults, text, ids), for reproducible runs.
     #[arg(long, global = true, value_name = "N")]
     seed: Option<u64>,
+    /// Upstream base URL for proxy mode, e.g. https://api.anthropic.com.
+    #[arg(long, global = true, value_parser = value::upstream_url, value_name = "URL")]
+    upstream: Option<hyper::Uri>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the built-in Anthropic Messages API mock (the default).
+    /// Serve the built-in Anthropic Messages API mock, even if an upstream
+    /// is configured.
     Mock,
-    /// Exit 0 if a sluice on this machine answers GET /health on the
-    /// configured port (for Docker's HEALTHCHECK), else 1.
+    /// Proxy every request to the upstream (--upstream, SLUICE_UPSTREAM or
+    /// [upstream] url), shaping its SSE streams.
+    Proxy,
+    /// Exit 0 if a sluice on this machine answers on the configured port (for
+    /// Docker's HEALTHCHECK), else 1.
     Health,
 }
 
@@ -85,11 +94,20 @@ async fn start(args: Args) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let config = effective_config(&args)?;
-    if let Some(Command::Health) = args.command {
-        let port = config.listen.port();
-        return check_health(port)
-            .with_context(|| format!("no healthy sluice on 127.0.0.1:{port}"));
+    let mut config = effective_config(&args)?;
+    match args.command {
+        Some(Command::Health) => {
+            let port = config.listen.port();
+            return check_health(port)
+                .with_context(|| format!("no healthy sluice on 127.0.0.1:{port}"));
+        }
+        Some(Command::Mock) => config.upstream = None,
+        Some(Command::Proxy) => anyhow::ensure!(
+            config.upstream.is_some(),
+            "proxy mode needs an upstream: pass --upstream URL, set SLUICE_UPSTREAM, \
+             or add [upstream] url = \"...\" to the config"
+        ),
+        None => {}
     }
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
@@ -99,7 +117,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
     })?;
     let addr = listener.local_addr().context("reading the bound address")?;
     print!("{}", sluice::banner(&config, addr));
-    sluice::run(config, listener, shutdown_signal(), Duration::from_secs(10)).await;
+    sluice::run(config, listener, shutdown_signal(), Duration::from_secs(10)).await?;
     Ok(())
 }
 
@@ -119,19 +137,22 @@ fn effective_config(args: &Args) -> anyhow::Result<Config> {
         tokens_per_response: args.tokens_per_response,
         error_rate: args.error_rate,
         seed: args.seed,
+        upstream: args.upstream.clone(),
     }
     .apply(&mut config);
     Ok(config)
 }
 
-/// One `GET /health` on loopback, with std only: the runtime image has no curl.
+/// One `GET /__sluice/health` on loopback, with std only: the runtime image has no curl.
 fn check_health(port: u16) -> anyhow::Result<()> {
     use std::io::{Read, Write};
     let timeout = Duration::from_secs(2);
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
-    stream.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    stream.write_all(
+        b"GET /__sluice/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head)?;
     anyhow::ensure!(

@@ -15,18 +15,23 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::handler::App;
+use crate::proxy::ClientError;
 
 /// Serves `config` on `listener` until `shutdown` completes, then gives the
 /// responses in flight up to `grace` to finish. The caller binds (tests use
 /// port 0) and chooses the signal. The seed is `config.seed`, or a random one.
+///
+/// # Errors
+/// [`ClientError`] when proxy mode's TLS settings are unusable (nothing is
+/// served then).
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
-) {
+) -> Result<(), ClientError> {
     let seed = config.seed.unwrap_or_else(rand::random);
-    let app = Arc::new(App::new(config, seed));
+    let app = Arc::new(App::new(config, seed)?);
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -77,4 +82,5 @@ pub async fn run(
             "grace period over; the remaining streams are dropped"
         );
     }
+    Ok(())
 }

@@ -4,14 +4,15 @@
 //! The environment variables are the Node mock's (`PORT`, `FIRST_TOKEN_DELAY`,
 //! `TOKEN_INTERVAL`, `TOKENS_PER_RESPONSE`, `TOOL_CALL_DELAY`, `ERROR_RATE`),
 //! with its conventions: bare numbers are milliseconds, and `ERROR_RATE` is a
-//! fraction (`0.005`; `0.5%` is accepted too). `SLUICE_SEED` sets the seed.
+//! fraction (`0.005`; `0.5%` is accepted too). `SLUICE_SEED` sets the seed and
+//! `SLUICE_UPSTREAM` the proxy's upstream URL.
 //! The environment is read through a lookup function so tests never touch the
 //! process environment.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{Config, ConfigError, value};
+use super::{Config, ConfigError, Upstream, value};
 
 /// Values that override the file. Each layer (environment, flags) yields one.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -32,6 +33,8 @@ pub struct Overrides {
     pub error_rate: Option<f64>,
     /// `seed`.
     pub seed: Option<u64>,
+    /// `[upstream] url` (`SLUICE_UPSTREAM`, `--upstream`).
+    pub upstream: Option<hyper::Uri>,
 }
 
 const PORT_FORM: &str = "a port number from 0 to 65535";
@@ -65,6 +68,7 @@ impl Overrides {
             })?,
             error_rate: get("ERROR_RATE", "error_rate").parse(value::rate_text)?,
             seed: get("SLUICE_SEED", "seed").parse(|s| s.trim().parse().map_err(|_| SEED_FORM))?,
+            upstream: get("SLUICE_UPSTREAM", "upstream.url").parse(value::upstream_url)?,
         })
     }
 
@@ -94,6 +98,12 @@ impl Overrides {
         }
         if let Some(seed) = self.seed {
             config.seed = Some(seed);
+        }
+        if let Some(url) = &self.upstream {
+            match &mut config.upstream {
+                Some(upstream) => upstream.url = url.clone(),
+                None => config.upstream = Some(Upstream::new(url.clone())),
+            }
         }
     }
 }

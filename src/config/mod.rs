@@ -54,6 +54,37 @@ pub struct Profile {
     pub faults: Vec<WeightedFault>,
 }
 
+/// Where proxy mode sends requests, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    /// Base URL; the request's path and query are appended to its path.
+    pub url: hyper::Uri,
+    /// Limit on opening a connection (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// Limit on waiting for the upstream's response head.
+    pub header_timeout: Duration,
+    /// PEM file of extra root certificates (a private CA), added to the public roots.
+    pub ca_file: Option<PathBuf>,
+    /// Hold the head of a non-SSE response for `first_token_delay` too.
+    pub delay_non_sse: bool,
+    /// An SSE event larger than this is passed on as it arrives, unclassified.
+    pub max_event_size: usize,
+}
+
+impl Upstream {
+    /// An upstream at `url` with the default settings.
+    pub fn new(url: hyper::Uri) -> Self {
+        Self {
+            url,
+            connect_timeout: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(600),
+            ca_file: None,
+            delay_non_sse: true,
+            max_event_size: 1024 * 1024,
+        }
+    }
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -67,6 +98,8 @@ pub struct Config {
     pub head: HeadTiming,
     /// The knobs applied to every request.
     pub profile: Profile,
+    /// Proxy mode's upstream; `None` serves the built-in mock.
+    pub upstream: Option<Upstream>,
     /// Where this config came from.
     pub source: ConfigSource,
 }
@@ -107,6 +140,7 @@ impl Default for Config {
                 error_rate: 0.005,
                 faults: default_faults(),
             },
+            upstream: None,
             source: ConfigSource::Defaults,
         }
     }
@@ -189,6 +223,19 @@ struct RawConfig {
     tokens_per_response: Option<Spanned<i64>>,
     error_rate: Option<Spanned<f64>>,
     faults: Option<Vec<Spanned<RawFault>>>,
+    upstream: Option<Spanned<RawUpstream>>,
+}
+
+/// The `[upstream]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    url: Option<Spanned<String>>,
+    connect_timeout: Option<Spanned<String>>,
+    header_timeout: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    delay_non_sse: Option<bool>,
+    max_event_size: Option<Spanned<RawSize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -311,7 +358,49 @@ impl RawConfig {
                 .map(|fault| fault.get_ref().validate(at))
                 .collect::<Result<_, _>>()?;
         }
+        if let Some(upstream) = &self.upstream {
+            config.upstream = Some(upstream.get_ref().validate(at, upstream.span())?);
+        }
         Ok(config)
+    }
+}
+
+fn size_of(raw: &RawSize) -> Result<u64, &'static str> {
+    match raw {
+        RawSize::Bytes(n) => u64::try_from(*n).map_err(|_| value::SIZE_FORM),
+        RawSize::Text(text) => value::size(text),
+    }
+}
+
+impl RawUpstream {
+    fn validate(&self, at: &Locator<'_>, table: Range<usize>) -> Result<Upstream, ConfigError> {
+        let url = at
+            .check(&self.url, "upstream.url", |s| value::upstream_url(s))?
+            .ok_or_else(|| ConfigError::Invalid {
+                origin: at.at(&table),
+                key: "upstream.url",
+                value: "(missing)".to_string(),
+                expected: value::URL_FORM,
+            })?;
+        let mut upstream = Upstream::new(url);
+        let duration = |s: &String| value::duration(s);
+        if let Some(d) = at.check(&self.connect_timeout, "upstream.connect_timeout", duration)? {
+            upstream.connect_timeout = d;
+        }
+        if let Some(d) = at.check(&self.header_timeout, "upstream.header_timeout", duration)? {
+            upstream.header_timeout = d;
+        }
+        upstream.ca_file = self
+            .ca_file
+            .as_ref()
+            .map(|path| PathBuf::from(path.get_ref()));
+        if let Some(delay) = self.delay_non_sse {
+            upstream.delay_non_sse = delay;
+        }
+        if let Some(size) = at.check(&self.max_event_size, "upstream.max_event_size", size_of)? {
+            upstream.max_event_size = usize::try_from(size).unwrap_or(usize::MAX);
+        }
+        Ok(upstream)
     }
 }
 

@@ -310,3 +310,76 @@ fn a_bad_variable_is_named_with_its_value_and_the_accepted_form() {
         );
     }
 }
+
+#[test]
+fn the_upstream_table_is_read_with_defaults_for_what_it_omits() {
+    let config = parse("[upstream]\nurl = \"https://api.anthropic.com\"\n").unwrap();
+    let upstream = config.upstream.unwrap();
+    assert_eq!(
+        upstream,
+        Upstream::new("https://api.anthropic.com".parse().unwrap())
+    );
+    assert_eq!(upstream.connect_timeout, ms(5000));
+    assert!(upstream.delay_non_sse);
+
+    let config = parse(
+        "[upstream]\nurl = \"http://127.0.0.1:9/v1beta\"\nconnect_timeout = \"250ms\"\nheader_timeout = \"2s\"\n\
+         ca_file = \"/etc/ca.pem\"\ndelay_non_sse = false\nmax_event_size = \"64KiB\"\n",
+    )
+    .unwrap();
+    let upstream = config.upstream.unwrap();
+    assert_eq!(upstream.url.path(), "/v1beta");
+    assert_eq!(upstream.connect_timeout, ms(250));
+    assert_eq!(upstream.header_timeout, ms(2000));
+    assert_eq!(upstream.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+    assert!(!upstream.delay_non_sse);
+    assert_eq!(upstream.max_event_size, 64 * 1024);
+}
+
+#[test]
+fn bad_upstreams_are_located() {
+    assert_eq!(
+        error("[upstream]\nurl = \"api.anthropic.com\"\n"),
+        format!(
+            "test.toml:2:7: invalid upstream.url \"api.anthropic.com\": expected {}",
+            value::URL_FORM
+        )
+    );
+    assert_eq!(
+        error("[upstream]\nconnect_timeout = \"1s\"\n"),
+        format!(
+            "test.toml:1:1: invalid upstream.url (missing): expected {}",
+            value::URL_FORM
+        )
+    );
+    assert_eq!(
+        error("[upstream]\nurl = \"http://x\"\nheader_timeout = \"never\"\n"),
+        format!(
+            "test.toml:3:18: invalid upstream.header_timeout \"never\": expected {}",
+            value::DURATION_FORM
+        )
+    );
+    let message = error("[upstream]\nurl = \"http://x\"\nretries = 3\n");
+    assert!(message.contains("unknown field `retries`"), "{message}");
+}
+
+#[test]
+fn the_environment_and_flags_set_the_upstream() {
+    let mut config = Config::default();
+    Overrides::from_env(env(&[("SLUICE_UPSTREAM", "http://127.0.0.1:8080")]))
+        .unwrap()
+        .apply(&mut config);
+    assert_eq!(
+        config.upstream.as_ref().unwrap().url,
+        "http://127.0.0.1:8080/"
+    );
+    let message = Overrides::from_env(env(&[("SLUICE_UPSTREAM", "localhost")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with(
+            "environment variable SLUICE_UPSTREAM: invalid upstream.url \"localhost\""
+        ),
+        "{message}"
+    );
+}

@@ -22,6 +22,20 @@ pub const LISTEN_FORM: &str = "an IP address and port such as \"0.0.0.0:3456\" o
 /// What a byte size may look like.
 pub const SIZE_FORM: &str = "a size such as \"32MiB\", \"512KiB\" or a number of bytes";
 
+/// What an upstream URL may look like.
+pub const URL_FORM: &str =
+    "an http:// or https:// URL such as \"https://api.anthropic.com\" or \"http://127.0.0.1:3456\"";
+
+/// An upstream base URL: http or https, a host, an optional path prefix, no query.
+pub fn upstream_url(text: &str) -> Result<hyper::Uri, &'static str> {
+    let uri: hyper::Uri = text.trim().parse().map_err(|_| URL_FORM)?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.authority().is_none() || uri.query().is_some() {
+        return Err(URL_FORM);
+    }
+    Ok(uri)
+}
+
 /// `"100ms"`, `"2s"`, `"1m 30s"`, `"1.5s"` (humantime's forms, plus decimals).
 pub fn duration(text: &str) -> Result<Duration, &'static str> {
     let text = text.trim();
@@ -147,6 +161,27 @@ mod tests {
         assert_eq!(listen("[::1]:0"), Ok("[::1]:0".parse().unwrap()));
         assert_eq!(listen("example.com:80"), Err(LISTEN_FORM));
         assert_eq!(listen("3456"), Err(LISTEN_FORM));
+    }
+
+    #[test]
+    fn upstream_urls() {
+        assert_eq!(
+            upstream_url("https://api.anthropic.com").unwrap().host(),
+            Some("api.anthropic.com")
+        );
+        assert_eq!(
+            upstream_url("http://127.0.0.1:3456/prefix").unwrap().path(),
+            "/prefix"
+        );
+        for bad in [
+            "api.anthropic.com",
+            "ftp://x",
+            "https://",
+            "http://x/?a=1",
+            "",
+        ] {
+            assert_eq!(upstream_url(bad), Err(URL_FORM), "{bad:?}");
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl SseSplitter {
     }
 
     /// Takes the next chunk; appends every record it completes to `out`.
-    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<SseRecord>) {
+    pub fn push(&mut self, chunk: &[u8], out: &mut impl Extend<SseRecord>) {
         let mut at = self.buf.len();
         self.buf.extend_from_slice(chunk);
         while let Some(offset) = memchr2(b'\r', b'\n', &self.buf[at..]) {
@@ -67,7 +67,7 @@ impl SseSplitter {
             let blank = self.line_len == 0;
             self.line_len = 0;
             if blank {
-                out.push(self.take(at));
+                out.extend(Some(self.take(at)));
                 self.oversized = false;
                 at = 0;
             }
@@ -79,7 +79,7 @@ impl SseSplitter {
         if !self.buf.is_empty() && (self.oversized || self.buf.len() > self.max_event) {
             self.oversized = true;
             let all = self.buf.len();
-            out.push(self.take(all));
+            out.extend(Some(self.take(all)));
         }
     }
 

@@ -33,14 +33,14 @@ pub async fn start(toml: &str) -> Sluice {
     let listener = TcpListener::bind(config.listen).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(sluice::run(
-        config,
-        listener,
-        async move {
+    tokio::spawn(async move {
+        let stop = async move {
             let _ = stopped.await;
-        },
-        Duration::from_secs(1),
-    ));
+        };
+        sluice::run(config, listener, stop, Duration::from_secs(1))
+            .await
+            .unwrap();
+    });
     Sluice { addr, _stop: stop }
 }
 

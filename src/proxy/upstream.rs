@@ -1,0 +1,320 @@
+//! The client side of proxy mode: one pooled hyper client per upstream, TLS by
+//! rustls (public roots, plus a private CA file if configured), HTTP/1.1 or
+//! HTTP/2 chosen by ALPN, and errors that name the upstream and the cause.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::header::{CONNECTION, HOST, HeaderMap, HeaderName};
+use hyper::{Request, Response, Uri, Version};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::config::Upstream;
+use crate::response::Body;
+
+/// Why the upstream client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The CA file could not be read or holds no certificate.
+    #[error("cannot use upstream.ca_file {path}: {reason}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// rustls refused the TLS settings.
+    #[error("cannot set up TLS for the upstream: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Why a request to the upstream got no response head. The side that failed
+/// picks the status: unreachable → 502, too slow → 504.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Connecting failed: refused, DNS, TLS.
+    #[error("sluice cannot connect to upstream {upstream}: {cause}")]
+    Connect {
+        /// The upstream's base URL.
+        upstream: String,
+        /// The cause chain.
+        cause: String,
+    },
+    /// The connection or the response head took too long.
+    #[error("upstream {upstream} did not answer within {timeout:?} ({what})")]
+    Timeout {
+        /// The upstream's base URL.
+        upstream: String,
+        /// The limit that ran out.
+        timeout: Duration,
+        /// Which limit: `upstream.connect_timeout` or `upstream.header_timeout`.
+        what: &'static str,
+    },
+    /// The request failed after connecting (reset, protocol error).
+    #[error("request to upstream {upstream} failed: {cause}")]
+    Request {
+        /// The upstream's base URL.
+        upstream: String,
+        /// The cause chain.
+        cause: String,
+    },
+}
+
+impl UpstreamError {
+    /// 502 for an upstream that failed, 504 for one that was too slow.
+    pub fn status(&self) -> hyper::StatusCode {
+        match self {
+            Self::Timeout { .. } => hyper::StatusCode::GATEWAY_TIMEOUT,
+            Self::Connect { .. } | Self::Request { .. } => hyper::StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The `x-sluice-error` value, so no one mistakes it for the upstream's
+    /// own error or an injected fault.
+    pub fn marker(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "upstream-connect",
+            Self::Timeout { .. } => "upstream-timeout",
+            Self::Request { .. } => "upstream-request",
+        }
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// Removes hop-by-hop headers, and those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove("upgrade");
+}
+
+/// A pooled client for one upstream.
+#[derive(Debug, Clone)]
+pub struct UpstreamClient {
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    settings: Arc<Upstream>,
+    label: String,
+}
+
+impl UpstreamClient {
+    /// Builds the client: TLS roots, ALPN, pool, connect timeout.
+    ///
+    /// # Errors
+    /// [`ClientError`] when the CA file is unusable.
+    pub fn new(settings: &Upstream) -> Result<Self, ClientError> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = &settings.ca_file {
+            let ca_error = |reason: String| ClientError::CaFile {
+                path: path.display().to_string(),
+                reason,
+            };
+            let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| ca_error(e.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| ca_error(e.to_string()))?;
+            if certificates.is_empty() {
+                return Err(ca_error("no PEM certificate in the file".to_string()));
+            }
+            for certificate in certificates {
+                roots
+                    .add(certificate)
+                    .map_err(|e| ca_error(e.to_string()))?;
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(https);
+        Ok(Self {
+            client,
+            label: settings.url.to_string().trim_end_matches('/').to_string(),
+            settings: Arc::new(settings.clone()),
+        })
+    }
+
+    /// The upstream's settings.
+    pub fn settings(&self) -> &Upstream {
+        &self.settings
+    }
+
+    /// The upstream's base URL, for messages.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Sends `request` (path and query relative to the upstream's base) and
+    /// waits for the response head, at most `header_timeout`.
+    ///
+    /// # Errors
+    /// [`UpstreamError`] naming the upstream and the cause.
+    pub async fn send(
+        &self,
+        mut request: Request<Body>,
+    ) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
+        *request.uri_mut() = self.target(request.uri());
+        *request.version_mut() = Version::HTTP_11; // the client upgrades to h2 by ALPN
+        let headers = request.headers_mut();
+        strip_hop_by_hop(headers);
+        headers.remove(HOST); // set from the upstream URL
+        let timeout = self.settings.header_timeout;
+        match tokio::time::timeout(timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(self.classify(&error)),
+            Err(_) => Err(UpstreamError::Timeout {
+                upstream: self.label.clone(),
+                timeout,
+                what: "upstream.header_timeout",
+            }),
+        }
+    }
+
+    /// The upstream URI for a client request's path and query.
+    fn target(&self, client: &Uri) -> Uri {
+        let base = &self.settings.url;
+        let prefix = base.path().trim_end_matches('/');
+        let path_and_query = client.path_and_query().map_or("/", |pq| pq.as_str());
+        let mut parts = base.clone().into_parts();
+        parts.path_and_query = format!("{prefix}{path_and_query}").parse().ok();
+        Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
+    }
+
+    fn classify(&self, error: &hyper_util::client::legacy::Error) -> UpstreamError {
+        let cause = cause_chain(error);
+        let timed_out = chain(error).any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        });
+        if error.is_connect() && timed_out {
+            UpstreamError::Timeout {
+                upstream: self.label.clone(),
+                timeout: self.settings.connect_timeout,
+                what: "upstream.connect_timeout",
+            }
+        } else if error.is_connect() {
+            UpstreamError::Connect {
+                upstream: self.label.clone(),
+                cause,
+            }
+        } else {
+            UpstreamError::Request {
+                upstream: self.label.clone(),
+                cause,
+            }
+        }
+    }
+}
+
+fn chain<'a>(
+    error: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(error), |&e| e.source())
+}
+
+/// `a: b: c` from an error and its sources, skipping repeats.
+pub fn cause_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for e in chain(error) {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_and_the_rest_stay() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, x-custom-hop"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("x-custom-hop", "1"),
+            ("authorization", "Bearer sk-secret"),
+            ("x-api-key", "sk-secret"),
+            ("anthropic-version", "2023-06-01"),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["anthropic-version", "authorization", "x-api-key"]);
+    }
+
+    #[test]
+    fn the_client_path_and_query_go_under_the_upstream_base() {
+        let client = |url: &str| UpstreamClient::new(&Upstream::new(url.parse().unwrap())).unwrap();
+        let path: Uri = "/v1/messages?beta=true".parse().unwrap();
+        assert_eq!(
+            client("https://api.anthropic.com").target(&path),
+            "https://api.anthropic.com/v1/messages?beta=true"
+        );
+        assert_eq!(
+            client("http://127.0.0.1:9/prefix/").target(&path),
+            "http://127.0.0.1:9/prefix/v1/messages?beta=true"
+        );
+    }
+
+    #[test]
+    fn an_unusable_ca_file_is_named() {
+        let mut settings = Upstream::new("https://x".parse().unwrap());
+        settings.ca_file = Some("/nonexistent/ca.pem".into());
+        let message = UpstreamClient::new(&settings).unwrap_err().to_string();
+        assert!(
+            message.starts_with("cannot use upstream.ca_file /nonexistent/ca.pem: "),
+            "{message}"
+        );
+    }
+}
