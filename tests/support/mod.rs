@@ -7,6 +7,9 @@
 )]
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
+pub mod tls;
+pub mod upstreams;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
