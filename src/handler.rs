@@ -75,17 +75,8 @@ impl App {
     /// # Errors
     /// [`ClientError`] when the upstream's TLS settings are unusable.
     pub fn new(config: Config, seed: u64) -> Result<Self, ClientError> {
-        let upstream = config
-            .upstream
-            .as_ref()
-            .map(UpstreamClient::new)
-            .transpose()?;
-        Ok(Self {
-            config: Arc::new(config),
-            seed,
-            requests: AtomicU64::new(0),
-            upstream,
-        })
+        let upstream = config.upstream.as_ref().map(UpstreamClient::new).transpose()?;
+        Ok(Self { config: Arc::new(config), seed, requests: AtomicU64::new(0), upstream })
     }
 
     /// Takes the request's number, draws its plan. Called once, at arrival.
@@ -95,12 +86,7 @@ impl App {
         let profile = &config.profile;
         let plan = FaultPlan::draw(profile.error_rate, &profile.faults, &mut rng);
         let request_id = format!("req_{}", random_id(&mut rng));
-        Planned {
-            number,
-            rng,
-            plan,
-            request_id,
-        }
+        Planned { number, rng, plan, request_id }
     }
 
     /// Answers one request. Never fails: every problem becomes a response.
@@ -139,12 +125,7 @@ impl App {
 
     async fn messages(&self, request: Request<Incoming>, arrival: Instant) -> Response<Body> {
         let config = Arc::clone(&self.config); // this request's snapshot, taken at arrival
-        let Planned {
-            number,
-            mut rng,
-            plan,
-            request_id,
-        } = self.plan(&config);
+        let Planned { number, mut rng, plan, request_id } = self.plan(&config);
         let profile = &config.profile;
 
         let body = match read_body(request, config.max_request_body).await {
@@ -164,11 +145,8 @@ impl App {
         let reply = Reply::generate(&parsed, profile.tokens_per_response, &mut rng);
         let message = (!parsed.stream).then(|| reply.to_message());
         let source = stream::iter(reply.into_events().map(Ok::<_, BoxError>));
-        let shaped = Shaper::new(
-            source,
-            Pacer::new(profile.timing),
-            Arrival::AtRequestStart(arrival),
-        );
+        let shaped =
+            Shaper::new(source, Pacer::new(profile.timing), Arrival::AtRequestStart(arrival));
         match message {
             Some(message) => {
                 // A non-streaming reply takes as long as the stream would have.
@@ -224,18 +202,14 @@ where
     let mut released = Vec::new();
     if timing == HeadTiming::FirstToken {
         while let Some(item) = shaped.next().await {
-            let done = item
-                .as_ref()
-                .map_or(true, |record| record.kind.is_content());
+            let done = item.as_ref().map_or(true, |record| record.kind.is_content());
             released.push(item);
             if done {
                 break;
             }
         }
     }
-    let frames = stream::iter(released)
-        .chain(shaped)
-        .map_ok(|record| Frame::data(record.raw));
+    let frames = stream::iter(released).chain(shaped).map_ok(|record| Frame::data(record.raw));
     Response::from_parts(head, BodyExt::boxed_unsync(StreamBody::new(frames)))
 }
 
@@ -271,10 +245,7 @@ async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, Refu
         return Err(Box::new(too_large));
     }
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(request.into_body(), limit_usize)
-        .collect()
-        .await
-    {
+    match Limited::new(request.into_body(), limit_usize).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Box::new(too_large)),
         Err(error) => {
@@ -295,10 +266,7 @@ fn http_fault(
     request_id: &str,
 ) -> Response<Body> {
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let message = fault
-        .message
-        .as_deref()
-        .unwrap_or_else(|| dialect.default_message(fault.status));
+    let message = fault.message.as_deref().unwrap_or_else(|| dialect.default_message(fault.status));
     let body = dialect.error_body(fault.status, message, request_id);
     let mut response = response::json(status, body, request_id);
     let headers = response.headers_mut();
@@ -321,11 +289,7 @@ fn retry_after_seconds(after: Duration) -> u64 {
 }
 
 fn health() -> Response<Body> {
-    response::json(
-        StatusCode::OK,
-        r#"{"status":"ok"}"#.to_string(),
-        &other_request_id(),
-    )
+    response::json(StatusCode::OK, r#"{"status":"ok"}"#.to_string(), &other_request_id())
 }
 
 fn method_not_allowed(method: &Method, path: &str, allowed: &'static str) -> Response<Body> {
@@ -334,9 +298,7 @@ fn method_not_allowed(method: &Method, path: &str, allowed: &'static str) -> Res
         &format!("method {method} is not allowed on {path}; use {allowed}"),
         &other_request_id(),
     );
-    response
-        .headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allowed));
+    response.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
     response
 }
 

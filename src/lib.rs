@@ -75,32 +75,17 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
         }
         Some(upstream) => {
             lines.push(format!("[sluice] Proxy running on {host}"));
-            lines.push(format!(
-                "[sluice] Upstream: {} (every method and path)",
-                upstream.url
-            ));
+            lines.push(format!("[sluice] Upstream: {} (every method and path)", upstream.url));
         }
     }
-    lines.push(format!(
-        "[sluice] Configuration ({source}, then environment and flags):"
-    ));
-    lines.push(format!(
-        "  - First token delay: {:?} ({head})",
-        timing.first_token_delay
-    ));
+    lines.push(format!("[sluice] Configuration ({source}, then environment and flags):"));
+    lines.push(format!("  - First token delay: {:?} ({head})", timing.first_token_delay));
     lines.push(format!("  - Token interval: {:?}", timing.token_interval));
     if config.upstream.is_none() {
-        lines.push(format!(
-            "  - Tokens per response: {}",
-            profile.tokens_per_response
-        ));
+        lines.push(format!("  - Tokens per response: {}", profile.tokens_per_response));
     }
     lines.push(format!("  - Tool call delay: {:?}", timing.tool_call_delay));
-    lines.push(format!(
-        "  - Error rate: {}% ({})",
-        profile.error_rate * 100.0,
-        fault_mix(config)
-    ));
+    lines.push(format!("  - Error rate: {}% ({})", profile.error_rate * 100.0, fault_mix(config)));
     lines.push(match config.seed {
         Some(seed) => {
             format!("  - Seed: {seed} (same seed and request order, same faults and text)")
@@ -131,9 +116,5 @@ fn fault_mix(config: &Config) -> String {
             }
         })
         .collect();
-    if parts.is_empty() {
-        "no faults configured".to_string()
-    } else {
-        parts.join(", ")
-    }
+    if parts.is_empty() { "no faults configured".to_string() } else { parts.join(", ") }
 }

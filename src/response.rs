@@ -22,9 +22,7 @@ pub const REQUEST_ID: &str = "request-id";
 
 /// A whole body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed_unsync()
+    Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed_unsync()
 }
 
 /// A JSON response with a request id.
@@ -42,9 +40,5 @@ pub fn json(status: StatusCode, body: String, request_id: &str) -> Response<Body
 /// An Anthropic-shaped error response whose `error.type` matches `status`.
 pub fn error(status: StatusCode, message: &str, request_id: &str) -> Response<Body> {
     let error_type = anthropic::error_type_for_status(status.as_u16());
-    json(
-        status,
-        anthropic::error_body(error_type, message, request_id),
-        request_id,
-    )
+    json(status, anthropic::error_body(error_type, message, request_id), request_id)
 }

@@ -56,11 +56,8 @@ pub async fn run(
             let app = Arc::clone(&app);
             async move { app.handle(request).await }
         });
-        let connection = graceful.watch(
-            builder
-                .serve_connection(TokioIo::new(tcp), service)
-                .into_owned(),
-        );
+        let connection =
+            graceful.watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned());
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 // Clients hang up all the time; not a warning.
@@ -69,18 +66,9 @@ pub async fn run(
         });
     }
     drop(listener);
-    info!(
-        ?grace,
-        "shutting down: no new connections; waiting for responses in flight"
-    );
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        warn!(
-            ?grace,
-            "grace period over; the remaining streams are dropped"
-        );
+    info!(?grace, "shutting down: no new connections; waiting for responses in flight");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        warn!(?grace, "grace period over; the remaining streams are dropped");
     }
     Ok(())
 }

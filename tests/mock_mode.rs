@@ -26,48 +26,23 @@ async fn a_stream_holds_its_head_until_the_first_token_and_paces_every_token_exa
     let sluice = start(NO_ERRORS).await;
     let received = send(sluice.addr, messages(&text_request(true))).await;
     assert_eq!(received.status, 200);
-    assert_eq!(
-        received.headers["content-type"],
-        "text/event-stream; charset=utf-8"
-    );
+    assert_eq!(received.headers["content-type"], "text/event-stream; charset=utf-8");
     assert_eq!(received.headers["cache-control"], "no-cache");
-    assert!(
-        received.headers["request-id"]
-            .to_str()
-            .unwrap()
-            .starts_with("req_")
-    );
+    assert!(received.headers["request-id"].to_str().unwrap().starts_with("req_"));
     assert!(received.headers.get("content-length").is_none());
-    assert_eq!(
-        received.head_at,
-        ms(100),
-        "time to first byte is the first-token delay"
-    );
+    assert_eq!(received.head_at, ms(100), "time to first byte is the first-token delay");
 
     let events = received.events();
     let names: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
-    assert_eq!(
-        &names[..3],
-        ["message_start", "ping", "content_block_start"]
-    );
-    assert_eq!(
-        &names[names.len() - 3..],
-        ["content_block_stop", "message_delta", "message_stop"]
-    );
-    let deltas: Vec<_> = events
-        .iter()
-        .filter(|e| e.0 == "content_block_delta")
-        .collect();
+    assert_eq!(&names[..3], ["message_start", "ping", "content_block_start"]);
+    assert_eq!(&names[names.len() - 3..], ["content_block_stop", "message_delta", "message_stop"]);
+    let deltas: Vec<_> = events.iter().filter(|e| e.0 == "content_block_delta").collect();
     assert_eq!(deltas.len(), 50);
     for (k, (_, data, at)) in deltas.iter().enumerate() {
         assert_eq!(*at, ms(100 + 20 * k as u64), "token {k}");
         assert_eq!(data["delta"]["type"], "text_delta");
     }
-    assert_eq!(
-        events.last().unwrap().2,
-        ms(1080),
-        "the stream ends with its last token"
-    );
+    assert_eq!(events.last().unwrap().2, ms(1080), "the stream ends with its last token");
     assert_eq!(events[names.len() - 2].1["usage"]["output_tokens"], 50);
 }
 
@@ -77,24 +52,16 @@ async fn a_tool_call_starts_after_first_token_plus_tool_call_delay() {
     let received = send(sluice.addr, messages(&tool_request(true))).await;
     assert_eq!(received.head_at, ms(600));
     let events = received.events();
-    let start = events
-        .iter()
-        .find(|e| e.0 == "content_block_start")
-        .unwrap();
+    let start = events.iter().find(|e| e.0 == "content_block_start").unwrap();
     assert_eq!(start.1["content_block"]["type"], "tool_use");
     assert_eq!(start.1["content_block"]["name"], "get_weather");
     assert_eq!(start.2, ms(600));
-    let fragments: Vec<_> = events
-        .iter()
-        .filter(|e| e.0 == "content_block_delta")
-        .collect();
+    let fragments: Vec<_> = events.iter().filter(|e| e.0 == "content_block_delta").collect();
     for (k, (_, _, at)) in fragments.iter().enumerate() {
         assert_eq!(*at, ms(620 + 20 * k as u64), "fragment {k}");
     }
-    let joined: String = fragments
-        .iter()
-        .map(|e| e.1["delta"]["partial_json"].as_str().unwrap())
-        .collect();
+    let joined: String =
+        fragments.iter().map(|e| e.1["delta"]["partial_json"].as_str().unwrap()).collect();
     let input: Value = serde_json::from_str(&joined).unwrap();
     assert!(input["city"].is_string());
     assert!(["celsius", "fahrenheit"].contains(&input["unit"].as_str().unwrap()));
@@ -115,16 +82,9 @@ async fn a_non_streaming_reply_takes_as_long_as_the_stream_would_have() {
     assert_eq!(message["model"], "claude-mock-1");
     assert_eq!(message["stop_reason"], "end_turn");
     assert_eq!(message["usage"]["output_tokens"], 50);
-    assert!(
-        message["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .ends_with('.')
-    );
+    assert!(message["content"][0]["text"].as_str().unwrap().ends_with('.'));
 
-    let tool = send(sluice.addr, messages(&tool_request(false)))
-        .await
-        .json();
+    let tool = send(sluice.addr, messages(&tool_request(false))).await.json();
     assert_eq!(tool["stop_reason"], "tool_use");
     assert_eq!(tool["content"][0]["type"], "tool_use");
     assert!(tool["content"][0]["input"]["city"].is_string());
@@ -138,11 +98,8 @@ async fn immediate_head_sends_message_start_at_once() {
     let events = received.events();
     assert_eq!(events[0].0, "message_start");
     assert_eq!(events[0].2, ms(0));
-    let deltas: Vec<_> = events
-        .iter()
-        .filter(|e| e.0 == "content_block_delta")
-        .map(|e| e.2)
-        .collect();
+    let deltas: Vec<_> =
+        events.iter().filter(|e| e.0 == "content_block_delta").map(|e| e.2).collect();
     assert_eq!(deltas, [ms(100), ms(120), ms(140)]);
 }
 
@@ -152,13 +109,7 @@ async fn max_tokens_caps_the_stream() {
     let mut request = text_request(true);
     request["max_tokens"] = json!(5);
     let events = send(sluice.addr, messages(&request)).await.events();
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e.0 == "content_block_delta")
-            .count(),
-        5
-    );
+    assert_eq!(events.iter().filter(|e| e.0 == "content_block_delta").count(), 5);
     let stop = events.iter().find(|e| e.0 == "message_delta").unwrap();
     assert_eq!(stop.1["delta"]["stop_reason"], "max_tokens");
     assert_eq!(stop.1["usage"]["output_tokens"], 5);
@@ -180,31 +131,20 @@ async fn each_injected_error_has_the_providers_status_body_and_headers() {
             "rate_limit_error",
             "Number of requests has exceeded your rate limit",
         ),
-        (
-            503,
-            "message = \"down for a bit\"",
-            "api_error",
-            "down for a bit",
-        ),
+        (503, "message = \"down for a bit\"", "api_error", "down for a bit"),
     ];
     for (status, extra, error_type, message) in cases {
         let sluice = start(&always(status, extra)).await;
         for stream in [true, false] {
             let received = send(sluice.addr, messages(&text_request(stream))).await;
             assert_eq!(received.status, status);
-            assert_eq!(
-                received.headers["x-sluice-fault"],
-                format!("http; status={status}")
-            );
+            assert_eq!(received.headers["x-sluice-fault"], format!("http; status={status}"));
             assert_eq!(received.headers["content-type"], "application/json");
             let body = received.json();
             assert_eq!(body["type"], "error");
             assert_eq!(body["error"]["type"], error_type);
             assert_eq!(body["error"]["message"], message);
-            assert_eq!(
-                body["request_id"],
-                received.headers["request-id"].to_str().unwrap()
-            );
+            assert_eq!(body["request_id"], received.headers["request-id"].to_str().unwrap());
             if status == 429 {
                 assert_eq!(received.headers["retry-after"], "2");
                 assert_eq!(received.headers["retry-after-ms"], "2000");
@@ -228,14 +168,7 @@ async fn the_default_mix_injects_only_the_documented_errors() {
 }
 
 /// Method, path, body, expected status, error type and message prefix.
-type BadInput = (
-    &'static str,
-    &'static str,
-    &'static [u8],
-    u16,
-    &'static str,
-    &'static str,
-);
+type BadInput = (&'static str, &'static str, &'static [u8], u16, &'static str, &'static str);
 
 #[tokio::test]
 async fn bad_input_gets_the_providers_error_naming_the_problem() {
@@ -281,9 +214,7 @@ async fn a_chunked_body_over_the_limit_is_refused_while_reading() {
         .unwrap();
     let tcp = tokio::net::TcpStream::connect(sluice.addr).await.unwrap();
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
     tokio::spawn(connection);
     let response = sender.send_request(request).await.unwrap();
     assert_eq!(response.status(), 413);
@@ -297,11 +228,7 @@ async fn health_and_count_tokens() {
     assert_eq!(health.json(), json!({"status": "ok"}));
 
     let body = br#"{"model":"m","messages":[{"role":"user","content":"0123456789012345678901234567890123456789"}]}"#;
-    let count = send(
-        sluice.addr,
-        raw("POST", "/v1/messages/count_tokens?beta=true", body),
-    )
-    .await;
+    let count = send(sluice.addr, raw("POST", "/v1/messages/count_tokens?beta=true", body)).await;
     assert_eq!(count.status, 200);
     assert_eq!(count.json(), json!({"input_tokens": body.len() / 4}));
 }

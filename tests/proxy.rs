@@ -55,14 +55,8 @@ async fn through_proxy(fake: &Fake, upstream_extra: &str) -> support::Received {
 #[tokio::test(start_paused = true)]
 async fn with_no_fault_the_client_gets_the_upstreams_bytes_whatever_the_chunking() {
     let lf = stream_bytes();
-    let crlf = String::from_utf8(lf.clone())
-        .unwrap()
-        .replace('\n', "\r\n")
-        .into_bytes();
-    let cr = String::from_utf8(lf.clone())
-        .unwrap()
-        .replace('\n', "\r")
-        .into_bytes();
+    let crlf = String::from_utf8(lf.clone()).unwrap().replace('\n', "\r\n").into_bytes();
+    let cr = String::from_utf8(lf.clone()).unwrap().replace('\n', "\r").into_bytes();
     let extras = format!(
         ": keep-alive comment\n\nid: 1\nretry: 10\nevent: brand_new_event\ndata: {{\"type\":\"brand_new_event\"}}\n\n{}event: ping\ndata: {{\"type\":\"ping\"}}",
         STREAM.concat()
@@ -75,11 +69,7 @@ async fn with_no_fault_the_client_gets_the_upstreams_bytes_whatever_the_chunking
             upstreams::steady_sse_upstream(&STREAM, ms(5)).await,
             lf.clone(),
         ),
-        (
-            "CRLF, one byte per chunk",
-            upstreams::byte_per_chunk_upstream(&crlf).await,
-            crlf.clone(),
-        ),
+        ("CRLF, one byte per chunk", upstreams::byte_per_chunk_upstream(&crlf).await, crlf.clone()),
         (
             "lone CR, cut at odd places",
             upstreams::scripted_sse_upstream(cr.chunks(7).map(|c| (ms(1), c.to_vec())).collect())
@@ -100,15 +90,9 @@ async fn with_no_fault_the_client_gets_the_upstreams_bytes_whatever_the_chunking
         assert_eq!(received.status, 200, "{name}");
         assert_eq!(received.body(), Bytes::from(expected), "{name}");
         assert_eq!(received.headers["x-upstream-header"], "kept", "{name}");
+        assert!(received.headers.get("keep-alive").is_none(), "{name}: hop-by-hop header removed");
         assert!(
-            received.headers.get("keep-alive").is_none(),
-            "{name}: hop-by-hop header removed"
-        );
-        assert!(
-            received.headers["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/event-stream")
+            received.headers["content-type"].to_str().unwrap().starts_with("text/event-stream")
         );
     }
 }
@@ -121,18 +105,12 @@ async fn a_huge_event_is_passed_through_in_pieces_and_intact() {
     );
     let stream = format!("{}{huge}{}", STREAM[0], STREAM[11]).into_bytes();
     let fake = upstreams::scripted_sse_upstream(
-        stream
-            .chunks(16 * 1024)
-            .map(|c| (ms(0), c.to_vec()))
-            .collect(),
+        stream.chunks(16 * 1024).map(|c| (ms(0), c.to_vec())).collect(),
     )
     .await;
     let received = through_proxy(&fake, "max_event_size = \"64KiB\"").await;
     assert_eq!(received.body(), Bytes::from(stream));
-    assert!(
-        received.chunks.len() > 3,
-        "passed on as it arrived, not buffered whole"
-    );
+    assert!(received.chunks.len() > 3, "passed on as it arrived, not buffered whole");
 }
 
 #[tokio::test(start_paused = true)]
@@ -140,19 +118,11 @@ async fn delays_are_added_to_the_upstreams_own_timing() {
     // Upstream schedule (ms since request): start 10, text tokens 50/55/60,
     // tool call 160, its arguments 165/170, then the end.
     let gaps = [10, 0, 40, 5, 5, 0, 100, 5, 5, 0, 0, 0];
-    let chunks = STREAM
-        .iter()
-        .zip(gaps)
-        .map(|(e, g)| (ms(g), e.as_bytes().to_vec()))
-        .collect();
+    let chunks = STREAM.iter().zip(gaps).map(|(e, g)| (ms(g), e.as_bytes().to_vec())).collect();
     let fake = upstreams::scripted_sse_upstream(chunks).await;
     let sluice = start(&proxy(&fake.url(), "", "")).await; // 100ms / 20ms / 500ms
     let received = send(sluice.addr, messages(&text_request())).await;
-    assert_eq!(
-        received.head_at,
-        ms(150),
-        "upstream's first token at 50 ms + 100 ms"
-    );
+    assert_eq!(received.head_at, ms(150), "upstream's first token at 50 ms + 100 ms");
     let times: Vec<Duration> = received.events().iter().map(|e| e.2).collect();
     let expected = [150, 150, 150, 170, 190, 190, 710, 730, 750, 750, 750, 750].map(ms);
     assert_eq!(times, expected);
@@ -173,15 +143,8 @@ async fn a_proxy_without_delays_in_front_of_sluice_mock_is_invisible() {
         let expected = send(direct.addr, messages(&request)).await;
         let got = send(proxied.addr, messages(&request)).await;
         assert_eq!(got.status, expected.status);
-        assert_eq!(
-            got.body(),
-            expected.body(),
-            "byte-identical to the mock's own reply"
-        );
-        assert_eq!(
-            got.head_at, expected.head_at,
-            "the mock's delays, nothing added"
-        );
+        assert_eq!(got.body(), expected.body(), "byte-identical to the mock's own reply");
+        assert_eq!(got.head_at, expected.head_at, "the mock's delays, nothing added");
         let times = |r: &support::Received| r.chunks.iter().map(|c| c.1).collect::<Vec<_>>();
         if request["stream"] == true {
             assert_eq!(
@@ -219,11 +182,7 @@ async fn an_injected_fault_is_answered_without_calling_the_upstream() {
         "server_error",
         "OpenAI's shape on an OpenAI path"
     );
-    assert_eq!(
-        fake.requests.load(Ordering::SeqCst),
-        0,
-        "no tokens spent upstream"
-    );
+    assert_eq!(fake.requests.load(Ordering::SeqCst), 0, "no tokens spent upstream");
 }
 
 #[tokio::test(start_paused = true)]
@@ -235,11 +194,7 @@ async fn the_upstreams_own_errors_and_plain_responses_pass_through() {
     assert_eq!(received.body(), Bytes::from_static(body.as_bytes()));
     assert_eq!(received.headers["x-upstream-header"], "kept");
     assert!(received.headers.get("x-sluice-error").is_none());
-    assert_eq!(
-        received.head_at,
-        ms(100),
-        "a non-SSE head waits the first-token delay"
-    );
+    assert_eq!(received.head_at, ms(100), "a non-SSE head waits the first-token delay");
 
     let fake = upstreams::json_upstream(200, r#"{"ok":true}"#).await;
     let received = through_proxy(&fake, "delay_non_sse = false").await;
@@ -269,10 +224,7 @@ async fn requests_reach_the_upstream_with_their_headers_and_body() {
     assert_eq!(headers["x-api-key"], "sk-secret");
     assert_eq!(headers["anthropic-version"], "2026-10-21");
     assert_eq!(headers["host"], fake.addr.to_string());
-    assert!(
-        headers.get("x-hop").is_none(),
-        "headers named in Connection are hop-by-hop"
-    );
+    assert!(headers.get("x-hop").is_none(), "headers named in Connection are hop-by-hop");
 }
 
 #[tokio::test]
@@ -301,16 +253,10 @@ async fn a_slow_upstream_head_gets_a_504() {
     assert_eq!(received.status, 504);
     assert_eq!(received.head_at, ms(200));
     assert_eq!(received.headers["x-sluice-error"], "upstream-timeout");
-    let message = received.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = received.json()["error"]["message"].as_str().unwrap().to_string();
     assert_eq!(
         message,
-        format!(
-            "upstream {} did not answer within 200ms (upstream.header_timeout)",
-            fake.url()
-        )
+        format!("upstream {} did not answer within 200ms (upstream.header_timeout)", fake.url())
     );
 }
 
@@ -329,14 +275,9 @@ async fn an_upstream_reset_mid_stream_breaks_the_clients_stream_too() {
     let sluice = start(&proxy(&fake.url(), NO_DELAYS, "")).await;
     let tcp = tokio::net::TcpStream::connect(sluice.addr).await.unwrap();
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
     tokio::spawn(connection);
-    let response = sender
-        .send_request(messages(&text_request()))
-        .await
-        .unwrap();
+    let response = sender.send_request(messages(&text_request())).await.unwrap();
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
     let mut received = Vec::new();
@@ -348,10 +289,7 @@ async fn an_upstream_reset_mid_stream_breaks_the_clients_stream_too() {
         }
     };
     assert_eq!(received, STREAM[2].as_bytes(), "what arrived went out");
-    assert!(
-        outcome.is_err(),
-        "the client sees a broken stream, not a clean end"
-    );
+    assert!(outcome.is_err(), "the client sees a broken stream, not a clean end");
 }
 
 #[tokio::test]
@@ -360,14 +298,9 @@ async fn a_client_that_leaves_mid_stream_closes_the_upstream_stream() {
     let sluice = start(&proxy(&fake.url(), NO_DELAYS, "")).await;
     let tcp = tokio::net::TcpStream::connect(sluice.addr).await.unwrap();
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
     let connection = tokio::spawn(connection);
-    let response = sender
-        .send_request(messages(&text_request()))
-        .await
-        .unwrap();
+    let response = sender.send_request(messages(&text_request())).await.unwrap();
     let mut body = response.into_body();
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert!(first.starts_with(b"event: message_start"));
@@ -388,24 +321,14 @@ async fn a_private_ca_is_trusted_when_configured_and_only_then() {
     let without = start(&proxy(&tls.url, NO_DELAYS, "")).await;
     let received = send(without.addr, messages(&text_request())).await;
     assert_eq!(received.status, 502);
-    let message = received.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = received.json()["error"]["message"].as_str().unwrap().to_string();
     assert!(message.contains("certificate"), "{message}");
 
-    let with = start(&proxy(
-        &tls.url,
-        NO_DELAYS,
-        &format!("ca_file = \"{}\"", tls.ca_file.display()),
-    ))
-    .await;
+    let with =
+        start(&proxy(&tls.url, NO_DELAYS, &format!("ca_file = \"{}\"", tls.ca_file.display())))
+            .await;
     let received = send(with.addr, messages(&text_request())).await;
     assert_eq!(received.status, 200);
     assert_eq!(received.body(), Bytes::from(stream_bytes()));
-    assert_eq!(
-        tls.alpn_h2.load(Ordering::SeqCst),
-        1,
-        "HTTP/2 chosen by ALPN"
-    );
+    assert_eq!(tls.alpn_h2.load(Ordering::SeqCst), 1, "HTTP/2 chosen by ALPN");
 }

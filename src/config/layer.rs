@@ -122,13 +122,11 @@ impl EnvVar {
         let Some(text) = self.value else {
             return Ok(None);
         };
-        parse(&text)
-            .map(Some)
-            .map_err(|expected| ConfigError::Invalid {
-                origin: format!("environment variable {}", self.name),
-                key: self.key,
-                value: format!("{text:?}"),
-                expected,
-            })
+        parse(&text).map(Some).map_err(|expected| ConfigError::Invalid {
+            origin: format!("environment variable {}", self.name),
+            key: self.key,
+            value: format!("{text:?}"),
+            expected,
+        })
     }
 }

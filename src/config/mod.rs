@@ -108,17 +108,9 @@ pub struct Config {
 pub fn default_faults() -> Vec<WeightedFault> {
     let http = |status, weight, retry_after| WeightedFault {
         weight,
-        fault: Fault::Http(HttpFault {
-            status,
-            retry_after,
-            message: None,
-        }),
+        fault: Fault::Http(HttpFault { status, retry_after, message: None }),
     };
-    vec![
-        http(529, 4, None),
-        http(500, 3, None),
-        http(429, 3, Some(Duration::from_secs(1))),
-    ]
+    vec![http(529, 4, None), http(500, 3, None), http(429, 3, Some(Duration::from_secs(1)))]
 }
 
 impl Default for Config {
@@ -187,10 +179,8 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file, and for a bad value its line and column.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
         let mut config = Self::from_toml_str(&text, &path.display().to_string())?;
         config.source = ConfigSource::File(path.to_path_buf());
         Ok(config)
@@ -313,17 +303,13 @@ impl RawConfig {
         if let Some(listen) = at.check(&self.listen, "listen", |s| value::listen(s))? {
             config.listen = listen;
         }
-        config.seed = at.check(&self.seed, "seed", |&s| {
-            u64::try_from(s).map_err(|_| SEED_FORM)
-        })?;
-        if let Some(size) = at.check(
-            &self.max_request_body,
-            "max_request_body",
-            |raw| match raw {
+        config.seed = at.check(&self.seed, "seed", |&s| u64::try_from(s).map_err(|_| SEED_FORM))?;
+        if let Some(size) =
+            at.check(&self.max_request_body, "max_request_body", |raw| match raw {
                 RawSize::Bytes(n) => u64::try_from(*n).map_err(|_| value::SIZE_FORM),
                 RawSize::Text(text) => value::size(text),
-            },
-        )? {
+            })?
+        {
             config.max_request_body = size;
         }
         if let Some(head) = at.check(&self.head, "head", |s| match s.as_str() {
@@ -344,9 +330,9 @@ impl RawConfig {
         if let Some(d) = at.check(&self.tool_call_delay, "tool_call_delay", duration)? {
             profile.timing.tool_call_delay = d;
         }
-        if let Some(n) = at.check(&self.tokens_per_response, "tokens_per_response", |&n| {
-            tokens_per_response(n)
-        })? {
+        if let Some(n) =
+            at.check(&self.tokens_per_response, "tokens_per_response", |&n| tokens_per_response(n))?
+        {
             profile.tokens_per_response = n;
         }
         if let Some(r) = at.check(&self.error_rate, "error_rate", |&r| value::rate(r))? {
@@ -374,13 +360,14 @@ fn size_of(raw: &RawSize) -> Result<u64, &'static str> {
 
 impl RawUpstream {
     fn validate(&self, at: &Locator<'_>, table: Range<usize>) -> Result<Upstream, ConfigError> {
-        let url = at
-            .check(&self.url, "upstream.url", |s| value::upstream_url(s))?
-            .ok_or_else(|| ConfigError::Invalid {
-                origin: at.at(&table),
-                key: "upstream.url",
-                value: "(missing)".to_string(),
-                expected: value::URL_FORM,
+        let url =
+            at.check(&self.url, "upstream.url", |s| value::upstream_url(s))?.ok_or_else(|| {
+                ConfigError::Invalid {
+                    origin: at.at(&table),
+                    key: "upstream.url",
+                    value: "(missing)".to_string(),
+                    expected: value::URL_FORM,
+                }
             })?;
         let mut upstream = Upstream::new(url);
         let duration = |s: &String| value::duration(s);
@@ -390,10 +377,7 @@ impl RawUpstream {
         if let Some(d) = at.check(&self.header_timeout, "upstream.header_timeout", duration)? {
             upstream.header_timeout = d;
         }
-        upstream.ca_file = self
-            .ca_file
-            .as_ref()
-            .map(|path| PathBuf::from(path.get_ref()));
+        upstream.ca_file = self.ca_file.as_ref().map(|path| PathBuf::from(path.get_ref()));
         if let Some(delay) = self.delay_non_sse {
             upstream.delay_non_sse = delay;
         }
@@ -406,10 +390,7 @@ impl RawUpstream {
 
 /// Tokens per response: at least one, so that every reply has a first token.
 pub(crate) fn tokens_per_response(n: i64) -> Result<u32, &'static str> {
-    u32::try_from(n)
-        .ok()
-        .filter(|n| (1..=100_000).contains(n))
-        .ok_or(TOKENS_FORM)
+    u32::try_from(n).ok().filter(|n| (1..=100_000).contains(n)).ok_or(TOKENS_FORM)
 }
 
 impl RawFault {
@@ -419,10 +400,7 @@ impl RawFault {
         }
         let weight = at
             .check(&self.weight, "faults.weight", |&w| {
-                u32::try_from(w)
-                    .ok()
-                    .filter(|w| (1..=1_000_000).contains(w))
-                    .ok_or(WEIGHT_FORM)
+                u32::try_from(w).ok().filter(|w| (1..=1_000_000).contains(w)).ok_or(WEIGHT_FORM)
             })?
             .unwrap_or(1);
         let status = match &self.status {
@@ -439,16 +417,11 @@ impl RawFault {
                 });
             }
         };
-        let retry_after = at.check(&self.retry_after, "faults.retry_after", |s| {
-            value::duration(s)
-        })?;
+        let retry_after =
+            at.check(&self.retry_after, "faults.retry_after", |s| value::duration(s))?;
         Ok(WeightedFault {
             weight,
-            fault: Fault::Http(HttpFault {
-                status,
-                retry_after,
-                message: self.message.clone(),
-            }),
+            fault: Fault::Http(HttpFault { status, retry_after, message: self.message.clone() }),
         })
     }
 }

@@ -70,11 +70,7 @@ fn every_knob_is_read() {
     assert_eq!(config.head, HeadTiming::Immediate);
     assert_eq!(
         config.profile.timing,
-        Timing {
-            first_token_delay: ms(250),
-            token_interval: ms(5),
-            tool_call_delay: ms(1500)
-        }
+        Timing { first_token_delay: ms(250), token_interval: ms(5), tool_call_delay: ms(1500) }
     );
     assert_eq!(config.profile.tokens_per_response, 12);
     assert_eq!(config.profile.error_rate, 0.25);
@@ -93,10 +89,7 @@ fn every_knob_is_read() {
 
 #[test]
 fn sizes_may_be_bytes() {
-    assert_eq!(
-        parse("max_request_body = 100").unwrap().max_request_body,
-        100
-    );
+    assert_eq!(parse("max_request_body = 100").unwrap().max_request_body, 100);
 }
 
 #[test]
@@ -111,10 +104,7 @@ fn a_bad_value_names_file_line_column_key_value_and_the_accepted_form() {
     );
     assert_eq!(
         error("listen = \"localhost\""),
-        format!(
-            "test.toml:1:10: invalid listen \"localhost\": expected {}",
-            value::LISTEN_FORM
-        )
+        format!("test.toml:1:10: invalid listen \"localhost\": expected {}", value::LISTEN_FORM)
     );
     assert_eq!(
         error("tokens_per_response = 0"),
@@ -124,10 +114,7 @@ fn a_bad_value_names_file_line_column_key_value_and_the_accepted_form() {
         error("head = \"late\""),
         format!("test.toml:1:8: invalid head \"late\": expected {HEAD_FORM}")
     );
-    assert_eq!(
-        error("seed = -1"),
-        format!("test.toml:1:8: invalid seed -1: expected {SEED_FORM}")
-    );
+    assert_eq!(error("seed = -1"), format!("test.toml:1:8: invalid seed -1: expected {SEED_FORM}"));
     assert_eq!(
         error("max_request_body = \"lots\""),
         format!(
@@ -167,10 +154,7 @@ fn bad_faults_are_located() {
 #[test]
 fn unknown_keys_and_wrong_types_are_refused_with_toml_location() {
     let message = error("first_tokn_delay = \"100ms\"");
-    assert!(
-        message.starts_with("test.toml: TOML parse error at line 1, column 1"),
-        "{message}"
-    );
+    assert!(message.starts_with("test.toml: TOML parse error at line 1, column 1"), "{message}");
     assert!(
         message.contains("unknown field `first_tokn_delay`, expected one of `listen`"),
         "{message}"
@@ -178,10 +162,7 @@ fn unknown_keys_and_wrong_types_are_refused_with_toml_location() {
 
     let message = error("\n\ntokens_per_response = \"many\"");
     assert!(message.contains("line 3, column 23"), "{message}");
-    assert!(
-        message.contains("invalid type: string \"many\", expected i64"),
-        "{message}"
-    );
+    assert!(message.contains("invalid type: string \"many\", expected i64"), "{message}");
 
     let message = error("listen = ");
     assert!(message.contains("line 1, column 10"), "{message}");
@@ -190,19 +171,14 @@ fn unknown_keys_and_wrong_types_are_refused_with_toml_location() {
 #[test]
 fn an_unreadable_file_names_the_path() {
     let error = Config::load(Path::new("/nonexistent/sluice.toml")).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "cannot read config file /nonexistent/sluice.toml"
-    );
+    assert_eq!(error.to_string(), "cannot read config file /nonexistent/sluice.toml");
     let cause = std::error::Error::source(&error).unwrap().to_string();
     assert!(cause.starts_with("No such file or directory"), "{cause}");
 }
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let map: HashMap<String, String> =
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     move |name| map.get(name).cloned()
 }
 
@@ -221,18 +197,10 @@ fn the_node_mocks_environment_variables_override_the_file() {
     ]))
     .unwrap();
     overrides.apply(&mut config);
-    assert_eq!(
-        config.listen.to_string(),
-        "127.0.0.1:8080",
-        "PORT keeps the host"
-    );
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080", "PORT keeps the host");
     assert_eq!(
         config.profile.timing,
-        Timing {
-            first_token_delay: ms(250),
-            token_interval: ms(5),
-            tool_call_delay: ms(1500)
-        }
+        Timing { first_token_delay: ms(250), token_interval: ms(5), tool_call_delay: ms(1500) }
     );
     assert_eq!(config.profile.tokens_per_response, 10);
     assert_eq!(config.profile.error_rate, 0.01);
@@ -264,26 +232,14 @@ fn empty_or_unset_variables_change_nothing() {
 #[test]
 fn a_bad_variable_is_named_with_its_value_and_the_accepted_form() {
     let cases = [
-        (
-            "PORT",
-            "http",
-            "invalid port \"http\": expected a port number from 0 to 65535",
-        ),
+        ("PORT", "http", "invalid port \"http\": expected a port number from 0 to 65535"),
         (
             "FIRST_TOKEN_DELAY",
             "soon",
             "invalid first_token_delay \"soon\": expected milliseconds such as 100",
         ),
-        (
-            "TOKEN_INTERVAL",
-            "-3",
-            "invalid token_interval \"-3\": expected milliseconds",
-        ),
-        (
-            "TOOL_CALL_DELAY",
-            "x",
-            "invalid tool_call_delay \"x\": expected milliseconds",
-        ),
+        ("TOKEN_INTERVAL", "-3", "invalid token_interval \"-3\": expected milliseconds"),
+        ("TOOL_CALL_DELAY", "x", "invalid tool_call_delay \"x\": expected milliseconds"),
         (
             "TOKENS_PER_RESPONSE",
             "0",
@@ -294,16 +250,10 @@ fn a_bad_variable_is_named_with_its_value_and_the_accepted_form() {
             "5",
             "invalid error_rate \"5\": expected a fraction from 0 to 1 such as 0.005",
         ),
-        (
-            "SLUICE_SEED",
-            "abc",
-            "invalid seed \"abc\": expected a whole number",
-        ),
+        ("SLUICE_SEED", "abc", "invalid seed \"abc\": expected a whole number"),
     ];
     for (name, value, expected) in cases {
-        let message = Overrides::from_env(env(&[(name, value)]))
-            .unwrap_err()
-            .to_string();
+        let message = Overrides::from_env(env(&[(name, value)])).unwrap_err().to_string();
         assert!(
             message.starts_with(&format!("environment variable {name}: {expected}")),
             "{name}={value}: {message}"
@@ -315,10 +265,7 @@ fn a_bad_variable_is_named_with_its_value_and_the_accepted_form() {
 fn the_upstream_table_is_read_with_defaults_for_what_it_omits() {
     let config = parse("[upstream]\nurl = \"https://api.anthropic.com\"\n").unwrap();
     let upstream = config.upstream.unwrap();
-    assert_eq!(
-        upstream,
-        Upstream::new("https://api.anthropic.com".parse().unwrap())
-    );
+    assert_eq!(upstream, Upstream::new("https://api.anthropic.com".parse().unwrap()));
     assert_eq!(upstream.connect_timeout, ms(5000));
     assert!(upstream.delay_non_sse);
 
@@ -347,10 +294,7 @@ fn bad_upstreams_are_located() {
     );
     assert_eq!(
         error("[upstream]\nconnect_timeout = \"1s\"\n"),
-        format!(
-            "test.toml:1:1: invalid upstream.url (missing): expected {}",
-            value::URL_FORM
-        )
+        format!("test.toml:1:1: invalid upstream.url (missing): expected {}", value::URL_FORM)
     );
     assert_eq!(
         error("[upstream]\nurl = \"http://x\"\nheader_timeout = \"never\"\n"),
@@ -369,13 +313,9 @@ fn the_environment_and_flags_set_the_upstream() {
     Overrides::from_env(env(&[("SLUICE_UPSTREAM", "http://127.0.0.1:8080")]))
         .unwrap()
         .apply(&mut config);
-    assert_eq!(
-        config.upstream.as_ref().unwrap().url,
-        "http://127.0.0.1:8080/"
-    );
-    let message = Overrides::from_env(env(&[("SLUICE_UPSTREAM", "localhost")]))
-        .unwrap_err()
-        .to_string();
+    assert_eq!(config.upstream.as_ref().unwrap().url, "http://127.0.0.1:8080/");
+    let message =
+        Overrides::from_env(env(&[("SLUICE_UPSTREAM", "localhost")])).unwrap_err().to_string();
     assert!(
         message.starts_with(
             "environment variable SLUICE_UPSTREAM: invalid upstream.url \"localhost\""

@@ -43,9 +43,7 @@ pub fn duration(text: &str) -> Result<Duration, &'static str> {
         return Ok(parsed);
     }
     // humantime has no fractions; "1.5s" and "0.25ms" are too natural to refuse.
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or(DURATION_FORM)?;
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or(DURATION_FORM)?;
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().map_err(|_| DURATION_FORM)?;
     let unit_seconds = match unit.trim() {
@@ -74,11 +72,7 @@ pub fn env_duration(text: &str) -> Result<Duration, &'static str> {
 
 /// An error rate as a number.
 pub fn rate(value: f64) -> Result<f64, &'static str> {
-    if value.is_finite() && (0.0..=1.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(RATE_FORM)
-    }
+    if value.is_finite() && (0.0..=1.0).contains(&value) { Ok(value) } else { Err(RATE_FORM) }
 }
 
 /// An error rate as text: `0.005` or `0.5%`.
@@ -103,9 +97,7 @@ pub fn listen(text: &str) -> Result<SocketAddr, &'static str> {
 
 /// A byte size such as `"32MiB"` or `"1MB"`.
 pub fn size(text: &str) -> Result<u64, &'static str> {
-    bytesize::ByteSize::from_str(text.trim())
-        .map(|size| size.as_u64())
-        .map_err(|_| SIZE_FORM)
+    bytesize::ByteSize::from_str(text.trim()).map(|size| size.as_u64()).map_err(|_| SIZE_FORM)
 }
 
 #[cfg(test)]
@@ -150,14 +142,8 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(
-            listen("0.0.0.0:3456"),
-            Ok(SocketAddr::from(([0, 0, 0, 0], 3456)))
-        );
-        assert_eq!(
-            listen("localhost:80"),
-            Ok(SocketAddr::from(([127, 0, 0, 1], 80)))
-        );
+        assert_eq!(listen("0.0.0.0:3456"), Ok(SocketAddr::from(([0, 0, 0, 0], 3456))));
+        assert_eq!(listen("localhost:80"), Ok(SocketAddr::from(([127, 0, 0, 1], 80))));
         assert_eq!(listen("[::1]:0"), Ok("[::1]:0".parse().unwrap()));
         assert_eq!(listen("example.com:80"), Err(LISTEN_FORM));
         assert_eq!(listen("3456"), Err(LISTEN_FORM));
@@ -169,17 +155,8 @@ mod tests {
             upstream_url("https://api.anthropic.com").unwrap().host(),
             Some("api.anthropic.com")
         );
-        assert_eq!(
-            upstream_url("http://127.0.0.1:3456/prefix").unwrap().path(),
-            "/prefix"
-        );
-        for bad in [
-            "api.anthropic.com",
-            "ftp://x",
-            "https://",
-            "http://x/?a=1",
-            "",
-        ] {
+        assert_eq!(upstream_url("http://127.0.0.1:3456/prefix").unwrap().path(), "/prefix");
+        for bad in ["api.anthropic.com", "ftp://x", "https://", "http://x/?a=1", ""] {
             assert_eq!(upstream_url(bad), Err(URL_FORM), "{bad:?}");
         }
     }

@@ -156,11 +156,7 @@ mod classify_tests {
     #[test]
     fn every_event_of_a_stream_is_classified() {
         let table = [
-            (
-                r#"{"type":"message_start","message":{}}"#,
-                "message_start",
-                EventKind::Other,
-            ),
+            (r#"{"type":"message_start","message":{}}"#, "message_start", EventKind::Other),
             (r#"{"type":"ping"}"#, "ping", EventKind::Other),
             (
                 r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
@@ -202,31 +198,19 @@ mod classify_tests {
                 "content_block_delta",
                 EventKind::Content,
             ),
-            (
-                r#"{"type":"content_block_stop","index":1}"#,
-                "content_block_stop",
-                EventKind::Other,
-            ),
+            (r#"{"type":"content_block_stop","index":1}"#, "content_block_stop", EventKind::Other),
             (
                 r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#,
                 "message_delta",
                 EventKind::Other,
             ),
-            (
-                r#"{"type":"message_stop"}"#,
-                "message_stop",
-                EventKind::Other,
-            ),
+            (r#"{"type":"message_stop"}"#, "message_stop", EventKind::Other),
             (
                 r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
                 "error",
                 EventKind::Other,
             ),
-            (
-                r#"{"type":"brand_new_event"}"#,
-                "brand_new_event",
-                EventKind::Other,
-            ),
+            (r#"{"type":"brand_new_event"}"#, "brand_new_event", EventKind::Other),
             ("not json", "content_block_delta", EventKind::Other),
         ];
         for (data, name, expected) in table {

@@ -55,11 +55,9 @@ impl Dialect {
     /// An error body in the provider's shape for `status`.
     pub fn error_body(self, status: u16, message: &str, request_id: &str) -> String {
         match self {
-            Self::Anthropic => anthropic::error_body(
-                anthropic::error_type_for_status(status),
-                message,
-                request_id,
-            ),
+            Self::Anthropic => {
+                anthropic::error_body(anthropic::error_type_for_status(status), message, request_id)
+            }
             Self::OpenAiChat | Self::OpenAiResponses => openai::error_body(status, message),
         }
     }
@@ -80,14 +78,8 @@ mod tests {
     #[test]
     fn the_path_picks_the_dialect() {
         assert_eq!(Dialect::for_path("/v1/messages"), Dialect::Anthropic);
-        assert_eq!(
-            Dialect::for_path("/v1/chat/completions"),
-            Dialect::OpenAiChat
-        );
-        assert_eq!(
-            Dialect::for_path("/openai/v1/chat/completions/"),
-            Dialect::OpenAiChat
-        );
+        assert_eq!(Dialect::for_path("/v1/chat/completions"), Dialect::OpenAiChat);
+        assert_eq!(Dialect::for_path("/openai/v1/chat/completions/"), Dialect::OpenAiChat);
         assert_eq!(Dialect::for_path("/v1/responses"), Dialect::OpenAiResponses);
         assert_eq!(Dialect::for_path("/anything"), Dialect::Anthropic);
     }

@@ -112,16 +112,11 @@ pub fn classify_responses(event: &Event<'_>) -> EventKind {
     };
     let name = event.name.map(str::to_owned);
     let parsed = serde_json::from_str::<ResponsesEvent>(data).ok();
-    let kind = name
-        .or_else(|| parsed.as_ref().and_then(|p| p.kind.clone()))
-        .unwrap_or_default();
+    let kind = name.or_else(|| parsed.as_ref().and_then(|p| p.kind.clone())).unwrap_or_default();
     if kind.ends_with(".delta") {
         return EventKind::Content;
     }
-    let item = parsed
-        .and_then(|p| p.item)
-        .and_then(|i| i.kind)
-        .unwrap_or_default();
+    let item = parsed.and_then(|p| p.item).and_then(|i| i.kind).unwrap_or_default();
     if kind == "response.output_item.added"
         && matches!(item.as_str(), "function_call" | "custom_tool_call")
     {
@@ -145,14 +140,8 @@ mod tests {
                 r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
                 EventKind::Other,
             ),
-            (
-                r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#,
-                EventKind::Content,
-            ),
-            (
-                r#"{"choices":[{"index":0,"delta":{"reasoning_content":"hm"}}]}"#,
-                EventKind::Content,
-            ),
+            (r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#, EventKind::Content),
+            (r#"{"choices":[{"index":0,"delta":{"reasoning_content":"hm"}}]}"#, EventKind::Content),
             (
                 r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]}}]}"#,
                 EventKind::ToolStart,
@@ -161,18 +150,9 @@ mod tests {
                 r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a"}}]}}]}"#,
                 EventKind::Content,
             ),
-            (
-                r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
-                EventKind::Other,
-            ),
-            (
-                r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
-                EventKind::Other,
-            ),
-            (
-                r#"{"error":{"message":"boom","type":"server_error"}}"#,
-                EventKind::Other,
-            ),
+            (r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#, EventKind::Other),
+            (r#"{"choices":[],"usage":{"prompt_tokens":1}}"#, EventKind::Other),
+            (r#"{"error":{"message":"boom","type":"server_error"}}"#, EventKind::Other),
             ("[DONE]", EventKind::Other),
         ];
         for (data, expected) in table {
@@ -183,14 +163,9 @@ mod tests {
     #[test]
     fn responses_events_are_classified() {
         let kind = |name: &str, data: &str| {
-            classify_responses(&Event::parse(
-                format!("event: {name}\ndata: {data}\n\n").as_bytes(),
-            ))
+            classify_responses(&Event::parse(format!("event: {name}\ndata: {data}\n\n").as_bytes()))
         };
-        assert_eq!(
-            kind("response.created", r#"{"type":"response.created"}"#),
-            EventKind::Other
-        );
+        assert_eq!(kind("response.created", r#"{"type":"response.created"}"#), EventKind::Other);
         assert_eq!(
             kind(
                 "response.output_text.delta",

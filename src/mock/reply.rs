@@ -123,17 +123,8 @@ impl Reply {
             None => {
                 let wanted = tokens_per_response as usize;
                 let count = wanted.min(max_tokens);
-                let stop = if count < wanted {
-                    StopReason::MaxTokens
-                } else {
-                    StopReason::EndTurn
-                };
-                (
-                    Block::Text {
-                        tokens: text::tokens(count, rng),
-                    },
-                    stop,
-                )
+                let stop = if count < wanted { StopReason::MaxTokens } else { StopReason::EndTurn };
+                (Block::Text { tokens: text::tokens(count, rng) }, stop)
             }
         };
         Self {
@@ -157,9 +148,7 @@ impl Reply {
             .iter()
             .map(|block| match block {
                 Block::Text { tokens } => json!({"type": "text", "text": tokens.concat()}),
-                Block::ToolUse {
-                    id, name, input, ..
-                } => {
+                Block::ToolUse { id, name, input, .. } => {
                     json!({"type": "tool_use", "id": id, "name": name, "input": input})
                 }
             })
@@ -187,10 +176,7 @@ impl Reply {
 
     /// The stream of SSE records, built one event at a time as it is pulled.
     pub fn into_events(self) -> ReplyEvents {
-        ReplyEvents {
-            reply: self,
-            step: Step::MessageStart,
-        }
+        ReplyEvents { reply: self, step: Step::MessageStart }
     }
 }
 
@@ -246,11 +232,7 @@ impl ReplyEvents {
 
     fn after_delta(&self, index: usize, piece: usize) -> Step {
         let count = self.reply.blocks.get(index).map_or(0, |b| b.pieces().len());
-        if piece < count {
-            Step::Delta(index, piece)
-        } else {
-            Step::BlockStop(index)
-        }
+        if piece < count { Step::Delta(index, piece) } else { Step::BlockStop(index) }
     }
 
     fn record(&self, step: Step) -> Option<SseRecord> {
@@ -302,11 +284,9 @@ impl ReplyEvents {
                     "usage": {"output_tokens": reply.output_tokens()}}),
                 EventKind::Other,
             ),
-            Step::MessageStop => (
-                "message_stop",
-                json!({"type": "message_stop"}),
-                EventKind::Other,
-            ),
+            Step::MessageStop => {
+                ("message_stop", json!({"type": "message_stop"}), EventKind::Other)
+            }
             Step::Done => return None,
         };
         Some(encode_event(name, &payload.to_string(), kind))

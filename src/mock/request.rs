@@ -195,15 +195,12 @@ fn validate_messages(messages: Option<&Value>) -> Result<bool, InvalidRequest> {
             None => return Err(invalid(&format!("messages.{i}.content"), "field required")),
         }
     }
-    let last_has_tool_result = messages
-        .last()
-        .and_then(|m| m.get("content"))
-        .and_then(Value::as_array)
-        .is_some_and(|blocks| {
-            blocks
-                .iter()
-                .any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
-        });
+    let last_has_tool_result =
+        messages.last().and_then(|m| m.get("content")).and_then(Value::as_array).is_some_and(
+            |blocks| {
+                blocks.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+            },
+        );
     Ok(last_has_tool_result)
 }
 
@@ -248,10 +245,7 @@ fn parse_tools(tools: Option<&Value>) -> Result<Vec<Tool>, InvalidRequest> {
                 ));
             }
             None => {
-                return Err(invalid(
-                    &format!("tools.{i}.input_schema"),
-                    "field required",
-                ));
+                return Err(invalid(&format!("tools.{i}.input_schema"), "field required"));
             }
         };
         parsed.push(Tool { name, input_schema });
@@ -260,9 +254,7 @@ fn parse_tools(tools: Option<&Value>) -> Result<Vec<Tool>, InvalidRequest> {
 }
 
 fn is_server_tool(tool: &Map<String, Value>) -> bool {
-    tool.get("type")
-        .and_then(Value::as_str)
-        .is_some_and(|kind| kind != "custom")
+    tool.get("type").and_then(Value::as_str).is_some_and(|kind| kind != "custom")
 }
 
 fn parse_tool_choice(choice: Option<&Value>, tools: &[Tool]) -> Result<ToolChoice, InvalidRequest> {
@@ -354,49 +346,28 @@ mod tests {
     fn every_bad_field_is_named() {
         let cases = [
             (without("model"), "model: field required"),
-            (
-                with("model", json!(5)),
-                "model: expected a string, got a number",
-            ),
+            (with("model", json!(5)), "model: expected a string, got a number"),
             (with("model", json!("")), "model: must not be empty"),
             (without("max_tokens"), "max_tokens: field required"),
             (
                 with("max_tokens", json!("64")),
                 "max_tokens: expected an integer of at least 1, got \"64\"",
             ),
-            (
-                with("max_tokens", json!(0)),
-                "max_tokens: expected an integer of at least 1, got 0",
-            ),
+            (with("max_tokens", json!(0)), "max_tokens: expected an integer of at least 1, got 0"),
             (
                 with("max_tokens", json!(1.5)),
                 "max_tokens: expected an integer of at least 1, got 1.5",
             ),
             (without("messages"), "messages: field required"),
-            (
-                with("messages", json!("hi")),
-                "messages: expected an array, got a string",
-            ),
-            (
-                with("messages", json!([])),
-                "messages: at least one message is required",
-            ),
-            (
-                with("messages", json!([5])),
-                "messages.0: expected an object, got a number",
-            ),
-            (
-                with("messages", json!([{"content": "x"}])),
-                "messages.0.role: field required",
-            ),
+            (with("messages", json!("hi")), "messages: expected an array, got a string"),
+            (with("messages", json!([])), "messages: at least one message is required"),
+            (with("messages", json!([5])), "messages.0: expected an object, got a number"),
+            (with("messages", json!([{"content": "x"}])), "messages.0.role: field required"),
             (
                 with("messages", json!([{"role": "bot", "content": "x"}])),
                 "messages.0.role: expected \"user\" or \"assistant\", got \"bot\"",
             ),
-            (
-                with("messages", json!([{"role": "user"}])),
-                "messages.0.content: field required",
-            ),
+            (with("messages", json!([{"role": "user"}])), "messages.0.content: field required"),
             (
                 with("messages", json!([{"role": "user", "content": 1}])),
                 "messages.0.content: expected a string or an array of content blocks, got a number",
@@ -405,22 +376,10 @@ mod tests {
                 with("messages", json!([{"role": "user", "content": [{}]}])),
                 "messages.0.content.0.type: field required",
             ),
-            (
-                with("stream", json!("yes")),
-                "stream: expected a boolean, got a string",
-            ),
-            (
-                with("tools", json!({})),
-                "tools: expected an array, got an object",
-            ),
-            (
-                with("tools", json!([{"input_schema": {}}])),
-                "tools.0.name: field required",
-            ),
-            (
-                with("tools", json!([{"name": "t"}])),
-                "tools.0.input_schema: field required",
-            ),
+            (with("stream", json!("yes")), "stream: expected a boolean, got a string"),
+            (with("tools", json!({})), "tools: expected an array, got an object"),
+            (with("tools", json!([{"input_schema": {}}])), "tools.0.name: field required"),
+            (with("tools", json!([{"name": "t"}])), "tools.0.input_schema: field required"),
             (
                 with("tools", json!([{"name": "t", "input_schema": "x"}])),
                 "tools.0.input_schema: expected a JSON Schema object, got a string",
@@ -445,16 +404,9 @@ mod tests {
 
     #[test]
     fn invalid_json_and_non_objects_are_named() {
-        let error = MessagesRequest::parse(b"{\"model\": ", Endpoint::Messages)
-            .unwrap_err()
-            .0;
-        assert!(
-            error.starts_with("request body is not valid JSON: EOF while parsing"),
-            "{error}"
-        );
-        let error = MessagesRequest::parse(b"[1]", Endpoint::Messages)
-            .unwrap_err()
-            .0;
+        let error = MessagesRequest::parse(b"{\"model\": ", Endpoint::Messages).unwrap_err().0;
+        assert!(error.starts_with("request body is not valid JSON: EOF while parsing"), "{error}");
+        let error = MessagesRequest::parse(b"[1]", Endpoint::Messages).unwrap_err().0;
         assert_eq!(error, "request body must be a JSON object, got an array");
     }
 
@@ -475,11 +427,7 @@ mod tests {
         body["tool_choice"] = json!({"type": "tool", "name": "lookup"});
         let request = parse(body).unwrap();
         let names: Vec<_> = request.tools.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["get_weather", "lookup"],
-            "server tools are not the mock's to call"
-        );
+        assert_eq!(names, ["get_weather", "lookup"], "server tools are not the mock's to call");
         assert_eq!(request.tool_choice, ToolChoice::Tool("lookup".into()));
     }
 

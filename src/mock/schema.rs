@@ -47,9 +47,8 @@ impl Sampler<'_> {
         }
         for combinator in ["anyOf", "oneOf", "allOf"] {
             if let Some(Value::Array(options)) = schema.get(combinator) {
-                let non_null = options
-                    .iter()
-                    .find(|o| o.get("type").and_then(Value::as_str) != Some("null"));
+                let non_null =
+                    options.iter().find(|o| o.get("type").and_then(Value::as_str) != Some("null"));
                 if let Some(option) = non_null.or(options.first()) {
                     return self.value(option, rng, depth + 1, name);
                 }
@@ -70,10 +69,7 @@ impl Sampler<'_> {
 
     fn object(&self, schema: &Map<String, Value>, rng: &mut impl Rng, depth: usize) -> Value {
         let empty = Map::new();
-        let properties = schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
+        let properties = schema.get("properties").and_then(Value::as_object).unwrap_or(&empty);
         let required: Option<Vec<&str>> = schema
             .get("required")
             .and_then(Value::as_array)
@@ -104,16 +100,11 @@ impl Sampler<'_> {
     ) -> Value {
         // One or two items, within minItems..=maxItems.
         let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(1);
-        let max = schema
-            .get("maxItems")
-            .and_then(Value::as_u64)
-            .unwrap_or(u64::MAX);
+        let max = schema.get("maxItems").and_then(Value::as_u64).unwrap_or(u64::MAX);
         let upper = max.min(min.max(2));
         let count = rng.random_range(min.min(upper)..=upper);
         let items = schema.get("items").unwrap_or(&Value::Bool(true));
-        (0..count)
-            .map(|_| self.value(items, rng, depth + 1, name))
-            .collect()
+        (0..count).map(|_| self.value(items, rng, depth + 1, name)).collect()
     }
 
     /// A local JSON pointer such as `#/$defs/Address`.
@@ -127,11 +118,9 @@ impl Sampler<'_> {
 fn type_of(schema: &Map<String, Value>) -> &str {
     match schema.get("type") {
         Some(Value::String(kind)) => kind,
-        Some(Value::Array(kinds)) => kinds
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|&k| k != "null")
-            .unwrap_or("null"),
+        Some(Value::Array(kinds)) => {
+            kinds.iter().filter_map(Value::as_str).find(|&k| k != "null").unwrap_or("null")
+        }
         _ if schema.contains_key("properties") => "object",
         _ if schema.contains_key("items") => "array",
         _ => "string",
@@ -140,12 +129,9 @@ fn type_of(schema: &Map<String, Value>) -> &str {
 
 fn bounds(schema: &Map<String, Value>, default: (f64, f64)) -> (f64, f64) {
     let get = |key: &str| schema.get(key).and_then(Value::as_f64);
-    let low = get("minimum")
-        .or(get("exclusiveMinimum").map(|v| v + 1.0))
-        .unwrap_or(default.0);
-    let high = get("maximum")
-        .or(get("exclusiveMaximum").map(|v| v - 1.0))
-        .unwrap_or(default.1.max(low));
+    let low = get("minimum").or(get("exclusiveMinimum").map(|v| v + 1.0)).unwrap_or(default.0);
+    let high =
+        get("maximum").or(get("exclusiveMaximum").map(|v| v - 1.0)).unwrap_or(default.1.max(low));
     (low, high.max(low))
 }
 
@@ -184,10 +170,7 @@ fn string(schema: &Map<String, Value>, rng: &mut impl Rng, name: &str) -> Value 
         _ => format!("sample {name} {}", rng.random_range(1..1000)),
     };
     let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
-    let max = schema
-        .get("maxLength")
-        .and_then(Value::as_u64)
-        .map_or(usize::MAX, |m| m as usize);
+    let max = schema.get("maxLength").and_then(Value::as_u64).map_or(usize::MAX, |m| m as usize);
     let mut text: String = text.chars().take(max).collect();
     while text.chars().count() < min {
         text.push('x');

@@ -74,9 +74,7 @@ const WORDS: &[&str] = &[
 /// `toolu_...` and `req_...` suffixes.
 pub fn random_id(rng: &mut impl Rng) -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    (0..24)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
+    (0..24).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
 }
 
 /// `count` tokens forming sentences; each token but the first starts with a

@@ -67,11 +67,8 @@ pub async fn forward(
     if is_event_stream(&head.headers) {
         head.headers.remove(CONTENT_LENGTH);
         let splitter = SseSplitter::new(dialect.classifier(), settings.max_event_size);
-        let shaped = Shaper::new(
-            SseRecords::new(body, splitter),
-            Pacer::new(timing),
-            Arrival::WhenReceived,
-        );
+        let shaped =
+            Shaper::new(SseRecords::new(body, splitter), Pacer::new(timing), Arrival::WhenReceived);
         return shaped_response(head, shaped, config.head).await;
     }
     if settings.delay_non_sse && timing.first_token_delay > Duration::ZERO {
@@ -97,8 +94,6 @@ fn upstream_error(error: &UpstreamError, dialect: Dialect, request_id: &str) -> 
     let status = error.status();
     let body = dialect.error_body(status.as_u16(), &error.to_string(), request_id);
     let mut response = response::json(status, body, request_id);
-    response
-        .headers_mut()
-        .insert(ERROR_HEADER, HeaderValue::from_static(error.marker()));
+    response.headers_mut().insert(ERROR_HEADER, HeaderValue::from_static(error.marker()));
     response
 }

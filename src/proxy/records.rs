@@ -28,12 +28,7 @@ pin_project! {
 impl<B> SseRecords<B> {
     /// Splits `body` with `splitter`.
     pub fn new(body: B, splitter: SseSplitter) -> Self {
-        Self {
-            body,
-            splitter,
-            ready: VecDeque::new(),
-            ended: false,
-        }
+        Self { body, splitter, ready: VecDeque::new(), ended: false }
     }
 }
 

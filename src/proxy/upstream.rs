@@ -133,10 +133,8 @@ impl UpstreamClient {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(path) = &settings.ca_file {
-            let ca_error = |reason: String| ClientError::CaFile {
-                path: path.display().to_string(),
-                reason,
-            };
+            let ca_error =
+                |reason: String| ClientError::CaFile { path: path.display().to_string(), reason };
             let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .map_err(|e| ca_error(e.to_string()))?
                 .collect::<Result<_, _>>()
@@ -145,9 +143,7 @@ impl UpstreamClient {
                 return Err(ca_error("no PEM certificate in the file".to_string()));
             }
             for certificate in certificates {
-                roots
-                    .add(certificate)
-                    .map_err(|e| ca_error(e.to_string()))?;
+                roots.add(certificate).map_err(|e| ca_error(e.to_string()))?;
             }
         }
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -236,15 +232,9 @@ impl UpstreamClient {
                 what: "upstream.connect_timeout",
             }
         } else if error.is_connect() {
-            UpstreamError::Connect {
-                upstream: self.label.clone(),
-                cause,
-            }
+            UpstreamError::Connect { upstream: self.label.clone(), cause }
         } else {
-            UpstreamError::Request {
-                upstream: self.label.clone(),
-                cause,
-            }
+            UpstreamError::Request { upstream: self.label.clone(), cause }
         }
     }
 }

@@ -33,11 +33,7 @@ pub struct Pacer {
 impl Pacer {
     /// A pacer for one request.
     pub fn new(timing: Timing) -> Self {
-        Self {
-            timing,
-            last_content: None,
-            last_release: None,
-        }
+        Self { timing, last_content: None, last_release: None }
     }
 
     /// When the record that arrived at `arrival` may be released.
@@ -103,18 +99,9 @@ mod tests {
 
     #[test]
     fn an_instant_source_gets_exactly_the_configured_schedule() {
-        let records = [
-            (0, Other),
-            (0, Other),
-            (0, Content),
-            (0, Content),
-            (0, Content),
-            (0, Other),
-        ];
-        assert_eq!(
-            schedule(timing(100, 20, 500), &records),
-            [0, 0, 100, 120, 140, 140]
-        );
+        let records =
+            [(0, Other), (0, Other), (0, Content), (0, Content), (0, Content), (0, Other)];
+        assert_eq!(schedule(timing(100, 20, 500), &records), [0, 0, 100, 120, 140, 140]);
     }
 
     #[test]
@@ -123,17 +110,8 @@ mod tests {
         let records = [(0, Other), (0, ToolStart), (0, Content), (0, Content)];
         assert_eq!(schedule(timing(100, 20, 500), &records), [0, 600, 620, 640]);
         // Tool call after text.
-        let records = [
-            (0, Content),
-            (0, Content),
-            (0, Other),
-            (0, ToolStart),
-            (0, Content),
-        ];
-        assert_eq!(
-            schedule(timing(100, 20, 500), &records),
-            [100, 120, 120, 640, 660]
-        );
+        let records = [(0, Content), (0, Content), (0, Other), (0, ToolStart), (0, Content)];
+        assert_eq!(schedule(timing(100, 20, 500), &records), [100, 120, 120, 640, 660]);
     }
 
     #[test]
@@ -149,10 +127,7 @@ mod tests {
             (450, Content),
             (500, Content),
         ];
-        assert_eq!(
-            schedule(timing(100, 20, 0), &records),
-            [10, 400, 420, 440, 460, 500]
-        );
+        assert_eq!(schedule(timing(100, 20, 0), &records), [10, 400, 420, 440, 460, 500]);
     }
 
     #[test]

@@ -83,9 +83,7 @@ impl FaultPlan {
             ticket = ticket.saturating_sub(u64::from(f.weight));
             hit
         });
-        Self {
-            fault: chosen.map(|f| f.fault.clone()),
-        }
+        Self { fault: chosen.map(|f| f.fault.clone()) }
     }
 }
 
@@ -96,11 +94,7 @@ mod tests {
     fn http(status: u16, weight: u32) -> WeightedFault {
         WeightedFault {
             weight,
-            fault: Fault::Http(HttpFault {
-                status,
-                retry_after: None,
-                message: None,
-            }),
+            fault: Fault::Http(HttpFault { status, retry_after: None, message: None }),
         }
     }
 
@@ -114,11 +108,8 @@ mod tests {
         let first: Vec<u64> = (0..3).map(|n| request_rng(42, n).random::<u64>()).collect();
         assert_eq!(first, GOLDEN_FIRST_DRAWS);
     }
-    const GOLDEN_FIRST_DRAWS: [u64; 3] = [
-        12578764544318200737,
-        13222472167927179408,
-        3387013202841124863,
-    ];
+    const GOLDEN_FIRST_DRAWS: [u64; 3] =
+        [12578764544318200737, 13222472167927179408, 3387013202841124863];
 
     #[test]
     fn the_same_seed_and_order_give_the_same_faults() {
@@ -150,18 +141,11 @@ mod tests {
         let n = 100_000u64;
         let p = 0.005;
         let fired = (0..n)
-            .filter(|&i| {
-                FaultPlan::draw(p, &mix, &mut request_rng(1, i))
-                    .fault
-                    .is_some()
-            })
+            .filter(|&i| FaultPlan::draw(p, &mix, &mut request_rng(1, i)).fault.is_some())
             .count() as f64;
         let expected = n as f64 * p;
         let sd = (n as f64 * p * (1.0 - p)).sqrt();
-        assert!(
-            (fired - expected).abs() < 4.0 * sd,
-            "fired {fired}, expected {expected} ± {sd}"
-        );
+        assert!((fired - expected).abs() < 4.0 * sd, "fired {fired}, expected {expected} ± {sd}");
     }
 
     #[test]
@@ -174,10 +158,7 @@ mod tests {
             })
             .count() as f64;
         // Binomial(40000, 0.75): sd ≈ 87.
-        assert!(
-            (overloads - 30_000.0).abs() < 4.0 * 87.0,
-            "529 drawn {overloads} times"
-        );
+        assert!((overloads - 30_000.0).abs() < 4.0 * 87.0, "529 drawn {overloads} times");
     }
 
     #[test]

@@ -44,13 +44,7 @@ pin_project! {
 impl<S> Shaper<S> {
     /// Shapes `source` with `pacer`.
     pub fn new(source: S, pacer: Pacer, arrival: Arrival) -> Self {
-        Self {
-            source,
-            gate: tokio::time::sleep_until(Instant::now()),
-            held: None,
-            pacer,
-            arrival,
-        }
+        Self { source, gate: tokio::time::sleep_until(Instant::now()), held: None, pacer, arrival }
     }
 }
 
@@ -102,34 +96,22 @@ mod tests {
     }
 
     fn record(kind: EventKind, text: &'static str) -> Result<SseRecord, Infallible> {
-        Ok(SseRecord {
-            raw: Bytes::from_static(text.as_bytes()),
-            kind,
-        })
+        Ok(SseRecord { raw: Bytes::from_static(text.as_bytes()), kind })
     }
 
     fn seed_timing() -> Timing {
-        Timing {
-            first_token_delay: ms(100),
-            token_interval: ms(20),
-            tool_call_delay: ms(500),
-        }
+        Timing { first_token_delay: ms(100), token_interval: ms(20), tool_call_delay: ms(500) }
     }
 
     async fn released_at<S>(shaper: Shaper<S>, t0: Instant) -> Vec<(Bytes, Duration)>
     where
         S: Stream<Item = Result<SseRecord, Infallible>>,
     {
-        shaper
-            .map(|r| (r.unwrap().raw, t0.elapsed()))
-            .collect()
-            .await
+        shaper.map(|r| (r.unwrap().raw, t0.elapsed())).collect().await
     }
 
     fn expected(rows: &[(&'static str, u64)]) -> Vec<(Bytes, Duration)> {
-        rows.iter()
-            .map(|&(text, at)| (Bytes::from_static(text.as_bytes()), ms(at)))
-            .collect()
+        rows.iter().map(|&(text, at)| (Bytes::from_static(text.as_bytes()), ms(at))).collect()
     }
 
     #[tokio::test(start_paused = true)]
@@ -143,11 +125,7 @@ mod tests {
             record(Content, "c"),
             record(Other, "stop"),
         ]);
-        let shaper = Shaper::new(
-            source,
-            Pacer::new(seed_timing()),
-            Arrival::AtRequestStart(t0),
-        );
+        let shaper = Shaper::new(source, Pacer::new(seed_timing()), Arrival::AtRequestStart(t0));
         assert_eq!(
             released_at(shaper, t0).await,
             expected(&[
@@ -171,20 +149,10 @@ mod tests {
             record(Content, ":1}"),
             record(Other, "stop"),
         ]);
-        let shaper = Shaper::new(
-            source,
-            Pacer::new(seed_timing()),
-            Arrival::AtRequestStart(t0),
-        );
+        let shaper = Shaper::new(source, Pacer::new(seed_timing()), Arrival::AtRequestStart(t0));
         assert_eq!(
             released_at(shaper, t0).await,
-            expected(&[
-                ("start", 0),
-                ("tool", 600),
-                ("{\"a\"", 620),
-                (":1}", 640),
-                ("stop", 640)
-            ])
+            expected(&[("start", 0), ("tool", 600), ("{\"a\"", 620), (":1}", 640), ("stop", 640)])
         );
     }
 
@@ -195,15 +163,8 @@ mod tests {
         let t0 = Instant::now();
         tokio::time::advance(ms(30)).await;
         let source = stream::iter([record(Content, "a"), record(Content, "b")]);
-        let shaper = Shaper::new(
-            source,
-            Pacer::new(seed_timing()),
-            Arrival::AtRequestStart(t0),
-        );
-        assert_eq!(
-            released_at(shaper, t0).await,
-            expected(&[("a", 100), ("b", 120)])
-        );
+        let shaper = Shaper::new(source, Pacer::new(seed_timing()), Arrival::AtRequestStart(t0));
+        assert_eq!(released_at(shaper, t0).await, expected(&[("a", 100), ("b", 120)]));
     }
 
     #[tokio::test(start_paused = true)]
@@ -215,29 +176,20 @@ mod tests {
             record(Content, text)
         });
         let shaper = Shaper::new(source, Pacer::new(seed_timing()), Arrival::WhenReceived);
-        assert_eq!(
-            released_at(shaper, t0).await,
-            expected(&[("a", 150), ("b", 170)])
-        );
+        assert_eq!(released_at(shaper, t0).await, expected(&[("a", 150), ("b", 170)]));
     }
 
     #[tokio::test(start_paused = true)]
     async fn errors_from_the_source_pass_through() {
         let source = stream::iter([
-            Ok(SseRecord {
-                raw: Bytes::from_static(b"a"),
-                kind: Content,
-            }),
+            Ok(SseRecord { raw: Bytes::from_static(b"a"), kind: Content }),
             Err("upstream reset"),
         ]);
         let t0 = Instant::now();
-        let items: Vec<_> = Shaper::new(
-            source,
-            Pacer::new(seed_timing()),
-            Arrival::AtRequestStart(t0),
-        )
-        .collect()
-        .await;
+        let items: Vec<_> =
+            Shaper::new(source, Pacer::new(seed_timing()), Arrival::AtRequestStart(t0))
+                .collect()
+                .await;
         assert_eq!(items.len(), 2);
         assert_eq!(items[1], Err("upstream reset"));
         assert_eq!(t0.elapsed(), ms(100));

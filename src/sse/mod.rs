@@ -61,10 +61,7 @@ pub fn encode_event(name: &str, json: &str, kind: EventKind) -> SseRecord {
     raw.put_slice(b"\ndata: ");
     raw.put_slice(json.as_bytes());
     raw.put_slice(b"\n\n");
-    SseRecord {
-        raw: raw.freeze(),
-        kind,
-    }
+    SseRecord { raw: raw.freeze(), kind }
 }
 
 #[cfg(test)]
@@ -74,10 +71,7 @@ mod tests {
     #[test]
     fn encodes_an_event_as_the_sdks_expect() {
         let record = encode_event("ping", r#"{"type":"ping"}"#, EventKind::Other);
-        assert_eq!(
-            &record.raw[..],
-            b"event: ping\ndata: {\"type\":\"ping\"}\n\n"
-        );
+        assert_eq!(&record.raw[..], b"event: ping\ndata: {\"type\":\"ping\"}\n\n");
         assert_eq!(record.kind, EventKind::Other);
     }
 
@@ -87,11 +81,7 @@ mod tests {
         let json = serde_json::to_string(&serde_json::json!({"text": "a\u{2028}b\nc"})).unwrap();
         let record = encode_event("x", &json, EventKind::Content);
         let text = std::str::from_utf8(&record.raw).unwrap();
-        assert_eq!(
-            text.matches('\n').count(),
-            3,
-            "two field lines and the blank line"
-        );
+        assert_eq!(text.matches('\n').count(), 3, "two field lines and the blank line");
         assert!(text.contains("a\u{2028}b\\nc"));
     }
 

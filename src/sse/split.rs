@@ -90,21 +90,15 @@ impl SseSplitter {
         if self.buf.is_empty() {
             return None;
         }
-        Some(SseRecord {
-            raw: self.buf.split().freeze(),
-            kind: EventKind::Other,
-        })
+        Some(SseRecord { raw: self.buf.split().freeze(), kind: EventKind::Other })
     }
 
     /// Cuts the first `len` bytes off as a record; an event that is being
     /// passed through for its size stays unclassified.
     fn take(&mut self, len: usize) -> SseRecord {
         let raw = self.buf.split_to(len).freeze();
-        let kind = if self.oversized {
-            EventKind::Other
-        } else {
-            (self.classify)(&Event::parse(&raw))
-        };
+        let kind =
+            if self.oversized { EventKind::Other } else { (self.classify)(&Event::parse(&raw)) };
         SseRecord { raw, kind }
     }
 }

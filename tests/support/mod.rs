@@ -1,10 +1,6 @@
 //! Test fixtures: sluice started in-process on a free port, and a plain HTTP/1
 //! client that records when each part of a response arrived.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "fixtures panic on setup failure"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "fixtures panic on setup failure")]
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
 pub mod tls;
@@ -40,9 +36,7 @@ pub async fn start(toml: &str) -> Sluice {
         let stop = async move {
             let _ = stopped.await;
         };
-        sluice::run(config, listener, stop, Duration::from_secs(1))
-            .await
-            .unwrap();
+        sluice::run(config, listener, stop, Duration::from_secs(1)).await.unwrap();
     });
     Sluice { addr, _stop: stop }
 }
@@ -59,11 +53,7 @@ pub struct Received {
 
 impl Received {
     pub fn body(&self) -> Bytes {
-        self.chunks
-            .iter()
-            .flat_map(|(b, _)| b.iter().copied())
-            .collect::<Vec<u8>>()
-            .into()
+        self.chunks.iter().flat_map(|(b, _)| b.iter().copied()).collect::<Vec<u8>>().into()
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -80,20 +70,12 @@ impl Received {
             while let Some(end) = pending.find("\n\n") {
                 let block: String = pending.drain(..end + 2).collect();
                 let mut lines = block.trim_end().lines();
-                let name = lines
-                    .next()
-                    .unwrap()
-                    .strip_prefix("event: ")
-                    .unwrap()
-                    .to_string();
+                let name = lines.next().unwrap().strip_prefix("event: ").unwrap().to_string();
                 let data = lines.next().unwrap().strip_prefix("data: ").unwrap();
                 events.push((name, serde_json::from_str(data).unwrap(), *at));
             }
         }
-        assert!(
-            pending.is_empty(),
-            "stream ended inside an event: {pending:?}"
-        );
+        assert!(pending.is_empty(), "stream ended inside an event: {pending:?}");
         events
     }
 }
@@ -113,12 +95,7 @@ pub async fn send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Received {
             chunks.push((data, sent.elapsed()));
         }
     }
-    Received {
-        status: parts.status,
-        headers: parts.headers,
-        head_at,
-        chunks,
-    }
+    Received { status: parts.status, headers: parts.headers, head_at, chunks }
 }
 
 /// `POST /v1/messages` with `body`, as the new SDKs send it.

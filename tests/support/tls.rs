@@ -1,10 +1,6 @@
 //! An HTTPS upstream with a certificate from a private CA made for the test,
 //! offering HTTP/2 and HTTP/1.1 by ALPN.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "fixtures panic on setup failure"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "fixtures panic on setup failure")]
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -102,11 +98,7 @@ impl TlsUpstream {
                 });
             }
         });
-        Self {
-            url: format!("https://{addr}"),
-            ca_file,
-            alpn_h2,
-        }
+        Self { url: format!("https://{addr}"), ca_file, alpn_h2 }
     }
 }
 

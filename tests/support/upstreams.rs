@@ -1,11 +1,7 @@
 //! Fake upstreams for proxy tests, each named for how it behaves. All listen
 //! on 127.0.0.1, port 0, and run on the calling runtime, so paused-clock tests
 //! see their sleeps too.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "fixtures panic on setup failure"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "fixtures panic on setup failure")]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -80,60 +76,37 @@ async fn serve(
                         Ok::<_, Infallible>(response)
                     }
                 });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
                 let _ = closed_tx.send(());
             });
         }
     });
-    Fake {
-        addr,
-        requests,
-        closed,
-    }
+    Fake { addr, requests, closed }
 }
 
 /// SSE: each record `gap` after the previous one, then the end.
 pub async fn steady_sse_upstream(records: &[&str], gap: Duration) -> Fake {
-    let chunks = records
-        .iter()
-        .map(|r| (gap, Bytes::from(r.to_string())))
-        .collect();
+    let chunks = records.iter().map(|r| (gap, Bytes::from(r.to_string()))).collect();
     serve("text/event-stream", 200, chunks, Duration::ZERO).await
 }
 
 /// SSE given as (delay since the previous chunk, bytes): any chunking.
 pub async fn scripted_sse_upstream(chunks: Vec<(Duration, Vec<u8>)>) -> Fake {
-    let chunks = chunks
-        .into_iter()
-        .map(|(d, b)| (d, Bytes::from(b)))
-        .collect();
-    serve(
-        "text/event-stream; charset=utf-8",
-        200,
-        chunks,
-        Duration::ZERO,
-    )
-    .await
+    let chunks = chunks.into_iter().map(|(d, b)| (d, Bytes::from(b))).collect();
+    serve("text/event-stream; charset=utf-8", 200, chunks, Duration::ZERO).await
 }
 
 /// SSE sent one byte per chunk.
 pub async fn byte_per_chunk_upstream(stream: &[u8]) -> Fake {
-    let chunks = stream
-        .iter()
-        .map(|b| (Duration::ZERO, Bytes::from(vec![*b])))
-        .collect();
+    let chunks = stream.iter().map(|b| (Duration::ZERO, Bytes::from(vec![*b]))).collect();
     serve("text/event-stream", 200, chunks, Duration::ZERO).await
 }
 
 /// Sends `first` records, then stalls forever with the connection open;
 /// `closed` fires when the proxy closes the connection.
 pub async fn stalling_upstream(first: &[&str]) -> Fake {
-    let mut chunks: Chunks = first
-        .iter()
-        .map(|r| (Duration::ZERO, Bytes::from(r.to_string())))
-        .collect();
+    let mut chunks: Chunks =
+        first.iter().map(|r| (Duration::ZERO, Bytes::from(r.to_string()))).collect();
     chunks.push((Duration::from_secs(1_000_000), Bytes::new()));
     serve("text/event-stream", 200, chunks, Duration::ZERO).await
 }
@@ -181,11 +154,7 @@ pub async fn echo_upstream() -> Fake {
             tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(tcp), service));
         }
     });
-    Fake {
-        addr,
-        requests: Arc::new(AtomicUsize::new(0)),
-        closed: mpsc::unbounded_channel().1,
-    }
+    Fake { addr, requests: Arc::new(AtomicUsize::new(0)), closed: mpsc::unbounded_channel().1 }
 }
 
 /// Sends an SSE head and `prefix` as one chunk, then resets the connection
@@ -210,11 +179,7 @@ pub async fn resetting_upstream(prefix: &'static str) -> Fake {
             });
         }
     });
-    Fake {
-        addr,
-        requests: Arc::new(AtomicUsize::new(0)),
-        closed: mpsc::unbounded_channel().1,
-    }
+    Fake { addr, requests: Arc::new(AtomicUsize::new(0)), closed: mpsc::unbounded_channel().1 }
 }
 
 /// A port with nothing listening on it.

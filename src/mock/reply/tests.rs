@@ -28,18 +28,12 @@ fn events(reply: Reply) -> Vec<(String, Value, EventKind)> {
         .into_events()
         .map(|record| {
             let text = std::str::from_utf8(&record.raw).unwrap();
-            let body = text
-                .strip_suffix("\n\n")
-                .expect("every event ends with a blank line");
+            let body = text.strip_suffix("\n\n").expect("every event ends with a blank line");
             let (event_line, data_line) = body.split_once('\n').expect("two lines");
             let name = event_line.strip_prefix("event: ").unwrap().to_string();
             let data: Value =
                 serde_json::from_str(data_line.strip_prefix("data: ").unwrap()).unwrap();
-            assert_eq!(
-                data["type"],
-                json!(name),
-                "type inside equals the event name"
-            );
+            assert_eq!(data["type"], json!(name), "type inside equals the event name");
             (name, data, record.kind)
         })
         .collect()
@@ -59,10 +53,8 @@ fn a_text_reply_streams_the_full_grammar() {
     expected.extend(["content_block_stop", "message_delta", "message_stop"]);
     assert_eq!(names(&events), expected);
 
-    let streamed: String = events
-        .iter()
-        .filter_map(|(_, data, _)| data["delta"]["text"].as_str())
-        .collect();
+    let streamed: String =
+        events.iter().filter_map(|(_, data, _)| data["delta"]["text"].as_str()).collect();
     assert_eq!(json!(streamed), message["content"][0]["text"]);
     assert!(
         events
@@ -75,32 +67,19 @@ fn a_text_reply_streams_the_full_grammar() {
     assert_eq!(start["model"], json!("claude-mock-1"));
     assert_eq!(start["stop_reason"], Value::Null);
     assert_eq!(start["id"], message["id"]);
-    assert_eq!(
-        events[events.len() - 2].1["delta"]["stop_reason"],
-        json!("end_turn")
-    );
-    assert_eq!(
-        events[events.len() - 2].1["usage"]["output_tokens"],
-        json!(50)
-    );
+    assert_eq!(events[events.len() - 2].1["delta"]["stop_reason"], json!("end_turn"));
+    assert_eq!(events[events.len() - 2].1["usage"]["output_tokens"], json!(50));
     assert_eq!(message["usage"]["output_tokens"], json!(50));
     assert_eq!(message["stop_reason"], json!("end_turn"));
 
     let kinds: Vec<EventKind> = events.iter().map(|e| e.2).collect();
-    assert_eq!(
-        kinds.iter().filter(|k| **k == EventKind::Content).count(),
-        50
-    );
+    assert_eq!(kinds.iter().filter(|k| **k == EventKind::Content).count(), 50);
     assert!(!kinds.contains(&EventKind::ToolStart));
 }
 
 #[test]
 fn max_tokens_caps_the_reply() {
-    let reply = Reply::generate(
-        &request(json!({"max_tokens": 7})),
-        50,
-        &mut request_rng(1, 0),
-    );
+    let reply = Reply::generate(&request(json!({"max_tokens": 7})), 50, &mut request_rng(1, 0));
     assert_eq!(reply.output_tokens(), 7);
     assert_eq!(reply.stop_reason, StopReason::MaxTokens);
     assert_eq!(reply.to_message()["stop_reason"], json!("max_tokens"));
@@ -108,40 +87,24 @@ fn max_tokens_caps_the_reply() {
 
 #[test]
 fn a_tool_request_streams_a_tool_call_whose_fragments_join_to_its_input() {
-    let reply = Reply::generate(
-        &request(json!({"tools": weather_tools()})),
-        50,
-        &mut request_rng(2, 0),
-    );
+    let reply =
+        Reply::generate(&request(json!({"tools": weather_tools()})), 50, &mut request_rng(2, 0));
     let message = reply.to_message();
     let events = events(reply);
-    let start = events
-        .iter()
-        .find(|e| e.0 == "content_block_start")
-        .unwrap();
+    let start = events.iter().find(|e| e.0 == "content_block_start").unwrap();
     assert_eq!(start.2, EventKind::ToolStart);
     assert_eq!(start.1["content_block"]["type"], json!("tool_use"));
     assert_eq!(start.1["content_block"]["name"], json!("get_weather"));
     assert_eq!(start.1["content_block"]["input"], json!({}));
-    assert!(
-        start.1["content_block"]["id"]
-            .as_str()
-            .unwrap()
-            .starts_with("toolu_")
-    );
+    assert!(start.1["content_block"]["id"].as_str().unwrap().starts_with("toolu_"));
 
-    let joined: String = events
-        .iter()
-        .filter_map(|(_, data, _)| data["delta"]["partial_json"].as_str())
-        .collect();
+    let joined: String =
+        events.iter().filter_map(|(_, data, _)| data["delta"]["partial_json"].as_str()).collect();
     let input: Value = serde_json::from_str(&joined).unwrap();
     assert_eq!(input, message["content"][0]["input"]);
     assert!(input["city"].is_string());
     assert_eq!(message["stop_reason"], json!("tool_use"));
-    assert_eq!(
-        events[events.len() - 2].1["delta"]["stop_reason"],
-        json!("tool_use")
-    );
+    assert_eq!(events[events.len() - 2].1["delta"]["stop_reason"], json!("tool_use"));
 }
 
 #[test]
@@ -154,10 +117,7 @@ fn tool_choice_decides_which_tool_or_none() {
         }
     };
     let tools = weather_tools();
-    assert_eq!(
-        tool_name(json!({"tools": tools})),
-        Some("get_weather".into())
-    );
+    assert_eq!(tool_name(json!({"tools": tools})), Some("get_weather".into()));
     assert_eq!(
         tool_name(json!({"tools": tools, "tool_choice": {"type": "any"}})),
         Some("get_weather".into())
@@ -166,10 +126,7 @@ fn tool_choice_decides_which_tool_or_none() {
         tool_name(json!({"tools": tools, "tool_choice": {"type": "tool", "name": "get_time"}})),
         Some("get_time".into())
     );
-    assert_eq!(
-        tool_name(json!({"tools": tools, "tool_choice": {"type": "none"}})),
-        None
-    );
+    assert_eq!(tool_name(json!({"tools": tools, "tool_choice": {"type": "none"}})), None);
 
     let after_result = json!([
         {"role": "user", "content": "weather?"},
@@ -199,10 +156,7 @@ fn tool_fragments_never_exceed_max_tokens() {
         50,
         &mut request_rng(4, 0),
     );
-    let Block::ToolUse {
-        fragments, input, ..
-    } = &reply.blocks[0]
-    else {
+    let Block::ToolUse { fragments, input, .. } = &reply.blocks[0] else {
         panic!("tool call expected")
     };
     assert!(fragments.len() <= 4, "{}", fragments.len());

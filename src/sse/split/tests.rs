@@ -53,12 +53,7 @@ fn the_spec_forms_are_parsed() {
     assert_eq!(joined(&records), MIXED);
     assert_eq!(
         events(&records),
-        [
-            ev(Some("a"), "1"),
-            ev(None, "x\ny"),
-            ev(None, "z"),
-            ev(Some("b"), "")
-        ]
+        [ev(Some("a"), "1"), ev(None, "x\ny"), ev(None, "z"), ev(Some("b"), "")]
     );
     assert_eq!(records.len(), 5, "four events and the comment");
 }
@@ -86,11 +81,7 @@ fn every_cut_point_gives_the_same_events_and_bytes() {
     let whole = stream_events(&[MIXED]);
     for cut in 0..=MIXED.len() {
         let chunks: [&[u8]; 2] = [&MIXED[..cut], &MIXED[cut..]];
-        assert_eq!(
-            joined(&split(&chunks, 1 << 20)),
-            MIXED,
-            "cut after byte {cut}"
-        );
+        assert_eq!(joined(&split(&chunks, 1 << 20)), MIXED, "cut after byte {cut}");
         assert_eq!(stream_events(&chunks), whole, "cut after byte {cut}");
     }
 }
@@ -134,11 +125,7 @@ fn a_huge_event_passes_through_unclassified_with_bounded_memory() {
     let mut records = Vec::new();
     for chunk in stream.as_bytes().chunks(300) {
         splitter.push(chunk, &mut records);
-        assert!(
-            splitter.buf.len() <= 1000 + 300,
-            "buffered {} bytes",
-            splitter.buf.len()
-        );
+        assert!(splitter.buf.len() <= 1000 + 300, "buffered {} bytes", splitter.buf.len());
     }
     records.extend(splitter.finish());
     assert_eq!(joined(&records), stream.as_bytes());

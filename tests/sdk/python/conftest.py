@@ -28,13 +28,17 @@ def sluice_binary() -> str:
 
 
 class Sluice:
-    def __init__(self, config: str):
+    def __init__(self, config: str, mode: str = "mock"):
         self.config_file = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
         self.config_file.write(config)
         self.config_file.close()
-        env = {k: v for k, v in os.environ.items() if k not in ("PORT", "ERROR_RATE", "SLUICE_CONFIG")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("PORT", "ERROR_RATE", "SLUICE_CONFIG", "SLUICE_UPSTREAM")
+        }
         self.process = subprocess.Popen(
-            [sluice_binary(), "mock", "--config", self.config_file.name, "--listen", "127.0.0.1:0"],
+            [sluice_binary(), mode, "--config", self.config_file.name, "--listen", "127.0.0.1:0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -65,11 +69,12 @@ class Sluice:
 
 @pytest.fixture
 def sluice():
-    """Call with a TOML config; returns the base URL. Every server started is stopped."""
+    """Call with a TOML config (and mode "mock" or "proxy"); returns the base
+    URL. Every server started is stopped."""
     started = []
 
-    def start(config: str = "") -> str:
-        server = Sluice(config)
+    def start(config: str = "", mode: str = "mock") -> str:
+        server = Sluice(config, mode)
         started.append(server)
         return server.url
 
