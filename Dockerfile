@@ -1,5 +1,6 @@
 # sluice as a container: `docker build -t sluice .` then
-#   docker run --rm -p 3456:3456 sluice
+#   docker run --rm -p 3456:3456 sluice                      # the mock
+#   docker run --rm -p 3456:3456 -e SLUICE_UPSTREAM=https://api.anthropic.com sluice   # proxy
 # The config is read from /etc/sluice/sluice.toml (SLUICE_CONFIG); mount your
 # own over it: -v "$PWD/my.toml:/etc/sluice/sluice.toml:ro". Environment
 # variables (FIRST_TOKEN_DELAY, ERROR_RATE, ...) override it.
@@ -20,5 +21,6 @@ USER sluice
 EXPOSE 3456
 # `sluice health` GETs /health on the configured port (the image has no curl).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=3s --retries=3 CMD ["sluice", "health"]
+# No subcommand: the mock, or proxy mode when an upstream is configured
+# (SLUICE_UPSTREAM or [upstream] url).
 ENTRYPOINT ["sluice"]
-CMD ["mock"]

@@ -75,7 +75,9 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
         }
         Some(upstream) => {
             lines.push(format!("[sluice] Proxy running on {host}"));
-            lines.push(format!("[sluice] Upstream: {} (every method and path)", upstream.url));
+            let url = upstream.url.to_string();
+            let url = url.trim_end_matches('/');
+            lines.push(format!("[sluice] Upstream: {url} (every method and path)"));
         }
     }
     lines.push(format!("[sluice] Configuration ({source}, then environment and flags):"));

@@ -42,6 +42,26 @@ fn the_shipped_config_file_is_valid_and_documents_the_defaults() {
 }
 
 #[test]
+fn the_shipped_upstream_example_is_valid_once_uncommented() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.find("# [upstream]").unwrap();
+    let uncommented: String = text[start..]
+        .lines()
+        .map(|line| line.strip_prefix("# ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = parse(&format!("{}\n{uncommented}\n", &text[..start])).unwrap();
+    let upstream = config.upstream.unwrap();
+    assert_eq!(upstream.url, "https://api.anthropic.com/");
+    assert_eq!(upstream.ca_file, Some(PathBuf::from("/etc/sluice/ca.pem")));
+    assert_eq!(
+        Upstream { ca_file: None, ..upstream },
+        Upstream::new("https://api.anthropic.com".parse().unwrap())
+    );
+}
+
+#[test]
 fn every_knob_is_read() {
     let config = parse(
         r#"
