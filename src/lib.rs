@@ -33,6 +33,7 @@ pub mod handler;
 pub mod mock;
 pub mod proxy;
 pub mod response;
+pub mod route;
 pub mod server;
 pub mod shape;
 pub mod sse;
@@ -43,7 +44,7 @@ pub use config::Config;
 pub use server::run;
 
 use config::{ConfigSource, HeadTiming};
-use shape::Fault;
+use shape::{Fault, Schedule};
 
 /// The start-up banner, in the Node mock's words: where it listens, what it
 /// serves (the mock's endpoint or the proxy's upstream), and the effective
@@ -81,12 +82,12 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
         }
     }
     lines.push(format!("[sluice] Configuration ({source}, then environment and flags):"));
-    lines.push(format!("  - First token delay: {:?} ({head})", timing.first_token_delay));
-    lines.push(format!("  - Token interval: {:?}", timing.token_interval));
+    lines.push(format!("  - First token delay: {} ({head})", timing.first_token_delay));
+    lines.push(format!("  - Token interval: {}", timing.token_interval));
     if config.upstream.is_none() {
         lines.push(format!("  - Tokens per response: {}", profile.tokens_per_response));
     }
-    lines.push(format!("  - Tool call delay: {:?}", timing.tool_call_delay));
+    lines.push(format!("  - Tool call delay: {}", timing.tool_call_delay));
     lines.push(format!("  - Error rate: {}% ({})", profile.error_rate * 100.0, fault_mix(config)));
     lines.push(match config.seed {
         Some(seed) => {
@@ -94,6 +95,21 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
         }
         None => "  - Seed: random (set seed or SLUICE_SEED to replay a run)".to_string(),
     });
+    if !config.routes.is_empty() || !config.profiles.is_empty() {
+        let routes: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+        let profiles: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
+        lines.push(format!(
+            "  - Routes: {} (first match wins, else default); profiles: {}",
+            if routes.is_empty() { "none".to_string() } else { routes.join(", ") },
+            if profiles.is_empty() { "none".to_string() } else { profiles.join(", ") },
+        ));
+    }
+    if config.control.headers {
+        lines.push(format!(
+            "  - Control headers: on (x-sluice-profile, x-sluice-inject; at most {} at once)",
+            config.control.max_active
+        ));
+    }
     let mut out = lines.join("\n");
     out.push('\n');
     out
@@ -101,11 +117,18 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
 
 fn fault_mix(config: &Config) -> String {
     let faults = &config.profile.faults;
-    let total: u32 = faults.iter().map(|f| f.weight).sum();
+    let total: u32 =
+        faults.iter().filter(|f| f.schedule == Schedule::Random).map(|f| f.weight).sum();
     let parts: Vec<String> = faults
         .iter()
         .map(|weighted| {
             let share = f64::from(weighted.weight) * 100.0 / f64::from(total.max(1));
+            let when = match &weighted.schedule {
+                Schedule::Random => format!(" {share:.0}%"),
+                Schedule::FirstRequests(n) => format!(" on the first {n} requests"),
+                Schedule::Every(n) => format!(" on every {n}th request"),
+                Schedule::Window { from, until } => format!(" from {from:?} to {until:?}"),
+            };
             match &weighted.fault {
                 Fault::Http(http) => {
                     let kind = dialect::anthropic::error_type_for_status(http.status);
@@ -113,8 +136,9 @@ fn fault_mix(config: &Config) -> String {
                         .retry_after
                         .map(|after| format!(", retry-after {after:?}"))
                         .unwrap_or_default();
-                    format!("{} {kind} {share:.0}%{retry}", http.status)
+                    format!("{} {kind}{when}{retry}", http.status)
                 }
+                other => format!("{}{when}", other.label()),
             }
         })
         .collect();

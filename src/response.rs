@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
 
-use crate::dialect::anthropic;
+use crate::dialect::Dialect;
 
 /// Errors a response body can end with (a proxied upstream failing mid-stream).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -39,6 +39,15 @@ pub fn json(status: StatusCode, body: String, request_id: &str) -> Response<Body
 
 /// An Anthropic-shaped error response whose `error.type` matches `status`.
 pub fn error(status: StatusCode, message: &str, request_id: &str) -> Response<Body> {
-    let error_type = anthropic::error_type_for_status(status.as_u16());
-    json(status, anthropic::error_body(error_type, message, request_id), request_id)
+    error_in(Dialect::Anthropic, status, message, request_id)
+}
+
+/// An error response in `dialect`'s shape.
+pub fn error_in(
+    dialect: Dialect,
+    status: StatusCode,
+    message: &str,
+    request_id: &str,
+) -> Response<Body> {
+    json(status, dialect.error_body(status.as_u16(), message, request_id), request_id)
 }

@@ -64,7 +64,7 @@ impl Overrides {
                 s.trim()
                     .parse::<i64>()
                     .map_err(|_| "a whole number from 1 to 100000")
-                    .and_then(super::tokens_per_response)
+                    .and_then(super::raw::tokens_per_response)
             })?,
             error_rate: get("ERROR_RATE", "error_rate").parse(value::rate_text)?,
             seed: get("SLUICE_SEED", "seed").parse(|s| s.trim().parse().map_err(|_| SEED_FORM))?,
@@ -82,13 +82,13 @@ impl Overrides {
         }
         let profile = &mut config.profile;
         if let Some(d) = self.first_token_delay {
-            profile.timing.first_token_delay = d;
+            profile.timing.first_token_delay = d.into();
         }
         if let Some(d) = self.token_interval {
-            profile.timing.token_interval = d;
+            profile.timing.token_interval = d.into();
         }
         if let Some(d) = self.tool_call_delay {
-            profile.timing.tool_call_delay = d;
+            profile.timing.tool_call_delay = d.into();
         }
         if let Some(n) = self.tokens_per_response {
             profile.tokens_per_response = n;
@@ -124,9 +124,9 @@ impl EnvVar {
         };
         parse(&text).map(Some).map_err(|expected| ConfigError::Invalid {
             origin: format!("environment variable {}", self.name),
-            key: self.key,
+            key: self.key.to_string(),
             value: format!("{text:?}"),
-            expected,
+            expected: expected.to_string(),
         })
     }
 }

@@ -1,24 +1,26 @@
-//! Configuration: the TOML file (untrusted [`RawConfig`], validated into
-//! [`Config`]), layered with the environment and the command line.
+//! Configuration: the TOML file (untrusted, parsed and validated in [`raw`]
+//! into a [`Config`]), layered with the environment and the command line.
 //!
 //! Layering is built-in defaults < config file < environment < flags
 //! ([`layer`]). Everything is validated before use, and every error names where
 //! the bad value came from (file:line:column, variable or flag), the key, the
 //! value and what would be accepted. The server reads a `Config`; lower modules
 //! get plain values built from it (`Timing`, the fault list), never the config.
+//!
+//! The knobs at the top level of the file form the default profile. Named
+//! profiles (`[profiles.NAME]`) override only the knobs they name; routes
+//! (`[[routes]]`, first match wins) pick a profile per request.
 
 pub mod layer;
+mod raw;
 pub mod value;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-use toml::Spanned;
-
-use crate::shape::{Fault, HttpFault, Timing, WeightedFault};
+use crate::shape::{Delay, Fault, HttpFault, Schedule, Timing, WeightedFault};
 
 /// Where a config came from, for the banner and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,18 +42,109 @@ pub enum HeadTiming {
     Immediate,
 }
 
-/// The knobs that shape a response. One profile today; routes will pick
-/// among named ones.
+/// The knobs that shape a response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     /// First-token, token-interval and tool-call delays.
     pub timing: Timing,
     /// Content deltas in a mock text reply.
     pub tokens_per_response: u32,
-    /// Probability that a request draws a fault from `faults`.
+    /// Probability that a request draws one of the random faults.
     pub error_rate: f64,
-    /// The weighted faults drawn from.
+    /// The faults: scheduled ones, and random ones drawn by weight.
     pub faults: Vec<WeightedFault>,
+}
+
+/// A named profile: only the knobs it names; the rest come from the default.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProfilePatch {
+    /// `first_token_delay`.
+    pub first_token_delay: Option<Delay>,
+    /// `token_interval`.
+    pub token_interval: Option<Delay>,
+    /// `tool_call_delay`.
+    pub tool_call_delay: Option<Delay>,
+    /// `tokens_per_response`.
+    pub tokens_per_response: Option<u32>,
+    /// `error_rate`.
+    pub error_rate: Option<f64>,
+    /// `faults` (replaces the default list when given).
+    pub faults: Option<Vec<WeightedFault>>,
+}
+
+impl ProfilePatch {
+    /// `base` with this patch's knobs over it.
+    pub fn over(&self, base: &Profile) -> Profile {
+        Profile {
+            timing: Timing {
+                first_token_delay: self.first_token_delay.unwrap_or(base.timing.first_token_delay),
+                token_interval: self.token_interval.unwrap_or(base.timing.token_interval),
+                tool_call_delay: self.tool_call_delay.unwrap_or(base.timing.tool_call_delay),
+            },
+            tokens_per_response: self.tokens_per_response.unwrap_or(base.tokens_per_response),
+            error_rate: self.error_rate.unwrap_or(base.error_rate),
+            faults: self.faults.clone().unwrap_or_else(|| base.faults.clone()),
+        }
+    }
+}
+
+/// Which requests a route takes. Every condition given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct RouteMatch {
+    /// Path glob, e.g. `/v1/messages*`.
+    pub path: Option<glob::Pattern>,
+    /// Method, e.g. `POST`.
+    pub method: Option<hyper::Method>,
+    /// Header name and value glob, e.g. `x-scenario` = `tool_*`.
+    pub headers: Vec<(hyper::header::HeaderName, glob::Pattern)>,
+    /// Model glob, read from the JSON body.
+    pub model: Option<glob::Pattern>,
+    /// `"stream": true` in the body, or not.
+    pub stream: Option<bool>,
+    /// The body has a non-empty `tools` list, or not.
+    pub has_tools: Option<bool>,
+}
+
+impl PartialEq for RouteMatch {
+    fn eq(&self, other: &Self) -> bool {
+        let pattern = |p: &Option<glob::Pattern>| p.as_ref().map(|p| p.as_str().to_owned());
+        let headers = |m: &Self| {
+            m.headers.iter().map(|(n, p)| (n.clone(), p.as_str().to_owned())).collect::<Vec<_>>()
+        };
+        pattern(&self.path) == pattern(&other.path)
+            && self.method == other.method
+            && headers(self) == headers(other)
+            && pattern(&self.model) == pattern(&other.model)
+            && self.stream == other.stream
+            && self.has_tools == other.has_tools
+    }
+}
+
+impl RouteMatch {
+    /// Whether matching needs the request body (model, stream, tools).
+    pub fn needs_body(&self) -> bool {
+        self.model.is_some() || self.stream.is_some() || self.has_tools.is_some()
+    }
+}
+
+/// A route: a name, the requests it takes, and the profile they get.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// Named in `x-sluice-route` and in logs.
+    pub name: String,
+    /// Which requests.
+    pub matcher: RouteMatch,
+    /// The profile; `None` is the default profile.
+    pub profile: Option<String>,
+}
+
+/// Per-request control headers (`x-sluice-profile`, `x-sluice-inject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Control {
+    /// Whether the headers are obeyed (off by default).
+    pub headers: bool,
+    /// At most this many header-driven faults at once; more are ignored.
+    pub max_active: usize,
 }
 
 /// Where proxy mode sends requests, and how.
@@ -59,7 +152,7 @@ pub struct Profile {
 pub struct Upstream {
     /// Base URL; the request's path and query are appended to its path.
     pub url: hyper::Uri,
-    /// Limit on opening a connection (TCP and TLS).
+    /// Limit on opening a TCP connection.
     pub connect_timeout: Duration,
     /// Limit on waiting for the upstream's response head.
     pub header_timeout: Duration,
@@ -96,19 +189,32 @@ pub struct Config {
     pub max_request_body: u64,
     /// When a stream's head is sent.
     pub head: HeadTiming,
-    /// The knobs applied to every request.
+    /// The default profile: the top-level knobs.
     pub profile: Profile,
+    /// Named profiles, by name.
+    pub profiles: BTreeMap<String, ProfilePatch>,
+    /// Routes, in order; first match wins; no match is the default profile.
+    pub routes: Vec<Route>,
+    /// Per-request control headers.
+    pub control: Control,
     /// Proxy mode's upstream; `None` serves the built-in mock.
     pub upstream: Option<Upstream>,
     /// Where this config came from.
     pub source: ConfigSource,
 }
 
-/// The seed mock's error mix, documented in the README and `config/sluice.toml`.
+/// The Node mock's error mix, documented in the README and `config/sluice.toml`.
 pub fn default_faults() -> Vec<WeightedFault> {
     let http = |status, weight, retry_after| WeightedFault {
         weight,
-        fault: Fault::Http(HttpFault { status, retry_after, message: None }),
+        fault: Fault::Http(HttpFault {
+            status,
+            retry_after,
+            message: None,
+            should_retry: None,
+            rate_limit_headers: false,
+        }),
+        schedule: Schedule::Random,
     };
     vec![http(529, 4, None), http(500, 3, None), http(429, 3, Some(Duration::from_secs(1)))]
 }
@@ -124,14 +230,17 @@ impl Default for Config {
             head: HeadTiming::FirstToken,
             profile: Profile {
                 timing: Timing {
-                    first_token_delay: Duration::from_millis(100),
-                    token_interval: Duration::from_millis(20),
-                    tool_call_delay: Duration::from_millis(500),
+                    first_token_delay: Duration::from_millis(100).into(),
+                    token_interval: Duration::from_millis(20).into(),
+                    tool_call_delay: Duration::from_millis(500).into(),
                 },
                 tokens_per_response: 50,
                 error_rate: 0.005,
                 faults: default_faults(),
             },
+            profiles: BTreeMap::new(),
+            routes: Vec::new(),
+            control: Control { headers: false, max_active: 64 },
             upstream: None,
             source: ConfigSource::Defaults,
         }
@@ -165,11 +274,11 @@ pub enum ConfigError {
         /// Where: `file:line:column`, `environment variable NAME` or `flag --name`.
         origin: String,
         /// The knob.
-        key: &'static str,
+        key: String,
         /// The value as given.
         value: String,
         /// What would be accepted.
-        expected: &'static str,
+        expected: String,
     },
 }
 
@@ -191,239 +300,23 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Syntax`] or [`ConfigError::Invalid`].
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::Syntax {
-            origin: origin.to_string(),
-            message: error.to_string().trim_end().to_string(),
-        })?;
-        raw.validate(&Locator { text, origin })
+        raw::parse(text, origin)
+    }
+
+    /// The profile called `name`, resolved over the default profile.
+    pub fn profile_named(&self, name: &str) -> Option<Profile> {
+        self.profiles.get(name).map(|patch| patch.over(&self.profile))
     }
 }
 
-/// The file, field for field. Nothing here is trusted yet; spans locate errors.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    listen: Option<Spanned<String>>,
-    seed: Option<Spanned<i64>>,
-    max_request_body: Option<Spanned<RawSize>>,
-    head: Option<Spanned<String>>,
-    first_token_delay: Option<Spanned<String>>,
-    token_interval: Option<Spanned<String>>,
-    tool_call_delay: Option<Spanned<String>>,
-    tokens_per_response: Option<Spanned<i64>>,
-    error_rate: Option<Spanned<f64>>,
-    faults: Option<Vec<Spanned<RawFault>>>,
-    upstream: Option<Spanned<RawUpstream>>,
-}
-
-/// The `[upstream]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawUpstream {
-    url: Option<Spanned<String>>,
-    connect_timeout: Option<Spanned<String>>,
-    header_timeout: Option<Spanned<String>>,
-    ca_file: Option<Spanned<String>>,
-    delay_non_sse: Option<bool>,
-    max_event_size: Option<Spanned<RawSize>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RawSize {
-    Bytes(i64),
-    Text(String),
-}
-
-/// One `[[faults]]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFault {
-    kind: Spanned<String>,
-    weight: Option<Spanned<i64>>,
-    status: Option<Spanned<i64>>,
-    retry_after: Option<Spanned<String>>,
-    message: Option<String>,
-}
-
-/// Turns byte spans into `file:line:column` for error messages.
-struct Locator<'a> {
-    text: &'a str,
-    origin: &'a str,
-}
-
-impl Locator<'_> {
-    fn at(&self, span: &Range<usize>) -> String {
-        let before = self.text.get(..span.start).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        format!("{}:{line}:{column}", self.origin)
-    }
-
-    fn invalid<T: std::fmt::Debug>(
-        &self,
-        spanned: &Spanned<T>,
-        key: &'static str,
-        expected: &'static str,
-    ) -> ConfigError {
-        ConfigError::Invalid {
-            origin: self.at(&spanned.span()),
-            key,
-            value: format!("{:?}", spanned.get_ref()),
-            expected,
-        }
-    }
-
-    /// Applies `parse` to the value if present, locating its error.
-    fn check<T: std::fmt::Debug, U>(
-        &self,
-        field: &Option<Spanned<T>>,
-        key: &'static str,
-        parse: impl Fn(&T) -> Result<U, &'static str>,
-    ) -> Result<Option<U>, ConfigError> {
-        field
-            .as_ref()
-            .map(|spanned| {
-                parse(spanned.get_ref()).map_err(|expected| self.invalid(spanned, key, expected))
-            })
-            .transpose()
-    }
-}
-
-const TOKENS_FORM: &str = "a whole number from 1 to 100000";
-const SEED_FORM: &str = "a whole number from 0 to 9223372036854775807";
-const HEAD_FORM: &str = "\"first_token\" (hold the head until the first token) or \"immediate\"";
-const KIND_FORM: &str = "\"http\" (more kinds are planned)";
-const STATUS_FORM: &str = "an HTTP error status from 400 to 599, such as 429, 500 or 529";
-const WEIGHT_FORM: &str = "a whole number from 1 to 1000000";
-
-impl RawConfig {
-    fn validate(self, at: &Locator<'_>) -> Result<Config, ConfigError> {
-        let mut config = Config::default();
-        if let Some(listen) = at.check(&self.listen, "listen", |s| value::listen(s))? {
-            config.listen = listen;
-        }
-        config.seed = at.check(&self.seed, "seed", |&s| u64::try_from(s).map_err(|_| SEED_FORM))?;
-        if let Some(size) =
-            at.check(&self.max_request_body, "max_request_body", |raw| match raw {
-                RawSize::Bytes(n) => u64::try_from(*n).map_err(|_| value::SIZE_FORM),
-                RawSize::Text(text) => value::size(text),
-            })?
-        {
-            config.max_request_body = size;
-        }
-        if let Some(head) = at.check(&self.head, "head", |s| match s.as_str() {
-            "first_token" => Ok(HeadTiming::FirstToken),
-            "immediate" => Ok(HeadTiming::Immediate),
-            _ => Err(HEAD_FORM),
-        })? {
-            config.head = head;
-        }
-        let profile = &mut config.profile;
-        let duration = |s: &String| value::duration(s);
-        if let Some(d) = at.check(&self.first_token_delay, "first_token_delay", duration)? {
-            profile.timing.first_token_delay = d;
-        }
-        if let Some(d) = at.check(&self.token_interval, "token_interval", duration)? {
-            profile.timing.token_interval = d;
-        }
-        if let Some(d) = at.check(&self.tool_call_delay, "tool_call_delay", duration)? {
-            profile.timing.tool_call_delay = d;
-        }
-        if let Some(n) =
-            at.check(&self.tokens_per_response, "tokens_per_response", |&n| tokens_per_response(n))?
-        {
-            profile.tokens_per_response = n;
-        }
-        if let Some(r) = at.check(&self.error_rate, "error_rate", |&r| value::rate(r))? {
-            profile.error_rate = r;
-        }
-        if let Some(faults) = self.faults {
-            profile.faults = faults
-                .iter()
-                .map(|fault| fault.get_ref().validate(at))
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(upstream) = &self.upstream {
-            config.upstream = Some(upstream.get_ref().validate(at, upstream.span())?);
-        }
-        Ok(config)
-    }
-}
-
-fn size_of(raw: &RawSize) -> Result<u64, &'static str> {
-    match raw {
-        RawSize::Bytes(n) => u64::try_from(*n).map_err(|_| value::SIZE_FORM),
-        RawSize::Text(text) => value::size(text),
-    }
-}
-
-impl RawUpstream {
-    fn validate(&self, at: &Locator<'_>, table: Range<usize>) -> Result<Upstream, ConfigError> {
-        let url =
-            at.check(&self.url, "upstream.url", |s| value::upstream_url(s))?.ok_or_else(|| {
-                ConfigError::Invalid {
-                    origin: at.at(&table),
-                    key: "upstream.url",
-                    value: "(missing)".to_string(),
-                    expected: value::URL_FORM,
-                }
-            })?;
-        let mut upstream = Upstream::new(url);
-        let duration = |s: &String| value::duration(s);
-        if let Some(d) = at.check(&self.connect_timeout, "upstream.connect_timeout", duration)? {
-            upstream.connect_timeout = d;
-        }
-        if let Some(d) = at.check(&self.header_timeout, "upstream.header_timeout", duration)? {
-            upstream.header_timeout = d;
-        }
-        upstream.ca_file = self.ca_file.as_ref().map(|path| PathBuf::from(path.get_ref()));
-        if let Some(delay) = self.delay_non_sse {
-            upstream.delay_non_sse = delay;
-        }
-        if let Some(size) = at.check(&self.max_event_size, "upstream.max_event_size", size_of)? {
-            upstream.max_event_size = usize::try_from(size).unwrap_or(usize::MAX);
-        }
-        Ok(upstream)
-    }
-}
-
-/// Tokens per response: at least one, so that every reply has a first token.
-pub(crate) fn tokens_per_response(n: i64) -> Result<u32, &'static str> {
-    u32::try_from(n).ok().filter(|n| (1..=100_000).contains(n)).ok_or(TOKENS_FORM)
-}
-
-impl RawFault {
-    fn validate(&self, at: &Locator<'_>) -> Result<WeightedFault, ConfigError> {
-        if self.kind.get_ref() != "http" {
-            return Err(at.invalid(&self.kind, "faults.kind", KIND_FORM));
-        }
-        let weight = at
-            .check(&self.weight, "faults.weight", |&w| {
-                u32::try_from(w).ok().filter(|w| (1..=1_000_000).contains(w)).ok_or(WEIGHT_FORM)
-            })?
-            .unwrap_or(1);
-        let status = match &self.status {
-            Some(status) => u16::try_from(*status.get_ref())
-                .ok()
-                .filter(|s| (400..=599).contains(s))
-                .ok_or_else(|| at.invalid(status, "faults.status", STATUS_FORM))?,
-            None => {
-                return Err(ConfigError::Invalid {
-                    origin: at.at(&self.kind.span()),
-                    key: "faults.status",
-                    value: "(missing)".to_string(),
-                    expected: STATUS_FORM,
-                });
-            }
-        };
-        let retry_after =
-            at.check(&self.retry_after, "faults.retry_after", |s| value::duration(s))?;
-        Ok(WeightedFault {
-            weight,
-            fault: Fault::Http(HttpFault { status, retry_after, message: self.message.clone() }),
-        })
-    }
+/// Parses one fault written as a header value, `kind; key=value; ...`, e.g.
+/// `stream_error; after_tokens=3` or `http; status=429; retry_after=2s`, with
+/// the same keys and checks as a `[[faults]]` table.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the header.
+pub fn parse_fault_header(value: &str) -> Result<Fault, ConfigError> {
+    raw::fault_from_header(value)
 }
 
 #[cfg(test)]

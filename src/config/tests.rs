@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::layer::Overrides;
+use super::raw::*;
 use super::*;
 
 fn ms(n: u64) -> Duration {
@@ -24,9 +25,9 @@ fn an_empty_file_gives_the_node_mocks_defaults() {
     let config = parse("").unwrap();
     assert_eq!(config, Config::default());
     assert_eq!(config.listen.to_string(), "0.0.0.0:3456");
-    assert_eq!(config.profile.timing.first_token_delay, ms(100));
-    assert_eq!(config.profile.timing.token_interval, ms(20));
-    assert_eq!(config.profile.timing.tool_call_delay, ms(500));
+    assert_eq!(config.profile.timing.first_token_delay, ms(100).into());
+    assert_eq!(config.profile.timing.token_interval, ms(20).into());
+    assert_eq!(config.profile.timing.tool_call_delay, ms(500).into());
     assert_eq!(config.profile.tokens_per_response, 50);
     assert_eq!(config.profile.error_rate, 0.005);
     assert_eq!(config.head, HeadTiming::FirstToken);
@@ -90,7 +91,11 @@ fn every_knob_is_read() {
     assert_eq!(config.head, HeadTiming::Immediate);
     assert_eq!(
         config.profile.timing,
-        Timing { first_token_delay: ms(250), token_interval: ms(5), tool_call_delay: ms(1500) }
+        Timing {
+            first_token_delay: ms(250).into(),
+            token_interval: ms(5).into(),
+            tool_call_delay: ms(1500).into()
+        }
     );
     assert_eq!(config.profile.tokens_per_response, 12);
     assert_eq!(config.profile.error_rate, 0.25);
@@ -101,8 +106,11 @@ fn every_knob_is_read() {
             fault: Fault::Http(HttpFault {
                 status: 503,
                 retry_after: Some(ms(3000)),
-                message: Some("try later".into())
-            })
+                message: Some("try later".into()),
+                should_retry: None,
+                rate_limit_headers: false,
+            }),
+            schedule: Schedule::Random,
         }]
     );
 }
@@ -120,7 +128,7 @@ fn a_bad_value_names_file_line_column_key_value_and_the_accepted_form() {
     );
     assert_eq!(
         error("first_token_delay = \"100\""),
-        "test.toml:1:21: invalid first_token_delay \"100\": expected a duration such as \"100ms\", \"1.5s\" or \"2s\""
+        format!("test.toml:1:21: invalid first_token_delay \"100\": expected {DELAY_FORM}")
     );
     assert_eq!(
         error("listen = \"localhost\""),
@@ -220,7 +228,11 @@ fn the_node_mocks_environment_variables_override_the_file() {
     assert_eq!(config.listen.to_string(), "127.0.0.1:8080", "PORT keeps the host");
     assert_eq!(
         config.profile.timing,
-        Timing { first_token_delay: ms(250), token_interval: ms(5), tool_call_delay: ms(1500) }
+        Timing {
+            first_token_delay: ms(250).into(),
+            token_interval: ms(5).into(),
+            tool_call_delay: ms(1500).into()
+        }
     );
     assert_eq!(config.profile.tokens_per_response, 10);
     assert_eq!(config.profile.error_rate, 0.01);
@@ -239,7 +251,7 @@ fn flags_override_the_environment() {
         ..Overrides::default()
     }
     .apply(&mut config);
-    assert_eq!(config.profile.timing.first_token_delay, ms(7));
+    assert_eq!(config.profile.timing.first_token_delay, ms(7).into());
     assert_eq!(config.listen.to_string(), "127.0.0.1:0");
 }
 

@@ -12,7 +12,7 @@
 pub mod anthropic;
 pub mod openai;
 
-use crate::sse::{Event, EventKind};
+use crate::sse::{Event, EventKind, SseRecord, encode_data, encode_event};
 
 /// A provider API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,61 @@ impl Dialect {
                 anthropic::error_body(anthropic::error_type_for_status(status), message, request_id)
             }
             Self::OpenAiChat | Self::OpenAiResponses => openai::error_body(status, message),
+        }
+    }
+
+    /// The provider's mid-stream error event (`protocols.md` §2.4, §3.3, §3.5),
+    /// sent after HTTP 200 when a `stream_error` fault fires.
+    pub fn error_event(self, error_type: &str, message: &str, request_id: &str) -> SseRecord {
+        match self {
+            Self::Anthropic => {
+                let data = anthropic::error_body(error_type, message, request_id);
+                encode_event("error", &data, EventKind::Other)
+            }
+            Self::OpenAiChat => {
+                let data = openai::stream_error(error_type, message);
+                encode_data(&data, EventKind::Other)
+            }
+            Self::OpenAiResponses => {
+                let data = serde_json::json!({"type": "error", "code": openai::stream_error_type(error_type),
+                    "message": message, "param": null})
+                .to_string();
+                encode_event("error", &data, EventKind::Other)
+            }
+        }
+    }
+
+    /// The provider's rate-limit headers, exhausted, resetting at `reset_at`
+    /// (`reset_in` from now): RFC 3339 times for Anthropic, Go-style
+    /// durations for OpenAI (`protocols.md` §2.2, §3.4).
+    pub fn rate_limit_headers(
+        self,
+        reset_at: std::time::SystemTime,
+        reset_in: std::time::Duration,
+    ) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Anthropic => {
+                let reset = humantime::format_rfc3339_seconds(reset_at).to_string();
+                vec![
+                    ("anthropic-ratelimit-requests-limit", "50".to_string()),
+                    ("anthropic-ratelimit-requests-remaining", "0".to_string()),
+                    ("anthropic-ratelimit-requests-reset", reset.clone()),
+                    ("anthropic-ratelimit-tokens-limit", "40000".to_string()),
+                    ("anthropic-ratelimit-tokens-remaining", "0".to_string()),
+                    ("anthropic-ratelimit-tokens-reset", reset),
+                ]
+            }
+            Self::OpenAiChat | Self::OpenAiResponses => {
+                let reset = format!("{}s", reset_in.as_secs_f64());
+                vec![
+                    ("x-ratelimit-limit-requests", "500".to_string()),
+                    ("x-ratelimit-remaining-requests", "0".to_string()),
+                    ("x-ratelimit-reset-requests", reset.clone()),
+                    ("x-ratelimit-limit-tokens", "30000".to_string()),
+                    ("x-ratelimit-remaining-tokens", "0".to_string()),
+                    ("x-ratelimit-reset-tokens", reset),
+                ]
+            }
         }
     }
 

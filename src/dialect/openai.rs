@@ -40,6 +40,20 @@ pub fn error_body(status: u16, message: &str) -> String {
     json!({"error": {"message": message, "type": kind, "param": null, "code": code}}).to_string()
 }
 
+/// OpenAI's word for a provider error type given in Anthropic's terms.
+pub fn stream_error_type(error_type: &str) -> &str {
+    match error_type {
+        "overloaded_error" | "api_error" => "server_error",
+        other => other,
+    }
+}
+
+/// The data of a mid-stream Chat Completions error (`protocols.md` §3.3).
+pub fn stream_error(error_type: &str, message: &str) -> String {
+    json!({"error": {"message": message, "type": stream_error_type(error_type), "param": null, "code": null}})
+        .to_string()
+}
+
 #[derive(Deserialize)]
 struct ChatChunk {
     #[serde(default)]

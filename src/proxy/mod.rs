@@ -18,7 +18,7 @@ mod upstream;
 
 use std::time::Duration;
 
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Request, Response};
@@ -28,53 +28,100 @@ use tracing::warn;
 pub use records::SseRecords;
 pub use upstream::{ClientError, UpstreamClient, UpstreamError, cause_chain, strip_hop_by_hop};
 
-use crate::config::Config;
 use crate::dialect::Dialect;
-use crate::handler::{Planned, inject, shaped_response};
+use crate::handler::reply::{http_fault, other_request_id, read_body, stream_fault};
+use crate::handler::{App, ResetHandle, shaped_response, slow_head};
 use crate::response::{self, Body};
-use crate::shape::{Arrival, Pacer, Shaper};
+use crate::route::BodyFacts;
+use crate::shape::{Arrival, Fault, Pacer, Shaper};
 use crate::sse::SseSplitter;
 
 /// Header marking a response that sluice made because the upstream failed.
 pub const ERROR_HEADER: &str = "x-sluice-error";
 
-/// Sends `request` to the upstream and shapes the answer by `config`'s
-/// profile and `planned`'s fault.
+/// Sends `request` to the upstream and shapes the answer by the profile and
+/// fault that [`App::admit`] decided at its arrival.
 pub async fn forward(
+    app: &App,
     upstream: &UpstreamClient,
     request: Request<Incoming>,
-    config: &Config,
-    planned: Planned,
     arrival: Instant,
 ) -> Response<Body> {
+    let reset = request.extensions().get::<ResetHandle>().cloned();
     let dialect = Dialect::for_path(request.uri().path());
-    if let Some(fault) = &planned.plan.fault {
-        return inject(fault, dialect, planned.number, &planned.request_id);
+    let (head, body) = request.into_parts();
+    // The body streams through untouched unless a route must read it to choose.
+    let (body, facts) = if app.routes_need_body() {
+        match read_body(body, &head.headers, app.config().max_request_body).await {
+            Ok(bytes) => {
+                let facts = BodyFacts::read(&bytes);
+                (Full::new(bytes).map_err(|never| match never {}).boxed_unsync(), Some(facts))
+            }
+            Err(refusal) => return refusal(&other_request_id()),
+        }
+    } else {
+        (body.map_err(Into::into).boxed_unsync(), None)
+    };
+    let mut admitted = match app.admit(&head, facts.as_ref(), dialect) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return *refusal,
+    };
+    if let Some(Fault::Http(http)) = &admitted.plan.fault {
+        // Answered here: the upstream is never called, no tokens are spent.
+        app.record_fault(&admitted, &Fault::Http(http.clone()));
+        let mut response = http_fault(http, dialect, &admitted.request_id);
+        admitted.mark(response.headers_mut(), true);
+        return response;
     }
-    let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
-    let response = match upstream.send(request).await {
+    let response = match upstream.send(Request::from_parts(head, body)).await {
         Ok(response) => response,
         Err(error) => {
-            warn!(request = planned.number, %error, "upstream failed");
-            return upstream_error(&error, dialect, &planned.request_id);
+            warn!(request = admitted.number, %error, "upstream failed");
+            let mut response = upstream_error(&error, dialect, &admitted.request_id);
+            admitted.mark(response.headers_mut(), false);
+            return response;
         }
     };
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     head.version = hyper::Version::default();
-    let timing = config.profile.timing;
+    let wait = slow_head(&admitted.plan);
     let settings = upstream.settings();
+    let timing = admitted.profile.timing;
     if is_event_stream(&head.headers) {
         head.headers.remove(CONTENT_LENGTH);
+        let stream_fault = admitted
+            .plan
+            .fault
+            .as_ref()
+            .and_then(|f| stream_fault(f, dialect, &admitted.request_id));
+        let applies = wait > Duration::ZERO || stream_fault.is_some();
+        if let (true, Some(fault)) = (applies, &admitted.plan.fault) {
+            app.record_fault(&admitted, fault);
+        }
+        admitted.mark(&mut head.headers, applies);
+        // A slow head: the upstream's events wait in the socket meanwhile.
+        tokio::time::sleep(wait).await;
         let splitter = SseSplitter::new(dialect.classifier(), settings.max_event_size);
-        let shaped =
-            Shaper::new(SseRecords::new(body, splitter), Pacer::new(timing), Arrival::WhenReceived);
-        return shaped_response(head, shaped, config.head).await;
+        let pacer = Pacer::new(timing, admitted.rng.clone());
+        let shaped = Shaper::new(SseRecords::new(body, splitter), pacer, Arrival::WhenReceived)
+            .with_fault(stream_fault);
+        return shaped_response(head, shaped, app.config().head, reset, admitted.guard.take())
+            .await;
     }
-    if settings.delay_non_sse && timing.first_token_delay > Duration::ZERO {
-        // Added to the upstream's own time to its head, as for a first token.
-        tokio::time::sleep(timing.first_token_delay).await;
+    // Not a stream: only the head can be held (stream faults do not apply).
+    let applies = wait > Duration::ZERO;
+    if let (true, Some(fault)) = (applies, &admitted.plan.fault) {
+        app.record_fault(&admitted, fault);
     }
+    admitted.mark(&mut head.headers, applies);
+    let delay = if settings.delay_non_sse {
+        timing.first_token_delay.sample(&mut admitted.rng)
+    } else {
+        Duration::ZERO
+    };
+    // Added to the upstream's own time to its head, as for a first token.
+    tokio::time::sleep(wait + delay).await;
     let _ = arrival;
     Response::from_parts(head, body.map_err(Into::into).boxed_unsync())
 }

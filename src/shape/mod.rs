@@ -7,10 +7,12 @@
 //! it a `Stream` of [`SseRecord`](crate::sse::SseRecord)s, so they behave the
 //! same for the same config.
 
+pub mod delay;
 pub mod pacer;
 pub mod plan;
 pub mod shaper;
 
+pub use delay::Delay;
 pub use pacer::{Pacer, Timing};
-pub use plan::{Fault, FaultPlan, HttpFault, WeightedFault};
-pub use shaper::{Arrival, Shaper};
+pub use plan::{Fault, FaultPlan, HttpFault, RequestClock, Schedule, WeightedFault};
+pub use shaper::{Arrival, InjectedReset, Shaper, StreamAction, StreamFault};

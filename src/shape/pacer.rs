@@ -4,36 +4,39 @@
 //! All release times are absolute instants, and each is computed from the
 //! previous *release time*, not from when the previous record was actually
 //! written, so pacing never drifts over a long stream, however late a wake-up.
+//! A jittered delay is drawn each time it applies (the interval once per
+//! token) from the request's own random stream.
 
-use std::time::Duration;
-
+use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
+use super::delay::Delay;
 use crate::sse::EventKind;
 
-/// The delays of one request, already drawn from the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The delays of one profile.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Timing {
     /// Added to the source's own time to its first content event.
-    pub first_token_delay: Duration,
+    pub first_token_delay: Delay,
     /// Minimum spacing between consecutive content events.
-    pub token_interval: Duration,
+    pub token_interval: Delay,
     /// Extra time before an event that opens a tool call.
-    pub tool_call_delay: Duration,
+    pub tool_call_delay: Delay,
 }
 
 /// Computes release instants for a request's records, in order.
 #[derive(Debug, Clone)]
 pub struct Pacer {
     timing: Timing,
+    rng: ChaCha8Rng,
     last_content: Option<Instant>,
     last_release: Option<Instant>,
 }
 
 impl Pacer {
-    /// A pacer for one request.
-    pub fn new(timing: Timing) -> Self {
-        Self { timing, last_content: None, last_release: None }
+    /// A pacer for one request; jittered delays are drawn from `rng`.
+    pub fn new(timing: Timing, rng: ChaCha8Rng) -> Self {
+        Self { timing, rng, last_content: None, last_release: None }
     }
 
     /// When the record that arrived at `arrival` may be released.
@@ -48,11 +51,13 @@ impl Pacer {
             EventKind::Other => arrival,
             EventKind::Content | EventKind::ToolStart => {
                 let paced = match self.last_content {
-                    None => arrival + self.timing.first_token_delay,
-                    Some(previous) => arrival.max(previous + self.timing.token_interval),
+                    None => arrival + self.timing.first_token_delay.sample(&mut self.rng),
+                    Some(previous) => {
+                        arrival.max(previous + self.timing.token_interval.sample(&mut self.rng))
+                    }
                 };
                 if kind == EventKind::ToolStart {
-                    paced + self.timing.tool_call_delay
+                    paced + self.timing.tool_call_delay.sample(&mut self.rng)
                 } else {
                     paced
                 }
@@ -69,7 +74,10 @@ impl Pacer {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::shape::plan::request_rng;
     use EventKind::{Content, Other, ToolStart};
 
     fn ms(n: u64) -> Duration {
@@ -78,16 +86,16 @@ mod tests {
 
     fn timing(first: u64, interval: u64, tool: u64) -> Timing {
         Timing {
-            first_token_delay: ms(first),
-            token_interval: ms(interval),
-            tool_call_delay: ms(tool),
+            first_token_delay: ms(first).into(),
+            token_interval: ms(interval).into(),
+            tool_call_delay: ms(tool).into(),
         }
     }
 
     /// Offsets (ms from `t0`) at which each (arrival offset, kind) is released.
     fn schedule(timing: Timing, records: &[(u64, EventKind)]) -> Vec<u64> {
         let t0 = Instant::now();
-        let mut pacer = Pacer::new(timing);
+        let mut pacer = Pacer::new(timing, request_rng(0, 0));
         records
             .iter()
             .map(|&(arrival, kind)| {
@@ -140,6 +148,22 @@ mod tests {
     fn other_events_never_overtake_the_content_before_them() {
         let records = [(0, Content), (5, Other), (5, Content), (6, Other)];
         assert_eq!(schedule(timing(100, 20, 0), &records), [100, 100, 120, 120]);
+    }
+
+    #[test]
+    fn jittered_intervals_are_drawn_per_token_and_replay() {
+        let jittered = Timing {
+            first_token_delay: Delay::Uniform { min: ms(50), max: ms(150) },
+            token_interval: Delay::Uniform { min: ms(10), max: ms(30) },
+            tool_call_delay: ms(0).into(),
+        };
+        let records: Vec<_> = (0..200).map(|_| (0, Content)).collect();
+        let first = schedule(jittered, &records);
+        assert_eq!(first, schedule(jittered, &records), "same stream, same draws");
+        assert!((50..=150).contains(&first[0]));
+        let gaps: Vec<u64> = first.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|g| (10..=30).contains(g)), "{gaps:?}");
+        assert!(gaps.iter().any(|&g| g != gaps[0]), "the interval varies per token");
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub struct HttpFault {
     pub retry_after: Option<Duration>,
     /// `error.message`; the provider's usual text for the status when `None`.
     pub message: Option<String>,
+    /// Sent as `x-should-retry`, which the SDKs obey over the status.
+    pub should_retry: Option<bool>,
+    /// Send the provider's rate-limit headers, exhausted.
+    pub rate_limit_headers: bool,
 }
 
 /// The closed set of faults. A new kind is a new variant: the compiler then
@@ -31,25 +35,122 @@ pub struct HttpFault {
 pub enum Fault {
     /// Answer with an HTTP error and a provider-shaped body.
     Http(HttpFault),
+    /// After `after_tokens` tokens, the provider's mid-stream error event,
+    /// then the end of the stream.
+    StreamError {
+        /// Tokens released first.
+        after_tokens: u32,
+        /// `error.type`, e.g. `overloaded_error`.
+        error_type: String,
+        /// `error.message`.
+        message: String,
+    },
+    /// After `after_tokens` tokens, the connection is reset (TCP RST).
+    Reset {
+        /// Tokens released first.
+        after_tokens: u32,
+    },
+    /// After `after_tokens` tokens, a clean end without the final event.
+    Truncate {
+        /// Tokens released first.
+        after_tokens: u32,
+    },
+    /// After `after_tokens` tokens, nothing more; the connection stays open
+    /// for `duration` (then closes cleanly), or until the client leaves.
+    Stall {
+        /// Tokens released first.
+        after_tokens: u32,
+        /// How long to stay open; `None` is until the client leaves.
+        duration: Option<Duration>,
+    },
+    /// The response head (and so everything) is held for `duration`.
+    SlowHead {
+        /// The extra wait.
+        duration: Duration,
+    },
+    /// The token after `after_tokens` tokens is sent corrupted (its JSON cut
+    /// in half); the stream then goes on.
+    Malformed {
+        /// Tokens released first.
+        after_tokens: u32,
+    },
 }
 
 impl Fault {
-    /// How the fault is named in the `x-sluice-fault` header and in logs,
-    /// e.g. `http; status=529`.
-    pub fn label(&self) -> String {
+    /// The kind's name, as written in the config.
+    pub fn kind(&self) -> &'static str {
         match self {
-            Fault::Http(http) => format!("http; status={}", http.status),
+            Fault::Http(_) => "http",
+            Fault::StreamError { .. } => "stream_error",
+            Fault::Reset { .. } => "reset",
+            Fault::Truncate { .. } => "truncate",
+            Fault::Stall { .. } => "stall",
+            Fault::SlowHead { .. } => "slow_head",
+            Fault::Malformed { .. } => "malformed",
+        }
+    }
+
+    /// How the fault is named in the `x-sluice-fault` header and in logs,
+    /// e.g. `http; status=529` or `stall; after_tokens=5; duration=30s`.
+    pub fn label(&self) -> String {
+        let kind = self.kind();
+        match self {
+            Fault::Http(http) => format!("{kind}; status={}", http.status),
+            Fault::StreamError { after_tokens, error_type, .. } => {
+                format!("{kind}; after_tokens={after_tokens}; error_type={error_type}")
+            }
+            Fault::Reset { after_tokens }
+            | Fault::Truncate { after_tokens }
+            | Fault::Malformed { after_tokens } => {
+                format!("{kind}; after_tokens={after_tokens}")
+            }
+            Fault::Stall { after_tokens, duration: Some(duration) } => {
+                format!("{kind}; after_tokens={after_tokens}; duration={duration:?}")
+            }
+            Fault::Stall { after_tokens, duration: None } => {
+                format!("{kind}; after_tokens={after_tokens}")
+            }
+            Fault::SlowHead { duration } => format!("{kind}; duration={duration:?}"),
         }
     }
 }
 
-/// A fault and its share of the draws when `error_rate` fires.
+/// When a fault fires.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// When `error_rate` fires, drawn by weight among the random faults.
+    Random,
+    /// For the first `n` requests of its route (0 .. n-1).
+    FirstRequests(u64),
+    /// For every `n`-th request of its route (the n-th, 2n-th, ...).
+    Every(u64),
+    /// For requests that arrive between `from` and `until` after start.
+    Window {
+        /// Start of the window.
+        from: Duration,
+        /// End of the window (exclusive).
+        until: Duration,
+    },
+}
+
+/// A fault, when it fires and (for random faults) its weight.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeightedFault {
-    /// Relative weight (> 0).
+    /// Relative weight among random faults (> 0).
     pub weight: u32,
     /// The fault.
     pub fault: Fault,
+    /// When it fires.
+    pub schedule: Schedule,
+}
+
+/// Where a request stands, for schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestClock {
+    /// Its number among its route's requests, from 0.
+    pub route_request: u64,
+    /// Time from sluice's start to its arrival.
+    pub since_start: Duration,
 }
 
 /// The random stream of the `request_number`-th request under `seed`.
@@ -67,18 +168,34 @@ pub struct FaultPlan {
 }
 
 impl FaultPlan {
-    /// With probability `error_rate`, one fault from `faults`, chosen by weight.
-    /// Always takes the same number of draws from `rng` (two), so whatever the
-    /// request does with `rng` afterwards does not depend on the outcome.
-    pub fn draw(error_rate: f64, faults: &[WeightedFault], rng: &mut ChaCha8Rng) -> Self {
+    /// The fault of one request: the first scheduled fault whose schedule
+    /// covers `clock`, else, with probability `error_rate`, one random fault
+    /// chosen by weight. Always takes the same two draws from `rng`, so what
+    /// the request draws afterwards does not depend on the outcome.
+    pub fn draw(
+        error_rate: f64,
+        faults: &[WeightedFault],
+        clock: RequestClock,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
         let roll: f64 = rng.random();
         let ticket: u64 = rng.random();
-        let total: u64 = faults.iter().map(|f| u64::from(f.weight)).sum();
+        let scheduled = faults.iter().find(|f| match f.schedule {
+            Schedule::Random => false,
+            Schedule::FirstRequests(n) => clock.route_request < n,
+            Schedule::Every(n) => n > 0 && (clock.route_request + 1).is_multiple_of(n),
+            Schedule::Window { from, until } => (from..until).contains(&clock.since_start),
+        });
+        if let Some(fault) = scheduled {
+            return Self { fault: Some(fault.fault.clone()) };
+        }
+        let random = || faults.iter().filter(|f| f.schedule == Schedule::Random);
+        let total: u64 = random().map(|f| u64::from(f.weight)).sum();
         if total == 0 || roll >= error_rate {
             return Self { fault: None };
         }
         let mut ticket = ticket % total;
-        let chosen = faults.iter().find(|f| {
+        let chosen = random().find(|f| {
             let hit = ticket < u64::from(f.weight);
             ticket = ticket.saturating_sub(u64::from(f.weight));
             hit
@@ -91,15 +208,30 @@ impl FaultPlan {
 mod tests {
     use super::*;
 
+    fn http_fault(status: u16) -> Fault {
+        Fault::Http(HttpFault {
+            status,
+            retry_after: None,
+            message: None,
+            should_retry: None,
+            rate_limit_headers: false,
+        })
+    }
+
     fn http(status: u16, weight: u32) -> WeightedFault {
-        WeightedFault {
-            weight,
-            fault: Fault::Http(HttpFault { status, retry_after: None, message: None }),
-        }
+        WeightedFault { weight, fault: http_fault(status), schedule: Schedule::Random }
     }
 
     fn status_of(plan: &FaultPlan) -> Option<u16> {
-        plan.fault.as_ref().map(|Fault::Http(h)| h.status)
+        match &plan.fault {
+            Some(Fault::Http(h)) => Some(h.status),
+            Some(other) => panic!("unexpected {other:?}"),
+            None => None,
+        }
+    }
+
+    fn at(n: u64) -> RequestClock {
+        RequestClock { route_request: n, since_start: Duration::ZERO }
     }
 
     #[test]
@@ -116,7 +248,7 @@ mod tests {
         let mix = [http(529, 2), http(500, 1), http(429, 1)];
         let run = |seed| {
             (0..1000)
-                .map(|n| status_of(&FaultPlan::draw(0.1, &mix, &mut request_rng(seed, n))))
+                .map(|n| status_of(&FaultPlan::draw(0.1, &mix, at(n), &mut request_rng(seed, n))))
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
@@ -128,7 +260,8 @@ mod tests {
         let mix = [http(529, 2), http(500, 1), http(429, 1)];
         let fired: Vec<(u64, u16)> = (0..200)
             .filter_map(|n| {
-                status_of(&FaultPlan::draw(0.05, &mix, &mut request_rng(42, n))).map(|s| (n, s))
+                status_of(&FaultPlan::draw(0.05, &mix, at(n), &mut request_rng(42, n)))
+                    .map(|s| (n, s))
             })
             .collect();
         assert_eq!(fired, GOLDEN_FAULTS_SEED_42);
@@ -141,7 +274,7 @@ mod tests {
         let n = 100_000u64;
         let p = 0.005;
         let fired = (0..n)
-            .filter(|&i| FaultPlan::draw(p, &mix, &mut request_rng(1, i)).fault.is_some())
+            .filter(|&i| FaultPlan::draw(p, &mix, at(i), &mut request_rng(1, i)).fault.is_some())
             .count() as f64;
         let expected = n as f64 * p;
         let sd = (n as f64 * p * (1.0 - p)).sqrt();
@@ -154,7 +287,7 @@ mod tests {
         let n = 40_000u64;
         let overloads = (0..n)
             .filter(|&i| {
-                status_of(&FaultPlan::draw(1.0, &mix, &mut request_rng(3, i))) == Some(529)
+                status_of(&FaultPlan::draw(1.0, &mix, at(i), &mut request_rng(3, i))) == Some(529)
             })
             .count() as f64;
         // Binomial(40000, 0.75): sd ≈ 87.
@@ -164,8 +297,61 @@ mod tests {
     #[test]
     fn no_rate_or_no_faults_means_no_fault() {
         let mut rng = request_rng(0, 0);
-        assert_eq!(FaultPlan::draw(0.0, &[http(500, 1)], &mut rng).fault, None);
-        assert_eq!(FaultPlan::draw(1.0, &[], &mut rng).fault, None);
-        assert_eq!(FaultPlan::draw(1.0, &[http(500, 0)], &mut rng).fault, None);
+        assert_eq!(FaultPlan::draw(0.0, &[http(500, 1)], at(0), &mut rng).fault, None);
+        assert_eq!(FaultPlan::draw(1.0, &[], at(0), &mut rng).fault, None);
+        assert_eq!(FaultPlan::draw(1.0, &[http(500, 0)], at(0), &mut rng).fault, None);
+    }
+
+    fn scheduled(status: u16, schedule: Schedule) -> WeightedFault {
+        WeightedFault { weight: 1, fault: http_fault(status), schedule }
+    }
+
+    #[test]
+    fn schedules_fire_exactly_where_they_should() {
+        let faults = [
+            scheduled(529, Schedule::FirstRequests(2)),
+            scheduled(500, Schedule::Every(5)),
+            scheduled(
+                503,
+                Schedule::Window { from: Duration::from_secs(30), until: Duration::from_secs(40) },
+            ),
+        ];
+        let fired: Vec<Option<u16>> = (0..12)
+            .map(|n| status_of(&FaultPlan::draw(0.0, &faults, at(n), &mut request_rng(1, n))))
+            .collect();
+        let expected = [
+            Some(529),
+            Some(529),
+            None,
+            None,
+            Some(500),
+            None,
+            None,
+            None,
+            None,
+            Some(500),
+            None,
+            None,
+        ];
+        assert_eq!(fired, expected);
+
+        let window = |secs: f64| {
+            let clock =
+                RequestClock { route_request: 2, since_start: Duration::from_secs_f64(secs) };
+            status_of(&FaultPlan::draw(0.0, &faults, clock, &mut request_rng(1, 2)))
+        };
+        assert_eq!(
+            [window(29.999), window(30.0), window(39.999), window(40.0)],
+            [None, Some(503), Some(503), None]
+        );
+    }
+
+    #[test]
+    fn scheduled_faults_are_not_drawn_at_random() {
+        let faults = [scheduled(529, Schedule::FirstRequests(1)), http(500, 1)];
+        let after_first: Vec<Option<u16>> = (1..200)
+            .map(|n| status_of(&FaultPlan::draw(1.0, &faults, at(n), &mut request_rng(1, n))))
+            .collect();
+        assert!(after_first.iter().all(|s| *s == Some(500)));
     }
 }

@@ -64,6 +64,41 @@ pub fn encode_event(name: &str, json: &str, kind: EventKind) -> SseRecord {
     SseRecord { raw: raw.freeze(), kind }
 }
 
+/// Encodes a data-only event, `data: {json}\n\n` (OpenAI Chat Completions).
+pub fn encode_data(json: &str, kind: EventKind) -> SseRecord {
+    let mut raw = BytesMut::with_capacity(json.len() + 8);
+    raw.put_slice(b"data: ");
+    raw.put_slice(json.as_bytes());
+    raw.put_slice(b"\n\n");
+    SseRecord { raw: raw.freeze(), kind }
+}
+
+/// The record with its JSON cut in half: the first `data:` line keeps half of
+/// its value and the event ends there, as a proxy that lost bytes would send
+/// it. A record without data becomes `data: {` and a blank line. The kind is
+/// kept, so the corrupt event is timed like the one it replaces.
+pub fn corrupt(record: &SseRecord) -> SseRecord {
+    let text = String::from_utf8_lossy(&record.raw);
+    let mut out = String::new();
+    let mut cut = false;
+    for line in text.split_inclusive('\n') {
+        if let Some(value) = line.strip_prefix("data:") {
+            let value = value.trim_end_matches(['\r', '\n']);
+            let keep: String = value.chars().take(value.chars().count() / 2).collect();
+            out.push_str("data:");
+            out.push_str(&keep);
+            out.push_str("\n\n");
+            cut = true;
+            break;
+        }
+        out.push_str(line);
+    }
+    if !cut {
+        out = "data: {\n\n".to_string();
+    }
+    SseRecord { raw: Bytes::from(out), kind: record.kind }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,623 @@
+//! The config file as written ([`RawConfig`]: serde, `deny_unknown_fields`,
+//! spans kept) and its validation into a [`Config`]. Every refusal names
+//! `file:line:column`, the key, the value and the accepted form.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::{Spanned, Value};
+
+use super::{Config, ConfigError, HeadTiming, ProfilePatch, Route, RouteMatch, Upstream, value};
+use crate::shape::{Delay, Fault, HttpFault, Schedule, WeightedFault};
+
+/// The file, field for field. Nothing here is trusted yet.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Spanned<String>>,
+    seed: Option<Spanned<i64>>,
+    max_request_body: Option<Spanned<RawSize>>,
+    head: Option<Spanned<String>>,
+    first_token_delay: Option<Spanned<Value>>,
+    token_interval: Option<Spanned<Value>>,
+    tool_call_delay: Option<Spanned<Value>>,
+    tokens_per_response: Option<Spanned<i64>>,
+    error_rate: Option<Spanned<f64>>,
+    faults: Option<Vec<Spanned<RawFault>>>,
+    profiles: Option<BTreeMap<String, Spanned<RawProfile>>>,
+    routes: Option<Vec<Spanned<RawRoute>>>,
+    control: Option<RawControl>,
+    upstream: Option<Spanned<RawUpstream>>,
+}
+
+/// `[profiles.NAME]`: the knobs of the top level, each optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    first_token_delay: Option<Spanned<Value>>,
+    token_interval: Option<Spanned<Value>>,
+    tool_call_delay: Option<Spanned<Value>>,
+    tokens_per_response: Option<Spanned<i64>>,
+    error_rate: Option<Spanned<f64>>,
+    faults: Option<Vec<Spanned<RawFault>>>,
+}
+
+/// The knobs of a profile, borrowed from the top level or a `[profiles.*]` table.
+struct Knobs<'a> {
+    first_token_delay: &'a Option<Spanned<Value>>,
+    token_interval: &'a Option<Spanned<Value>>,
+    tool_call_delay: &'a Option<Spanned<Value>>,
+    tokens_per_response: &'a Option<Spanned<i64>>,
+    error_rate: &'a Option<Spanned<f64>>,
+    faults: &'a Option<Vec<Spanned<RawFault>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
+/// One `[[faults]]` table; which keys apply depends on `kind`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    kind: Spanned<String>,
+    weight: Option<Spanned<i64>>,
+    first_requests: Option<Spanned<i64>>,
+    every: Option<Spanned<i64>>,
+    from: Option<Spanned<String>>,
+    until: Option<Spanned<String>>,
+    status: Option<Spanned<i64>>,
+    retry_after: Option<Spanned<String>>,
+    message: Option<Spanned<String>>,
+    should_retry: Option<Spanned<bool>>,
+    rate_limit_headers: Option<Spanned<bool>>,
+    after_tokens: Option<Spanned<i64>>,
+    error_type: Option<Spanned<String>>,
+    duration: Option<Spanned<String>>,
+}
+
+/// One `[[routes]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: Spanned<String>,
+    profile: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    method: Option<Spanned<String>>,
+    model: Option<Spanned<String>>,
+    headers: Option<BTreeMap<String, Spanned<String>>>,
+    stream: Option<bool>,
+    has_tools: Option<bool>,
+}
+
+/// `[control]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    headers: Option<bool>,
+    max_active: Option<Spanned<i64>>,
+}
+
+/// `[upstream]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    url: Option<Spanned<String>>,
+    connect_timeout: Option<Spanned<String>>,
+    header_timeout: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    delay_non_sse: Option<bool>,
+    max_event_size: Option<Spanned<RawSize>>,
+}
+
+/// Turns byte spans into `file:line:column` for error messages.
+struct Locator<'a> {
+    text: &'a str,
+    origin: &'a str,
+    /// Whether spans mean anything (not for a header value).
+    positions: bool,
+}
+
+impl Locator<'_> {
+    fn at(&self, span: &Range<usize>) -> String {
+        if !self.positions {
+            return self.origin.to_string();
+        }
+        let before = self.text.get(..span.start).unwrap_or(self.text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("{}:{line}:{column}", self.origin)
+    }
+
+    fn error(&self, span: &Range<usize>, key: &str, value: String, expected: &str) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.at(span),
+            key: key.to_string(),
+            value,
+            expected: expected.to_string(),
+        }
+    }
+
+    fn invalid<T: std::fmt::Debug>(
+        &self,
+        spanned: &Spanned<T>,
+        key: &str,
+        expected: &str,
+    ) -> ConfigError {
+        self.error(&spanned.span(), key, format!("{:?}", spanned.get_ref()), expected)
+    }
+
+    /// Applies `parse` to the value if present, locating its error.
+    fn check<T: std::fmt::Debug, U>(
+        &self,
+        field: &Option<Spanned<T>>,
+        key: &str,
+        parse: impl Fn(&T) -> Result<U, &'static str>,
+    ) -> Result<Option<U>, ConfigError> {
+        field
+            .as_ref()
+            .map(|spanned| {
+                parse(spanned.get_ref()).map_err(|expected| self.invalid(spanned, key, expected))
+            })
+            .transpose()
+    }
+}
+
+pub(super) const TOKENS_FORM: &str = "a whole number from 1 to 100000";
+pub(super) const SEED_FORM: &str = "a whole number from 0 to 9223372036854775807";
+pub(super) const HEAD_FORM: &str =
+    "\"first_token\" (hold the head until the first token) or \"immediate\"";
+pub(super) const KIND_FORM: &str = "one of \"http\", \"stream_error\", \"reset\", \"truncate\", \"stall\", \"slow_head\", \"malformed\"";
+pub(super) const STATUS_FORM: &str =
+    "an HTTP error status from 400 to 599, such as 429, 500 or 529";
+pub(super) const WEIGHT_FORM: &str = "a whole number from 1 to 1000000";
+pub(super) const COUNT_FORM: &str = "a whole number from 1 to 1000000000";
+pub(super) const TOKENS_AFTER_FORM: &str = "a whole number of tokens from 0 to 1000000";
+pub(super) const DELAY_FORM: &str = "a duration such as \"100ms\", or a distribution such as \
+    { dist = \"uniform\", min = \"50ms\", max = \"150ms\" }, { dist = \"normal\", mean = \"100ms\", stddev = \"20ms\" } \
+    or { dist = \"lognormal\", p50 = \"100ms\", p99 = \"400ms\" }";
+pub(super) const DIST_FORM: &str =
+    "\"uniform\" (min, max), \"normal\" (mean, stddev) or \"lognormal\" (p50, p99)";
+pub(super) const NAME_FORM: &str = "a non-empty name used by no other route";
+pub(super) const GLOB_FORM: &str = "a glob such as \"/v1/*\" or \"claude-*-haiku*\"";
+pub(super) const METHOD_FORM: &str = "an HTTP method such as \"POST\"";
+pub(super) const HEADER_FORM: &str = "a header name such as \"x-scenario\"";
+pub(super) const MAX_ACTIVE_FORM: &str = "a whole number from 1 to 1000000";
+
+/// Parses and validates a whole file.
+pub(super) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::Syntax {
+        origin: origin.to_string(),
+        message: error.to_string().trim_end().to_string(),
+    })?;
+    raw.validate(&Locator { text, origin, positions: true })
+}
+
+impl RawConfig {
+    fn validate(self, at: &Locator<'_>) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        if let Some(listen) = at.check(&self.listen, "listen", |s| value::listen(s))? {
+            config.listen = listen;
+        }
+        config.seed = at.check(&self.seed, "seed", |&s| u64::try_from(s).map_err(|_| SEED_FORM))?;
+        if let Some(size) = at.check(&self.max_request_body, "max_request_body", size_of)? {
+            config.max_request_body = size;
+        }
+        if let Some(head) = at.check(&self.head, "head", |s| match s.as_str() {
+            "first_token" => Ok(HeadTiming::FirstToken),
+            "immediate" => Ok(HeadTiming::Immediate),
+            _ => Err(HEAD_FORM),
+        })? {
+            config.head = head;
+        }
+        let knobs = Knobs {
+            first_token_delay: &self.first_token_delay,
+            token_interval: &self.token_interval,
+            tool_call_delay: &self.tool_call_delay,
+            tokens_per_response: &self.tokens_per_response,
+            error_rate: &self.error_rate,
+            faults: &self.faults,
+        };
+        config.profile = knobs.validate(at, "")?.over(&config.profile);
+        for (name, profile) in self.profiles.iter().flatten() {
+            let raw = profile.get_ref();
+            let knobs = Knobs {
+                first_token_delay: &raw.first_token_delay,
+                token_interval: &raw.token_interval,
+                tool_call_delay: &raw.tool_call_delay,
+                tokens_per_response: &raw.tokens_per_response,
+                error_rate: &raw.error_rate,
+                faults: &raw.faults,
+            };
+            let patch = knobs.validate(at, &format!("profiles.{name}."))?;
+            config.profiles.insert(name.clone(), patch);
+        }
+        let mut names = BTreeSet::new();
+        for route in self.routes.iter().flatten() {
+            let route = route.get_ref().validate(at, &config.profiles)?;
+            if !names.insert(route.name.clone()) {
+                let name = self
+                    .routes
+                    .iter()
+                    .flatten()
+                    .map(|r| &r.get_ref().name)
+                    .filter(|n| *n.get_ref() == route.name)
+                    .nth(1);
+                if let Some(name) = name {
+                    return Err(at.invalid(name, "routes.name", NAME_FORM));
+                }
+            }
+            config.routes.push(route);
+        }
+        if let Some(control) = &self.control {
+            if let Some(headers) = control.headers {
+                config.control.headers = headers;
+            }
+            if let Some(max) = at.check(&control.max_active, "control.max_active", |&n| {
+                usize::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+                    .ok_or(MAX_ACTIVE_FORM)
+            })? {
+                config.control.max_active = max;
+            }
+        }
+        if let Some(upstream) = &self.upstream {
+            config.upstream = Some(upstream.get_ref().validate(at, upstream.span())?);
+        }
+        Ok(config)
+    }
+}
+
+impl Knobs<'_> {
+    /// The knobs as a patch; `prefix` (`""` or `profiles.NAME.`) names keys in errors.
+    fn validate(&self, at: &Locator<'_>, prefix: &str) -> Result<ProfilePatch, ConfigError> {
+        let key = |name: &str| format!("{prefix}{name}");
+        let delay = |field: &Option<Spanned<Value>>, name: &str| {
+            field.as_ref().map(|value| parse_delay(at, value, &key(name))).transpose()
+        };
+        Ok(ProfilePatch {
+            first_token_delay: delay(self.first_token_delay, "first_token_delay")?,
+            token_interval: delay(self.token_interval, "token_interval")?,
+            tool_call_delay: delay(self.tool_call_delay, "tool_call_delay")?,
+            tokens_per_response: at.check(
+                self.tokens_per_response,
+                &key("tokens_per_response"),
+                |&n| tokens_per_response(n),
+            )?,
+            error_rate: at.check(self.error_rate, &key("error_rate"), |&r| value::rate(r))?,
+            faults: self
+                .faults
+                .as_ref()
+                .map(|faults| {
+                    faults.iter().map(|f| f.get_ref().validate(at, &key("faults."))).collect()
+                })
+                .transpose()?,
+        })
+    }
+}
+
+/// Builds a distribution from its two parameters, or says what is wrong.
+type DelayBuilder = fn(Duration, Duration) -> Result<Delay, &'static str>;
+
+/// A delay: a duration string, or a `{ dist = ... }` table.
+fn parse_delay(at: &Locator<'_>, value: &Spanned<Value>, key: &str) -> Result<Delay, ConfigError> {
+    let span = value.span();
+    let refuse = |expected: &str| at.error(&span, key, value.get_ref().to_string(), expected);
+    let table = match value.get_ref() {
+        Value::String(text) => {
+            return value::duration(text).map(Delay::Fixed).map_err(|_| refuse(DELAY_FORM));
+        }
+        Value::Table(table) => table,
+        _ => return Err(refuse(DELAY_FORM)),
+    };
+    let dist = table.get("dist").and_then(Value::as_str).ok_or_else(|| refuse(DIST_FORM))?;
+    let (names, build): (&[&str; 2], DelayBuilder) = match dist {
+        "uniform" => (&["min", "max"], |min, max| {
+            if max < min { Err("max at least min") } else { Ok(Delay::Uniform { min, max }) }
+        }),
+        "normal" => (&["mean", "stddev"], |mean, stddev| Ok(Delay::Normal { mean, stddev })),
+        "lognormal" => (&["p50", "p99"], |p50, p99| {
+            if p99 < p50 { Err("p99 at least p50") } else { Ok(Delay::LogNormal { p50, p99 }) }
+        }),
+        _ => return Err(refuse(DIST_FORM)),
+    };
+    if let Some(extra) = table.keys().find(|k| *k != "dist" && !names.contains(&k.as_str())) {
+        return Err(at.error(
+            &span,
+            &format!("{key}.{extra}"),
+            table[extra].to_string(),
+            &format!("only dist, {} and {} for a {dist} delay", names[0], names[1]),
+        ));
+    }
+    let field = |name: &str| -> Result<Duration, ConfigError> {
+        let text = table.get(name).and_then(Value::as_str);
+        text.and_then(|t| value::duration(t).ok()).ok_or_else(|| {
+            let shown = table.get(name).map_or_else(|| "(missing)".to_string(), Value::to_string);
+            at.error(&span, &format!("{key}.{name}"), shown, value::DURATION_FORM)
+        })
+    };
+    build(field(names[0])?, field(names[1])?).map_err(refuse)
+}
+
+fn size_of(raw: &RawSize) -> Result<u64, &'static str> {
+    match raw {
+        RawSize::Bytes(n) => u64::try_from(*n).map_err(|_| value::SIZE_FORM),
+        RawSize::Text(text) => value::size(text),
+    }
+}
+
+/// Tokens per response: at least one, so that every reply has a first token.
+pub(super) fn tokens_per_response(n: i64) -> Result<u32, &'static str> {
+    u32::try_from(n).ok().filter(|n| (1..=100_000).contains(n)).ok_or(TOKENS_FORM)
+}
+
+impl RawFault {
+    /// The keys given, with their spans, beyond `kind`.
+    fn given(&self) -> Vec<(&'static str, Range<usize>)> {
+        let mut keys = Vec::new();
+        macro_rules! note {
+            ($($field:ident),*) => {
+                $(if let Some(value) = &self.$field { keys.push((stringify!($field), value.span())); })*
+            };
+        }
+        note!(
+            weight,
+            first_requests,
+            every,
+            from,
+            until,
+            status,
+            retry_after,
+            message,
+            should_retry
+        );
+        note!(rate_limit_headers, after_tokens, error_type, duration);
+        keys
+    }
+
+    fn validate(&self, at: &Locator<'_>, prefix: &str) -> Result<WeightedFault, ConfigError> {
+        let key = |name: &str| format!("{prefix}{name}");
+        let kind = self.kind.get_ref().as_str();
+        let specific: &[&str] = match kind {
+            "http" => &["status", "retry_after", "message", "should_retry", "rate_limit_headers"],
+            "stream_error" => &["after_tokens", "error_type", "message"],
+            "reset" | "truncate" | "malformed" => &["after_tokens"],
+            "stall" => &["after_tokens", "duration"],
+            "slow_head" => &["duration"],
+            _ => return Err(at.invalid(&self.kind, &key("kind"), KIND_FORM)),
+        };
+        const COMMON: [&str; 5] = ["weight", "first_requests", "every", "from", "until"];
+        for (name, span) in self.given() {
+            if !COMMON.contains(&name) && !specific.contains(&name) {
+                let expected =
+                    format!("no {name} for kind {kind:?}; it takes {}", specific.join(", "));
+                return Err(at.error(&span, &key(name), "(given)".to_string(), &expected));
+            }
+        }
+        let missing = |name: &str, expected: &str| {
+            at.error(&self.kind.span(), &key(name), "(missing)".to_string(), expected)
+        };
+        let weight = at
+            .check(&self.weight, &key("weight"), |&w| {
+                u32::try_from(w).ok().filter(|w| (1..=1_000_000).contains(w)).ok_or(WEIGHT_FORM)
+            })?
+            .unwrap_or(1);
+        let after_tokens = at
+            .check(&self.after_tokens, &key("after_tokens"), |&n| {
+                u32::try_from(n).ok().filter(|n| *n <= 1_000_000).ok_or(TOKENS_AFTER_FORM)
+            })?
+            .unwrap_or(0);
+        let duration = at.check(&self.duration, &key("duration"), |s| value::duration(s))?;
+        let message = self.message.as_ref().map(|m| m.get_ref().clone());
+        let fault = match kind {
+            "http" => {
+                let status = match &self.status {
+                    Some(status) => u16::try_from(*status.get_ref())
+                        .ok()
+                        .filter(|s| (400..=599).contains(s))
+                        .ok_or_else(|| at.invalid(status, &key("status"), STATUS_FORM))?,
+                    None => return Err(missing("status", STATUS_FORM)),
+                };
+                Fault::Http(HttpFault {
+                    status,
+                    retry_after: at
+                        .check(&self.retry_after, &key("retry_after"), |s| value::duration(s))?,
+                    message,
+                    should_retry: self.should_retry.as_ref().map(|b| *b.get_ref()),
+                    rate_limit_headers: self
+                        .rate_limit_headers
+                        .as_ref()
+                        .is_some_and(|b| *b.get_ref()),
+                })
+            }
+            "stream_error" => {
+                let error_type = self
+                    .error_type
+                    .as_ref()
+                    .map_or("overloaded_error", |t| t.get_ref())
+                    .to_string();
+                let message =
+                    message.unwrap_or_else(|| default_stream_message(&error_type).to_string());
+                Fault::StreamError { after_tokens, error_type, message }
+            }
+            "reset" => Fault::Reset { after_tokens },
+            "truncate" => Fault::Truncate { after_tokens },
+            "malformed" => Fault::Malformed { after_tokens },
+            "stall" => Fault::Stall { after_tokens, duration },
+            _ => Fault::SlowHead {
+                duration: duration.ok_or_else(|| missing("duration", value::DURATION_FORM))?,
+            },
+        };
+        Ok(WeightedFault { weight, fault, schedule: self.schedule(at, prefix)? })
+    }
+
+    fn schedule(&self, at: &Locator<'_>, prefix: &str) -> Result<Schedule, ConfigError> {
+        let key = |name: &str| format!("{prefix}{name}");
+        let count = |field: &Option<Spanned<i64>>, name: &str| {
+            at.check(field, &key(name), |&n| {
+                u64::try_from(n).ok().filter(|n| (1..=1_000_000_000).contains(n)).ok_or(COUNT_FORM)
+            })
+        };
+        let first = count(&self.first_requests, "first_requests")?;
+        let every = count(&self.every, "every")?;
+        let from = at.check(&self.from, &key("from"), |s| value::duration(s))?;
+        let until = at.check(&self.until, &key("until"), |s| value::duration(s))?;
+        let schedules = usize::from(first.is_some())
+            + usize::from(every.is_some())
+            + usize::from(from.is_some() || until.is_some());
+        if schedules > 1 {
+            let expected = "one schedule per fault: first_requests, every, or a from/until window";
+            return Err(at.error(
+                &self.kind.span(),
+                &key("schedule"),
+                "(several)".to_string(),
+                expected,
+            ));
+        }
+        Ok(match (first, every, from, until) {
+            (Some(n), ..) => Schedule::FirstRequests(n),
+            (_, Some(n), ..) => Schedule::Every(n),
+            (_, _, None, None) => Schedule::Random,
+            (_, _, from, until) => {
+                let from = from.unwrap_or(Duration::ZERO);
+                let until = until.unwrap_or(Duration::MAX);
+                if until <= from {
+                    let span = self.until.as_ref().map_or(self.kind.span(), Spanned::span);
+                    return Err(at.error(
+                        &span,
+                        &key("until"),
+                        format!("{until:?}"),
+                        "a time after from",
+                    ));
+                }
+                Schedule::Window { from, until }
+            }
+        })
+    }
+}
+
+/// The provider's message for a mid-stream error type.
+fn default_stream_message(error_type: &str) -> &'static str {
+    match error_type {
+        "overloaded_error" => "Overloaded",
+        "rate_limit_error" => "Rate limited",
+        _ => "Internal server error",
+    }
+}
+
+impl RawRoute {
+    fn validate(
+        &self,
+        at: &Locator<'_>,
+        profiles: &BTreeMap<String, ProfilePatch>,
+    ) -> Result<Route, ConfigError> {
+        let name = self.name.get_ref().trim();
+        if name.is_empty() {
+            return Err(at.invalid(&self.name, "routes.name", NAME_FORM));
+        }
+        let glob = |field: &Option<Spanned<String>>, key: &str| {
+            at.check(field, key, |s| glob::Pattern::new(s).map_err(|_| GLOB_FORM))
+        };
+        let mut matcher = RouteMatch {
+            path: glob(&self.path, "routes.path")?,
+            method: at.check(&self.method, "routes.method", |s| {
+                hyper::Method::from_bytes(s.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| METHOD_FORM)
+            })?,
+            headers: Vec::new(),
+            model: glob(&self.model, "routes.model")?,
+            stream: self.stream,
+            has_tools: self.has_tools,
+        };
+        for (header, pattern) in self.headers.iter().flatten() {
+            let name = hyper::header::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                at.error(&pattern.span(), "routes.headers", format!("{header:?}"), HEADER_FORM)
+            })?;
+            let pattern = glob::Pattern::new(pattern.get_ref())
+                .map_err(|_| at.invalid(pattern, &format!("routes.headers.{header}"), GLOB_FORM))?;
+            matcher.headers.push((name, pattern));
+        }
+        let profile = match &self.profile {
+            Some(profile) if !profiles.contains_key(profile.get_ref()) => {
+                let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
+                let expected = if known.is_empty() {
+                    "the name of a [profiles.NAME] table (none is defined)".to_string()
+                } else {
+                    format!("one of the profiles: {}", known.join(", "))
+                };
+                return Err(at.error(
+                    &profile.span(),
+                    "routes.profile",
+                    format!("{:?}", profile.get_ref()),
+                    &expected,
+                ));
+            }
+            Some(profile) => Some(profile.get_ref().clone()),
+            None => None,
+        };
+        Ok(Route { name: name.to_string(), matcher, profile })
+    }
+}
+
+impl RawUpstream {
+    fn validate(&self, at: &Locator<'_>, table: Range<usize>) -> Result<Upstream, ConfigError> {
+        let url =
+            at.check(&self.url, "upstream.url", |s| value::upstream_url(s))?.ok_or_else(|| {
+                at.error(&table, "upstream.url", "(missing)".to_string(), value::URL_FORM)
+            })?;
+        let mut upstream = Upstream::new(url);
+        let duration = |s: &String| value::duration(s);
+        if let Some(d) = at.check(&self.connect_timeout, "upstream.connect_timeout", duration)? {
+            upstream.connect_timeout = d;
+        }
+        if let Some(d) = at.check(&self.header_timeout, "upstream.header_timeout", duration)? {
+            upstream.header_timeout = d;
+        }
+        upstream.ca_file = self.ca_file.as_ref().map(|path| PathBuf::from(path.get_ref()));
+        if let Some(delay) = self.delay_non_sse {
+            upstream.delay_non_sse = delay;
+        }
+        if let Some(size) = at.check(&self.max_event_size, "upstream.max_event_size", size_of)? {
+            upstream.max_event_size = usize::try_from(size).unwrap_or(usize::MAX);
+        }
+        Ok(upstream)
+    }
+}
+
+/// A fault from a header value, `kind; key=value; ...`.
+pub(super) fn fault_from_header(header: &str) -> Result<Fault, ConfigError> {
+    const ORIGIN: &str = "header x-sluice-inject";
+    let mut parts = header.split(';').map(str::trim).filter(|p| !p.is_empty());
+    let kind = parts.next().unwrap_or_default();
+    let mut toml = format!("kind = {}\n", Value::String(kind.to_string()));
+    for part in parts {
+        let Some((name, raw)) = part.split_once('=') else {
+            return Err(ConfigError::Invalid {
+                origin: ORIGIN.to_string(),
+                key: "x-sluice-inject".to_string(),
+                value: format!("{header:?}"),
+                expected: "kind; key=value; ..., e.g. \"stream_error; after_tokens=3\"".to_string(),
+            });
+        };
+        let raw = raw.trim();
+        let value = if raw.parse::<i64>().is_ok() || raw == "true" || raw == "false" {
+            raw.to_string()
+        } else {
+            Value::String(raw.to_string()).to_string()
+        };
+        toml.push_str(&format!("{} = {value}\n", Value::String(name.trim().to_string())));
+    }
+    let fault: RawFault = toml::from_str(&toml).map_err(|error| ConfigError::Syntax {
+        origin: ORIGIN.to_string(),
+        message: error.message().to_string(),
+    })?;
+    let at = Locator { text: &toml, origin: ORIGIN, positions: false };
+    Ok(fault.validate(&at, "")?.fault)
+}

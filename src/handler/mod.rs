@@ -1,0 +1,255 @@
+//! One request, from arrival to response.
+//!
+//! Every shaped request goes through [`App::admit`] at its arrival: route
+//! (first match wins), profile, control headers, request numbers and the
+//! seeded fault draw. Then the source runs, the mock ([`mock`]) or the
+//! upstream ([`crate::proxy`]), and [`reply`] applies the head policy and the
+//! fault:
+//!
+//! ```text
+//! arrival ─▶ admit (route, profile, plan) ─▶ http fault? answer it
+//!         ─▶ source: mock reply (instant) | upstream (SSE records)
+//!         ─▶ Shaper (timing + stream fault) ─▶ head policy ─▶ client
+//! ```
+//!
+//! `GET /__sluice/health` is answered by sluice itself in both modes.
+
+mod mock;
+pub mod reply;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::http::request::Parts;
+use hyper::{Request, Response, StatusCode};
+use rand_chacha::ChaCha8Rng;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, Profile, parse_fault_header};
+use crate::dialect::Dialect;
+use crate::mock::text::random_id;
+use crate::proxy::{self, ClientError, UpstreamClient};
+use crate::response::{self, Body};
+use crate::route::{BodyFacts, Router};
+use crate::shape::plan::request_rng;
+use crate::shape::{Fault, FaultPlan, RequestClock};
+
+pub use reply::{ResetHandle, shaped_response};
+
+/// Header naming the fault sluice injected into a response.
+pub const FAULT_HEADER: &str = "x-sluice-fault";
+/// Header naming the route that served a request.
+pub const ROUTE_HEADER: &str = "x-sluice-route";
+/// Request header picking a profile (when `[control] headers = true`).
+pub const PROFILE_CONTROL: &str = "x-sluice-profile";
+/// Request header forcing a fault (when `[control] headers = true`).
+pub const INJECT_CONTROL: &str = "x-sluice-inject";
+/// The path sluice answers itself in both modes (Docker's health check).
+pub const OWN_HEALTH_PATH: &str = "/__sluice/health";
+
+/// The fault kinds, in the order of [`App::faults_injected`].
+const FAULT_KINDS: [&str; 7] =
+    ["http", "stream_error", "reset", "truncate", "stall", "slow_head", "malformed"];
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub struct App {
+    config: Arc<Config>,
+    seed: u64,
+    started: Instant,
+    requests: AtomicU64,
+    router: Router,
+    upstream: Option<UpstreamClient>,
+    active_controlled: Arc<AtomicUsize>,
+    injected: [AtomicU64; FAULT_KINDS.len()],
+}
+
+/// What was decided for a request at its arrival.
+#[derive(Debug)]
+pub struct Admitted {
+    /// Its number since start (0, 1, ...), the key of its random stream.
+    pub number: u64,
+    /// Its random stream, for whatever the source draws next.
+    pub rng: ChaCha8Rng,
+    /// The route that took it.
+    pub route: String,
+    /// The profile it gets.
+    pub profile: Arc<Profile>,
+    /// The fault to inject, if any.
+    pub plan: FaultPlan,
+    /// The id of responses sluice makes itself.
+    pub request_id: String,
+    /// Held while a header-driven fault is in flight.
+    pub guard: Option<ControlGuard>,
+}
+
+impl Admitted {
+    /// Adds `x-sluice-route`, and `x-sluice-fault` when `fault_applies`.
+    pub fn mark(&self, headers: &mut hyper::HeaderMap, fault_applies: bool) {
+        if let Ok(route) = HeaderValue::from_str(&self.route) {
+            headers.insert(ROUTE_HEADER, route);
+        }
+        if let (true, Some(fault)) = (fault_applies, &self.plan.fault)
+            && let Ok(label) = HeaderValue::from_str(&fault.label())
+        {
+            headers.insert(FAULT_HEADER, label);
+        }
+    }
+}
+
+/// Counts one header-driven fault in flight; dropped when its response is done.
+#[derive(Debug)]
+pub struct ControlGuard(Arc<AtomicUsize>);
+
+impl Drop for ControlGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl App {
+    /// Serves `config` (proxy mode when it has an upstream); `seed` keys
+    /// every random draw.
+    ///
+    /// # Errors
+    /// [`ClientError`] when the upstream's TLS settings are unusable.
+    pub fn new(config: Config, seed: u64) -> Result<Self, ClientError> {
+        let upstream = config.upstream.as_ref().map(UpstreamClient::new).transpose()?;
+        Ok(Self {
+            router: Router::new(&config),
+            config: Arc::new(config),
+            seed,
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+            upstream,
+            active_controlled: Arc::new(AtomicUsize::new(0)),
+            injected: Default::default(),
+        })
+    }
+
+    /// Injected faults so far, by kind.
+    pub fn faults_injected(&self) -> Vec<(&'static str, u64)> {
+        FAULT_KINDS
+            .iter()
+            .zip(&self.injected)
+            .map(|(kind, count)| (*kind, count.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Answers one request. Never fails: every problem becomes a response.
+    pub async fn handle(&self, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let arrival = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let response = if path == OWN_HEALTH_PATH {
+            reply::health()
+        } else if let Some(upstream) = &self.upstream {
+            proxy::forward(self, upstream, request, arrival).await
+        } else {
+            mock::serve(self, request, arrival).await
+        };
+        debug!(%method, %path, status = response.status().as_u16(), "answered");
+        Ok(response)
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether some route needs the request body to choose.
+    pub fn routes_need_body(&self) -> bool {
+        self.router.needs_body()
+    }
+
+    /// Decides everything about a request at its arrival: route, profile,
+    /// control headers, numbers, and the fault. A bad control header is a
+    /// 400 naming it.
+    pub fn admit(
+        &self,
+        head: &Parts,
+        body: Option<&BodyFacts>,
+        dialect: Dialect,
+    ) -> Result<Admitted, Box<Response<Body>>> {
+        let route = self.router.select(&head.method, head.uri.path(), &head.headers, body);
+        let mut profile = Arc::clone(&route.profile);
+        let number = self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut rng = request_rng(self.seed, number);
+        let clock = RequestClock {
+            route_request: route.next_request(),
+            since_start: self.started.elapsed(),
+        };
+        let (forced, guard) = match self.control(head, &mut profile) {
+            Ok(control) => control,
+            Err(message) => {
+                let request_id = format!("req_{}", random_id(&mut rng));
+                return Err(Box::new(response::error_in(
+                    dialect,
+                    StatusCode::BAD_REQUEST,
+                    &message,
+                    &request_id,
+                )));
+            }
+        };
+        let mut plan = FaultPlan::draw(profile.error_rate, &profile.faults, clock, &mut rng);
+        if forced.is_some() {
+            plan.fault = forced;
+        }
+        let request_id = format!("req_{}", random_id(&mut rng));
+        Ok(Admitted { number, rng, route: route.name.clone(), profile, plan, request_id, guard })
+    }
+
+    /// Applies the control headers, when enabled: `x-sluice-profile` swaps the
+    /// profile, `x-sluice-inject` forces a fault (at most `max_active` at once).
+    fn control(
+        &self,
+        head: &Parts,
+        profile: &mut Arc<Profile>,
+    ) -> Result<(Option<Fault>, Option<ControlGuard>), String> {
+        if !self.config.control.headers {
+            return Ok((None, None));
+        }
+        let header =
+            |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        if let Some(name) = header(PROFILE_CONTROL) {
+            *profile = self.router.profile(name).ok_or_else(|| {
+                format!("{PROFILE_CONTROL}: no profile named {name:?} in the sluice config")
+            })?;
+        }
+        let Some(spec) = header(INJECT_CONTROL) else {
+            return Ok((None, None));
+        };
+        let fault = parse_fault_header(spec).map_err(|error| error.to_string())?;
+        let active = self.active_controlled.fetch_add(1, Ordering::AcqRel);
+        let guard = ControlGuard(Arc::clone(&self.active_controlled));
+        if active >= self.config.control.max_active {
+            warn!(
+                max_active = self.config.control.max_active,
+                "x-sluice-inject ignored: too many header-driven faults at once"
+            );
+            return Ok((None, None));
+        }
+        Ok((Some(fault), Some(guard)))
+    }
+
+    /// Counts and logs a fault that is being applied.
+    pub fn record_fault(&self, admitted: &Admitted, fault: &Fault) {
+        if let Some(index) = FAULT_KINDS.iter().position(|kind| *kind == fault.kind()) {
+            self.injected[index].fetch_add(1, Ordering::Relaxed);
+        }
+        info!(fault = %fault.label(), route = %admitted.route, request = admitted.number, "injected fault");
+    }
+}
+
+/// The extra wait of a `slow_head` fault, if that is the plan.
+pub fn slow_head(plan: &FaultPlan) -> Duration {
+    match plan.fault {
+        Some(Fault::SlowHead { duration }) => duration,
+        _ => Duration::ZERO,
+    }
+}

@@ -1,0 +1,255 @@
+//! Routing: which route, and so which profile, a request gets. Routes are
+//! tried in order and the first match wins; no match is the `default` route
+//! with the default profile. Profiles are resolved over the default profile
+//! once, when the router is built, so a request only clones an `Arc`.
+//!
+//! Each route counts its own requests: a fault scheduled for "the first N
+//! requests" or "every Nth request" counts within its route.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hyper::{HeaderMap, Method};
+use serde_json::Value;
+
+use crate::config::{Config, Profile, RouteMatch};
+
+/// The name of the route a request gets when no route matches.
+pub const DEFAULT_ROUTE: &str = "default";
+
+/// A route with its resolved profile and request counter.
+#[derive(Debug)]
+pub struct RouteState {
+    /// Named in `x-sluice-route` and logs.
+    pub name: String,
+    /// The profile its requests get.
+    pub profile: Arc<Profile>,
+    matcher: RouteMatch,
+    requests: AtomicU64,
+}
+
+impl RouteState {
+    /// This route's next request number, from 0.
+    pub fn next_request(&self) -> u64 {
+        self.requests.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// What routing can read from a JSON request body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodyFacts {
+    /// `model`.
+    pub model: Option<String>,
+    /// `stream`.
+    pub stream: bool,
+    /// A non-empty `tools` list.
+    pub has_tools: bool,
+}
+
+impl BodyFacts {
+    /// Reads the facts leniently: a body that is not a JSON object has none.
+    pub fn read(body: &[u8]) -> Self {
+        let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
+            return Self::default();
+        };
+        Self {
+            model: object.get("model").and_then(Value::as_str).map(str::to_owned),
+            stream: object.get("stream").and_then(Value::as_bool).unwrap_or(false),
+            has_tools: object
+                .get("tools")
+                .and_then(Value::as_array)
+                .is_some_and(|tools| !tools.is_empty()),
+        }
+    }
+}
+
+/// The routes of one config.
+#[derive(Debug)]
+pub struct Router {
+    routes: Vec<RouteState>,
+    default: RouteState,
+    profiles: HashMap<String, Arc<Profile>>,
+    needs_body: bool,
+}
+
+impl Router {
+    /// Resolves `config`'s routes and profiles.
+    pub fn new(config: &Config) -> Self {
+        let profiles: HashMap<String, Arc<Profile>> = config
+            .profiles
+            .iter()
+            .map(|(name, patch)| (name.clone(), Arc::new(patch.over(&config.profile))))
+            .collect();
+        let default_profile = Arc::new(config.profile.clone());
+        let state = |name: &str, matcher: RouteMatch, profile: Arc<Profile>| RouteState {
+            name: name.to_string(),
+            profile,
+            matcher,
+            requests: AtomicU64::new(0),
+        };
+        let routes: Vec<RouteState> = config
+            .routes
+            .iter()
+            .map(|route| {
+                let profile = route
+                    .profile
+                    .as_ref()
+                    .and_then(|name| profiles.get(name).cloned())
+                    .unwrap_or_else(|| Arc::clone(&default_profile));
+                state(&route.name, route.matcher.clone(), profile)
+            })
+            .collect();
+        Self {
+            needs_body: routes.iter().any(|r| r.matcher.needs_body()),
+            default: state(DEFAULT_ROUTE, RouteMatch::default(), default_profile),
+            routes,
+            profiles,
+        }
+    }
+
+    /// Whether some route reads the request body (model, stream, tools).
+    pub fn needs_body(&self) -> bool {
+        self.needs_body
+    }
+
+    /// The first route that takes the request, or the default route.
+    pub fn select(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Option<&BodyFacts>,
+    ) -> &RouteState {
+        self.routes
+            .iter()
+            .find(|route| matches(&route.matcher, method, path, headers, body))
+            .unwrap_or(&self.default)
+    }
+
+    /// The named profile, for the `x-sluice-profile` control header.
+    pub fn profile(&self, name: &str) -> Option<Arc<Profile>> {
+        self.profiles.get(name).cloned()
+    }
+}
+
+fn matches(
+    matcher: &RouteMatch,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: Option<&BodyFacts>,
+) -> bool {
+    let empty = BodyFacts::default();
+    let body = body.unwrap_or(&empty);
+    matcher.path.as_ref().is_none_or(|glob| glob.matches(path))
+        && matcher.method.as_ref().is_none_or(|m| m == method)
+        && matcher.headers.iter().all(|(name, glob)| {
+            headers.get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| glob.matches(v)))
+        })
+        && matcher
+            .model
+            .as_ref()
+            .is_none_or(|glob| body.model.as_deref().is_some_and(|m| glob.matches(m)))
+        && matcher.stream.is_none_or(|want| want == body.stream)
+        && matcher.has_tools.is_none_or(|want| want == body.has_tools)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(toml: &str) -> Router {
+        Router::new(&Config::from_toml_str(toml, "test.toml").unwrap())
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap())).collect()
+    }
+
+    const ROUTES: &str = r#"
+        [profiles.slow]
+        first_token_delay = "2s"
+        [profiles.tools]
+        tool_call_delay = "1s"
+
+        [[routes]]
+        name = "by-header"
+        headers = { x-scenario = "slow*" }
+        profile = "slow"
+
+        [[routes]]
+        name = "haiku-tools"
+        model = "claude-*-haiku*"
+        has_tools = true
+        profile = "tools"
+
+        [[routes]]
+        name = "non-streaming"
+        method = "POST"
+        path = "/v1/messages"
+        stream = false
+    "#;
+
+    #[test]
+    fn the_first_matching_route_wins() {
+        let router = router(ROUTES);
+        let post = Method::POST;
+        let haiku_tools = BodyFacts {
+            model: Some("claude-3-5-haiku-latest".into()),
+            stream: true,
+            has_tools: true,
+        };
+        let pick = |h: &HeaderMap, body: Option<&BodyFacts>| {
+            router.select(&post, "/v1/messages", h, body).name.clone()
+        };
+        assert_eq!(
+            pick(&headers(&[("x-scenario", "slow-start")]), Some(&haiku_tools)),
+            "by-header"
+        );
+        assert_eq!(pick(&headers(&[]), Some(&haiku_tools)), "haiku-tools");
+        let sonnet =
+            BodyFacts { model: Some("claude-sonnet-4".into()), stream: false, has_tools: true };
+        assert_eq!(pick(&headers(&[]), Some(&sonnet)), "non-streaming");
+        let sonnet_streaming = BodyFacts { stream: true, ..sonnet };
+        assert_eq!(pick(&headers(&[]), Some(&sonnet_streaming)), DEFAULT_ROUTE);
+        assert_eq!(
+            router.select(&Method::GET, "/v1/models", &headers(&[]), None).name,
+            DEFAULT_ROUTE
+        );
+        assert!(router.needs_body());
+    }
+
+    #[test]
+    fn a_route_gets_its_profile_over_the_default() {
+        let router = router(ROUTES);
+        let slow = router.select(&Method::POST, "/", &headers(&[("x-scenario", "slow")]), None);
+        assert_eq!(slow.profile.timing.first_token_delay, std::time::Duration::from_secs(2).into());
+        assert_eq!(
+            slow.profile.timing.token_interval,
+            std::time::Duration::from_millis(20).into(),
+            "inherited"
+        );
+        let default = router.select(&Method::GET, "/", &headers(&[]), None);
+        assert_eq!(
+            default.profile.timing.first_token_delay,
+            std::time::Duration::from_millis(100).into()
+        );
+    }
+
+    #[test]
+    fn each_route_counts_its_own_requests() {
+        let router = router(ROUTES);
+        let slow = router.select(&Method::POST, "/", &headers(&[("x-scenario", "slow")]), None);
+        let default = router.select(&Method::GET, "/", &headers(&[]), None);
+        assert_eq!([slow.next_request(), slow.next_request(), default.next_request()], [0, 1, 0]);
+    }
+
+    #[test]
+    fn body_facts_are_read_leniently() {
+        let facts = BodyFacts::read(br#"{"model":"m","stream":true,"tools":[{"name":"t"}]}"#);
+        assert_eq!(facts, BodyFacts { model: Some("m".into()), stream: true, has_tools: true });
+        assert_eq!(BodyFacts::read(b"not json"), BodyFacts::default());
+        assert!(!BodyFacts::read(br#"{"tools":[]}"#).has_tools);
+    }
+}
