@@ -355,3 +355,263 @@ fn the_environment_and_flags_set_the_upstream() {
         "{message}"
     );
 }
+
+#[test]
+fn delays_may_be_distributions() {
+    let config = parse(
+        r#"
+        first_token_delay = { dist = "lognormal", p50 = "300ms", p99 = "1.2s" }
+        token_interval = { dist = "uniform", min = "10ms", max = "30ms" }
+        tool_call_delay = { dist = "normal", mean = "500ms", stddev = "100ms" }
+        "#,
+    )
+    .unwrap();
+    let timing = config.profile.timing;
+    assert_eq!(timing.first_token_delay, Delay::LogNormal { p50: ms(300), p99: ms(1200) });
+    assert_eq!(timing.token_interval, Delay::Uniform { min: ms(10), max: ms(30) });
+    assert_eq!(timing.tool_call_delay, Delay::Normal { mean: ms(500), stddev: ms(100) });
+}
+
+#[test]
+fn bad_distributions_are_named() {
+    let cases = [
+        (
+            "first_token_delay = 100",
+            "invalid first_token_delay 100: expected a duration such as \"100ms\", or a distribution",
+        ),
+        (
+            "first_token_delay = { dist = \"pareto\" }",
+            "invalid first_token_delay { dist = \"pareto\" }: expected \"uniform\" (min, max)",
+        ),
+        (
+            "first_token_delay = { dist = \"uniform\", min = \"5ms\" }",
+            "invalid first_token_delay.max (missing): expected a duration",
+        ),
+        (
+            "first_token_delay = { dist = \"uniform\", min = \"5ms\", max = \"1ms\" }",
+            "expected max at least min",
+        ),
+        (
+            "first_token_delay = { dist = \"normal\", mean = \"5ms\", stddev = \"1ms\", skew = 2 }",
+            "invalid first_token_delay.skew 2: expected only dist, mean and stddev for a normal delay",
+        ),
+        (
+            "first_token_delay = { dist = \"lognormal\", p50 = \"5ms\", p99 = \"1ms\" }",
+            "expected p99 at least p50",
+        ),
+    ];
+    for (text, expected) in cases {
+        let message = error(text);
+        assert!(message.starts_with("test.toml:1:21: "), "{text}: {message}");
+        assert!(message.contains(expected), "{text}: {message}");
+    }
+}
+
+fn only_fault(text: &str) -> WeightedFault {
+    let mut faults = parse(text).unwrap().profile.faults;
+    assert_eq!(faults.len(), 1);
+    faults.remove(0)
+}
+
+#[test]
+fn every_fault_kind_is_read() {
+    let table = [
+        (
+            "kind = \"http\"\nstatus = 429\nretry_after = \"2s\"\nshould_retry = false\nrate_limit_headers = true",
+            Fault::Http(HttpFault {
+                status: 429,
+                retry_after: Some(ms(2000)),
+                message: None,
+                should_retry: Some(false),
+                rate_limit_headers: true,
+            }),
+        ),
+        (
+            "kind = \"stream_error\"\nafter_tokens = 5",
+            Fault::StreamError {
+                after_tokens: 5,
+                error_type: "overloaded_error".into(),
+                message: "Overloaded".into(),
+            },
+        ),
+        (
+            "kind = \"stream_error\"\nerror_type = \"api_error\"\nmessage = \"boom\"",
+            Fault::StreamError {
+                after_tokens: 0,
+                error_type: "api_error".into(),
+                message: "boom".into(),
+            },
+        ),
+        ("kind = \"reset\"\nafter_tokens = 3", Fault::Reset { after_tokens: 3 }),
+        ("kind = \"truncate\"\nafter_tokens = 10", Fault::Truncate { after_tokens: 10 }),
+        (
+            "kind = \"stall\"\nafter_tokens = 2\nduration = \"30s\"",
+            Fault::Stall { after_tokens: 2, duration: Some(ms(30_000)) },
+        ),
+        ("kind = \"stall\"", Fault::Stall { after_tokens: 0, duration: None }),
+        ("kind = \"slow_head\"\nduration = \"2s\"", Fault::SlowHead { duration: ms(2000) }),
+        ("kind = \"malformed\"\nafter_tokens = 1", Fault::Malformed { after_tokens: 1 }),
+    ];
+    for (body, expected) in table {
+        assert_eq!(only_fault(&format!("[[faults]]\n{body}\n")).fault, expected, "{body}");
+    }
+}
+
+#[test]
+fn schedules_are_read() {
+    let schedule =
+        |extra: &str| only_fault(&format!("[[faults]]\nkind = \"reset\"\n{extra}\n")).schedule;
+    assert_eq!(schedule(""), Schedule::Random);
+    assert_eq!(schedule("first_requests = 2"), Schedule::FirstRequests(2));
+    assert_eq!(schedule("every = 10"), Schedule::Every(10));
+    assert_eq!(
+        schedule("from = \"30s\"\nuntil = \"40s\""),
+        Schedule::Window { from: ms(30_000), until: ms(40_000) }
+    );
+    assert_eq!(
+        schedule("from = \"30s\""),
+        Schedule::Window { from: ms(30_000), until: Duration::MAX }
+    );
+}
+
+#[test]
+fn fault_keys_that_do_not_fit_the_kind_or_schedule_are_refused() {
+    let cases = [
+        (
+            "kind = \"reset\"\nstatus = 500",
+            "test.toml:3:10: invalid faults.status (given): expected no status for kind \"reset\"; it takes after_tokens",
+        ),
+        (
+            "kind = \"slow_head\"",
+            "test.toml:2:8: invalid faults.duration (missing): expected a duration",
+        ),
+        (
+            "kind = \"http\"\nstatus = 500\nafter_tokens = 2",
+            "invalid faults.after_tokens (given): expected no after_tokens for kind \"http\"",
+        ),
+        (
+            "kind = \"reset\"\nfirst_requests = 2\nevery = 3",
+            "invalid faults.schedule (several): expected one schedule per fault",
+        ),
+        (
+            "kind = \"reset\"\nfrom = \"40s\"\nuntil = \"30s\"",
+            "test.toml:4:9: invalid faults.until 30s: expected a time after from",
+        ),
+        ("kind = \"reset\"\nevery = 0", "invalid faults.every 0: expected a whole number from 1"),
+        (
+            "kind = \"reset\"\nafter_tokens = -1",
+            "invalid faults.after_tokens -1: expected a whole number of tokens",
+        ),
+    ];
+    for (body, expected) in cases {
+        let message = error(&format!("[[faults]]\n{body}\n"));
+        assert!(message.contains(expected), "{body}:\n{message}");
+    }
+}
+
+const ROUTED: &str = r#"
+    [profiles.slow]
+    first_token_delay = "2s"
+    error_rate = 0.5
+
+    [[profiles.slow.faults]]
+    kind = "stall"
+    after_tokens = 3
+
+    [[routes]]
+    name = "slow-scenario"
+    headers = { x-scenario = "slow" }
+    profile = "slow"
+
+    [[routes]]
+    name = "haiku"
+    model = "claude-*-haiku*"
+    method = "post"
+    path = "/v1/*"
+    stream = true
+    has_tools = false
+
+    [control]
+    headers = true
+    max_active = 5
+"#;
+
+#[test]
+fn profiles_routes_and_control_are_read() {
+    let config = parse(ROUTED).unwrap();
+    let slow = config.profile_named("slow").unwrap();
+    assert_eq!(slow.timing.first_token_delay, ms(2000).into());
+    assert_eq!(slow.timing.token_interval, ms(20).into(), "inherited from the default profile");
+    assert_eq!(slow.error_rate, 0.5);
+    assert_eq!(slow.faults[0].fault, Fault::Stall { after_tokens: 3, duration: None });
+    assert_eq!(config.routes.len(), 2);
+    assert_eq!(config.routes[0].name, "slow-scenario");
+    assert_eq!(config.routes[0].profile.as_deref(), Some("slow"));
+    let haiku = &config.routes[1].matcher;
+    assert_eq!(haiku.method, Some(hyper::Method::POST));
+    assert!(haiku.model.as_ref().unwrap().matches("claude-3-5-haiku-latest"));
+    assert_eq!((haiku.stream, haiku.has_tools), (Some(true), Some(false)));
+    assert!(haiku.needs_body());
+    assert_eq!(config.control, Control { headers: true, max_active: 5 });
+}
+
+#[test]
+fn environment_changes_reach_profiles_that_do_not_name_the_knob() {
+    let mut config = parse(ROUTED).unwrap();
+    Overrides::from_env(env(&[("TOKEN_INTERVAL", "7")])).unwrap().apply(&mut config);
+    assert_eq!(config.profile_named("slow").unwrap().timing.token_interval, ms(7).into());
+}
+
+#[test]
+fn bad_routes_are_located() {
+    let message = error("[[routes]]\nname = \"r\"\nprofile = \"nope\"\n");
+    assert_eq!(
+        message,
+        "test.toml:3:11: invalid routes.profile \"nope\": expected the name of a [profiles.NAME] table (none is defined)"
+    );
+    let message = error("[profiles.a]\n[[routes]]\nname = \"r\"\nprofile = \"b\"\n");
+    assert!(message.ends_with("expected one of the profiles: a"), "{message}");
+    let message = error("[[routes]]\nname = \"r\"\npath = \"[\"\n");
+    assert!(
+        message.starts_with("test.toml:3:8: invalid routes.path \"[\": expected a glob"),
+        "{message}"
+    );
+    let message = error("[[routes]]\nname = \"r\"\n[[routes]]\nname = \"r\"\n");
+    assert!(message.starts_with("test.toml:4:8: invalid routes.name \"r\": expected a non-empty name used by no other route"), "{message}");
+    let message = error("[[routes]]\nname = \"r\"\nmethod = \"GE T\"\n");
+    assert!(message.contains("invalid routes.method"), "{message}");
+    let message = error("[[routes]]\nname = \"r\"\nheaders = { \"bad header\" = \"x\" }\n");
+    assert!(message.contains("invalid routes.headers \"bad header\""), "{message}");
+    let message = error("[profiles.a]\nfirst_token_delay = \"x\"\n");
+    assert!(
+        message.starts_with("test.toml:2:21: invalid profiles.a.first_token_delay"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_fault_can_be_written_as_a_header_value() {
+    assert_eq!(
+        parse_fault_header("stream_error; after_tokens=3").unwrap(),
+        Fault::StreamError {
+            after_tokens: 3,
+            error_type: "overloaded_error".into(),
+            message: "Overloaded".into()
+        }
+    );
+    assert_eq!(
+        parse_fault_header("slow_head;duration=250ms").unwrap(),
+        Fault::SlowHead { duration: ms(250) }
+    );
+    let message = parse_fault_header("http; status=700").unwrap_err().to_string();
+    assert!(
+        message.starts_with(
+            "header x-sluice-inject: invalid status 700: expected an HTTP error status"
+        ),
+        "{message}"
+    );
+    let message = parse_fault_header("explode").unwrap_err().to_string();
+    assert!(message.contains("invalid kind \"explode\""), "{message}");
+    let message = parse_fault_header("reset; after_tokens").unwrap_err().to_string();
+    assert!(message.contains("kind; key=value"), "{message}");
+}
