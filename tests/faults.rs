@@ -2,6 +2,8 @@
 //! `sluice mock`), over real sockets on the paused clock: which events the
 //! client received, when, and how the stream ended.
 
+#![allow(clippy::unwrap_used, reason = "test helpers panic on failure")]
+
 mod support;
 
 use std::time::Duration;
