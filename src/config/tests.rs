@@ -615,3 +615,33 @@ fn a_fault_can_be_written_as_a_header_value() {
     let message = parse_fault_header("reset; after_tokens").unwrap_err().to_string();
     assert!(message.contains("kind; key=value"), "{message}");
 }
+
+#[test]
+fn every_example_config_is_valid() {
+    let folder = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples"));
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let config = Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            for route in &config.routes {
+                if let Some(profile) = &route.profile {
+                    assert!(config.profile_named(profile).is_some());
+                }
+            }
+            checked.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "flaky-first-requests.toml",
+            "k6-scenarios.toml",
+            "mid-stream-failures.toml",
+            "outage-window.toml",
+            "overload-storm.toml",
+            "slow-tool-calls.toml"
+        ]
+    );
+}

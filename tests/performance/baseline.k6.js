@@ -18,6 +18,7 @@
 // (100 ms by default). A tool call is the first output of a tool reply, so
 // `tool_invocation` is first_token_delay + tool_call_delay (600 ms by default).
 import http from "k6/http";
+import exec from "k6/execution";
 import { check, sleep } from "k6";
 import { Rate, Trend } from "k6/metrics";
 
@@ -94,7 +95,10 @@ export function setup() {
 }
 
 function ask(body) {
-  return http.post(`${BASE_URL}/v1/messages`, JSON.stringify(body), { headers: HEADERS });
+  // The scenario's name lets a sluice config route each scenario to its own
+  // profile (config/examples/k6-scenarios.toml); other servers ignore it.
+  const headers = { ...HEADERS, "x-k6-scenario": exec.scenario.name };
+  return http.post(`${BASE_URL}/v1/messages`, JSON.stringify(body), { headers });
 }
 
 /** Records the outcome; a request succeeds when it is a 200 whose stream completed. */
