@@ -15,7 +15,7 @@ work="$(mktemp -d)"
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 env -u PORT -u SLUICE_CONFIG SLUICE_SEED="${SLUICE_SEED:-64}" \
-  "$binary" mock --listen 127.0.0.1:0 >"$work/banner" 2>"$work/log" &
+  "$binary" mock --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/banner" 2>"$work/log" &
 pid=$!
 url=""
 for _ in $(seq 100); do

@@ -27,9 +27,11 @@
 //! - [`dialect`]: provider wire facts (Anthropic error types and bodies).
 //! - [`response`]: response body type and provider-shaped error responses.
 
+pub mod admin;
 pub mod config;
 pub mod dialect;
 pub mod handler;
+pub mod live;
 pub mod mock;
 pub mod proxy;
 pub mod response;
@@ -41,7 +43,8 @@ pub mod sse;
 use std::net::SocketAddr;
 
 pub use config::Config;
-pub use server::run;
+pub use live::{Source, StartError};
+pub use server::{run, serve};
 
 use config::{ConfigSource, HeadTiming};
 use shape::{Fault, Schedule};
@@ -49,7 +52,7 @@ use shape::{Fault, Schedule};
 /// The start-up banner, in the Node mock's words: where it listens, what it
 /// serves (the mock's endpoint or the proxy's upstream), and the effective
 /// knobs. `addr` is the bound address.
-pub fn banner(config: &Config, addr: SocketAddr) -> String {
+pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> String {
     let profile = &config.profile;
     let timing = &profile.timing;
     let host = if addr.ip().is_unspecified() {
@@ -81,7 +84,15 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
             lines.push(format!("[sluice] Upstream: {url} (every method and path)"));
         }
     }
-    lines.push(format!("[sluice] Configuration ({source}, then environment and flags):"));
+    match admin {
+        Some(admin) => lines.push(format!(
+            "[sluice] Admin: http://{admin} (GET /metrics, /config, /ready; POST /reload; PUT and DELETE /faults)"
+        )),
+        None => lines.push("[sluice] Admin: off".to_string()),
+    }
+    let watched =
+        if matches!(config.source, ConfigSource::File(_)) { ", watched for changes" } else { "" };
+    lines.push(format!("[sluice] Configuration ({source}{watched}, then environment and flags):"));
     lines.push(format!("  - First token delay: {} ({head})", timing.first_token_delay));
     lines.push(format!("  - Token interval: {}", timing.token_interval));
     if config.upstream.is_none() {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use sluice::Config;
 use sluice::config::layer::Overrides;
 use sluice::config::value;
+use sluice::{Config, Source};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -53,6 +53,10 @@ struct Args {
     /// Upstream base URL for proxy mode, e.g. https://api.anthropic.com.
     #[arg(long, global = true, value_parser = value::upstream_url, value_name = "URL")]
     upstream: Option<hyper::Uri>,
+    /// Address of the admin listener (metrics, config, reload, faults), e.g.
+    /// 127.0.0.1:9090 (the default) or 127.0.0.1:0.
+    #[arg(long, global = true, value_parser = value::listen, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +70,12 @@ enum Command {
     /// Exit 0 if a sluice on this machine answers on the configured port (for
     /// Docker's HEALTHCHECK), else 1.
     Health,
+    /// Validate a config file as start-up and reload do (environment and flags
+    /// included) and print the effective settings; exit 0 if valid, 1 if not.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -94,20 +104,36 @@ async fn start(args: Args) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let mut config = effective_config(&args)?;
-    match args.command {
+    let layers = vec![Overrides::from_env(|name| std::env::var(name).ok())?, flag_overrides(&args)];
+    let path = match &args.command {
+        Some(Command::Check { file }) => Some(file.clone()),
+        _ => args.config.clone(),
+    };
+    let mut config = match &path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    for layer in &layers {
+        layer.apply(&mut config);
+    }
+    match &args.command {
+        Some(Command::Check { file }) => {
+            let settings = serde_json::to_string_pretty(&sluice::config::describe(&config, None))?;
+            println!("{settings}");
+            eprintln!("sluice check: {} is valid", file.display());
+            return Ok(());
+        }
         Some(Command::Health) => {
             let port = config.listen.port();
             return check_health(port)
                 .with_context(|| format!("no healthy sluice on 127.0.0.1:{port}"));
         }
-        Some(Command::Mock) => config.upstream = None,
         Some(Command::Proxy) => anyhow::ensure!(
             config.upstream.is_some(),
             "proxy mode needs an upstream: pass --upstream URL, set SLUICE_UPSTREAM, \
              or add [upstream] url = \"...\" to the config"
         ),
-        None => {}
+        Some(Command::Mock) | None => {}
     }
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
@@ -116,18 +142,35 @@ async fn start(args: Args) -> anyhow::Result<()> {
         )
     })?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    print!("{}", sluice::banner(&config, addr));
-    sluice::run(config, listener, shutdown_signal(), Duration::from_secs(10)).await?;
+    let admin = if config.admin.enabled {
+        match TcpListener::bind(config.admin.listen).await {
+            Ok(admin) => Some(admin),
+            Err(error) => {
+                // Often Prometheus itself on 9090: the API matters more than the admin port.
+                tracing::warn!(
+                    %error,
+                    listen = %config.admin.listen,
+                    "admin listener off: choose another address with --admin-listen or [admin] listen"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
+    print!("{}", sluice::banner(&config, addr, admin_addr));
+    let grace = config.shutdown_grace;
+    let source = match path {
+        Some(path) => Source::File { path, layers },
+        None => Source::Fixed(Box::new(config)),
+    };
+    sluice::serve(source, listener, admin, shutdown_signal(), grace).await?;
     Ok(())
 }
 
-/// Defaults < file < environment < flags.
-fn effective_config(args: &Args) -> anyhow::Result<Config> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    Overrides::from_env(|name| std::env::var(name).ok())?.apply(&mut config);
+/// The flags, as the last layer over the file and the environment.
+fn flag_overrides(args: &Args) -> Overrides {
     Overrides {
         listen: args.listen,
         port: None,
@@ -138,9 +181,9 @@ fn effective_config(args: &Args) -> anyhow::Result<Config> {
         error_rate: args.error_rate,
         seed: args.seed,
         upstream: args.upstream.clone(),
+        admin_listen: args.admin_listen,
+        mock_only: matches!(args.command, Some(Command::Mock)),
     }
-    .apply(&mut config);
-    Ok(config)
 }
 
 /// One `GET /__sluice/health` on loopback, with std only: the runtime image has no curl.

@@ -1,5 +1,5 @@
-//! The accept loop: one task per connection, HTTP/1.1 and HTTP/2 (h2c), and
-//! graceful shutdown. Knows nothing of SSE; every request goes to
+//! The accept loop: one task per connection, HTTP/1.1 and HTTP/2 (h2c), the
+//! admin listener, config watching, and graceful shutdown. Knows nothing of SSE; every request goes to
 //! [`App::handle`](crate::handler::App::handle), with the connection's
 //! [`ResetHandle`] in its extensions so a `reset` fault can end the connection
 //! with a real TCP RST.
@@ -19,31 +19,75 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::metrics::Metrics;
 use crate::config::Config;
 use crate::handler::{App, ResetHandle};
-use crate::proxy::ClientError;
+use crate::live::{self, Live, Source, StartError};
 
-/// Serves `config` on `listener` until `shutdown` completes, then gives the
-/// responses in flight up to `grace` to finish. The caller binds (tests use
-/// port 0) and chooses the signal. The seed is `config.seed`, or a random one.
+/// Serves `config` on `listener` until `shutdown` completes (no admin
+/// listener, no reload). See [`serve`].
 ///
 /// # Errors
-/// [`ClientError`] when proxy mode's TLS settings are unusable (nothing is
-/// served then).
+/// [`StartError`] when the config cannot be used (nothing is served then).
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
-) -> Result<(), ClientError> {
-    let seed = config.seed.unwrap_or_else(rand::random);
-    let app = Arc::new(App::new(config, seed)?);
+) -> Result<(), StartError> {
+    serve(Source::Fixed(Box::new(config)), listener, None, shutdown, grace).await
+}
+
+/// Serves the config from `source` on `api` (and the admin endpoints on
+/// `admin`) until `shutdown` completes. Then it stops accepting, lets the
+/// responses in flight finish for up to `grace`, ends every stream still
+/// open at its next event boundary (with the dialect's error event), and
+/// returns. The config file, if any, is watched and reloaded; `SIGHUP`
+/// reloads it too. The seed is the config's, or a random one.
+///
+/// # Errors
+/// [`StartError`] when the config cannot be used (nothing is served then).
+pub async fn serve(
+    source: Source,
+    api: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> Result<(), StartError> {
+    let metrics = Arc::new(Metrics::new());
+    let live = Arc::new(Live::start(source, Arc::clone(&metrics))?);
+    let seed = live.snapshot().config.seed.unwrap_or_else(rand::random);
+    let end_streams = CancellationToken::new();
+    let draining = CancellationToken::new();
+    let stop_admin = CancellationToken::new();
+    let app = Arc::new(App::new(Arc::clone(&live), metrics, seed, end_streams.clone()));
+    let _watcher = match live::watch(Arc::clone(&live)) {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            warn!(%error, "cannot watch the config file; reload with SIGHUP or POST /reload");
+            None
+        }
+    };
+    #[cfg(unix)]
+    if live.path().is_some() {
+        reload_on_hangup(Arc::clone(&live));
+    }
+    if let Some(admin) = admin {
+        tokio::spawn(crate::admin::serve(
+            admin,
+            Arc::clone(&app),
+            draining.clone(),
+            stop_admin.clone(),
+        ));
+    }
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = api.accept() => match accepted {
                 Ok(connection) => connection,
                 Err(error) => {
                     // Usually EMFILE: back off instead of spinning.
@@ -77,12 +121,34 @@ pub async fn run(
             }
         });
     }
-    drop(listener);
+    drop(api);
+    draining.cancel();
     info!(?grace, "shutting down: no new connections; waiting for responses in flight");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        warn!(?grace, "grace period over; the remaining streams are dropped");
+    let all_done = graceful.shutdown();
+    tokio::pin!(all_done);
+    if tokio::time::timeout(grace, &mut all_done).await.is_err() {
+        warn!(?grace, "grace period over: ending the remaining streams at their next event");
+        end_streams.cancel();
+        if tokio::time::timeout(Duration::from_secs(2), &mut all_done).await.is_err() {
+            warn!("some connections did not close; dropping them");
+        }
     }
+    stop_admin.cancel();
     Ok(())
+}
+
+#[cfg(unix)]
+fn reload_on_hangup(live: Arc<Live>) {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    live.reload("SIGHUP").await;
+                }
+            });
+        }
+        Err(error) => warn!(%error, "cannot listen for SIGHUP; reload with POST /reload"),
+    }
 }
 
 /// A client connection that closes with a TCP RST (SO_LINGER 0) instead of a

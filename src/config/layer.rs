@@ -35,6 +35,10 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// `[upstream] url` (`SLUICE_UPSTREAM`, `--upstream`).
     pub upstream: Option<hyper::Uri>,
+    /// `[admin] listen` (`SLUICE_ADMIN_LISTEN`, `--admin-listen`); also enables it.
+    pub admin_listen: Option<SocketAddr>,
+    /// Serve the mock whatever the file says (`sluice mock`).
+    pub mock_only: bool,
 }
 
 const PORT_FORM: &str = "a port number from 0 to 65535";
@@ -69,6 +73,8 @@ impl Overrides {
             error_rate: get("ERROR_RATE", "error_rate").parse(value::rate_text)?,
             seed: get("SLUICE_SEED", "seed").parse(|s| s.trim().parse().map_err(|_| SEED_FORM))?,
             upstream: get("SLUICE_UPSTREAM", "upstream.url").parse(value::upstream_url)?,
+            admin_listen: get("SLUICE_ADMIN_LISTEN", "admin.listen").parse(value::listen)?,
+            mock_only: false,
         })
     }
 
@@ -104,6 +110,13 @@ impl Overrides {
                 Some(upstream) => upstream.url = url.clone(),
                 None => config.upstream = Some(Upstream::new(url.clone())),
             }
+        }
+        if let Some(listen) = self.admin_listen {
+            config.admin.listen = listen;
+            config.admin.enabled = true;
+        }
+        if self.mock_only {
+            config.upstream = None;
         }
     }
 }

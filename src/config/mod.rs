@@ -11,9 +11,12 @@
 //! profiles (`[profiles.NAME]`) override only the knobs they name; routes
 //! (`[[routes]]`, first match wins) pick a profile per request.
 
+mod describe;
 pub mod layer;
 mod raw;
 pub mod value;
+
+pub use describe::describe;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -147,6 +150,23 @@ pub struct Control {
     pub max_active: usize,
 }
 
+/// The admin listener: health, metrics, config, reload, runtime overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Whether it listens at all.
+    pub enabled: bool,
+    /// Its address; loopback by default, as it can change the faults.
+    pub listen: SocketAddr,
+    /// If set, every admin request needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], 9090)), token: None }
+    }
+}
+
 /// Where proxy mode sends requests, and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
@@ -189,6 +209,9 @@ pub struct Config {
     pub max_request_body: u64,
     /// When a stream's head is sent.
     pub head: HeadTiming,
+    /// On shutdown, how long responses in flight may take to finish before
+    /// the remaining streams are ended at their next event.
+    pub shutdown_grace: Duration,
     /// The default profile: the top-level knobs.
     pub profile: Profile,
     /// Named profiles, by name.
@@ -197,6 +220,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Per-request control headers.
     pub control: Control,
+    /// The admin listener.
+    pub admin: Admin,
     /// Proxy mode's upstream; `None` serves the built-in mock.
     pub upstream: Option<Upstream>,
     /// Where this config came from.
@@ -228,6 +253,7 @@ impl Default for Config {
             seed: None,
             max_request_body: 32 * 1024 * 1024,
             head: HeadTiming::FirstToken,
+            shutdown_grace: Duration::from_secs(10),
             profile: Profile {
                 timing: Timing {
                     first_token_delay: Duration::from_millis(100).into(),
@@ -241,6 +267,7 @@ impl Default for Config {
             profiles: BTreeMap::new(),
             routes: Vec::new(),
             control: Control { headers: false, max_active: 64 },
+            admin: Admin::default(),
             upstream: None,
             source: ConfigSource::Defaults,
         }
@@ -307,6 +334,16 @@ impl Config {
     pub fn profile_named(&self, name: &str) -> Option<Profile> {
         self.profiles.get(name).map(|patch| patch.over(&self.profile))
     }
+}
+
+/// Parses runtime overrides (`PUT /faults`): a JSON object with the knobs of
+/// a profile (`first_token_delay`, `token_interval`, `tool_call_delay`,
+/// `tokens_per_response`, `error_rate`, `faults`), in the file's forms.
+///
+/// # Errors
+/// [`ConfigError`] naming the knob.
+pub fn parse_runtime_patch(json: &str) -> Result<ProfilePatch, ConfigError> {
+    raw::patch_from_json(json)
 }
 
 /// Parses one fault written as a header value, `kind; key=value; ...`, e.g.

@@ -21,6 +21,7 @@ struct RawConfig {
     seed: Option<Spanned<i64>>,
     max_request_body: Option<Spanned<RawSize>>,
     head: Option<Spanned<String>>,
+    shutdown_grace: Option<Spanned<String>>,
     first_token_delay: Option<Spanned<Value>>,
     token_interval: Option<Spanned<Value>>,
     tool_call_delay: Option<Spanned<Value>>,
@@ -30,7 +31,17 @@ struct RawConfig {
     profiles: Option<BTreeMap<String, Spanned<RawProfile>>>,
     routes: Option<Vec<Spanned<RawRoute>>>,
     control: Option<RawControl>,
+    admin: Option<RawAdmin>,
     upstream: Option<Spanned<RawUpstream>>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    enabled: Option<bool>,
+    listen: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
 }
 
 /// `[profiles.NAME]`: the knobs of the top level, each optional.
@@ -216,6 +227,11 @@ impl RawConfig {
         })? {
             config.head = head;
         }
+        if let Some(grace) =
+            at.check(&self.shutdown_grace, "shutdown_grace", |s| value::duration(s))?
+        {
+            config.shutdown_grace = grace;
+        }
         let knobs = Knobs {
             first_token_delay: &self.first_token_delay,
             token_interval: &self.token_interval,
@@ -267,6 +283,22 @@ impl RawConfig {
             })? {
                 config.control.max_active = max;
             }
+        }
+        if let Some(admin) = &self.admin {
+            if let Some(enabled) = admin.enabled {
+                config.admin.enabled = enabled;
+            }
+            if let Some(listen) = at.check(&admin.listen, "admin.listen", |s| value::listen(s))? {
+                config.admin.listen = listen;
+            }
+            config.admin.token = at.check(&admin.token, "admin.token", |s| {
+                let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+                if ok {
+                    Ok(s.clone())
+                } else {
+                    Err("a non-empty token of visible ASCII characters")
+                }
+            })?;
         }
         if let Some(upstream) = &self.upstream {
             config.upstream = Some(upstream.get_ref().validate(at, upstream.span())?);
@@ -620,4 +652,29 @@ pub(super) fn fault_from_header(header: &str) -> Result<Fault, ConfigError> {
     })?;
     let at = Locator { text: &toml, origin: ORIGIN, positions: false };
     Ok(fault.validate(&at, "")?.fault)
+}
+
+/// Runtime overrides from a JSON object, with the same checks as a profile.
+pub(super) fn patch_from_json(json: &str) -> Result<ProfilePatch, ConfigError> {
+    const ORIGIN: &str = "PUT /faults body";
+    let syntax = |message: String| ConfigError::Syntax { origin: ORIGIN.to_string(), message };
+    let value: Value = serde_json::from_str(json)
+        .map_err(|e| syntax(format!("not a JSON object of knobs: {e}")))?;
+    if !value.is_table() {
+        return Err(syntax(
+            "expected a JSON object of knobs, e.g. {\"error_rate\": 0.1}".to_string(),
+        ));
+    }
+    let text = toml::to_string(&value).map_err(|e| syntax(e.to_string()))?;
+    let raw: RawProfile = toml::from_str(&text).map_err(|e| syntax(e.message().to_string()))?;
+    let at = Locator { text: &text, origin: ORIGIN, positions: false };
+    let knobs = Knobs {
+        first_token_delay: &raw.first_token_delay,
+        token_interval: &raw.token_interval,
+        tool_call_delay: &raw.tool_call_delay,
+        tokens_per_response: &raw.tokens_per_response,
+        error_rate: &raw.error_rate,
+        faults: &raw.faults,
+    };
+    knobs.validate(&at, "")
 }

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::reply::{self, ResetHandle, read_body};
 use super::{App, slow_head};
 use crate::dialect::Dialect;
+use crate::live::Snapshot;
 use crate::mock::request::Endpoint;
 use crate::mock::{MessagesRequest, Reply};
 use crate::response::{self, Body, BoxError, REQUEST_ID};
@@ -17,12 +18,17 @@ use crate::route::BodyFacts;
 use crate::shape::{Arrival, Fault, Pacer, Shaper};
 
 /// Routes a request in mock mode.
-pub async fn serve(app: &App, request: Request<Incoming>, arrival: Instant) -> Response<Body> {
+pub async fn serve(
+    app: &App,
+    snapshot: &Snapshot,
+    request: Request<Incoming>,
+    arrival: Instant,
+) -> Response<Body> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     match (&method, path.as_str()) {
-        (&Method::POST, "/v1/messages") => messages(app, request, arrival).await,
-        (&Method::POST, "/v1/messages/count_tokens") => count_tokens(app, request).await,
+        (&Method::POST, "/v1/messages") => messages(app, snapshot, request, arrival).await,
+        (&Method::POST, "/v1/messages/count_tokens") => count_tokens(snapshot, request).await,
         (&Method::GET | &Method::HEAD, "/health") => reply::health(),
         (_, "/v1/messages" | "/v1/messages/count_tokens") => {
             reply::method_not_allowed(&method, &path, "POST")
@@ -39,15 +45,20 @@ pub async fn serve(app: &App, request: Request<Incoming>, arrival: Instant) -> R
     }
 }
 
-async fn messages(app: &App, request: Request<Incoming>, arrival: Instant) -> Response<Body> {
+async fn messages(
+    app: &App,
+    snapshot: &Snapshot,
+    request: Request<Incoming>,
+    arrival: Instant,
+) -> Response<Body> {
     let reset = request.extensions().get::<ResetHandle>().cloned();
     let (head, body) = request.into_parts();
-    let body = match read_body(body, &head.headers, app.config().max_request_body).await {
+    let body = match read_body(body, &head.headers, snapshot.config.max_request_body).await {
         Ok(body) => body,
         Err(refusal) => return refusal(&reply::other_request_id()),
     };
     let facts = BodyFacts::read(&body);
-    let mut admitted = match app.admit(&head, Some(&facts), Dialect::Anthropic) {
+    let mut admitted = match app.admit(snapshot, &head, Some(&facts), Dialect::Anthropic) {
         Ok(admitted) => admitted,
         Err(refusal) => return *refusal,
     };
@@ -105,28 +116,17 @@ async fn messages(app: &App, request: Request<Incoming>, arrival: Instant) -> Re
             }
             admitted.mark(headers, applies);
             tokio::time::sleep_until(start).await;
-            shaped_with_guard(head, shaped, app, reset, admitted.guard.take()).await
+            let mut options = app.stream_options(arrival, reset, admitted.guard.take());
+            options.farewell = Some(reply::farewell(Dialect::Anthropic, &admitted.request_id));
+            reply::shaped_response(head, shaped, snapshot.config.head, options).await
         }
     }
 }
 
-async fn shaped_with_guard<S>(
-    head: hyper::http::response::Parts,
-    shaped: S,
-    app: &App,
-    reset: Option<ResetHandle>,
-    guard: Option<super::ControlGuard>,
-) -> Response<Body>
-where
-    S: futures_util::Stream<Item = Result<crate::sse::SseRecord, BoxError>> + Send + 'static,
-{
-    reply::shaped_response(head, shaped, app.config().head, reset, guard).await
-}
-
-async fn count_tokens(app: &App, request: Request<Incoming>) -> Response<Body> {
+async fn count_tokens(snapshot: &Snapshot, request: Request<Incoming>) -> Response<Body> {
     let request_id = reply::other_request_id();
     let (head, body) = request.into_parts();
-    let body = match read_body(body, &head.headers, app.config().max_request_body).await {
+    let body = match read_body(body, &head.headers, snapshot.config.max_request_body).await {
         Ok(body) => body,
         Err(refusal) => return refusal(&request_id),
     };

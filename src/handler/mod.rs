@@ -12,7 +12,9 @@
 //!         ─▶ Shaper (timing + stream fault) ─▶ head policy ─▶ client
 //! ```
 //!
-//! `GET /__sluice/health` is answered by sluice itself in both modes.
+//! `GET /__sluice/health` is answered by sluice itself in both modes. A
+//! request reads the live config once, at arrival ([`Live::snapshot`]), and
+//! keeps that snapshot to the end, so reloads never touch it.
 
 mod mock;
 pub mod reply;
@@ -30,16 +32,20 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::config::{Config, Profile, parse_fault_header};
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::metrics::Metrics;
+use crate::config::{Profile, parse_fault_header};
 use crate::dialect::Dialect;
+use crate::live::{Live, Snapshot};
 use crate::mock::text::random_id;
-use crate::proxy::{self, ClientError, UpstreamClient};
+use crate::proxy;
 use crate::response::{self, Body};
-use crate::route::{BodyFacts, Router};
+use crate::route::BodyFacts;
 use crate::shape::plan::request_rng;
 use crate::shape::{Fault, FaultPlan, RequestClock};
 
-pub use reply::{ResetHandle, shaped_response};
+pub use reply::{ResetHandle, StreamOptions, shaped_response};
 
 /// Header naming the fault sluice injected into a response.
 pub const FAULT_HEADER: &str = "x-sluice-fault";
@@ -52,21 +58,19 @@ pub const INJECT_CONTROL: &str = "x-sluice-inject";
 /// The path sluice answers itself in both modes (Docker's health check).
 pub const OWN_HEALTH_PATH: &str = "/__sluice/health";
 
-/// The fault kinds, in the order of [`App::faults_injected`].
-const FAULT_KINDS: [&str; 7] =
-    ["http", "stream_error", "reset", "truncate", "stall", "slow_head", "malformed"];
+/// Header naming the config version that served a request.
+pub const CONFIG_HEADER: &str = "x-sluice-config";
 
 /// State shared by every connection.
 #[derive(Debug)]
 pub struct App {
-    config: Arc<Config>,
+    live: Arc<Live>,
+    metrics: Arc<Metrics>,
     seed: u64,
     started: Instant,
     requests: AtomicU64,
-    router: Router,
-    upstream: Option<UpstreamClient>,
     active_controlled: Arc<AtomicUsize>,
-    injected: [AtomicU64; FAULT_KINDS.len()],
+    end_streams: CancellationToken,
 }
 
 /// What was decided for a request at its arrival.
@@ -86,6 +90,8 @@ pub struct Admitted {
     pub request_id: String,
     /// Held while a header-driven fault is in flight.
     pub guard: Option<ControlGuard>,
+    /// The config version that serves it.
+    pub version: String,
 }
 
 impl Admitted {
@@ -93,6 +99,9 @@ impl Admitted {
     pub fn mark(&self, headers: &mut hyper::HeaderMap, fault_applies: bool) {
         if let Ok(route) = HeaderValue::from_str(&self.route) {
             headers.insert(ROUTE_HEADER, route);
+        }
+        if let Ok(version) = HeaderValue::from_str(&self.version) {
+            headers.insert(CONFIG_HEADER, version);
         }
         if let (true, Some(fault)) = (fault_applies, &self.plan.fault)
             && let Ok(label) = HeaderValue::from_str(&fault.label())
@@ -113,58 +122,83 @@ impl Drop for ControlGuard {
 }
 
 impl App {
-    /// Serves `config` (proxy mode when it has an upstream); `seed` keys
-    /// every random draw.
-    ///
-    /// # Errors
-    /// [`ClientError`] when the upstream's TLS settings are unusable.
-    pub fn new(config: Config, seed: u64) -> Result<Self, ClientError> {
-        let upstream = config.upstream.as_ref().map(UpstreamClient::new).transpose()?;
-        Ok(Self {
-            router: Router::new(&config),
-            config: Arc::new(config),
+    /// Serves the live config; `seed` keys every random draw; `end_streams`
+    /// cancelled ends every stream in flight at its next event boundary.
+    pub fn new(
+        live: Arc<Live>,
+        metrics: Arc<Metrics>,
+        seed: u64,
+        end_streams: CancellationToken,
+    ) -> Self {
+        Self {
+            live,
+            metrics,
             seed,
             started: Instant::now(),
             requests: AtomicU64::new(0),
-            upstream,
             active_controlled: Arc::new(AtomicUsize::new(0)),
-            injected: Default::default(),
-        })
+            end_streams,
+        }
     }
 
-    /// Injected faults so far, by kind.
-    pub fn faults_injected(&self) -> Vec<(&'static str, u64)> {
-        FAULT_KINDS
-            .iter()
-            .zip(&self.injected)
-            .map(|(kind, count)| (*kind, count.load(Ordering::Relaxed)))
-            .collect()
+    /// The live config.
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Answers one request. Never fails: every problem becomes a response.
     pub async fn handle(&self, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
         let arrival = Instant::now();
+        let snapshot = self.live.snapshot(); // once, at arrival
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
+        let mode = if snapshot.upstream.is_some() { "proxy" } else { "mock" };
         let response = if path == OWN_HEALTH_PATH {
-            reply::health()
-        } else if let Some(upstream) = &self.upstream {
-            proxy::forward(self, upstream, request, arrival).await
+            return Ok(reply::health());
+        } else if let Some(upstream) = &snapshot.upstream {
+            proxy::forward(self, &snapshot, upstream, request, arrival).await
         } else {
-            mock::serve(self, request, arrival).await
+            mock::serve(self, &snapshot, request, arrival).await
         };
+        let headers = response.headers();
+        let route = headers.get(ROUTE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("none");
+        let status = response.status();
+        let outcome = if headers.contains_key(FAULT_HEADER) {
+            "fault"
+        } else if headers.contains_key(proxy::ERROR_HEADER) {
+            "upstream_error"
+        } else if status.is_success() {
+            "ok"
+        } else if status.is_client_error() {
+            "client_error"
+        } else {
+            "error"
+        };
+        self.metrics.request(route, mode, outcome);
         debug!(%method, %path, status = response.status().as_u16(), "answered");
         Ok(response)
     }
 
-    /// The config in force.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// Whether some route needs the request body to choose.
-    pub fn routes_need_body(&self) -> bool {
-        self.router.needs_body()
+    /// What a stream of this request needs from the app.
+    pub fn stream_options(
+        &self,
+        arrival: Instant,
+        reset: Option<ResetHandle>,
+        guard: Option<ControlGuard>,
+    ) -> StreamOptions {
+        StreamOptions {
+            reset,
+            guard,
+            metrics: Arc::clone(&self.metrics),
+            arrival,
+            end: self.end_streams.clone(),
+            farewell: None,
+        }
     }
 
     /// Decides everything about a request at its arrival: route, profile,
@@ -172,11 +206,12 @@ impl App {
     /// 400 naming it.
     pub fn admit(
         &self,
+        snapshot: &Snapshot,
         head: &Parts,
         body: Option<&BodyFacts>,
         dialect: Dialect,
     ) -> Result<Admitted, Box<Response<Body>>> {
-        let route = self.router.select(&head.method, head.uri.path(), &head.headers, body);
+        let route = snapshot.router.select(&head.method, head.uri.path(), &head.headers, body);
         let mut profile = Arc::clone(&route.profile);
         let number = self.requests.fetch_add(1, Ordering::Relaxed);
         let mut rng = request_rng(self.seed, number);
@@ -184,7 +219,7 @@ impl App {
             route_request: route.next_request(),
             since_start: self.started.elapsed(),
         };
-        let (forced, guard) = match self.control(head, &mut profile) {
+        let (forced, guard) = match self.control(snapshot, head, &mut profile) {
             Ok(control) => control,
             Err(message) => {
                 let request_id = format!("req_{}", random_id(&mut rng));
@@ -201,23 +236,35 @@ impl App {
             plan.fault = forced;
         }
         let request_id = format!("req_{}", random_id(&mut rng));
-        Ok(Admitted { number, rng, route: route.name.clone(), profile, plan, request_id, guard })
+        let version = snapshot.version.to_string();
+        Ok(Admitted {
+            number,
+            rng,
+            route: route.name.clone(),
+            profile,
+            plan,
+            request_id,
+            guard,
+            version,
+        })
     }
 
     /// Applies the control headers, when enabled: `x-sluice-profile` swaps the
     /// profile, `x-sluice-inject` forces a fault (at most `max_active` at once).
     fn control(
         &self,
+        snapshot: &Snapshot,
         head: &Parts,
         profile: &mut Arc<Profile>,
     ) -> Result<(Option<Fault>, Option<ControlGuard>), String> {
-        if !self.config.control.headers {
+        let control = snapshot.config.control;
+        if !control.headers {
             return Ok((None, None));
         }
         let header =
             |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
         if let Some(name) = header(PROFILE_CONTROL) {
-            *profile = self.router.profile(name).ok_or_else(|| {
+            *profile = snapshot.router.profile(name).ok_or_else(|| {
                 format!("{PROFILE_CONTROL}: no profile named {name:?} in the sluice config")
             })?;
         }
@@ -227,9 +274,9 @@ impl App {
         let fault = parse_fault_header(spec).map_err(|error| error.to_string())?;
         let active = self.active_controlled.fetch_add(1, Ordering::AcqRel);
         let guard = ControlGuard(Arc::clone(&self.active_controlled));
-        if active >= self.config.control.max_active {
+        if active >= control.max_active {
             warn!(
-                max_active = self.config.control.max_active,
+                max_active = control.max_active,
                 "x-sluice-inject ignored: too many header-driven faults at once"
             );
             return Ok((None, None));
@@ -239,10 +286,8 @@ impl App {
 
     /// Counts and logs a fault that is being applied.
     pub fn record_fault(&self, admitted: &Admitted, fault: &Fault) {
-        if let Some(index) = FAULT_KINDS.iter().position(|kind| *kind == fault.kind()) {
-            self.injected[index].fetch_add(1, Ordering::Relaxed);
-        }
-        info!(fault = %fault.label(), route = %admitted.route, request = admitted.number, "injected fault");
+        self.metrics.fault(fault.kind());
+        info!(fault = %fault.label(), route = %admitted.route, request = admitted.number, config = %admitted.version, "injected fault");
     }
 }
 

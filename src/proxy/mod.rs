@@ -29,8 +29,9 @@ pub use records::SseRecords;
 pub use upstream::{ClientError, UpstreamClient, UpstreamError, cause_chain, strip_hop_by_hop};
 
 use crate::dialect::Dialect;
-use crate::handler::reply::{http_fault, other_request_id, read_body, stream_fault};
+use crate::handler::reply::{farewell, http_fault, other_request_id, read_body, stream_fault};
 use crate::handler::{App, ResetHandle, shaped_response, slow_head};
+use crate::live::Snapshot;
 use crate::response::{self, Body};
 use crate::route::BodyFacts;
 use crate::shape::{Arrival, Fault, Pacer, Shaper};
@@ -43,6 +44,7 @@ pub const ERROR_HEADER: &str = "x-sluice-error";
 /// fault that [`App::admit`] decided at its arrival.
 pub async fn forward(
     app: &App,
+    snapshot: &Snapshot,
     upstream: &UpstreamClient,
     request: Request<Incoming>,
     arrival: Instant,
@@ -51,8 +53,8 @@ pub async fn forward(
     let dialect = Dialect::for_path(request.uri().path());
     let (head, body) = request.into_parts();
     // The body streams through untouched unless a route must read it to choose.
-    let (body, facts) = if app.routes_need_body() {
-        match read_body(body, &head.headers, app.config().max_request_body).await {
+    let (body, facts) = if snapshot.router.needs_body() {
+        match read_body(body, &head.headers, snapshot.config.max_request_body).await {
             Ok(bytes) => {
                 let facts = BodyFacts::read(&bytes);
                 (Full::new(bytes).map_err(|never| match never {}).boxed_unsync(), Some(facts))
@@ -62,7 +64,7 @@ pub async fn forward(
     } else {
         (body.map_err(Into::into).boxed_unsync(), None)
     };
-    let mut admitted = match app.admit(&head, facts.as_ref(), dialect) {
+    let mut admitted = match app.admit(snapshot, &head, facts.as_ref(), dialect) {
         Ok(admitted) => admitted,
         Err(refusal) => return *refusal,
     };
@@ -77,6 +79,7 @@ pub async fn forward(
         Ok(response) => response,
         Err(error) => {
             warn!(request = admitted.number, %error, "upstream failed");
+            app.metrics().upstream_error(error.marker());
             let mut response = upstream_error(&error, dialect, &admitted.request_id);
             admitted.mark(response.headers_mut(), false);
             return response;
@@ -106,8 +109,9 @@ pub async fn forward(
         let pacer = Pacer::new(timing, admitted.rng.clone());
         let shaped = Shaper::new(SseRecords::new(body, splitter), pacer, Arrival::WhenReceived)
             .with_fault(stream_fault);
-        return shaped_response(head, shaped, app.config().head, reset, admitted.guard.take())
-            .await;
+        let mut options = app.stream_options(arrival, reset, admitted.guard.take());
+        options.farewell = Some(farewell(dialect, &admitted.request_id));
+        return shaped_response(head, shaped, snapshot.config.head, options).await;
     }
     // Not a stream: only the head can be held (stream faults do not apply).
     let applies = wait > Duration::ZERO;
@@ -122,7 +126,6 @@ pub async fn forward(
     };
     // Added to the upstream's own time to its head, as for a first token.
     tokio::time::sleep(wait + delay).await;
-    let _ = arrival;
     Response::from_parts(head, body.map_err(Into::into).boxed_unsync())
 }
 

@@ -38,7 +38,7 @@ class Sluice:
             if k not in ("PORT", "ERROR_RATE", "SLUICE_CONFIG", "SLUICE_UPSTREAM")
         }
         self.process = subprocess.Popen(
-            [sluice_binary(), mode, "--config", self.config_file.name, "--listen", "127.0.0.1:0"],
+            [sluice_binary(), mode, "--config", self.config_file.name, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

@@ -26,7 +26,7 @@ async function startSluice(config) {
   const file = join(mkdtempSync(join(tmpdir(), "sluice-")), "sluice.toml");
   writeFileSync(file, config);
   const { PORT, ERROR_RATE, SLUICE_CONFIG, ...env } = process.env;
-  const child = spawn(binary, ["mock", "--config", file, "--listen", "127.0.0.1:0"], {
+  const child = spawn(binary, ["mock", "--config", file, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"], {
     env,
     stdio: ["ignore", "pipe", "ignore"],
   });

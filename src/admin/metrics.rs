@@ -1,0 +1,182 @@
+//! Prometheus metrics (`prometheus-client`), rendered by `GET /metrics`.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `sluice_requests_total` | counter | `route`, `mode` (mock/proxy), `outcome` |
+//! | `sluice_faults_injected_total` | counter | `kind` |
+//! | `sluice_first_token_delay_seconds` | histogram | time from arrival to the first token, as released |
+//! | `sluice_token_gap_seconds` | histogram | gap between consecutive tokens, as released |
+//! | `sluice_open_streams` | gauge | streaming responses in flight |
+//! | `sluice_upstream_errors_total` | counter | `kind` (upstream-connect/-timeout/-request) |
+//! | `sluice_config_reloads_total` | counter | `result` (applied/unchanged/rejected) |
+//! | `sluice_config_version` | gauge | number of the config in force |
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    mode: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+/// Every metric sluice keeps.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    faults: Family<KindLabel, Counter>,
+    first_token: Histogram,
+    token_gap: Histogram,
+    open_streams: Gauge,
+    upstream_errors: Family<KindLabel, Counter>,
+    reloads: Family<ResultLabel, Counter>,
+    config_version: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sluice");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by route, mode and outcome",
+            requests.clone(),
+        );
+        let faults = Family::<KindLabel, Counter>::default();
+        registry.register("faults_injected", "Faults injected, by kind", faults.clone());
+        // 1 ms to about 33 s, doubling.
+        let first_token = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register_with_unit(
+            "first_token_delay",
+            "Time from a request's arrival to its first token, as released to the client",
+            Unit::Seconds,
+            first_token.clone(),
+        );
+        // 0.5 ms to about 8 s, doubling.
+        let token_gap = Histogram::new(exponential_buckets(0.0005, 2.0, 15));
+        registry.register_with_unit(
+            "token_gap",
+            "Time between consecutive tokens, as released to the client",
+            Unit::Seconds,
+            token_gap.clone(),
+        );
+        let open_streams = Gauge::default();
+        registry.register("open_streams", "Streaming responses in flight", open_streams.clone());
+        let upstream_errors = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Upstream failures answered with 502/504, by kind",
+            upstream_errors.clone(),
+        );
+        let reloads = Family::<ResultLabel, Counter>::default();
+        registry.register("config_reloads", "Config reloads, by result", reloads.clone());
+        let config_version = Gauge::default();
+        registry.register(
+            "config_version",
+            "Number of the config in force (1 at start)",
+            config_version.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            faults,
+            first_token,
+            token_gap,
+            open_streams,
+            upstream_errors,
+            reloads,
+            config_version,
+        }
+    }
+
+    /// Counts an answered request.
+    pub fn request(&self, route: &str, mode: &str, outcome: &str) {
+        let labels = RequestLabels {
+            route: route.to_string(),
+            mode: mode.to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Counts an injected fault.
+    pub fn fault(&self, kind: &str) {
+        self.faults.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
+    }
+
+    /// Records a first token's delay.
+    pub fn first_token(&self, delay: Duration) {
+        self.first_token.observe(delay.as_secs_f64());
+    }
+
+    /// Records a gap between tokens.
+    pub fn token_gap(&self, gap: Duration) {
+        self.token_gap.observe(gap.as_secs_f64());
+    }
+
+    /// Counts an open stream until the guard drops.
+    pub fn stream_opened(&self) -> OpenStream {
+        self.open_streams.inc();
+        OpenStream(self.open_streams.clone())
+    }
+
+    /// Counts an upstream failure.
+    pub fn upstream_error(&self, kind: &str) {
+        self.upstream_errors.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
+    }
+
+    /// Counts a reload and, when applied, the new version.
+    pub fn reload(&self, result: &str, version: u64) {
+        self.reloads.get_or_create(&ResultLabel { result: result.to_string() }).inc();
+        self.set_version(version);
+    }
+
+    /// Sets the config version.
+    pub fn set_version(&self, version: u64) {
+        self.config_version.set(i64::try_from(version).unwrap_or(i64::MAX));
+    }
+
+    /// The Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Decrements `sluice_open_streams` when dropped.
+#[derive(Debug)]
+pub struct OpenStream(Gauge);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,173 @@
+//! The admin listener (default `127.0.0.1:9090`; `[admin]` in the config):
+//!
+//! | method and path | answer |
+//! |---|---|
+//! | `GET /health` | `{"status":"ok"}` while the process runs |
+//! | `GET /ready` | 200 while serving, 503 once shutdown has begun |
+//! | `GET /metrics` | Prometheus text ([`metrics`]) |
+//! | `GET /config` | the effective config, defaults filled in, secrets redacted, with its version |
+//! | `POST /reload` | reads the config file again: `applied`, `unchanged`, or 422 `rejected` with the reason |
+//! | `PUT /faults` | runtime overrides: a JSON object of default-profile knobs, on top of the file |
+//! | `DELETE /faults` | clears the runtime overrides |
+//!
+//! With `token` set, every request needs `Authorization: Bearer <token>`.
+//! Runtime overrides survive file reloads (they are layered on every load)
+//! and go with a restart.
+
+pub mod metrics;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::config::{describe, parse_runtime_patch};
+use crate::handler::App;
+use crate::live::Reload;
+
+type AdminBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+/// Serves the admin endpoints on `listener` until `stop` is cancelled;
+/// `draining` (shutdown has begun) turns `/ready` to 503.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    draining: CancellationToken,
+    stop: CancellationToken,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(connection) => connection,
+                Err(error) => {
+                    warn!(%error, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
+        };
+        let app = Arc::clone(&app);
+        let draining = draining.clone();
+        let service = service_fn(move |request| {
+            let app = Arc::clone(&app);
+            let draining = draining.clone();
+            async move { Ok::<_, Infallible>(answer(&app, &draining, request).await) }
+        });
+        tokio::spawn(async move {
+            if let Err(error) =
+                http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await
+            {
+                debug!(%peer, %error, "admin connection ended with an error");
+            }
+        });
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<AdminBody> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed_unsync());
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response<AdminBody> {
+    json_response(status, &json!({"error": message}))
+}
+
+fn reload_response(outcome: &Reload) -> Response<AdminBody> {
+    match outcome {
+        Reload::Applied(version) => json_response(
+            StatusCode::OK,
+            &json!({"result": "applied", "version": version.to_string()}),
+        ),
+        Reload::Unchanged(version) => json_response(
+            StatusCode::OK,
+            &json!({"result": "unchanged", "version": version.to_string()}),
+        ),
+        Reload::Rejected(reason) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({"result": "rejected", "error": reason}),
+        ),
+    }
+}
+
+async fn answer(
+    app: &App,
+    draining: &CancellationToken,
+    request: Request<Incoming>,
+) -> Response<AdminBody> {
+    let snapshot = app.live().snapshot();
+    if let Some(token) = &snapshot.config.admin.token {
+        let expected = format!("Bearer {token}");
+        let given = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if given != Some(expected.as_str()) {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "admin endpoints need Authorization: Bearer <[admin] token>",
+            );
+        }
+    }
+    let method = request.method().clone();
+    match (&method, request.uri().path()) {
+        (&Method::GET, "/health") => json_response(StatusCode::OK, &json!({"status": "ok"})),
+        (&Method::GET, "/ready") if draining.is_cancelled() => {
+            json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"status": "shutting down"}))
+        }
+        (&Method::GET, "/ready") => json_response(
+            StatusCode::OK,
+            &json!({"status": "ready", "version": snapshot.version.to_string()}),
+        ),
+        (&Method::GET, "/metrics") => {
+            let mut response =
+                Response::new(Full::new(Bytes::from(app.metrics().encode())).boxed_unsync());
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            response
+        }
+        (&Method::GET, "/config") => {
+            let mut body = describe(&snapshot.config, app.live().runtime().as_ref());
+            body["version"] = json!(snapshot.version.to_string());
+            json_response(StatusCode::OK, &body)
+        }
+        (&Method::POST, "/reload") => reload_response(&app.live().reload("POST /reload").await),
+        (&Method::PUT, "/faults") => {
+            let body = match Limited::new(request.into_body(), 1024 * 1024).collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(e) => {
+                    return error(StatusCode::BAD_REQUEST, &format!("cannot read the body: {e}"));
+                }
+            };
+            let text = String::from_utf8_lossy(&body).into_owned();
+            match parse_runtime_patch(&text) {
+                Ok(patch) => reload_response(&app.live().set_runtime(Some((patch, text))).await),
+                Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+            }
+        }
+        (&Method::DELETE, "/faults") => reload_response(&app.live().set_runtime(None).await),
+        (_, "/health" | "/ready" | "/metrics" | "/config" | "/reload" | "/faults") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, &format!("method {method} is not allowed here"))
+        }
+        (_, path) => error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no admin endpoint {path}: GET /health, /ready, /metrics, /config; POST /reload; PUT or DELETE /faults"
+            ),
+        ),
+    }
+}

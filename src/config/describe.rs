@@ -1,0 +1,206 @@
+//! The effective config as JSON, defaults filled in and secrets redacted: what
+//! `sluice check` prints and `GET /config` returns.
+
+use serde_json::{Map, Value, json};
+
+use super::{Config, ConfigSource, HeadTiming, Profile, ProfilePatch};
+use crate::shape::{Delay, Fault, Schedule, WeightedFault};
+
+/// The effective settings of `config`, with `runtime` overrides shown apart.
+pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
+    let mut out = Map::new();
+    out.insert(
+        "source".into(),
+        match &config.source {
+            ConfigSource::Defaults => json!("built-in defaults"),
+            ConfigSource::File(path) => json!(path.display().to_string()),
+        },
+    );
+    out.insert("listen".into(), json!(config.listen.to_string()));
+    if let Some(seed) = config.seed {
+        out.insert("seed".into(), json!(seed));
+    }
+    out.insert("max_request_body".into(), json!(config.max_request_body));
+    out.insert(
+        "head".into(),
+        json!(match config.head {
+            HeadTiming::FirstToken => "first_token",
+            HeadTiming::Immediate => "immediate",
+        }),
+    );
+    out.insert("shutdown_grace".into(), json!(format!("{:?}", config.shutdown_grace)));
+    if let Value::Object(profile) = profile(&config.profile) {
+        out.extend(profile);
+    }
+    let profiles: Map<String, Value> =
+        config.profiles.iter().map(|(name, patch)| (name.clone(), patch_json(patch))).collect();
+    out.insert("profiles".into(), Value::Object(profiles));
+    let routes: Vec<Value> = config
+        .routes
+        .iter()
+        .map(|route| {
+            let m = &route.matcher;
+            let mut r = Map::new();
+            r.insert("name".into(), json!(route.name));
+            r.insert("profile".into(), json!(route.profile.as_deref().unwrap_or("default")));
+            if let Some(p) = &m.path {
+                r.insert("path".into(), json!(p.as_str()));
+            }
+            if let Some(method) = &m.method {
+                r.insert("method".into(), json!(method.as_str()));
+            }
+            if !m.headers.is_empty() {
+                let headers: Map<String, Value> =
+                    m.headers.iter().map(|(n, p)| (n.to_string(), json!(p.as_str()))).collect();
+                r.insert("headers".into(), Value::Object(headers));
+            }
+            if let Some(p) = &m.model {
+                r.insert("model".into(), json!(p.as_str()));
+            }
+            if let Some(s) = m.stream {
+                r.insert("stream".into(), json!(s));
+            }
+            if let Some(t) = m.has_tools {
+                r.insert("has_tools".into(), json!(t));
+            }
+            Value::Object(r)
+        })
+        .collect();
+    out.insert("routes".into(), json!(routes));
+    out.insert(
+        "control".into(),
+        json!({"headers": config.control.headers, "max_active": config.control.max_active}),
+    );
+    let mut admin =
+        json!({"enabled": config.admin.enabled, "listen": config.admin.listen.to_string()});
+    if config.admin.token.is_some() {
+        admin["token"] = json!("<redacted>");
+    }
+    out.insert("admin".into(), admin);
+    if let Some(upstream) = &config.upstream {
+        let mut url = upstream.url.to_string();
+        if let Some(authority) = upstream.url.authority()
+            && let Some((_, host)) = authority.as_str().rsplit_once('@')
+        {
+            url = url.replacen(authority.as_str(), &format!("<redacted>@{host}"), 1);
+        }
+        out.insert(
+            "upstream".into(),
+            json!({
+                "url": url,
+                "connect_timeout": format!("{:?}", upstream.connect_timeout),
+                "header_timeout": format!("{:?}", upstream.header_timeout),
+                "ca_file": upstream.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                "delay_non_sse": upstream.delay_non_sse,
+                "max_event_size": upstream.max_event_size,
+            }),
+        );
+    }
+    if let Some(runtime) = runtime {
+        out.insert("runtime_overrides".into(), patch_json(runtime));
+    }
+    Value::Object(out)
+}
+
+fn profile(profile: &Profile) -> Value {
+    json!({
+        "first_token_delay": delay(&profile.timing.first_token_delay),
+        "token_interval": delay(&profile.timing.token_interval),
+        "tool_call_delay": delay(&profile.timing.tool_call_delay),
+        "tokens_per_response": profile.tokens_per_response,
+        "error_rate": profile.error_rate,
+        "faults": faults(&profile.faults),
+    })
+}
+
+fn patch_json(patch: &ProfilePatch) -> Value {
+    let mut out = Map::new();
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            out.insert(key.into(), value);
+        }
+    };
+    put("first_token_delay", patch.first_token_delay.as_ref().map(delay));
+    put("token_interval", patch.token_interval.as_ref().map(delay));
+    put("tool_call_delay", patch.tool_call_delay.as_ref().map(delay));
+    put("tokens_per_response", patch.tokens_per_response.map(|n| json!(n)));
+    put("error_rate", patch.error_rate.map(|r| json!(r)));
+    put("faults", patch.faults.as_deref().map(faults));
+    Value::Object(out)
+}
+
+fn delay(delay: &Delay) -> Value {
+    let d = |d: &std::time::Duration| json!(format!("{d:?}"));
+    match delay {
+        Delay::Fixed(x) => d(x),
+        Delay::Uniform { min, max } => json!({"dist": "uniform", "min": d(min), "max": d(max)}),
+        Delay::Normal { mean, stddev } => {
+            json!({"dist": "normal", "mean": d(mean), "stddev": d(stddev)})
+        }
+        Delay::LogNormal { p50, p99 } => json!({"dist": "lognormal", "p50": d(p50), "p99": d(p99)}),
+    }
+}
+
+fn faults(faults: &[WeightedFault]) -> Value {
+    faults
+        .iter()
+        .map(|f| {
+            let mut out = Map::new();
+            out.insert("kind".into(), json!(f.fault.kind()));
+            out.insert("weight".into(), json!(f.weight));
+            match &f.schedule {
+                Schedule::Random => {}
+                Schedule::FirstRequests(n) => {
+                    out.insert("first_requests".into(), json!(n));
+                }
+                Schedule::Every(n) => {
+                    out.insert("every".into(), json!(n));
+                }
+                Schedule::Window { from, until } => {
+                    out.insert("from".into(), json!(format!("{from:?}")));
+                    if *until != std::time::Duration::MAX {
+                        out.insert("until".into(), json!(format!("{until:?}")));
+                    }
+                }
+            }
+            let mut put = |k: &str, v: Value| {
+                out.insert(k.into(), v);
+            };
+            match &f.fault {
+                Fault::Http(h) => {
+                    put("status", json!(h.status));
+                    if let Some(r) = h.retry_after {
+                        put("retry_after", json!(format!("{r:?}")));
+                    }
+                    if let Some(m) = &h.message {
+                        put("message", json!(m));
+                    }
+                    if let Some(s) = h.should_retry {
+                        put("should_retry", json!(s));
+                    }
+                    if h.rate_limit_headers {
+                        put("rate_limit_headers", json!(true));
+                    }
+                }
+                Fault::StreamError { after_tokens, error_type, message } => {
+                    put("after_tokens", json!(after_tokens));
+                    put("error_type", json!(error_type));
+                    put("message", json!(message));
+                }
+                Fault::Reset { after_tokens }
+                | Fault::Truncate { after_tokens }
+                | Fault::Malformed { after_tokens } => {
+                    put("after_tokens", json!(after_tokens));
+                }
+                Fault::Stall { after_tokens, duration } => {
+                    put("after_tokens", json!(after_tokens));
+                    if let Some(d) = duration {
+                        put("duration", json!(format!("{d:?}")));
+                    }
+                }
+                Fault::SlowHead { duration } => put("duration", json!(format!("{duration:?}"))),
+            }
+            Value::Object(out)
+        })
+        .collect()
+}
