@@ -1,0 +1,461 @@
+//! Live control over real sockets: reload by every route a config change can
+//! take, bad files never winning, runtime overrides, metrics that match the
+//! traffic, and shutdown that ends streams well-formed. Tests wait on
+//! versions and counters with deadlines, never on bare sleeps.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on failure")]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use serde_json::{Value, json};
+use sluice::Source;
+use support::{messages, send};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// A sluice serving a config file, with its admin listener.
+struct Running {
+    api: SocketAddr,
+    admin: SocketAddr,
+    path: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_file(toml: &str) -> Running {
+    start_file_with_grace(toml, Duration::from_secs(1)).await
+}
+
+async fn start_file_with_grace(toml: &str, grace: Duration) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(&path, toml).unwrap();
+    let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (api_addr, admin_addr) = (api.local_addr().unwrap(), admin.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let source = Source::File { path: path.clone(), layers: Vec::new() };
+    let done = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        sluice::serve(source, api, Some(admin), shutdown, grace).await.unwrap();
+    });
+    Running { api: api_addr, admin: admin_addr, path, stop: Some(stop), done, _dir: dir }
+}
+
+fn admin_request(method: &str, path: &str, body: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "admin")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+async fn admin_json(running: &Running, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let received = send(running.admin, admin_request(method, path, body)).await;
+    (received.status.as_u16(), received.json())
+}
+
+async fn version(running: &Running) -> String {
+    admin_json(running, "GET", "/config", "").await.1["version"].as_str().unwrap().to_string()
+}
+
+/// Polls `probe` until it returns `Some`, for at most 5 s.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_for_new_version(running: &Running, old: &str) -> String {
+    eventually("a new config version", || async {
+        let now = version(running).await;
+        (now != old).then_some(now)
+    })
+    .await
+}
+
+/// The value of a metric line `name{labels} value` (labels as written).
+async fn metric(running: &Running, series: &str) -> f64 {
+    let text = send(running.admin, admin_request("GET", "/metrics", "")).await.body();
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn request() -> Value {
+    json!({"model": "m", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+const BASE: &str = "error_rate = 0\ntokens_per_response = 3\ntoken_interval = \"1ms\"\n";
+
+fn with_delay(ms: u64) -> String {
+    format!("{BASE}first_token_delay = \"{ms}ms\"\n")
+}
+
+async fn first_token_delay(running: &Running) -> Value {
+    admin_json(running, "GET", "/config", "").await.1["first_token_delay"].clone()
+}
+
+#[tokio::test]
+async fn a_file_replaced_by_rename_is_picked_up() {
+    let running = start_file(&with_delay(10)).await;
+    let before = version(&running).await;
+    assert!(before.starts_with("1-"), "{before}");
+    let temporary = running.path.with_extension("tmp");
+    std::fs::write(&temporary, with_delay(30)).unwrap();
+    std::fs::rename(&temporary, &running.path).unwrap(); // as editors save
+    let after = wait_for_new_version(&running, &before).await;
+    assert!(after.starts_with("2-"), "{after}");
+    assert_eq!(first_token_delay(&running).await, "30ms");
+    let served = send(running.api, messages(&request())).await;
+    assert_eq!(
+        served.headers["x-sluice-config"],
+        after.as_str(),
+        "new requests see the new config"
+    );
+}
+
+#[tokio::test]
+async fn a_file_written_in_place_is_picked_up() {
+    let running = start_file(&with_delay(10)).await;
+    let before = version(&running).await;
+    std::fs::write(&running.path, with_delay(20)).unwrap();
+    wait_for_new_version(&running, &before).await;
+    assert_eq!(first_token_delay(&running).await, "20ms");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_configmap_symlink_swap_is_picked_up() {
+    // Kubernetes: sluice.toml -> ..data/sluice.toml, and ..data -> ..<timestamp>,
+    // swapped atomically by renaming a new symlink over ..data.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let version_dir = |name: &str, toml: &str| {
+        std::fs::create_dir(root.join(name)).unwrap();
+        std::fs::write(root.join(name).join("sluice.toml"), toml).unwrap();
+    };
+    version_dir("..2026_11_27_v1", &with_delay(10));
+    std::os::unix::fs::symlink("..2026_11_27_v1", root.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/sluice.toml", root.join("sluice.toml")).unwrap();
+
+    let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = root.clone();
+    let running = Running {
+        api: api.local_addr().unwrap(),
+        admin: admin.local_addr().unwrap(),
+        path: root.join("sluice.toml"),
+        stop: None,
+        done: tokio::spawn(async move {
+            let source = Source::File { path: served.join("sluice.toml"), layers: Vec::new() };
+            let forever = std::future::pending::<()>();
+            sluice::serve(source, api, Some(admin), forever, Duration::from_secs(1)).await.unwrap();
+        }),
+        _dir: dir,
+    };
+    let before = version(&running).await;
+    version_dir("..2026_11_27_v2", &with_delay(40));
+    std::os::unix::fs::symlink("..2026_11_27_v2", root.join("..data_tmp")).unwrap();
+    std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+    wait_for_new_version(&running, &before).await;
+    assert_eq!(first_token_delay(&running).await, "40ms");
+    running.done.abort();
+}
+
+#[tokio::test]
+async fn an_invalid_file_is_rejected_counted_and_the_running_config_stays() {
+    let running = start_file(&with_delay(10)).await;
+    let before = version(&running).await;
+    std::fs::write(&running.path, "error_rate = 7\n").unwrap();
+    eventually("a counted rejection", || async {
+        (metric(&running, "sluice_config_reloads_total{result=\"rejected\"}").await >= 1.0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(version(&running).await, before, "the running config stays");
+    let (status, body) = admin_json(&running, "POST", "/reload", "").await;
+    assert_eq!(status, 422);
+    assert_eq!(body["result"], "rejected");
+    let reason = body["error"].as_str().unwrap();
+    assert!(reason.contains("sluice.toml:1:14: invalid error_rate 7.0"), "{reason}");
+    assert_eq!(send(running.api, messages(&request())).await.status, 200, "still serving");
+}
+
+#[tokio::test]
+async fn post_reload_applies_or_reports_unchanged() {
+    let running = start_file(&with_delay(10)).await;
+    let (status, body) = admin_json(&running, "POST", "/reload", "").await;
+    assert_eq!((status, body["result"].as_str()), (200, Some("unchanged")));
+    assert!(body["version"].as_str().unwrap().starts_with("1-"));
+}
+
+#[tokio::test]
+async fn a_listen_change_needs_a_restart_and_is_not_half_applied() {
+    let running = start_file(&with_delay(10)).await;
+    let before = version(&running).await;
+    std::fs::write(&running.path, format!("listen = \"127.0.0.1:1\"\n{}", with_delay(25))).unwrap();
+    wait_for_new_version(&running, &before).await;
+    let (_, config) = admin_json(&running, "GET", "/config", "").await;
+    assert_eq!(config["first_token_delay"], "25ms", "the rest is applied");
+    assert_ne!(config["listen"], "127.0.0.1:1", "the listen address is kept");
+    assert_eq!(send(running.api, messages(&request())).await.status, 200);
+}
+
+#[tokio::test]
+async fn runtime_overrides_go_on_top_of_the_file_and_survive_reloads() {
+    let running = start_file(&with_delay(10)).await;
+    let faults =
+        json!({"error_rate": 1.0, "faults": [{"kind": "http", "status": 503}]}).to_string();
+    let (status, body) = admin_json(&running, "PUT", "/faults", &faults).await;
+    assert_eq!((status, body["result"].as_str()), (200, Some("applied")));
+    let served = send(running.api, messages(&request())).await;
+    assert_eq!(served.status, 503);
+    assert_eq!(served.headers["x-sluice-fault"], "http; status=503");
+    let (_, config) = admin_json(&running, "GET", "/config", "").await;
+    assert_eq!(config["runtime_overrides"]["error_rate"], 1.0);
+
+    // A file edit keeps the overrides on top.
+    let before = version(&running).await;
+    std::fs::write(&running.path, with_delay(15)).unwrap();
+    wait_for_new_version(&running, &before).await;
+    assert_eq!(send(running.api, messages(&request())).await.status, 503);
+
+    let (status, _) = admin_json(&running, "DELETE", "/faults", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(send(running.api, messages(&request())).await.status, 200);
+
+    let (status, body) = admin_json(&running, "PUT", "/faults", r#"{"error_rate": 3}"#).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("invalid error_rate 3"), "{body}");
+}
+
+#[tokio::test]
+async fn the_admin_token_is_required_when_set() {
+    let running = start_file(&format!("{BASE}[admin]\ntoken = \"s3cret\"\n")).await;
+    let denied = send(running.admin, admin_request("GET", "/config", "")).await;
+    assert_eq!(denied.status, 401);
+    let mut allowed = admin_request("GET", "/config", "");
+    allowed.headers_mut().insert("authorization", "Bearer s3cret".parse().unwrap());
+    let config = send(running.admin, allowed).await.json();
+    assert_eq!(config["admin"]["token"], "<redacted>");
+}
+
+#[tokio::test]
+async fn metrics_parse_and_match_the_traffic() {
+    let running = start_file(&format!(
+        "{}\n[[faults]]\nkind = \"http\"\nstatus = 529\nevery = 3\n",
+        with_delay(5)
+    ))
+    .await;
+    for _ in 0..9 {
+        send(running.api, messages(&request())).await;
+    }
+    let bad = send(running.api, support::raw("POST", "/v1/messages", b"{}")).await;
+    assert_eq!(bad.status, 400);
+    let text = String::from_utf8(
+        send(running.admin, admin_request("GET", "/metrics", "")).await.body().to_vec(),
+    )
+    .unwrap();
+    // Every sample line is `name{labels} value` or `name value`, with a number.
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "not a sample: {line}");
+    }
+    assert!(text.ends_with("# EOF\n"));
+    let ok = r#"sluice_requests_total{route="default",mode="mock",outcome="ok"}"#;
+    let fault = r#"sluice_requests_total{route="default",mode="mock",outcome="fault"}"#;
+    let invalid = r#"sluice_requests_total{route="default",mode="mock",outcome="client_error"}"#;
+    assert_eq!(metric(&running, ok).await, 6.0);
+    assert_eq!(metric(&running, fault).await, 3.0, "requests 3, 6 and 9");
+    assert_eq!(metric(&running, invalid).await, 1.0);
+    assert_eq!(metric(&running, r#"sluice_faults_injected_total{kind="http"}"#).await, 3.0);
+    assert_eq!(metric(&running, "sluice_first_token_delay_seconds_count").await, 6.0);
+    assert_eq!(
+        metric(&running, "sluice_token_gap_seconds_count").await,
+        12.0,
+        "3 tokens: 2 gaps each"
+    );
+    assert_eq!(metric(&running, "sluice_open_streams").await, 0.0);
+    assert_eq!(metric(&running, "sluice_config_version").await, 1.0);
+    let first_token_sum = metric(&running, "sluice_first_token_delay_seconds_sum").await;
+    assert!(
+        (0.030..0.2).contains(&first_token_sum),
+        "6 first tokens of 5 ms as released: {first_token_sum}"
+    );
+}
+
+#[tokio::test]
+async fn a_reload_under_load_changes_new_streams_and_breaks_none() {
+    let before_config = "error_rate = 0\nfirst_token_delay = \"50ms\"\ntokens_per_response = 20\ntoken_interval = \"10ms\"\n";
+    let running = start_file(before_config).await;
+    let before = version(&running).await;
+    let api = running.api;
+    let wave = |n: usize| {
+        (0..n)
+            .map(|_| tokio::spawn(async move { send(api, messages(&request())).await }))
+            .collect::<Vec<_>>()
+    };
+    let first = wave(200);
+    eventually("streams in flight before the reload", || async {
+        (metric(&running, "sluice_open_streams").await >= 50.0).then_some(())
+    })
+    .await;
+    std::fs::write(
+        &running.path,
+        "error_rate = 0\nfirst_token_delay = \"150ms\"\ntokens_per_response = 20\ntoken_interval = \"10ms\"\n",
+    )
+    .unwrap();
+    let after = wait_for_new_version(&running, &before).await;
+    let second = wave(200);
+    let mut by_version = std::collections::BTreeMap::<String, Vec<Duration>>::new();
+    for handle in first.into_iter().chain(second) {
+        let received = handle.await.unwrap();
+        assert_eq!(received.status, 200);
+        let names: Vec<String> = received.events().into_iter().map(|e| e.0).collect();
+        assert_eq!(names.last().map(String::as_str), Some("message_stop"), "every stream complete");
+        assert_eq!(names.iter().filter(|n| *n == "content_block_delta").count(), 20);
+        let served_by = received.headers["x-sluice-config"].to_str().unwrap().to_string();
+        by_version.entry(served_by).or_default().push(received.head_at);
+    }
+    let old = &by_version[&before];
+    let new = &by_version[&after];
+    assert_eq!(old.len() + new.len(), 400);
+    // At least the streams open at the reload kept the old config; the whole
+    // second wave came after it.
+    assert!(old.len() >= 50 && new.len() >= 200, "{} old, {} new", old.len(), new.len());
+    assert!(new.iter().all(|t| *t >= Duration::from_millis(150)), "new streams wait 150 ms");
+    assert!(old.iter().all(|t| *t >= Duration::from_millis(50) && *t < Duration::from_millis(150)));
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_well_formed_within_the_grace_period() {
+    let long = "error_rate = 0\nfirst_token_delay = \"10ms\"\ntoken_interval = \"100ms\"\ntokens_per_response = 1000\n";
+    let mut running = start_file_with_grace(long, Duration::from_millis(300)).await;
+    let api = running.api;
+    let streams: Vec<_> = (0..5)
+        .map(|_| tokio::spawn(async move { send(api, messages(&request())).await }))
+        .collect();
+    eventually("open streams", || async {
+        (metric(&running, "sluice_open_streams").await >= 5.0).then_some(())
+    })
+    .await;
+    let stopping = Instant::now();
+    running.stop.take().unwrap().send(()).unwrap();
+    for stream in streams {
+        let received = stream.await.unwrap(); // a complete HTTP message: no transport error
+        let events = received.events(); // whole events only, or this panics
+        let (name, data, _) = events.last().unwrap();
+        assert_eq!(name, "error", "ended with the provider's error event");
+        assert_eq!(
+            data["error"]["message"],
+            "sluice is shutting down; this stream was ended early"
+        );
+        assert!(events.iter().any(|e| e.0 == "content_block_delta"));
+    }
+    tokio::time::timeout(Duration::from_secs(3), &mut running.done).await.unwrap().unwrap();
+    let took = stopping.elapsed();
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "{took:?}");
+}
+
+fn sluice_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+#[test]
+fn check_validates_and_prints_the_effective_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "first_token_delay = \"250ms\"\n").unwrap();
+    let out = std::process::Command::new(sluice_binary())
+        .args(["check"])
+        .arg(&good)
+        .env_remove("FIRST_TOKEN_DELAY")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let settings: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(settings["first_token_delay"], "250ms");
+    assert_eq!(settings["token_interval"], "20ms", "defaults filled in");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "\ntokens_per_response = 0\n").unwrap();
+    let out =
+        std::process::Command::new(sluice_binary()).args(["check"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let message = String::from_utf8(out.stderr).unwrap();
+    assert!(message.contains("bad.toml:2:23: invalid tokens_per_response 0"), "{message}");
+}
+
+#[cfg(unix)]
+#[test]
+fn sighup_reloads_the_file() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(&path, "error_rate = 0\n").unwrap();
+    let mut child = std::process::Command::new(sluice_binary())
+        .args(["mock", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let admin = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.strip_prefix("[sluice] Admin: http://")
+                .map(|rest| rest.split(' ').next().unwrap().to_string())
+        })
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let unchanged = r#"sluice_config_reloads_total{result="unchanged"}"#;
+    let count = |admin: &str| {
+        let admin: SocketAddr = admin.parse().unwrap();
+        runtime.block_on(async {
+            let text = send(admin, admin_request("GET", "/metrics", "")).await.body();
+            String::from_utf8(text.to_vec())
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix(unchanged)?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        })
+    };
+    assert_eq!(count(&admin), 0.0);
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // At most 5 s: 250 polls, 20 ms apart.
+    let reloaded = (0..250).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        count(&admin) >= 1.0
+    });
+    assert!(reloaded, "SIGHUP did not reload within 5 s");
+    let _ = child.kill();
+    let _ = child.wait();
+}
