@@ -19,6 +19,10 @@ COPY config/sluice.toml /etc/sluice/sluice.toml
 ENV SLUICE_CONFIG=/etc/sluice/sluice.toml
 USER sluice
 EXPOSE 3456
+# The admin listener (metrics, config, reload, faults) is on 127.0.0.1:9090 in
+# the container; publish it with -e SLUICE_ADMIN_LISTEN=0.0.0.0:9090 -p 9090:9090
+# (and set [admin] token if anything else can reach it).
+EXPOSE 9090
 # `sluice health` GETs /health on the configured port (the image has no curl).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=3s --retries=3 CMD ["sluice", "health"]
 # No subcommand: the mock, or proxy mode when an upstream is configured

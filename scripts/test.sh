@@ -49,3 +49,6 @@ step "official TypeScript SDK against sluice mock"
 
 step "k6 baseline against sluice mock (seed defaults: 100ms / 20ms / 50 tokens / 500ms / 0.5 %)"
 scripts/k6-baseline.sh
+
+step "k6 live control: degrade and recover sluice through the admin API mid-run"
+scripts/k6-live.sh
