@@ -9,22 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-binary="${SLUICE_BIN:-target/release/sluice}"
 k6="${K6:-.venv-test/bin/k6}"
-work="$(mktemp -d)"
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-
-env -u PORT -u SLUICE_CONFIG SLUICE_SEED="${SLUICE_SEED:-64}" \
-  "$binary" mock --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/banner" 2>"$work/log" &
-pid=$!
-url=""
-for _ in $(seq 100); do
-  url="$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$work/banner" | head -n1 || true)"
-  [ -n "$url" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/log"; echo "sluice exited"; exit 1; }
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "sluice printed no address within 10 s"; exit 1; }
+. scripts/start-sluice.sh --seed "${SLUICE_SEED:-64}"
 cat "$work/banner"
 
 "$k6" run --quiet --no-color \

@@ -56,7 +56,9 @@ struct RawProfile {
     faults: Option<Vec<Spanned<RawFault>>>,
 }
 
-/// The knobs of a profile, borrowed from the top level or a `[profiles.*]` table.
+/// The knobs of a profile, borrowed from the top level or a `[profiles.*]`
+/// table (the top level repeats `RawProfile`'s fields because serde cannot
+/// flatten a struct under `deny_unknown_fields`).
 struct Knobs<'a> {
     first_token_delay: &'a Option<Spanned<Value>>,
     token_interval: &'a Option<Spanned<Value>>,
@@ -242,16 +244,7 @@ impl RawConfig {
         };
         config.profile = knobs.validate(at, "")?.over(&config.profile);
         for (name, profile) in self.profiles.iter().flatten() {
-            let raw = profile.get_ref();
-            let knobs = Knobs {
-                first_token_delay: &raw.first_token_delay,
-                token_interval: &raw.token_interval,
-                tool_call_delay: &raw.tool_call_delay,
-                tokens_per_response: &raw.tokens_per_response,
-                error_rate: &raw.error_rate,
-                faults: &raw.faults,
-            };
-            let patch = knobs.validate(at, &format!("profiles.{name}."))?;
+            let patch = profile.get_ref().knobs().validate(at, &format!("profiles.{name}."))?;
             config.profiles.insert(name.clone(), patch);
         }
         let mut names = BTreeSet::new();
@@ -304,6 +297,19 @@ impl RawConfig {
             config.upstream = Some(upstream.get_ref().validate(at, upstream.span())?);
         }
         Ok(config)
+    }
+}
+
+impl RawProfile {
+    fn knobs(&self) -> Knobs<'_> {
+        Knobs {
+            first_token_delay: &self.first_token_delay,
+            token_interval: &self.token_interval,
+            tool_call_delay: &self.tool_call_delay,
+            tokens_per_response: &self.tokens_per_response,
+            error_rate: &self.error_rate,
+            faults: &self.faults,
+        }
     }
 }
 
@@ -668,13 +674,5 @@ pub(super) fn patch_from_json(json: &str) -> Result<ProfilePatch, ConfigError> {
     let text = toml::to_string(&value).map_err(|e| syntax(e.to_string()))?;
     let raw: RawProfile = toml::from_str(&text).map_err(|e| syntax(e.message().to_string()))?;
     let at = Locator { text: &text, origin: ORIGIN, positions: false };
-    let knobs = Knobs {
-        first_token_delay: &raw.first_token_delay,
-        token_interval: &raw.token_interval,
-        tool_call_delay: &raw.tool_call_delay,
-        tokens_per_response: &raw.tokens_per_response,
-        error_rate: &raw.error_rate,
-        faults: &raw.faults,
-    };
-    knobs.validate(&at, "")
+    raw.knobs().validate(&at, "")
 }
