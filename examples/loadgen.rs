@@ -1,0 +1,437 @@
+//! Load generator for sluice's benchmarks (`scripts/bench.sh`); not a user
+//! feature. Holds N concurrent streaming requests against a URL for a bounded
+//! time on one thread (the other core is the target's), parses each SSE
+//! stream, and reports percentiles of time to head, to first token, every
+//! gap between tokens, the tool-call start, total time, and how streams
+//! ended; plus the error against the configured figures, throughput, and the
+//! CPU time and peak RSS of the target (from /proc) and of itself.
+//!
+//!   cargo run --release --example loadgen -- --url http://127.0.0.1:3456 \
+//!       --concurrency 2000 --duration 10s --expect-first-token 100ms --expect-gap 20ms --pid <sluice pid>
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark tool; it panics on setup failure"
+)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Base URL of the target, e.g. http://127.0.0.1:3456.
+    #[arg(long)]
+    url: String,
+    /// Concurrent streams held open (each a keep-alive connection looping requests).
+    #[arg(long, default_value_t = 100)]
+    concurrency: usize,
+    /// How long to send; streams in flight then finish.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Connections are opened over this long, evenly, so they do not all start at once.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    ramp: Duration,
+    /// Ask for a tool call (the request carries a tool).
+    #[arg(long)]
+    tools: bool,
+    /// Configured first-token delay, to report actual − configured.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    expect_first_token: Option<Duration>,
+    /// Configured token interval.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    expect_gap: Option<Duration>,
+    /// Configured first-token + tool-call delay.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    expect_tool: Option<Duration>,
+    /// Target process(es) whose CPU time and peak RSS to read from /proc.
+    #[arg(long)]
+    pid: Vec<u32>,
+    /// A name for this run in the report.
+    #[arg(long, default_value = "run")]
+    label: String,
+    /// Write the JSON report here too.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Instead of load: open `concurrency` streams, wait until each has its
+    /// first token, and report the target's memory per open stream. Point it
+    /// at a sluice whose streams stall (an idle stream holds its memory).
+    #[arg(long)]
+    idle: bool,
+}
+
+/// How a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum End {
+    Complete,
+    NoFinalEvent,
+    HttpError,
+    TransportError,
+}
+
+#[derive(Debug, Default)]
+struct Samples {
+    head: Vec<u32>,
+    first_token: Vec<u32>,
+    gaps: Vec<u32>,
+    tool: Vec<u32>,
+    total: Vec<u32>,
+    ends: BTreeMap<String, u64>,
+    events: u64,
+    streams: u64,
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// CPU nanoseconds of a process, all its threads: the first field of each
+/// /proc/<pid>/task/<tid>/schedstat. (Threads that already exited are not
+/// counted; sluice's worker threads live as long as it does.)
+fn cpu_ns(pid: &str) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += stat.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    }
+    Some(total)
+}
+
+/// Peak resident memory in KiB (VmHWM) and current (VmRSS).
+fn memory_kib(pid: &str) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(run(args));
+}
+
+async fn run(args: Args) {
+    if args.idle {
+        return idle(&args).await;
+    }
+    let addr: SocketAddr = args
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("--url must be http://IP:PORT");
+    let mut body = json!({"model": "bench", "max_tokens": 4096, "stream": true,
+        "messages": [{"role": "user", "content": "Benchmark request"}]});
+    if args.tools {
+        body["tools"] = json!([{"name": "lookup", "input_schema": {"type": "object",
+            "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}}, "required": ["query", "limit"]}}]);
+    }
+    let body = Bytes::from(body.to_string());
+    let pids: Vec<String> = args.pid.iter().map(u32::to_string).collect();
+    let cpu_before: Vec<u64> = pids.iter().map(|p| cpu_ns(p).unwrap_or(0)).collect();
+    let own_before = cpu_ns("self").unwrap_or(0);
+    let started = Instant::now();
+    let stop_at = started + args.duration;
+    let mut tasks = Vec::with_capacity(args.concurrency);
+    for i in 0..args.concurrency {
+        let delay = args.ramp.mul_f64(i as f64 / args.concurrency.max(1) as f64);
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            user(addr, body, stop_at).await
+        }));
+    }
+    let mut all = Samples::default();
+    for task in tasks {
+        let s = task.await.unwrap();
+        all.head.extend(s.head);
+        all.first_token.extend(s.first_token);
+        all.gaps.extend(s.gaps);
+        all.tool.extend(s.tool);
+        all.total.extend(s.total);
+        for (k, v) in s.ends {
+            *all.ends.entry(k).or_default() += v;
+        }
+        all.events += s.events;
+        all.streams += s.streams;
+    }
+    let wall = started.elapsed();
+    let own_cpu = cpu_ns("self").unwrap_or(0).saturating_sub(own_before);
+    let target_cpu: u64 =
+        pids.iter().zip(&cpu_before).map(|(p, b)| cpu_ns(p).unwrap_or(0).saturating_sub(*b)).sum();
+    let memory: Vec<(u64, u64)> = pids.iter().map(|p| memory_kib(p)).collect();
+    report(&args, all, wall, target_cpu, own_cpu, &memory);
+}
+
+/// Memory per idle open stream: RSS with `concurrency` streams open and idle,
+/// minus RSS before, divided by the count.
+async fn idle(args: &Args) {
+    let addr: SocketAddr =
+        args.url.trim_start_matches("http://").trim_end_matches('/').parse().expect("--url");
+    let pid = args.pid.first().expect("--idle needs --pid").to_string();
+    let body = Bytes::from(
+        json!({"model": "bench", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "hi"}]})
+            .to_string(),
+    );
+    let before = memory_kib(&pid).1;
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.concurrency.max(1));
+    let mut held = Vec::new();
+    for _ in 0..args.concurrency {
+        let body = body.clone();
+        let ready_tx = ready_tx.clone();
+        held.push(tokio::spawn(async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let (mut sender, connection) = http1::handshake(TokioIo::new(tcp)).await.unwrap();
+            tokio::spawn(connection);
+            let request = Request::post("/v1/messages")
+                .header("host", "bench")
+                .body(Full::new(body))
+                .unwrap();
+            let mut response = sender.send_request(request).await.unwrap().into_body();
+            let _first = response.frame().await; // head and first token: now idle
+            let _ = ready_tx.send(()).await;
+            std::future::pending::<()>().await; // hold the stream open
+            drop(response);
+        }));
+    }
+    for _ in 0..args.concurrency {
+        ready_rx.recv().await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (peak, open) = memory_kib(&pid);
+    let per_stream = (open.saturating_sub(before)) as f64 * 1024.0 / args.concurrency.max(1) as f64;
+    let report = json!({"label": args.label, "open_streams": args.concurrency, "rss_before_kib": before,
+        "rss_open_kib": open, "peak_rss_kib": peak, "bytes_per_idle_stream": per_stream});
+    let text = serde_json::to_string_pretty(&report).unwrap();
+    if let Some(path) = &args.json {
+        std::fs::write(path, &text).unwrap();
+    }
+    println!("{text}");
+    eprintln!(
+        "{}: {} idle streams, {:.1} KiB each",
+        args.label,
+        args.concurrency,
+        per_stream / 1024.0
+    );
+    for task in held {
+        task.abort();
+    }
+}
+
+/// One virtual user: a keep-alive connection, requests back to back until `stop_at`.
+async fn user(addr: SocketAddr, body: Bytes, stop_at: Instant) -> Samples {
+    let mut samples = Samples::default();
+    let mut sender = None;
+    while Instant::now() < stop_at {
+        if sender.is_none() {
+            match TcpStream::connect(addr).await {
+                Ok(tcp) => {
+                    let _ = tcp.set_nodelay(true);
+                    match http1::handshake(TokioIo::new(tcp)).await {
+                        Ok((s, connection)) => {
+                            tokio::spawn(connection);
+                            sender = Some(s);
+                        }
+                        Err(_) => {
+                            *samples.ends.entry("connect_error".into()).or_default() += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    }
+                }
+                Err(_) => {
+                    *samples.ends.entry("connect_error".into()).or_default() += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(s) = sender.as_mut() else { continue };
+        if s.ready().await.is_err() {
+            sender = None;
+            continue;
+        }
+        let request = Request::post("/v1/messages")
+            .header("host", "bench")
+            .header("content-type", "application/json")
+            .header("x-api-key", "bench")
+            .header("anthropic-version", "2023-06-01")
+            .body(Full::new(body.clone()))
+            .unwrap();
+        let sent = Instant::now();
+        let end = match s.send_request(request).await {
+            Err(_) => {
+                sender = None;
+                End::TransportError
+            }
+            Ok(response) => {
+                samples.head.push(micros(sent.elapsed()));
+                if !response.status().is_success() {
+                    let _ = response.into_body().collect().await;
+                    End::HttpError
+                } else {
+                    read_stream(response.into_body(), sent, &mut samples).await
+                }
+            }
+        };
+        if end == End::TransportError {
+            sender = None;
+        }
+        samples.total.push(micros(sent.elapsed()));
+        samples.streams += 1;
+        *samples.ends.entry(format!("{end:?}")).or_default() += 1;
+    }
+    samples
+}
+
+/// Reads an SSE body, timing every token (content_block_delta) and the tool-call start.
+async fn read_stream(mut body: hyper::body::Incoming, sent: Instant, samples: &mut Samples) -> End {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut last_token: Option<Instant> = None;
+    let mut complete = false;
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Err(_)) => return End::TransportError,
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else { continue };
+                let now = Instant::now();
+                pending.extend_from_slice(&data);
+                while let Some(end) = memchr::memmem::find(&pending, b"\n\n") {
+                    let event = &pending[..end];
+                    samples.events += 1;
+                    if event.starts_with(b"event: content_block_delta") {
+                        match last_token {
+                            None => samples.first_token.push(micros(now - sent)),
+                            Some(previous) => samples.gaps.push(micros(now - previous)),
+                        }
+                        last_token = Some(now);
+                    } else if event.starts_with(b"event: content_block_start")
+                        && memchr::memmem::find(event, b"\"tool_use\"").is_some()
+                    {
+                        samples.tool.push(micros(now - sent));
+                        last_token = Some(now);
+                    } else if event.starts_with(b"event: message_stop") {
+                        complete = true;
+                    }
+                    pending.drain(..end + 2);
+                }
+            }
+        }
+    }
+    if complete { End::Complete } else { End::NoFinalEvent }
+}
+
+fn percentiles(values: &mut [u32]) -> serde_json::Value {
+    if values.is_empty() {
+        return json!(null);
+    }
+    values.sort_unstable();
+    let at = |p: f64| values[((values.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
+    json!({"n": values.len(), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "p999": at(0.999), "max": at(1.0)})
+}
+
+/// Percentiles (ms) of `values` minus `expected`, so 0 is exact.
+fn errors(values: &[u32], expected: Option<Duration>) -> serde_json::Value {
+    let Some(expected) = expected else { return json!(null) };
+    let expected = micros(expected) as i64;
+    let mut diffs: Vec<i64> = values.iter().map(|v| *v as i64 - expected).collect();
+    if diffs.is_empty() {
+        return json!(null);
+    }
+    diffs.sort_unstable();
+    let at = |p: f64| diffs[((diffs.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
+    json!({"min": at(0.0), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "p999": at(0.999), "max": at(1.0)})
+}
+
+fn report(
+    args: &Args,
+    mut s: Samples,
+    wall: Duration,
+    target_cpu: u64,
+    own_cpu: u64,
+    memory: &[(u64, u64)],
+) {
+    let secs = wall.as_secs_f64();
+    let tokens = s.first_token.len() + s.gaps.len();
+    let target_cores = target_cpu as f64 / 1e9 / secs;
+    let own_cores = own_cpu as f64 / 1e9 / secs;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
+    let saturated = target_cores + own_cores > cores * 0.9;
+    let per_1k_events =
+        if tokens > 0 { target_cores * 100.0 / (s.events as f64 / secs / 1000.0) } else { 0.0 };
+    let report = json!({
+        "label": args.label,
+        "url": args.url,
+        "concurrency": args.concurrency,
+        "wall_s": secs,
+        "streams": s.streams,
+        "streams_per_s": s.streams as f64 / secs,
+        "events_per_s": s.events as f64 / secs,
+        "tokens_per_s": tokens as f64 / secs,
+        "ends": s.ends,
+        "ms": {
+            "head": percentiles(&mut s.head),
+            "first_token": percentiles(&mut s.first_token),
+            "gap": percentiles(&mut s.gaps),
+            "tool_start": percentiles(&mut s.tool),
+            "total": percentiles(&mut s.total),
+        },
+        "error_ms": {
+            "first_token": errors(&s.first_token, args.expect_first_token),
+            "gap": errors(&s.gaps, args.expect_gap),
+            "tool_start": errors(&s.tool, args.expect_tool),
+        },
+        "target": {
+            "cpu_cores": target_cores,
+            "cpu_percent_per_1k_events_per_s": per_1k_events,
+            "peak_rss_kib": memory.iter().map(|m| m.0).sum::<u64>(),
+            "rss_kib": memory.iter().map(|m| m.1).sum::<u64>(),
+        },
+        "loadgen_cpu_cores": own_cores,
+        "machine_saturated": saturated,
+    });
+    let text = serde_json::to_string_pretty(&report).unwrap();
+    if let Some(path) = &args.json {
+        std::fs::write(path, &text).unwrap();
+    }
+    println!("{text}");
+    eprintln!(
+        "{}: {} streams ({:.0}/s), {:.0} events/s; first token p99 {} ms (error p99 {}); gap p99 {} ms (error p99 {}); \
+         target {:.2} cores, {:.3} % of a core per 1k events/s, peak RSS {} KiB; loadgen {:.2} cores{}",
+        args.label,
+        s.streams,
+        s.streams as f64 / secs,
+        s.events as f64 / secs,
+        report["ms"]["first_token"]["p99"],
+        report["error_ms"]["first_token"]["p99"],
+        report["ms"]["gap"]["p99"],
+        report["error_ms"]["gap"]["p99"],
+        target_cores,
+        per_1k_events,
+        report["target"]["peak_rss_kib"],
+        own_cores,
+        if saturated {
+            " — MACHINE SATURATED: these figures measure the machine, not sluice"
+        } else {
+            ""
+        },
+    );
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The benchmark matrix, in one go, on this machine; writes bench/results.md
+# (the table for the README) and bench/*.json (every figure).
+#
+#   scripts/bench.sh                  # about 3 minutes
+#   BENCH_DURATION=20s scripts/bench.sh
+#
+# Each run holds N concurrent streams for BENCH_DURATION with examples/loadgen
+# (one thread; the other core is sluice's) and reads sluice's CPU time and
+# peak RSS from /proc. nginx (Debian's package; installed if missing) is the
+# pass-through anchor.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration="${BENCH_DURATION:-10s}"
+out=bench
+mkdir -p "$out"
+rm -f "$out"/*.json
+cargo build --release --locked --quiet --bin sluice --example loadgen
+sluice=target/release/sluice
+loadgen=target/release/examples/loadgen
+
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+# start NAME ARGS...: starts sluice; sets $url and $pid.
+start() {
+  local name=$1; shift
+  env -u PORT -u SLUICE_CONFIG -u ERROR_RATE -u SLUICE_UPSTREAM \
+    "$sluice" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --error-rate 0 "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 100); do
+    url="$(grep -o 'running on http://127\.0\.0\.1:[0-9]*' "$work/$name.out" | grep -o 'http.*' || true)"
+    [ -n "$url" ] && return 0
+    sleep 0.1
+  done
+  cat "$work/$name.err"; echo "sluice ($name) did not start"; exit 1
+}
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+load() { local label=$1; shift; "$loadgen" --label "$label" --json "$out/$label.json" --duration "$duration" "$@" >/dev/null; }
+
+echo "== mock, the Node mock's defaults (100ms / 20ms / 50 tokens)"
+for n in 100 1000 2000 4000; do
+  start mock
+  load "mock-paced-$n" --url "$url" --pid "$pid" --concurrency "$n" --ramp 2s \
+    --expect-first-token 100ms --expect-gap 20ms
+  stop "$pid"
+done
+
+echo "== mock, zero delays: the ceiling"
+start mock --first-token-delay 0 --token-interval 0 --tool-call-delay 0
+load mock-ceiling --url "$url" --pid "$pid" --concurrency 64
+stop "$pid"
+
+echo "== memory per idle open stream (2000 streams stalled after their first token)"
+cat >"$work/stall.toml" <<'TOML'
+error_rate = 0
+first_token_delay = "0ms"
+[[faults]]
+kind = "stall"
+after_tokens = 1
+first_requests = 1000000000
+TOML
+start idle --config "$work/stall.toml"
+"$loadgen" --idle --label mock-idle --json "$out/mock-idle.json" --url "$url" --pid "$pid" --concurrency 2000 >/dev/null
+stop "$pid"
+
+echo "== pass-through: direct, sluice proxy (no faults, no delays), nginx"
+start upstream --first-token-delay 0 --token-interval 0 --tool-call-delay 0
+upstream_url=$url upstream_pid=$pid
+load direct --url "$upstream_url" --pid "$upstream_pid" --concurrency 32
+start proxy --upstream "$upstream_url" --first-token-delay 0 --token-interval 0 --tool-call-delay 0
+load via-sluice --url "$url" --pid "$pid" --concurrency 32
+stop "$pid"
+if ! command -v nginx >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1) \
+    || (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null 2>&1) || true
+fi
+if command -v nginx >/dev/null 2>&1; then
+  nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$work/nginx/logs"
+  cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes 2;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  upstream sluice_mock { server ${upstream_url#http://}; keepalive 256; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://sluice_mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }
+  }
+}
+CONF
+  nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
+  nginx_master=$!
+  pids+=("$nginx_master")
+  sleep 0.5
+  nginx_pids=$(pgrep -d ' ' -f "nginx: (master|worker) process" | tr ' ' '\n' | awk '{printf "--pid %s ", $1}')
+  # shellcheck disable=SC2086
+  load via-nginx --url "http://127.0.0.1:$nginx_port" $nginx_pids --concurrency 32
+  stop "$nginx_master"
+else
+  echo "nginx unavailable: the anchor row is left out"
+fi
+stop "$upstream_pid"
+
+echo "== proxy pacing a fast upstream (100ms / 20ms added to a zero-delay mock)"
+for n in 1000 4000; do
+  start upstream --first-token-delay 0 --token-interval 0 --tool-call-delay 0
+  upstream_url=$url upstream_pid=$pid
+  start proxy --upstream "$upstream_url"
+  load "proxy-paced-$n" --url "$url" --pid "$pid" --concurrency "$n" --ramp 2s \
+    --expect-first-token 100ms --expect-gap 20ms
+  stop "$pid"; stop "$upstream_pid"
+done
+
+python3 scripts/bench_table.py "$out" >"$out/results.md"
+cat "$out/results.md"

@@ -1,0 +1,102 @@
+"""Turns bench/*.json (examples/loadgen reports) into the markdown tables of
+the README's Performance section. Usage: python3 scripts/bench_table.py bench"""
+
+import json
+import os
+import platform
+import sys
+
+folder = sys.argv[1]
+
+
+def load(name):
+    path = os.path.join(folder, f"{name}.json")
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+def ms(value):
+    return "–" if value is None else f"{value:.2f}"
+
+
+def failed(run):
+    ends = run["ends"]
+    bad = sum(v for k, v in ends.items() if k != "Complete")
+    return f"{bad}"
+
+
+def pct(run, key, field):
+    block = run["ms"].get(key)
+    return None if not block else block[field]
+
+
+def err(run, key, field):
+    block = run["error_ms"].get(key)
+    return None if not block else block[field]
+
+
+cpu_model = "unknown CPU"
+try:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu_model = line.split(":", 1)[1].strip()
+            break
+except OSError:
+    pass
+print(f"Machine: {os.cpu_count()} cores ({cpu_model}), Linux {platform.release()}. "
+      "loadgen runs on one thread beside sluice; *saturated* means sluice and loadgen together used over 90 % of all cores.\n")
+
+print("**Mock, the Node mock's defaults** (100 ms first token, 20 ms interval, 50 tokens):\n")
+print("| streams | streams/s | tokens/s | first token p50 / p99 ms | error p99 / max ms | gap p99 ms | gap error p99 / max ms | failed | sluice CPU cores | % core per 1k events/s | peak RSS MiB | loadgen cores | saturated |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for n in (100, 1000, 2000, 4000):
+    run = load(f"mock-paced-{n}")
+    if not run:
+        continue
+    t = run["target"]
+    print(f"| {n} | {run['streams_per_s']:.0f} | {run['tokens_per_s']:.0f} | "
+          f"{ms(pct(run, 'first_token', 'p50'))} / {ms(pct(run, 'first_token', 'p99'))} | "
+          f"{ms(err(run, 'first_token', 'p99'))} / {ms(err(run, 'first_token', 'max'))} | "
+          f"{ms(pct(run, 'gap', 'p99'))} | {ms(err(run, 'gap', 'p99'))} / {ms(err(run, 'gap', 'max'))} | "
+          f"{failed(run)} | {t['cpu_cores']:.2f} | {t['cpu_percent_per_1k_events_per_s']:.3f} | "
+          f"{t['peak_rss_kib'] / 1024:.1f} | {run['loadgen_cpu_cores']:.2f} | {'yes' if run['machine_saturated'] else 'no'} |")
+
+ceiling = load("mock-ceiling")
+if ceiling:
+    t = ceiling["target"]
+    print(f"\n**Mock, zero delays** (64 connections, back to back): **{ceiling['streams_per_s']:.0f} streams/s** of 50 tokens, "
+          f"{ceiling['events_per_s']:.0f} events/s, sluice {t['cpu_cores']:.2f} cores, loadgen {ceiling['loadgen_cpu_cores']:.2f} cores"
+          f"{' (saturated)' if ceiling['machine_saturated'] else ''}.")
+
+idle = load("mock-idle")
+if idle:
+    print(f"\n**Idle open streams:** {idle['open_streams']} streams stalled after their first token add "
+          f"{idle['bytes_per_idle_stream'] / 1024:.1f} KiB each to sluice's RSS ({idle['rss_before_kib'] / 1024:.1f} → {idle['rss_open_kib'] / 1024:.1f} MiB).")
+
+direct, via_sluice, via_nginx = load("direct"), load("via-sluice"), load("via-nginx")
+if direct:
+    print("\n**Pass-through** (a zero-delay `sluice mock` upstream, 32 connections; the proxies add no delay and no fault):\n")
+    print("| path | streams/s | time to head p50 / p99 ms | added p50 / p99 ms | first token p99 ms | proxy CPU cores | proxy % core per 1k events/s | failed |")
+    print("|---|---|---|---|---|---|---|---|")
+    base50, base99 = pct(direct, "head", "p50"), pct(direct, "head", "p99")
+    for name, run in (("direct", direct), ("via sluice proxy", via_sluice), ("via nginx", via_nginx)):
+        if not run:
+            continue
+        h50, h99 = pct(run, "head", "p50"), pct(run, "head", "p99")
+        added = "–" if run is direct else f"{h50 - base50:.2f} / {h99 - base99:.2f}"
+        t = run["target"]
+        cpu = "–" if run is direct else f"{t['cpu_cores']:.2f}"
+        per = "–" if run is direct else f"{t['cpu_percent_per_1k_events_per_s']:.3f}"
+        print(f"| {name} | {run['streams_per_s']:.0f} | {ms(h50)} / {ms(h99)} | {added} | {ms(pct(run, 'first_token', 'p99'))} | {cpu} | {per} | {failed(run)} |")
+
+rows = [(n, load(f"proxy-paced-{n}")) for n in (1000, 4000)]
+if any(r for _, r in rows):
+    print("\n**Proxy pacing a fast upstream** (100 ms / 20 ms added to a zero-delay `sluice mock`):\n")
+    print("| streams | tokens/s | first token error p99 / max ms | gap error p99 / max ms | failed | proxy CPU cores | peak RSS MiB | saturated |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, run in rows:
+        if not run:
+            continue
+        t = run["target"]
+        print(f"| {n} | {run['tokens_per_s']:.0f} | {ms(err(run, 'first_token', 'p99'))} / {ms(err(run, 'first_token', 'max'))} | "
+              f"{ms(err(run, 'gap', 'p99'))} / {ms(err(run, 'gap', 'max'))} | {failed(run)} | {t['cpu_cores']:.2f} | "
+              f"{t['peak_rss_kib'] / 1024:.1f} | {'yes' if run['machine_saturated'] else 'no'} |")
