@@ -12,6 +12,7 @@
 //! `usage.output_tokens` in `message_delta`, and `"type"` equal to the event
 //! name inside every JSON payload.
 
+use bytes::BufMut as _;
 use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -200,6 +201,21 @@ fn fragments(json: &str, max: usize, rng: &mut impl Rng) -> Vec<String> {
     out
 }
 
+/// A `content_block_delta` event, encoded without building a JSON value:
+/// `{"type":"content_block_delta","index":I,"delta":{"type":T,"F":"…"}}`.
+fn encode_delta(index: usize, delta_type: &str, field: &str, fragment: &str) -> SseRecord {
+    use std::io::Write as _;
+    let mut raw = bytes::BytesMut::with_capacity(96 + fragment.len()).writer();
+    let _ = write!(
+        raw,
+        "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"{delta_type}\",\"{field}\":"
+    );
+    // Infallible into memory; escapes the fragment as JSON.
+    let _ = serde_json::to_writer(&mut raw, fragment);
+    let _ = raw.write_all(b"}}\n\n");
+    SseRecord { raw: raw.into_inner().freeze(), kind: EventKind::Content }
+}
+
 /// Where [`ReplyEvents`] is in the grammar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -260,17 +276,14 @@ impl ReplyEvents {
                 ("content_block_start", payload, kind)
             }
             Step::Delta(index, piece) => {
+                // The hot path (one per token): written straight into one buffer.
                 let block = reply.blocks.get(index)?;
                 let fragment = block.pieces().get(piece)?;
-                let delta = match block {
-                    Block::Text { .. } => json!({"type": "text_delta", "text": fragment}),
-                    Block::ToolUse { .. } => {
-                        json!({"type": "input_json_delta", "partial_json": fragment})
-                    }
+                let (delta_type, field) = match block {
+                    Block::Text { .. } => ("text_delta", "text"),
+                    Block::ToolUse { .. } => ("input_json_delta", "partial_json"),
                 };
-                let payload =
-                    json!({"type": "content_block_delta", "index": index, "delta": delta});
-                ("content_block_delta", payload, EventKind::Content)
+                return Some(encode_delta(index, delta_type, field, fragment));
             }
             Step::BlockStop(index) => (
                 "content_block_stop",

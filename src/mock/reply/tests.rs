@@ -171,3 +171,19 @@ fn the_same_stream_gives_the_same_reply() {
     let c = Reply::generate(&request(json!({})), 50, &mut request_rng(8, 3));
     assert_ne!(a, c);
 }
+
+#[test]
+fn the_fast_delta_encoding_matches_serde_json() {
+    for fragment in [
+        "plain",
+        " with \"quotes\" and \\ backslash",
+        "new\nline\ttab",
+        "unicode é ✓ \u{2028}",
+        "{\"a\": [1, 2]}",
+    ] {
+        let fast = encode_delta(3, "text_delta", "text", fragment);
+        let data = json!({"type": "content_block_delta", "index": 3, "delta": {"type": "text_delta", "text": fragment}});
+        let slow = encode_event("content_block_delta", &data.to_string(), EventKind::Content);
+        assert_eq!(fast, slow, "{fragment:?}");
+    }
+}
