@@ -8,15 +8,13 @@ import time
 import anthropic
 import pytest
 
+from test_anthropic_sdk import client
+
 FAST = 'first_token_delay = "5ms"\ntoken_interval = "1ms"\ntool_call_delay = "5ms"\ntokens_per_response = 8\n'
 
 
 def config(fault: str) -> str:
     return f"{FAST}error_rate = 0\n[[faults]]\n{fault}\n"
-
-
-def client(url: str, **kwargs) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=url, api_key="sk-test", **kwargs)
 
 
 def create(c: anthropic.Anthropic):

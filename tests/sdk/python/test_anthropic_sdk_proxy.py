@@ -4,9 +4,7 @@ must accept them exactly as it does direct."""
 
 import time
 
-import anthropic
-
-from test_anthropic_sdk import WEATHER_TOOL
+from test_anthropic_sdk import WEATHER_TOOL, client
 
 MOCK = 'error_rate = 0\nfirst_token_delay = "5ms"\ntoken_interval = "1ms"\ntool_call_delay = "5ms"\n'
 
@@ -18,13 +16,9 @@ def proxy_config(upstream: str, first_token_delay: str = "0ms") -> str:
     )
 
 
-def client(url: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=url, api_key="sk-test", max_retries=0)
-
-
 def test_streams_text_through_the_proxy(sluice):
     url = sluice(proxy_config(sluice(MOCK)), mode="proxy")
-    with client(url).messages.stream(
+    with client(url, max_retries=0).messages.stream(
         model="claude-mock-1", max_tokens=1024, messages=[{"role": "user", "content": "Hello"}]
     ) as stream:
         text = "".join(stream.text_stream)
@@ -36,7 +30,7 @@ def test_streams_text_through_the_proxy(sluice):
 
 def test_streams_a_tool_call_through_the_proxy(sluice):
     url = sluice(proxy_config(sluice(MOCK)), mode="proxy")
-    with client(url).messages.stream(
+    with client(url, max_retries=0).messages.stream(
         model="claude-mock-1",
         max_tokens=1024,
         tools=[WEATHER_TOOL],
@@ -51,7 +45,7 @@ def test_streams_a_tool_call_through_the_proxy(sluice):
 def test_the_proxy_adds_its_first_token_delay(sluice):
     url = sluice(proxy_config(sluice(MOCK), first_token_delay="300ms"), mode="proxy")
     started = time.monotonic()
-    with client(url).messages.stream(
+    with client(url, max_retries=0).messages.stream(
         model="claude-mock-1", max_tokens=1024, messages=[{"role": "user", "content": "Hello"}]
     ) as stream:
         first = next(iter(stream.text_stream))
