@@ -1,30 +1,38 @@
-//! sluice: a fault-injecting mock and (soon) reverse proxy for LLM streaming
-//! APIs. It controls what a client sees: time to first token, token pacing,
-//! tool-call delay, and how often and how requests fail.
+//! sluice: a fault-injecting mock and reverse proxy for LLM streaming APIs.
+//! It controls what a client sees: time to first token, token pacing,
+//! tool-call delay, and how often and how requests fail; and it can be
+//! changed while a load test runs.
 //!
 //! # Layout
 //!
 //! ```text
-//!            ┌──────────────┐
-//! request ──▶│ handler       │  route; plan = seeded draw at arrival (shape::plan)
-//!            └──────┬───────┘
-//!                   ▼
-//!              mock::Reply        instant source: a Stream of sse::SseRecord
-//!                   ▼
-//!            ┌──────────────┐
-//!            │ shape::Shaper │  the only thing that waits: absolute deadlines
-//!            └──────┬───────┘
-//!                   ▼
-//!             client body         head held until the first token (default)
+//!            ┌──────────────────┐
+//! request ──▶│ handler::admit    │  snapshot of the live config; route → profile;
+//!            └────────┬─────────┘  seeded fault plan (shape::plan), once, at arrival
+//!          ┌──────────┴───────────┐
+//!          ▼                      ▼
+//!    mock::Reply            proxy: upstream body → sse::SseSplitter → dialect::classify
+//!   (instant source)        (live source)          both: a Stream of sse::SseRecord
+//!          └──────────┬───────────┘
+//!                     ▼
+//!            ┌──────────────────┐
+//!            │ shape::Shaper     │  the only thing that waits: absolute deadlines;
+//!            └────────┬─────────┘  applies the stream fault
+//!                     ▼
+//!               client body        head held until the first token (default)
 //! ```
 //!
 //! - [`config`]: TOML file, environment and flags → a validated [`Config`].
-//! - [`server`]: accept loop and graceful shutdown; [`run`] is its entry point.
-//! - [`handler`]: routing and the per-request pipeline above.
+//! - [`live`]: the config in force (snapshots, versions), reload and file watching.
+//! - [`server`]: accept loop, admin listener, graceful shutdown; [`serve`] and [`run`].
+//! - [`handler`]: admission (route, profile, plan) and the response side.
+//! - [`route`]: routes and profiles, first match wins.
 //! - [`mock`]: request validation and the mock's replies (never sleeps).
-//! - [`shape`]: fault plan, timing rule ([`shape::Pacer`]) and [`shape::Shaper`].
-//! - [`sse`]: the event record the shaper works on, and its encoding.
-//! - [`dialect`]: provider wire facts (Anthropic error types and bodies).
+//! - [`proxy`]: the upstream client and forwarding.
+//! - [`shape`]: fault plan, delays, timing rule ([`shape::Pacer`]) and [`shape::Shaper`].
+//! - [`sse`]: the event record, its encoding, and the verbatim splitter.
+//! - [`dialect`]: provider wire facts (Anthropic, OpenAI): event classes, errors.
+//! - [`admin`]: admin endpoints and Prometheus metrics.
 //! - [`response`]: response body type and provider-shaped error responses.
 
 pub mod admin;

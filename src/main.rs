@@ -13,13 +13,15 @@ use sluice::{Config, Source};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-/// A fault-injecting mock for LLM streaming APIs: exact first-token delay,
-/// token pacing, tool-call delay and provider-correct errors, for load tests.
+/// A fault-injecting mock and reverse proxy for LLM streaming APIs: exact
+/// first-token delay, token pacing, tool-call delay and provider-correct
+/// faults, changeable while a load test runs.
 ///
 /// Knobs come from built-in defaults, then the config file, then the
 /// environment (PORT, FIRST_TOKEN_DELAY, TOKEN_INTERVAL, TOKENS_PER_RESPONSE,
-/// TOOL_CALL_DELAY, ERROR_RATE, SLUICE_SEED, SLUICE_UPSTREAM), then these
-/// flags. With no subcommand sluice proxies when an upstream is configured
+/// TOOL_CALL_DELAY, ERROR_RATE, SLUICE_SEED, SLUICE_UPSTREAM,
+/// SLUICE_ADMIN_LISTEN), then these flags. The config file is watched and
+/// reloaded while sluice runs. With no subcommand sluice proxies when an upstream is configured
 /// and serves its mock otherwise.
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version)]

@@ -1,4 +1,4 @@
-//! Configuration: the TOML file (untrusted, parsed and validated in [`raw`]
+//! Configuration: the TOML file (untrusted, parsed and validated in `raw`
 //! into a [`Config`]), layered with the environment and the command line.
 //!
 //! Layering is built-in defaults < config file < environment < flags

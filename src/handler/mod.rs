@@ -2,7 +2,7 @@
 //!
 //! Every shaped request goes through [`App::admit`] at its arrival: route
 //! (first match wins), profile, control headers, request numbers and the
-//! seeded fault draw. Then the source runs, the mock ([`mock`]) or the
+//! seeded fault draw. Then the source runs, the mock (`mock`) or the
 //! upstream ([`crate::proxy`]), and [`reply`] applies the head policy and the
 //! fault:
 //!
