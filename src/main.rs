@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use sluice::config::ProfilePatch;
 use sluice::config::layer::Overrides;
 use sluice::config::value;
+use sluice::shape::Delay;
 use sluice::{Config, Source};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -176,11 +178,14 @@ fn flag_overrides(args: &Args) -> Overrides {
     Overrides {
         listen: args.listen,
         port: None,
-        first_token_delay: args.first_token_delay,
-        token_interval: args.token_interval,
-        tool_call_delay: args.tool_call_delay,
-        tokens_per_response: args.tokens_per_response,
-        error_rate: args.error_rate,
+        profile: ProfilePatch {
+            first_token_delay: args.first_token_delay.map(Delay::Fixed),
+            token_interval: args.token_interval.map(Delay::Fixed),
+            tool_call_delay: args.tool_call_delay.map(Delay::Fixed),
+            tokens_per_response: args.tokens_per_response,
+            error_rate: args.error_rate,
+            faults: None,
+        },
         seed: args.seed,
         upstream: args.upstream.clone(),
         admin_listen: args.admin_listen,

@@ -10,9 +10,9 @@
 //! process environment.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use super::{Config, ConfigError, Upstream, value};
+use super::{Config, ConfigError, ProfilePatch, Upstream, value};
+use crate::shape::Delay;
 
 /// Values that override the file. Each layer (environment, flags) yields one.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -21,16 +21,9 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// Port only, keeping the host (`PORT`).
     pub port: Option<u16>,
-    /// `first_token_delay`.
-    pub first_token_delay: Option<Duration>,
-    /// `token_interval`.
-    pub token_interval: Option<Duration>,
-    /// `tool_call_delay`.
-    pub tool_call_delay: Option<Duration>,
-    /// `tokens_per_response`.
-    pub tokens_per_response: Option<u32>,
-    /// `error_rate`.
-    pub error_rate: Option<f64>,
+    /// Knobs of the default profile, laid over it as a named profile or the
+    /// runtime overrides are (`ProfilePatch::over`).
+    pub profile: ProfilePatch,
     /// `seed`.
     pub seed: Option<u64>,
     /// `[upstream] url` (`SLUICE_UPSTREAM`, `--upstream`).
@@ -59,18 +52,22 @@ impl Overrides {
         Ok(Self {
             listen: None,
             port: get("PORT", "port").parse(|s| s.trim().parse().map_err(|_| PORT_FORM))?,
-            first_token_delay: get("FIRST_TOKEN_DELAY", "first_token_delay")
-                .parse(value::env_duration)?,
-            token_interval: get("TOKEN_INTERVAL", "token_interval").parse(value::env_duration)?,
-            tool_call_delay: get("TOOL_CALL_DELAY", "tool_call_delay")
-                .parse(value::env_duration)?,
-            tokens_per_response: get("TOKENS_PER_RESPONSE", "tokens_per_response").parse(|s| {
-                s.trim()
-                    .parse::<i64>()
-                    .map_err(|_| "a whole number from 1 to 100000")
-                    .and_then(super::raw::tokens_per_response)
-            })?,
-            error_rate: get("ERROR_RATE", "error_rate").parse(value::rate_text)?,
+            profile: ProfilePatch {
+                first_token_delay: get("FIRST_TOKEN_DELAY", "first_token_delay")
+                    .parse(env_delay)?,
+                token_interval: get("TOKEN_INTERVAL", "token_interval").parse(env_delay)?,
+                tool_call_delay: get("TOOL_CALL_DELAY", "tool_call_delay").parse(env_delay)?,
+                tokens_per_response: get("TOKENS_PER_RESPONSE", "tokens_per_response").parse(
+                    |s| {
+                        s.trim()
+                            .parse::<i64>()
+                            .map_err(|_| "a whole number from 1 to 100000")
+                            .and_then(super::raw::tokens_per_response)
+                    },
+                )?,
+                error_rate: get("ERROR_RATE", "error_rate").parse(value::rate_text)?,
+                faults: None,
+            },
             seed: get("SLUICE_SEED", "seed").parse(|s| s.trim().parse().map_err(|_| SEED_FORM))?,
             upstream: get("SLUICE_UPSTREAM", "upstream.url").parse(value::upstream_url)?,
             admin_listen: get("SLUICE_ADMIN_LISTEN", "admin.listen").parse(value::listen)?,
@@ -86,22 +83,7 @@ impl Overrides {
         if let Some(port) = self.port {
             config.listen.set_port(port);
         }
-        let profile = &mut config.profile;
-        if let Some(d) = self.first_token_delay {
-            profile.timing.first_token_delay = d.into();
-        }
-        if let Some(d) = self.token_interval {
-            profile.timing.token_interval = d.into();
-        }
-        if let Some(d) = self.tool_call_delay {
-            profile.timing.tool_call_delay = d.into();
-        }
-        if let Some(n) = self.tokens_per_response {
-            profile.tokens_per_response = n;
-        }
-        if let Some(r) = self.error_rate {
-            profile.error_rate = r;
-        }
+        config.profile = self.profile.over(&config.profile);
         if let Some(seed) = self.seed {
             config.seed = Some(seed);
         }
@@ -119,6 +101,11 @@ impl Overrides {
             config.upstream = None;
         }
     }
+}
+
+/// A fixed delay from the environment (bare numbers are milliseconds).
+fn env_delay(text: &str) -> Result<Delay, &'static str> {
+    value::env_duration(text).map(Delay::Fixed)
 }
 
 struct EnvVar {

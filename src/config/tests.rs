@@ -246,7 +246,7 @@ fn flags_override_the_environment() {
         .unwrap()
         .apply(&mut config);
     Overrides {
-        first_token_delay: Some(ms(7)),
+        profile: ProfilePatch { first_token_delay: Some(ms(7).into()), ..ProfilePatch::default() },
         listen: Some("127.0.0.1:0".parse().unwrap()),
         ..Overrides::default()
     }

@@ -62,8 +62,8 @@ async fn messages(
         Ok(admitted) => admitted,
         Err(refusal) => return *refusal,
     };
-    if let Some(Fault::Http(http)) = &admitted.plan.fault {
-        app.record_fault(&admitted, &Fault::Http(http.clone()));
+    if let Some(fault @ Fault::Http(http)) = &admitted.plan.fault {
+        app.record_fault(&admitted, fault);
         let mut response = reply::http_fault(http, Dialect::Anthropic, &admitted.request_id);
         admitted.mark(response.headers_mut(), true);
         return response;
@@ -116,8 +116,8 @@ async fn messages(
             }
             admitted.mark(headers, applies);
             tokio::time::sleep_until(start).await;
-            let mut options = app.stream_options(arrival, reset, admitted.guard.take());
-            options.farewell = Some(reply::farewell(Dialect::Anthropic, &admitted.request_id));
+            let farewell = reply::farewell(Dialect::Anthropic, &admitted.request_id);
+            let options = app.stream_options(arrival, reset, admitted.guard.take(), farewell);
             reply::shaped_response(head, shaped, snapshot.config.head, options).await
         }
     }

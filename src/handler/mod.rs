@@ -44,6 +44,7 @@ use crate::response::{self, Body};
 use crate::route::BodyFacts;
 use crate::shape::plan::request_rng;
 use crate::shape::{Fault, FaultPlan, RequestClock};
+use crate::sse::SseRecord;
 
 pub use reply::{ResetHandle, StreamOptions, shaped_response};
 
@@ -190,6 +191,7 @@ impl App {
         arrival: Instant,
         reset: Option<ResetHandle>,
         guard: Option<ControlGuard>,
+        farewell: SseRecord,
     ) -> StreamOptions {
         StreamOptions {
             reset,
@@ -197,7 +199,7 @@ impl App {
             metrics: Arc::clone(&self.metrics),
             arrival,
             end: self.end_streams.clone(),
-            farewell: None,
+            farewell,
         }
     }
 

@@ -54,7 +54,7 @@ pub struct StreamOptions {
     /// its next event boundary.
     pub end: CancellationToken,
     /// Sent last when the stream is ended that way (the dialect's error event).
-    pub farewell: Option<SseRecord>,
+    pub farewell: SseRecord,
 }
 
 /// Sends `head` and streams `shaped`. With [`HeadTiming::FirstToken`] the
@@ -86,7 +86,7 @@ where
     let records = Box::pin(stream::iter(released).chain(shaped));
     // Ends at an event boundary when `end` is cancelled: records are whole events.
     let bounded = stream::unfold(
-        (records, Box::pin(end.cancelled_owned()), farewell, false),
+        (records, Box::pin(end.cancelled_owned()), Some(farewell), false),
         |(mut records, mut cancelled, farewell, over)| async move {
             if over {
                 return None;

@@ -68,9 +68,9 @@ pub async fn forward(
         Ok(admitted) => admitted,
         Err(refusal) => return *refusal,
     };
-    if let Some(Fault::Http(http)) = &admitted.plan.fault {
+    if let Some(fault @ Fault::Http(http)) = &admitted.plan.fault {
         // Answered here: the upstream is never called, no tokens are spent.
-        app.record_fault(&admitted, &Fault::Http(http.clone()));
+        app.record_fault(&admitted, fault);
         let mut response = http_fault(http, dialect, &admitted.request_id);
         admitted.mark(response.headers_mut(), true);
         return response;
@@ -109,8 +109,8 @@ pub async fn forward(
         let pacer = Pacer::new(timing, admitted.rng.clone());
         let shaped = Shaper::new(SseRecords::new(body, splitter), pacer, Arrival::WhenReceived)
             .with_fault(stream_fault);
-        let mut options = app.stream_options(arrival, reset, admitted.guard.take());
-        options.farewell = Some(farewell(dialect, &admitted.request_id));
+        let goodbye = farewell(dialect, &admitted.request_id);
+        let options = app.stream_options(arrival, reset, admitted.guard.take(), goodbye);
         return shaped_response(head, shaped, snapshot.config.head, options).await;
     }
     // Not a stream: only the head can be held (stream faults do not apply).
