@@ -7,6 +7,8 @@
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
+# make builds jemalloc, sluice's allocator (the slim image has gcc but not make).
+RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/*
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 # The same build command CI runs (scripts/test.sh).

@@ -20,11 +20,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -131,19 +128,14 @@ async fn run(args: Args) {
     if args.idle {
         return idle(&args).await;
     }
-    let addr: SocketAddr = args
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("--url must be http://IP:PORT");
+    let addr = target(&args.url);
     let mut body = json!({"model": "bench", "max_tokens": 4096, "stream": true,
         "messages": [{"role": "user", "content": "Benchmark request"}]});
     if args.tools {
         body["tools"] = json!([{"name": "lookup", "input_schema": {"type": "object",
             "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}}, "required": ["query", "limit"]}}]);
     }
-    let body = Bytes::from(body.to_string());
+    let request = request_bytes(&body);
     let pids: Vec<String> = args.pid.iter().map(u32::to_string).collect();
     let cpu_before: Vec<u64> = pids.iter().map(|p| cpu_ns(p).unwrap_or(0)).collect();
     let own_before = cpu_ns("self").unwrap_or(0);
@@ -152,10 +144,10 @@ async fn run(args: Args) {
     let mut tasks = Vec::with_capacity(args.concurrency);
     for i in 0..args.concurrency {
         let delay = args.ramp.mul_f64(i as f64 / args.concurrency.max(1) as f64);
-        let body = body.clone();
+        let request = request.clone();
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            user(addr, body, stop_at).await
+            user(addr, request, stop_at).await
         }));
     }
     let mut all = Samples::default();
@@ -183,32 +175,29 @@ async fn run(args: Args) {
 /// Memory per idle open stream: RSS with `concurrency` streams open and idle,
 /// minus RSS before, divided by the count.
 async fn idle(args: &Args) {
-    let addr: SocketAddr =
-        args.url.trim_start_matches("http://").trim_end_matches('/').parse().expect("--url");
+    let addr = target(&args.url);
     let pid = args.pid.first().expect("--idle needs --pid").to_string();
-    let body = Bytes::from(
-        json!({"model": "bench", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "hi"}]})
-            .to_string(),
-    );
+    let body = json!({"model": "bench", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let request = request_bytes(&body);
     let before = memory_kib(&pid).1;
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.concurrency.max(1));
     let mut held = Vec::new();
     for _ in 0..args.concurrency {
-        let body = body.clone();
+        let request = request.clone();
         let ready_tx = ready_tx.clone();
         held.push(tokio::spawn(async move {
-            let tcp = TcpStream::connect(addr).await.unwrap();
-            let (mut sender, connection) = http1::handshake(TokioIo::new(tcp)).await.unwrap();
-            tokio::spawn(connection);
-            let request = Request::post("/v1/messages")
-                .header("host", "bench")
-                .body(Full::new(body))
-                .unwrap();
-            let mut response = sender.send_request(request).await.unwrap().into_body();
-            let _first = response.frame().await; // head and first token: now idle
-            let _ = ready_tx.send(()).await;
-            std::future::pending::<()>().await; // hold the stream open
-            drop(response);
+            let mut wire = Wire::connect(addr).await.unwrap();
+            wire.tcp.write_all(&request).await.unwrap();
+            let (_status, framing) = wire.head().await.unwrap();
+            // Head and first token: from here the stream is idle.
+            let mut first = true;
+            let _ = wire
+                .body(framing, |_, _| {
+                    if std::mem::take(&mut first) {
+                        let _ = ready_tx.try_send(());
+                    }
+                })
+                .await;
         }));
     }
     for _ in 0..args.concurrency {
@@ -235,64 +224,185 @@ async fn idle(args: &Args) {
     }
 }
 
-/// One virtual user: a keep-alive connection, requests back to back until `stop_at`.
-async fn user(addr: SocketAddr, body: Bytes, stop_at: Instant) -> Samples {
-    let mut samples = Samples::default();
-    let mut sender = None;
-    while Instant::now() < stop_at {
-        if sender.is_none() {
-            match TcpStream::connect(addr).await {
-                Ok(tcp) => {
-                    let _ = tcp.set_nodelay(true);
-                    match http1::handshake(TokioIo::new(tcp)).await {
-                        Ok((s, connection)) => {
-                            tokio::spawn(connection);
-                            sender = Some(s);
-                        }
-                        Err(_) => {
-                            *samples.ends.entry("connect_error".into()).or_default() += 1;
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
+fn target(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("--url must be http://IP:PORT")
+}
+
+/// The whole request, head and body, as it goes on the wire.
+fn request_bytes(body: &serde_json::Value) -> Bytes {
+    let body = body.to_string();
+    Bytes::from(format!(
+        "POST /v1/messages HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n\
+         x-api-key: bench\r\nanthropic-version: 2023-06-01\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+/// A minimal HTTP/1.1 client on a raw socket. One task per virtual user and
+/// no connection task or channel, so the load generator spends as little of
+/// the machine as it can, and an event is stamped when its bytes are read.
+struct Wire {
+    tcp: TcpStream,
+    buf: Vec<u8>,
+    /// Unread bytes of `buf` start here.
+    start: usize,
+    /// When the last read returned.
+    read_at: Instant,
+}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    Chunked,
+    Length(usize),
+    UntilClose,
+}
+
+impl Wire {
+    async fn connect(addr: SocketAddr) -> std::io::Result<Self> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        Ok(Self { tcp, buf: Vec::with_capacity(16 * 1024), start: 0, read_at: Instant::now() })
+    }
+
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Reads more bytes; `Ok(false)` at end of stream.
+    async fn fill(&mut self) -> std::io::Result<bool> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + 16 * 1024, 0);
+        let read = self.tcp.read(&mut self.buf[len..]).await;
+        self.read_at = Instant::now();
+        let read = read.unwrap_or(0);
+        self.buf.truncate(len + read);
+        Ok(read > 0)
+    }
+
+    async fn fill_or_eof(&mut self) -> std::io::Result<()> {
+        if self.fill().await? { Ok(()) } else { Err(std::io::ErrorKind::UnexpectedEof.into()) }
+    }
+
+    /// Reads a response head: the status and how the body is delimited.
+    async fn head(&mut self) -> std::io::Result<(u16, Framing)> {
+        loop {
+            if let Some(end) = memchr::memmem::find(self.pending(), b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.pending()[..end]).to_ascii_lowercase();
+                self.start += end + 4;
+                let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let header =
+                    |name: &str| head.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+                let framing = if header("transfer-encoding:").is_some_and(|v| v.contains("chunked"))
+                {
+                    Framing::Chunked
+                } else if let Some(length) = header("content-length:").and_then(|v| v.parse().ok())
+                {
+                    Framing::Length(length)
+                } else {
+                    Framing::UntilClose
+                };
+                return Ok((status, framing));
+            }
+            self.fill_or_eof().await?;
+        }
+    }
+
+    /// Reads a body to its end, handing each piece of it to `data` with the
+    /// time it was read.
+    async fn body(
+        &mut self,
+        framing: Framing,
+        mut data: impl FnMut(&[u8], Instant),
+    ) -> std::io::Result<()> {
+        match framing {
+            Framing::Length(mut left) => {
+                while left > 0 {
+                    if self.pending().is_empty() {
+                        self.fill_or_eof().await?;
                     }
+                    let take = left.min(self.pending().len());
+                    data(&self.pending()[..take], self.read_at);
+                    self.start += take;
+                    left -= take;
                 }
+            }
+            Framing::UntilClose => loop {
+                if !self.pending().is_empty() {
+                    data(self.pending(), self.read_at);
+                    self.start = self.buf.len();
+                }
+                if !self.fill().await? {
+                    return Ok(());
+                }
+            },
+            Framing::Chunked => loop {
+                let line = loop {
+                    if let Some(end) = memchr::memmem::find(self.pending(), b"\r\n") {
+                        break end;
+                    }
+                    self.fill_or_eof().await?;
+                };
+                let size = std::str::from_utf8(&self.pending()[..line])
+                    .ok()
+                    .and_then(|s| {
+                        usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok()
+                    })
+                    .ok_or(std::io::ErrorKind::InvalidData)?;
+                self.start += line + 2;
+                let mut left = size;
+                while left > 0 {
+                    if self.pending().is_empty() {
+                        self.fill_or_eof().await?;
+                    }
+                    let take = left.min(self.pending().len());
+                    data(&self.pending()[..take], self.read_at);
+                    self.start += take;
+                    left -= take;
+                }
+                // The CRLF after the chunk (after the last chunk, no trailers).
+                while self.pending().len() < 2 {
+                    self.fill_or_eof().await?;
+                }
+                self.start += 2;
+                if size == 0 {
+                    return Ok(());
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+/// One virtual user: a keep-alive connection, requests back to back until `stop_at`.
+async fn user(addr: SocketAddr, request: Bytes, stop_at: Instant) -> Samples {
+    let mut samples = Samples::default();
+    let mut wire: Option<Wire> = None;
+    while Instant::now() < stop_at {
+        let Some(w) = wire.as_mut() else {
+            match Wire::connect(addr).await {
+                Ok(w) => wire = Some(w),
                 Err(_) => {
                     *samples.ends.entry("connect_error".into()).or_default() += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
                 }
             }
-        }
-        let Some(s) = sender.as_mut() else { continue };
-        if s.ready().await.is_err() {
-            sender = None;
             continue;
-        }
-        let request = Request::post("/v1/messages")
-            .header("host", "bench")
-            .header("content-type", "application/json")
-            .header("x-api-key", "bench")
-            .header("anthropic-version", "2023-06-01")
-            .body(Full::new(body.clone()))
-            .unwrap();
+        };
         let sent = Instant::now();
-        let end = match s.send_request(request).await {
-            Err(_) => {
-                sender = None;
-                End::TransportError
-            }
-            Ok(response) => {
-                samples.head.push(micros(sent.elapsed()));
-                if !response.status().is_success() {
-                    let _ = response.into_body().collect().await;
-                    End::HttpError
-                } else {
-                    read_stream(response.into_body(), sent, &mut samples).await
-                }
-            }
+        let end = match exchange(w, &request, sent, &mut samples).await {
+            Ok(end) => end,
+            Err(_) => End::TransportError,
         };
         if end == End::TransportError {
-            sender = None;
+            wire = None;
         }
         samples.total.push(micros(sent.elapsed()));
         samples.streams += 1;
@@ -301,42 +411,50 @@ async fn user(addr: SocketAddr, body: Bytes, stop_at: Instant) -> Samples {
     samples
 }
 
-/// Reads an SSE body, timing every token (content_block_delta) and the tool-call start.
-async fn read_stream(mut body: hyper::body::Incoming, sent: Instant, samples: &mut Samples) -> End {
+/// Sends one request and reads its response, timing every token
+/// (content_block_delta) and the tool-call start.
+async fn exchange(
+    wire: &mut Wire,
+    request: &[u8],
+    sent: Instant,
+    samples: &mut Samples,
+) -> std::io::Result<End> {
+    wire.tcp.write_all(request).await?;
+    let (status, framing) = wire.head().await?;
+    samples.head.push(micros(wire.read_at - sent));
+    if !(200..300).contains(&status) {
+        wire.body(framing, |_, _| {}).await?;
+        return Ok(End::HttpError);
+    }
     let mut pending: Vec<u8> = Vec::new();
     let mut last_token: Option<Instant> = None;
     let mut complete = false;
-    loop {
-        match body.frame().await {
-            None => break,
-            Some(Err(_)) => return End::TransportError,
-            Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else { continue };
-                let now = Instant::now();
-                pending.extend_from_slice(&data);
-                while let Some(end) = memchr::memmem::find(&pending, b"\n\n") {
-                    let event = &pending[..end];
-                    samples.events += 1;
-                    if event.starts_with(b"event: content_block_delta") {
-                        match last_token {
-                            None => samples.first_token.push(micros(now - sent)),
-                            Some(previous) => samples.gaps.push(micros(now - previous)),
-                        }
-                        last_token = Some(now);
-                    } else if event.starts_with(b"event: content_block_start")
-                        && memchr::memmem::find(event, b"\"tool_use\"").is_some()
-                    {
-                        samples.tool.push(micros(now - sent));
-                        last_token = Some(now);
-                    } else if event.starts_with(b"event: message_stop") {
-                        complete = true;
-                    }
-                    pending.drain(..end + 2);
+    wire.body(framing, |data, now| {
+        pending.extend_from_slice(data);
+        let mut consumed = 0;
+        while let Some(end) = memchr::memmem::find(&pending[consumed..], b"\n\n") {
+            let event = &pending[consumed..consumed + end];
+            samples.events += 1;
+            if event.starts_with(b"event: content_block_delta") {
+                match last_token {
+                    None => samples.first_token.push(micros(now - sent)),
+                    Some(previous) => samples.gaps.push(micros(now - previous)),
                 }
+                last_token = Some(now);
+            } else if event.starts_with(b"event: content_block_start")
+                && memchr::memmem::find(event, b"\"tool_use\"").is_some()
+            {
+                samples.tool.push(micros(now - sent));
+                last_token = Some(now);
+            } else if event.starts_with(b"event: message_stop") {
+                complete = true;
             }
+            consumed += end + 2;
         }
-    }
-    if complete { End::Complete } else { End::NoFinalEvent }
+        pending.drain(..consumed);
+    })
+    .await?;
+    Ok(if complete { End::Complete } else { End::NoFinalEvent })
 }
 
 fn percentiles(values: &mut [u32]) -> serde_json::Value {

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::metrics::Metrics;
 use crate::config::Config;
-use crate::handler::{App, ResetHandle};
+use crate::handler::{App, ResetHandle, StreamEnd};
 use crate::live::{self, Live, Source, StartError};
 
 /// Serves `config` on `listener` until `shutdown` completes (no admin
@@ -59,7 +59,7 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(Live::start(source, Arc::clone(&metrics))?);
     let seed = live.snapshot().config.seed.unwrap_or_else(rand::random);
-    let end_streams = CancellationToken::new();
+    let end_streams = StreamEnd::new();
     let draining = CancellationToken::new();
     let stop_admin = CancellationToken::new();
     let app = Arc::new(App::new(Arc::clone(&live), metrics, seed, end_streams.clone()));
@@ -110,7 +110,10 @@ pub async fn serve(
                 // On HTTP/2 a failed body resets only its own stream.
                 request.extensions_mut().insert(reset.clone());
             }
-            async move { app.handle(request).await }
+            // Boxed, so each connection holds a pointer to the handler's
+            // state while a request is in it, not a slot the size of that
+            // state for as long as it is open (5 KiB an idle stream).
+            Box::pin(async move { app.handle(request).await })
         });
         let connection =
             graceful.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
@@ -128,7 +131,7 @@ pub async fn serve(
     tokio::pin!(all_done);
     if tokio::time::timeout(grace, &mut all_done).await.is_err() {
         warn!(?grace, "grace period over: ending the remaining streams at their next event");
-        end_streams.cancel();
+        end_streams.end();
         if tokio::time::timeout(Duration::from_secs(2), &mut all_done).await.is_err() {
             warn!("some connections did not close; dropping them");
         }

@@ -18,6 +18,7 @@
 
 mod mock;
 pub mod reply;
+pub mod stream_body;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -32,8 +33,6 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use tokio_util::sync::CancellationToken;
-
 use crate::admin::metrics::Metrics;
 use crate::config::{Profile, parse_fault_header};
 use crate::dialect::Dialect;
@@ -46,7 +45,8 @@ use crate::shape::plan::request_rng;
 use crate::shape::{Fault, FaultPlan, RequestClock};
 use crate::sse::SseRecord;
 
-pub use reply::{ResetHandle, StreamOptions, shaped_response};
+pub use reply::{ResetHandle, shaped_response};
+pub use stream_body::{BodyParts, StreamEnd};
 
 /// Header naming the fault sluice injected into a response.
 pub const FAULT_HEADER: &str = "x-sluice-fault";
@@ -71,7 +71,7 @@ pub struct App {
     started: Instant,
     requests: AtomicU64,
     active_controlled: Arc<AtomicUsize>,
-    end_streams: CancellationToken,
+    end_streams: StreamEnd,
 }
 
 /// What was decided for a request at its arrival.
@@ -125,12 +125,7 @@ impl Drop for ControlGuard {
 impl App {
     /// Serves the live config; `seed` keys every random draw; `end_streams`
     /// cancelled ends every stream in flight at its next event boundary.
-    pub fn new(
-        live: Arc<Live>,
-        metrics: Arc<Metrics>,
-        seed: u64,
-        end_streams: CancellationToken,
-    ) -> Self {
+    pub fn new(live: Arc<Live>, metrics: Arc<Metrics>, seed: u64, end_streams: StreamEnd) -> Self {
         Self {
             live,
             metrics,
@@ -192,8 +187,8 @@ impl App {
         reset: Option<ResetHandle>,
         guard: Option<ControlGuard>,
         farewell: SseRecord,
-    ) -> StreamOptions {
-        StreamOptions {
+    ) -> BodyParts {
+        BodyParts {
             reset,
             guard,
             metrics: Arc::clone(&self.metrics),

@@ -7,23 +7,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt, TryStreamExt, stream};
-use http_body_util::{BodyExt, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
+use futures_util::{Stream, StreamExt};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::http::response::Parts;
 use hyper::{Method, Response, StatusCode};
 
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-use super::ControlGuard;
-use crate::admin::metrics::Metrics;
+use super::stream_body::{BodyParts, ShapedBody};
 use crate::config::HeadTiming;
 use crate::dialect::Dialect;
 use crate::mock::text::random_id;
 use crate::response::{self, Body, BoxError};
-use crate::shape::{Fault, HttpFault, InjectedReset, StreamAction, StreamFault};
+use crate::shape::{Fault, HttpFault, StreamAction, StreamFault};
 use crate::sse::SseRecord;
 
 /// Set by a response whose stream fault is a reset; the connection's I/O
@@ -39,33 +35,15 @@ impl ResetHandle {
     }
 }
 
-/// What a streaming response carries besides its records.
-#[derive(Debug)]
-pub struct StreamOptions {
-    /// The connection's reset switch, for a `reset` fault.
-    pub reset: Option<ResetHandle>,
-    /// Held until the body ends (a header-driven fault in flight).
-    pub guard: Option<ControlGuard>,
-    /// Where first-token delays and token gaps are recorded.
-    pub metrics: Arc<Metrics>,
-    /// The request's arrival, for the first-token delay.
-    pub arrival: Instant,
-    /// Cancelled when shutdown's grace period is over: the stream then ends at
-    /// its next event boundary.
-    pub end: CancellationToken,
-    /// Sent last when the stream is ended that way (the dialect's error event).
-    pub farewell: SseRecord,
-}
-
 /// Sends `head` and streams `shaped`. With [`HeadTiming::FirstToken`] the
 /// head waits until the first content event is released (or the stream ends
 /// or fails first), and goes out together with it and the events before it.
-/// An [`InjectedReset`] from the stream resets the connection.
+/// An [`InjectedReset`](crate::shape::InjectedReset) from the stream resets the connection.
 pub async fn shaped_response<S>(
     head: Parts,
     shaped: S,
     timing: HeadTiming,
-    options: StreamOptions,
+    parts: BodyParts,
 ) -> Response<Body>
 where
     S: Stream<Item = Result<SseRecord, BoxError>> + Send + 'static,
@@ -81,46 +59,7 @@ where
             }
         }
     }
-    let StreamOptions { reset, guard, metrics, arrival, end, farewell } = options;
-    let open = metrics.stream_opened();
-    let records = Box::pin(stream::iter(released).chain(shaped));
-    // Ends at an event boundary when `end` is cancelled: records are whole events.
-    let bounded = stream::unfold(
-        (records, Box::pin(end.cancelled_owned()), Some(farewell), false),
-        |(mut records, mut cancelled, farewell, over)| async move {
-            if over {
-                return None;
-            }
-            tokio::select! {
-                biased;
-                item = records.next() => item.map(|item| (item, (records, cancelled, farewell, false))),
-                () = &mut cancelled => farewell.clone().map(|record| (Ok(record), (records, cancelled, None, true))),
-            }
-        },
-    );
-    let mut last_token: Option<Instant> = None;
-    let frames = bounded
-        .map_ok(move |record| {
-            if record.kind.is_content() {
-                let now = Instant::now();
-                match last_token {
-                    None => metrics.first_token(now.saturating_duration_since(arrival)),
-                    Some(previous) => metrics.token_gap(now.saturating_duration_since(previous)),
-                }
-                last_token = Some(now);
-            }
-            Frame::data(record.raw)
-        })
-        .map_err(move |error| {
-            if error.is::<InjectedReset>()
-                && let Some(reset) = &reset
-            {
-                reset.0.store(true, Ordering::Release);
-            }
-            let _held_until_the_body_ends = (&guard, &open);
-            error
-        });
-    Response::from_parts(head, BodyExt::boxed_unsync(StreamBody::new(frames)))
+    Response::from_parts(head, BodyExt::boxed_unsync(ShapedBody::new(released, shaped, parts)))
 }
 
 /// The event that ends a stream cut short by shutdown: the dialect's error

@@ -1,0 +1,437 @@
+//! The body of every shaped streaming response: the last stage of the
+//! pipeline, between the [`Shaper`](crate::shape::Shaper) and hyper.
+//!
+//! One hand-written [`Body`] rather than a chain of stream combinators,
+//! because it runs once per token on every open stream. On each poll it:
+//! - takes every record the shaper has released by now and sends them as one
+//!   frame (one chunk, one write), so events due at the same instant (the
+//!   head and first token, a proxied burst, the end of a message) cost one
+//!   syscall, not one each;
+//! - records first-token and gap metrics as records go out;
+//! - ends the stream at an event boundary, with the dialect's error event,
+//!   once [`StreamEnd::end`] is called (shutdown's grace period is over);
+//! - turns an [`InjectedReset`] into the connection's reset switch.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use hyper::body::{Body, Frame, SizeHint};
+use slab::Slab;
+use tokio::time::Instant;
+
+use super::ControlGuard;
+use super::reply::ResetHandle;
+use crate::admin::metrics::{Metrics, OpenStream};
+use crate::response::BoxError;
+use crate::shape::InjectedReset;
+use crate::sse::SseRecord;
+
+/// Records coalesced into one frame stop growing it past this many bytes.
+const MAX_FRAME: usize = 16 * 1024;
+
+/// Ends every open stream at its next event boundary when [`end`](Self::end)
+/// is called. Cheap on the hot path: a stream checks one atomic per poll and
+/// registers its waker once, not per event (a `CancellationToken` takes a
+/// lock shared by every stream on each check).
+#[derive(Debug, Clone, Default)]
+pub struct StreamEnd(Arc<EndState>);
+
+#[derive(Debug, Default)]
+struct EndState {
+    ended: AtomicBool,
+    waiting: Mutex<Slab<Waker>>,
+}
+
+impl StreamEnd {
+    /// A signal not yet given.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ends every stream at its next event boundary, waking the idle ones.
+    pub fn end(&self) {
+        self.0.ended.store(true, Ordering::Release);
+        let wakers: Vec<Waker> = match self.0.waiting.lock() {
+            Ok(mut waiting) => waiting.drain().collect(),
+            Err(poisoned) => poisoned.into_inner().drain().collect(),
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Whether [`end`](Self::end) was called.
+    pub fn is_ended(&self) -> bool {
+        self.0.ended.load(Ordering::Acquire)
+    }
+}
+
+/// One stream's registration with a [`StreamEnd`].
+#[derive(Debug)]
+struct EndWatch {
+    end: StreamEnd,
+    /// The slab key and the waker registered under it.
+    registered: Option<(usize, Waker)>,
+}
+
+impl EndWatch {
+    /// Whether the stream must end; otherwise makes sure `cx` is woken when it must.
+    fn poll_ended(&mut self, cx: &Context<'_>) -> bool {
+        if self.end.is_ended() {
+            return true;
+        }
+        if self.registered.as_ref().is_some_and(|(_, waker)| waker.will_wake(cx.waker())) {
+            return false;
+        }
+        if let Ok(mut waiting) = self.end.0.waiting.lock() {
+            if let Some((key, _)) = self.registered.take() {
+                waiting.try_remove(key);
+            }
+            let key = waiting.insert(cx.waker().clone());
+            self.registered = Some((key, cx.waker().clone()));
+        }
+        // `end` may have run between the check above and the registration.
+        self.end.is_ended()
+    }
+}
+
+impl Drop for EndWatch {
+    fn drop(&mut self) {
+        if let Some((key, _)) = self.registered.take()
+            && let Ok(mut waiting) = self.end.0.waiting.lock()
+        {
+            waiting.try_remove(key);
+        }
+    }
+}
+
+/// What a [`ShapedBody`] carries besides its records.
+#[derive(Debug)]
+pub struct BodyParts {
+    /// The connection's reset switch, for a `reset` fault.
+    pub reset: Option<ResetHandle>,
+    /// Held until the body ends (a header-driven fault in flight).
+    pub guard: Option<ControlGuard>,
+    /// Where first-token delays and token gaps are recorded.
+    pub metrics: Arc<Metrics>,
+    /// The request's arrival, for the first-token delay.
+    pub arrival: Instant,
+    /// Given when shutdown's grace period is over.
+    pub end: StreamEnd,
+    /// Sent last when the stream is ended that way (the dialect's error event).
+    pub farewell: SseRecord,
+}
+
+type Records = Pin<Box<dyn Stream<Item = Result<SseRecord, BoxError>> + Send>>;
+
+/// A shaped stream as an HTTP body; see the module docs.
+pub struct ShapedBody {
+    /// Released before the head went out (the head waited for them).
+    released: VecDeque<Result<SseRecord, BoxError>>,
+    records: Records,
+    /// An error that came after records already gathered into a frame.
+    failed: Option<BoxError>,
+    watch: EndWatch,
+    farewell: Option<SseRecord>,
+    done: bool,
+    last_token: Option<Instant>,
+    arrival: Instant,
+    metrics: Arc<Metrics>,
+    reset: Option<ResetHandle>,
+    _guard: Option<ControlGuard>,
+    _open: OpenStream,
+}
+
+impl std::fmt::Debug for ShapedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShapedBody").field("done", &self.done).finish_non_exhaustive()
+    }
+}
+
+impl ShapedBody {
+    /// The body of `records`, after the ones `released` before the head.
+    pub fn new(
+        released: Vec<Result<SseRecord, BoxError>>,
+        records: Records,
+        parts: BodyParts,
+    ) -> Self {
+        let BodyParts { reset, guard, metrics, arrival, end, farewell } = parts;
+        let open = metrics.stream_opened();
+        Self {
+            released: released.into(),
+            records,
+            failed: None,
+            watch: EndWatch { end, registered: None },
+            farewell: Some(farewell),
+            done: false,
+            last_token: None,
+            arrival,
+            metrics,
+            reset,
+            _guard: guard,
+            _open: open,
+        }
+    }
+
+    /// The next released record, if one is ready now.
+    fn poll_record(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<SseRecord, BoxError>>> {
+        match self.released.pop_front() {
+            Some(item) => Poll::Ready(Some(item)),
+            None => self.records.as_mut().poll_next(cx),
+        }
+    }
+
+    fn count(&mut self, record: &SseRecord) {
+        if record.kind.is_content() {
+            let now = Instant::now();
+            match self.last_token {
+                None => self.metrics.first_token(now.saturating_duration_since(self.arrival)),
+                Some(previous) => self.metrics.token_gap(now.saturating_duration_since(previous)),
+            }
+            self.last_token = Some(now);
+        }
+    }
+
+    /// Shutdown: the stream ends here, on an event boundary, with its farewell.
+    fn farewell(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.done = true;
+        Poll::Ready(self.farewell.take().map(|record| Ok(Frame::data(record.raw))))
+    }
+
+    fn fail(&mut self, error: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.done = true;
+        if error.is::<InjectedReset>()
+            && let Some(reset) = &self.reset
+        {
+            reset.0.store(true, Ordering::Release);
+        }
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+/// Joins the gathered events into one frame's bytes; a single event is sent
+/// as it is, without a copy.
+fn join(first: Bytes, rest: Vec<Bytes>) -> Bytes {
+    if rest.is_empty() {
+        return first;
+    }
+    let mut joined =
+        BytesMut::with_capacity(first.len() + rest.iter().map(Bytes::len).sum::<usize>());
+    joined.extend_from_slice(&first);
+    rest.iter().for_each(|bytes| joined.extend_from_slice(bytes));
+    joined.freeze()
+}
+
+impl Body for ShapedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(error) = this.failed.take() {
+            return this.fail(error);
+        }
+        if this.watch.end.is_ended() {
+            return this.farewell();
+        }
+        let mut first: Option<Bytes> = None;
+        let mut rest = Vec::new();
+        let mut size = 0;
+        while size < MAX_FRAME {
+            match this.poll_record(cx) {
+                Poll::Ready(Some(Ok(record))) => {
+                    this.count(&record);
+                    size += record.raw.len();
+                    match first {
+                        None => first = Some(record.raw),
+                        Some(_) => rest.push(record.raw),
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    if first.is_none() {
+                        return this.fail(error);
+                    }
+                    this.failed = Some(error);
+                    break;
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    break;
+                }
+                Poll::Pending => {
+                    if first.is_none() && this.watch.poll_ended(cx) {
+                        return this.farewell();
+                    }
+                    break;
+                }
+            }
+        }
+        match first {
+            Some(first) => Poll::Ready(Some(Ok(Frame::data(join(first, rest))))),
+            None if this.done => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.failed.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The body on tokio's paused clock: what goes out in which frame, when.
+
+    use std::time::Duration;
+
+    use futures_util::stream;
+    use http_body_util::BodyExt as _;
+
+    use super::*;
+    use crate::shape::plan::request_rng;
+    use crate::shape::{Arrival, Pacer, Shaper, StreamAction, StreamFault, Timing};
+    use crate::sse::EventKind::{self, Content, Other};
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn record(kind: EventKind, text: &'static str) -> Result<SseRecord, BoxError> {
+        Ok(SseRecord { raw: Bytes::from_static(text.as_bytes()), kind })
+    }
+
+    /// `start a b c stop end` shaped with 100 ms to the first token, 20 ms between.
+    fn shaped(fault: Option<StreamFault>) -> Records {
+        let source = stream::iter([
+            record(Other, "start "),
+            record(Content, "a "),
+            record(Content, "b "),
+            record(Content, "c "),
+            record(Other, "stop "),
+            record(Other, "end "),
+        ]);
+        let timing = Timing {
+            first_token_delay: ms(100).into(),
+            token_interval: ms(20).into(),
+            ..Timing::default()
+        };
+        let pacer = Pacer::new(timing, request_rng(0, 0));
+        Box::pin(
+            Shaper::new(source, pacer, Arrival::AtRequestStart(Instant::now())).with_fault(fault),
+        )
+    }
+
+    fn body(records: Records, end: &StreamEnd) -> (ShapedBody, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new());
+        let parts = BodyParts {
+            reset: Some(ResetHandle::default()),
+            guard: None,
+            metrics: Arc::clone(&metrics),
+            arrival: Instant::now(),
+            end: end.clone(),
+            farewell: SseRecord { raw: Bytes::from_static(b"farewell"), kind: Other },
+        };
+        (ShapedBody::new(Vec::new(), records, parts), metrics)
+    }
+
+    /// Each frame's text (or "ERR ...") and the ms it came at; then the ms the body ended.
+    async fn frames(mut body: ShapedBody) -> (Vec<(String, u64)>, u64) {
+        let t0 = Instant::now();
+        let at = || u64::try_from(t0.elapsed().as_millis()).unwrap();
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let text = match frame {
+                Ok(frame) => String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap(),
+                Err(error) => format!("ERR {error}"),
+            };
+            out.push((text, at()));
+        }
+        (out, at())
+    }
+
+    fn rows(rows: &[(&str, u64)]) -> Vec<(String, u64)> {
+        rows.iter().map(|&(text, at)| (text.to_string(), at)).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_due_together_go_out_as_one_frame() {
+        let (body, _) = body(shaped(None), &StreamEnd::new());
+        let (frames, ended) = frames(body).await;
+        assert_eq!(frames, rows(&[("start ", 0), ("a ", 100), ("b ", 120), ("c stop end ", 140)]));
+        assert_eq!(ended, 140);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_events_released_before_the_head_lead_the_first_frame() {
+        let parts = BodyParts {
+            reset: None,
+            guard: None,
+            metrics: Arc::new(Metrics::new()),
+            arrival: Instant::now(),
+            end: StreamEnd::new(),
+            farewell: SseRecord { raw: Bytes::new(), kind: Other },
+        };
+        let released = vec![record(Other, "head "), record(Content, "first ")];
+        let body = ShapedBody::new(released, shaped(None), parts);
+        let (frames, _) = frames(body).await;
+        assert_eq!(frames[0], ("head first start ".to_string(), 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_error_after_events_comes_after_them_and_a_reset_sets_the_switch() {
+        let fault = StreamFault { after_tokens: 2, action: StreamAction::Reset };
+        let (body, _) = body(shaped(Some(fault)), &StreamEnd::new());
+        let reset = body.reset.clone().unwrap();
+        let (frames, _) = frames(body).await;
+        assert_eq!(
+            frames,
+            rows(&[
+                ("start ", 0),
+                ("a ", 100),
+                ("b ", 120),
+                ("ERR connection reset by sluice (injected fault)", 140)
+            ])
+        );
+        assert!(reset.requested());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ending_the_streams_sends_the_farewell_at_once_and_ends_them() {
+        let end = StreamEnd::new();
+        let (first, _) = body(shaped(None), &end);
+        let (second, _) = body(shaped(None), &end);
+        let ender = end.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ms(110)).await;
+            ender.end();
+        });
+        let ((first, ended_first), (second, ended_second)) =
+            tokio::join!(frames(first), frames(second));
+        let expected = rows(&[("start ", 0), ("a ", 100), ("farewell", 110)]);
+        assert_eq!((first, ended_first), (expected.clone(), 110));
+        assert_eq!((second, ended_second), (expected, 110));
+        assert!(end.0.waiting.lock().unwrap().is_empty(), "nothing stays registered");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_metrics_see_the_first_token_and_each_gap() {
+        let (body, metrics) = body(shaped(None), &StreamEnd::new());
+        frames(body).await;
+        let text = metrics.encode();
+        assert!(text.contains("sluice_first_token_delay_seconds_count 1"), "{text}");
+        assert!(text.contains("sluice_token_gap_seconds_count 2"), "{text}");
+    }
+}
