@@ -165,6 +165,9 @@ async fn start(args: Args) -> anyhow::Result<()> {
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
     print!("{}", sluice::banner(&config, addr, admin_addr));
     let grace = config.shutdown_grace;
+    // Tokens are released on sluice's own sub-millisecond timer, not tokio's 1 ms one.
+    #[cfg(target_os = "linux")]
+    sluice::shape::PreciseTimer::start().context("starting the precise timer")?.install();
     let source = match path {
         Some(path) => Source::File { path, layers },
         None => Source::Fixed(Box::new(config)),

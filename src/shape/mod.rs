@@ -11,8 +11,12 @@ pub mod delay;
 pub mod pacer;
 pub mod plan;
 pub mod shaper;
+pub mod timer;
 
 pub use delay::Delay;
 pub use pacer::{Pacer, Timing};
 pub use plan::{Fault, FaultPlan, HttpFault, RequestClock, Schedule, WeightedFault};
 pub use shaper::{Arrival, InjectedReset, Shaper, StreamAction, StreamFault};
+pub use timer::Gate;
+#[cfg(target_os = "linux")]
+pub use timer::PreciseTimer;

@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use futures_util::Stream;
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::pacer::Pacer;
+use super::timer::Gate;
 use crate::response::BoxError;
 use crate::sse::{SseRecord, corrupt};
 
@@ -84,8 +85,7 @@ pin_project! {
     pub struct Shaper<S> {
         #[pin]
         source: S,
-        #[pin]
-        gate: Sleep,
+        gate: Gate,
         held: Option<Held>,
         pacer: Pacer,
         arrival: Arrival,
@@ -100,7 +100,7 @@ impl<S> Shaper<S> {
     pub fn new(source: S, pacer: Pacer, arrival: Arrival) -> Self {
         Self {
             source,
-            gate: tokio::time::sleep_until(Instant::now()),
+            gate: Gate::new(Instant::now()),
             held: None,
             pacer,
             arrival,
@@ -131,7 +131,7 @@ where
                 State::Ended => return Poll::Ready(None),
                 State::Stalled(false) => return Poll::Pending, // until the client leaves
                 State::Stalled(true) => {
-                    ready!(this.gate.as_mut().poll(cx));
+                    ready!(this.gate.poll(cx));
                     *this.state = State::Ended;
                     return Poll::Ready(None);
                 }
@@ -154,7 +154,7 @@ where
                         match this.fault.take_if(|_| fires).map(|f| f.action) {
                             Some(StreamAction::Malformed) => record = corrupt(&record),
                             Some(action) => {
-                                this.gate.as_mut().reset(at);
+                                this.gate.reset(at);
                                 *this.held = Some(Held::Fire(action));
                                 continue;
                             }
@@ -180,12 +180,12 @@ where
                     // Due already: skip the timer.
                     *this.held = Some(held);
                 } else {
-                    this.gate.as_mut().reset(at);
+                    this.gate.reset(at);
                     *this.held = Some(held);
-                    ready!(this.gate.as_mut().poll(cx));
+                    ready!(this.gate.poll(cx));
                 }
             } else {
-                ready!(this.gate.as_mut().poll(cx));
+                ready!(this.gate.poll(cx));
             }
             match this.held.take() {
                 Some(Held::Record(record)) => {
@@ -208,7 +208,7 @@ where
                         return Poll::Ready(None);
                     }
                     StreamAction::Stall(Some(duration)) => {
-                        this.gate.as_mut().reset(Instant::now() + duration);
+                        this.gate.reset(Instant::now() + duration);
                         *this.state = State::Stalled(true);
                     }
                     StreamAction::Stall(None) => *this.state = State::Stalled(false),
