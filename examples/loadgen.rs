@@ -188,7 +188,7 @@ async fn idle(args: &Args) {
         held.push(tokio::spawn(async move {
             let mut wire = Wire::connect(addr).await.unwrap();
             wire.tcp.write_all(&request).await.unwrap();
-            let (_status, framing) = wire.head().await.unwrap();
+            let (_status, framing, _) = wire.head().await.unwrap();
             // Head and first token: from here the stream is idle.
             let mut first = true;
             let _ = wire
@@ -291,8 +291,9 @@ impl Wire {
         if self.fill().await? { Ok(()) } else { Err(std::io::ErrorKind::UnexpectedEof.into()) }
     }
 
-    /// Reads a response head: the status and how the body is delimited.
-    async fn head(&mut self) -> std::io::Result<(u16, Framing)> {
+    /// Reads a response head: the status, how the body is delimited, and
+    /// whether the server closes the connection after it.
+    async fn head(&mut self) -> std::io::Result<(u16, Framing, bool)> {
         loop {
             if let Some(end) = memchr::memmem::find(self.pending(), b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&self.pending()[..end]).to_ascii_lowercase();
@@ -309,7 +310,8 @@ impl Wire {
                 } else {
                     Framing::UntilClose
                 };
-                return Ok((status, framing));
+                let closes = header("connection:").is_some_and(|v| v.contains("close"));
+                return Ok((status, framing, closes));
             }
             self.fill_or_eof().await?;
         }
@@ -397,12 +399,12 @@ async fn user(addr: SocketAddr, request: Bytes, stop_at: Instant) -> Samples {
             continue;
         };
         let sent = Instant::now();
-        let end = match exchange(w, &request, sent, &mut samples).await {
-            Ok(end) => end,
-            Err(_) => End::TransportError,
+        let (end, closes) = match exchange(w, &request, sent, &mut samples).await {
+            Ok(ended) => ended,
+            Err(_) => (End::TransportError, true),
         };
-        if end == End::TransportError {
-            wire = None;
+        if closes {
+            wire = None; // nginx closes a keep-alive connection after 1,000 requests
         }
         samples.total.push(micros(sent.elapsed()));
         samples.streams += 1;
@@ -418,13 +420,13 @@ async fn exchange(
     request: &[u8],
     sent: Instant,
     samples: &mut Samples,
-) -> std::io::Result<End> {
+) -> std::io::Result<(End, bool)> {
     wire.tcp.write_all(request).await?;
-    let (status, framing) = wire.head().await?;
+    let (status, framing, closes) = wire.head().await?;
     samples.head.push(micros(wire.read_at - sent));
     if !(200..300).contains(&status) {
         wire.body(framing, |_, _| {}).await?;
-        return Ok(End::HttpError);
+        return Ok((End::HttpError, closes));
     }
     let mut pending: Vec<u8> = Vec::new();
     let mut last_token: Option<Instant> = None;
@@ -454,7 +456,7 @@ async fn exchange(
         pending.drain(..consumed);
     })
     .await?;
-    Ok(if complete { End::Complete } else { End::NoFinalEvent })
+    Ok((if complete { End::Complete } else { End::NoFinalEvent }, closes))
 }
 
 fn percentiles(values: &mut [u32]) -> serde_json::Value {

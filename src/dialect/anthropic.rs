@@ -107,7 +107,22 @@ pub fn classify(event: &Event<'_>) -> EventKind {
         None => return classify_by_type(data),
     };
     match name {
-        "content_block_delta" | "content_block_start" => classify_by_type(data),
+        "content_block_delta" => {
+            // The fast path for the real API's compact JSON (one per token on
+            // every proxied stream). With the quotes unescaped, these bytes can
+            // only be JSON structure, never the inside of a string.
+            const TOKEN_DELTAS: [&[u8]; 3] = [
+                br#""delta":{"type":"text_delta""#,
+                br#""delta":{"type":"input_json_delta""#,
+                br#""delta":{"type":"thinking_delta""#,
+            ];
+            if TOKEN_DELTAS.iter().any(|d| memchr::memmem::find(data.as_bytes(), d).is_some()) {
+                EventKind::Content
+            } else {
+                classify_by_type(data)
+            }
+        }
+        "content_block_start" => classify_by_type(data),
         _ => EventKind::Other,
     }
 }
@@ -212,6 +227,18 @@ mod classify_tests {
             ),
             (r#"{"type":"brand_new_event"}"#, "brand_new_event", EventKind::Other),
             ("not json", "content_block_delta", EventKind::Other),
+            // The fast path's bytes inside a string are escaped, so they do not match.
+            (
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"\"delta\":{\"type\":\"text_delta\""}}"#,
+                "content_block_delta",
+                EventKind::Other,
+            ),
+            // Not compact: the slow path still knows a token.
+            (
+                r#"{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}"#,
+                "content_block_delta",
+                EventKind::Content,
+            ),
         ];
         for (data, name, expected) in table {
             assert_eq!(

@@ -12,7 +12,7 @@
 //! `usage.output_tokens` in `message_delta`, and `"type"` equal to the event
 //! name inside every JSON payload.
 
-use bytes::BufMut as _;
+use bytes::{BufMut as _, BytesMut};
 use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::request::{MessagesRequest, ToolChoice};
 use super::text::random_id;
 use super::{schema, text};
-use crate::sse::{EventKind, SseRecord, encode_event};
+use crate::sse::{EventKind, SseRecord, encode_event_in};
 
 /// Why the reply stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +177,7 @@ impl Reply {
 
     /// The stream of SSE records, built one event at a time as it is pulled.
     pub fn into_events(self) -> ReplyEvents {
-        ReplyEvents { reply: self, step: Step::MessageStart }
+        ReplyEvents { reply: self, step: Step::MessageStart, arena: BytesMut::new() }
     }
 }
 
@@ -202,18 +202,41 @@ fn fragments(json: &str, max: usize, rng: &mut impl Rng) -> Vec<String> {
 }
 
 /// A `content_block_delta` event, encoded without building a JSON value:
-/// `{"type":"content_block_delta","index":I,"delta":{"type":T,"F":"…"}}`.
-fn encode_delta(index: usize, delta_type: &str, field: &str, fragment: &str) -> SseRecord {
-    use std::io::Write as _;
-    let mut raw = bytes::BytesMut::with_capacity(96 + fragment.len()).writer();
-    let _ = write!(
-        raw,
-        "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"{delta_type}\",\"{field}\":"
+/// `{"type":"content_block_delta","index":I,"delta":{"type":T,"F":"…"}}`,
+/// into `arena` (see [`ReplyEvents`]).
+fn encode_delta(
+    arena: &mut BytesMut,
+    index: usize,
+    delta_type: &str,
+    field: &str,
+    fragment: &str,
+) -> SseRecord {
+    make_room(arena, 96 + 2 * fragment.len());
+    arena.put_slice(
+        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
     );
+    arena.put_slice(itoa::Buffer::new().format(index).as_bytes());
+    arena.put_slice(b",\"delta\":{\"type\":\"");
+    arena.put_slice(delta_type.as_bytes());
+    arena.put_slice(b"\",\"");
+    arena.put_slice(field.as_bytes());
+    arena.put_slice(b"\":");
     // Infallible into memory; escapes the fragment as JSON.
-    let _ = serde_json::to_writer(&mut raw, fragment);
-    let _ = raw.write_all(b"}}\n\n");
-    SseRecord { raw: raw.into_inner().freeze(), kind: EventKind::Content }
+    let _ = serde_json::to_writer((&mut *arena).writer(), fragment);
+    arena.put_slice(b"}}\n\n");
+    SseRecord { raw: arena.split().freeze(), kind: EventKind::Content }
+}
+
+/// Bytes of encoding space a stream takes from the allocator at a time.
+const ARENA: usize = 2048;
+
+/// Makes sure `arena` has `needed` bytes free, starting a new block when not.
+/// Records are split off the front, so the old block is freed once the last
+/// record cut from it has been written.
+fn make_room(arena: &mut BytesMut, needed: usize) {
+    if arena.capacity() - arena.len() < needed {
+        *arena = BytesMut::with_capacity(ARENA.max(needed));
+    }
 }
 
 /// Where [`ReplyEvents`] is in the grammar.
@@ -235,6 +258,9 @@ enum Step {
 pub struct ReplyEvents {
     reply: Reply,
     step: Step,
+    /// Where records are encoded: one allocation for many records, instead
+    /// of one each (the per-token hot path).
+    arena: BytesMut,
 }
 
 impl ReplyEvents {
@@ -251,7 +277,7 @@ impl ReplyEvents {
         if piece < count { Step::Delta(index, piece) } else { Step::BlockStop(index) }
     }
 
-    fn record(&self, step: Step) -> Option<SseRecord> {
+    fn record(&mut self, step: Step) -> Option<SseRecord> {
         let reply = &self.reply;
         let (name, payload, kind) = match step {
             Step::MessageStart => (
@@ -283,7 +309,7 @@ impl ReplyEvents {
                     Block::Text { .. } => ("text_delta", "text"),
                     Block::ToolUse { .. } => ("input_json_delta", "partial_json"),
                 };
-                return Some(encode_delta(index, delta_type, field, fragment));
+                return Some(encode_delta(&mut self.arena, index, delta_type, field, fragment));
             }
             Step::BlockStop(index) => (
                 "content_block_stop",
@@ -302,7 +328,9 @@ impl ReplyEvents {
             }
             Step::Done => return None,
         };
-        Some(encode_event(name, &payload.to_string(), kind))
+        let json = payload.to_string();
+        make_room(&mut self.arena, name.len() + json.len() + 16);
+        Some(encode_event_in(&mut self.arena, name, &json, kind))
     }
 }
 

@@ -13,6 +13,8 @@
 //! Memory is bounded: an event that grows past `max_event` bytes is passed on
 //! as it arrives, unclassified ([`EventKind::Other`]), until its blank line.
 
+use std::borrow::Cow;
+
 use bytes::BytesMut;
 use memchr::memchr2;
 
@@ -110,7 +112,7 @@ pub struct Event<'a> {
     pub name: Option<&'a str>,
     /// The `data:` lines joined with `\n`; `None` when there was no data line
     /// (the spec then dispatches nothing).
-    pub data: Option<String>,
+    pub data: Option<Cow<'a, str>>,
 }
 
 impl<'a> Event<'a> {
@@ -120,7 +122,6 @@ impl<'a> Event<'a> {
     pub fn parse(raw: &'a [u8]) -> Self {
         let raw = raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw);
         let mut event = Event::default();
-        let mut data: Option<String> = None;
         for line in raw.split(|&b| b == b'\n' || b == b'\r') {
             if line.is_empty() || line[0] == b':' {
                 continue;
@@ -137,18 +138,18 @@ impl<'a> Event<'a> {
             };
             match field {
                 b"event" => event.name = Some(value),
-                b"data" => {
-                    let buffer = data.get_or_insert_with(String::new);
-                    buffer.push_str(value);
-                    buffer.push('\n');
-                }
+                // Borrowed in the usual case of one data line; joined only when there are more.
+                b"data" => match &mut event.data {
+                    None => event.data = Some(Cow::Borrowed(value)),
+                    Some(data) => {
+                        let joined = data.to_mut();
+                        joined.push('\n');
+                        joined.push_str(value);
+                    }
+                },
                 _ => {}
             }
         }
-        event.data = data.map(|mut d| {
-            d.pop();
-            d
-        });
         event
     }
 }

@@ -32,7 +32,7 @@ fn events(records: &[SseRecord]) -> Vec<(Option<String>, String)> {
     records
         .iter()
         .map(|r| Event::parse(&r.raw))
-        .filter_map(|e| e.data.map(|d| (e.name.map(str::to_owned), d)))
+        .filter_map(|e| e.data.map(|d| (e.name.map(str::to_owned), d.into_owned())))
         .collect()
 }
 
