@@ -9,6 +9,9 @@
 //! {"type":"error","error":{"type":"rate_limit_error","message":"..."},"request_id":"req_..."}
 //! ```
 
+use std::sync::LazyLock;
+
+use memchr::memmem;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -111,16 +114,16 @@ pub fn classify(event: &Event<'_>) -> EventKind {
             // The fast path for the real API's compact JSON (one per token on
             // every proxied stream). With the quotes unescaped, these bytes can
             // only be JSON structure, never the inside of a string.
-            const TOKEN_DELTAS: [&[u8]; 3] = [
-                br#""delta":{"type":"text_delta""#,
-                br#""delta":{"type":"input_json_delta""#,
-                br#""delta":{"type":"thinking_delta""#,
-            ];
-            if TOKEN_DELTAS.iter().any(|d| memchr::memmem::find(data.as_bytes(), d).is_some()) {
-                EventKind::Content
-            } else {
-                classify_by_type(data)
-            }
+            static DELTA_TYPE: LazyLock<memmem::Finder<'static>> =
+                LazyLock::new(|| memmem::Finder::new(br#""delta":{"type":""#));
+            let bytes = data.as_bytes();
+            let token = DELTA_TYPE.find(bytes).is_some_and(|at| {
+                let kind = &bytes[at + DELTA_TYPE.needle().len()..];
+                [&b"text_delta\""[..], b"input_json_delta\"", b"thinking_delta\""]
+                    .iter()
+                    .any(|t| kind.starts_with(t))
+            });
+            if token { EventKind::Content } else { classify_by_type(data) }
         }
         "content_block_start" => classify_by_type(data),
         _ => EventKind::Other,

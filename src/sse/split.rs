@@ -122,7 +122,11 @@ impl<'a> Event<'a> {
     pub fn parse(raw: &'a [u8]) -> Self {
         let raw = raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw);
         let mut event = Event::default();
-        for line in raw.split(|&b| b == b'\n' || b == b'\r') {
+        let mut rest = raw;
+        while !rest.is_empty() {
+            let end = memchr2(b'\n', b'\r', rest).unwrap_or(rest.len());
+            let line = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or_default();
             if line.is_empty() || line[0] == b':' {
                 continue;
             }
