@@ -184,9 +184,11 @@ impl ShapedBody {
         }
     }
 
-    fn count(&mut self, record: &SseRecord) {
+    /// Records a token's metrics. `now` is read once per frame: the records
+    /// of one frame go out together (and reading the clock is not free in a VM).
+    fn count(&mut self, record: &SseRecord, now: &mut Option<Instant>) {
         if record.kind.is_content() {
-            let now = Instant::now();
+            let now = *now.get_or_insert_with(Instant::now);
             match self.last_token {
                 None => self.metrics.first_token(now.saturating_duration_since(self.arrival)),
                 Some(previous) => self.metrics.token_gap(now.saturating_duration_since(previous)),
@@ -246,10 +248,11 @@ impl Body for ShapedBody {
         let mut first: Option<Bytes> = None;
         let mut rest = Vec::new();
         let mut size = 0;
+        let mut now = None;
         while size < MAX_FRAME {
             match this.poll_record(cx) {
                 Poll::Ready(Some(Ok(record))) => {
-                    this.count(&record);
+                    this.count(&record, &mut now);
                     size += record.raw.len();
                     match first {
                         None => first = Some(record.raw),
