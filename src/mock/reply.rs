@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::request::{MessagesRequest, ToolChoice};
 use super::text::random_id;
 use super::{schema, text};
-use crate::sse::{EventKind, SseRecord, encode_event_in};
+use crate::sse::{EventKind, SseRecord, encode_event};
 
 /// Why the reply stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +177,7 @@ impl Reply {
 
     /// The stream of SSE records, built one event at a time as it is pulled.
     pub fn into_events(self) -> ReplyEvents {
-        ReplyEvents { reply: self, step: Step::MessageStart, arena: BytesMut::new() }
+        ReplyEvents { reply: self, step: Step::MessageStart }
     }
 }
 
@@ -202,41 +202,22 @@ fn fragments(json: &str, max: usize, rng: &mut impl Rng) -> Vec<String> {
 }
 
 /// A `content_block_delta` event, encoded without building a JSON value:
-/// `{"type":"content_block_delta","index":I,"delta":{"type":T,"F":"…"}}`,
-/// into `arena` (see [`ReplyEvents`]).
-fn encode_delta(
-    arena: &mut BytesMut,
-    index: usize,
-    delta_type: &str,
-    field: &str,
-    fragment: &str,
-) -> SseRecord {
-    make_room(arena, 96 + 2 * fragment.len());
-    arena.put_slice(
+/// `{"type":"content_block_delta","index":I,"delta":{"type":T,"F":"…"}}`.
+fn encode_delta(index: usize, delta_type: &str, field: &str, fragment: &str) -> SseRecord {
+    let mut raw = BytesMut::with_capacity(96 + fragment.len() + fragment.len() / 4);
+    raw.put_slice(
         b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
     );
-    arena.put_slice(itoa::Buffer::new().format(index).as_bytes());
-    arena.put_slice(b",\"delta\":{\"type\":\"");
-    arena.put_slice(delta_type.as_bytes());
-    arena.put_slice(b"\",\"");
-    arena.put_slice(field.as_bytes());
-    arena.put_slice(b"\":");
+    raw.put_slice(itoa::Buffer::new().format(index).as_bytes());
+    raw.put_slice(b",\"delta\":{\"type\":\"");
+    raw.put_slice(delta_type.as_bytes());
+    raw.put_slice(b"\",\"");
+    raw.put_slice(field.as_bytes());
+    raw.put_slice(b"\":");
     // Infallible into memory; escapes the fragment as JSON.
-    let _ = serde_json::to_writer((&mut *arena).writer(), fragment);
-    arena.put_slice(b"}}\n\n");
-    SseRecord { raw: arena.split().freeze(), kind: EventKind::Content }
-}
-
-/// Bytes of encoding space a stream takes from the allocator at a time.
-const ARENA: usize = 2048;
-
-/// Makes sure `arena` has `needed` bytes free, starting a new block when not.
-/// Records are split off the front, so the old block is freed once the last
-/// record cut from it has been written.
-fn make_room(arena: &mut BytesMut, needed: usize) {
-    if arena.capacity() - arena.len() < needed {
-        *arena = BytesMut::with_capacity(ARENA.max(needed));
-    }
+    let _ = serde_json::to_writer((&mut raw).writer(), fragment);
+    raw.put_slice(b"}}\n\n");
+    SseRecord { raw: raw.freeze(), kind: EventKind::Content }
 }
 
 /// Where [`ReplyEvents`] is in the grammar.
@@ -258,9 +239,6 @@ enum Step {
 pub struct ReplyEvents {
     reply: Reply,
     step: Step,
-    /// Where records are encoded: one allocation for many records, instead
-    /// of one each (the per-token hot path).
-    arena: BytesMut,
 }
 
 impl ReplyEvents {
@@ -277,7 +255,7 @@ impl ReplyEvents {
         if piece < count { Step::Delta(index, piece) } else { Step::BlockStop(index) }
     }
 
-    fn record(&mut self, step: Step) -> Option<SseRecord> {
+    fn record(&self, step: Step) -> Option<SseRecord> {
         let reply = &self.reply;
         let (name, payload, kind) = match step {
             Step::MessageStart => (
@@ -309,7 +287,7 @@ impl ReplyEvents {
                     Block::Text { .. } => ("text_delta", "text"),
                     Block::ToolUse { .. } => ("input_json_delta", "partial_json"),
                 };
-                return Some(encode_delta(&mut self.arena, index, delta_type, field, fragment));
+                return Some(encode_delta(index, delta_type, field, fragment));
             }
             Step::BlockStop(index) => (
                 "content_block_stop",
@@ -328,9 +306,7 @@ impl ReplyEvents {
             }
             Step::Done => return None,
         };
-        let json = payload.to_string();
-        make_room(&mut self.arena, name.len() + json.len() + 16);
-        Some(encode_event_in(&mut self.arena, name, &json, kind))
+        Some(encode_event(name, &payload.to_string(), kind))
     }
 }
 

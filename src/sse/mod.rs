@@ -54,19 +54,14 @@ pub struct SseRecord {
 /// `json` must be compact JSON (no raw newlines), which `serde_json::to_string`
 /// guarantees; a newline inside would split the `data:` field.
 pub fn encode_event(name: &str, json: &str, kind: EventKind) -> SseRecord {
-    encode_event_in(&mut BytesMut::with_capacity(name.len() + json.len() + 16), name, json, kind)
-}
-
-/// [`encode_event`] appended to `buf` and split off it, so many records can
-/// share one allocation.
-pub fn encode_event_in(buf: &mut BytesMut, name: &str, json: &str, kind: EventKind) -> SseRecord {
     debug_assert!(!json.contains('\n'), "SSE data must be one line");
-    buf.put_slice(b"event: ");
-    buf.put_slice(name.as_bytes());
-    buf.put_slice(b"\ndata: ");
-    buf.put_slice(json.as_bytes());
-    buf.put_slice(b"\n\n");
-    SseRecord { raw: buf.split().freeze(), kind }
+    let mut raw = BytesMut::with_capacity(name.len() + json.len() + 16);
+    raw.put_slice(b"event: ");
+    raw.put_slice(name.as_bytes());
+    raw.put_slice(b"\ndata: ");
+    raw.put_slice(json.as_bytes());
+    raw.put_slice(b"\n\n");
+    SseRecord { raw: raw.freeze(), kind }
 }
 
 /// Encodes a data-only event, `data: {json}\n\n` (OpenAI Chat Completions).
