@@ -16,10 +16,11 @@
 //!          └──────────┬───────────┘
 //!                     ▼
 //!            ┌──────────────────┐
-//!            │ shape::Shaper     │  the only thing that waits: absolute deadlines;
-//!            └────────┬─────────┘  applies the stream fault
+//!            │ shape::Shaper     │  the only thing that waits: absolute deadlines on
+//!            └────────┬─────────┘  shape::Gate (sub-ms timerfd); applies the stream fault
 //!                     ▼
-//!               client body        head held until the first token (default)
+//!       handler::stream_body       head held until the first token (default); events
+//!                                  due together go out as one chunk
 //! ```
 //!
 //! - [`config`]: TOML file, environment and flags → a validated [`Config`].
@@ -29,7 +30,8 @@
 //! - [`route`]: routes and profiles, first match wins.
 //! - [`mock`]: request validation and the mock's replies (never sleeps).
 //! - [`proxy`]: the upstream client and forwarding.
-//! - [`shape`]: fault plan, delays, timing rule ([`shape::Pacer`]) and [`shape::Shaper`].
+//! - [`shape`]: fault plan, delays, timing rule ([`shape::Pacer`]), [`shape::Shaper`]
+//!   and its clock ([`shape::Gate`]).
 //! - [`sse`]: the event record, its encoding, and the verbatim splitter.
 //! - [`dialect`]: provider wire facts (Anthropic, OpenAI): event classes, errors.
 //! - [`admin`]: admin endpoints and Prometheus metrics.
