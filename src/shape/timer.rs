@@ -56,7 +56,7 @@ mod precise {
 
     pub(super) static INSTALLED: OnceLock<PreciseTimer> = OnceLock::new();
 
-    /// Wakes gates at their deadline to within [`BATCH`] plus the wake-up
+    /// Wakes gates at their deadline to within 250 µs (`BATCH`) plus the wake-up
     /// latency; see the module docs.
     #[derive(Debug, Clone)]
     pub struct PreciseTimer {
