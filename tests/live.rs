@@ -297,6 +297,7 @@ async fn metrics_parse_and_match_the_traffic() {
         12.0,
         "3 tokens: 2 gaps each"
     );
+    assert_eq!(metric(&running, "sluice_release_lateness_seconds_count").await, 18.0, "18 tokens");
     assert_eq!(metric(&running, "sluice_open_streams").await, 0.0);
     assert_eq!(metric(&running, "sluice_config_version").await, 1.0);
     let first_token_sum = metric(&running, "sluice_first_token_delay_seconds_sum").await;

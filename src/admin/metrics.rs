@@ -6,6 +6,7 @@
 //! | `sluice_faults_injected_total` | counter | `kind` |
 //! | `sluice_first_token_delay_seconds` | histogram | time from arrival to the first token, as released |
 //! | `sluice_token_gap_seconds` | histogram | gap between consecutive tokens, as released |
+//! | `sluice_release_lateness_seconds` | histogram | how late each token was released against its schedule |
 //! | `sluice_open_streams` | gauge | streaming responses in flight |
 //! | `sluice_upstream_errors_total` | counter | `kind` (upstream-connect/-timeout/-request) |
 //! | `sluice_config_reloads_total` | counter | `result` (applied/unchanged/rejected) |
@@ -19,6 +20,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+
+/// Upper bounds of `sluice_release_lateness_seconds`: fine below a
+/// millisecond, where an exact tool lives, coarse above.
+const LATENESS_BUCKETS: [f64; 12] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -45,6 +51,7 @@ pub struct Metrics {
     faults: Family<KindLabel, Counter>,
     first_token: Histogram,
     token_gap: Histogram,
+    lateness: Histogram,
     open_streams: Gauge,
     upstream_errors: Family<KindLabel, Counter>,
     reloads: Family<ResultLabel, Counter>,
@@ -85,6 +92,14 @@ impl Metrics {
             Unit::Seconds,
             token_gap.clone(),
         );
+        let lateness = Histogram::new(LATENESS_BUCKETS.iter().copied());
+        registry.register_with_unit(
+            "release_lateness",
+            "How much later than its schedule each token was released (0 is exact); \
+             a rising p99 means sluice or its machine is overloaded",
+            Unit::Seconds,
+            lateness.clone(),
+        );
         let open_streams = Gauge::default();
         registry.register("open_streams", "Streaming responses in flight", open_streams.clone());
         let upstream_errors = Family::<KindLabel, Counter>::default();
@@ -107,6 +122,7 @@ impl Metrics {
             faults,
             first_token,
             token_gap,
+            lateness,
             open_streams,
             upstream_errors,
             reloads,
@@ -137,6 +153,11 @@ impl Metrics {
     /// Records a gap between tokens.
     pub fn token_gap(&self, gap: Duration) {
         self.token_gap.observe(gap.as_secs_f64());
+    }
+
+    /// Records how late a token was released against its schedule.
+    pub fn release_lateness(&self, late: Duration) {
+        self.lateness.observe(late.as_secs_f64());
     }
 
     /// Counts an open stream until the guard drops.

@@ -94,8 +94,9 @@ async fn messages(
     }
     let source = futures_util::stream::iter(reply.into_events().map(Ok::<_, BoxError>));
     let pacer = Pacer::new(profile.timing, admitted.rng.clone());
-    let shaped =
-        Shaper::new(source, pacer, Arrival::AtRequestStart(start)).with_fault(stream_fault);
+    let shaped = Shaper::new(source, pacer, Arrival::AtRequestStart(start))
+        .with_fault(stream_fault)
+        .with_lateness(app.lateness_observer());
     match message {
         Some(message) => {
             // A non-streaming reply takes as long as the stream would have.

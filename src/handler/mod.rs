@@ -180,6 +180,12 @@ impl App {
         Ok(response)
     }
 
+    /// Where a shaper reports how late it released each token.
+    pub fn lateness_observer(&self) -> crate::shape::shaper::LatenessObserver {
+        let metrics = Arc::clone(&self.metrics);
+        Box::new(move |late| metrics.release_lateness(late))
+    }
+
     /// What a stream of this request needs from the app.
     pub fn stream_options(
         &self,

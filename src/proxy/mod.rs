@@ -108,7 +108,8 @@ pub async fn forward(
         let splitter = SseSplitter::new(dialect.classifier(), settings.max_event_size);
         let pacer = Pacer::new(timing, admitted.rng.clone());
         let shaped = Shaper::new(SseRecords::new(body, splitter), pacer, Arrival::WhenReceived)
-            .with_fault(stream_fault);
+            .with_fault(stream_fault)
+            .with_lateness(app.lateness_observer());
         let goodbye = farewell(dialect, &admitted.request_id);
         let options = app.stream_options(arrival, reset, admitted.guard.take(), goodbye);
         return shaped_response(head, shaped, snapshot.config.head, options).await;

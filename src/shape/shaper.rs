@@ -92,8 +92,14 @@ pin_project! {
         fault: Option<StreamFault>,
         released_tokens: u32,
         state: State,
+        // When the held record is due.
+        due: Instant,
+        lateness: Option<LatenessObserver>,
     }
 }
+
+/// Told how late each token was released against its schedule.
+pub type LatenessObserver = Box<dyn FnMut(Duration) + Send>;
 
 impl<S> Shaper<S> {
     /// Shapes `source` with `pacer`.
@@ -107,7 +113,16 @@ impl<S> Shaper<S> {
             fault: None,
             released_tokens: 0,
             state: State::Flowing,
+            due: Instant::now(),
+            lateness: None,
         }
+    }
+
+    /// Tells `observe` how late each token is released against its schedule
+    /// (zero when exact; sluice's own view, before the write).
+    pub fn with_lateness(mut self, observe: LatenessObserver) -> Self {
+        self.lateness = Some(observe);
+        self
     }
 
     /// Applies `fault` to the stream.
@@ -176,6 +191,7 @@ where
                         }
                     },
                 };
+                *this.due = at;
                 if at <= now {
                     // Due already: skip the timer.
                     *this.held = Some(held);
@@ -191,6 +207,9 @@ where
                 Some(Held::Record(record)) => {
                     if record.kind.is_content() {
                         *this.released_tokens += 1;
+                        if let Some(observe) = this.lateness {
+                            observe(Instant::now().saturating_duration_since(*this.due));
+                        }
                     }
                     return Poll::Ready(Some(Ok(record)));
                 }

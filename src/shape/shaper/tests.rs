@@ -217,3 +217,30 @@ async fn a_fault_after_more_tokens_than_the_stream_has_fires_at_its_end() {
     assert_eq!(items.last().unwrap(), &("ERROR-EVENT".to_string(), ms(140)));
     assert_eq!(items.len(), 7);
 }
+
+#[tokio::test(start_paused = true)]
+async fn lateness_is_zero_on_schedule_and_measured_against_it_when_the_source_is_late() {
+    use std::sync::{Arc, Mutex};
+
+    let t0 = Instant::now();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let observe = |seen: &Arc<Mutex<Vec<Duration>>>| -> LatenessObserver {
+        let seen = Arc::clone(seen);
+        Box::new(move |late| seen.lock().unwrap().push(late))
+    };
+    let on_time = shaped(None, t0).with_lateness(observe(&seen));
+    run(on_time, t0).await;
+    assert_eq!(*seen.lock().unwrap(), [ms(0), ms(0), ms(0)], "three tokens, each exact");
+
+    // A source that only has its tokens at 150 ms: the first was due at 100
+    // ms, the second at 120; both go out at 150.
+    seen.lock().unwrap().clear();
+    let t0 = Instant::now();
+    let late_source = stream::once(async { tokio::time::sleep(ms(150)).await })
+        .flat_map(|()| stream::iter([record(Content, "a"), record(Content, "b")]));
+    let late = Shaper::new(late_source, pacer(), Arrival::AtRequestStart(t0))
+        .with_lateness(observe(&seen));
+    let (items, _) = run(late, t0).await;
+    assert_eq!(items, expected(&[("a", 150), ("b", 150)]));
+    assert_eq!(*seen.lock().unwrap(), [ms(50), ms(30)]);
+}
