@@ -4,7 +4,10 @@
 //! stream, and reports percentiles of time to head, to first token, every
 //! gap between tokens, the tool-call start, total time, and how streams
 //! ended; plus the error against the configured figures, throughput, and the
-//! CPU time and peak RSS of the target (from /proc) and of itself.
+//! CPU time and peak RSS of the target (from /proc) and of itself, how busy
+//! the whole machine was (softirq included: loopback TCP's receive work is
+//! charged to no process), and, given `--metrics`, how late sluice itself
+//! released tokens.
 //!
 //!   cargo run --release --example loadgen -- --url http://127.0.0.1:3456 \
 //!       --concurrency 2000 --duration 10s --expect-first-token 100ms --expect-gap 20ms --pid <sluice pid>
@@ -60,6 +63,11 @@ struct Args {
     /// Write the JSON report here too.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// sluice's admin URL: its `sluice_release_lateness_seconds` histogram is
+    /// read before and after the run, so the report shows how late sluice
+    /// itself released tokens, apart from the loadgen's and the kernel's share.
+    #[arg(long)]
+    metrics: Option<String>,
     /// Instead of load: open `concurrency` streams, wait until each has its
     /// first token, and report the target's memory per open stream. Point it
     /// at a sluice whose streams stall (an idle stream holds its memory).
@@ -105,6 +113,24 @@ fn cpu_ns(pid: &str) -> Option<u64> {
     Some(total)
 }
 
+/// The machine's CPU time so far from /proc/stat, in ticks: (busy, softirq,
+/// total). Busy counts everything but idle and iowait, including the
+/// softirq time that loopback TCP spends, which no process is charged for.
+fn machine_ticks() -> (u64, u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total - idle, fields.get(6).copied().unwrap_or(0), total)
+}
+
 /// Peak resident memory in KiB (VmHWM) and current (VmRSS).
 fn memory_kib(pid: &str) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -139,6 +165,11 @@ async fn run(args: Args) {
     let pids: Vec<String> = args.pid.iter().map(u32::to_string).collect();
     let cpu_before: Vec<u64> = pids.iter().map(|p| cpu_ns(p).unwrap_or(0)).collect();
     let own_before = cpu_ns("self").unwrap_or(0);
+    let machine_before = machine_ticks();
+    let lateness_before = match &args.metrics {
+        Some(url) => lateness_buckets(url).await,
+        None => Vec::new(),
+    };
     let started = Instant::now();
     let stop_at = started + args.duration;
     let mut tasks = Vec::with_capacity(args.concurrency);
@@ -166,10 +197,20 @@ async fn run(args: Args) {
     }
     let wall = started.elapsed();
     let own_cpu = cpu_ns("self").unwrap_or(0).saturating_sub(own_before);
+    let machine_after = machine_ticks();
+    let machine = (
+        machine_after.0.saturating_sub(machine_before.0),
+        machine_after.1.saturating_sub(machine_before.1),
+        machine_after.2.saturating_sub(machine_before.2).max(1),
+    );
     let target_cpu: u64 =
         pids.iter().zip(&cpu_before).map(|(p, b)| cpu_ns(p).unwrap_or(0).saturating_sub(*b)).sum();
     let memory: Vec<(u64, u64)> = pids.iter().map(|p| memory_kib(p)).collect();
-    report(&args, all, wall, target_cpu, own_cpu, &memory);
+    let lateness = match &args.metrics {
+        Some(url) => bucket_percentiles(&lateness_buckets(url).await, &lateness_before),
+        None => json!(null),
+    };
+    report(&args, all, Figures { wall, target_cpu, own_cpu, memory, lateness, machine });
 }
 
 /// Memory per idle open stream: RSS with `concurrency` streams open and idle,
@@ -481,20 +522,72 @@ fn errors(values: &[u32], expected: Option<Duration>) -> serde_json::Value {
     json!({"min": at(0.0), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "p999": at(0.999), "max": at(1.0)})
 }
 
-fn report(
-    args: &Args,
-    mut s: Samples,
+/// `(upper bound in seconds, cumulative count)` of sluice's
+/// `sluice_release_lateness_seconds` histogram, read from its admin URL.
+async fn lateness_buckets(url: &str) -> Vec<(f64, u64)> {
+    let mut wire = Wire::connect(target(url)).await.expect("--metrics must be sluice's admin URL");
+    wire.tcp
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, framing, _) = wire.head().await.unwrap();
+    let mut text = Vec::new();
+    wire.body(framing, |data, _| text.extend_from_slice(data)).await.unwrap();
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|line| line.strip_prefix("sluice_release_lateness_seconds_bucket{le=\""))
+        .filter_map(|rest| {
+            let (bound, count) = rest.split_once("\"} ")?;
+            let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().ok()? };
+            Some((bound, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Percentiles (ms) of the tokens released during the run, as bucket upper
+/// bounds: "p99 0.5" means 99 % were released at most 0.5 ms late.
+fn bucket_percentiles(after: &[(f64, u64)], before: &[(f64, u64)]) -> serde_json::Value {
+    let counts: Vec<(f64, u64)> = after
+        .iter()
+        .map(|&(bound, count)| {
+            let earlier = before.iter().find(|b| b.0 == bound).map_or(0, |b| b.1);
+            (bound, count.saturating_sub(earlier))
+        })
+        .collect();
+    let Some(&(_, total)) = counts.last() else { return json!(null) };
+    if total == 0 {
+        return json!(null);
+    }
+    let at = |p: f64| {
+        let wanted = (total as f64 * p).ceil() as u64;
+        counts.iter().find(|c| c.1 >= wanted).map(|c| c.0 * 1000.0)
+    };
+    json!({"n": total, "p50_at_most": at(0.5), "p90_at_most": at(0.9), "p99_at_most": at(0.99)})
+}
+
+/// What was measured around the run, besides the samples.
+struct Figures {
     wall: Duration,
+    /// CPU nanoseconds of the target process(es) and of the loadgen.
     target_cpu: u64,
     own_cpu: u64,
-    memory: &[(u64, u64)],
-) {
+    /// (peak, current) RSS KiB of each target process.
+    memory: Vec<(u64, u64)>,
+    lateness: serde_json::Value,
+    /// /proc/stat ticks during the run: (busy, softirq, total).
+    machine: (u64, u64, u64),
+}
+
+fn report(args: &Args, mut s: Samples, figures: Figures) {
+    let Figures { wall, target_cpu, own_cpu, memory, lateness, machine } = figures;
     let secs = wall.as_secs_f64();
     let tokens = s.first_token.len() + s.gaps.len();
     let target_cores = target_cpu as f64 / 1e9 / secs;
     let own_cores = own_cpu as f64 / 1e9 / secs;
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
-    let saturated = target_cores + own_cores > cores * 0.9;
+    let busy_percent = machine.0 as f64 * 100.0 / machine.2 as f64;
+    let softirq_percent = machine.1 as f64 * 100.0 / machine.2 as f64;
+    // Latency climbs steeply past this: threads wait for a core.
+    let saturated = busy_percent > 85.0;
     let per_1k_events =
         if tokens > 0 { target_cores * 100.0 / (s.events as f64 / secs / 1000.0) } else { 0.0 };
     let report = json!({
@@ -525,7 +618,10 @@ fn report(
             "peak_rss_kib": memory.iter().map(|m| m.0).sum::<u64>(),
             "rss_kib": memory.iter().map(|m| m.1).sum::<u64>(),
         },
+        "sluice_release_lateness_ms": lateness,
         "loadgen_cpu_cores": own_cores,
+        "machine_busy_percent": busy_percent,
+        "machine_softirq_percent": softirq_percent,
         "machine_saturated": saturated,
     });
     let text = serde_json::to_string_pretty(&report).unwrap();
@@ -535,7 +631,9 @@ fn report(
     println!("{text}");
     eprintln!(
         "{}: {} streams ({:.0}/s), {:.0} events/s; first token p99 {} ms (error p99 {}); gap p99 {} ms (error p99 {}); \
-         target {:.2} cores, {:.3} % of a core per 1k events/s, peak RSS {} KiB; loadgen {:.2} cores{}",
+         sluice's own release lateness p99 ≤ {} ms; \
+         target {:.2} cores, {:.3} % of a core per 1k events/s, peak RSS {} KiB; loadgen {:.2} cores; \
+         machine {:.0} % busy ({:.0} % softirq){}",
         args.label,
         s.streams,
         s.streams as f64 / secs,
@@ -544,12 +642,15 @@ fn report(
         report["error_ms"]["first_token"]["p99"],
         report["ms"]["gap"]["p99"],
         report["error_ms"]["gap"]["p99"],
+        report["sluice_release_lateness_ms"]["p99_at_most"],
         target_cores,
         per_1k_events,
         report["target"]["peak_rss_kib"],
         own_cores,
+        busy_percent,
+        softirq_percent,
         if saturated {
-            " — MACHINE SATURATED: these figures measure the machine, not sluice"
+            " — MACHINE SATURATED (over 85 % busy): these figures measure the machine, not sluice"
         } else {
             ""
         },

@@ -26,7 +26,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-# start NAME ARGS...: starts sluice; sets $url and $pid.
+# start NAME ARGS...: starts sluice; sets $url, $admin and $pid.
 start() {
   local name=$1; shift
   env -u PORT -u SLUICE_CONFIG -u ERROR_RATE -u SLUICE_UPSTREAM \
@@ -35,7 +35,8 @@ start() {
   pids+=("$pid")
   for _ in $(seq 100); do
     url="$(grep -o 'running on http://127\.0\.0\.1:[0-9]*' "$work/$name.out" | grep -o 'http.*' || true)"
-    [ -n "$url" ] && return 0
+    admin="$(grep -o 'Admin: http://127\.0\.0\.1:[0-9]*' "$work/$name.out" | grep -o 'http.*' || true)"
+    [ -n "$url" ] && [ -n "$admin" ] && return 0
     sleep 0.1
   done
   cat "$work/$name.err"; echo "sluice ($name) did not start"; exit 1
@@ -46,7 +47,7 @@ load() { local label=$1; shift; "$loadgen" --label "$label" --json "$out/$label.
 echo "== mock, the Node mock's defaults (100ms / 20ms / 50 tokens)"
 for n in 100 1000 2000 4000; do
   start mock
-  load "mock-paced-$n" --url "$url" --pid "$pid" --concurrency "$n" --ramp 2s \
+  load "mock-paced-$n" --url "$url" --pid "$pid" --metrics "$admin" --concurrency "$n" --ramp 2s \
     --expect-first-token 100ms --expect-gap 20ms
   stop "$pid"
 done
@@ -123,7 +124,7 @@ for n in 1000 4000; do
   start upstream --first-token-delay 0 --token-interval 0 --tool-call-delay 0
   upstream_url=$url upstream_pid=$pid
   start proxy --upstream "$upstream_url"
-  load "proxy-paced-$n" --url "$url" --pid "$pid" --concurrency "$n" --ramp 2s \
+  load "proxy-paced-$n" --url "$url" --pid "$pid" --metrics "$admin" --concurrency "$n" --ramp 2s \
     --expect-first-token 100ms --expect-gap 20ms
   stop "$pid"; stop "$upstream_pid"
 done
