@@ -2,7 +2,7 @@
 # The benchmark matrix, in one go, on this machine; writes bench/results.md
 # (the table for the README) and bench/*.json (every figure).
 #
-#   scripts/bench.sh                  # about 3 minutes
+#   scripts/bench.sh                  # about 2 minutes
 #   BENCH_DURATION=20s scripts/bench.sh
 #
 # Each run holds N concurrent streams for BENCH_DURATION with examples/loadgen
