@@ -178,11 +178,12 @@ mod precise {
             loop {
                 let Ok(mut ready) = self.timerfd.readable().await else { return };
                 let mut expirations = [0u8; 8];
-                if let Err(rustix::io::Errno::AGAIN) =
-                    rustix::io::read(self.timerfd.get_ref(), &mut expirations)
-                {
-                    ready.clear_ready();
-                    continue;
+                let read = rustix::io::read(self.timerfd.get_ref(), &mut expirations);
+                // One read takes every expiration, so readiness can go now
+                // (tokio keeps any that a newer expiration set meanwhile).
+                ready.clear_ready();
+                if read.is_err() {
+                    continue; // EAGAIN: woken for nothing
                 }
                 let now = Instant::now();
                 {
