@@ -7,8 +7,8 @@
 //!
 //! So the binary installs a [`PreciseTimer`]: every open stream's next
 //! deadline in one heap, and one Linux `timerfd` armed (to the nanosecond) at
-//! the earliest of them plus a short batching window, so a burst of deadlines
-//! costs one wake-up, not one each. The timerfd is registered with tokio's
+//! the earliest of them plus a batching window that opens with the load (up to
+//! 250 µs), so under load a burst of deadlines costs one wake-up, not one each. The timerfd is registered with tokio's
 //! reactor, so a parked worker wakes on it directly: no extra thread and no
 //! cross-thread wake-ups (a timer thread was tried first and cost 3 µs of CPU
 //! per token in futex wake-ups). A dispatcher task reads it and wakes the
@@ -48,15 +48,23 @@ mod precise {
     use tokio::io::unix::AsyncFd;
     use tokio::time::Instant;
 
-    /// Deadlines this close after the earliest are woken with it. Each
-    /// wake-up of the timerfd costs a worker wake-up and two syscalls, so this
-    /// trades precision for CPU: at 1,000 paced streams, 50 µs cost 30 % more
-    /// CPU than tokio's timer, 250 µs cost 12 % (`scripts/bench.sh`).
-    const BATCH: Duration = Duration::from_micros(250);
+    /// Deadlines this close after the earliest are woken with it, at most.
+    /// Each wake-up of the timerfd costs a worker wake-up and two syscalls,
+    /// so this trades precision for CPU: at 1,000 paced streams, 50 µs cost
+    /// 30 % more CPU than tokio's timer, 250 µs cost 12 % (`scripts/bench.sh`).
+    const MAX_BATCH: Duration = Duration::from_micros(250);
+
+    /// The batching window for `pending` waiting gates: 0.5 µs each, up to
+    /// [`MAX_BATCH`]. With few streams wake-ups are rare anyway, so they get
+    /// their exact instant; the window only opens as the load grows.
+    pub(super) fn batch(pending: usize) -> Duration {
+        let nanos = u64::try_from(pending).unwrap_or(u64::MAX).saturating_mul(500);
+        Duration::from_nanos(nanos).min(MAX_BATCH)
+    }
 
     pub(super) static INSTALLED: OnceLock<PreciseTimer> = OnceLock::new();
 
-    /// Wakes gates at their deadline to within 250 µs (`BATCH`) plus the wake-up
+    /// Wakes gates at their deadline to within 250 µs (`MAX_BATCH`) plus the wake-up
     /// latency; see the module docs.
     #[derive(Debug, Clone)]
     pub struct PreciseTimer {
@@ -141,7 +149,7 @@ mod precise {
         pub(super) fn register(&self, at: Instant, slot: Arc<Slot>) {
             let mut state = self.shared.lock();
             state.heap.push(Reverse(Entry { at, slot }));
-            let fire = at + BATCH;
+            let fire = at + batch(state.heap.len());
             if state.armed.is_none_or(|armed| fire < armed) {
                 self.shared.arm(&mut state, fire);
             }
@@ -194,7 +202,8 @@ mod precise {
                             due.push(entry.slot);
                         }
                     }
-                    if let Some(next) = state.heap.peek().map(|Reverse(first)| first.at + BATCH) {
+                    let window = batch(state.heap.len());
+                    if let Some(next) = state.heap.peek().map(|Reverse(first)| first.at + window) {
                         self.arm(&mut state, next);
                     }
                 }
@@ -331,6 +340,16 @@ mod tests {
         // even on a busy test machine.
         assert!(median < Duration::from_millis(1), "median lateness {median:?}");
         assert!(lateness[lateness.len() - 1] < Duration::from_millis(50), "{lateness:?}");
+    }
+
+    #[test]
+    fn the_batching_window_opens_with_the_load() {
+        use super::precise::batch;
+        assert_eq!(batch(0), Duration::ZERO);
+        assert_eq!(batch(10), Duration::from_micros(5));
+        assert_eq!(batch(100), Duration::from_micros(50));
+        assert_eq!(batch(500), Duration::from_micros(250));
+        assert_eq!(batch(100_000), Duration::from_micros(250));
     }
 
     #[tokio::test]
