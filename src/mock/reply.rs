@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::request::{MessagesRequest, ToolChoice};
-use super::text::random_id;
+use super::text::{Pieces, random_id};
 use super::{schema, text};
 use crate::sse::{EventKind, SseRecord, encode_event};
 
@@ -51,7 +51,7 @@ pub enum Block {
     /// Text, one token per delta.
     Text {
         /// The tokens; concatenated they are the text.
-        tokens: Vec<String>,
+        tokens: Pieces,
     },
     /// A call of a client tool.
     ToolUse {
@@ -62,12 +62,12 @@ pub enum Block {
         /// The input, made from the tool's schema.
         input: Value,
         /// `input` as compact JSON, cut into `input_json_delta` fragments.
-        fragments: Vec<String>,
+        fragments: Pieces,
     },
 }
 
 impl Block {
-    fn pieces(&self) -> &[String] {
+    fn pieces(&self) -> &Pieces {
         match self {
             Block::Text { tokens } => tokens,
             Block::ToolUse { fragments, .. } => fragments,
@@ -184,19 +184,24 @@ impl Reply {
 /// Cuts `json` into fragments of 3 to 12 characters, as the real API cuts
 /// `input_json_delta`s anywhere (inside strings and escapes too), but into no
 /// more than `max` fragments, so one fragment is one output token.
-fn fragments(json: &str, max: usize, rng: &mut impl Rng) -> Vec<String> {
-    let chars: Vec<char> = json.chars().collect();
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < chars.len() {
-        let size = rng.random_range(3..=12);
-        let end = (at + size).min(chars.len());
-        out.push(chars[at..end].iter().collect::<String>());
-        at = end;
-    }
+fn fragments(json: &str, max: usize, rng: &mut impl Rng) -> Pieces {
+    // Cut on char boundaries: byte offsets of every char, and the end.
+    let bounds: Vec<usize> = json.char_indices().map(|(i, _)| i).chain([json.len()]).collect();
+    let chars = bounds.len() - 1;
+    let cut = |sizes: &mut dyn FnMut() -> usize| {
+        let mut out = Pieces::with_capacity(json.len(), chars / 3 + 1);
+        let mut at = 0;
+        while at < chars {
+            let end = (at + sizes()).min(chars);
+            out.push(&json[bounds[at]..bounds[end]]);
+            at = end;
+        }
+        out
+    };
+    let out = cut(&mut || rng.random_range(3..=12));
     if out.len() > max.max(1) {
-        let size = chars.len().div_ceil(max.max(1));
-        out = chars.chunks(size).map(|c| c.iter().collect()).collect();
+        let size = chars.div_ceil(max.max(1));
+        return cut(&mut || size);
     }
     out
 }

@@ -77,10 +77,73 @@ pub fn random_id(rng: &mut impl Rng) -> String {
     (0..24).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
 }
 
+/// Text cut into pieces (tokens, or JSON fragments): one string and the cut
+/// points, two allocations instead of one per piece. An open stream holds its
+/// reply's pieces until its last token.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pieces {
+    text: String,
+    /// Where each piece ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl Pieces {
+    /// Room for `pieces` pieces of `bytes` bytes in all.
+    pub fn with_capacity(bytes: usize, pieces: usize) -> Self {
+        Self { text: String::with_capacity(bytes), ends: Vec::with_capacity(pieces) }
+    }
+
+    /// Appends a piece.
+    pub fn push(&mut self, piece: &str) {
+        self.text.push_str(piece);
+        self.end_piece();
+    }
+
+    /// Ends the piece being written straight into [`Pieces::text_mut`].
+    fn end_piece(&mut self) {
+        self.ends.push(self.text.len());
+    }
+
+    /// How many pieces.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The `index`-th piece.
+    pub fn get(&self, index: usize) -> Option<&str> {
+        let end = *self.ends.get(index)?;
+        let start = index.checked_sub(1).and_then(|i| self.ends.get(i)).copied().unwrap_or(0);
+        self.text.get(start..end)
+    }
+
+    /// Every piece, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// The pieces joined: the whole text.
+    pub fn concat(&self) -> &str {
+        &self.text
+    }
+}
+
+impl<'a> FromIterator<&'a str> for Pieces {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(pieces: I) -> Self {
+        let mut out = Pieces::default();
+        pieces.into_iter().for_each(|piece| out.push(piece));
+        out
+    }
+}
+
 /// `count` tokens forming sentences; each token but the first starts with a
 /// space, and the text ends with a full stop.
-pub fn tokens(count: usize, rng: &mut impl Rng) -> Vec<String> {
-    let mut out = Vec::with_capacity(count);
+pub fn tokens(count: usize, rng: &mut impl Rng) -> Pieces {
+    let mut out = Pieces::with_capacity(count * 8, count);
     let mut sentence_left = 0usize;
     for i in 0..count {
         let word = WORDS[rng.random_range(0..WORDS.len())];
@@ -90,7 +153,7 @@ pub fn tokens(count: usize, rng: &mut impl Rng) -> Vec<String> {
         }
         sentence_left -= 1;
         let ends_sentence = sentence_left == 0 || i + 1 == count;
-        let mut token = String::with_capacity(word.len() + 2);
+        let token = &mut out.text;
         if i > 0 {
             token.push(' ');
         }
@@ -107,7 +170,7 @@ pub fn tokens(count: usize, rng: &mut impl Rng) -> Vec<String> {
             token.push('.');
             sentence_left = 0;
         }
-        out.push(token);
+        out.end_piece();
     }
     out
 }
@@ -123,10 +186,22 @@ mod tests {
         assert_eq!(tokens_a, tokens(30, &mut request_rng(5, 0)));
         assert_ne!(tokens_a, tokens(30, &mut request_rng(5, 1)));
         assert_eq!(tokens_a.len(), 30);
-        let text: String = tokens_a.concat();
+        let text = tokens_a.concat();
         assert!(text.chars().next().unwrap().is_uppercase());
         assert!(text.ends_with('.'));
-        assert!(tokens_a[1..].iter().all(|t| t.starts_with(' ')));
+        assert!(tokens_a.iter().skip(1).all(|t| t.starts_with(' ')));
+        assert_eq!(tokens_a.iter().collect::<String>(), text, "the pieces join to the text");
+        assert!(tokens_a.iter().all(|t| !t.trim().is_empty()), "no empty piece");
+    }
+
+    #[test]
+    fn pieces_keep_their_bounds() {
+        let pieces: Pieces = ["a", "", "bc", "é✓"].into_iter().collect();
+        assert_eq!(pieces.len(), 4);
+        assert_eq!(pieces.iter().collect::<Vec<_>>(), ["a", "", "bc", "é✓"]);
+        assert_eq!(pieces.get(3), Some("é✓"));
+        assert_eq!(pieces.get(4), None);
+        assert_eq!(pieces.concat(), "abcé✓");
     }
 
     #[test]
