@@ -92,8 +92,10 @@ pin_project! {
         fault: Option<StreamFault>,
         released_tokens: u32,
         state: State,
-        // When the held record is due.
+        // When the held record is due, and how late it was already when
+        // pulled (then the clock need not be read again to release it).
         due: Instant,
+        late_when_pulled: Option<Duration>,
         lateness: Option<LatenessObserver>,
     }
 }
@@ -114,6 +116,7 @@ impl<S> Shaper<S> {
             released_tokens: 0,
             state: State::Flowing,
             due: Instant::now(),
+            late_when_pulled: None,
             lateness: None,
         }
     }
@@ -194,8 +197,10 @@ where
                 *this.due = at;
                 if at <= now {
                     // Due already: skip the timer.
+                    *this.late_when_pulled = Some(now.saturating_duration_since(at));
                     *this.held = Some(held);
                 } else {
+                    *this.late_when_pulled = None;
                     this.gate.reset(at);
                     *this.held = Some(held);
                     ready!(this.gate.poll(cx));
@@ -208,7 +213,10 @@ where
                     if record.kind.is_content() {
                         *this.released_tokens += 1;
                         if let Some(observe) = this.lateness {
-                            observe(Instant::now().saturating_duration_since(*this.due));
+                            let late = this.late_when_pulled.take().unwrap_or_else(|| {
+                                Instant::now().saturating_duration_since(*this.due)
+                            });
+                            observe(late);
                         }
                     }
                     return Poll::Ready(Some(Ok(record)));
