@@ -116,9 +116,8 @@ pub fn classify(event: &Event<'_>) -> EventKind {
             // only be JSON structure, never the inside of a string.
             static DELTA_TYPE: LazyLock<memmem::Finder<'static>> =
                 LazyLock::new(|| memmem::Finder::new(br#""delta":{"type":""#));
-            let bytes = data.as_bytes();
-            let token = DELTA_TYPE.find(bytes).is_some_and(|at| {
-                let kind = &bytes[at + DELTA_TYPE.needle().len()..];
+            let token = DELTA_TYPE.find(data).is_some_and(|at| {
+                let kind = &data[at + DELTA_TYPE.needle().len()..];
                 [&b"text_delta\""[..], b"input_json_delta\"", b"thinking_delta\""]
                     .iter()
                     .any(|t| kind.starts_with(t))
@@ -144,8 +143,8 @@ struct Typed {
     kind: Option<String>,
 }
 
-fn classify_by_type(data: &str) -> EventKind {
-    let Ok(peek) = serde_json::from_str::<Peek>(data) else {
+fn classify_by_type(data: &[u8]) -> EventKind {
+    let Ok(peek) = serde_json::from_slice::<Peek>(data) else {
         return EventKind::Other;
     };
     let inner = |typed: Option<Typed>| typed.and_then(|t| t.kind).unwrap_or_default();

@@ -87,7 +87,7 @@ pub fn classify_chat(event: &Event<'_>) -> EventKind {
     let Some(data) = event.data.as_deref() else {
         return EventKind::Other;
     };
-    let Ok(chunk) = serde_json::from_str::<ChatChunk>(data) else {
+    let Ok(chunk) = serde_json::from_slice::<ChatChunk>(data) else {
         return EventKind::Other; // [DONE], an error object, anything else
     };
     let mut kind = EventKind::Other;
@@ -125,7 +125,7 @@ pub fn classify_responses(event: &Event<'_>) -> EventKind {
         return EventKind::Other;
     };
     let name = event.name.map(str::to_owned);
-    let parsed = serde_json::from_str::<ResponsesEvent>(data).ok();
+    let parsed = serde_json::from_slice::<ResponsesEvent>(data).ok();
     let kind = name.or_else(|| parsed.as_ref().and_then(|p| p.kind.clone())).unwrap_or_default();
     if kind.ends_with(".delta") {
         return EventKind::Content;

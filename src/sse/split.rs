@@ -112,7 +112,7 @@ pub struct Event<'a> {
     pub name: Option<&'a str>,
     /// The `data:` lines joined with `\n`; `None` when there was no data line
     /// (the spec then dispatches nothing).
-    pub data: Option<Cow<'a, str>>,
+    pub data: Option<Cow<'a, [u8]>>,
 }
 
 impl<'a> Event<'a> {
@@ -137,18 +137,17 @@ impl<'a> Event<'a> {
                 }
                 None => (line, &b""[..]),
             };
-            let Ok(value) = std::str::from_utf8(value) else {
-                continue;
-            };
             match field {
-                b"event" => event.name = Some(value),
-                // Borrowed in the usual case of one data line; joined only when there are more.
+                b"event" => event.name = std::str::from_utf8(value).ok(),
+                // Borrowed in the usual case of one data line; joined only
+                // when there are more. Left as bytes: the JSON parser checks
+                // what it reads, and the fast paths need not.
                 b"data" => match &mut event.data {
                     None => event.data = Some(Cow::Borrowed(value)),
                     Some(data) => {
                         let joined = data.to_mut();
-                        joined.push('\n');
-                        joined.push_str(value);
+                        joined.push(b'\n');
+                        joined.extend_from_slice(value);
                     }
                 },
                 _ => {}
