@@ -138,7 +138,11 @@ impl<'a> Event<'a> {
                 None => (line, &b""[..]),
             };
             match field {
-                b"event" => event.name = std::str::from_utf8(value).ok(),
+                b"event" => {
+                    if let Ok(name) = std::str::from_utf8(value) {
+                        event.name = Some(name);
+                    }
+                }
                 // Borrowed in the usual case of one data line; joined only
                 // when there are more. Left as bytes: the JSON parser checks
                 // what it reads, and the fast paths need not.
