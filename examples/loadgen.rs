@@ -358,6 +358,24 @@ impl Wire {
         }
     }
 
+    /// Hands the next `length` bytes to `data`, reading as needed.
+    async fn exactly(
+        &mut self,
+        mut left: usize,
+        data: &mut impl FnMut(&[u8], Instant),
+    ) -> std::io::Result<()> {
+        while left > 0 {
+            if self.pending().is_empty() {
+                self.fill_or_eof().await?;
+            }
+            let take = left.min(self.pending().len());
+            data(&self.pending()[..take], self.read_at);
+            self.start += take;
+            left -= take;
+        }
+        Ok(())
+    }
+
     /// Reads a body to its end, handing each piece of it to `data` with the
     /// time it was read.
     async fn body(
@@ -366,17 +384,7 @@ impl Wire {
         mut data: impl FnMut(&[u8], Instant),
     ) -> std::io::Result<()> {
         match framing {
-            Framing::Length(mut left) => {
-                while left > 0 {
-                    if self.pending().is_empty() {
-                        self.fill_or_eof().await?;
-                    }
-                    let take = left.min(self.pending().len());
-                    data(&self.pending()[..take], self.read_at);
-                    self.start += take;
-                    left -= take;
-                }
-            }
+            Framing::Length(length) => self.exactly(length, &mut data).await?,
             Framing::UntilClose => loop {
                 if !self.pending().is_empty() {
                     data(self.pending(), self.read_at);
@@ -400,16 +408,7 @@ impl Wire {
                     })
                     .ok_or(std::io::ErrorKind::InvalidData)?;
                 self.start += line + 2;
-                let mut left = size;
-                while left > 0 {
-                    if self.pending().is_empty() {
-                        self.fill_or_eof().await?;
-                    }
-                    let take = left.min(self.pending().len());
-                    data(&self.pending()[..take], self.read_at);
-                    self.start += take;
-                    left -= take;
-                }
+                self.exactly(size, &mut data).await?;
                 // The CRLF after the chunk (after the last chunk, no trailers).
                 while self.pending().len() < 2 {
                     self.fill_or_eof().await?;
