@@ -52,7 +52,7 @@ where
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
-                        this.splitter.push(&data, this.ready);
+                        this.splitter.push(data, this.ready);
                     }
                 }
                 Poll::Ready(Some(Err(error))) => {

@@ -15,7 +15,7 @@
 
 use std::borrow::Cow;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use memchr::memchr2;
 
 use super::{EventKind, SseRecord};
@@ -50,16 +50,20 @@ impl SseSplitter {
     }
 
     /// Takes the next chunk; appends every record it completes to `out`.
-    pub fn push(&mut self, chunk: &[u8], out: &mut impl Extend<SseRecord>) {
-        let mut at = self.buf.len();
-        self.buf.extend_from_slice(chunk);
-        while let Some(offset) = memchr2(b'\r', b'\n', &self.buf[at..]) {
+    ///
+    /// A record that lies whole inside `chunk` is a slice of it, not a copy;
+    /// only an event cut across chunks is gathered in the splitter's buffer.
+    pub fn push(&mut self, chunk: Bytes, out: &mut impl Extend<SseRecord>) {
+        // `chunk[start..]` is not yet in a record nor in `buf`.
+        let mut start = 0;
+        let mut at = 0;
+        while let Some(offset) = memchr2(b'\r', b'\n', &chunk[at..]) {
             let end = at + offset;
             if end > at {
                 self.line_len += end - at;
                 self.pending_cr = false;
             }
-            let byte = self.buf[end];
+            let byte = chunk[end];
             at = end + 1;
             if byte == b'\n' && self.pending_cr {
                 self.pending_cr = false; // the LF of a CRLF: the line already ended
@@ -69,19 +73,26 @@ impl SseSplitter {
             let blank = self.line_len == 0;
             self.line_len = 0;
             if blank {
-                out.extend(Some(self.take(at)));
+                let raw = if self.buf.is_empty() {
+                    chunk.slice(start..at)
+                } else {
+                    self.buf.extend_from_slice(&chunk[start..at]);
+                    self.buf.split().freeze()
+                };
+                out.extend(Some(self.record(raw)));
                 self.oversized = false;
-                at = 0;
+                start = at;
             }
         }
-        if at < self.buf.len() {
-            self.line_len += self.buf.len() - at;
+        if at < chunk.len() {
+            self.line_len += chunk.len() - at;
             self.pending_cr = false;
         }
+        self.buf.extend_from_slice(&chunk[start..]);
         if !self.buf.is_empty() && (self.oversized || self.buf.len() > self.max_event) {
             self.oversized = true;
-            let all = self.buf.len();
-            out.extend(Some(self.take(all)));
+            let raw = self.buf.split().freeze();
+            out.extend(Some(self.record(raw)));
         }
     }
 
@@ -95,10 +106,9 @@ impl SseSplitter {
         Some(SseRecord { raw: self.buf.split().freeze(), kind: EventKind::Other })
     }
 
-    /// Cuts the first `len` bytes off as a record; an event that is being
-    /// passed through for its size stays unclassified.
-    fn take(&mut self, len: usize) -> SseRecord {
-        let raw = self.buf.split_to(len).freeze();
+    /// `raw` as a record; an event that is being passed through for its
+    /// size stays unclassified.
+    fn record(&self, raw: Bytes) -> SseRecord {
         let kind =
             if self.oversized { EventKind::Other } else { (self.classify)(&Event::parse(&raw)) };
         SseRecord { raw, kind }

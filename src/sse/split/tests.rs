@@ -12,7 +12,7 @@ fn split_parts(chunks: &[&[u8]], max_event: usize) -> (Vec<SseRecord>, Vec<SseRe
     let mut splitter = SseSplitter::new(Dialect::Anthropic.classifier(), max_event);
     let mut out = Vec::new();
     for chunk in chunks {
-        splitter.push(chunk, &mut out);
+        splitter.push(Bytes::copy_from_slice(chunk), &mut out);
     }
     let complete = out.clone();
     out.extend(splitter.finish());
@@ -126,7 +126,7 @@ fn a_huge_event_passes_through_unclassified_with_bounded_memory() {
     let mut splitter = SseSplitter::new(Dialect::Anthropic.classifier(), 1000);
     let mut records = Vec::new();
     for chunk in stream.as_bytes().chunks(300) {
-        splitter.push(chunk, &mut records);
+        splitter.push(Bytes::copy_from_slice(chunk), &mut records);
         assert!(splitter.buf.len() <= 1000 + 300, "buffered {} bytes", splitter.buf.len());
     }
     records.extend(splitter.finish());
@@ -167,4 +167,21 @@ proptest! {
         prop_assert_eq!(joined(&split(&chunks, 1 << 20)), stream.clone());
         prop_assert_eq!(stream_events(&chunks), stream_events(&[&stream]));
     }
+}
+
+#[test]
+fn whole_events_are_slices_of_their_chunk_and_only_a_cut_one_is_copied() {
+    let mut splitter = SseSplitter::new(Dialect::Anthropic.classifier(), 64 * 1024);
+    let chunk = Bytes::from_static(b"data: 1\n\ndata: 2\n\ndata: 3");
+    let inside = |record: &SseRecord| {
+        let range = chunk.as_ptr_range();
+        range.contains(&record.raw.as_ptr())
+    };
+    let mut records = Vec::new();
+    splitter.push(chunk.clone(), &mut records);
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(inside), "no copy of whole events");
+    splitter.push(Bytes::from_static(b"\n\n"), &mut records);
+    assert_eq!(records[2].raw, "data: 3\n\n");
+    assert!(!inside(&records[2]), "the event cut across chunks is gathered");
 }
