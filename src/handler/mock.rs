@@ -118,8 +118,8 @@ async fn messages(
             admitted.mark(headers, applies);
             tokio::time::sleep_until(start).await;
             let farewell = reply::farewell(Dialect::Anthropic, &admitted.request_id);
-            let options = app.stream_options(arrival, reset, admitted.guard.take(), farewell);
-            reply::shaped_response(head, shaped, snapshot.config.head, options).await
+            let parts = app.body_parts(arrival, reset, admitted.guard.take(), farewell);
+            reply::shaped_response(head, shaped, snapshot.config.head, parts).await
         }
     }
 }

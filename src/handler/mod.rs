@@ -123,8 +123,9 @@ impl Drop for ControlGuard {
 }
 
 impl App {
-    /// Serves the live config; `seed` keys every random draw; `end_streams`
-    /// cancelled ends every stream in flight at its next event boundary.
+    /// Serves the live config; `seed` keys every random draw; once
+    /// `end_streams` is ended, every stream in flight ends at its next event
+    /// boundary.
     pub fn new(live: Arc<Live>, metrics: Arc<Metrics>, seed: u64, end_streams: StreamEnd) -> Self {
         Self {
             live,
@@ -187,7 +188,7 @@ impl App {
     }
 
     /// What a stream of this request needs from the app.
-    pub fn stream_options(
+    pub fn body_parts(
         &self,
         arrival: Instant,
         reset: Option<ResetHandle>,

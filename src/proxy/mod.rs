@@ -111,8 +111,8 @@ pub async fn forward(
             .with_fault(stream_fault)
             .with_lateness(app.lateness_observer());
         let goodbye = farewell(dialect, &admitted.request_id);
-        let options = app.stream_options(arrival, reset, admitted.guard.take(), goodbye);
-        return shaped_response(head, shaped, snapshot.config.head, options).await;
+        let parts = app.body_parts(arrival, reset, admitted.guard.take(), goodbye);
+        return shaped_response(head, shaped, snapshot.config.head, parts).await;
     }
     // Not a stream: only the head can be held (stream faults do not apply).
     let applies = wait > Duration::ZERO;
