@@ -239,5 +239,8 @@ async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
+/// jemalloc: about 10 % less CPU than the system allocator on the per-token
+/// path, and less memory at thousands of streams (README "Performance").
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

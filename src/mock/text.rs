@@ -99,7 +99,7 @@ impl Pieces {
         self.end_piece();
     }
 
-    /// Ends the piece being written straight into [`Pieces::text_mut`].
+    /// Ends the piece that [`tokens`] wrote straight into `text`.
     fn end_piece(&mut self) {
         self.ends.push(self.text.len());
     }
