@@ -112,8 +112,15 @@ mod precise {
     #[derive(Debug, Default)]
     pub(super) struct Slot {
         /// Set when the gate moved on (reset or dropped): the entry is skipped.
-        pub(super) cancelled: AtomicBool,
+        cancelled: AtomicBool,
         pub(super) waker: AtomicWaker,
+    }
+
+    impl Slot {
+        /// The gate moved on: the dispatcher skips this registration.
+        pub(super) fn cancel(&self) {
+            self.cancelled.store(true, Ordering::Release);
+        }
     }
 
     impl PreciseTimer {
@@ -261,7 +268,7 @@ impl Gate {
             Kind::Precise { at, slot, .. } => {
                 *at = new_at;
                 if let Some(old) = slot.take() {
-                    old.cancelled.store(true, std::sync::atomic::Ordering::Release);
+                    old.cancel();
                 }
             }
         }
@@ -297,7 +304,7 @@ impl Drop for Gate {
     fn drop(&mut self) {
         #[cfg(target_os = "linux")]
         if let Kind::Precise { slot: Some(slot), .. } = &self.0 {
-            slot.cancelled.store(true, std::sync::atomic::Ordering::Release);
+            slot.cancel();
         }
     }
 }
