@@ -89,8 +89,7 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
         }
         Some(upstream) => {
             lines.push(format!("[sluice] Proxy running on {host}"));
-            let url = upstream.url.to_string();
-            let url = url.trim_end_matches('/');
+            let url = upstream.display_url();
             lines.push(format!("[sluice] Upstream: {url} (every method and path)"));
         }
     }

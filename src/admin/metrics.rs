@@ -168,7 +168,11 @@ impl Metrics {
             lateness.clone(),
         );
         let open_streams = Gauge::default();
-        registry.register("open_streams", "Streaming responses in flight", open_streams.clone());
+        registry.register(
+            "open_streams",
+            "Requests in flight, from their admission to the end of their response (streamed or not)",
+            open_streams.clone(),
+        );
         let upstream_errors = Family::<KindLabel, Counter>::default();
         registry.register(
             "upstream_errors",

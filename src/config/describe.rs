@@ -77,13 +77,21 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
         admin["token"] = json!("<redacted>");
     }
     out.insert("admin".into(), admin);
+    let limits = &config.limits;
+    out.insert(
+        "limits".into(),
+        json!({
+            "header_read_timeout": format!("{:?}", limits.header_read_timeout),
+            "idle_timeout": format!("{:?}", limits.idle_timeout),
+            "max_connections": limits.max_connections,
+        }),
+    );
+    out.insert(
+        "watch".into(),
+        json!({"poll": config.watch.poll.map(|d| format!("{d:?}")).unwrap_or_else(|| "off (inotify)".to_string())}),
+    );
     if let Some(upstream) = &config.upstream {
-        let mut url = upstream.url.to_string();
-        if let Some(authority) = upstream.url.authority()
-            && let Some((_, host)) = authority.as_str().rsplit_once('@')
-        {
-            url = url.replacen(authority.as_str(), &format!("<redacted>@{host}"), 1);
-        }
+        let url = upstream.display_url();
         out.insert(
             "upstream".into(),
             json!({
@@ -93,6 +101,9 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
                 "ca_file": upstream.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
                 "delay_non_sse": upstream.delay_non_sse,
                 "max_event_size": upstream.max_event_size,
+                "head_hold_bytes": upstream.head_hold_bytes,
+                "head_hold_time": format!("{:?}", upstream.head_hold_time),
+                "max_idle_per_host": upstream.max_idle_per_host,
             }),
         );
     }

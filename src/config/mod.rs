@@ -167,6 +167,35 @@ impl Default for Admin {
     }
 }
 
+/// The bounds on client connections, both listeners (`[limits]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A connection that started a request head must finish it within this.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight is closed after this long.
+    pub idle_timeout: Duration,
+    /// At most this many client connections at once (the API listener; read at start).
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// How the config file is watched (`[watch]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Watch {
+    /// Poll the file at this interval instead of relying on inotify (network
+    /// filesystems, some container mounts). Read at start.
+    pub poll: Option<Duration>,
+}
+
 /// Where proxy mode sends requests, and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
@@ -182,6 +211,13 @@ pub struct Upstream {
     pub delay_non_sse: bool,
     /// An SSE event larger than this is passed on as it arrives, unclassified.
     pub max_event_size: usize,
+    /// While the head waits for the first token, at most this many bytes of
+    /// other events are held; past it the head goes out and the stream passes.
+    pub head_hold_bytes: usize,
+    /// ... and for at most this long.
+    pub head_hold_time: Duration,
+    /// Idle pooled connections kept per upstream host.
+    pub max_idle_per_host: usize,
 }
 
 impl Upstream {
@@ -194,6 +230,23 @@ impl Upstream {
             ca_file: None,
             delay_non_sse: true,
             max_event_size: 1024 * 1024,
+            head_hold_bytes: 1024 * 1024,
+            head_hold_time: Duration::from_secs(60),
+            max_idle_per_host: 256,
+        }
+    }
+
+    /// The URL as it may be shown (banner, logs, error bodies, `/config`):
+    /// any credentials in it are replaced by `<redacted>`.
+    pub fn display_url(&self) -> String {
+        let url = self.url.to_string();
+        let url = url.trim_end_matches('/');
+        match self.url.authority().map(|a| a.as_str()) {
+            Some(authority) if authority.contains('@') => {
+                let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+                url.replacen(authority, &format!("<redacted>@{host}"), 1)
+            }
+            _ => url.to_string(),
         }
     }
 }
@@ -224,6 +277,10 @@ pub struct Config {
     pub admin: Admin,
     /// Proxy mode's upstream; `None` serves the built-in mock.
     pub upstream: Option<Upstream>,
+    /// Bounds on client connections.
+    pub limits: Limits,
+    /// How the config file is watched.
+    pub watch: Watch,
     /// Where this config came from.
     pub source: ConfigSource,
 }
@@ -269,6 +326,8 @@ impl Default for Config {
             control: Control { headers: false, max_active: 64 },
             admin: Admin::default(),
             upstream: None,
+            limits: Limits::default(),
+            watch: Watch::default(),
             source: ConfigSource::Defaults,
         }
     }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::{Spanned, Value};
 
-use super::{Config, ConfigError, HeadTiming, ProfilePatch, Route, RouteMatch, Upstream, value};
+use super::{
+    Config, ConfigError, HeadTiming, Limits, ProfilePatch, Route, RouteMatch, Upstream, value,
+};
 use crate::shape::{Delay, Fault, HttpFault, Schedule, WeightedFault};
 
 /// The file, field for field. Nothing here is trusted yet.
@@ -33,6 +35,24 @@ struct RawConfig {
     control: Option<RawControl>,
     admin: Option<RawAdmin>,
     upstream: Option<Spanned<RawUpstream>>,
+    limits: Option<RawLimits>,
+    watch: Option<RawWatch>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    header_read_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
+}
+
+/// `[watch]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    poll: Option<Spanned<String>>,
 }
 
 /// `[admin]`.
@@ -127,6 +147,9 @@ struct RawUpstream {
     ca_file: Option<Spanned<String>>,
     delay_non_sse: Option<bool>,
     max_event_size: Option<Spanned<RawSize>>,
+    head_hold_bytes: Option<Spanned<RawSize>>,
+    head_hold_time: Option<Spanned<String>>,
+    max_idle_per_host: Option<Spanned<i64>>,
 }
 
 /// Turns byte spans into `file:line:column` for error messages.
@@ -194,7 +217,7 @@ pub(super) const COUNT_FORM: &str = "a whole number from 1 to 1000000000";
 pub(super) const TOKENS_AFTER_FORM: &str = "a whole number of tokens from 0 to 1000000";
 pub(super) const DELAY_FORM: &str = "a duration such as \"100ms\", or a distribution such as \
     { dist = \"uniform\", min = \"50ms\", max = \"150ms\" }, { dist = \"normal\", mean = \"100ms\", stddev = \"20ms\" } \
-    or { dist = \"lognormal\", p50 = \"100ms\", p99 = \"400ms\" }";
+    or { dist = \"lognormal\", p50 = \"100ms\", p99 = \"400ms\" }, each at most 7 days (\"168h\")";
 pub(super) const DIST_FORM: &str =
     "\"uniform\" (min, max), \"normal\" (mean, stddev) or \"lognormal\" (p50, p99)";
 pub(super) const NAME_FORM: &str = "a non-empty name used by no other route";
@@ -202,6 +225,10 @@ pub(super) const GLOB_FORM: &str = "a glob such as \"/v1/*\" or \"claude-*-haiku
 pub(super) const METHOD_FORM: &str = "an HTTP method such as \"POST\"";
 pub(super) const HEADER_FORM: &str = "a header name such as \"x-scenario\"";
 pub(super) const MAX_ACTIVE_FORM: &str = "a whole number from 1 to 1000000";
+pub(super) const IDLE_FORM: &str = "a whole number from 0 to 100000";
+pub(super) const CONNECTIONS_FORM: &str = "a whole number from 1 to 1000000";
+pub(super) const POSITIVE_DURATION_FORM: &str =
+    "a duration of at least 1ms such as \"10s\", at most 7 days (\"168h\")";
 
 /// Parses and validates a whole file.
 pub(super) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
@@ -233,6 +260,12 @@ impl RawConfig {
             at.check(&self.shutdown_grace, "shutdown_grace", |s| value::duration(s))?
         {
             config.shutdown_grace = grace;
+        }
+        if let Some(limits) = &self.limits {
+            config.limits = limits.validate(at)?;
+        }
+        if let Some(watch) = &self.watch {
+            config.watch.poll = at.check(&watch.poll, "watch.poll", |s| positive_duration(s))?;
         }
         let knobs = Knobs {
             first_token_delay: &self.first_token_delay,
@@ -604,6 +637,35 @@ impl RawRoute {
     }
 }
 
+/// A duration that must not be zero (a timeout or an interval).
+fn positive_duration(text: &str) -> Result<Duration, &'static str> {
+    value::duration(text)
+        .ok()
+        .filter(|d| *d >= Duration::from_millis(1))
+        .ok_or(POSITIVE_DURATION_FORM)
+}
+
+impl RawLimits {
+    fn validate(&self, at: &Locator<'_>) -> Result<Limits, ConfigError> {
+        let mut limits = Limits::default();
+        let timeout = |s: &String| positive_duration(s);
+        if let Some(d) =
+            at.check(&self.header_read_timeout, "limits.header_read_timeout", timeout)?
+        {
+            limits.header_read_timeout = d;
+        }
+        if let Some(d) = at.check(&self.idle_timeout, "limits.idle_timeout", timeout)? {
+            limits.idle_timeout = d;
+        }
+        if let Some(n) = at.check(&self.max_connections, "limits.max_connections", |&n| {
+            usize::try_from(n).ok().filter(|n| (1..=1_000_000).contains(n)).ok_or(CONNECTIONS_FORM)
+        })? {
+            limits.max_connections = n;
+        }
+        Ok(limits)
+    }
+}
+
 impl RawUpstream {
     fn validate(&self, at: &Locator<'_>, table: Range<usize>) -> Result<Upstream, ConfigError> {
         let url =
@@ -624,6 +686,17 @@ impl RawUpstream {
         }
         if let Some(size) = at.check(&self.max_event_size, "upstream.max_event_size", size_of)? {
             upstream.max_event_size = usize::try_from(size).unwrap_or(usize::MAX);
+        }
+        if let Some(size) = at.check(&self.head_hold_bytes, "upstream.head_hold_bytes", size_of)? {
+            upstream.head_hold_bytes = usize::try_from(size).unwrap_or(usize::MAX);
+        }
+        if let Some(d) = at.check(&self.head_hold_time, "upstream.head_hold_time", duration)? {
+            upstream.head_hold_time = d;
+        }
+        if let Some(n) = at.check(&self.max_idle_per_host, "upstream.max_idle_per_host", |&n| {
+            usize::try_from(n).ok().filter(|&n| n <= 100_000).ok_or(IDLE_FORM)
+        })? {
+            upstream.max_idle_per_host = n;
         }
         Ok(upstream)
     }

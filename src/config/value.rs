@@ -7,11 +7,17 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// The longest duration any knob, header or admin call may set: a week.
+/// Every deadline sluice computes is an instant plus a sum of such bounded
+/// durations, so none of its arithmetic can overflow (`docs/reliability.md`).
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// What a duration may look like, for error messages.
-pub const DURATION_FORM: &str = "a duration such as \"100ms\", \"1.5s\" or \"2s\"";
+pub const DURATION_FORM: &str =
+    "a duration such as \"100ms\", \"1.5s\" or \"2s\", at most 7 days (\"168h\")";
 /// What a duration from the environment may look like (the seed's form).
-pub const ENV_DURATION_FORM: &str =
-    "milliseconds such as 100, or a duration such as \"100ms\" or \"2s\"";
+pub const ENV_DURATION_FORM: &str = "milliseconds such as 100, or a duration such as \"100ms\" \
+     or \"2s\", at most 7 days (\"168h\")";
 /// What an error rate may look like.
 pub const RATE_FORM: &str = "a fraction from 0 to 1, such as 0.005 for 0.5 %";
 /// What an error rate from the environment or a flag may look like.
@@ -36,11 +42,12 @@ pub fn upstream_url(text: &str) -> Result<hyper::Uri, &'static str> {
     Ok(uri)
 }
 
-/// `"100ms"`, `"2s"`, `"1m 30s"`, `"1.5s"` (humantime's forms, plus decimals).
+/// `"100ms"`, `"2s"`, `"1m 30s"`, `"1.5s"` (humantime's forms, plus
+/// decimals), at most [`MAX_DURATION`].
 pub fn duration(text: &str) -> Result<Duration, &'static str> {
     let text = text.trim();
     if let Ok(parsed) = humantime::parse_duration(text) {
-        return Ok(parsed);
+        return bounded(parsed).ok_or(DURATION_FORM);
     }
     // humantime has no fractions; "1.5s" and "0.25ms" are too natural to refuse.
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or(DURATION_FORM)?;
@@ -54,7 +61,12 @@ pub fn duration(text: &str) -> Result<Duration, &'static str> {
         "h" => 3600.0,
         _ => return Err(DURATION_FORM),
     };
-    Duration::try_from_secs_f64(number * unit_seconds).map_err(|_| DURATION_FORM)
+    Duration::try_from_secs_f64(number * unit_seconds).ok().and_then(bounded).ok_or(DURATION_FORM)
+}
+
+/// `duration` if it is at most [`MAX_DURATION`].
+fn bounded(duration: Duration) -> Option<Duration> {
+    (duration <= MAX_DURATION).then_some(duration)
 }
 
 /// A duration from the environment: a bare number is milliseconds, as in the
@@ -62,10 +74,10 @@ pub fn duration(text: &str) -> Result<Duration, &'static str> {
 pub fn env_duration(text: &str) -> Result<Duration, &'static str> {
     let text = text.trim();
     if let Ok(millis) = text.parse::<f64>() {
-        if millis.is_finite() && millis >= 0.0 {
-            return Ok(Duration::from_secs_f64(millis / 1000.0));
-        }
-        return Err(ENV_DURATION_FORM);
+        return Duration::try_from_secs_f64(millis / 1000.0)
+            .ok()
+            .and_then(bounded)
+            .ok_or(ENV_DURATION_FORM);
     }
     duration(text).map_err(|_| ENV_DURATION_FORM)
 }
@@ -117,6 +129,22 @@ mod tests {
         assert_eq!(duration("0ms"), Ok(ms(0)));
         for bad in ["", "100", "fast", "-1s", "1.5 parsecs", "1e400s"] {
             assert_eq!(duration(bad), Err(DURATION_FORM), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn durations_are_bounded_by_a_week() {
+        assert_eq!(duration("168h"), Ok(MAX_DURATION));
+        assert_eq!(duration("7days"), Ok(MAX_DURATION));
+        for too_long in
+            ["168h 1s", "169h", "18446744073709551615s", "1e30s", "99999999999999999999ms", "8d"]
+        {
+            assert_eq!(duration(too_long), Err(DURATION_FORM), "{too_long:?}");
+        }
+        assert!(DURATION_FORM.contains("at most 7 days"));
+        assert_eq!(env_duration("604800000"), Ok(MAX_DURATION));
+        for too_long in ["604800001", "1e30", "inf", "NaN", "18446744073709551615s"] {
+            assert_eq!(env_duration(too_long), Err(ENV_DURATION_FORM), "{too_long:?}");
         }
     }
 

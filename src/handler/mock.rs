@@ -83,7 +83,7 @@ async fn messages(
     let message = (!parsed.stream).then(|| reply.to_message());
     // A slow head shifts the whole reply: its schedule starts that much later.
     let wait = slow_head(&admitted.plan);
-    let start = arrival + wait;
+    let start = crate::shape::later(arrival, wait);
     let stream_fault = match (&admitted.plan.fault, parsed.stream) {
         (Some(fault), true) => reply::stream_fault(fault, Dialect::Anthropic, &admitted.request_id),
         _ => None,
@@ -118,8 +118,9 @@ async fn messages(
             admitted.mark(headers, applies);
             tokio::time::sleep_until(start).await;
             let farewell = reply::farewell(Dialect::Anthropic, &admitted.request_id);
-            let parts = app.body_parts(arrival, reset, admitted.guard.take(), farewell);
-            reply::shaped_response(head, shaped, snapshot.config.head, parts).await
+            let parts = app.body_parts(arrival, reset, &mut admitted, farewell);
+            reply::shaped_response(head, shaped, snapshot.config.head, reply::HeadHold::MOCK, parts)
+                .await
         }
     }
 }

@@ -33,7 +33,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::admin::metrics::Metrics;
+use crate::admin::metrics::{Metrics, OpenStream};
 use crate::config::{Profile, parse_fault_header};
 use crate::dialect::Dialect;
 use crate::live::{Live, Snapshot};
@@ -56,6 +56,10 @@ pub const ROUTE_HEADER: &str = "x-sluice-route";
 pub const PROFILE_CONTROL: &str = "x-sluice-profile";
 /// Request header forcing a fault (when `[control] headers = true`).
 pub const INJECT_CONTROL: &str = "x-sluice-inject";
+/// sluice's own request headers: read by the sluice they reach, and never
+/// forwarded upstream, so a chain of sluices (a proxy in front of a mock)
+/// applies a header-driven fault once, not once per hop.
+pub const CONTROL_HEADERS: [&str; 2] = [PROFILE_CONTROL, INJECT_CONTROL];
 /// The path sluice answers itself in both modes (Docker's health check).
 pub const OWN_HEALTH_PATH: &str = "/__sluice/health";
 
@@ -93,6 +97,8 @@ pub struct Admitted {
     pub guard: Option<ControlGuard>,
     /// The config version that serves it.
     pub version: String,
+    /// Counts it in `sluice_open_streams` from admission to the end of its response.
+    pub open: Option<OpenStream>,
 }
 
 impl Admitted {
@@ -108,6 +114,21 @@ impl Admitted {
             && let Ok(label) = HeaderValue::from_str(&fault.label())
         {
             headers.insert(FAULT_HEADER, label);
+        }
+    }
+}
+
+/// A request not answered yet: counted as `client_gone` if dropped so.
+struct Unanswered<'a> {
+    metrics: &'a Metrics,
+    mode: &'static str,
+    answered: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.metrics.request("none", self.mode, "client_gone");
         }
     }
 }
@@ -155,7 +176,11 @@ impl App {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let mode = if snapshot.upstream.is_some() { "proxy" } else { "mock" };
+        // Counts the request as `client_gone` if its client leaves (this
+        // future is dropped) before it is answered.
+        let mut unanswered = Unanswered { metrics: &self.metrics, mode, answered: false };
         let response = if path == OWN_HEALTH_PATH {
+            unanswered.answered = true;
             return Ok(reply::health());
         } else if let Some(upstream) = &snapshot.upstream {
             proxy::forward(self, &snapshot, upstream, request, arrival).await
@@ -176,6 +201,7 @@ impl App {
         } else {
             "error"
         };
+        unanswered.answered = true;
         self.metrics.request(route, mode, outcome);
         debug!(%method, %path, status = response.status().as_u16(), "answered");
         Ok(response)
@@ -192,12 +218,13 @@ impl App {
         &self,
         arrival: Instant,
         reset: Option<ResetHandle>,
-        guard: Option<ControlGuard>,
+        admitted: &mut Admitted,
         farewell: SseRecord,
     ) -> BodyParts {
         BodyParts {
             reset,
-            guard,
+            guard: admitted.guard.take(),
+            open: admitted.open.take(),
             metrics: Arc::clone(&self.metrics),
             arrival,
             end: self.end_streams.clone(),
@@ -250,6 +277,7 @@ impl App {
             request_id,
             guard,
             version,
+            open: Some(self.metrics.stream_opened()),
         })
     }
 
@@ -265,14 +293,22 @@ impl App {
         if !control.headers {
             return Ok((None, None));
         }
-        let header =
-            |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        if let Some(name) = header(PROFILE_CONTROL) {
+        // A value that is not visible ASCII is refused, not ignored: a test
+        // that meant to inject a fault must not pass silently without it.
+        let header = |name: &str| -> Result<Option<&str>, String> {
+            match head.headers.get(name) {
+                None => Ok(None),
+                Some(value) => value.to_str().map(|v| Some(v.trim())).map_err(|_| {
+                    format!("{name}: the value must be visible ASCII, such as \"stream_error; after_tokens=3\"")
+                }),
+            }
+        };
+        if let Some(name) = header(PROFILE_CONTROL)? {
             *profile = snapshot.router.profile(name).ok_or_else(|| {
                 format!("{PROFILE_CONTROL}: no profile named {name:?} in the sluice config")
             })?;
         }
-        let Some(spec) = header(INJECT_CONTROL) else {
+        let Some(spec) = header(INJECT_CONTROL)? else {
             return Ok((None, None));
         };
         let fault = parse_fault_header(spec).map_err(|error| error.to_string())?;

@@ -14,6 +14,8 @@ use hyper::header::{ALLOW, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, R
 use hyper::http::response::Parts;
 use hyper::{Method, Response, StatusCode};
 
+use tracing::debug;
+
 use super::stream_body::{BodyParts, ShapedBody};
 use crate::config::HeadTiming;
 use crate::dialect::Dialect;
@@ -39,10 +41,16 @@ impl ResetHandle {
 /// head waits until the first content event is released (or the stream ends
 /// or fails first), and goes out together with it and the events before it.
 /// An [`InjectedReset`](crate::shape::InjectedReset) from the stream resets the connection.
+///
+/// What is held meanwhile is bounded by `hold`: past its bytes or its time
+/// the head goes out with what was held, and the rest of the stream follows
+/// as it is released (an upstream that sends only pings, or events of a
+/// kind sluice does not know, is then passed through, not buffered).
 pub async fn shaped_response<S>(
     head: Parts,
     shaped: S,
     timing: HeadTiming,
+    hold: HeadHold,
     parts: BodyParts,
 ) -> Response<Body>
 where
@@ -51,15 +59,53 @@ where
     let mut shaped = Box::pin(shaped);
     let mut released = Vec::new();
     if timing == HeadTiming::FirstToken {
-        while let Some(item) = shaped.next().await {
+        let deadline = hold.time.map(|time| crate::shape::later(tokio::time::Instant::now(), time));
+        let mut held = 0usize;
+        loop {
+            let next = match deadline {
+                None => shaped.next().await,
+                Some(deadline) => match tokio::time::timeout_at(deadline, shaped.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        debug!(?hold.time, "no first token yet: head sent without it");
+                        break;
+                    }
+                },
+            };
+            let Some(item) = next else { break };
             let done = item.as_ref().map_or(true, |record| record.kind.is_content());
+            held = held.saturating_add(item.as_ref().map_or(0, |record| record.raw.len()));
             released.push(item);
             if done {
+                break;
+            }
+            if held >= hold.bytes {
+                debug!(held, "no first token yet: head sent with what was held");
                 break;
             }
         }
     }
     Response::from_parts(head, BodyExt::boxed_unsync(ShapedBody::new(released, shaped, parts)))
+}
+
+/// How much a held head may gather before its first token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadHold {
+    /// Bytes of events held at most.
+    pub bytes: usize,
+    /// Time held at most, from when the source's head was ready; `None`: no limit.
+    pub time: Option<Duration>,
+}
+
+impl HeadHold {
+    /// The mock's: its own events before the first token are a few hundred
+    /// bytes, and its first token comes exactly when configured.
+    pub const MOCK: Self = Self { bytes: usize::MAX, time: None };
+
+    /// An upstream's, from `[upstream] head_hold_bytes` and `head_hold_time`.
+    pub fn upstream(settings: &crate::config::Upstream) -> Self {
+        Self { bytes: settings.head_hold_bytes, time: Some(settings.head_hold_time) }
+    }
 }
 
 /// The event that ends a stream cut short by shutdown: the dialect's error

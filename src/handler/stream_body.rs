@@ -115,6 +115,8 @@ pub struct BodyParts {
     pub reset: Option<ResetHandle>,
     /// Held until the body ends (a header-driven fault in flight).
     pub guard: Option<ControlGuard>,
+    /// Held until the body ends (`sluice_open_streams`, counted from admission).
+    pub open: Option<OpenStream>,
     /// Where first-token delays and token gaps are recorded.
     pub metrics: Arc<Metrics>,
     /// The request's arrival, for the first-token delay.
@@ -134,6 +136,9 @@ pub struct ShapedBody {
     records: Records,
     /// An error that came after records already gathered into a frame.
     failed: Option<BoxError>,
+    /// Whether the poll that follows such a frame has yielded once, so that
+    /// hyper writes the frame out before the error aborts the connection.
+    yielded_before_fail: bool,
     watch: EndWatch,
     farewell: Option<SseRecord>,
     done: bool,
@@ -142,7 +147,7 @@ pub struct ShapedBody {
     metrics: Arc<Metrics>,
     reset: Option<ResetHandle>,
     _guard: Option<ControlGuard>,
-    _open: OpenStream,
+    _open: Option<OpenStream>,
 }
 
 impl std::fmt::Debug for ShapedBody {
@@ -158,12 +163,12 @@ impl ShapedBody {
         records: Records,
         parts: BodyParts,
     ) -> Self {
-        let BodyParts { reset, guard, metrics, arrival, end, farewell } = parts;
-        let open = metrics.stream_opened();
+        let BodyParts { reset, guard, open, metrics, arrival, end, farewell } = parts;
         Self {
             released: released.into(),
             records,
             failed: None,
+            yielded_before_fail: false,
             watch: EndWatch { end, registered: None },
             farewell: Some(farewell),
             done: false,
@@ -239,8 +244,19 @@ impl Body for ShapedBody {
         if this.done {
             return Poll::Ready(None);
         }
-        if let Some(error) = this.failed.take() {
-            return this.fail(error);
+        if this.failed.is_some() {
+            // hyper polls the body again right after buffering a frame; an
+            // error then would drop that frame unsent (a stream that broke
+            // before its first token would reach the client as an empty
+            // reply). Yield once, so the frame is flushed, then fail.
+            if !this.yielded_before_fail {
+                this.yielded_before_fail = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if let Some(error) = this.failed.take() {
+                return this.fail(error);
+            }
         }
         if this.watch.end.is_ended() {
             return this.farewell();
@@ -342,6 +358,7 @@ mod tests {
         let parts = BodyParts {
             reset: Some(ResetHandle::default()),
             guard: None,
+            open: Some(metrics.stream_opened()),
             metrics: Arc::clone(&metrics),
             arrival: Instant::now(),
             end: end.clone(),
@@ -382,6 +399,7 @@ mod tests {
         let parts = BodyParts {
             reset: None,
             guard: None,
+            open: None,
             metrics: Arc::new(Metrics::new()),
             arrival: Instant::now(),
             end: StreamEnd::new(),

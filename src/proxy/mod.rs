@@ -29,8 +29,10 @@ pub use records::SseRecords;
 pub use upstream::{ClientError, UpstreamClient, UpstreamError, cause_chain, strip_hop_by_hop};
 
 use crate::dialect::Dialect;
-use crate::handler::reply::{farewell, http_fault, other_request_id, read_body, stream_fault};
-use crate::handler::{App, ResetHandle, shaped_response, slow_head};
+use crate::handler::reply::{
+    HeadHold, farewell, http_fault, other_request_id, read_body, stream_fault,
+};
+use crate::handler::{App, CONTROL_HEADERS, ResetHandle, shaped_response, slow_head};
 use crate::live::Snapshot;
 use crate::response::{self, Body};
 use crate::route::BodyFacts;
@@ -51,7 +53,7 @@ pub async fn forward(
 ) -> Response<Body> {
     let reset = request.extensions().get::<ResetHandle>().cloned();
     let dialect = Dialect::for_path(request.uri().path());
-    let (head, body) = request.into_parts();
+    let (mut head, body) = request.into_parts();
     // The body streams through untouched unless a route must read it to choose.
     let (body, facts) = if snapshot.router.needs_body() {
         match read_body(body, &head.headers, snapshot.config.max_request_body).await {
@@ -75,7 +77,11 @@ pub async fn forward(
         admitted.mark(response.headers_mut(), true);
         return response;
     }
-    let response = match upstream.send(Request::from_parts(head, body)).await {
+    for name in CONTROL_HEADERS {
+        head.headers.remove(name);
+    }
+    let sent = upstream.send(Request::from_parts(head, body)).await;
+    let response = match sent.and_then(|response| refuse_upgrade(upstream, response)) {
         Ok(response) => response,
         Err(error) => {
             warn!(request = admitted.number, %error, "upstream failed");
@@ -111,8 +117,9 @@ pub async fn forward(
             .with_fault(stream_fault)
             .with_lateness(app.lateness_observer());
         let goodbye = farewell(dialect, &admitted.request_id);
-        let parts = app.body_parts(arrival, reset, admitted.guard.take(), goodbye);
-        return shaped_response(head, shaped, snapshot.config.head, parts).await;
+        let parts = app.body_parts(arrival, reset, &mut admitted, goodbye);
+        let hold = HeadHold::upstream(settings);
+        return shaped_response(head, shaped, snapshot.config.head, hold, parts).await;
     }
     // Not a stream: only the head can be held (stream faults do not apply).
     let applies = wait > Duration::ZERO;
@@ -128,6 +135,24 @@ pub async fn forward(
     // Added to the upstream's own time to its head, as for a first token.
     tokio::time::sleep(wait + delay).await;
     Response::from_parts(head, body.map_err(Into::into).boxed_unsync())
+}
+
+/// A `101 Switching Protocols` answer is an upstream protocol error: the
+/// proxy forwards HTTP messages, not upgraded connections (WebSocket), and
+/// passing a 101 on without its upgrade would leave the client hanging.
+fn refuse_upgrade(
+    upstream: &UpstreamClient,
+    response: Response<Incoming>,
+) -> Result<Response<Incoming>, UpstreamError> {
+    if response.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
+        return Err(UpstreamError::Request {
+            upstream: upstream.label().to_string(),
+            cause: "it answered 101 Switching Protocols; sluice does not proxy protocol \
+                    upgrades (WebSocket)"
+                .to_string(),
+        });
+    }
+    Ok(response)
 }
 
 /// `text/event-stream`, with or without parameters.

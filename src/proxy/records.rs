@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 use hyper::body::Body;
 use pin_project_lite::pin_project;
+use tracing::warn;
 
 use crate::response::BoxError;
 use crate::sse::{SseRecord, SseSplitter};
@@ -56,9 +57,11 @@ where
                     }
                 }
                 Poll::Ready(Some(Err(error))) => {
-                    // Faithful: what arrived has gone out; the client sees the stream break.
+                    // Faithful: what arrived goes out; the client sees the stream break.
                     *this.ended = true;
-                    return Poll::Ready(Some(Err(error.into())));
+                    let error: BoxError = error.into();
+                    warn!(error = %crate::proxy::cause_chain(&*error), "the upstream broke off its stream; breaking the client's too");
+                    return Poll::Ready(Some(Err(error)));
                 }
                 Poll::Ready(None) => {
                     *this.ended = true;

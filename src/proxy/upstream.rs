@@ -6,7 +6,9 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::header::{CONNECTION, HOST, HeaderMap, HeaderName};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hyper::header::{AUTHORIZATION, CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, Uri, Version};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -121,7 +123,50 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 pub struct UpstreamClient {
     client: Client<HttpsConnector<HttpConnector>, Body>,
     settings: Arc<Upstream>,
+    /// The base URL without credentials: what requests are sent to (hyper
+    /// logs its pool keys, which are made from it).
+    base: Uri,
+    /// `Authorization: Basic` from credentials in the URL, marked sensitive.
+    basic_auth: Option<HeaderValue>,
     label: String,
+}
+
+/// Splits credentials (`user:password@`) off a URL: the URL without them,
+/// and the `Authorization: Basic` value they make.
+fn split_credentials(url: &Uri) -> (Uri, Option<HeaderValue>) {
+    let Some((userinfo, host)) = url.authority().and_then(|a| a.as_str().rsplit_once('@')) else {
+        return (url.clone(), None);
+    };
+    let mut parts = url.clone().into_parts();
+    parts.authority = host.parse().ok();
+    let base = Uri::from_parts(parts).unwrap_or_else(|_| url.clone());
+    let decoded = |text: &str| -> String {
+        // Percent-decoding of the few bytes userinfo may escape.
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+                (b'%', Some(byte)) => {
+                    out.push(byte);
+                    i += 3;
+                }
+                (byte, _) => {
+                    out.push(byte);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let token = BASE64.encode(format!("{}:{}", decoded(user), decoded(password)));
+    let header = HeaderValue::from_str(&format!("Basic {token}")).ok().map(|mut value| {
+        value.set_sensitive(true);
+        value
+    });
+    (base, header)
 }
 
 impl UpstreamClient {
@@ -165,10 +210,17 @@ impl UpstreamClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
+            // A storm of clients that leave must not leave a pool of
+            // hundreds of idle upstream connections behind.
+            .pool_max_idle_per_host(settings.max_idle_per_host)
             .build(https);
+        let (base, basic_auth) = split_credentials(&settings.url);
         Ok(Self {
             client,
-            label: settings.url.to_string().trim_end_matches('/').to_string(),
+            base,
+            basic_auth,
+            // Never the credentials: the label goes into logs and 502 bodies.
+            label: settings.display_url(),
             settings: Arc::new(settings.clone()),
         })
     }
@@ -197,6 +249,11 @@ impl UpstreamClient {
         let headers = request.headers_mut();
         strip_hop_by_hop(headers);
         headers.remove(HOST); // set from the upstream URL
+        if let Some(basic) = &self.basic_auth
+            && !headers.contains_key(AUTHORIZATION)
+        {
+            headers.insert(AUTHORIZATION, basic.clone());
+        }
         let timeout = self.settings.header_timeout;
         match tokio::time::timeout(timeout, self.client.request(request)).await {
             Ok(Ok(response)) => Ok(response),
@@ -211,7 +268,7 @@ impl UpstreamClient {
 
     /// The upstream URI for a client request's path and query.
     fn target(&self, client: &Uri) -> Uri {
-        let base = &self.settings.url;
+        let base = &self.base;
         let prefix = base.path().trim_end_matches('/');
         let path_and_query = client.path_and_query().map_or("/", |pq| pq.as_str());
         let mut parts = base.clone().into_parts();
@@ -295,6 +352,19 @@ mod tests {
             client("http://127.0.0.1:9/prefix/").target(&path),
             "http://127.0.0.1:9/prefix/v1/messages?beta=true"
         );
+    }
+
+    #[test]
+    fn credentials_in_the_url_become_basic_auth_and_leave_the_url() {
+        let (base, auth) =
+            split_credentials(&"http://us%40er:hun%3Ater2@127.0.0.1:9/p".parse().unwrap());
+        assert_eq!(base, "http://127.0.0.1:9/p");
+        let auth = auth.unwrap();
+        assert!(auth.is_sensitive());
+        // base64("us@er:hun:ter2")
+        assert_eq!(auth, "Basic dXNAZXI6aHVuOnRlcjI=");
+        let (base, auth) = split_credentials(&"https://api.anthropic.com".parse().unwrap());
+        assert_eq!((base, auth), ("https://api.anthropic.com".parse().unwrap(), None));
     }
 
     #[test]

@@ -78,7 +78,10 @@ impl Delay {
                 }
             }
         };
-        Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::ZERO)
+        // A distribution's tail is unbounded; a draw is not (NaN is zero).
+        let longest = crate::config::value::MAX_DURATION;
+        Duration::try_from_secs_f64(seconds.clamp(0.0, longest.as_secs_f64()))
+            .unwrap_or(Duration::ZERO)
     }
 
     /// The typical value: the constant, mean or median.

@@ -20,3 +20,15 @@ pub use shaper::{Arrival, InjectedReset, Shaper, StreamAction, StreamFault};
 pub use timer::Gate;
 #[cfg(target_os = "linux")]
 pub use timer::PreciseTimer;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// `at + by`, saturating instead of panicking. Every duration sluice accepts
+/// is bounded ([`MAX_DURATION`](crate::config::value::MAX_DURATION)), so
+/// this never saturates in practice; it keeps a deadline computed from any
+/// input from being able to panic.
+pub fn later(at: Instant, by: Duration) -> Instant {
+    at.checked_add(by).or_else(|| at.checked_add(crate::config::value::MAX_DURATION)).unwrap_or(at)
+}

@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
 use super::delay::Delay;
+use super::later;
 use crate::sse::EventKind;
 
 /// The delays of one profile.
@@ -51,13 +52,12 @@ impl Pacer {
             EventKind::Other => arrival,
             EventKind::Content | EventKind::ToolStart => {
                 let paced = match self.last_content {
-                    None => arrival + self.timing.first_token_delay.sample(&mut self.rng),
-                    Some(previous) => {
-                        arrival.max(previous + self.timing.token_interval.sample(&mut self.rng))
-                    }
+                    None => later(arrival, self.timing.first_token_delay.sample(&mut self.rng)),
+                    Some(previous) => arrival
+                        .max(later(previous, self.timing.token_interval.sample(&mut self.rng))),
                 };
                 if kind == EventKind::ToolStart {
-                    paced + self.timing.tool_call_delay.sample(&mut self.rng)
+                    later(paced, self.timing.tool_call_delay.sample(&mut self.rng))
                 } else {
                     paced
                 }

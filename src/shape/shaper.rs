@@ -235,7 +235,7 @@ where
                         return Poll::Ready(None);
                     }
                     StreamAction::Stall(Some(duration)) => {
-                        this.gate.reset(Instant::now() + duration);
+                        this.gate.reset(super::later(Instant::now(), duration));
                         *this.state = State::Stalled(true);
                     }
                     StreamAction::Stall(None) => *this.state = State::Stalled(false),

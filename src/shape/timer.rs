@@ -35,7 +35,7 @@ mod precise {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
     use std::os::fd::OwnedFd;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
     use std::time::Duration;
 
@@ -75,7 +75,14 @@ mod precise {
     struct Shared {
         state: Mutex<State>,
         timerfd: AsyncFd<OwnedFd>,
+        /// Registrations cancelled but still in the heap.
+        cancelled: AtomicUsize,
     }
+
+    /// The heap is compacted when more than half of it (and more than this
+    /// many entries) is cancelled registrations, so a storm of clients that
+    /// leave while waiting on far deadlines cannot grow it without bound.
+    const COMPACT_ABOVE: usize = 64;
 
     #[derive(Debug, Default)]
     struct State {
@@ -111,15 +118,25 @@ mod precise {
     /// Where the dispatcher and a gate meet.
     #[derive(Debug, Default)]
     pub(super) struct Slot {
-        /// Set when the gate moved on (reset or dropped): the entry is skipped.
+        /// Set when the gate moved on (reset or dropped), so the entry is
+        /// skipped, or when the dispatcher took the entry out to wake it.
         cancelled: AtomicBool,
         pub(super) waker: AtomicWaker,
     }
 
     impl Slot {
-        /// The gate moved on: the dispatcher skips this registration.
-        pub(super) fn cancel(&self) {
-            self.cancelled.store(true, Ordering::Release);
+        /// The gate moved on: the dispatcher skips this registration. The
+        /// waker goes at once: it holds the stream's whole task (its
+        /// connection's memory, about 5 KiB) alive, and a client that left
+        /// must not keep that until a deadline minutes away.
+        fn cancel(&self) -> bool {
+            drop(self.waker.take());
+            !self.cancelled.swap(true, Ordering::AcqRel)
+        }
+
+        /// Out of the heap, or about to be skipped there.
+        pub(super) fn is_done(&self) -> bool {
+            self.cancelled.load(Ordering::Acquire)
         }
     }
 
@@ -142,7 +159,11 @@ mod precise {
                           because an OwnedFd stays open and the same fd for the AsyncFd's life"
             )]
             let timerfd = AsyncFd::with_interest(fd, Interest::READABLE)?;
-            let shared = Arc::new(Shared { state: Mutex::default(), timerfd });
+            let shared = Arc::new(Shared {
+                state: Mutex::default(),
+                timerfd,
+                cancelled: AtomicUsize::new(0),
+            });
             tokio::spawn(Arc::clone(&shared).dispatch());
             Ok(Self { shared })
         }
@@ -155,15 +176,42 @@ mod precise {
 
         pub(super) fn register(&self, at: Instant, slot: Arc<Slot>) {
             let mut state = self.shared.lock();
+            self.shared.compact(&mut state);
             state.heap.push(Reverse(Entry { at, slot }));
-            let fire = at + batch(state.heap.len());
+            let fire = super::super::later(at, batch(state.heap.len()));
             if state.armed.is_none_or(|armed| fire < armed) {
                 self.shared.arm(&mut state, fire);
             }
         }
     }
 
+    impl PreciseTimer {
+        /// Withdraws a registration (its gate moved on or was dropped).
+        pub(super) fn cancel(&self, slot: &Slot) {
+            if slot.cancel() {
+                self.shared.cancelled.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+
+        /// Registrations in the heap, cancelled ones included (tests).
+        #[cfg(test)]
+        pub(super) fn registered(&self) -> usize {
+            self.shared.lock().heap.len()
+        }
+    }
+
     impl Shared {
+        /// Drops cancelled registrations once they are most of the heap.
+        fn compact(&self, state: &mut State) {
+            let cancelled = self.cancelled.load(Ordering::Acquire);
+            if cancelled <= COMPACT_ABOVE || cancelled * 2 <= state.heap.len() {
+                return;
+            }
+            let before = state.heap.len();
+            state.heap.retain(|Reverse(entry)| !entry.slot.cancelled.load(Ordering::Acquire));
+            self.cancelled.fetch_sub(before - state.heap.len(), Ordering::AcqRel);
+        }
+
         fn lock(&self) -> MutexGuard<'_, State> {
             match self.state.lock() {
                 Ok(state) => state,
@@ -206,18 +254,26 @@ mod precise {
                     state.armed = None;
                     while state.heap.peek().is_some_and(|Reverse(first)| first.at <= now) {
                         if let Some(Reverse(entry)) = state.heap.pop() {
-                            due.push(entry.slot);
+                            // Marked as done here, so that a later cancel by
+                            // its gate is not counted as a dead entry.
+                            if entry.slot.cancelled.swap(true, Ordering::AcqRel) {
+                                self.cancelled.fetch_sub(1, Ordering::AcqRel);
+                            } else {
+                                due.push(entry.slot);
+                            }
                         }
                     }
                     let window = batch(state.heap.len());
-                    if let Some(next) = state.heap.peek().map(|Reverse(first)| first.at + window) {
+                    if let Some(next) = state
+                        .heap
+                        .peek()
+                        .map(|Reverse(first)| super::super::later(first.at, window))
+                    {
                         self.arm(&mut state, next);
                     }
                 }
                 for slot in due.drain(..) {
-                    if !slot.cancelled.load(Ordering::Acquire) {
-                        slot.waker.wake();
-                    }
+                    slot.waker.wake();
                 }
             }
         }
@@ -265,10 +321,10 @@ impl Gate {
         match &mut self.0 {
             Kind::Tokio(sleep) => sleep.as_mut().reset(new_at),
             #[cfg(target_os = "linux")]
-            Kind::Precise { at, slot, .. } => {
+            Kind::Precise { timer, at, slot } => {
                 *at = new_at;
                 if let Some(old) = slot.take() {
-                    old.cancel();
+                    timer.cancel(&old);
                 }
             }
         }
@@ -286,8 +342,8 @@ impl Gate {
                 match slot {
                     // Woken early (another source of wake-ups, or the batch
                     // window on a clock that disagrees): keep waiting.
-                    Some(slot) => slot.waker.register(cx.waker()),
-                    None => {
+                    Some(slot) if !slot.is_done() => slot.waker.register(cx.waker()),
+                    _ => {
                         let new = Arc::new(Slot::default());
                         new.waker.register(cx.waker());
                         timer.register(*at, Arc::clone(&new));
@@ -303,8 +359,8 @@ impl Gate {
 impl Drop for Gate {
     fn drop(&mut self) {
         #[cfg(target_os = "linux")]
-        if let Kind::Precise { slot: Some(slot), .. } = &self.0 {
-            slot.cancel();
+        if let Kind::Precise { timer, slot: Some(slot), .. } = &self.0 {
+            timer.cancel(slot);
         }
     }
 }
@@ -369,6 +425,50 @@ mod tests {
         gate.reset(t0 + Duration::from_millis(40));
         poll_fn(|cx| gate.poll(cx)).await;
         assert!(t0.elapsed() >= Duration::from_millis(40), "{:?}", t0.elapsed());
+    }
+
+    /// A client that leaves while its stream waits on a far deadline must not
+    /// keep its task alive until then: the gate's waker goes with the gate,
+    /// and the heap sheds the dead registrations.
+    #[tokio::test]
+    async fn a_dropped_gate_lets_go_of_its_waker_and_the_heap_is_compacted() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::{Wake, Waker};
+
+        /// Counts the clones of a waker that are still alive.
+        struct Counted(AtomicUsize);
+        impl Wake for Counted {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let timer = PreciseTimer::start().unwrap();
+        let far = Instant::now() + Duration::from_secs(600);
+        let counted = Arc::new(Counted(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&counted));
+        let mut cx = Context::from_waker(&waker);
+        let mut gates: Vec<Gate> = (0..1000).map(|_| Gate::on(&timer, far)).collect();
+        for gate in &mut gates {
+            assert!(gate.poll(&mut cx).is_pending());
+        }
+        assert_eq!(Arc::strong_count(&counted), 1 + 1000 + 1, "each gate holds a waker");
+        drop(gates);
+        assert_eq!(Arc::strong_count(&counted), 1 + 1, "no gate holds one once dropped");
+        // The next registration compacts the heap: only it is left.
+        let mut next = Gate::on(&timer, far);
+        assert!(next.poll(&mut cx).is_pending());
+        assert_eq!(timer.registered(), 1);
+    }
+
+    /// A gate set to the far future neither panics nor fires.
+    #[tokio::test]
+    async fn a_deadline_at_the_edge_of_time_does_not_panic() {
+        let timer = PreciseTimer::start().unwrap();
+        let edge = crate::shape::later(Instant::now(), Duration::MAX);
+        let mut gate = Gate::on(&timer, edge);
+        assert!(poll_fn(|cx| Poll::Ready(gate.poll(cx))).await.is_pending());
+        let mut near = Gate::on(&timer, Instant::now() + Duration::from_millis(2));
+        poll_fn(|cx| near.poll(cx)).await;
     }
 
     #[tokio::test]
