@@ -423,3 +423,47 @@ async fn clients_that_leave_before_the_head_are_counted_and_open_from_admission(
     })
     .await;
 }
+
+// ---- tool schemas that would amplify ----
+
+fn tool_request(input_schema: Value) -> Value {
+    json!({"model": "m", "max_tokens": 64, "stream": true,
+        "tools": [{"name": "t", "input_schema": input_schema}],
+        "messages": [{"role": "user", "content": "hi"}]})
+}
+
+#[tokio::test]
+async fn amplifying_tool_schemas_are_refused_and_a_stream_beside_them_stays_on_time() {
+    let sluice = start(
+        "error_rate = 0\nfirst_token_delay = \"100ms\"\ntoken_interval = \"5ms\"\ntokens_per_response = 5\n",
+    )
+    .await;
+    let names: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
+    let fan_out: serde_json::Map<String, Value> =
+        names.iter().map(|n| (n.clone(), json!({"$ref": "#/$defs/Node"}))).collect();
+    let hostile = [
+        json!({"type": "object", "properties": {"ids": {"type": "array", "minItems": 100_000_000u64, "items": {"type": "integer"}}}}),
+        json!({"$defs": {"Node": {"type": "object", "properties": fan_out, "required": names}}, "$ref": "#/$defs/Node"}),
+        json!({"type": "object", "properties": {"note": {"type": "string", "minLength": 500_000}}}),
+    ];
+    let addr = sluice.addr;
+    let attackers: Vec<_> = (0..30)
+        .map(|i| {
+            let schema = hostile[i % hostile.len()].clone();
+            tokio::spawn(async move { send(addr, messages(&tool_request(schema))).await })
+        })
+        .collect();
+    let canary = send(addr, messages(&text_request())).await;
+    for attacker in attackers {
+        let received = attacker.await.unwrap();
+        assert_eq!(received.status, 400);
+        let message = received.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(
+            message.starts_with("tools.0.input_schema: an input for this schema would exceed"),
+            "{message}"
+        );
+    }
+    assert_eq!(canary.status, 200);
+    // Real sockets on a shared machine: 100 ms, within a loose bound.
+    assert!(canary.head_at >= ms(100) && canary.head_at < ms(400), "{:?}", canary.head_at);
+}

@@ -6,6 +6,7 @@ use hyper::body::Incoming;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
+use tracing::debug;
 
 use super::reply::{self, ResetHandle, read_body};
 use super::{App, slow_head};
@@ -79,7 +80,16 @@ async fn messages(
     };
 
     let profile = &admitted.profile;
-    let reply = Reply::generate(&parsed, profile.tokens_per_response, &mut admitted.rng);
+    let reply = match Reply::generate(&parsed, profile.tokens_per_response, &mut admitted.rng) {
+        Ok(reply) => reply,
+        Err(invalid) => {
+            debug!(request = admitted.number, error = %invalid, "tool schema past the budget");
+            let mut response =
+                response::error(StatusCode::BAD_REQUEST, &invalid.0, &admitted.request_id);
+            admitted.mark(response.headers_mut(), false);
+            return response;
+        }
+    };
     let message = (!parsed.stream).then(|| reply.to_message());
     // A slow head shifts the whole reply: its schedule starts that much later.
     let wait = slow_head(&admitted.plan);

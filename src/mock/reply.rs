@@ -17,7 +17,7 @@ use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
-use super::request::{MessagesRequest, ToolChoice};
+use super::request::{InvalidRequest, MessagesRequest, ToolChoice};
 use super::text::{Pieces, random_id};
 use super::{schema, text};
 use crate::sse::{EventKind, SseRecord, encode_event};
@@ -95,23 +95,30 @@ impl Reply {
     /// tools and `tool_choice` allows one (`auto` answers a tool result in
     /// text instead, as a model would; `any` and `tool` always call), else
     /// `tokens_per_response` tokens of text. Output is capped at `max_tokens`.
+    ///
+    /// # Errors
+    /// [`InvalidRequest`] naming `tools.N.input_schema` when the chosen
+    /// tool's schema asks for an input past the [`schema::Budget`].
     pub fn generate(
         request: &MessagesRequest,
         tokens_per_response: u32,
         rng: &mut ChaCha8Rng,
-    ) -> Self {
+    ) -> Result<Self, InvalidRequest> {
         let tool = match &request.tool_choice {
             ToolChoice::None => None,
-            ToolChoice::Tool(name) => request.tools.iter().find(|t| &t.name == name),
-            ToolChoice::Any => request.tools.first(),
+            ToolChoice::Tool(name) => request.tools.iter().position(|t| &t.name == name),
+            ToolChoice::Any => (!request.tools.is_empty()).then_some(0),
             ToolChoice::Auto if request.answers_tool_result => None,
-            ToolChoice::Auto => request.tools.first(),
-        };
+            ToolChoice::Auto => (!request.tools.is_empty()).then_some(0),
+        }
+        .and_then(|index| Some((index, request.tools.get(index)?)));
         let max_tokens = usize::try_from(request.max_tokens).unwrap_or(usize::MAX);
         let id = format!("msg_{}", random_id(rng));
         let (block, stop_reason) = match tool {
-            Some(tool) => {
-                let input = schema::sample(&tool.input_schema, rng);
+            Some((index, tool)) => {
+                let input = schema::sample(&tool.input_schema, rng).map_err(|error| {
+                    InvalidRequest(format!("tools.{index}.input_schema: {error}"))
+                })?;
                 let fragments = fragments(&input.to_string(), max_tokens, rng);
                 let block = Block::ToolUse {
                     id: format!("toolu_{}", random_id(rng)),
@@ -128,13 +135,13 @@ impl Reply {
                 (Block::Text { tokens: text::tokens(count, rng) }, stop)
             }
         };
-        Self {
+        Ok(Self {
             id,
             model: request.model.clone(),
             input_tokens: request.input_tokens,
             blocks: vec![block],
             stop_reason,
-        }
+        })
     }
 
     /// Output tokens: one per delta.

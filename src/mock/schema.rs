@@ -5,6 +5,8 @@
 //! `$ref`s (`#/$defs/...`, as pydantic and zod emit). Deterministic for a
 //! request's random stream.
 
+use std::fmt;
+
 use rand::{Rng, RngExt};
 use serde_json::{Map, Number, Value, json};
 
@@ -12,103 +14,294 @@ use serde_json::{Map, Number, Value, json};
 /// also ends self-referencing schemas.
 const MAX_DEPTH: usize = 8;
 
-/// A sample value that satisfies `schema` (as far as a mock needs to).
-pub fn sample(schema: &Value, rng: &mut impl Rng) -> Value {
-    Sampler { root: schema }.value(schema, rng, 0, "value")
+/// What one input may cost: values made, bytes of output, and steps of work
+/// (values, options scanned, pointer lookups). A request's schema is the
+/// client's, so without a budget one small request could ask for a hundred
+/// million array items or a `$ref` fan-out that never ends, and stall every
+/// stream beside it (`docs/reliability.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Values (objects, arrays, scalars) in the input.
+    pub values: usize,
+    /// Bytes of strings and copied constants.
+    pub bytes: usize,
+    /// Steps of work.
+    pub steps: usize,
+}
+
+impl Budget {
+    /// 10,000 values, 256 KiB (more than a model's largest output), 1,000,000 steps.
+    pub const DEFAULT: Self = Self { values: 10_000, bytes: 256 * 1024, steps: 1_000_000 };
+}
+
+/// A schema whose input would not fit the [`Budget`]: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "an input for this schema would exceed the mock's budget ({} values, {} KiB, {} steps): at {path}, {reason}",
+    Budget::DEFAULT.values,
+    Budget::DEFAULT.bytes / 1024,
+    Budget::DEFAULT.steps
+)]
+pub struct TooLarge {
+    /// The schema path, such as `properties.items.items`.
+    pub path: String,
+    /// What ran out.
+    pub reason: String,
+}
+
+/// A sample value that satisfies `schema` (as far as a mock needs to),
+/// within [`Budget::DEFAULT`].
+///
+/// # Errors
+/// [`TooLarge`] naming the schema path where the budget ran out.
+pub fn sample(schema: &Value, rng: &mut impl Rng) -> Result<Value, TooLarge> {
+    sample_within(schema, rng, Budget::DEFAULT)
+}
+
+/// [`sample`] with another budget.
+///
+/// # Errors
+/// [`TooLarge`] naming the schema path where the budget ran out.
+pub fn sample_within(
+    schema: &Value,
+    rng: &mut impl Rng,
+    budget: Budget,
+) -> Result<Value, TooLarge> {
+    let mut sampler = Sampler { root: schema, left: budget, full: budget };
+    sampler.value(schema, rng, 0, "value", &SchemaPath::Root)
+}
+
+/// Where in the schema the sampler is, as a chain of borrowed segments (no
+/// allocation unless an error names it).
+enum SchemaPath<'a> {
+    Root,
+    Key(&'a SchemaPath<'a>, &'a str),
+}
+
+impl fmt::Display for SchemaPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Root => f.write_str("the schema's root"),
+            Self::Key(Self::Root, key) => f.write_str(key),
+            Self::Key(parent, key) => write!(f, "{parent}.{key}"),
+        }
+    }
 }
 
 struct Sampler<'a> {
     root: &'a Value,
+    left: Budget,
+    full: Budget,
 }
 
-impl Sampler<'_> {
-    fn value(&self, schema: &Value, rng: &mut impl Rng, depth: usize, name: &str) -> Value {
+impl<'a> Sampler<'a> {
+    fn too_large(path: &SchemaPath<'_>, reason: impl Into<String>) -> TooLarge {
+        TooLarge { path: path.to_string(), reason: reason.into() }
+    }
+
+    /// Spends `steps` of work.
+    fn step(&mut self, steps: usize, path: &SchemaPath<'_>) -> Result<(), TooLarge> {
+        self.left.steps = self.left.steps.checked_sub(steps).ok_or_else(|| {
+            Self::too_large(path, "the schema takes too much work (a $ref fan-out?)")
+        })?;
+        Ok(())
+    }
+
+    /// Spends one value and `bytes` of output.
+    fn spend(&mut self, bytes: usize, path: &SchemaPath<'_>) -> Result<(), TooLarge> {
+        self.step(1, path)?;
+        self.left.values = self.left.values.checked_sub(1).ok_or_else(|| {
+            Self::too_large(path, "too many values (nested arrays or a $ref fan-out?)")
+        })?;
+        self.left.bytes = self
+            .left
+            .bytes
+            .checked_sub(bytes)
+            .ok_or_else(|| Self::too_large(path, "too many bytes of output"))?;
+        Ok(())
+    }
+
+    /// A copy of `value` from the schema (`const`, `enum`, `examples`), paid for.
+    fn copy(&mut self, value: &Value, path: &SchemaPath<'_>) -> Result<Value, TooLarge> {
+        let mut stack = vec![value];
+        while let Some(next) = stack.pop() {
+            let bytes = match next {
+                Value::String(text) => text.len(),
+                Value::Array(items) => {
+                    stack.extend(items);
+                    0
+                }
+                Value::Object(map) => {
+                    stack.extend(map.values());
+                    map.keys().map(String::len).sum()
+                }
+                _ => 8,
+            };
+            self.spend(bytes, path)?;
+        }
+        Ok(value.clone())
+    }
+
+    /// Optional properties (no `required` list) are filled while less than
+    /// half the budget is spent; after that a value gets only what it must have.
+    fn can_afford_optional(&self) -> bool {
+        self.left.values * 2 > self.full.values && self.left.bytes * 2 > self.full.bytes
+    }
+
+    fn value(
+        &mut self,
+        schema: &Value,
+        rng: &mut impl Rng,
+        depth: usize,
+        name: &str,
+        path: &SchemaPath<'_>,
+    ) -> Result<Value, TooLarge> {
         let Value::Object(schema) = schema else {
-            return json!(name); // `true` or a malformed schema: anything goes
+            self.spend(name.len(), path)?;
+            return Ok(json!(name)); // `true` or a malformed schema: anything goes
         };
+        self.step(1, path)?;
         if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+            self.step(reference.len(), path)?;
+            let here = SchemaPath::Key(path, reference);
             return match self.resolve(reference) {
-                Some(target) if depth < MAX_DEPTH => self.value(target, rng, depth + 1, name),
-                _ => Value::Object(Map::new()),
+                Some(target) if depth < MAX_DEPTH => {
+                    self.value(target, rng, depth + 1, name, &here)
+                }
+                _ => {
+                    self.spend(0, path)?;
+                    Ok(Value::Object(Map::new()))
+                }
             };
         }
         if let Some(constant) = schema.get("const") {
-            return constant.clone();
+            return self.copy(constant, &SchemaPath::Key(path, "const"));
         }
         if let Some(Value::Array(options)) = schema.get("enum")
             && !options.is_empty()
         {
-            return options[rng.random_range(0..options.len())].clone();
+            let chosen = &options[rng.random_range(0..options.len())];
+            return self.copy(chosen, &SchemaPath::Key(path, "enum"));
         }
         if let Some(Value::Array(examples)) = schema.get("examples")
             && let Some(first) = examples.first()
         {
-            return first.clone();
+            return self.copy(first, &SchemaPath::Key(path, "examples"));
         }
         for combinator in ["anyOf", "oneOf", "allOf"] {
             if let Some(Value::Array(options)) = schema.get(combinator) {
-                let non_null =
-                    options.iter().find(|o| o.get("type").and_then(Value::as_str) != Some("null"));
-                if let Some(option) = non_null.or(options.first()) {
-                    return self.value(option, rng, depth + 1, name);
+                let here = SchemaPath::Key(path, combinator);
+                let non_null = options
+                    .iter()
+                    .position(|o| o.get("type").and_then(Value::as_str) != Some("null"));
+                self.step(non_null.map_or(options.len(), |at| at + 1), &here)?;
+                if let Some(option) = non_null.map(|at| &options[at]).or(options.first()) {
+                    return self.value(option, rng, depth + 1, name, &here);
                 }
             }
         }
         match type_of(schema) {
-            "object" if depth >= MAX_DEPTH => Value::Object(Map::new()),
-            "object" => self.object(schema, rng, depth),
-            "array" if depth >= MAX_DEPTH => Value::Array(Vec::new()),
-            "array" => self.array(schema, rng, depth, name),
-            "integer" => integer(schema, rng),
-            "number" => number(schema, rng),
-            "boolean" => Value::Bool(rng.random()),
-            "null" => Value::Null,
-            _ => string(schema, rng, name),
+            "object" if depth >= MAX_DEPTH => {
+                self.spend(0, path)?;
+                Ok(Value::Object(Map::new()))
+            }
+            "object" => self.object(schema, rng, depth, path),
+            "array" if depth >= MAX_DEPTH => {
+                self.spend(0, path)?;
+                Ok(Value::Array(Vec::new()))
+            }
+            "array" => self.array(schema, rng, depth, name, path),
+            "integer" => self.spend(8, path).map(|()| integer(schema, rng)),
+            "number" => self.spend(8, path).map(|()| number(schema, rng)),
+            "boolean" => self.spend(1, path).map(|()| Value::Bool(rng.random())),
+            "null" => self.spend(1, path).map(|()| Value::Null),
+            _ => self.string(schema, rng, name, path),
         }
     }
 
-    fn object(&self, schema: &Map<String, Value>, rng: &mut impl Rng, depth: usize) -> Value {
+    fn object(
+        &mut self,
+        schema: &Map<String, Value>,
+        rng: &mut impl Rng,
+        depth: usize,
+        path: &SchemaPath<'_>,
+    ) -> Result<Value, TooLarge> {
+        self.spend(0, path)?;
         let empty = Map::new();
         let properties = schema.get("properties").and_then(Value::as_object).unwrap_or(&empty);
-        let required: Option<Vec<&str>> = schema
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|names| names.iter().filter_map(Value::as_str).collect());
+        let here = SchemaPath::Key(path, "properties");
         let mut out = Map::new();
-        match required {
+        match schema.get("required").and_then(Value::as_array) {
             Some(required) => {
-                for name in required {
+                for name in required.iter().filter_map(Value::as_str) {
                     let property = properties.get(name).unwrap_or(&Value::Bool(true));
-                    out.insert(name.to_string(), self.value(property, rng, depth + 1, name));
+                    self.spend(name.len(), &here)?;
+                    let value =
+                        self.value(property, rng, depth + 1, name, &SchemaPath::Key(&here, name))?;
+                    out.insert(name.to_string(), value);
                 }
             }
             None => {
                 for (name, property) in properties {
-                    out.insert(name.clone(), self.value(property, rng, depth + 1, name));
+                    if !self.can_afford_optional() {
+                        break;
+                    }
+                    self.spend(name.len(), &here)?;
+                    let value =
+                        self.value(property, rng, depth + 1, name, &SchemaPath::Key(&here, name))?;
+                    out.insert(name.clone(), value);
                 }
             }
         }
-        Value::Object(out)
+        Ok(Value::Object(out))
     }
 
     fn array(
-        &self,
+        &mut self,
         schema: &Map<String, Value>,
         rng: &mut impl Rng,
         depth: usize,
         name: &str,
-    ) -> Value {
+        path: &SchemaPath<'_>,
+    ) -> Result<Value, TooLarge> {
+        self.spend(0, path)?;
         // One or two items, within minItems..=maxItems.
         let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(1);
         let max = schema.get("maxItems").and_then(Value::as_u64).unwrap_or(u64::MAX);
         let upper = max.min(min.max(2));
         let count = rng.random_range(min.min(upper)..=upper);
+        // Refused before a single item is made: the count alone is too many.
+        if usize::try_from(count).map_or(true, |count| count > self.left.values) {
+            return Err(Self::too_large(path, format!("{count} items (minItems {min})")));
+        }
         let items = schema.get("items").unwrap_or(&Value::Bool(true));
-        (0..count).map(|_| self.value(items, rng, depth + 1, name)).collect()
+        let here = SchemaPath::Key(path, "items");
+        (0..count).map(|_| self.value(items, rng, depth + 1, name, &here)).collect()
+    }
+
+    fn string(
+        &mut self,
+        schema: &Map<String, Value>,
+        rng: &mut impl Rng,
+        name: &str,
+        path: &SchemaPath<'_>,
+    ) -> Result<Value, TooLarge> {
+        let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0);
+        let min = usize::try_from(min).unwrap_or(usize::MAX);
+        // Each char is at least a byte: a minLength past the bytes left cannot fit.
+        if min > self.left.bytes {
+            return Err(Self::too_large(
+                path,
+                format!("a string of at least {min} characters (minLength)"),
+            ));
+        }
+        let text = string(schema, rng, name, min);
+        self.spend(text.len(), path)?;
+        Ok(Value::String(text))
     }
 
     /// A local JSON pointer such as `#/$defs/Address`.
-    fn resolve(&self, reference: &str) -> Option<&Value> {
+    fn resolve(&self, reference: &str) -> Option<&'a Value> {
         let pointer = reference.strip_prefix('#')?;
         self.root.pointer(pointer)
     }
@@ -148,7 +341,9 @@ fn number(schema: &Map<String, Value>, rng: &mut impl Rng) -> Value {
     Number::from_f64(rounded.clamp(low, high)).map_or(Value::Null, Value::Number)
 }
 
-fn string(schema: &Map<String, Value>, rng: &mut impl Rng, name: &str) -> Value {
+/// A string of at least `min` characters (padded with `x`, in linear time)
+/// and at most `maxLength`.
+fn string(schema: &Map<String, Value>, rng: &mut impl Rng, name: &str, min: usize) -> String {
     let text = match schema.get("format").and_then(Value::as_str) {
         Some("date-time") => "2026-11-27T10:15:30Z".to_string(),
         Some("date") => "2026-11-27".to_string(),
@@ -169,13 +364,16 @@ fn string(schema: &Map<String, Value>, rng: &mut impl Rng, name: &str) -> Value 
         }
         _ => format!("sample {name} {}", rng.random_range(1..1000)),
     };
-    let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
-    let max = schema.get("maxLength").and_then(Value::as_u64).map_or(usize::MAX, |m| m as usize);
+    let max = schema
+        .get("maxLength")
+        .and_then(Value::as_u64)
+        .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
     let mut text: String = text.chars().take(max).collect();
-    while text.chars().count() < min {
-        text.push('x');
+    let count = text.chars().count();
+    if count < min {
+        text.extend(std::iter::repeat_n('x', min - count));
     }
-    Value::String(text)
+    text
 }
 
 #[cfg(test)]
@@ -184,7 +382,7 @@ mod tests {
     use crate::shape::plan::request_rng;
 
     fn sample_of(schema: Value) -> Value {
-        sample(&schema, &mut request_rng(1, 0))
+        sample(&schema, &mut request_rng(1, 0)).unwrap()
     }
 
     #[test]
@@ -284,5 +482,76 @@ mod tests {
             sample(&schema, &mut request_rng(9, 3)),
             sample(&schema, &mut request_rng(9, 3))
         );
+    }
+
+    /// Times one sample and returns its result and how long it took.
+    fn timed(schema: &Value) -> (Result<Value, TooLarge>, std::time::Duration) {
+        let started = std::time::Instant::now();
+        let result = sample(schema, &mut request_rng(1, 0));
+        (result, started.elapsed())
+    }
+
+    #[test]
+    fn a_huge_min_items_is_refused_before_any_item_is_made() {
+        let schema = json!({"type": "object", "properties": {"ids": {"type": "array", "minItems": 100_000_000u64, "items": {"type": "integer"}}}, "required": ["ids"]});
+        let (result, _) = timed(&schema);
+        let error = result.unwrap_err();
+        assert_eq!(error.path, "properties.ids");
+        assert!(error.to_string().contains("100000000 items (minItems 100000000)"), "{error}");
+    }
+
+    #[test]
+    fn a_ref_fan_out_runs_out_of_budget_instead_of_memory() {
+        // Each level refers to itself 40 times, all required: 40^8 values unbounded.
+        let names: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
+        let properties: Map<String, Value> =
+            names.iter().map(|n| (n.clone(), json!({"$ref": "#/$defs/Node"}))).collect();
+        let schema = json!({
+            "$defs": {"Node": {"type": "object", "properties": properties, "required": names}},
+            "$ref": "#/$defs/Node"
+        });
+        let (result, _) = timed(&schema);
+        let error = result.unwrap_err();
+        assert!(error.path.starts_with("#/$defs/Node.properties.p0"), "{}", error.path);
+        assert!(error.reason.contains("too many values"), "{error}");
+    }
+
+    #[test]
+    fn an_optional_fan_out_degrades_to_what_is_required() {
+        // No `required`: every property is optional, so the input stops
+        // growing at half the budget instead of failing.
+        let properties: Map<String, Value> =
+            (0..40).map(|i| (format!("p{i}"), json!({"$ref": "#/$defs/Node"}))).collect();
+        let schema = json!({"$defs": {"Node": {"type": "object", "properties": properties}}, "$ref": "#/$defs/Node"});
+        let value = sample_of(schema);
+        let size = value.to_string().len();
+        assert!(size < Budget::DEFAULT.bytes * 4, "{size}");
+    }
+
+    #[test]
+    fn padding_is_linear_and_a_min_length_past_the_budget_is_refused() {
+        let fits = json!({"type": "string", "minLength": 200_000});
+        assert_eq!(sample_of(fits).as_str().unwrap().len(), 200_000);
+        let (result, _) = timed(
+            &json!({"type": "object", "properties": {"note": {"type": "string", "minLength": 500_000}}}),
+        );
+        let error = result.unwrap_err();
+        assert_eq!(error.path, "properties.note");
+        assert!(error.reason.contains("at least 500000 characters"), "{error}");
+    }
+
+    #[test]
+    fn the_budget_bounds_bytes_across_many_strings() {
+        // 5,000 strings of 100 characters: 500 KB, over the 256 KiB budget.
+        let schema = json!({"type": "array", "minItems": 5000, "maxItems": 5000, "items": {"type": "string", "minLength": 100}});
+        let error = sample(&schema, &mut request_rng(1, 0)).unwrap_err();
+        assert_eq!(error.path, "items");
+        assert!(error.reason.contains("minLength"), "{error}");
+        // 5,000 strings of 40: 200 KB, under the budget; 10,000 of 40 are over it.
+        let within = json!({"type": "array", "minItems": 5000, "maxItems": 5000, "items": {"type": "string", "minLength": 40}});
+        assert!(sample(&within, &mut request_rng(1, 0)).is_ok());
+        let over = json!({"type": "array", "minItems": 8000, "maxItems": 8000, "items": {"type": "string", "minLength": 40}});
+        let error = sample(&over, &mut request_rng(1, 0)).unwrap_err();
+        assert_eq!(error.path, "items", "the string that no longer fits: {error}");
     }
 }

@@ -45,7 +45,7 @@ fn names(events: &[(String, Value, EventKind)]) -> Vec<&str> {
 
 #[test]
 fn a_text_reply_streams_the_full_grammar() {
-    let reply = Reply::generate(&request(json!({})), 50, &mut request_rng(1, 0));
+    let reply = Reply::generate(&request(json!({})), 50, &mut request_rng(1, 0)).unwrap();
     let message = reply.to_message();
     let events = events(reply);
     let mut expected = vec!["message_start", "ping", "content_block_start"];
@@ -79,7 +79,8 @@ fn a_text_reply_streams_the_full_grammar() {
 
 #[test]
 fn max_tokens_caps_the_reply() {
-    let reply = Reply::generate(&request(json!({"max_tokens": 7})), 50, &mut request_rng(1, 0));
+    let reply =
+        Reply::generate(&request(json!({"max_tokens": 7})), 50, &mut request_rng(1, 0)).unwrap();
     assert_eq!(reply.output_tokens(), 7);
     assert_eq!(reply.stop_reason, StopReason::MaxTokens);
     assert_eq!(reply.to_message()["stop_reason"], json!("max_tokens"));
@@ -88,7 +89,8 @@ fn max_tokens_caps_the_reply() {
 #[test]
 fn a_tool_request_streams_a_tool_call_whose_fragments_join_to_its_input() {
     let reply =
-        Reply::generate(&request(json!({"tools": weather_tools()})), 50, &mut request_rng(2, 0));
+        Reply::generate(&request(json!({"tools": weather_tools()})), 50, &mut request_rng(2, 0))
+            .unwrap();
     let message = reply.to_message();
     let events = events(reply);
     let start = events.iter().find(|e| e.0 == "content_block_start").unwrap();
@@ -110,7 +112,7 @@ fn a_tool_request_streams_a_tool_call_whose_fragments_join_to_its_input() {
 #[test]
 fn tool_choice_decides_which_tool_or_none() {
     let tool_name = |extra: Value| {
-        let reply = Reply::generate(&request(extra), 5, &mut request_rng(3, 0));
+        let reply = Reply::generate(&request(extra), 5, &mut request_rng(3, 0)).unwrap();
         match &reply.blocks[0] {
             Block::ToolUse { name, .. } => Some(name.clone()),
             Block::Text { .. } => None,
@@ -155,7 +157,8 @@ fn tool_fragments_never_exceed_max_tokens() {
         &request(json!({"tools": schema, "max_tokens": 4})),
         50,
         &mut request_rng(4, 0),
-    );
+    )
+    .unwrap();
     let Block::ToolUse { fragments, input, .. } = &reply.blocks[0] else {
         panic!("tool call expected")
     };
@@ -165,10 +168,10 @@ fn tool_fragments_never_exceed_max_tokens() {
 
 #[test]
 fn the_same_stream_gives_the_same_reply() {
-    let a = Reply::generate(&request(json!({})), 50, &mut request_rng(8, 2));
-    let b = Reply::generate(&request(json!({})), 50, &mut request_rng(8, 2));
+    let a = Reply::generate(&request(json!({})), 50, &mut request_rng(8, 2)).unwrap();
+    let b = Reply::generate(&request(json!({})), 50, &mut request_rng(8, 2)).unwrap();
     assert_eq!(a, b);
-    let c = Reply::generate(&request(json!({})), 50, &mut request_rng(8, 3));
+    let c = Reply::generate(&request(json!({})), 50, &mut request_rng(8, 3)).unwrap();
     assert_ne!(a, c);
 }
 
