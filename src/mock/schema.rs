@@ -484,17 +484,14 @@ mod tests {
         );
     }
 
-    /// Times one sample and returns its result and how long it took.
-    fn timed(schema: &Value) -> (Result<Value, TooLarge>, std::time::Duration) {
-        let started = std::time::Instant::now();
-        let result = sample(schema, &mut request_rng(1, 0));
-        (result, started.elapsed())
+    fn try_sample(schema: &Value) -> Result<Value, TooLarge> {
+        sample(schema, &mut request_rng(1, 0))
     }
 
     #[test]
     fn a_huge_min_items_is_refused_before_any_item_is_made() {
         let schema = json!({"type": "object", "properties": {"ids": {"type": "array", "minItems": 100_000_000u64, "items": {"type": "integer"}}}, "required": ["ids"]});
-        let (result, _) = timed(&schema);
+        let result = try_sample(&schema);
         let error = result.unwrap_err();
         assert_eq!(error.path, "properties.ids");
         assert!(error.to_string().contains("100000000 items (minItems 100000000)"), "{error}");
@@ -510,7 +507,7 @@ mod tests {
             "$defs": {"Node": {"type": "object", "properties": properties, "required": names}},
             "$ref": "#/$defs/Node"
         });
-        let (result, _) = timed(&schema);
+        let result = try_sample(&schema);
         let error = result.unwrap_err();
         assert!(error.path.starts_with("#/$defs/Node.properties.p0"), "{}", error.path);
         assert!(error.reason.contains("too many values"), "{error}");
