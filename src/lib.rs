@@ -26,6 +26,7 @@
 //! - [`config`]: TOML file, environment and flags → a validated [`Config`].
 //! - [`live`]: the config in force (snapshots, versions), reload and file watching.
 //! - [`server`]: accept loop, admin listener, graceful shutdown; [`serve`] and [`run`].
+//! - `connection`: a client connection's I/O and bounds (header read and idle timeouts).
 //! - [`handler`]: admission (route, profile, plan) and the response side.
 //! - [`route`]: routes and profiles, first match wins.
 //! - [`mock`]: request validation and the mock's replies (never sleeps).
@@ -39,6 +40,7 @@
 
 pub mod admin;
 pub mod config;
+pub(crate) mod connection;
 pub mod dialect;
 pub mod handler;
 pub mod live;

@@ -139,6 +139,9 @@ async fn start(args: Args) -> anyhow::Result<()> {
         ),
         Some(Command::Mock) | None => {}
     }
+    // Thousands of streams need thousands of fds; the default soft limit is often 1,024.
+    let open_files = sluice::server::raise_open_file_limit();
+    tracing::debug!(?open_files, "open-file limit");
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
             "cannot listen on {}: is another server using the port? Choose another with --listen or PORT",

@@ -4,22 +4,22 @@
 //! [`ResetHandle`] in its extensions so a `reset` fault can end the connection
 //! with a real TCP RST.
 
+use std::convert::Infallible;
 use std::future::Future;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
+
+use crate::connection::{self, ClientIo, ConnState, RateLimitedLog, Tracked};
 
 use crate::admin::metrics::Metrics;
 use crate::config::Config;
@@ -84,44 +84,78 @@ pub async fn serve(
     }
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
+    let max_connections = connection_cap(live.snapshot().config.limits.max_connections);
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let closed = Arc::new(Notify::new());
+    let mut accept_errors = RateLimitedLog::new(Duration::from_secs(5));
+    let mut refusals = RateLimitedLog::new(Duration::from_secs(5));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = api.accept() => match accepted {
                 Ok(connection) => connection,
                 Err(error) => {
-                    // Usually EMFILE: back off instead of spinning.
-                    warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // Usually EMFILE: wait for a connection to close (or
+                    // 100 ms), then accept again, instead of spinning.
+                    if let Some(count) = accept_errors.hit() {
+                        warn!(%error, count, "accept failed: at the open-file limit? \
+                            idle and half-sent connections close after [limits] idle_timeout \
+                            and header_read_timeout");
+                    }
+                    tokio::select! {
+                        () = closed.notified() => {}
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        () = &mut shutdown => break,
+                    }
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            if let Some(count) = refusals.hit() {
+                warn!(
+                    max_connections,
+                    count, "connection refused with 503: at [limits] max_connections"
+                );
+            }
+            refuse(&tcp);
+            continue;
+        };
         if let Err(error) = tcp.set_nodelay(true) {
             debug!(%peer, %error, "could not disable Nagle");
         }
         let reset = ResetHandle::default();
-        let io = ResettableIo { tcp, reset: reset.clone() };
+        let state = ConnState::new(Arc::clone(&closed));
+        let io = ClientIo::new(tcp, Some(reset.clone()), Arc::clone(&state));
         let app = Arc::clone(&app);
+        let requests = Arc::clone(&state);
         let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             let app = Arc::clone(&app);
-            if request.version() != hyper::Version::HTTP_2 {
+            let h2 = request.version() == hyper::Version::HTTP_2;
+            let in_flight = requests.request_started(h2);
+            if !h2 {
                 // On HTTP/2 a failed body resets only its own stream.
                 request.extensions_mut().insert(reset.clone());
             }
             // Boxed, so each connection holds a pointer to the handler's
             // state while a request is in it, not a slot the size of that
             // state for as long as it is open (5 KiB an idle stream).
-            Box::pin(async move { app.handle(request).await })
+            Box::pin(async move {
+                let response = app.handle(request).await?;
+                Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
+            })
         });
         let connection =
             graceful.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
+        let live = Arc::clone(&live);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let limits = || live.snapshot().config.limits;
+            if let Err(error) = connection::watch(connection, state, limits).await {
                 // Clients hang up all the time; not a warning.
                 debug!(%peer, %error, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(api);
@@ -140,6 +174,59 @@ pub async fn serve(
     Ok(())
 }
 
+/// Answers a connection over the cap with a 503 and closes it, without
+/// waiting on the client (a non-blocking write into a fresh socket's buffer).
+fn refuse(tcp: &TcpStream) {
+    const BODY: &str = r#"{"type":"error","error":{"type":"overloaded_error","message":"sluice is at [limits] max_connections; retry later"}}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tcp.try_write(response.as_bytes());
+}
+
+/// `wanted`, lowered to what the open-file limit leaves room for (a few
+/// dozen fds are kept for listeners, the upstream pool, the config and logs).
+fn connection_cap(wanted: usize) -> usize {
+    const RESERVED: u64 = 64;
+    #[cfg(target_os = "linux")]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        if let Some(limit) = limit {
+            let room = usize::try_from(limit.saturating_sub(RESERVED).max(1)).unwrap_or(usize::MAX);
+            if room < wanted {
+                info!(
+                    wanted,
+                    open_file_limit = limit,
+                    cap = room,
+                    "[limits] max_connections lowered to fit the open-file limit"
+                );
+                return room;
+            }
+        }
+    }
+    wanted
+}
+
+/// Raises the soft limit on open files to the hard limit, so that thousands
+/// of streams do not run into a default of 1,024. Returns the limit in force.
+pub fn raise_open_file_limit() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut limit = getrlimit(Resource::Nofile);
+        if limit.current < limit.maximum {
+            limit.current = limit.maximum;
+            if let Err(error) = setrlimit(Resource::Nofile, limit) {
+                debug!(%error, "could not raise the open-file limit");
+            }
+        }
+        getrlimit(Resource::Nofile).current
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
 #[cfg(unix)]
 fn reload_on_hangup(live: Arc<Live>) {
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -151,66 +238,5 @@ fn reload_on_hangup(live: Arc<Live>) {
             });
         }
         Err(error) => warn!(%error, "cannot listen for SIGHUP; reload with POST /reload"),
-    }
-}
-
-/// A client connection that closes with a TCP RST (SO_LINGER 0) instead of a
-/// FIN when its [`ResetHandle`] asks for it.
-struct ResettableIo {
-    tcp: TcpStream,
-    reset: ResetHandle,
-}
-
-impl Drop for ResettableIo {
-    fn drop(&mut self) {
-        if self.reset.requested()
-            && let Err(error) = self.tcp.set_zero_linger()
-        {
-            debug!(%error, "could not set SO_LINGER 0 for a reset");
-        }
-    }
-}
-
-impl AsyncRead for ResettableIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ResettableIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.reset.requested() {
-            // No FIN before the RST: the peer must see a reset, not a close.
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
     }
 }

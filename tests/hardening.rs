@@ -432,7 +432,7 @@ fn tool_request(input_schema: Value) -> Value {
         "messages": [{"role": "user", "content": "hi"}]})
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amplifying_tool_schemas_are_refused_and_a_stream_beside_them_stays_on_time() {
     let sluice = start(
         "error_rate = 0\nfirst_token_delay = \"100ms\"\ntoken_interval = \"5ms\"\ntokens_per_response = 5\n",
@@ -466,4 +466,173 @@ async fn amplifying_tool_schemas_are_refused_and_a_stream_beside_them_stays_on_t
     assert_eq!(canary.status, 200);
     // Real sockets on a shared machine: 100 ms, within a loose bound.
     assert!(canary.head_at >= ms(100) && canary.head_at < ms(400), "{:?}", canary.head_at);
+}
+
+// ---- connections: timeouts, cap, fd limit ----
+
+/// Reads until the peer closes; how long that took. At most 5 s.
+async fn time_to_close(tcp: &mut TcpStream) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => {}
+            Err(_) => panic!("the connection was not closed within 5 s"),
+        }
+    }
+}
+
+const LIMITS: &str = "[limits]\nheader_read_timeout = \"200ms\"\nidle_timeout = \"400ms\"\n";
+
+#[tokio::test]
+async fn a_half_sent_head_is_closed_after_the_header_read_timeout() {
+    let sluice = start(&format!("{FAST}{LIMITS}")).await;
+    let mut tcp = TcpStream::connect(sluice.addr).await.unwrap();
+    tcp.write_all(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    let took = time_to_close(&mut tcp).await;
+    assert!(took >= ms(200) && took < ms(2000), "{took:?}");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let sluice = start(&format!("{FAST}{LIMITS}")).await;
+    let mut tcp = TcpStream::connect(sluice.addr).await.unwrap();
+    tcp.write_all(b"GET /__sluice/health HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    // Idle now: not the header timeout (200 ms), the idle one (400 ms).
+    let took = time_to_close(&mut tcp).await;
+    assert!(took >= ms(390) && took < ms(2500), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_stream_waiting_longer_than_the_idle_timeout_is_not_cut() {
+    let config = FAST.replace("first_token_delay = \"0ms\"", "first_token_delay = \"700ms\"");
+    let sluice = start(&format!("{config}{LIMITS}")).await;
+    let received = send(sluice.addr, messages(&text_request())).await;
+    assert_eq!(received.status, 200);
+    assert!(received.head_at >= ms(700));
+    assert_eq!(received.events().last().unwrap().0, "message_stop");
+}
+
+#[tokio::test]
+async fn past_max_connections_a_new_one_gets_a_503_and_a_freed_slot_is_reused() {
+    let sluice = start(&format!("{FAST}[limits]\nmax_connections = 3\n")).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut tcp = TcpStream::connect(sluice.addr).await.unwrap();
+        // A full request, so the connection is surely accepted and counted.
+        tcp.write_all(b"GET /__sluice/health HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 1024];
+        assert!(tcp.read(&mut buf).await.unwrap() > 0);
+        held.push(tcp);
+    }
+    let mut extra = TcpStream::connect(sluice.addr).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), extra.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable"), "{answer}");
+    assert!(answer.contains("max_connections"), "{answer}");
+    drop(held.pop());
+    eventually("a freed slot serves again", || async {
+        let mut tcp = TcpStream::connect(sluice.addr).await.ok()?;
+        tcp.write_all(b"GET /__sluice/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).await.ok()?;
+        answer.starts_with(b"HTTP/1.1 200").then_some(())
+    })
+    .await;
+}
+
+/// Starts the binary under `sh -c "ulimit ...; exec sluice ..."`; returns
+/// the child and the API and admin addresses from its banner.
+fn spawn_with_ulimit(
+    ulimit: &str,
+    config: &std::path::Path,
+) -> (std::process::Child, SocketAddr, SocketAddr) {
+    use std::io::{BufRead, BufReader};
+    let script = format!(
+        "{ulimit}; exec \"$0\" mock --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --config \"$1\""
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_sluice")])
+        .arg(config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut api, mut admin) = (None, None);
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Some(rest) = line.strip_prefix("[sluice] Claude API mock running on http://") {
+            api = Some(rest.trim().parse().unwrap());
+        }
+        if let Some(rest) = line.strip_prefix("[sluice] Admin: http://") {
+            admin = Some(rest.split(' ').next().unwrap().parse().unwrap());
+            break;
+        }
+    }
+    (child, api.unwrap(), admin.unwrap())
+}
+
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("s.toml");
+    std::fs::write(&config, FAST).unwrap();
+    let (mut child, _, _) = spawn_with_ulimit("ulimit -S -n 100 && ulimit -H -n 4096", &config);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["4096", "4096"], "{line}");
+}
+
+#[test]
+fn at_the_fd_limit_half_heads_are_shed_and_new_clients_are_served() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("s.toml");
+    std::fs::write(&config, format!("{FAST}[limits]\nheader_read_timeout = \"300ms\"\n")).unwrap();
+    // 128 fds: sluice caps itself at 64 connections (it keeps 64 fds spare).
+    let (mut child, api, _) = spawn_with_ulimit("ulimit -n 128", &config);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let served_at = runtime.block_on(async {
+        let mut half_heads = Vec::new();
+        for _ in 0..200 {
+            if let Ok(mut tcp) = TcpStream::connect(api).await {
+                let _ = tcp.write_all(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\n").await;
+                half_heads.push(tcp);
+            }
+        }
+        let started = Instant::now();
+        eventually("a new client served while 200 half-heads were sent", || async {
+            let mut tcp = TcpStream::connect(api).await.ok()?;
+            let request = b"GET /__sluice/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+            tcp.write_all(request).await.ok()?;
+            let mut answer = Vec::new();
+            let read = tcp.read_to_end(&mut answer);
+            tokio::time::timeout(Duration::from_secs(2), read).await.ok()?.ok()?;
+            answer.starts_with(b"HTTP/1.1 200").then_some(())
+        })
+        .await;
+        drop(half_heads);
+        started.elapsed()
+    });
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let mut logs = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    let _ = child.wait();
+    assert!(served_at < Duration::from_secs(5), "{served_at:?}");
+    let warnings = logs.lines().filter(|l| l.contains("WARN")).count();
+    assert!(warnings <= 6, "rate-limited warnings, not a flood: {logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
 }

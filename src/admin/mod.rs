@@ -28,15 +28,22 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use std::time::Duration;
+
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::{describe, parse_runtime_patch};
+use crate::connection::{self, ClientIo, ConnState, RateLimitedLog, Tracked};
 use crate::handler::App;
 use crate::live::Reload;
 
 type AdminBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+/// Admin connections open at once, at most.
+const MAX_ADMIN_CONNECTIONS: usize = 64;
 
 /// Serves the admin endpoints on `listener` until `stop` is cancelled;
 /// `draining` (shutdown has begun) turns `/ready` to 503.
@@ -46,31 +53,62 @@ pub async fn serve(
     draining: CancellationToken,
     stop: CancellationToken,
 ) {
+    // Admin clients are a scraper, a script or two: a small cap is plenty,
+    // and keeps a flood of them from taking fds the API listener needs.
+    let permits = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
+    let closed = Arc::new(Notify::new());
+    let mut accept_errors = RateLimitedLog::new(Duration::from_secs(5));
+    let mut refusals = RateLimitedLog::new(Duration::from_secs(5));
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(connection) => connection,
                 Err(error) => {
-                    warn!(%error, "admin accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    if let Some(count) = accept_errors.hit() {
+                        warn!(%error, count, "admin accept failed");
+                    }
+                    tokio::select! {
+                        () = closed.notified() => {}
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        () = stop.cancelled() => return,
+                    }
                     continue;
                 }
             },
             () = stop.cancelled() => return,
         };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            if let Some(count) = refusals.hit() {
+                warn!(
+                    count,
+                    max = MAX_ADMIN_CONNECTIONS,
+                    "admin connection refused: too many open"
+                );
+            }
+            continue;
+        };
+        let state = ConnState::new(Arc::clone(&closed));
+        let io = ClientIo::new(tcp, None, Arc::clone(&state));
+        let live = Arc::clone(app.live());
         let app = Arc::clone(&app);
         let draining = draining.clone();
+        let requests = Arc::clone(&state);
         let service = service_fn(move |request| {
             let app = Arc::clone(&app);
             let draining = draining.clone();
-            async move { Ok::<_, Infallible>(answer(&app, &draining, request).await) }
+            let in_flight = requests.request_started(false);
+            async move {
+                let response = answer(&app, &draining, request).await;
+                Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
+            }
         });
         tokio::spawn(async move {
-            if let Err(error) =
-                http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await
-            {
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(io), service);
+            let limits = || live.snapshot().config.limits;
+            if let Err(error) = connection::watch(connection, state, limits).await {
                 debug!(%peer, %error, "admin connection ended with an error");
             }
+            drop(permit);
         });
     }
 }

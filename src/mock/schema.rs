@@ -30,8 +30,8 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// 10,000 values, 256 KiB (more than a model's largest output), 1,000,000 steps.
-    pub const DEFAULT: Self = Self { values: 10_000, bytes: 256 * 1024, steps: 1_000_000 };
+    /// 10,000 values, 256 KiB (more than a model's largest output), 200,000 steps.
+    pub const DEFAULT: Self = Self { values: 10_000, bytes: 256 * 1024, steps: 200_000 };
 }
 
 /// A schema whose input would not fit the [`Budget`]: where, and why.
