@@ -7,8 +7,8 @@
 //! line and column, counted, and never replaces a good config. A setting that
 //! needs a restart (the listen addresses) is reported and kept as it was.
 //!
-//! Triggers: a change in the file's folder ([`watch`]: editors that save by
-//! rename, Kubernetes ConfigMap symlink swaps and bind mounts all show there),
+//! Triggers: a change of the file's contents ([`watch`]: inotify on the
+//! file and its folder, or polling with `[watch] poll`),
 //! `SIGHUP`, `POST /reload`, and `PUT`/`DELETE /faults` (runtime overrides).
 //!
 //! Every snapshot has a version, a counter and a hash of what made it, sent in
@@ -20,11 +20,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use notify::RecursiveMode;
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::admin::metrics::Metrics;
 use crate::config::layer::Overrides;
@@ -159,6 +160,12 @@ impl Live {
         self.runtime.lock().ok().and_then(|r| r.as_ref().map(|(patch, _)| patch.clone()))
     }
 
+    /// Applies `text` as the file's new contents, if it is valid and different.
+    pub async fn reload_text(&self, why: &str, text: String) -> Reload {
+        let _one_at_a_time = self.lock.lock().await;
+        self.rebuild(why, text)
+    }
+
     /// Reads the file again and applies it if it is valid and different.
     pub async fn reload(&self, why: &str) -> Reload {
         let _one_at_a_time = self.lock.lock().await;
@@ -276,30 +283,232 @@ fn fingerprint(text: &str, source: &Source, runtime: Option<&str>) -> String {
 /// How long the watcher waits for a burst of file events to settle.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
 
-/// Watches the config file's folder and reloads on every change there. Keep
-/// the returned watcher alive; dropping it stops watching.
+/// How often a missing folder is looked for again (it was deleted, and the
+/// watch with it; it may be made again).
+const REARM_EVERY: Duration = Duration::from_millis(250);
+
+/// Keeps the config file watched while it is alive; dropping it stops watching.
+pub struct ConfigWatcher {
+    _task: tokio::task::JoinHandle<()>,
+    _abort: AbortOnDrop,
+}
+
+impl fmt::Debug for ConfigWatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigWatcher").finish_non_exhaustive()
+    }
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A file or folder, as the filesystem knows it: which inode, and whether
+/// it is still linked anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    device: u64,
+    inode: u64,
+    links: u64,
+}
+
+#[cfg(unix)]
+fn identity(path: &Path) -> Option<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| Identity {
+        device: m.dev(),
+        inode: m.ino(),
+        links: m.nlink(),
+    })
+}
+
+#[cfg(not(unix))]
+fn identity(path: &Path) -> Option<Identity> {
+    std::fs::metadata(path).ok().map(|_| Identity { device: 0, inode: 0, links: 1 })
+}
+
+/// Whether a file event means the file may have changed. Opening, reading
+/// and closing a file unwritten are events too (inotify reports sluice's own
+/// reads), and reacting to them reloads forever.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+/// Watches the config file and reloads it once per change of its contents.
+///
+/// - By default with inotify: on the file's folder (editors that save by
+///   rename, Kubernetes ConfigMap symlink swaps) and on the file itself (a
+///   single-file bind mount, whose writes made through the host's path the
+///   folder watch does not see). A folder that is deleted and made again is
+///   watched again; a file replaced by rename is watched again.
+/// - With `[watch] poll`, by looking at the file every interval instead
+///   (filesystems without inotify, such as network mounts).
+///
+/// Either way the file is read and compared with the text last acted on, so
+/// events that change nothing (sluice's own reads, a `touch`, another file
+/// in the folder) reload nothing, and each real change is one reload:
+/// `applied`, or `rejected` with the running config kept.
 ///
 /// # Errors
 /// notify's error when the folder cannot be watched.
-pub fn watch(
-    live: Arc<Live>,
-) -> notify::Result<Option<Debouncer<notify::RecommendedWatcher, RecommendedCache>>> {
+pub fn watch(live: Arc<Live>) -> notify::Result<Option<ConfigWatcher>> {
     let Some(path) = live.path().map(Path::to_path_buf) else {
         return Ok(None);
     };
-    // Bounded(1): a burst of events queues at most one reload, which reads the newest file.
-    let (tx, mut rx) = mpsc::channel::<()>(1);
-    let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
-        if result.is_ok_and(|events| !events.is_empty()) {
-            let _ = tx.try_send(());
+    let folder =
+        path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let poll = live.snapshot().config.watch.poll;
+    // Bounded(1): a burst of events queues at most one look, which reads the newest file.
+    let (tx, rx) = mpsc::channel::<()>(1);
+    let task = match poll {
+        Some(every) => tokio::spawn(poll_file(live, path, every)),
+        None => {
+            let folder_tx = tx.clone();
+            let mut debouncer =
+                new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
+                    let changed = match result {
+                        Ok(events) => events.iter().any(|event| is_change(&event.kind)),
+                        Err(_) => true, // look: the watch itself may be gone
+                    };
+                    if changed {
+                        let _ = folder_tx.try_send(());
+                    }
+                })?;
+            debouncer.watch(&folder, RecursiveMode::NonRecursive)?;
+            // The file's own inode, apart: the debouncer's rename tracking
+            // loses events when a file and its folder are both watched.
+            let mut file_watcher =
+                notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
+                    if result.is_ok_and(|event| is_change(&event.kind)) {
+                        let _ = tx.try_send(());
+                    }
+                })?;
+            if let Err(error) = file_watcher.watch(&path, RecursiveMode::NonRecursive) {
+                debug!(%error, "cannot watch the config file itself; watching its folder only");
+            }
+            let watchers = Watchers { folder: debouncer, file: file_watcher };
+            tokio::spawn(follow_events(live, path, folder, watchers, rx))
         }
-    })?;
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    debouncer.watch(folder, RecursiveMode::NonRecursive)?;
-    tokio::spawn(async move {
-        while rx.recv().await.is_some() {
-            live.reload("file changed").await;
+    };
+    let abort = AbortOnDrop(task.abort_handle());
+    Ok(Some(ConfigWatcher { _task: task, _abort: abort }))
+}
+
+/// The folder's watch (debounced) and the file's.
+struct Watchers {
+    folder: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    file: notify::RecommendedWatcher,
+}
+
+/// The inotify watcher's loop: once a burst of events has settled, re-arm
+/// what the filesystem took away, then look at the file.
+async fn follow_events(
+    live: Arc<Live>,
+    path: PathBuf,
+    folder: PathBuf,
+    mut watchers: Watchers,
+    mut events: mpsc::Receiver<()>,
+) {
+    let mut looker = Looker::new(&live, &path);
+    let mut folder_id = identity(&folder);
+    let mut file_id = identity(&path);
+    while events.recv().await.is_some() {
+        // The file's own events are not debounced: let a write finish.
+        tokio::time::sleep(DEBOUNCE).await;
+        while events.try_recv().is_ok() {}
+        let debouncer = &mut watchers.folder;
+        let now_folder = identity(&folder).map(|i| (i.device, i.inode));
+        if now_folder.is_none() || now_folder != folder_id.map(|i| (i.device, i.inode)) {
+            let _ = debouncer.unwatch(&folder);
+            while debouncer.watch(&folder, RecursiveMode::NonRecursive).is_err() {
+                tokio::time::sleep(REARM_EVERY).await; // deleted: wait for it to come back
+            }
+            info!(folder = %folder.display(), "the config folder was replaced; watching it again");
+            folder_id = identity(&folder);
+            file_id = None;
         }
-    });
-    Ok(Some(debouncer))
+        let now_file = identity(&path);
+        if now_file.map(|i| (i.device, i.inode)) != file_id.map(|i| (i.device, i.inode)) {
+            let _ = watchers.file.unwatch(&path);
+            if now_file.is_some() {
+                let _ = watchers.file.watch(&path, RecursiveMode::NonRecursive);
+            }
+        }
+        file_id = now_file;
+        looker.look(now_file).await;
+    }
+}
+
+/// The polling watcher's loop: a look at the file's identity, size and
+/// modification time every `every`, and at its contents when they moved.
+async fn poll_file(live: Arc<Live>, path: PathBuf, every: Duration) {
+    let mut looker = Looker::new(&live, &path);
+    let stamp = |path: &Path| {
+        std::fs::metadata(path).ok().map(|m| (identity(path), m.len(), m.modified().ok()))
+    };
+    let mut last = stamp(&path);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = stamp(&path);
+        if now != last {
+            last = now;
+            looker.look(identity(&path)).await;
+        }
+    }
+}
+
+/// Reads the file when told it may have changed, and reloads only when its
+/// text differs from the text last acted on.
+struct Looker {
+    live: Arc<Live>,
+    path: PathBuf,
+    /// The text last acted on (or the read error last reported).
+    last: Result<String, String>,
+    warned_unlinked: bool,
+}
+
+impl Looker {
+    fn new(live: &Arc<Live>, path: &Path) -> Self {
+        let last = live.last_good.lock().map(|text| text.clone()).map_err(|e| e.to_string());
+        Self { live: Arc::clone(live), path: path.to_path_buf(), last, warned_unlinked: false }
+    }
+
+    async fn look(&mut self, identity: Option<Identity>) {
+        if identity.is_some_and(|i| i.links == 0) && !self.warned_unlinked {
+            // A single-file bind mount whose host file was replaced by
+            // rename: the mount still shows the old, deleted file.
+            warn!(
+                path = %self.path.display(),
+                "the config file was replaced by a new file and this path still shows the old \
+                 one (a single-file bind mount?): mount the folder instead to get changes \
+                 (README \"Hot reload\")"
+            );
+            self.warned_unlinked = true;
+        }
+        let read = tokio::fs::read_to_string(&self.path)
+            .await
+            .map_err(|error| format!("cannot read config file {}: {error}", self.path.display()));
+        if read == self.last {
+            return;
+        }
+        self.last = read.clone();
+        match read {
+            Ok(text) => {
+                self.live.reload_text("file changed", text).await;
+            }
+            Err(error) => {
+                self.live.reject("file changed", error);
+            }
+        }
+    }
 }

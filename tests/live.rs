@@ -465,3 +465,130 @@ fn sighup_reloads_the_file() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Each reload counter, as (applied, unchanged, rejected).
+async fn reloads(running: &Running) -> (f64, f64, f64) {
+    let series = |result: &str| format!("sluice_config_reloads_total{{result=\"{result}\"}}");
+    (
+        metric(running, &series("applied")).await,
+        metric(running, &series("unchanged")).await,
+        metric(running, &series("rejected")).await,
+    )
+}
+
+#[tokio::test]
+async fn one_edit_is_one_reload_and_sluices_own_reads_trigger_none() {
+    let running = start_file(&with_delay(10)).await;
+    let before = version(&running).await;
+    // An append, as in `echo '# x' >> sluice.toml`.
+    let mut text = with_delay(10);
+    text.push_str("# a comment\n");
+    std::fs::write(&running.path, &text).unwrap();
+    wait_for_new_version(&running, &before).await;
+    // Long enough for a feedback loop to show (it reloaded 5 times a second).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(reloads(&running).await, (1.0, 0.0, 0.0));
+
+    // An invalid file: rejected once, however long it stays.
+    std::fs::write(&running.path, "error_rate = 7\n").unwrap();
+    eventually("the rejection", || async { (reloads(&running).await.2 == 1.0).then_some(()) })
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(reloads(&running).await, (1.0, 0.0, 1.0));
+}
+
+#[tokio::test]
+async fn a_deleted_and_recreated_folder_is_watched_again() {
+    let running = start_file(&with_delay(10)).await;
+    let folder = running.path.parent().unwrap().to_path_buf();
+    let before = version(&running).await;
+    std::fs::remove_dir_all(&folder).unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(&running.path, with_delay(40)).unwrap();
+    let after = wait_for_new_version(&running, &before).await;
+    assert_eq!(first_token_delay(&running).await, "40ms");
+    // And later edits too.
+    std::fs::write(&running.path, with_delay(50)).unwrap();
+    wait_for_new_version(&running, &after).await;
+    assert_eq!(first_token_delay(&running).await, "50ms");
+}
+
+#[tokio::test]
+async fn the_polling_watcher_picks_up_edits() {
+    let config = format!("{}[watch]\npoll = \"100ms\"\n", with_delay(10));
+    let running = start_file(&config).await;
+    let before = version(&running).await;
+    std::fs::write(&running.path, format!("{}[watch]\npoll = \"100ms\"\n", with_delay(70)))
+        .unwrap();
+    wait_for_new_version(&running, &before).await;
+    assert_eq!(first_token_delay(&running).await, "70ms");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(reloads(&running).await, (1.0, 0.0, 0.0));
+}
+
+/// A single-file bind mount, as `docker run -v "$PWD/my.toml:/etc/sluice/sluice.toml:ro"`
+/// makes one: sluice runs in its own mount namespace (`unshare -m`) where the
+/// file is bind-mounted over another; the test writes through the host's path.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_single_file_bind_mount_reloads_in_place_writes_and_warns_on_a_rename() {
+    use std::io::{BufRead, BufReader, Read};
+    let namespaces = std::process::Command::new("unshare").args(["-m", "true"]).status();
+    if !namespaces.is_ok_and(|status| status.success()) {
+        eprintln!("skipped: no mount namespaces here (unshare -m needs root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("host");
+    let container = dir.path().join("container");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::create_dir_all(&container).unwrap();
+    let host_file = host.join("my.toml");
+    let container_file = container.join("sluice.toml");
+    std::fs::write(&host_file, "error_rate = 0\nfirst_token_delay = \"10ms\"\n").unwrap();
+    std::fs::write(&container_file, "").unwrap();
+    let script = "mount --bind \"$1\" \"$2\" && exec \"$0\" mock --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --config \"$2\"";
+    let mut child = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, env!("CARGO_BIN_EXE_sluice")])
+        .arg(&host_file)
+        .arg(&container_file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let admin: SocketAddr = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.strip_prefix("[sluice] Admin: http://")
+                .map(|rest| rest.split(' ').next().unwrap().parse().unwrap())
+        })
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let delay = || {
+        runtime.block_on(async {
+            let received = send(admin, admin_request("GET", "/config", "")).await;
+            received.json()["first_token_delay"].as_str().unwrap().to_string()
+        })
+    };
+    assert_eq!(delay(), "10ms");
+    // In place, through the host's path (as an editor that writes in place).
+    std::fs::write(&host_file, "error_rate = 0\nfirst_token_delay = \"60ms\"\n").unwrap();
+    let reloaded = (0..250).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        delay() == "60ms"
+    });
+    // By rename on the host: the mount keeps the old inode; sluice says so.
+    let temporary = host.join("my.toml.tmp");
+    std::fs::write(&temporary, "error_rate = 0\nfirst_token_delay = \"90ms\"\n").unwrap();
+    std::fs::rename(&temporary, &host_file).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let mut logs = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    let _ = child.wait();
+    assert!(reloaded, "an in-place write through the host's path was not reloaded within 5 s");
+    assert!(logs.contains("mount the folder instead"), "{logs}");
+}
