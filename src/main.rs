@@ -1,5 +1,6 @@
 //! Command line only: flags, logging, config layering, bind, then the library.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,19 @@ struct Args {
     /// 127.0.0.1:9090 (the default) or 127.0.0.1:0.
     #[arg(long, global = true, value_parser = value::listen, value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
+    /// Log format on stderr: `text` (coloured only on a terminal) or `json`
+    /// (one object per line, for log shippers).
+    #[arg(long, env = "SLUICE_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// JSON Lines.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,12 +116,14 @@ fn main() -> ExitCode {
 }
 
 async fn start(args: Args) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("sluice=info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("sluice=info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => logs.json().init(),
+        // Colour codes only where a terminal shows them, not in `docker logs` or a file.
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     let layers = vec![Overrides::from_env(|name| std::env::var(name).ok())?, flag_overrides(&args)];
     let path = match &args.command {
         Some(Command::Check { file }) => Some(file.clone()),

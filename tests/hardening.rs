@@ -636,3 +636,39 @@ fn at_the_fd_limit_half_heads_are_shed_and_new_clients_are_served() {
     assert!(warnings <= 6, "rate-limited warnings, not a flood: {logs}");
     assert!(!logs.contains("panicked"), "{logs}");
 }
+
+// ---- logs ----
+
+/// Runs the binary with `args` until its banner's last line, then stops it; its stderr.
+fn logs_of(args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["mock", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "sluice=debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let _ = stdout.lines().map_while(Result::ok).find(|line| line.starts_with("  - Seed"));
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let mut logs = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    let _ = child.wait();
+    logs
+}
+
+#[test]
+fn logs_carry_no_colour_codes_off_a_terminal_and_json_on_request() {
+    let text = logs_of(&[]);
+    assert!(text.contains("shutting down"), "{text}");
+    assert!(!text.contains('\u{1b}'), "ANSI codes in logs written to a pipe: {text:?}");
+    let json = logs_of(&["--log-format", "json"]);
+    let lines: Vec<&str> = json.lines().collect();
+    assert!(lines.len() >= 2, "{json}");
+    for line in lines {
+        let parsed: Value = serde_json::from_str(line).unwrap();
+        assert!(parsed["level"].is_string() && parsed["fields"].is_object(), "{line}");
+    }
+}
