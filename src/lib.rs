@@ -42,6 +42,8 @@ pub mod admin;
 pub mod config;
 pub(crate) mod connection;
 pub mod dialect;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod handler;
 pub mod live;
 pub mod mock;

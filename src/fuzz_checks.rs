@@ -1,0 +1,105 @@
+//! The properties the fuzz targets (`fuzz/`) check, one function per
+//! target, so that the corpora can be replayed by an ordinary test
+//! (`tests/fuzz_corpora.rs`) in CI without a fuzzer. Each function takes
+//! arbitrary bytes and panics only when a property fails.
+//!
+//! Not part of sluice's API: hidden from its docs.
+
+use crate::config::{self, value};
+use crate::dialect::Dialect;
+use crate::mock::request::{Endpoint, MessagesRequest};
+use crate::mock::schema;
+use crate::mock::{Reply, text};
+use crate::shape::plan::request_rng;
+use crate::sse::{SseRecord, SseSplitter};
+
+/// The SSE splitter under every dialect's classifier, fed `data` in chunks
+/// whose sizes come from the data itself: the records re-join into exactly
+/// the bytes given, and no record but an oversized one's parts outgrows the
+/// limit by more than one chunk.
+pub fn sse_split(data: &[u8]) {
+    let Some((&cut_seed, stream)) = data.split_first() else { return };
+    for dialect in [Dialect::Anthropic, Dialect::OpenAiChat, Dialect::OpenAiResponses] {
+        let max_event = 64;
+        let mut splitter = SseSplitter::new(dialect.classifier(), max_event);
+        let mut records: Vec<SseRecord> = Vec::new();
+        let mut at = 0;
+        let mut step = usize::from(cut_seed % 17) + 1;
+        while at < stream.len() {
+            let end = (at + step).min(stream.len());
+            splitter.push(bytes::Bytes::copy_from_slice(&stream[at..end]), &mut records);
+            at = end;
+            step = step % 13 + 1;
+        }
+        records.extend(splitter.finish());
+        let joined: Vec<u8> = records.iter().flat_map(|r| r.raw.iter().copied()).collect();
+        assert_eq!(joined, stream, "the records re-join into the bytes given");
+        for record in &records {
+            assert!(record.raw.len() <= max_event + 17, "a record of {} bytes", record.raw.len());
+        }
+    }
+}
+
+/// A request body, parsed and validated for both endpoints; a valid one is
+/// answered, and the answer stays within its bounds: at most
+/// `tokens_per_response` text tokens, or a tool input within the schema budget.
+pub fn request(data: &[u8]) {
+    let _ = MessagesRequest::parse(data, Endpoint::CountTokens);
+    let Ok(request) = MessagesRequest::parse(data, Endpoint::Messages) else { return };
+    let mut rng = request_rng(0, 0);
+    if let Ok(reply) = Reply::generate(&request, 50, &mut rng) {
+        let message = reply.to_message().to_string();
+        assert!(message.len() < 2 * schema::Budget::DEFAULT.bytes + 64 * 1024, "{}", message.len());
+        let events = reply.into_events().count();
+        assert!(events < 2 * schema::Budget::DEFAULT.bytes, "{events} events");
+    }
+}
+
+/// A JSON Schema (when the bytes are JSON): a sample within the budget, or
+/// a refusal that names a path.
+pub fn schema_sample(data: &[u8]) {
+    let Ok(schema) = serde_json::from_slice::<serde_json::Value>(data) else { return };
+    match schema::sample(&schema, &mut request_rng(1, 2)) {
+        Ok(value) => {
+            let size = value.to_string().len();
+            // Strings and copies are counted exactly; keys, quotes and
+            // separators add a bounded amount per value.
+            let bound = schema::Budget::DEFAULT.bytes + 16 * schema::Budget::DEFAULT.values;
+            assert!(size <= bound, "an input of {size} bytes");
+        }
+        Err(refusal) => assert!(!refusal.path.is_empty()),
+    }
+}
+
+/// A config file: parsed and validated, never a panic; a valid one
+/// describes itself.
+pub fn config_toml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(config) = config::Config::from_toml_str(text, "fuzz.toml") {
+        let _ = config::describe(&config, None);
+        let _ = crate::banner(&config, ([127, 0, 0, 1], 1).into(), None);
+    }
+}
+
+/// A control header value (`x-sluice-inject`) and a runtime override body.
+pub fn control(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let _ = config::parse_fault_header(text);
+    let _ = config::parse_runtime_patch(text);
+}
+
+/// Durations, sizes, rates and addresses, in every form a knob takes: what
+/// is accepted is within its bound.
+pub fn values(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    for parsed in [value::duration(text), value::env_duration(text)].into_iter().flatten() {
+        assert!(parsed <= value::MAX_DURATION, "{text:?} gave {parsed:?}");
+    }
+    let _ = value::size(text);
+    if let Ok(rate) = value::rate_text(text) {
+        assert!((0.0..=1.0).contains(&rate));
+    }
+    let _ = value::listen(text);
+    let _ = value::upstream_url(text);
+    let _ = text::tokens(text.len() % 64, &mut request_rng(3, 4));
+}
