@@ -73,6 +73,11 @@ struct Args {
     /// at a sluice whose streams stall (an idle stream holds its memory).
     #[arg(long)]
     idle: bool,
+    /// Share of streams the client abandons on purpose, at a random moment in
+    /// their first 300 ms (before or after the head), as impatient users do
+    /// (`scripts/soak.sh`). Reported as `Left`.
+    #[arg(long, default_value_t = 0.0)]
+    leave_rate: f64,
 }
 
 /// How a stream ended.
@@ -82,6 +87,7 @@ enum End {
     NoFinalEvent,
     HttpError,
     TransportError,
+    Left,
 }
 
 #[derive(Debug, Default)]
@@ -176,9 +182,10 @@ async fn run(args: Args) {
     for i in 0..args.concurrency {
         let delay = args.ramp.mul_f64(i as f64 / args.concurrency.max(1) as f64);
         let request = request.clone();
+        let leave_rate = args.leave_rate;
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            user(addr, request, stop_at).await
+            user(addr, request, stop_at, leave_rate).await
         }));
     }
     let mut all = Samples::default();
@@ -292,6 +299,8 @@ struct Wire {
     start: usize,
     /// When the last read returned.
     read_at: Instant,
+    /// The last head carried `x-sluice-fault`.
+    faulted: bool,
 }
 
 /// How a response body is delimited.
@@ -306,7 +315,13 @@ impl Wire {
     async fn connect(addr: SocketAddr) -> std::io::Result<Self> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
-        Ok(Self { tcp, buf: Vec::with_capacity(16 * 1024), start: 0, read_at: Instant::now() })
+        Ok(Self {
+            tcp,
+            buf: Vec::with_capacity(16 * 1024),
+            start: 0,
+            read_at: Instant::now(),
+            faulted: false,
+        })
     }
 
     fn pending(&self) -> &[u8] {
@@ -352,6 +367,7 @@ impl Wire {
                     Framing::UntilClose
                 };
                 let closes = header("connection:").is_some_and(|v| v.contains("close"));
+                self.faulted = header("x-sluice-fault:").is_some();
                 return Ok((status, framing, closes));
             }
             self.fill_or_eof().await?;
@@ -424,7 +440,7 @@ impl Wire {
 }
 
 /// One virtual user: a keep-alive connection, requests back to back until `stop_at`.
-async fn user(addr: SocketAddr, request: Bytes, stop_at: Instant) -> Samples {
+async fn user(addr: SocketAddr, request: Bytes, stop_at: Instant, leave_rate: f64) -> Samples {
     let mut samples = Samples::default();
     let mut wire: Option<Wire> = None;
     while Instant::now() < stop_at {
@@ -439,7 +455,17 @@ async fn user(addr: SocketAddr, request: Bytes, stop_at: Instant) -> Samples {
             continue;
         };
         let sent = Instant::now();
-        let (end, closes) = match exchange(w, &request, sent, &mut samples).await {
+        if leave_rate > 0.0 && rand::random::<f64>() < leave_rate {
+            // An impatient client: asks, then hangs up at a random moment.
+            let _ = w.tcp.write_all(&request).await;
+            tokio::time::sleep(Duration::from_millis(rand::random_range(0..300))).await;
+            wire = None;
+            samples.streams += 1;
+            *samples.ends.entry(format!("{:?}", End::Left)).or_default() += 1;
+            continue;
+        }
+        let mut faulted = false;
+        let (end, closes) = match exchange(w, &request, sent, &mut samples, &mut faulted).await {
             Ok(ended) => ended,
             Err(_) => (End::TransportError, true),
         };
@@ -448,7 +474,9 @@ async fn user(addr: SocketAddr, request: Bytes, stop_at: Instant) -> Samples {
         }
         samples.total.push(micros(sent.elapsed()));
         samples.streams += 1;
-        *samples.ends.entry(format!("{end:?}")).or_default() += 1;
+        // A stream that ended badly with `x-sluice-fault` in its head is explained.
+        let key = if faulted { format!("{end:?}+fault") } else { format!("{end:?}") };
+        *samples.ends.entry(key).or_default() += 1;
     }
     samples
 }
@@ -460,9 +488,11 @@ async fn exchange(
     request: &[u8],
     sent: Instant,
     samples: &mut Samples,
+    faulted: &mut bool,
 ) -> std::io::Result<(End, bool)> {
     wire.tcp.write_all(request).await?;
     let (status, framing, closes) = wire.head().await?;
+    *faulted = wire.faulted;
     samples.head.push(micros(wire.read_at - sent));
     if !(200..300).contains(&status) {
         wire.body(framing, |_, _| {}).await?;

@@ -18,8 +18,8 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::request::{InvalidRequest, MessagesRequest, ToolChoice};
-use super::text::{Pieces, random_id};
-use super::{schema, text};
+use super::schema;
+use super::text::{LazyTokens, Pieces, TokenCursor, random_id};
 use crate::sse::{EventKind, SseRecord, encode_event};
 
 /// Why the reply stopped.
@@ -48,10 +48,10 @@ impl StopReason {
 /// fragments its deltas will carry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Block {
-    /// Text, one token per delta.
+    /// Text, one token per delta, made as the stream is pulled.
     Text {
         /// The tokens; concatenated they are the text.
-        tokens: Pieces,
+        tokens: LazyTokens,
     },
     /// A call of a client tool.
     ToolUse {
@@ -67,10 +67,11 @@ pub enum Block {
 }
 
 impl Block {
-    fn pieces(&self) -> &Pieces {
+    /// How many deltas it streams.
+    fn len(&self) -> usize {
         match self {
-            Block::Text { tokens } => tokens,
-            Block::ToolUse { fragments, .. } => fragments,
+            Block::Text { tokens } => tokens.len(),
+            Block::ToolUse { fragments, .. } => fragments.len(),
         }
     }
 }
@@ -132,7 +133,7 @@ impl Reply {
                 let wanted = tokens_per_response as usize;
                 let count = wanted.min(max_tokens);
                 let stop = if count < wanted { StopReason::MaxTokens } else { StopReason::EndTurn };
-                (Block::Text { tokens: text::tokens(count, rng) }, stop)
+                (Block::Text { tokens: LazyTokens::new(count, rng) }, stop)
             }
         };
         Ok(Self {
@@ -146,7 +147,7 @@ impl Reply {
 
     /// Output tokens: one per delta.
     pub fn output_tokens(&self) -> usize {
-        self.blocks.iter().map(|b| b.pieces().len()).sum()
+        self.blocks.iter().map(Block::len).sum()
     }
 
     /// The non-streaming response body (`protocols.md` §2.3).
@@ -184,7 +185,7 @@ impl Reply {
 
     /// The stream of SSE records, built one event at a time as it is pulled.
     pub fn into_events(self) -> ReplyEvents {
-        ReplyEvents { reply: self, step: Step::MessageStart }
+        ReplyEvents { reply: self, step: Step::MessageStart, text: None }
     }
 }
 
@@ -251,6 +252,8 @@ enum Step {
 pub struct ReplyEvents {
     reply: Reply,
     step: Step,
+    /// The text block being streamed, and the cursor making its tokens.
+    text: Option<(usize, TokenCursor)>,
 }
 
 impl ReplyEvents {
@@ -263,11 +266,11 @@ impl ReplyEvents {
     }
 
     fn after_delta(&self, index: usize, piece: usize) -> Step {
-        let count = self.reply.blocks.get(index).map_or(0, |b| b.pieces().len());
+        let count = self.reply.blocks.get(index).map_or(0, Block::len);
         if piece < count { Step::Delta(index, piece) } else { Step::BlockStop(index) }
     }
 
-    fn record(&self, step: Step) -> Option<SseRecord> {
+    fn record(&mut self, step: Step) -> Option<SseRecord> {
         let reply = &self.reply;
         let (name, payload, kind) = match step {
             Step::MessageStart => (
@@ -293,13 +296,21 @@ impl ReplyEvents {
             }
             Step::Delta(index, piece) => {
                 // The hot path (one per token): written straight into one buffer.
-                let block = reply.blocks.get(index)?;
-                let fragment = block.pieces().get(piece)?;
-                let (delta_type, field) = match block {
-                    Block::Text { .. } => ("text_delta", "text"),
-                    Block::ToolUse { .. } => ("input_json_delta", "partial_json"),
+                return match reply.blocks.get(index)? {
+                    Block::Text { tokens } => {
+                        if self.text.as_ref().is_none_or(|(at, _)| *at != index) {
+                            self.text = Some((index, tokens.cursor()));
+                        }
+                        let (_, cursor) = self.text.as_mut()?;
+                        Some(encode_delta(index, "text_delta", "text", cursor.next_token()?))
+                    }
+                    Block::ToolUse { fragments, .. } => Some(encode_delta(
+                        index,
+                        "input_json_delta",
+                        "partial_json",
+                        fragments.get(piece)?,
+                    )),
                 };
-                return Some(encode_delta(index, delta_type, field, fragment));
             }
             Step::BlockStop(index) => (
                 "content_block_stop",

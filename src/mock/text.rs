@@ -2,6 +2,7 @@
 //! drawn from a request's random stream so a seed replays the same text.
 
 use rand::{Rng, RngExt};
+use rand_chacha::ChaCha8Rng;
 
 const WORDS: &[&str] = &[
     "the",
@@ -144,35 +145,123 @@ impl<'a> FromIterator<&'a str> for Pieces {
 /// space, and the text ends with a full stop.
 pub fn tokens(count: usize, rng: &mut impl Rng) -> Pieces {
     let mut out = Pieces::with_capacity(count * 8, count);
-    let mut sentence_left = 0usize;
+    let mut sentence = Sentence::default();
     for i in 0..count {
+        sentence.write_token(i, count, rng, &mut out.text);
+        out.end_piece();
+    }
+    out
+}
+
+/// Where the text is in its sentence.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sentence {
+    /// Words left in the current sentence; 0 at a sentence start.
+    left: usize,
+}
+
+impl Sentence {
+    /// Appends token `i` of `count` to `out`, drawing from `rng`.
+    fn write_token(&mut self, i: usize, count: usize, rng: &mut impl Rng, out: &mut String) {
         let word = WORDS[rng.random_range(0..WORDS.len())];
-        let starts_sentence = sentence_left == 0;
+        let starts_sentence = self.left == 0;
         if starts_sentence {
-            sentence_left = rng.random_range(6..=12);
+            self.left = rng.random_range(6..=12);
         }
-        sentence_left -= 1;
-        let ends_sentence = sentence_left == 0 || i + 1 == count;
-        let token = &mut out.text;
+        self.left -= 1;
+        let ends_sentence = self.left == 0 || i + 1 == count;
         if i > 0 {
-            token.push(' ');
+            out.push(' ');
         }
         if starts_sentence {
             let mut chars = word.chars();
             if let Some(first) = chars.next() {
-                token.extend(first.to_uppercase());
-                token.push_str(chars.as_str());
+                out.extend(first.to_uppercase());
+                out.push_str(chars.as_str());
             }
         } else {
-            token.push_str(word);
+            out.push_str(word);
         }
         if ends_sentence {
-            token.push('.');
-            sentence_left = 0;
+            out.push('.');
+            self.left = 0;
         }
-        out.end_piece();
     }
-    out
+}
+
+/// The same `count` tokens as [`tokens`] gives for this random stream, made
+/// one at a time as a stream is pulled: an open stream holds a few hundred
+/// bytes of generator, not its whole reply (100,000 tokens are 1.5 MB).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LazyTokens {
+    /// The stream the tokens are drawn from, at the first token.
+    start: ChaCha8Rng,
+    count: usize,
+}
+
+impl LazyTokens {
+    /// The `count` tokens [`tokens`] would draw from `rng`; `rng` is advanced
+    /// past them, as [`tokens`] would leave it.
+    pub fn new(count: usize, rng: &mut ChaCha8Rng) -> Self {
+        let start = rng.clone();
+        // The same draws, without keeping the text.
+        let mut sentence = Sentence::default();
+        let mut scratch = String::with_capacity(16);
+        for i in 0..count {
+            scratch.clear();
+            sentence.write_token(i, count, rng, &mut scratch);
+        }
+        Self { start, count }
+    }
+
+    /// How many tokens.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The whole text (for a non-streaming reply).
+    pub fn concat(&self) -> String {
+        tokens(self.count, &mut self.start.clone()).concat().to_string()
+    }
+
+    /// A cursor over the tokens, in order.
+    pub fn cursor(&self) -> TokenCursor {
+        TokenCursor {
+            rng: self.start.clone(),
+            next: 0,
+            count: self.count,
+            sentence: Sentence::default(),
+            token: String::new(),
+        }
+    }
+}
+
+/// Makes [`LazyTokens`]' tokens one at a time.
+#[derive(Debug, Clone)]
+pub struct TokenCursor {
+    rng: ChaCha8Rng,
+    next: usize,
+    count: usize,
+    sentence: Sentence,
+    token: String,
+}
+
+impl TokenCursor {
+    /// The next token, or `None` after the last.
+    pub fn next_token(&mut self) -> Option<&str> {
+        if self.next >= self.count {
+            return None;
+        }
+        self.token.clear();
+        self.sentence.write_token(self.next, self.count, &mut self.rng, &mut self.token);
+        self.next += 1;
+        Some(&self.token)
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +291,25 @@ mod tests {
         assert_eq!(pieces.get(3), Some("é✓"));
         assert_eq!(pieces.get(4), None);
         assert_eq!(pieces.concat(), "abcé✓");
+    }
+
+    #[test]
+    fn lazy_tokens_are_the_same_tokens_and_leave_the_stream_where_tokens_does() {
+        for count in [0, 1, 7, 300] {
+            let mut eager_rng = request_rng(5, 9);
+            let eager = tokens(count, &mut eager_rng);
+            let mut lazy_rng = request_rng(5, 9);
+            let lazy = LazyTokens::new(count, &mut lazy_rng);
+            assert_eq!(lazy_rng, eager_rng, "the stream moves on as far");
+            assert_eq!(lazy.len(), count);
+            assert_eq!(lazy.concat(), eager.concat());
+            let mut cursor = lazy.cursor();
+            let mut made = Vec::new();
+            while let Some(token) = cursor.next_token() {
+                made.push(token.to_string());
+            }
+            assert_eq!(made, eager.iter().collect::<Vec<_>>());
+        }
     }
 
     #[test]
