@@ -645,3 +645,46 @@ fn every_example_config_is_valid() {
         ]
     );
 }
+
+#[test]
+fn limits_watch_and_the_new_upstream_keys_are_read_and_checked() {
+    let config = parse(
+        r#"
+        [limits]
+        header_read_timeout = "2s"
+        idle_timeout = "30s"
+        max_connections = 500
+        [watch]
+        poll = "1s"
+        [upstream]
+        url = "http://127.0.0.1:9"
+        head_hold_bytes = "64KiB"
+        head_hold_time = "5s"
+        max_idle_per_host = 8
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        config.limits,
+        Limits {
+            header_read_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 500
+        }
+    );
+    assert_eq!(config.watch.poll, Some(Duration::from_secs(1)));
+    let upstream = config.upstream.unwrap();
+    assert_eq!(
+        (upstream.head_hold_bytes, upstream.head_hold_time, upstream.max_idle_per_host),
+        (64 * 1024, Duration::from_secs(5), 8)
+    );
+    for (bad, expected) in [
+        ("[limits]\nheader_read_timeout = \"0s\"", "invalid limits.header_read_timeout"),
+        ("[limits]\nmax_connections = 0", "invalid limits.max_connections 0"),
+        ("[watch]\npoll = \"8d\"", "invalid watch.poll"),
+        ("[limits]\nidle_timeout = \"169h\"", "at most 7 days"),
+    ] {
+        let message = parse(bad).unwrap_err().to_string();
+        assert!(message.contains(expected), "{bad}: {message}");
+    }
+}
