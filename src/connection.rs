@@ -306,6 +306,7 @@ mod tests {
         Limits {
             header_read_timeout: Duration::from_millis(100),
             idle_timeout: Duration::from_millis(1000),
+            body_read_timeout: Duration::from_millis(1000),
             max_connections: 10,
         }
     }

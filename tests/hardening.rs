@@ -672,3 +672,21 @@ fn logs_carry_no_colour_codes_off_a_terminal_and_json_on_request() {
         assert!(parsed["level"].is_string() && parsed["fields"].is_object(), "{line}");
     }
 }
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_gets_a_408() {
+    let sluice = start(&format!("{FAST}[limits]\nbody_read_timeout = \"300ms\"\n")).await;
+    let mut tcp = TcpStream::connect(sluice.addr).await.unwrap();
+    let started = Instant::now();
+    tcp.write_all(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"model\"")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n =
+        tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_read_timeout"), "{answer}");
+    let took = started.elapsed();
+    assert!(took >= ms(300) && took < ms(3000), "{took:?}");
+}

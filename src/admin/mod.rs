@@ -185,10 +185,18 @@ async fn answer(
         }
         (&Method::POST, "/reload") => reload_response(&app.live().reload("POST /reload").await),
         (&Method::PUT, "/faults") => {
-            let body = match Limited::new(request.into_body(), 1024 * 1024).collect().await {
-                Ok(body) => body.to_bytes(),
-                Err(e) => {
+            let timeout = snapshot.config.limits.body_read_timeout;
+            let read = Limited::new(request.into_body(), 1024 * 1024).collect();
+            let body = match tokio::time::timeout(timeout, read).await {
+                Ok(Ok(body)) => body.to_bytes(),
+                Ok(Err(e)) => {
                     return error(StatusCode::BAD_REQUEST, &format!("cannot read the body: {e}"));
+                }
+                Err(_) => {
+                    return error(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the body did not arrive within [limits] body_read_timeout",
+                    );
                 }
             };
             let text = String::from_utf8_lossy(&body).into_owned();

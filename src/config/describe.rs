@@ -83,6 +83,7 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
         json!({
             "header_read_timeout": format!("{:?}", limits.header_read_timeout),
             "idle_timeout": format!("{:?}", limits.idle_timeout),
+            "body_read_timeout": format!("{:?}", limits.body_read_timeout),
             "max_connections": limits.max_connections,
         }),
     );

@@ -174,6 +174,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// A connection with no request in flight is closed after this long.
     pub idle_timeout: Duration,
+    /// A request body that sluice reads must arrive whole within this (else 408).
+    pub body_read_timeout: Duration,
     /// At most this many client connections at once (the API listener; read at start).
     pub max_connections: usize,
 }
@@ -183,6 +185,7 @@ impl Default for Limits {
         Self {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
+            body_read_timeout: Duration::from_secs(30),
             max_connections: 10_000,
         }
     }

@@ -45,6 +45,7 @@ struct RawConfig {
 struct RawLimits {
     header_read_timeout: Option<Spanned<String>>,
     idle_timeout: Option<Spanned<String>>,
+    body_read_timeout: Option<Spanned<String>>,
     max_connections: Option<Spanned<i64>>,
 }
 
@@ -656,6 +657,9 @@ impl RawLimits {
         }
         if let Some(d) = at.check(&self.idle_timeout, "limits.idle_timeout", timeout)? {
             limits.idle_timeout = d;
+        }
+        if let Some(d) = at.check(&self.body_read_timeout, "limits.body_read_timeout", timeout)? {
+            limits.body_read_timeout = d;
         }
         if let Some(n) = at.check(&self.max_connections, "limits.max_connections", |&n| {
             usize::try_from(n).ok().filter(|n| (1..=1_000_000).contains(n)).ok_or(CONNECTIONS_FORM)

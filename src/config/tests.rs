@@ -653,6 +653,7 @@ fn limits_watch_and_the_new_upstream_keys_are_read_and_checked() {
         [limits]
         header_read_timeout = "2s"
         idle_timeout = "30s"
+        body_read_timeout = "3s"
         max_connections = 500
         [watch]
         poll = "1s"
@@ -669,6 +670,7 @@ fn limits_watch_and_the_new_upstream_keys_are_read_and_checked() {
         Limits {
             header_read_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(3),
             max_connections: 500
         }
     );

@@ -54,7 +54,7 @@ async fn messages(
 ) -> Response<Body> {
     let reset = request.extensions().get::<ResetHandle>().cloned();
     let (head, body) = request.into_parts();
-    let body = match read_body(body, &head.headers, snapshot.config.max_request_body).await {
+    let body = match read_body(body, &head.headers, &snapshot.config).await {
         Ok(body) => body,
         Err(refusal) => return refusal(&reply::other_request_id()),
     };
@@ -138,7 +138,7 @@ async fn messages(
 async fn count_tokens(snapshot: &Snapshot, request: Request<Incoming>) -> Response<Body> {
     let request_id = reply::other_request_id();
     let (head, body) = request.into_parts();
-    let body = match read_body(body, &head.headers, snapshot.config.max_request_body).await {
+    let body = match read_body(body, &head.headers, &snapshot.config).await {
         Ok(body) => body,
         Err(refusal) => return refusal(&request_id),
     };

@@ -179,12 +179,20 @@ pub fn retry_after_seconds(after: Duration) -> u64 {
 /// A refusal that still needs its request id.
 pub type Refusal = Box<dyn FnOnce(&str) -> Response<Body> + Send>;
 
-/// Reads the whole body, refusing one over `limit` bytes (413) before or
-/// while reading it.
+/// Reads the whole body, refusing one over `max_request_body` bytes (413)
+/// before or while reading it, or one that has not arrived whole within
+/// `[limits] body_read_timeout` (408: a client that trickles its body, or
+/// stops sending it, must not hold a request open forever).
 ///
 /// # Errors
-/// A [`Refusal`]: 413 over the limit, 400 when the body cannot be read.
-pub async fn read_body(body: Incoming, headers: &HeaderMap, limit: u64) -> Result<Bytes, Refusal> {
+/// A [`Refusal`]: 413 over the limit, 408 too slow, 400 when the body cannot be read.
+pub async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    config: &crate::config::Config,
+) -> Result<Bytes, Refusal> {
+    let limit = config.max_request_body;
+    let timeout = config.limits.body_read_timeout;
     let too_large = move |request_id: &str| {
         response::error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -202,7 +210,23 @@ pub async fn read_body(body: Incoming, headers: &HeaderMap, limit: u64) -> Resul
         return Err(Box::new(too_large));
     }
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(body, limit_usize).collect().await {
+    let collected = match tokio::time::timeout(timeout, Limited::new(body, limit_usize).collect())
+        .await
+    {
+        Ok(collected) => collected,
+        Err(_) => {
+            return Err(Box::new(move |request_id: &str| {
+                response::error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!(
+                        "the request body did not arrive within {timeout:?} ([limits] body_read_timeout)"
+                    ),
+                    request_id,
+                )
+            }));
+        }
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Box::new(too_large)),
         Err(error) => {

@@ -56,7 +56,7 @@ pub async fn forward(
     let (mut head, body) = request.into_parts();
     // The body streams through untouched unless a route must read it to choose.
     let (body, facts) = if snapshot.router.needs_body() {
-        match read_body(body, &head.headers, snapshot.config.max_request_body).await {
+        match read_body(body, &head.headers, &snapshot.config).await {
             Ok(bytes) => {
                 let facts = BodyFacts::read(&bytes);
                 (Full::new(bytes).map_err(|never| match never {}).boxed_unsync(), Some(facts))
