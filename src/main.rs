@@ -182,6 +182,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
         None
     };
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
+    let shutdown = shutdown_signal();
     print!("{}", sluice::banner(&config, addr, admin_addr));
     let grace = config.shutdown_grace;
     // Tokens are released on sluice's own sub-millisecond timer, not tokio's 1 ms one.
@@ -191,7 +192,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
         Some(path) => Source::File { path, layers },
         None => Source::Fixed(Box::new(config)),
     };
-    sluice::serve(source, listener, admin, shutdown_signal(), grace).await?;
+    sluice::serve(source, listener, admin, shutdown, grace).await?;
     Ok(())
 }
 
@@ -235,27 +236,33 @@ fn check_health(port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGINT or SIGTERM (what `docker stop` sends).
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGINT or SIGTERM (what `docker stop` sends). The handlers are installed
+/// when this is called, not when the future is first polled: a signal that
+/// arrives right after the banner must start a graceful shutdown, not kill
+/// the process with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops sluice");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(terminate), Ok(interrupt)) => Some((terminate, interrupt)),
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM or SIGINT; only Ctrl-C stops sluice");
+                None
+            }
         }
+    };
+    async move {
+        #[cfg(unix)]
+        if let Some((mut terminate, mut interrupt)) = signals {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
 }
 
 /// jemalloc: about 10 % less CPU than the system allocator on the per-token

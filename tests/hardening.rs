@@ -464,8 +464,10 @@ async fn amplifying_tool_schemas_are_refused_and_a_stream_beside_them_stays_on_t
         );
     }
     assert_eq!(canary.status, 200);
-    // Real sockets on a shared machine: 100 ms, within a loose bound.
-    assert!(canary.head_at >= ms(100) && canary.head_at < ms(400), "{:?}", canary.head_at);
+    // Real sockets on a shared machine, a debug build: 100 ms, within a loose
+    // bound (scripts/bench.sh-style figures are in the closing note).
+    // (Before the budget, the canary waited seconds behind the schema work.)
+    assert!(canary.head_at >= ms(100) && canary.head_at < ms(1000), "{:?}", canary.head_at);
 }
 
 // ---- connections: timeouts, cap, fd limit ----
@@ -689,4 +691,44 @@ async fn a_body_that_stops_arriving_gets_a_408() {
     assert!(answer.contains("body_read_timeout"), "{answer}");
     let took = started.elapsed();
     assert!(took >= ms(300) && took < ms(3000), "{took:?}");
+}
+
+const TOKEN: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n";
+
+#[tokio::test(start_paused = true)]
+async fn an_upstream_that_goes_silent_mid_stream_is_broken_off_after_the_idle_timeout() {
+    let fake = upstreams::stalling_upstream(&[MESSAGE_START, TOKEN]).await;
+    let sluice = start(&proxy(&fake.url(), "", "stream_idle_timeout = \"5s\"")).await;
+    let tcp = TcpStream::connect(sluice.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(connection);
+    let sent = Instant::now();
+    let response = sender.send_request(messages(&text_request())).await.unwrap();
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    let outcome = loop {
+        match body.frame().await {
+            Some(Ok(frame)) => received.extend_from_slice(&frame.into_data().unwrap()),
+            Some(Err(error)) => break Err(error),
+            None => break Ok(()),
+        }
+    };
+    assert_eq!(received, format!("{MESSAGE_START}{TOKEN}").as_bytes());
+    assert!(outcome.is_err(), "a broken stream, not a clean end");
+    assert_eq!(sent.elapsed(), Duration::from_secs(5), "5 s of silence, exactly");
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_the_shaper_holds_a_record_is_not_upstream_silence() {
+    let stop = "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    let fake = upstreams::steady_sse_upstream(&[MESSAGE_START, TOKEN, TOKEN, stop], ms(1)).await;
+    let knobs = "first_token_delay = \"10s\"\ntoken_interval = \"8s\"";
+    let sluice = start(&format!(
+        "error_rate = 0\n{knobs}\n[upstream]\nurl = \"{}\"\nstream_idle_timeout = \"5s\"\n",
+        fake.url()
+    ))
+    .await;
+    let received = send(sluice.addr, messages(&text_request())).await;
+    assert_eq!(received.body(), format!("{MESSAGE_START}{TOKEN}{TOKEN}{stop}").as_bytes());
 }

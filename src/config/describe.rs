@@ -105,6 +105,7 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
                 "head_hold_bytes": upstream.head_hold_bytes,
                 "head_hold_time": format!("{:?}", upstream.head_hold_time),
                 "max_idle_per_host": upstream.max_idle_per_host,
+                "stream_idle_timeout": format!("{:?}", upstream.stream_idle_timeout),
             }),
         );
     }

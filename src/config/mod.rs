@@ -221,6 +221,8 @@ pub struct Upstream {
     pub head_hold_time: Duration,
     /// Idle pooled connections kept per upstream host.
     pub max_idle_per_host: usize,
+    /// An SSE stream whose upstream sends nothing for this long is broken.
+    pub stream_idle_timeout: Duration,
 }
 
 impl Upstream {
@@ -236,6 +238,7 @@ impl Upstream {
             head_hold_bytes: 1024 * 1024,
             head_hold_time: Duration::from_secs(60),
             max_idle_per_host: 256,
+            stream_idle_timeout: Duration::from_secs(300),
         }
     }
 

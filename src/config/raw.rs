@@ -151,6 +151,7 @@ struct RawUpstream {
     head_hold_bytes: Option<Spanned<RawSize>>,
     head_hold_time: Option<Spanned<String>>,
     max_idle_per_host: Option<Spanned<i64>>,
+    stream_idle_timeout: Option<Spanned<String>>,
 }
 
 /// Turns byte spans into `file:line:column` for error messages.
@@ -701,6 +702,12 @@ impl RawUpstream {
             usize::try_from(n).ok().filter(|&n| n <= 100_000).ok_or(IDLE_FORM)
         })? {
             upstream.max_idle_per_host = n;
+        }
+        let timeout = |s: &String| positive_duration(s);
+        if let Some(d) =
+            at.check(&self.stream_idle_timeout, "upstream.stream_idle_timeout", timeout)?
+        {
+            upstream.stream_idle_timeout = d;
         }
         Ok(upstream)
     }

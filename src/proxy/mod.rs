@@ -113,9 +113,13 @@ pub async fn forward(
         tokio::time::sleep(wait).await;
         let splitter = SseSplitter::new(dialect.classifier(), settings.max_event_size);
         let pacer = Pacer::new(timing, admitted.rng.clone());
-        let shaped = Shaper::new(SseRecords::new(body, splitter), pacer, Arrival::WhenReceived)
-            .with_fault(stream_fault)
-            .with_lateness(app.lateness_observer());
+        let shaped = Shaper::new(
+            SseRecords::new(body, splitter, settings.stream_idle_timeout),
+            pacer,
+            Arrival::WhenReceived,
+        )
+        .with_fault(stream_fault)
+        .with_lateness(app.lateness_observer());
         let goodbye = farewell(dialect, &admitted.request_id);
         let parts = app.body_parts(arrival, reset, &mut admitted, goodbye);
         let hold = HeadHold::upstream(settings);
