@@ -15,7 +15,7 @@ use hyper::Request;
 use serde_json::{Value, json};
 use sluice::{Config, Source};
 use support::upstreams::{self, Fake};
-use support::{messages, ms, send, start};
+use support::{admin_request, drain, eventually, messages, metric, ms, open, send, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -42,41 +42,6 @@ async fn start_with_admin(toml: &str) -> WithAdmin {
         sluice::serve(source, api, Some(admin), shutdown, Duration::from_secs(1)).await.unwrap();
     });
     WithAdmin { api: api_addr, admin: admin_addr, _stop: stop }
-}
-
-fn admin_request(method: &str, path: &str, body: &str) -> Request<Full<Bytes>> {
-    Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "admin")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap()
-}
-
-/// The value of the series `name{labels}` as written, 0 when absent.
-async fn metric(admin: SocketAddr, series: &str) -> f64 {
-    let text = send(admin, admin_request("GET", "/metrics", "")).await.body();
-    String::from_utf8(text.to_vec())
-        .unwrap()
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// Polls `probe` until it returns `Some`, for at most 10 s.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn text_request() -> Value {
@@ -286,12 +251,8 @@ fn upstream_credentials_reach_no_body_log_or_banner() {
 async fn an_upstream_that_sends_no_token_gets_its_head_released_after_the_hold_time() {
     let fake = upstreams::stalling_upstream(&[MESSAGE_START, PING]).await;
     let sluice = start(&proxy(&fake.url(), "", "head_hold_time = \"250ms\"")).await;
-    let tcp = TcpStream::connect(sluice.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
-    tokio::spawn(connection);
     let sent = Instant::now();
-    let response = sender.send_request(messages(&text_request())).await.unwrap();
+    let response = open(sluice.addr, messages(&text_request())).await;
     assert_eq!(sent.elapsed(), ms(250), "the head waited exactly the hold time");
     let mut body = response.into_body();
     let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -331,21 +292,9 @@ async fn an_upstream_that_sends_only_pings_is_passed_through_not_buffered() {
 async fn an_upstream_that_breaks_before_the_first_token_passes_on_what_it_sent() {
     let fake = upstreams::resetting_upstream(MESSAGE_START).await;
     let sluice = start(&proxy(&fake.url(), "", "")).await;
-    let tcp = TcpStream::connect(sluice.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
-    tokio::spawn(connection);
-    let response = sender.send_request(messages(&text_request())).await.unwrap();
+    let response = open(sluice.addr, messages(&text_request())).await;
     assert_eq!(response.status(), 200, "the upstream's head");
-    let mut body = response.into_body();
-    let mut received = Vec::new();
-    let outcome = loop {
-        match body.frame().await {
-            Some(Ok(frame)) => received.extend_from_slice(&frame.into_data().unwrap()),
-            Some(Err(error)) => break Err(error),
-            None => break Ok(()),
-        }
-    };
+    let (received, outcome) = drain(response.into_body()).await;
     assert_eq!(received, MESSAGE_START.as_bytes(), "what arrived went out");
     assert!(outcome.is_err(), "then the stream breaks, as upstream");
 }
@@ -699,21 +648,9 @@ const TOKEN: &str = "event: content_block_delta\ndata: {\"type\":\"content_block
 async fn an_upstream_that_goes_silent_mid_stream_is_broken_off_after_the_idle_timeout() {
     let fake = upstreams::stalling_upstream(&[MESSAGE_START, TOKEN]).await;
     let sluice = start(&proxy(&fake.url(), "", "stream_idle_timeout = \"5s\"")).await;
-    let tcp = TcpStream::connect(sluice.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
-    tokio::spawn(connection);
     let sent = Instant::now();
-    let response = sender.send_request(messages(&text_request())).await.unwrap();
-    let mut body = response.into_body();
-    let mut received = Vec::new();
-    let outcome = loop {
-        match body.frame().await {
-            Some(Ok(frame)) => received.extend_from_slice(&frame.into_data().unwrap()),
-            Some(Err(error)) => break Err(error),
-            None => break Ok(()),
-        }
-    };
+    let response = open(sluice.addr, messages(&text_request())).await;
+    let (received, outcome) = drain(response.into_body()).await;
     assert_eq!(received, format!("{MESSAGE_START}{TOKEN}").as_bytes());
     assert!(outcome.is_err(), "a broken stream, not a clean end");
     assert_eq!(sent.elapsed(), Duration::from_secs(5), "5 s of silence, exactly");

@@ -10,12 +10,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::Request;
 use serde_json::{Value, json};
 use sluice::Source;
-use support::{messages, send};
+use support::{admin_request, eventually, messages, send};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -52,15 +49,6 @@ async fn start_file_with_grace(toml: &str, grace: Duration) -> Running {
     Running { api: api_addr, admin: admin_addr, path, stop: Some(stop), done, _dir: dir }
 }
 
-fn admin_request(method: &str, path: &str, body: &str) -> Request<Full<Bytes>> {
-    Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "admin")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap()
-}
-
 async fn admin_json(running: &Running, method: &str, path: &str, body: &str) -> (u16, Value) {
     let received = send(running.admin, admin_request(method, path, body)).await;
     (received.status.as_u16(), received.json())
@@ -68,21 +56,6 @@ async fn admin_json(running: &Running, method: &str, path: &str, body: &str) -> 
 
 async fn version(running: &Running) -> String {
     admin_json(running, "GET", "/config", "").await.1["version"].as_str().unwrap().to_string()
-}
-
-/// Polls `probe` until it returns `Some`, for at most 5 s.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn wait_for_new_version(running: &Running, old: &str) -> String {
@@ -93,14 +66,9 @@ async fn wait_for_new_version(running: &Running, old: &str) -> String {
     .await
 }
 
-/// The value of a metric line `name{labels} value` (labels as written).
+/// The value of a metric series on this sluice's admin listener.
 async fn metric(running: &Running, series: &str) -> f64 {
-    let text = send(running.admin, admin_request("GET", "/metrics", "")).await.body();
-    let text = String::from_utf8(text.to_vec()).unwrap();
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
+    support::metric(running.admin, series).await
 }
 
 fn request() -> Value {

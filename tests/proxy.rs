@@ -273,21 +273,9 @@ async fn tls_to_a_plain_http_upstream_fails_as_a_connect_error() {
 async fn an_upstream_reset_mid_stream_breaks_the_clients_stream_too() {
     let fake = upstreams::resetting_upstream(STREAM[2]).await;
     let sluice = start(&proxy(&fake.url(), NO_DELAYS, "")).await;
-    let tcp = tokio::net::TcpStream::connect(sluice.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
-    tokio::spawn(connection);
-    let response = sender.send_request(messages(&text_request())).await.unwrap();
+    let response = support::open(sluice.addr, messages(&text_request())).await;
     assert_eq!(response.status(), 200);
-    let mut body = response.into_body();
-    let mut received = Vec::new();
-    let outcome = loop {
-        match body.frame().await {
-            Some(Ok(frame)) => received.extend_from_slice(&frame.into_data().unwrap()),
-            Some(Err(error)) => break Err(error),
-            None => break Ok(()),
-        }
-    };
+    let (received, outcome) = support::drain(response.into_body()).await;
     assert_eq!(received, STREAM[2].as_bytes(), "what arrived went out");
     assert!(outcome.is_err(), "the client sees a broken stream, not a clean end");
 }

@@ -124,3 +124,69 @@ pub fn raw(method: &str, path: &str, body: &'static [u8]) -> Request<Full<Bytes>
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
+
+/// Opens a connection and sends `request`: the response's head, and its body
+/// to be read frame by frame.
+pub async fn open(
+    addr: SocketAddr,
+    request: Request<Full<Bytes>>,
+) -> hyper::Response<hyper::body::Incoming> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(connection);
+    sender.send_request(request).await.unwrap()
+}
+
+/// Reads a body to its end: the bytes that arrived, and whether it ended
+/// cleanly (`Ok`) or broke (`Err`, as a reset or an upstream break shows).
+pub async fn drain(mut body: hyper::body::Incoming) -> (Vec<u8>, Result<(), hyper::Error>) {
+    let mut received = Vec::new();
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    received.extend_from_slice(&data);
+                }
+            }
+            Some(Err(error)) => return (received, Err(error)),
+            None => return (received, Ok(())),
+        }
+    }
+}
+
+/// A request to an admin endpoint.
+pub fn admin_request(method: &str, path: &str, body: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "admin")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// The value of the series `name{labels}` (labels as written) on an admin
+/// listener's `/metrics`, 0 when absent.
+pub async fn metric(admin: SocketAddr, series: &str) -> f64 {
+    let text = send(admin, admin_request("GET", "/metrics", "")).await.body();
+    String::from_utf8(text.to_vec())
+        .unwrap()
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Polls `probe` until it returns `Some`, for at most 10 s.
+pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
