@@ -244,3 +244,19 @@ async fn the_same_seed_replays_the_same_replies() {
         assert_eq!(a.body(), b.body());
     }
 }
+
+/// The agents issue's reproduction: a tool result followed by a `system`
+/// message is answered in text, not with another call of the tool.
+#[tokio::test]
+async fn a_tool_result_then_a_system_message_is_answered_in_text() {
+    let sluice = support::start("error_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntool_call_delay = \"0ms\"\n").await;
+    let body = serde_json::json!({"model": "m", "max_tokens": 50,
+        "tools": [{"name": "Agent", "input_schema": {"type": "object", "properties": {"prompt": {"type": "string"}}, "required": ["prompt"]}}],
+        "messages": [{"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Agent", "input": {"prompt": "x"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "done"}]},
+            {"role": "system", "content": "reminder"}]});
+    let message = support::send(sluice.addr, support::messages(&body)).await.json();
+    assert_eq!(message["stop_reason"], "end_turn", "{message}");
+    assert_eq!(message["content"][0]["type"], "text");
+}

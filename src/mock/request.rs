@@ -19,8 +19,8 @@ pub struct MessagesRequest {
     pub tools: Vec<Tool>,
     /// Which tool, if any, the reply must call.
     pub tool_choice: ToolChoice,
-    /// The last message carries `tool_result` blocks: the model now answers
-    /// in text, as a real one would after its tool ran.
+    /// A message after the last assistant turn carries `tool_result` blocks:
+    /// the model now answers in text, as a real one would after its tool ran.
     pub answers_tool_result: bool,
     /// A rough count (4 bytes a token), for `usage.input_tokens`.
     pub input_tokens: u64,
@@ -166,7 +166,7 @@ fn validate_messages(messages: Option<&Value>) -> Result<bool, InvalidRequest> {
             Some(other) => {
                 return Err(invalid(
                     &format!("messages.{i}.role"),
-                    format_args!("expected \"user\" or \"assistant\", got {other}"),
+                    format_args!("expected \"user\", \"assistant\" or \"system\", got {other}"),
                 ));
             }
             None => return Err(invalid(&format!("messages.{i}.role"), "field required")),
@@ -195,13 +195,19 @@ fn validate_messages(messages: Option<&Value>) -> Result<bool, InvalidRequest> {
             None => return Err(invalid(&format!("messages.{i}.content"), "field required")),
         }
     }
-    let last_has_tool_result =
-        messages.last().and_then(|m| m.get("content")).and_then(Value::as_array).is_some_and(
-            |blocks| {
-                blocks.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
-            },
-        );
-    Ok(last_has_tool_result)
+    // The turn after a tool result is decided from the conversation, not
+    // from its last element: agent clients put `system` messages (and more)
+    // after the tool result, and a mock that missed it would call the tool
+    // again and again.
+    let role = |m: &Value| m.get("role").and_then(Value::as_str).map(str::to_owned);
+    let after_assistant =
+        messages.iter().rposition(|m| role(m).as_deref() == Some("assistant")).map_or(0, |i| i + 1);
+    let has_tool_result = |m: &Value| {
+        m.get("content").and_then(Value::as_array).is_some_and(|blocks| {
+            blocks.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+        })
+    };
+    Ok(messages[after_assistant..].iter().any(has_tool_result))
 }
 
 fn parse_tools(tools: Option<&Value>) -> Result<Vec<Tool>, InvalidRequest> {
@@ -365,7 +371,7 @@ mod tests {
             (with("messages", json!([{"content": "x"}])), "messages.0.role: field required"),
             (
                 with("messages", json!([{"role": "bot", "content": "x"}])),
-                "messages.0.role: expected \"user\" or \"assistant\", got \"bot\"",
+                "messages.0.role: expected \"user\", \"assistant\" or \"system\", got \"bot\"",
             ),
             (with("messages", json!([{"role": "user"}])), "messages.0.content: field required"),
             (
@@ -442,5 +448,24 @@ mod tests {
             ]),
         );
         assert!(parse(body).unwrap().answers_tool_result);
+    }
+
+    #[test]
+    fn a_tool_result_followed_by_other_messages_is_still_the_turn_after_it() {
+        let tool_use = json!({"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Agent", "input": {"prompt": "x"}}]});
+        let result = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "done"}]});
+        let hi = json!({"role": "user", "content": "hi"});
+        let system = json!({"role": "system", "content": "reminder"});
+        let answered =
+            |messages: Value| parse(with("messages", messages)).unwrap().answers_tool_result;
+        // The agent clients' shape: [user, system, assistant(tool_use), user(tool_result), system].
+        assert!(answered(json!([hi, system, tool_use, result, system])));
+        assert!(answered(json!([hi, tool_use, result, {"role": "user", "content": "and then?"}])));
+        // A tool result answered already (an assistant turn after it): a new turn.
+        let reply = json!({"role": "assistant", "content": "It is done."});
+        assert!(!answered(
+            json!([hi, tool_use, result, reply, {"role": "user", "content": "again"}])
+        ));
+        assert!(!answered(json!([hi, system])));
     }
 }
