@@ -320,25 +320,90 @@ fn type_of(schema: &Map<String, Value>) -> &str {
     }
 }
 
-fn bounds(schema: &Map<String, Value>, default: (f64, f64)) -> (f64, f64) {
-    let get = |key: &str| schema.get(key).and_then(Value::as_f64);
-    let low = get("minimum").or(get("exclusiveMinimum").map(|v| v + 1.0)).unwrap_or(default.0);
-    let high =
-        get("maximum").or(get("exclusiveMaximum").map(|v| v - 1.0)).unwrap_or(default.1.max(low));
-    (low, high.max(low))
+/// One end of a numeric range.
+#[derive(Debug, Clone, Copy)]
+struct Bound {
+    value: f64,
+    exclusive: bool,
+}
+
+/// The lower or upper bound of a number, in every spelling: `minimum`,
+/// `exclusiveMinimum` as a number (draft 6 and later, pydantic's `gt`), or
+/// as a boolean beside `minimum` (draft 4). Given both, the tighter.
+fn bound(
+    schema: &Map<String, Value>,
+    inclusive: &str,
+    exclusive: &str,
+    lower: bool,
+) -> Option<Bound> {
+    let plain = schema.get(inclusive).and_then(Value::as_f64);
+    let strict = match schema.get(exclusive) {
+        Some(Value::Bool(true)) => plain.map(|value| Bound { value, exclusive: true }),
+        Some(other) => other.as_f64().map(|value| Bound { value, exclusive: true }),
+        None => None,
+    };
+    let plain = plain.map(|value| Bound { value, exclusive: false });
+    match (plain, strict) {
+        (Some(p), Some(s)) => {
+            let strict_is_tighter = if lower { s.value >= p.value } else { s.value <= p.value };
+            Some(if strict_is_tighter { s } else { p })
+        }
+        (one, other) => other.or(one),
+    }
+}
+
+/// The range of a number: its bounds, or `default` around what is given.
+fn range(schema: &Map<String, Value>, default: (f64, f64)) -> (Bound, Bound) {
+    let low = bound(schema, "minimum", "exclusiveMinimum", true);
+    let high = bound(schema, "maximum", "exclusiveMaximum", false);
+    let width = default.1 - default.0;
+    let low = low.unwrap_or(Bound {
+        value: high.map_or(default.0, |h| default.0.min(h.value - width)),
+        exclusive: false,
+    });
+    let high = high.unwrap_or(Bound { value: default.1.max(low.value + width), exclusive: false });
+    (low, high)
 }
 
 fn integer(schema: &Map<String, Value>, rng: &mut impl Rng) -> Value {
-    let (low, high) = bounds(schema, (1.0, 100.0));
-    let (low, high) = (low.ceil() as i64, high.floor() as i64);
-    json!(rng.random_range(low..=high.max(low)))
+    let (low, high) = range(schema, (1.0, 100.0));
+    // The least integer allowed above `low`, the greatest below `high`.
+    let low = if low.exclusive { low.value.floor() + 1.0 } else { low.value.ceil() };
+    let high = if high.exclusive { high.value.ceil() - 1.0 } else { high.value.floor() };
+    let step =
+        schema.get("multipleOf").and_then(Value::as_f64).filter(|m| *m >= 1.0 && m.fract() == 0.0);
+    let (low, high) = (low as i64, (high as i64).max(low as i64));
+    match step.map(|m| m as i64) {
+        Some(m) => {
+            let (first, last) =
+                (low.div_euclid(m) + i64::from(low.rem_euclid(m) != 0), high.div_euclid(m));
+            json!(rng.random_range(first..=last.max(first)).saturating_mul(m))
+        }
+        None => json!(rng.random_range(low..=high)),
+    }
 }
 
 fn number(schema: &Map<String, Value>, rng: &mut impl Rng) -> Value {
-    let (low, high) = bounds(schema, (0.0, 100.0));
-    let value = low + (high - low) * rng.random::<f64>();
-    let rounded = (value * 100.0).round() / 100.0;
-    Number::from_f64(rounded.clamp(low, high)).map_or(Value::Null, Value::Number)
+    let (low, high) = range(schema, (0.0, 100.0));
+    let inside = |v: f64| {
+        (if low.exclusive { v > low.value } else { v >= low.value })
+            && (if high.exclusive { v < high.value } else { v <= high.value })
+    };
+    let (a, b) = (low.value, high.value.max(low.value));
+    let drawn = a + (b - a) * rng.random::<f64>();
+    let value = match schema.get("multipleOf").and_then(Value::as_f64).filter(|m| *m > 0.0) {
+        Some(m) => {
+            let (first, last) = ((a / m).ceil(), (b / m).floor());
+            let k = (first + ((last - first).max(0.0) * rng.random::<f64>()).round()).max(first);
+            [k * m, (k + 1.0) * m, (k - 1.0) * m].into_iter().find(|v| inside(*v)).unwrap_or(k * m)
+        }
+        None => {
+            // Two decimals read well; an open bound may need more.
+            let rounded = (drawn * 100.0).round() / 100.0;
+            [rounded, drawn, (a + b) / 2.0].into_iter().find(|v| inside(*v)).unwrap_or(drawn)
+        }
+    };
+    Number::from_f64(value).map_or(Value::Null, Value::Number)
 }
 
 /// A string of at least `min` characters (padded with `x`, in linear time)
@@ -486,6 +551,57 @@ mod tests {
 
     fn try_sample(schema: &Value) -> Result<Value, TooLarge> {
         sample(schema, &mut request_rng(1, 0))
+    }
+
+    #[test]
+    fn exclusive_bounds_and_multiples_hold_for_every_draw() {
+        // pydantic's Field(gt=0, lt=1), draft 4's boolean form, integers, multiples.
+        let cases = [
+            (
+                json!({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}),
+                0.0,
+                1.0,
+                true,
+            ),
+            (
+                json!({"type": "number", "minimum": 0, "exclusiveMinimum": true, "maximum": 0.01, "exclusiveMaximum": true}),
+                0.0,
+                0.01,
+                true,
+            ),
+            (
+                json!({"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 3}),
+                0.0,
+                3.0,
+                true,
+            ),
+            (json!({"type": "integer", "minimum": 500}), 500.0, 600.0, false),
+            (json!({"type": "number", "maximum": -50}), -150.0, -50.0, false),
+        ];
+        for (schema, low, high, open) in cases {
+            for seed in 0..200 {
+                let value = sample(&schema, &mut request_rng(seed, 1)).unwrap().as_f64().unwrap();
+                let ok =
+                    if open { value > low && value < high } else { value >= low && value <= high };
+                assert!(ok, "{schema}: {value}");
+            }
+        }
+        for seed in 0..200 {
+            let even = sample(
+                &json!({"type": "integer", "minimum": 1, "maximum": 20, "multipleOf": 4}),
+                &mut request_rng(seed, 2),
+            )
+            .unwrap();
+            let even = even.as_i64().unwrap();
+            assert!(even % 4 == 0 && (4..=20).contains(&even), "{even}");
+            let step = sample(
+                &json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1, "multipleOf": 0.25}),
+                &mut request_rng(seed, 3),
+            )
+            .unwrap();
+            let step = step.as_f64().unwrap();
+            assert!(step > 0.0 && step <= 1.0 && (step / 0.25).fract() == 0.0, "{step}");
+        }
     }
 
     #[test]
