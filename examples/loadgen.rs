@@ -301,6 +301,8 @@ struct Wire {
     read_at: Instant,
     /// The last head carried `x-sluice-fault`.
     faulted: bool,
+    /// The current exchange got its head.
+    head_seen: bool,
 }
 
 /// How a response body is delimited.
@@ -321,6 +323,7 @@ impl Wire {
             start: 0,
             read_at: Instant::now(),
             faulted: false,
+            head_seen: false,
         })
     }
 
@@ -368,6 +371,7 @@ impl Wire {
                 };
                 let closes = header("connection:").is_some_and(|v| v.contains("close"));
                 self.faulted = header("x-sluice-fault:").is_some();
+                self.head_seen = true;
                 return Ok((status, framing, closes));
             }
             self.fill_or_eof().await?;
@@ -467,7 +471,17 @@ async fn user(addr: SocketAddr, request: Bytes, stop_at: Instant, leave_rate: f6
         let mut faulted = false;
         let (end, closes) = match exchange(w, &request, sent, &mut samples, &mut faulted).await {
             Ok(ended) => ended,
-            Err(_) => (End::TransportError, true),
+            Err(error) => {
+                if !faulted {
+                    // Unexplained: say what happened, for the soak's report.
+                    eprintln!(
+                        "transport error without x-sluice-fault after {:?}: {error} (head received: {})",
+                        sent.elapsed(),
+                        w.head_seen
+                    );
+                }
+                (End::TransportError, true)
+            }
         };
         if closes {
             wire = None; // nginx closes a keep-alive connection after 1,000 requests
@@ -490,6 +504,7 @@ async fn exchange(
     samples: &mut Samples,
     faulted: &mut bool,
 ) -> std::io::Result<(End, bool)> {
+    wire.head_seen = false;
     wire.tcp.write_all(request).await?;
     let (status, framing, closes) = wire.head().await?;
     *faulted = wire.faulted;

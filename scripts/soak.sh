@@ -18,9 +18,11 @@ cd "$(dirname "$0")/.."
 duration="${SOAK_DURATION:-30m}"
 streams="${SOAK_STREAMS:-1000}"
 cargo build --release --locked --quiet --bin sluice --example loadgen
-work="$(mktemp -d)"
+work="${SOAK_DIR:-$(mktemp -d)}"
+mkdir -p "$work"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# The logs stay in $work (printed at the end) for a look at anything unexplained.
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -108,6 +110,12 @@ sleep 2 # the last rewrite's debounce
 applied=$(metric 'sluice_config_reloads_total{result="applied"}')
 unchanged=$(metric 'sluice_config_reloads_total{result="unchanged"}')
 rejected=$(metric 'sluice_config_reloads_total{result="rejected"}')
+echo "logs in $work: sluice's warnings:"
+grep -c WARN "$work/sluice.err" || true
+grep WARN "$work/sluice.err" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-200 | sort | uniq -c | sort -rn | head -5 || true
+echo "loadgen's unexplained errors:"
+grep -c "without x-sluice-fault" "$work/loadgen.out" || true
+grep "without x-sluice-fault" "$work/loadgen.out" | head -5 || true
 python3 - "$work/soak.json" "$rewrites" "${applied:-0}" "${unchanged:-0}" "${rejected:-0}" "${rss_series[@]}" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
