@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use serde_json::{Value, json};
 use sluice::{Config, Source};
-use support::upstreams::{self, Fake};
+use support::upstreams;
 use support::{admin_request, drain, eventually, messages, metric, ms, open, send, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -299,32 +299,9 @@ async fn an_upstream_that_breaks_before_the_first_token_passes_on_what_it_sent()
     assert!(outcome.is_err(), "then the stream breaks, as upstream");
 }
 
-/// Answers every request with `101 Switching Protocols` and its upgrade headers.
-async fn upgrading_upstream() -> Fake {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut tcp, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut request = [0u8; 4096];
-                let _ = tcp.read(&mut request).await;
-                let head = "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n";
-                let _ = tcp.write_all(head.as_bytes()).await;
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            });
-        }
-    });
-    Fake {
-        addr,
-        requests: std::sync::Arc::default(),
-        closed: tokio::sync::mpsc::unbounded_channel().1,
-    }
-}
-
 #[tokio::test]
 async fn an_upstream_101_is_answered_as_an_upstream_protocol_error() {
-    let fake = upgrading_upstream().await;
+    let fake = upstreams::upgrading_upstream().await;
     let sluice = start(&proxy(&fake.url(), "", "")).await;
     let received =
         tokio::time::timeout(Duration::from_secs(10), send(sluice.addr, messages(&text_request())))

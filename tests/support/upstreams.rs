@@ -182,6 +182,25 @@ pub async fn resetting_upstream(prefix: &'static str) -> Fake {
     Fake { addr, requests: Arc::new(AtomicUsize::new(0)), closed: mpsc::unbounded_channel().1 }
 }
 
+/// Answers every request with `101 Switching Protocols` and its upgrade headers.
+pub async fn upgrading_upstream() -> Fake {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut request).await;
+                let head = "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n";
+                let _ = tcp.write_all(head.as_bytes()).await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            });
+        }
+    });
+    Fake { addr, requests: Arc::new(AtomicUsize::new(0)), closed: mpsc::unbounded_channel().1 }
+}
+
 /// A port with nothing listening on it.
 pub async fn refused_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
