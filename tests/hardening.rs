@@ -484,18 +484,20 @@ async fn past_max_connections_a_new_one_gets_a_503_and_a_freed_slot_is_reused() 
 fn spawn_with_ulimit(
     ulimit: &str,
     config: &std::path::Path,
-) -> (std::process::Child, SocketAddr, SocketAddr) {
+) -> (support::KillOnDrop, SocketAddr, SocketAddr) {
     use std::io::{BufRead, BufReader};
     let script = format!(
         "{ulimit}; exec \"$0\" mock --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --config \"$1\""
     );
-    let mut child = std::process::Command::new("sh")
-        .args(["-c", &script, env!("CARGO_BIN_EXE_sluice")])
-        .arg(config)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = support::KillOnDrop(
+        std::process::Command::new("sh")
+            .args(["-c", &script, env!("CARGO_BIN_EXE_sluice")])
+            .arg(config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let (mut api, mut admin) = (None, None);
     for line in stdout.lines().map_while(Result::ok) {
