@@ -226,7 +226,12 @@ impl LazyTokens {
 
     /// The whole text (for a non-streaming reply).
     pub fn concat(&self) -> String {
-        tokens(self.count, &mut self.start.clone()).concat().to_string()
+        let mut text = String::with_capacity(self.count * 8);
+        let mut cursor = self.cursor();
+        while let Some(token) = cursor.next_token() {
+            text.push_str(token);
+        }
+        text
     }
 
     /// A cursor over the tokens, in order.

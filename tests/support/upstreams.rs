@@ -157,48 +157,55 @@ pub async fn echo_upstream() -> Fake {
     Fake { addr, requests: Arc::new(AtomicUsize::new(0)), closed: mpsc::unbounded_channel().1 }
 }
 
-/// Sends an SSE head and `prefix` as one chunk, then resets the connection
-/// (TCP RST: linger 0), mid-body.
-pub async fn resetting_upstream(prefix: &'static str) -> Fake {
+/// Accepts connections, reads (the start of) each request, then hands the
+/// raw socket to `answer`: for upstreams that misbehave below HTTP.
+async fn raw_upstream<F, Fut>(answer: F) -> Fake
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let answer = Arc::new(answer);
     tokio::spawn(async move {
         loop {
             let (mut tcp, _) = listener.accept().await.unwrap();
+            let answer = Arc::clone(&answer);
             tokio::spawn(async move {
                 let mut request = [0u8; 4096];
                 let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut request).await;
-                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
-                let chunk = format!("{:x}\r\n{prefix}\r\n", prefix.len());
-                tcp.write_all(head.as_bytes()).await.unwrap();
-                tcp.write_all(chunk.as_bytes()).await.unwrap();
-                tcp.flush().await.unwrap();
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                tcp.set_zero_linger().unwrap();
-                drop(tcp);
+                answer(tcp).await;
             });
         }
     });
     Fake { addr, requests: Arc::new(AtomicUsize::new(0)), closed: mpsc::unbounded_channel().1 }
 }
 
+/// Sends an SSE head and `prefix` as one chunk, then resets the connection
+/// (TCP RST: linger 0), mid-body.
+pub async fn resetting_upstream(prefix: &'static str) -> Fake {
+    raw_upstream(move |mut tcp| async move {
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        let chunk = format!("{:x}\r\n{prefix}\r\n", prefix.len());
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(chunk.as_bytes()).await.unwrap();
+        tcp.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tcp.set_zero_linger().unwrap();
+        drop(tcp);
+    })
+    .await
+}
+
 /// Answers every request with `101 Switching Protocols` and its upgrade headers.
 pub async fn upgrading_upstream() -> Fake {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut tcp, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut request = [0u8; 4096];
-                let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut request).await;
-                let head = "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n";
-                let _ = tcp.write_all(head.as_bytes()).await;
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            });
-        }
-    });
-    Fake { addr, requests: Arc::new(AtomicUsize::new(0)), closed: mpsc::unbounded_channel().1 }
+    raw_upstream(|mut tcp| async move {
+        let head =
+            "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n";
+        let _ = tcp.write_all(head.as_bytes()).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await
 }
 
 /// A port with nothing listening on it.
