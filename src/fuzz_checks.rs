@@ -67,7 +67,7 @@ pub fn schema_sample(data: &[u8]) {
             let bound = schema::Budget::DEFAULT.bytes + 16 * schema::Budget::DEFAULT.values;
             assert!(size <= bound, "an input of {size} bytes");
         }
-        Err(refusal) => assert!(!refusal.path.is_empty()),
+        Err(refusal) => assert!(!refusal.path().is_empty()),
     }
 }
 
