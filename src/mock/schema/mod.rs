@@ -29,7 +29,7 @@ use std::fmt;
 use rand::{Rng, RngExt};
 use serde_json::{Map, Number, Value, json};
 
-use pattern::{PatternError, PatternStrings, Stretch};
+use pattern::{Checker, Generator, PatternError, Stretch};
 
 /// From this depth on, a value gets only what it must have: required
 /// properties, `minItems` items, and the `null` option of a union, which
@@ -47,6 +47,9 @@ const REDRAWS: usize = 32;
 const MAX_EXPANSIONS: usize = 64;
 /// Draws of a `pattern` string before its length bounds are given up.
 const PATTERN_DRAWS: usize = 64;
+/// Steps of work one pattern's compilation is charged: at most a few
+/// milliseconds of CPU, so the budget allows 50 of them.
+const COMPILE_STEPS: usize = Budget::DEFAULT.steps / 50;
 
 /// What one input may cost: values made, bytes of output, and steps of work
 /// (values, options scanned, pointer lookups). A request's schema is the
@@ -129,8 +132,13 @@ pub fn sample_within(
     rng: &mut impl Rng,
     budget: Budget,
 ) -> Result<Value, SchemaError> {
-    let mut sampler =
-        Sampler { root: schema, left: budget, full: budget, patterns: HashMap::new() };
+    let mut sampler = Sampler {
+        root: schema,
+        left: budget,
+        full: budget,
+        checkers: HashMap::new(),
+        generators: HashMap::new(),
+    };
     sampler.value(&[schema], rng, 0, "value", &SchemaPath::Root)
 }
 
@@ -196,9 +204,11 @@ struct Sampler<'a> {
     root: &'a Value,
     left: Budget,
     full: Budget,
-    /// Compiled `pattern`s and `patternProperties` keys, by pattern and
-    /// how repeats are stretched; `None` when unusable (then ignored).
-    patterns: HashMap<(&'a str, Stretch), Option<PatternStrings>>,
+    /// Compiled `pattern`s and `patternProperties` keys; `None` when
+    /// unusable (then ignored).
+    checkers: HashMap<&'a str, Option<Checker>>,
+    /// Generators for them, by pattern and stretch.
+    generators: HashMap<(&'a str, Stretch), Option<Generator>>,
 }
 
 impl<'a> Sampler<'a> {
@@ -259,27 +269,48 @@ impl<'a> Sampler<'a> {
         self.root.pointer(pointer)
     }
 
-    /// The compiled `pattern`, from the cache; `None` when unusable.
-    fn pattern(
+    /// `pattern`'s checker, from the cache; `None` when unusable.
+    fn checker(
+        &mut self,
+        pattern: &'a str,
+        path: &SchemaPath<'_>,
+    ) -> Result<Option<&Checker>, SchemaError> {
+        if !self.checkers.contains_key(pattern) {
+            // Compiling costs up to a few milliseconds: a schema may compile
+            // at most 50 patterns.
+            self.step(COMPILE_STEPS + pattern.len(), path)?;
+            self.checkers.insert(pattern, Checker::compile(pattern));
+        }
+        Ok(self.checkers.get(pattern).and_then(Option::as_ref))
+    }
+
+    /// A candidate for `pattern` with repeats narrowed by `stretch` (which
+    /// its checker must still pass); `None` when the pattern is unusable.
+    fn candidate(
         &mut self,
         pattern: &'a str,
         stretch: Stretch,
+        rng: &mut impl Rng,
         path: &SchemaPath<'_>,
-    ) -> Result<Option<&PatternStrings>, SchemaError> {
-        let key = (pattern, stretch);
-        if !self.patterns.contains_key(&key) {
-            // Compiling is linear in the pattern's length.
-            self.step(pattern.len().max(1), path)?;
-            let compiled = match PatternStrings::compile(pattern, stretch, self.left.bytes) {
-                Ok(compiled) => Some(compiled),
+    ) -> Result<Option<String>, SchemaError> {
+        if !self.generators.contains_key(&(pattern, stretch)) {
+            self.step(COMPILE_STEPS / 10 + pattern.len(), path)?;
+            let generator = match Generator::compile(pattern, stretch, self.left.bytes) {
+                Ok(generator) => Some(generator),
                 Err(PatternError::Unsupported) => None,
                 Err(PatternError::TooLong) => {
-                    return Err(too_large(path, "every match of `pattern` is too long"));
+                    return Err(too_large(path, "the matches of `pattern` are too long"));
                 }
             };
-            self.patterns.insert(key, compiled);
+            self.generators.insert((pattern, stretch), generator);
         }
-        Ok(self.patterns.get(&key).and_then(Option::as_ref))
+        let Some(generator) = self.generators.get(&(pattern, stretch)).and_then(Option::as_ref)
+        else {
+            return Ok(None);
+        };
+        let text = generator.draw(rng);
+        self.step(text.len() / 16 + 1, path)?;
+        Ok(Some(text))
     }
 
     /// Whether `text` matches `pattern` (`true` when the pattern is unusable).
@@ -290,7 +321,7 @@ impl<'a> Sampler<'a> {
         path: &SchemaPath<'_>,
     ) -> Result<bool, SchemaError> {
         self.step(text.len() / 64 + 1, path)?;
-        Ok(self.pattern(pattern, Stretch::SHORT, path)?.is_none_or(|p| p.is_match(text)))
+        Ok(self.checker(pattern, path)?.is_none_or(|checker| checker.is_match(text)))
     }
 
     /// Gathers every schema a value must satisfy: `schemas`, what their
@@ -594,10 +625,11 @@ impl<'a> Sampler<'a> {
             .find_map(|p| p.keys().next());
         if let Some(pattern) = pattern {
             let here = SchemaPath::Key(path, "patternProperties");
-            if let Some(strings) = self.pattern(pattern, Stretch::SHORT, &here)? {
-                let key = strings.draw(rng, 0, usize::MAX, PATTERN_DRAWS);
-                if let Some(key) = key {
-                    self.step(key.len(), &here)?;
+            for _ in 0..PATTERN_DRAWS {
+                let Some(key) = self.candidate(pattern, Stretch::SHORT, rng, &here)? else {
+                    break;
+                };
+                if self.matches(pattern, &key, &here)? {
                     return Ok(Some(key));
                 }
             }
@@ -807,11 +839,13 @@ impl<'a> Sampler<'a> {
         let mut usable = false;
         for stretch in stretches {
             for _ in 0..PATTERN_DRAWS {
-                self.step(8, &here)?;
-                let Some(strings) = self.pattern(first, stretch, &here)? else { break };
+                let Some(text) = self.candidate(first, stretch, rng, &here)? else { break };
                 usable = true;
-                let Some(text) = strings.draw(rng, min, max, 1) else { continue };
-                if self.all_match(others, &text, &here)? {
+                let chars = text.chars().count();
+                if (min..=max).contains(&chars)
+                    && self.matches(first, &text, &here)?
+                    && self.all_match(others, &text, &here)?
+                {
                     return Ok(Some(text));
                 }
             }

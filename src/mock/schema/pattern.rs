@@ -1,15 +1,17 @@
 //! Strings that match a JSON Schema `pattern`, for [`super`]'s sampler.
 //!
-//! The regex is parsed with `regex-syntax`, made readable (every class is
-//! narrowed to printable ASCII when it has any: `\d` gives `0-9` as in
-//! ECMA-262, not every Unicode digit; `.` gives no control characters),
-//! stripped of anchors (`rand_regex` cannot generate them, and a JSON Schema
-//! pattern is a search, so a full match of the rest is a match), bounded
-//! (`*` and `+` repeat at most a few times), and handed to `rand_regex`.
-//! Each draw is checked against the pattern itself with the `regex` crate,
-//! so a lookaround-free pattern with a `\b` in the middle is still honoured
-//! by drawing again. Patterns that crate cannot parse (lookahead,
-//! backreferences) are reported as unsupported and the sampler ignores them.
+//! A [`Generator`] parses the regex with `regex-syntax`, makes it readable
+//! (every class is narrowed to printable ASCII when it has any: `\d` gives
+//! `0-9` as in ECMA-262, not every Unicode digit; `.` gives no control
+//! characters), strips anchors (`rand_regex` cannot generate them, and a
+//! JSON Schema pattern is a search, so a full match of the rest is a
+//! match), narrows repetitions ([`Stretch`]), and hands it to `rand_regex`.
+//! A [`Checker`] is the pattern itself, compiled by the `regex` crate with
+//! ECMA-262's ASCII `\d`, `\w` and `\b` (Unicode only when the pattern
+//! needs it, such as `\p{Greek}`); each draw must pass it, so a `\b` in the
+//! middle is still honoured by drawing again. Patterns that crate cannot
+//! compile (lookaround, backreferences, past its size limit) are
+//! unsupported, and the sampler ignores them.
 
 use rand::{Rng, RngExt as _};
 use regex_syntax::hir::{Class, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange};
@@ -21,8 +23,9 @@ const NEST_LIMIT: u32 = 32;
 /// Extra repeats of an unbounded `*`, `+` or `{n,}`, and the most of a
 /// wide `{m,n}` used, unless a `minLength` asks for longer strings.
 pub(crate) const EXTRA_REPEATS: u32 = 3;
-/// The largest compiled checker; a client's pattern is untrusted input.
-const CHECKER_SIZE_LIMIT: usize = 1 << 20;
+/// The largest compiled checker: a client's pattern is untrusted input,
+/// and failing at this size takes about 3 ms.
+const CHECKER_SIZE_LIMIT: usize = 256 * 1024;
 
 /// How repetitions are narrowed: each `{m,n}` (or `*`, `+`, `{m,}`) is
 /// drawn from `m' ..= m' + extra` (within `n`), where `m'` is `m` raised to
@@ -41,25 +44,46 @@ impl Stretch {
     pub(crate) const SHORT: Self = Self { floor: 0, extra: EXTRA_REPEATS };
 }
 
-/// A compiled pattern: a generator of candidate strings and the check each
-/// candidate must pass.
+/// Whether a string matches a pattern, as JSON Schema means it (a search).
 #[derive(Debug)]
-pub(crate) struct PatternStrings {
-    generator: rand_regex::Regex,
-    checker: regex::Regex,
+pub(crate) struct Checker(regex::bytes::Regex);
+
+impl Checker {
+    /// The pattern compiled with ASCII classes, or with Unicode ones when
+    /// it names a Unicode class; `None` when it cannot be compiled.
+    pub(crate) fn compile(pattern: &str) -> Option<Self> {
+        [false, true].into_iter().find_map(|unicode| {
+            regex::bytes::RegexBuilder::new(pattern)
+                .unicode(unicode)
+                .size_limit(CHECKER_SIZE_LIMIT)
+                .nest_limit(NEST_LIMIT)
+                .build()
+                .ok()
+                .map(Self)
+        })
+    }
+
+    /// Whether `text` contains a match.
+    pub(crate) fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text.as_bytes())
+    }
 }
 
-/// Why a pattern cannot be used.
+/// Candidate strings for a pattern.
+#[derive(Debug)]
+pub(crate) struct Generator(rand_regex::Regex);
+
+/// Why a pattern cannot be generated from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PatternError {
-    /// Syntax the `regex` crate lacks (lookaround, backreferences), or a
-    /// pattern past its size limit: the sampler ignores the pattern.
+    /// Syntax `regex-syntax` lacks (lookaround, backreferences): the
+    /// sampler ignores the pattern.
     Unsupported,
-    /// Every match is longer than `max_bytes` (or the length overflows).
+    /// A match may be longer than `max_bytes` (or its length overflows).
     TooLong,
 }
 
-impl PatternStrings {
+impl Generator {
     /// Compiles `pattern` with its repetitions narrowed by `stretch`,
     /// refusing one whose matches may then be longer than `max_bytes`.
     pub(crate) fn compile(
@@ -77,36 +101,12 @@ impl PatternStrings {
         if max_len > max_bytes {
             return Err(PatternError::TooLong);
         }
-        let checker = regex::RegexBuilder::new(pattern)
-            .size_limit(CHECKER_SIZE_LIMIT)
-            .nest_limit(NEST_LIMIT)
-            .build()
-            .map_err(|_| PatternError::Unsupported)?;
-        let generator =
-            rand_regex::Regex::with_hir(readable, 0).map_err(|_| PatternError::Unsupported)?;
-        Ok(Self { generator, checker })
+        rand_regex::Regex::with_hir(readable, 0).map(Self).map_err(|_| PatternError::Unsupported)
     }
 
-    /// A string that matches, with `chars` (its length in characters)
-    /// within `min..=max`, in at most `attempts` draws.
-    pub(crate) fn draw(
-        &self,
-        rng: &mut impl Rng,
-        min: usize,
-        max: usize,
-        attempts: usize,
-    ) -> Option<String> {
-        (0..attempts).find_map(|_| {
-            let candidate: String = rng.sample(&self.generator);
-            let chars = candidate.chars().count();
-            (self.checker.is_match(&candidate) && (min..=max).contains(&chars)).then_some(candidate)
-        })
-    }
-
-    /// Whether `text` matches (for values that come from elsewhere, such as
-    /// `examples`).
-    pub(crate) fn is_match(&self, text: &str) -> bool {
-        self.checker.is_match(text)
+    /// One candidate (which the pattern's [`Checker`] must still pass).
+    pub(crate) fn draw(&self, rng: &mut impl Rng) -> String {
+        rng.sample(&self.0)
     }
 }
 
@@ -154,9 +154,14 @@ mod tests {
     use crate::shape::plan::request_rng;
 
     fn draws(pattern: &str) -> Vec<String> {
-        let strings = PatternStrings::compile(pattern, Stretch::SHORT, 4096).unwrap();
+        let generator = Generator::compile(pattern, Stretch::SHORT, 4096).unwrap();
+        let checker = Checker::compile(pattern).unwrap();
         (0..200)
-            .map(|seed| strings.draw(&mut request_rng(seed, 0), 0, usize::MAX, 16).unwrap())
+            .map(|seed| {
+                let text = generator.draw(&mut request_rng(seed, 0));
+                assert!(checker.is_match(&text), "{pattern}: {text:?}");
+                text
+            })
             .collect()
     }
 
@@ -183,30 +188,37 @@ mod tests {
     }
 
     #[test]
-    fn a_word_boundary_inside_is_honoured_by_drawing_again() {
-        let strings =
-            PatternStrings::compile(r"^[a-z ]{2}\b[a-z]{2}$", Stretch::SHORT, 4096).unwrap();
-        let found = (0..50).filter_map(|seed| strings.draw(&mut request_rng(seed, 0), 0, 99, 64));
-        for text in found {
-            assert!(strings.is_match(&text), "{text}");
+    fn a_stretch_lengthens_every_repetition() {
+        let generator =
+            Generator::compile("^[a-f]*$", Stretch { floor: 40, extra: 2 }, 4096).unwrap();
+        for seed in 0..50 {
+            let text = generator.draw(&mut request_rng(seed, 0));
+            assert!((40..=42).contains(&text.len()), "{text}");
         }
+        // A floor past a repetition's maximum stops at the maximum.
+        let generator =
+            Generator::compile("^x{2,5}$", Stretch { floor: 40, extra: 2 }, 4096).unwrap();
+        assert_eq!(generator.draw(&mut request_rng(1, 0)), "xxxxx");
+    }
+
+    #[test]
+    fn checkers_follow_ecma_classes() {
+        let digits = Checker::compile(r"^\d+$").unwrap();
+        assert!(digits.is_match("0123"));
+        assert!(!digits.is_match("١٢"), "ECMA-262's \\d is ASCII");
+        let greek = Checker::compile(r"^\p{Greek}+$").unwrap();
+        assert!(greek.is_match("αβ") && !greek.is_match("ab"));
+        // A Unicode \w repeated 1,000 times is past the size limit; the ASCII one is not.
+        assert!(Checker::compile(r"^\w{1000}$").is_some());
+        assert!(Checker::compile("^(?=a)a$").is_none(), "lookahead");
     }
 
     #[test]
     fn unsupported_and_overlong_patterns_are_named() {
-        assert_eq!(
-            PatternStrings::compile("^(?=a)a$", Stretch::SHORT, 4096).unwrap_err(),
-            PatternError::Unsupported
-        );
-        assert_eq!(
-            PatternStrings::compile("a{5000}", Stretch::SHORT, 4096).unwrap_err(),
-            PatternError::TooLong
-        );
+        let compile = |p: &str| Generator::compile(p, Stretch::SHORT, 4096).map(|_| ());
+        assert_eq!(compile("^(?=a)a$"), Err(PatternError::Unsupported));
+        assert_eq!(compile("a{5000}"), Err(PatternError::TooLong));
         // Nested counts whose product overflows are refused, not multiplied.
-        let nested = "((((a{1000}){1000}){1000}){1000}){1000}";
-        assert_eq!(
-            PatternStrings::compile(nested, Stretch::SHORT, 4096).unwrap_err(),
-            PatternError::TooLong
-        );
+        assert_eq!(compile("((((a{1000}){1000}){1000}){1000}){1000}"), Err(PatternError::TooLong));
     }
 }

@@ -357,3 +357,22 @@ fn unsatisfiable_schemas_are_refused_with_their_path() {
         assert_eq!((error.path(), error.reason()), (path, reason), "{schema}");
     }
 }
+
+#[test]
+fn many_costly_patterns_run_out_of_budget() {
+    // Each pattern is distinct, so each would be compiled: past 50 the
+    // budget refuses the schema instead of spending CPU on regexes.
+    let properties: Map<String, Value> = (0..200)
+        .map(|i| {
+            (
+                format!("p{i}"),
+                json!({"type": "string", "pattern": format!("^(\\w{{50}}){{{}}}$", i % 50 + 1)}),
+            )
+        })
+        .collect();
+    let names: Vec<&String> = properties.keys().collect();
+    let schema = json!({"type": "object", "properties": properties, "required": names});
+    let error = try_sample(&schema).unwrap_err();
+    assert!(matches!(error, SchemaError::TooLarge { .. }), "{error}");
+    assert!(error.reason().contains("too much work"), "{error}");
+}
