@@ -47,7 +47,7 @@ pub fn request(data: &[u8]) {
     let _ = MessagesRequest::parse(data, Endpoint::CountTokens);
     let Ok(request) = MessagesRequest::parse(data, Endpoint::Messages) else { return };
     let mut rng = request_rng(0, 0);
-    if let Ok(reply) = Reply::generate(&request, 50, &mut rng) {
+    if let Ok(reply) = Reply::generate(&request, 50, &crate::config::ToolUse::DEFAULT, &mut rng) {
         let message = reply.to_message().to_string();
         assert!(message.len() < 2 * schema::Budget::DEFAULT.bytes + 64 * 1024, "{}", message.len());
         let events = reply.into_events().count();

@@ -112,6 +112,16 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
         lines.push(format!("  - Tokens per response: {}", profile.tokens_per_response));
     }
     lines.push(format!("  - Tool call delay: {}", timing.tool_call_delay));
+    if config.upstream.is_none() {
+        let tools = &profile.tool_use;
+        lines.push(format!(
+            "  - Tool use: {} tool, {}% of auto requests, {} call(s) a turn, text after {} round(s)",
+            tools.choice,
+            tools.probability * 100.0,
+            tools.parallel_calls,
+            tools.max_rounds
+        ));
+    }
     lines.push(format!("  - Error rate: {}% ({})", profile.error_rate * 100.0, fault_mix(config)));
     lines.push(match config.seed {
         Some(seed) => {

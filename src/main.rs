@@ -208,6 +208,7 @@ fn flag_overrides(args: &Args) -> Overrides {
             tokens_per_response: args.tokens_per_response,
             error_rate: args.error_rate,
             faults: None,
+            tool_use: Default::default(),
         },
         seed: args.seed,
         upstream: args.upstream.clone(),

@@ -260,3 +260,62 @@ async fn a_tool_result_then_a_system_message_is_answered_in_text() {
     assert_eq!(message["stop_reason"], "end_turn", "{message}");
     assert_eq!(message["content"][0]["type"], "text");
 }
+
+/// A 20-tool agent loop over real sockets: with `max_rounds = 3` and two
+/// calls a turn, the mock calls tools for three rounds (each tool's input
+/// validating against a strict schema), and the fourth request is answered
+/// in text; a route picks the search tools only for its header.
+#[tokio::test]
+async fn a_twenty_tool_agent_loop_ends_in_text_after_max_rounds() {
+    let sluice = support::start(
+        "error_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntool_call_delay = \"0ms\"\n\
+         [tool_use]\nchoice = \"uniform\"\nmax_rounds = 3\nparallel_calls = 2\n\
+         [profiles.search.tool_use]\nchoice = \"search_*\"\n\
+         [[routes]]\nname = \"search\"\nheaders = { x-scenario = \"search\" }\nprofile = \"search\"\n",
+    )
+    .await;
+    let tools: Vec<Value> = (0..20)
+        .map(|i| {
+            let name = if i < 2 { format!("search_{i}") } else { format!("tool_{i}") };
+            serde_json::json!({"name": name, "input_schema": {"type": "object", "additionalProperties": false,
+                "properties": {"query": {"type": "string", "pattern": "^[a-z]{3,8}$"}, "limit": {"type": "integer", "exclusiveMinimum": 0, "maximum": 10}},
+                "required": ["query", "limit"]}})
+        })
+        .collect();
+    for scenario in ["any", "search"] {
+        let mut messages = vec![serde_json::json!({"role": "user", "content": "hi"})];
+        let mut rounds = 0;
+        loop {
+            let body = serde_json::json!({"model": "m", "max_tokens": 400, "tools": tools, "messages": messages});
+            let mut request = support::messages(&body);
+            request.headers_mut().insert("x-scenario", scenario.parse().unwrap());
+            let message = support::send(sluice.addr, request).await.json();
+            if message["stop_reason"] == "end_turn" {
+                assert_eq!(message["content"][0]["type"], "text");
+                break;
+            }
+            assert_eq!(message["stop_reason"], "tool_use", "{message}");
+            let calls = message["content"].as_array().unwrap();
+            assert_eq!(calls.len(), 2, "{message}");
+            let mut results = Vec::new();
+            for call in calls {
+                let name = call["name"].as_str().unwrap();
+                if scenario == "search" {
+                    assert!(name.starts_with("search_"), "{name}");
+                }
+                let query = call["input"]["query"].as_str().unwrap();
+                assert!((3..=8).contains(&query.len()), "{query}");
+                assert!(query.bytes().all(|b| b.is_ascii_lowercase()), "{query}");
+                let limit = call["input"]["limit"].as_i64().unwrap();
+                assert!((1..=10).contains(&limit), "{limit}");
+                results.push(serde_json::json!({"type": "tool_result", "tool_use_id": call["id"], "content": "ok"}));
+            }
+            messages.push(serde_json::json!({"role": "assistant", "content": calls}));
+            messages.push(serde_json::json!({"role": "user", "content": results}));
+            messages.push(serde_json::json!({"role": "system", "content": "reminder"}));
+            rounds += 1;
+            assert!(rounds <= 3, "more rounds than max_rounds");
+        }
+        assert_eq!(rounds, 3, "{scenario}");
+    }
+}

@@ -123,6 +123,12 @@ fn profile(profile: &Profile) -> Value {
         "tokens_per_response": profile.tokens_per_response,
         "error_rate": profile.error_rate,
         "faults": faults(&profile.faults),
+        "tool_use": {
+            "probability": profile.tool_use.probability,
+            "choice": profile.tool_use.choice.to_string(),
+            "max_rounds": profile.tool_use.max_rounds,
+            "parallel_calls": profile.tool_use.parallel_calls,
+        },
     })
 }
 
@@ -139,6 +145,20 @@ fn patch_json(patch: &ProfilePatch) -> Value {
     put("tokens_per_response", patch.tokens_per_response.map(|n| json!(n)));
     put("error_rate", patch.error_rate.map(|r| json!(r)));
     put("faults", patch.faults.as_deref().map(faults));
+    let tool_use = &patch.tool_use;
+    if !tool_use.is_empty() {
+        let mut keys = Map::new();
+        let mut put = |key: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                keys.insert(key.into(), value);
+            }
+        };
+        put("probability", tool_use.probability.map(|p| json!(p)));
+        put("choice", tool_use.choice.as_ref().map(|c| json!(c.to_string())));
+        put("max_rounds", tool_use.max_rounds.map(|n| json!(n)));
+        put("parallel_calls", tool_use.parallel_calls.map(|n| json!(n)));
+        out.insert("tool_use".into(), Value::Object(keys));
+    }
     Value::Object(out)
 }
 

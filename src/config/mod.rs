@@ -56,6 +56,98 @@ pub struct Profile {
     pub error_rate: f64,
     /// The faults: scheduled ones, and random ones drawn by weight.
     pub faults: Vec<WeightedFault>,
+    /// How the mock uses the tools a request offers.
+    pub tool_use: ToolUse,
+}
+
+/// How the mock uses the tools a request offers (`[tool_use]`, per
+/// profile): whether an `auto` request calls one, which, how many at once,
+/// and for how many rounds of a conversation. The defaults are the Node
+/// mock's: every `auto` request with tools calls the first one, and the
+/// turn after a tool result is text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolUse {
+    /// Probability that an `auto` request with tools calls one (`any` and
+    /// a named tool always do).
+    pub probability: f64,
+    /// Which tool a call uses.
+    pub choice: ToolPick,
+    /// Consecutive tool rounds (assistant turns that called a tool, at the
+    /// end of the conversation) after which an `auto` request is answered
+    /// in text: 1 answers every tool result in text; 0 never calls a tool.
+    pub max_rounds: u32,
+    /// Tool calls in one turn (parallel tool use), unless the request sets
+    /// `tool_choice.disable_parallel_tool_use`.
+    pub parallel_calls: u32,
+}
+
+impl ToolUse {
+    /// Every `auto` request with tools calls the first tool, once; a tool
+    /// result is answered in text.
+    pub const DEFAULT: Self =
+        Self { probability: 1.0, choice: ToolPick::First, max_rounds: 1, parallel_calls: 1 };
+}
+
+/// Which of the request's tools a call uses.
+#[derive(Debug, Clone)]
+pub enum ToolPick {
+    /// The first tool listed (the Node mock's behaviour).
+    First,
+    /// One drawn uniformly, for each call.
+    Uniform,
+    /// One whose name matches the glob (drawn uniformly among them); with
+    /// none matching, an `auto` request is answered in text.
+    Named(glob::Pattern),
+}
+
+impl PartialEq for ToolPick {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::First, Self::First) | (Self::Uniform, Self::Uniform) => true,
+            (Self::Named(a), Self::Named(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for ToolPick {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::First => f.write_str("first"),
+            Self::Uniform => f.write_str("uniform"),
+            Self::Named(glob) => f.write_str(glob.as_str()),
+        }
+    }
+}
+
+/// `[tool_use]` in a profile: only the keys it names.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ToolUsePatch {
+    /// `probability`.
+    pub probability: Option<f64>,
+    /// `choice`.
+    pub choice: Option<ToolPick>,
+    /// `max_rounds`.
+    pub max_rounds: Option<u32>,
+    /// `parallel_calls`.
+    pub parallel_calls: Option<u32>,
+}
+
+impl ToolUsePatch {
+    /// `base` with this patch's keys over it.
+    pub fn over(&self, base: &ToolUse) -> ToolUse {
+        ToolUse {
+            probability: self.probability.unwrap_or(base.probability),
+            choice: self.choice.clone().unwrap_or_else(|| base.choice.clone()),
+            max_rounds: self.max_rounds.unwrap_or(base.max_rounds),
+            parallel_calls: self.parallel_calls.unwrap_or(base.parallel_calls),
+        }
+    }
+
+    /// Whether it names no key.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A named profile: only the knobs it names; the rest come from the default.
@@ -73,6 +165,8 @@ pub struct ProfilePatch {
     pub error_rate: Option<f64>,
     /// `faults` (replaces the default list when given).
     pub faults: Option<Vec<WeightedFault>>,
+    /// `[tool_use]` keys (each over the default's).
+    pub tool_use: ToolUsePatch,
 }
 
 impl ProfilePatch {
@@ -87,6 +181,7 @@ impl ProfilePatch {
             tokens_per_response: self.tokens_per_response.unwrap_or(base.tokens_per_response),
             error_rate: self.error_rate.unwrap_or(base.error_rate),
             faults: self.faults.clone().unwrap_or_else(|| base.faults.clone()),
+            tool_use: self.tool_use.over(&base.tool_use),
         }
     }
 }
@@ -326,6 +421,7 @@ impl Default for Config {
                 tokens_per_response: 50,
                 error_rate: 0.005,
                 faults: default_faults(),
+                tool_use: ToolUse::DEFAULT,
             },
             profiles: BTreeMap::new(),
             routes: Vec::new(),

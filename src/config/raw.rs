@@ -11,7 +11,8 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::{
-    Config, ConfigError, HeadTiming, Limits, ProfilePatch, Route, RouteMatch, Upstream, value,
+    Config, ConfigError, HeadTiming, Limits, ProfilePatch, Route, RouteMatch, ToolPick,
+    ToolUsePatch, Upstream, value,
 };
 use crate::shape::{Delay, Fault, HttpFault, Schedule, WeightedFault};
 
@@ -30,6 +31,7 @@ struct RawConfig {
     tokens_per_response: Option<Spanned<i64>>,
     error_rate: Option<Spanned<f64>>,
     faults: Option<Vec<Spanned<RawFault>>>,
+    tool_use: Option<RawToolUse>,
     profiles: Option<BTreeMap<String, Spanned<RawProfile>>>,
     routes: Option<Vec<Spanned<RawRoute>>>,
     control: Option<RawControl>,
@@ -75,6 +77,17 @@ struct RawProfile {
     tokens_per_response: Option<Spanned<i64>>,
     error_rate: Option<Spanned<f64>>,
     faults: Option<Vec<Spanned<RawFault>>>,
+    tool_use: Option<RawToolUse>,
+}
+
+/// `[tool_use]`, at the top level or in a profile.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToolUse {
+    probability: Option<Spanned<f64>>,
+    choice: Option<Spanned<String>>,
+    max_rounds: Option<Spanned<i64>>,
+    parallel_calls: Option<Spanned<i64>>,
 }
 
 /// The knobs of a profile, borrowed from the top level or a `[profiles.*]`
@@ -87,6 +100,7 @@ struct Knobs<'a> {
     tokens_per_response: &'a Option<Spanned<i64>>,
     error_rate: &'a Option<Spanned<f64>>,
     faults: &'a Option<Vec<Spanned<RawFault>>>,
+    tool_use: &'a Option<RawToolUse>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +222,10 @@ impl Locator<'_> {
 }
 
 pub(super) const TOKENS_FORM: &str = "a whole number from 1 to 100000";
+pub(super) const ROUNDS_FORM: &str = "a whole number of rounds from 0 to 1000";
+pub(super) const PARALLEL_FORM: &str = "a whole number of calls from 1 to 16";
+pub(super) const CHOICE_FORM: &str =
+    "\"first\", \"uniform\", or a tool name or glob such as \"search_*\"";
 pub(super) const SEED_FORM: &str = "a whole number from 0 to 9223372036854775807";
 pub(super) const HEAD_FORM: &str =
     "\"first_token\" (hold the head until the first token) or \"immediate\"";
@@ -276,6 +294,7 @@ impl RawConfig {
             tokens_per_response: &self.tokens_per_response,
             error_rate: &self.error_rate,
             faults: &self.faults,
+            tool_use: &self.tool_use,
         };
         config.profile = knobs.validate(at, "")?.over(&config.profile);
         for (name, profile) in self.profiles.iter().flatten() {
@@ -344,6 +363,7 @@ impl RawProfile {
             tokens_per_response: &self.tokens_per_response,
             error_rate: &self.error_rate,
             faults: &self.faults,
+            tool_use: &self.tool_use,
         }
     }
 }
@@ -372,7 +392,38 @@ impl Knobs<'_> {
                     faults.iter().map(|f| f.get_ref().validate(at, &key("faults."))).collect()
                 })
                 .transpose()?,
+            tool_use: match self.tool_use {
+                Some(tool_use) => tool_use.validate(at, &key("tool_use."))?,
+                None => ToolUsePatch::default(),
+            },
         })
+    }
+}
+
+impl RawToolUse {
+    /// The keys as a patch; `prefix` names them in errors.
+    fn validate(&self, at: &Locator<'_>, prefix: &str) -> Result<ToolUsePatch, ConfigError> {
+        let key = |name: &str| format!("{prefix}{name}");
+        Ok(ToolUsePatch {
+            probability: at.check(&self.probability, &key("probability"), |&p| value::rate(p))?,
+            choice: at.check(&self.choice, &key("choice"), |text| tool_pick(text))?,
+            max_rounds: at.check(&self.max_rounds, &key("max_rounds"), |&n| {
+                u32::try_from(n).ok().filter(|n| *n <= 1000).ok_or(ROUNDS_FORM)
+            })?,
+            parallel_calls: at.check(&self.parallel_calls, &key("parallel_calls"), |&n| {
+                u32::try_from(n).ok().filter(|n| (1..=16).contains(n)).ok_or(PARALLEL_FORM)
+            })?,
+        })
+    }
+}
+
+/// `"first"`, `"uniform"`, or a tool name or glob.
+fn tool_pick(text: &str) -> Result<ToolPick, &'static str> {
+    match text {
+        "first" => Ok(ToolPick::First),
+        "uniform" => Ok(ToolPick::Uniform),
+        "" => Err(CHOICE_FORM),
+        glob => glob::Pattern::new(glob).map(ToolPick::Named).map_err(|_| CHOICE_FORM),
     }
 }
 

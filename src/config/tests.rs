@@ -636,6 +636,7 @@ fn every_example_config_is_valid() {
     assert_eq!(
         checked,
         [
+            "agent-loop.toml",
             "flaky-first-requests.toml",
             "k6-scenarios.toml",
             "mid-stream-failures.toml",
@@ -689,4 +690,58 @@ fn limits_watch_and_the_new_upstream_keys_are_read_and_checked() {
         let message = parse(bad).unwrap_err().to_string();
         assert!(message.contains(expected), "{bad}: {message}");
     }
+}
+
+#[test]
+fn tool_use_is_read_at_the_top_level_in_profiles_and_at_runtime() {
+    let config = parse(
+        "[tool_use]\nprobability = 0.5\nchoice = \"uniform\"\nmax_rounds = 3\nparallel_calls = 2\n\
+         [profiles.search.tool_use]\nchoice = \"search_*\"\n[profiles.plain]\nerror_rate = 0.1\n",
+    )
+    .unwrap();
+    let top = &config.profile.tool_use;
+    assert_eq!(
+        *top,
+        ToolUse { probability: 0.5, choice: ToolPick::Uniform, max_rounds: 3, parallel_calls: 2 }
+    );
+    let search = config.profile_named("search").unwrap().tool_use;
+    assert_eq!(search.choice, ToolPick::Named(glob::Pattern::new("search_*").unwrap()));
+    assert_eq!((search.probability, search.max_rounds, search.parallel_calls), (0.5, 3, 2));
+    assert_eq!(config.profile_named("plain").unwrap().tool_use, *top);
+    assert_eq!(Config::default().profile.tool_use, ToolUse::DEFAULT);
+
+    let patch =
+        parse_runtime_patch(r#"{"tool_use": {"max_rounds": 5, "choice": "first"}}"#).unwrap();
+    assert_eq!(patch.tool_use.max_rounds, Some(5));
+    assert_eq!(patch.tool_use.choice, Some(ToolPick::First));
+    assert_eq!(patch.tool_use.probability, None);
+    let described = describe(&config, Some(&patch));
+    assert_eq!(
+        described["runtime_overrides"]["tool_use"],
+        serde_json::json!({"max_rounds": 5, "choice": "first"})
+    );
+    assert_eq!(described["tool_use"]["choice"], serde_json::json!("uniform"));
+}
+
+#[test]
+fn bad_tool_use_keys_are_named() {
+    assert_eq!(
+        error("[tool_use]\nprobability = 2.0"),
+        "test.toml:2:15: invalid tool_use.probability 2.0: expected a fraction from 0 to 1, such as 0.005 for 0.5 %"
+    );
+    assert_eq!(
+        error("[profiles.a.tool_use]\nparallel_calls = 0"),
+        format!(
+            "test.toml:2:18: invalid profiles.a.tool_use.parallel_calls 0: expected {PARALLEL_FORM}"
+        )
+    );
+    assert_eq!(
+        error("[tool_use]\nmax_rounds = -1"),
+        format!("test.toml:2:14: invalid tool_use.max_rounds -1: expected {ROUNDS_FORM}")
+    );
+    assert_eq!(
+        error("[tool_use]\nchoice = \"\""),
+        format!("test.toml:2:10: invalid tool_use.choice \"\": expected {CHOICE_FORM}")
+    );
+    assert!(error("[tool_use]\nsometimes = true").contains("unknown field `sometimes`"));
 }

@@ -80,7 +80,12 @@ async fn messages(
     };
 
     let profile = &admitted.profile;
-    let reply = match Reply::generate(&parsed, profile.tokens_per_response, &mut admitted.rng) {
+    let reply = match Reply::generate(
+        &parsed,
+        profile.tokens_per_response,
+        &profile.tool_use,
+        &mut admitted.rng,
+    ) {
         Ok(reply) => reply,
         Err(invalid) => {
             debug!(request = admitted.number, error = %invalid, "tool schema past the budget");

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::request::{InvalidRequest, MessagesRequest, ToolChoice};
 use super::schema;
 use super::text::{LazyTokens, Pieces, TokenCursor, random_id};
+use crate::config::{ToolPick, ToolUse};
 use crate::sse::{EventKind, SseRecord, encode_event};
 
 /// Why the reply stopped.
@@ -92,55 +93,58 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// Decides the answer: a call of the chosen tool when the request has
-    /// tools and `tool_choice` allows one (`auto` answers a tool result in
-    /// text instead, as a model would; `any` and `tool` always call), else
-    /// `tokens_per_response` tokens of text. Output is capped at `max_tokens`.
+    /// Decides the answer: calls of the request's tools when `tool_choice`
+    /// and `tool_use` say so, else `tokens_per_response` tokens of text.
+    /// `any` and a named tool always call; `auto` calls unless the
+    /// conversation already ends with `tool_use.max_rounds` tool rounds, and
+    /// then with `tool_use.probability`. Which tool each of the
+    /// `tool_use.parallel_calls` calls uses is `tool_use.choice`. Output is
+    /// capped at `max_tokens`. With the default `tool_use`, nothing more is
+    /// drawn from `rng` than before these knobs existed, so seeded runs
+    /// replay the same bytes.
     ///
     /// # Errors
-    /// [`InvalidRequest`] naming `tools.N.input_schema` when the chosen
-    /// tool's schema asks for an input past the [`schema::Budget`].
+    /// [`InvalidRequest`] naming `tools.N.input_schema` when a chosen tool's
+    /// schema asks for an input past the [`schema::Budget`] or cannot be
+    /// satisfied.
     pub fn generate(
         request: &MessagesRequest,
         tokens_per_response: u32,
+        tool_use: &ToolUse,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self, InvalidRequest> {
-        let tool = match &request.tool_choice {
-            ToolChoice::None => None,
-            ToolChoice::Tool(name) => request.tools.iter().position(|t| &t.name == name),
-            ToolChoice::Any => (!request.tools.is_empty()).then_some(0),
-            ToolChoice::Auto if request.answers_tool_result => None,
-            ToolChoice::Auto => (!request.tools.is_empty()).then_some(0),
-        }
-        .and_then(|index| Some((index, request.tools.get(index)?)));
+        let calls = tool_calls(request, tool_use, rng);
         let max_tokens = usize::try_from(request.max_tokens).unwrap_or(usize::MAX);
         let id = format!("msg_{}", random_id(rng));
-        let (block, stop_reason) = match tool {
-            Some((index, tool)) => {
+        let (blocks, stop_reason) = if calls.is_empty() {
+            let wanted = tokens_per_response as usize;
+            let count = wanted.min(max_tokens);
+            let stop = if count < wanted { StopReason::MaxTokens } else { StopReason::EndTurn };
+            (vec![Block::Text { tokens: LazyTokens::new(count, rng) }], stop)
+        } else {
+            // Each call's input gets its share of max_tokens.
+            let share = (max_tokens / calls.len()).max(1);
+            let mut blocks = Vec::with_capacity(calls.len());
+            for index in calls {
+                let tool = &request.tools[index];
                 let input = schema::sample(&tool.input_schema, rng).map_err(|error| {
                     InvalidRequest(format!("tools.{index}.input_schema: {error}"))
                 })?;
-                let fragments = fragments(&input.to_string(), max_tokens, rng);
-                let block = Block::ToolUse {
+                let fragments = fragments(&input.to_string(), share, rng);
+                blocks.push(Block::ToolUse {
                     id: format!("toolu_{}", random_id(rng)),
                     name: tool.name.clone(),
                     input,
                     fragments,
-                };
-                (block, StopReason::ToolUse)
+                });
             }
-            None => {
-                let wanted = tokens_per_response as usize;
-                let count = wanted.min(max_tokens);
-                let stop = if count < wanted { StopReason::MaxTokens } else { StopReason::EndTurn };
-                (Block::Text { tokens: LazyTokens::new(count, rng) }, stop)
-            }
+            (blocks, StopReason::ToolUse)
         };
         Ok(Self {
             id,
             model: request.model.clone(),
             input_tokens: request.input_tokens,
-            blocks: vec![block],
+            blocks,
             stop_reason,
         })
     }
@@ -187,6 +191,60 @@ impl Reply {
     pub fn into_events(self) -> ReplyEvents {
         ReplyEvents { reply: self, step: Step::MessageStart, text: None }
     }
+}
+
+/// The indexes of the tools this turn calls, in order; empty for a text
+/// answer.
+fn tool_calls(request: &MessagesRequest, tool_use: &ToolUse, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let tools = &request.tools;
+    if tools.is_empty() {
+        return Vec::new();
+    }
+    let named = |pattern: &glob::Pattern| -> Vec<usize> {
+        (0..tools.len()).filter(|&i| pattern.matches(&tools[i].name)).collect()
+    };
+    // The tools a call may use; `None` for all of them.
+    let candidates: Option<Vec<usize>> = match &request.tool_choice {
+        ToolChoice::None => return Vec::new(),
+        ToolChoice::Tool(name) => {
+            return tools.iter().position(|t| &t.name == name).into_iter().collect();
+        }
+        ToolChoice::Any => match &tool_use.choice {
+            // `any` must call a tool: with no name matching, any will do.
+            ToolPick::Named(pattern) => Some(named(pattern)).filter(|c| !c.is_empty()),
+            _ => None,
+        },
+        ToolChoice::Auto => {
+            if request.tool_rounds >= tool_use.max_rounds {
+                return Vec::new();
+            }
+            // Drawn only when it can say no, so the default draws nothing.
+            if tool_use.probability < 1.0
+                && !(tool_use.probability > 0.0 && rng.random_bool(tool_use.probability))
+            {
+                return Vec::new();
+            }
+            match &tool_use.choice {
+                ToolPick::Named(pattern) => {
+                    let matching = named(pattern);
+                    if matching.is_empty() {
+                        return Vec::new();
+                    }
+                    Some(matching)
+                }
+                _ => None,
+            }
+        }
+    };
+    let count = if request.disable_parallel_tool_use { 1 } else { tool_use.parallel_calls.max(1) };
+    (0..count)
+        .map(|_| match (&candidates, &tool_use.choice) {
+            (Some(only), _) if only.len() == 1 => only[0],
+            (Some(some), _) => some[rng.random_range(0..some.len())],
+            (None, ToolPick::First) => 0,
+            (None, _) => rng.random_range(0..tools.len()),
+        })
+        .collect()
 }
 
 /// Cuts `json` into fragments of 3 to 12 characters, as the real API cuts

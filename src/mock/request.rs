@@ -19,9 +19,13 @@ pub struct MessagesRequest {
     pub tools: Vec<Tool>,
     /// Which tool, if any, the reply must call.
     pub tool_choice: ToolChoice,
-    /// A message after the last assistant turn carries `tool_result` blocks:
-    /// the model now answers in text, as a real one would after its tool ran.
-    pub answers_tool_result: bool,
+    /// Tool rounds the conversation ends with: assistant turns that called
+    /// a tool, counted back from the end to the last assistant turn that
+    /// did not (other messages, such as `system` reminders between them,
+    /// do not count). `[tool_use] max_rounds` compares against it.
+    pub tool_rounds: u32,
+    /// `tool_choice.disable_parallel_tool_use`: at most one call per turn.
+    pub disable_parallel_tool_use: bool,
     /// A rough count (4 bytes a token), for `usage.input_tokens`.
     pub input_tokens: u64,
 }
@@ -113,7 +117,7 @@ impl MessagesRequest {
             (None, Endpoint::Messages) => return Err(invalid("max_tokens", "field required")),
             (None, Endpoint::CountTokens) => u64::MAX,
         };
-        let answers_tool_result = validate_messages(object.get("messages"))?;
+        let tool_rounds = validate_messages(object.get("messages"))?;
         let stream = match object.get("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(stream)) => *stream,
@@ -126,20 +130,26 @@ impl MessagesRequest {
         };
         let tools = parse_tools(object.get("tools"))?;
         let tool_choice = parse_tool_choice(object.get("tool_choice"), &tools)?;
+        let disable_parallel_tool_use = object
+            .get("tool_choice")
+            .and_then(|choice| choice.get("disable_parallel_tool_use"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         Ok(Self {
             model,
             max_tokens,
             stream,
             tools,
             tool_choice,
-            answers_tool_result,
+            tool_rounds,
+            disable_parallel_tool_use,
             input_tokens: (body.len() as u64 / 4).max(1),
         })
     }
 }
 
-/// Checks `messages`; returns whether the last one carries a tool result.
-fn validate_messages(messages: Option<&Value>) -> Result<bool, InvalidRequest> {
+/// Checks `messages`; returns the tool rounds the conversation ends with.
+fn validate_messages(messages: Option<&Value>) -> Result<u32, InvalidRequest> {
     let messages = match messages {
         Some(Value::Array(messages)) => messages,
         Some(other) => {
@@ -195,19 +205,22 @@ fn validate_messages(messages: Option<&Value>) -> Result<bool, InvalidRequest> {
             None => return Err(invalid(&format!("messages.{i}.content"), "field required")),
         }
     }
-    // The turn after a tool result is decided from the conversation, not
-    // from its last element: agent clients put `system` messages (and more)
-    // after the tool result, and a mock that missed it would call the tool
-    // again and again.
-    let role = |m: &Value| m.get("role").and_then(Value::as_str).map(str::to_owned);
-    let after_assistant =
-        messages.iter().rposition(|m| role(m).as_deref() == Some("assistant")).map_or(0, |i| i + 1);
-    let has_tool_result = |m: &Value| {
+    // Tool rounds are counted from the conversation, not from its last
+    // element: agent clients put `system` messages (and more) after the
+    // tool result, and a mock that missed it would call the tool again and
+    // again.
+    let calls_a_tool = |m: &Value| {
         m.get("content").and_then(Value::as_array).is_some_and(|blocks| {
-            blocks.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+            blocks.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
         })
     };
-    Ok(messages[after_assistant..].iter().any(has_tool_result))
+    let rounds = messages
+        .iter()
+        .rev()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+        .take_while(|m| calls_a_tool(m))
+        .count();
+    Ok(u32::try_from(rounds).unwrap_or(u32::MAX))
 }
 
 fn parse_tools(tools: Option<&Value>) -> Result<Vec<Tool>, InvalidRequest> {
@@ -333,7 +346,8 @@ mod tests {
         assert_eq!(request.max_tokens, 64);
         assert!(!request.stream);
         assert_eq!(request.tool_choice, ToolChoice::Auto);
-        assert!(!request.answers_tool_result);
+        assert_eq!(request.tool_rounds, 0);
+        assert!(!request.disable_parallel_tool_use);
     }
 
     #[test]
@@ -447,7 +461,7 @@ mod tests {
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}]}
             ]),
         );
-        assert!(parse(body).unwrap().answers_tool_result);
+        assert_eq!(parse(body).unwrap().tool_rounds, 1);
     }
 
     #[test]
@@ -456,16 +470,33 @@ mod tests {
         let result = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "done"}]});
         let hi = json!({"role": "user", "content": "hi"});
         let system = json!({"role": "system", "content": "reminder"});
-        let answered =
-            |messages: Value| parse(with("messages", messages)).unwrap().answers_tool_result;
+        let rounds = |messages: Value| parse(with("messages", messages)).unwrap().tool_rounds;
         // The agent clients' shape: [user, system, assistant(tool_use), user(tool_result), system].
-        assert!(answered(json!([hi, system, tool_use, result, system])));
-        assert!(answered(json!([hi, tool_use, result, {"role": "user", "content": "and then?"}])));
+        assert_eq!(rounds(json!([hi, system, tool_use, result, system])), 1);
+        assert_eq!(
+            rounds(json!([hi, tool_use, result, {"role": "user", "content": "and then?"}])),
+            1
+        );
+        // Three rounds in a row, with reminders between them.
+        assert_eq!(
+            rounds(json!([
+                hi, tool_use, result, system, tool_use, result, tool_use, result, system
+            ])),
+            3
+        );
         // A tool result answered already (an assistant turn after it): a new turn.
         let reply = json!({"role": "assistant", "content": "It is done."});
-        assert!(!answered(
-            json!([hi, tool_use, result, reply, {"role": "user", "content": "again"}])
-        ));
-        assert!(!answered(json!([hi, system])));
+        assert_eq!(
+            rounds(json!([hi, tool_use, result, reply, {"role": "user", "content": "again"}])),
+            0
+        );
+        assert_eq!(rounds(json!([hi, system])), 0);
+    }
+
+    #[test]
+    fn parallel_tool_use_can_be_disabled() {
+        let mut body = with("tools", json!([{"name": "t", "input_schema": {"type": "object"}}]));
+        body["tool_choice"] = json!({"type": "auto", "disable_parallel_tool_use": true});
+        assert!(parse(body).unwrap().disable_parallel_tool_use);
     }
 }

@@ -45,7 +45,8 @@ fn names(events: &[(String, Value, EventKind)]) -> Vec<&str> {
 
 #[test]
 fn a_text_reply_streams_the_full_grammar() {
-    let reply = Reply::generate(&request(json!({})), 50, &mut request_rng(1, 0)).unwrap();
+    let reply = Reply::generate(&request(json!({})), 50, &ToolUse::DEFAULT, &mut request_rng(1, 0))
+        .unwrap();
     let message = reply.to_message();
     let events = events(reply);
     let mut expected = vec!["message_start", "ping", "content_block_start"];
@@ -79,8 +80,13 @@ fn a_text_reply_streams_the_full_grammar() {
 
 #[test]
 fn max_tokens_caps_the_reply() {
-    let reply =
-        Reply::generate(&request(json!({"max_tokens": 7})), 50, &mut request_rng(1, 0)).unwrap();
+    let reply = Reply::generate(
+        &request(json!({"max_tokens": 7})),
+        50,
+        &ToolUse::DEFAULT,
+        &mut request_rng(1, 0),
+    )
+    .unwrap();
     assert_eq!(reply.output_tokens(), 7);
     assert_eq!(reply.stop_reason, StopReason::MaxTokens);
     assert_eq!(reply.to_message()["stop_reason"], json!("max_tokens"));
@@ -88,9 +94,13 @@ fn max_tokens_caps_the_reply() {
 
 #[test]
 fn a_tool_request_streams_a_tool_call_whose_fragments_join_to_its_input() {
-    let reply =
-        Reply::generate(&request(json!({"tools": weather_tools()})), 50, &mut request_rng(2, 0))
-            .unwrap();
+    let reply = Reply::generate(
+        &request(json!({"tools": weather_tools()})),
+        50,
+        &ToolUse::DEFAULT,
+        &mut request_rng(2, 0),
+    )
+    .unwrap();
     let message = reply.to_message();
     let events = events(reply);
     let start = events.iter().find(|e| e.0 == "content_block_start").unwrap();
@@ -112,7 +122,8 @@ fn a_tool_request_streams_a_tool_call_whose_fragments_join_to_its_input() {
 #[test]
 fn tool_choice_decides_which_tool_or_none() {
     let tool_name = |extra: Value| {
-        let reply = Reply::generate(&request(extra), 5, &mut request_rng(3, 0)).unwrap();
+        let reply =
+            Reply::generate(&request(extra), 5, &ToolUse::DEFAULT, &mut request_rng(3, 0)).unwrap();
         match &reply.blocks[0] {
             Block::ToolUse { name, .. } => Some(name.clone()),
             Block::Text { .. } => None,
@@ -156,6 +167,7 @@ fn tool_fragments_never_exceed_max_tokens() {
     let reply = Reply::generate(
         &request(json!({"tools": schema, "max_tokens": 4})),
         50,
+        &ToolUse::DEFAULT,
         &mut request_rng(4, 0),
     )
     .unwrap();
@@ -168,10 +180,13 @@ fn tool_fragments_never_exceed_max_tokens() {
 
 #[test]
 fn the_same_stream_gives_the_same_reply() {
-    let a = Reply::generate(&request(json!({})), 50, &mut request_rng(8, 2)).unwrap();
-    let b = Reply::generate(&request(json!({})), 50, &mut request_rng(8, 2)).unwrap();
+    let a = Reply::generate(&request(json!({})), 50, &ToolUse::DEFAULT, &mut request_rng(8, 2))
+        .unwrap();
+    let b = Reply::generate(&request(json!({})), 50, &ToolUse::DEFAULT, &mut request_rng(8, 2))
+        .unwrap();
     assert_eq!(a, b);
-    let c = Reply::generate(&request(json!({})), 50, &mut request_rng(8, 3)).unwrap();
+    let c = Reply::generate(&request(json!({})), 50, &ToolUse::DEFAULT, &mut request_rng(8, 3))
+        .unwrap();
     assert_ne!(a, c);
 }
 
@@ -189,4 +204,165 @@ fn the_fast_delta_encoding_matches_serde_json() {
         let slow = encode_event("content_block_delta", &data.to_string(), EventKind::Content);
         assert_eq!(fast, slow, "{fragment:?}");
     }
+}
+
+/// The names of the tools a reply calls, in order.
+fn calls(reply: &Reply) -> Vec<&str> {
+    reply
+        .blocks
+        .iter()
+        .filter_map(|block| match block {
+            Block::ToolUse { name, .. } => Some(name.as_str()),
+            Block::Text { .. } => None,
+        })
+        .collect()
+}
+
+fn twenty_tools() -> Value {
+    let tools: Vec<Value> = (0..20)
+        .map(|i| {
+            let name = if i < 3 { format!("search_{i}") } else { format!("tool_{i}") };
+            json!({"name": name, "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}})
+        })
+        .collect();
+    Value::Array(tools)
+}
+
+fn with_rounds(rounds: usize) -> Value {
+    let mut messages = vec![json!({"role": "user", "content": "hi"})];
+    for round in 0..rounds {
+        let id = format!("toolu_{round}");
+        messages.push(json!({"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": "tool_5", "input": {"q": "x"}}]}));
+        messages.push(json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "ok"}]}));
+        messages.push(json!({"role": "system", "content": "reminder"}));
+    }
+    Value::Array(messages)
+}
+
+#[test]
+fn the_default_tool_use_calls_the_first_tool_once_and_answers_a_result_in_text() {
+    let tools = twenty_tools();
+    for seed in 0..50 {
+        let reply = Reply::generate(
+            &request(json!({"tools": tools, "messages": with_rounds(0)})),
+            5,
+            &ToolUse::DEFAULT,
+            &mut request_rng(seed, 0),
+        )
+        .unwrap();
+        assert_eq!(calls(&reply), ["search_0"]);
+        let reply = Reply::generate(
+            &request(json!({"tools": tools, "messages": with_rounds(1)})),
+            5,
+            &ToolUse::DEFAULT,
+            &mut request_rng(seed, 0),
+        )
+        .unwrap();
+        assert!(calls(&reply).is_empty());
+    }
+}
+
+#[test]
+fn max_rounds_ends_an_agent_loop_in_text() {
+    let tool_use = ToolUse { max_rounds: 3, choice: ToolPick::Uniform, ..ToolUse::DEFAULT };
+    let tools = twenty_tools();
+    for rounds in 0..6 {
+        let reply = Reply::generate(
+            &request(json!({"tools": tools, "messages": with_rounds(rounds)})),
+            5,
+            &tool_use,
+            &mut request_rng(1, rounds as u64),
+        )
+        .unwrap();
+        assert_eq!(calls(&reply).len(), usize::from(rounds < 3), "after {rounds} rounds");
+        let stop = if rounds < 3 { StopReason::ToolUse } else { StopReason::EndTurn };
+        assert_eq!(reply.stop_reason, stop);
+    }
+    // max_rounds = 0: auto never calls; a forced choice still does.
+    let never = ToolUse { max_rounds: 0, ..ToolUse::DEFAULT };
+    let generate =
+        |extra: Value| Reply::generate(&request(extra), 5, &never, &mut request_rng(1, 0)).unwrap();
+    assert!(calls(&generate(json!({"tools": tools}))).is_empty());
+    assert_eq!(
+        calls(&generate(json!({"tools": tools, "tool_choice": {"type": "any"}}))),
+        ["search_0"]
+    );
+}
+
+#[test]
+fn probability_uniform_and_glob_choices_are_seeded_draws() {
+    let tools = twenty_tools();
+    let draw = |tool_use: &ToolUse, seed: u64| {
+        let reply = Reply::generate(
+            &request(json!({"tools": tools})),
+            5,
+            tool_use,
+            &mut request_rng(seed, 0),
+        )
+        .unwrap();
+        calls(&reply).iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    // probability 0.3 over 1,000 seeds: 300 expected, within 5 standard deviations.
+    let sometimes = ToolUse { probability: 0.3, ..ToolUse::DEFAULT };
+    let called = (0..1000).filter(|&seed| !draw(&sometimes, seed).is_empty()).count();
+    assert!((228..=372).contains(&called), "{called}");
+    assert_eq!(draw(&sometimes, 7), draw(&sometimes, 7), "the same seed, the same choice");
+
+    let uniform = ToolUse { choice: ToolPick::Uniform, ..ToolUse::DEFAULT };
+    let distinct: std::collections::BTreeSet<String> =
+        (0..400).flat_map(|seed| draw(&uniform, seed)).collect();
+    assert_eq!(distinct.len(), 20, "every tool is drawn");
+
+    let search = ToolUse {
+        choice: ToolPick::Named(glob::Pattern::new("search_*").unwrap()),
+        ..ToolUse::DEFAULT
+    };
+    let drawn: std::collections::BTreeSet<String> =
+        (0..200).flat_map(|seed| draw(&search, seed)).collect();
+    assert_eq!(drawn.into_iter().collect::<Vec<_>>(), ["search_0", "search_1", "search_2"]);
+    let nothing = ToolUse {
+        choice: ToolPick::Named(glob::Pattern::new("missing").unwrap()),
+        ..ToolUse::DEFAULT
+    };
+    assert!(draw(&nothing, 1).is_empty(), "auto with no tool matching answers in text");
+}
+
+#[test]
+fn parallel_calls_stream_one_block_each() {
+    let tool_use = ToolUse { parallel_calls: 3, choice: ToolPick::Uniform, ..ToolUse::DEFAULT };
+    let reply = Reply::generate(
+        &request(json!({"tools": weather_tools()})),
+        5,
+        &tool_use,
+        &mut request_rng(5, 0),
+    )
+    .unwrap();
+    assert_eq!(calls(&reply).len(), 3);
+    let message = reply.to_message();
+    let events = events(reply);
+    let starts: Vec<&Value> =
+        events.iter().filter(|e| e.0 == "content_block_start").map(|e| &e.1).collect();
+    assert_eq!(starts.len(), 3);
+    let ids: std::collections::BTreeSet<&str> =
+        starts.iter().map(|s| s["content_block"]["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "each call has its own id");
+    for (index, start) in starts.iter().enumerate() {
+        assert_eq!(start["index"], json!(index));
+        let joined: String = events
+            .iter()
+            .filter(|e| e.1["index"] == json!(index))
+            .filter_map(|e| e.1["delta"]["partial_json"].as_str())
+            .collect();
+        let input: Value = serde_json::from_str(&joined).unwrap();
+        assert_eq!(input, message["content"][index]["input"]);
+    }
+    // disable_parallel_tool_use: one call.
+    let reply = Reply::generate(
+        &request(json!({"tools": weather_tools(), "tool_choice": {"type": "auto", "disable_parallel_tool_use": true}})),
+        5,
+        &tool_use,
+        &mut request_rng(5, 0),
+    )
+    .unwrap();
+    assert_eq!(calls(&reply).len(), 1);
 }
