@@ -17,7 +17,7 @@ use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
-use super::request::{InvalidRequest, MessagesRequest, ToolChoice};
+use super::request::{self, InvalidRequest, MessagesRequest, ToolChoice};
 use super::schema;
 use super::text::{LazyTokens, Pieces, TokenCursor, random_id};
 use crate::config::{ToolPick, ToolUse};
@@ -54,6 +54,14 @@ pub enum Block {
         /// The tokens; concatenated they are the text.
         tokens: LazyTokens,
     },
+    /// Structured output (`output_config.format`): JSON made from the
+    /// requested schema, streamed as text deltas, as the real API does.
+    Json {
+        /// The JSON, compact.
+        text: String,
+        /// `text` cut into the fragments its deltas carry.
+        fragments: Pieces,
+    },
     /// A call of a client tool.
     ToolUse {
         /// `toolu_...`.
@@ -72,6 +80,7 @@ impl Block {
     fn len(&self) -> usize {
         match self {
             Block::Text { tokens } => tokens.len(),
+            Block::Json { fragments, .. } => fragments.len(),
             Block::ToolUse { fragments, .. } => fragments.len(),
         }
     }
@@ -94,7 +103,8 @@ pub struct Reply {
 
 impl Reply {
     /// Decides the answer: calls of the request's tools when `tool_choice`
-    /// and `tool_use` say so, else `tokens_per_response` tokens of text.
+    /// and `tool_use` say so, else JSON from the requested output schema
+    /// (structured output), else `tokens_per_response` tokens of text.
     /// `any` and a named tool always call; `auto` calls unless the
     /// conversation already ends with `tool_use.max_rounds` tool rounds, and
     /// then with `tool_use.probability`. Which tool each of the
@@ -116,30 +126,38 @@ impl Reply {
         let calls = tool_calls(request, tool_use, rng);
         let max_tokens = usize::try_from(request.max_tokens).unwrap_or(usize::MAX);
         let id = format!("msg_{}", random_id(rng));
-        let (blocks, stop_reason) = if calls.is_empty() {
-            let wanted = tokens_per_response as usize;
-            let count = wanted.min(max_tokens);
-            let stop = if count < wanted { StopReason::MaxTokens } else { StopReason::EndTurn };
-            (vec![Block::Text { tokens: LazyTokens::new(count, rng) }], stop)
-        } else {
-            // Each call's input gets its share of max_tokens.
-            let share = (max_tokens / calls.len()).max(1);
-            let mut blocks = Vec::with_capacity(calls.len());
-            for index in calls {
-                let tool = &request.tools[index];
-                let input = schema::sample(&tool.input_schema, rng).map_err(|error| {
-                    InvalidRequest(format!("tools.{index}.input_schema: {error}"))
+        let (blocks, stop_reason) =
+            if let (true, Some(schema)) = (calls.is_empty(), &request.output_schema) {
+                let value = schema::sample(schema, rng).map_err(|error| {
+                    InvalidRequest(format!("{}: {error}", request::OUTPUT_SCHEMA_FIELD))
                 })?;
-                let fragments = fragments(&input.to_string(), share, rng);
-                blocks.push(Block::ToolUse {
-                    id: format!("toolu_{}", random_id(rng)),
-                    name: tool.name.clone(),
-                    input,
-                    fragments,
-                });
-            }
-            (blocks, StopReason::ToolUse)
-        };
+                let text = value.to_string();
+                let fragments = fragments(&text, max_tokens, rng);
+                (vec![Block::Json { text, fragments }], StopReason::EndTurn)
+            } else if calls.is_empty() {
+                let wanted = tokens_per_response as usize;
+                let count = wanted.min(max_tokens);
+                let stop = if count < wanted { StopReason::MaxTokens } else { StopReason::EndTurn };
+                (vec![Block::Text { tokens: LazyTokens::new(count, rng) }], stop)
+            } else {
+                // Each call's input gets its share of max_tokens.
+                let share = (max_tokens / calls.len()).max(1);
+                let mut blocks = Vec::with_capacity(calls.len());
+                for index in calls {
+                    let tool = &request.tools[index];
+                    let input = schema::sample(&tool.input_schema, rng).map_err(|error| {
+                        InvalidRequest(format!("tools.{index}.input_schema: {error}"))
+                    })?;
+                    let fragments = fragments(&input.to_string(), share, rng);
+                    blocks.push(Block::ToolUse {
+                        id: format!("toolu_{}", random_id(rng)),
+                        name: tool.name.clone(),
+                        input,
+                        fragments,
+                    });
+                }
+                (blocks, StopReason::ToolUse)
+            };
         Ok(Self {
             id,
             model: request.model.clone(),
@@ -161,6 +179,7 @@ impl Reply {
             .iter()
             .map(|block| match block {
                 Block::Text { tokens } => json!({"type": "text", "text": tokens.concat()}),
+                Block::Json { text, .. } => json!({"type": "text", "text": text}),
                 Block::ToolUse { id, name, input, .. } => {
                     json!({"type": "tool_use", "id": id, "name": name, "input": input})
                 }
@@ -342,7 +361,9 @@ impl ReplyEvents {
             Step::Ping => ("ping", json!({"type": "ping"}), EventKind::Other),
             Step::BlockStart(index) => {
                 let (block, kind) = match reply.blocks.get(index)? {
-                    Block::Text { .. } => (json!({"type": "text", "text": ""}), EventKind::Other),
+                    Block::Text { .. } | Block::Json { .. } => {
+                        (json!({"type": "text", "text": ""}), EventKind::Other)
+                    }
                     Block::ToolUse { id, name, .. } => (
                         json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
                         EventKind::ToolStart,
@@ -361,6 +382,9 @@ impl ReplyEvents {
                         }
                         let (_, cursor) = self.text.as_mut()?;
                         Some(encode_delta(index, "text_delta", "text", cursor.next_token()?))
+                    }
+                    Block::Json { fragments, .. } => {
+                        Some(encode_delta(index, "text_delta", "text", fragments.get(piece)?))
                     }
                     Block::ToolUse { fragments, .. } => Some(encode_delta(
                         index,

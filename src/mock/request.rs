@@ -26,6 +26,10 @@ pub struct MessagesRequest {
     pub tool_rounds: u32,
     /// `tool_choice.disable_parallel_tool_use`: at most one call per turn.
     pub disable_parallel_tool_use: bool,
+    /// The JSON Schema of structured output (`output_config.format`, or
+    /// the beta's `output_format`, of type `json_schema`): the reply's text
+    /// is JSON that validates against it.
+    pub output_schema: Option<Value>,
     /// A rough count (4 bytes a token), for `usage.input_tokens`.
     pub input_tokens: u64,
 }
@@ -135,6 +139,7 @@ impl MessagesRequest {
             .and_then(|choice| choice.get("disable_parallel_tool_use"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        let output_schema = parse_output_format(&object)?;
         Ok(Self {
             model,
             max_tokens,
@@ -143,6 +148,7 @@ impl MessagesRequest {
             tool_choice,
             tool_rounds,
             disable_parallel_tool_use,
+            output_schema,
             input_tokens: (body.len() as u64 / 4).max(1),
         })
     }
@@ -221,6 +227,53 @@ fn validate_messages(messages: Option<&Value>) -> Result<u32, InvalidRequest> {
         .take_while(|m| calls_a_tool(m))
         .count();
     Ok(u32::try_from(rounds).unwrap_or(u32::MAX))
+}
+
+/// The field a structured-output schema error names.
+pub(crate) const OUTPUT_SCHEMA_FIELD: &str = "output_config.format.schema";
+
+/// `output_config.format` (or the beta's top-level `output_format`):
+/// `{"type": "json_schema", "schema": {...}}`.
+fn parse_output_format(object: &Map<String, Value>) -> Result<Option<Value>, InvalidRequest> {
+    let (field, format) = match (object.get("output_config"), object.get("output_format")) {
+        (Some(Value::Object(config)), _) if config.get("format").is_some_and(|f| !f.is_null()) => {
+            ("output_config.format", &config["format"])
+        }
+        (
+            Some(config @ (Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Array(_))),
+            _,
+        ) => {
+            return Err(invalid(
+                "output_config",
+                format_args!("expected an object, got {}", type_name(config)),
+            ));
+        }
+        (_, Some(format)) if !format.is_null() => ("output_format", format),
+        _ => return Ok(None),
+    };
+    let Value::Object(format) = format else {
+        return Err(invalid(field, format_args!("expected an object, got {}", type_name(format))));
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some("json_schema") => {}
+        _ => {
+            return Err(invalid(
+                &format!("{field}.type"),
+                format_args!(
+                    "expected \"json_schema\", got {}",
+                    format.get("type").unwrap_or(&Value::Null)
+                ),
+            ));
+        }
+    }
+    match format.get("schema") {
+        Some(schema @ Value::Object(_)) => Ok(Some(schema.clone())),
+        Some(other) => Err(invalid(
+            &format!("{field}.schema"),
+            format_args!("expected a JSON Schema object, got {}", type_name(other)),
+        )),
+        None => Err(invalid(&format!("{field}.schema"), "field required")),
+    }
 }
 
 fn parse_tools(tools: Option<&Value>) -> Result<Vec<Tool>, InvalidRequest> {
@@ -405,6 +458,19 @@ mod tests {
                 "tools.0.input_schema: expected a JSON Schema object, got a string",
             ),
             (
+                with("output_config", json!({"format": {"type": "json_object"}})),
+                "output_config.format.type: expected \"json_schema\", got \"json_object\"",
+            ),
+            (
+                with("output_config", json!({"format": {"type": "json_schema"}})),
+                "output_config.format.schema: field required",
+            ),
+            (
+                with("output_format", json!({"type": "json_schema", "schema": true})),
+                "output_format.schema: expected a JSON Schema object, got a boolean",
+            ),
+            (with("output_config", json!(5)), "output_config: expected an object, got a number"),
+            (
                 with("tool_choice", json!({"type": "sometimes"})),
                 "tool_choice.type: expected \"auto\", \"any\", \"tool\" or \"none\", got \"sometimes\"",
             ),
@@ -491,6 +557,19 @@ mod tests {
             0
         );
         assert_eq!(rounds(json!([hi, system])), 0);
+    }
+
+    #[test]
+    fn an_output_format_is_read_and_effort_alone_is_not_one() {
+        let schema = json!({"type": "object"});
+        let request = parse(with(
+            "output_config",
+            json!({"effort": "low", "format": {"type": "json_schema", "schema": schema}}),
+        ))
+        .unwrap();
+        assert_eq!(request.output_schema, Some(schema));
+        let request = parse(with("output_config", json!({"effort": "high"}))).unwrap();
+        assert_eq!(request.output_schema, None);
     }
 
     #[test]

@@ -126,7 +126,7 @@ fn tool_choice_decides_which_tool_or_none() {
             Reply::generate(&request(extra), 5, &ToolUse::DEFAULT, &mut request_rng(3, 0)).unwrap();
         match &reply.blocks[0] {
             Block::ToolUse { name, .. } => Some(name.clone()),
-            Block::Text { .. } => None,
+            Block::Text { .. } | Block::Json { .. } => None,
         }
     };
     let tools = weather_tools();
@@ -213,7 +213,7 @@ fn calls(reply: &Reply) -> Vec<&str> {
         .iter()
         .filter_map(|block| match block {
             Block::ToolUse { name, .. } => Some(name.as_str()),
-            Block::Text { .. } => None,
+            Block::Text { .. } | Block::Json { .. } => None,
         })
         .collect()
 }
@@ -365,4 +365,37 @@ fn parallel_calls_stream_one_block_each() {
     )
     .unwrap();
     assert_eq!(calls(&reply).len(), 1);
+}
+
+#[test]
+fn structured_output_is_json_of_the_schema_streamed_as_text() {
+    let schema = json!({"type": "object", "additionalProperties": false,
+        "properties": {"city": {"type": "string"}, "zip": {"type": "string", "pattern": "^[0-9]{5}$"},
+            "confidence": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
+        "required": ["city", "zip", "confidence"]});
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for (seed, extra) in [
+        (1, json!({"output_config": {"format": {"type": "json_schema", "schema": schema}}})),
+        (2, json!({"output_format": {"type": "json_schema", "schema": schema}})),
+    ] {
+        let reply =
+            Reply::generate(&request(extra), 50, &ToolUse::DEFAULT, &mut request_rng(seed, 0))
+                .unwrap();
+        assert_eq!(reply.stop_reason, StopReason::EndTurn);
+        let message = reply.to_message();
+        let text = message["content"][0]["text"].as_str().unwrap().to_string();
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert!(validator.is_valid(&value), "{value}");
+        let events = events(reply);
+        let streamed: String =
+            events.iter().filter_map(|(_, data, _)| data["delta"]["text"].as_str()).collect();
+        assert_eq!(streamed, text);
+        assert!(events.iter().filter(|e| e.0 == "content_block_delta").count() > 1);
+    }
+    // A tool the request forces is called even with an output format.
+    let forced = json!({"output_config": {"format": {"type": "json_schema", "schema": schema}},
+        "tools": weather_tools(), "tool_choice": {"type": "any"}});
+    let reply =
+        Reply::generate(&request(forced), 50, &ToolUse::DEFAULT, &mut request_rng(3, 0)).unwrap();
+    assert_eq!(calls(&reply), ["get_weather"]);
 }

@@ -1,4 +1,4 @@
-"""Starts the real sluice binary on a free port with a given config.
+"""Shared by the Python tests (tests/sdk/python, tests/clients/python): starts the real sluice binary on a free port with a given config.
 
 The binary is $SLUICE_BIN, else target/release/sluice, else target/debug/sluice.
 sluice prints its banner, which names the bound address, on stdout.
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def sluice_binary() -> str:
