@@ -15,10 +15,12 @@
 //! `minProperties`/`maxProperties`. `not` is honoured on a best-effort basis
 //! by drawing again. A schema no value can satisfy (contradictory bounds,
 //! an empty `enum`, a required property that `additionalProperties: false`
-//! forbids) is refused with the schema path. Everything is paid for from a
+//! forbids) is refused with the schema path. Constraints that clients move
+//! into a `description` for strict schemas are read back ([`hints`]). Everything is paid for from a
 //! [`Budget`], so a client's schema cannot make the mock do unbounded work.
 //! Deterministic for a request's random stream.
 
+mod hints;
 mod pattern;
 #[cfg(test)]
 mod tests;
@@ -132,6 +134,9 @@ pub fn sample_within(
     rng: &mut impl Rng,
     budget: Budget,
 ) -> Result<Value, SchemaError> {
+    // Constraints a structured-output client described instead of stating.
+    let hinted = hints::apply(schema);
+    let schema = hinted.as_ref().unwrap_or(schema);
     let mut sampler = Sampler {
         root: schema,
         left: budget,

@@ -1,6 +1,10 @@
 """Writes tests/schemas/pydantic.json: the JSON Schemas that pydantic emits
 for the field types and constraints tool authors use, as the corpus of the
-mock's schema property test (src/mock/schema/tests.rs, `corpus_inputs_validate`).
+mock's schema property test (src/mock/schema/tests.rs, `corpus_inputs_validate`),
+and the same schemas as the Anthropic SDK sends them for structured output
+(`transform_schema`: unsupported keywords moved into descriptions), which
+the mock's input must still satisfy in their original form
+(`validate_against`).
 
     .venv-test/bin/python tests/clients/python/export_schemas.py
 
@@ -17,6 +21,7 @@ import uuid
 from typing import Annotated, Literal, Optional, Union
 
 import pydantic
+from anthropic.lib._parse._transform import transform_schema
 from pydantic import BaseModel, Field, conlist
 
 
@@ -119,6 +124,9 @@ class SearchQuery(BaseModel):
 
 
 MODELS = [Weather, Address, Person, Point, Pets, Steps, TreeNode, LinkedList, Strict, SearchQuery]
+# What `client.messages.parse(output_format=...)` can send: models without
+# tuples (the strict form has no prefixItems).
+STRICT_MODELS = [Weather, Address, Strict, SearchQuery, Steps]
 
 
 def main() -> None:
@@ -126,6 +134,15 @@ def main() -> None:
         {"name": f"pydantic {pydantic.VERSION} {model.__name__}", "schema": model.model_json_schema()}
         for model in MODELS
     ]
+    for model in STRICT_MODELS:
+        schema = model.model_json_schema()
+        corpus.append(
+            {
+                "name": f"anthropic SDK strict {model.__name__}",
+                "schema": transform_schema(schema),
+                "validate_against": schema,
+            }
+        )
     out = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "pydantic.json"
     out.write_text(json.dumps(corpus, indent=1) + "\n")
     print(f"wrote {len(corpus)} schemas to {out}")

@@ -1,48 +1,12 @@
 // The official TypeScript SDK (@anthropic-ai/sdk) accepts sluice mock's streams.
 // Run with `node --test` from this folder; the binary is $SLUICE_BIN, else
 // target/release/sluice, else target/debug/sluice.
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import Anthropic from "@anthropic-ai/sdk";
-
-const root = resolve(import.meta.dirname, "../../..");
-const binary =
-  process.env.SLUICE_BIN ??
-  ["release", "debug"].map((p) => join(root, "target", p, "sluice")).find(existsSync);
+import { startSluice } from "../../support/sluice.mjs";
 
 const FAST = 'error_rate = 0\nfirst_token_delay = "5ms"\ntoken_interval = "1ms"\ntool_call_delay = "5ms"\n';
-
-const running = [];
-after(() => running.forEach((child) => child.kill("SIGTERM")));
-
-/** Starts sluice with `config`; resolves to its base URL once the banner names it. */
-async function startSluice(config) {
-  assert.ok(binary, "no sluice binary: run `cargo build --release` or set SLUICE_BIN");
-  const file = join(mkdtempSync(join(tmpdir(), "sluice-")), "sluice.toml");
-  writeFileSync(file, config);
-  const { PORT, ERROR_RATE, SLUICE_CONFIG, ...env } = process.env;
-  const child = spawn(binary, ["mock", "--config", file, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"], {
-    env,
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  running.push(child);
-  const lines = createInterface({ input: child.stdout });
-  const timeout = setTimeout(() => child.kill("SIGKILL"), 10_000);
-  try {
-    for await (const line of lines) {
-      const match = line.match(/running on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (match) return match[1];
-    }
-  } finally {
-    clearTimeout(timeout);
-  }
-  throw new Error("sluice exited without printing its address");
-}
 
 test("streams text", async () => {
   const client = new Anthropic({ baseURL: await startSluice(FAST), apiKey: "sk-test" });
