@@ -319,3 +319,24 @@ async fn a_twenty_tool_agent_loop_ends_in_text_after_max_rounds() {
         assert_eq!(rounds, 3, "{scenario}");
     }
 }
+
+/// A tool schema that no input satisfies is refused before anything
+/// streams, with a 400 that names the tool, the schema path and why.
+#[tokio::test]
+async fn an_unsatisfiable_tool_schema_gets_a_400_naming_its_path() {
+    let sluice = support::start("error_rate = 0\nfirst_token_delay = \"0ms\"\n").await;
+    let body = serde_json::json!({"model": "m", "max_tokens": 50, "stream": true,
+        "tools": [{"name": "ok", "input_schema": {"type": "object"}},
+                  {"name": "bad", "input_schema": {"type": "object", "required": ["r"],
+                    "properties": {"r": {"type": "number", "minimum": 5, "maximum": 1}}}}],
+        "tool_choice": {"type": "tool", "name": "bad"},
+        "messages": [{"role": "user", "content": "hi"}]});
+    let received = support::send(sluice.addr, support::messages(&body)).await;
+    assert_eq!(received.status, 400);
+    let error = received.json();
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        error["error"]["message"],
+        "tools.1.input_schema: no input satisfies this schema: at properties.r, no number lies in [5, 1]"
+    );
+}

@@ -88,7 +88,7 @@ async fn messages(
     ) {
         Ok(reply) => reply,
         Err(invalid) => {
-            debug!(request = admitted.number, error = %invalid, "tool schema past the budget");
+            debug!(request = admitted.number, error = %invalid, "schema refused: past the budget or unsatisfiable");
             let mut response =
                 response::error(StatusCode::BAD_REQUEST, &invalid.0, &admitted.request_id);
             admitted.mark(response.headers_mut(), false);
