@@ -27,6 +27,7 @@ mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use rand::{Rng, RngExt};
 use serde_json::{Map, Number, Value, json};
@@ -211,9 +212,9 @@ struct Sampler<'a> {
     full: Budget,
     /// Compiled `pattern`s and `patternProperties` keys; `None` when
     /// unusable (then ignored).
-    checkers: HashMap<&'a str, Option<Checker>>,
+    checkers: HashMap<&'a str, Option<Arc<Checker>>>,
     /// Generators for them, by pattern and stretch.
-    generators: HashMap<(&'a str, Stretch), Option<Generator>>,
+    generators: HashMap<(&'a str, Stretch), Option<Arc<Generator>>>,
 }
 
 impl<'a> Sampler<'a> {
@@ -281,12 +282,13 @@ impl<'a> Sampler<'a> {
         path: &SchemaPath<'_>,
     ) -> Result<Option<&Checker>, SchemaError> {
         if !self.checkers.contains_key(pattern) {
-            // Compiling costs up to a few milliseconds: a schema may compile
-            // at most 50 patterns.
+            // Compiling costs up to a few milliseconds: a schema may use at
+            // most 50 patterns. Charged whether or not the process-wide cache
+            // has it, so what a schema may do never depends on other requests.
             self.step(COMPILE_STEPS + pattern.len(), path)?;
-            self.checkers.insert(pattern, Checker::compile(pattern));
+            self.checkers.insert(pattern, pattern::checker(pattern));
         }
-        Ok(self.checkers.get(pattern).and_then(Option::as_ref))
+        Ok(self.checkers.get(pattern).and_then(Option::as_deref))
     }
 
     /// A candidate for `pattern` with repeats narrowed by `stretch` (which
@@ -300,7 +302,7 @@ impl<'a> Sampler<'a> {
     ) -> Result<Option<String>, SchemaError> {
         if !self.generators.contains_key(&(pattern, stretch)) {
             self.step(COMPILE_STEPS / 10 + pattern.len(), path)?;
-            let generator = match Generator::compile(pattern, stretch, self.left.bytes) {
+            let generator = match pattern::generator(pattern, stretch) {
                 Ok(generator) => Some(generator),
                 Err(PatternError::Unsupported) => None,
                 Err(PatternError::TooLong) => {
@@ -313,6 +315,10 @@ impl<'a> Sampler<'a> {
         else {
             return Ok(None);
         };
+        // A draw allocates the longest match: it must fit what is left.
+        if generator.max_len > self.left.bytes {
+            return Err(too_large(path, "the matches of `pattern` are too long"));
+        }
         let text = generator.draw(rng);
         self.step(text.len() / 16 + 1, path)?;
         Ok(Some(text))

@@ -13,6 +13,10 @@
 //! compile (lookaround, backreferences, past its size limit) are
 //! unsupported, and the sampler ignores them.
 
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
 use rand::{Rng, RngExt as _};
 use regex_syntax::hir::{Class, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange};
 use regex_syntax::hir::{Hir, HirKind, Repetition};
@@ -26,6 +30,49 @@ pub(crate) const EXTRA_REPEATS: u32 = 3;
 /// The largest compiled checker: a client's pattern is untrusted input,
 /// and failing at this size takes about 3 ms.
 const CHECKER_SIZE_LIMIT: usize = 256 * 1024;
+
+/// The longest match a generator may make: an input's whole byte budget.
+const MAX_MATCH_BYTES: usize = super::Budget::DEFAULT.bytes;
+
+/// Compiled patterns kept across requests: a load test sends the same
+/// schemas again and again, and compiling a framework's email pattern costs
+/// far more than drawing from it. Past this many, the cache starts over.
+const CACHE_ENTRIES: usize = 512;
+
+type Cache<K, V> = LazyLock<Mutex<HashMap<K, V>>>;
+
+static CHECKERS: Cache<String, Option<Arc<Checker>>> = LazyLock::new(Default::default);
+static GENERATORS: Cache<(String, Stretch), Result<Arc<Generator>, PatternError>> =
+    LazyLock::new(Default::default);
+
+/// `key`'s value from `cache`, made by `make` (outside the lock) when absent.
+fn cached<K: Hash + Eq, V: Clone>(cache: &Cache<K, V>, key: K, make: impl FnOnce() -> V) -> V {
+    // A panic elsewhere cannot leave a half-written entry: the map is
+    // only ever read, cleared or given whole entries.
+    let lock = || cache.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(value) = lock().get(&key) {
+        return value.clone();
+    }
+    let value = make();
+    let mut map = lock();
+    if map.len() >= CACHE_ENTRIES {
+        map.clear();
+    }
+    map.insert(key, value.clone());
+    value
+}
+
+/// `pattern`'s checker, compiled once per process; `None` when unusable.
+pub(crate) fn checker(pattern: &str) -> Option<Arc<Checker>> {
+    cached(&CHECKERS, pattern.to_string(), || Checker::compile(pattern).map(Arc::new))
+}
+
+/// `pattern`'s generator for `stretch`, compiled once per process.
+pub(crate) fn generator(pattern: &str, stretch: Stretch) -> Result<Arc<Generator>, PatternError> {
+    cached(&GENERATORS, (pattern.to_string(), stretch), || {
+        Generator::compile(pattern, stretch).map(Arc::new)
+    })
+}
 
 /// How repetitions are narrowed: each `{m,n}` (or `*`, `+`, `{m,}`) is
 /// drawn from `m' ..= m' + extra` (within `n`), where `m'` is `m` raised to
@@ -71,7 +118,11 @@ impl Checker {
 
 /// Candidate strings for a pattern.
 #[derive(Debug)]
-pub(crate) struct Generator(rand_regex::Regex);
+pub(crate) struct Generator {
+    regex: rand_regex::Regex,
+    /// The longest candidate, in bytes.
+    pub(crate) max_len: usize,
+}
 
 /// Why a pattern cannot be generated from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,34 +130,35 @@ pub(crate) enum PatternError {
     /// Syntax `regex-syntax` lacks (lookaround, backreferences): the
     /// sampler ignores the pattern.
     Unsupported,
-    /// A match may be longer than `max_bytes` (or its length overflows).
+    /// A match may be longer than [`MAX_MATCH_BYTES`].
     TooLong,
 }
 
 impl Generator {
-    /// Compiles `pattern` with its repetitions narrowed by `stretch`,
-    /// refusing one whose matches may then be longer than `max_bytes`.
-    pub(crate) fn compile(
-        pattern: &str,
-        stretch: Stretch,
-        max_bytes: usize,
-    ) -> Result<Self, PatternError> {
+    /// Compiles `pattern` with its repetitions narrowed by `stretch`. The
+    /// caller checks [`Generator::max_len`] before drawing: a draw
+    /// allocates that much.
+    pub(crate) fn compile(pattern: &str, stretch: Stretch) -> Result<Self, PatternError> {
         let hir = regex_syntax::ParserBuilder::new()
             .nest_limit(NEST_LIMIT)
             .build()
             .parse(pattern)
             .map_err(|_| PatternError::Unsupported)?;
         let readable = readable(hir, stretch);
+        // Checked before rand_regex sees it: it multiplies lengths
+        // unchecked and expands repeated literals in memory.
         let max_len = readable.properties().maximum_len().ok_or(PatternError::TooLong)?;
-        if max_len > max_bytes {
+        if max_len > MAX_MATCH_BYTES {
             return Err(PatternError::TooLong);
         }
-        rand_regex::Regex::with_hir(readable, 0).map(Self).map_err(|_| PatternError::Unsupported)
+        let regex =
+            rand_regex::Regex::with_hir(readable, 0).map_err(|_| PatternError::Unsupported)?;
+        Ok(Self { regex, max_len })
     }
 
     /// One candidate (which the pattern's [`Checker`] must still pass).
     pub(crate) fn draw(&self, rng: &mut impl Rng) -> String {
-        rng.sample(&self.0)
+        rng.sample(&self.regex)
     }
 }
 
@@ -154,7 +206,7 @@ mod tests {
     use crate::shape::plan::request_rng;
 
     fn draws(pattern: &str) -> Vec<String> {
-        let generator = Generator::compile(pattern, Stretch::SHORT, 4096).unwrap();
+        let generator = Generator::compile(pattern, Stretch::SHORT).unwrap();
         let checker = Checker::compile(pattern).unwrap();
         (0..200)
             .map(|seed| {
@@ -189,15 +241,13 @@ mod tests {
 
     #[test]
     fn a_stretch_lengthens_every_repetition() {
-        let generator =
-            Generator::compile("^[a-f]*$", Stretch { floor: 40, extra: 2 }, 4096).unwrap();
+        let generator = Generator::compile("^[a-f]*$", Stretch { floor: 40, extra: 2 }).unwrap();
         for seed in 0..50 {
             let text = generator.draw(&mut request_rng(seed, 0));
             assert!((40..=42).contains(&text.len()), "{text}");
         }
         // A floor past a repetition's maximum stops at the maximum.
-        let generator =
-            Generator::compile("^x{2,5}$", Stretch { floor: 40, extra: 2 }, 4096).unwrap();
+        let generator = Generator::compile("^x{2,5}$", Stretch { floor: 40, extra: 2 }).unwrap();
         assert_eq!(generator.draw(&mut request_rng(1, 0)), "xxxxx");
     }
 
@@ -215,9 +265,10 @@ mod tests {
 
     #[test]
     fn unsupported_and_overlong_patterns_are_named() {
-        let compile = |p: &str| Generator::compile(p, Stretch::SHORT, 4096).map(|_| ());
+        let compile = |p: &str| Generator::compile(p, Stretch::SHORT).map(|g| g.max_len);
         assert_eq!(compile("^(?=a)a$"), Err(PatternError::Unsupported));
-        assert_eq!(compile("a{5000}"), Err(PatternError::TooLong));
+        assert_eq!(compile("a{5000}"), Ok(5000));
+        assert_eq!(compile("a{300000}"), Err(PatternError::TooLong));
         // Nested counts whose product overflows are refused, not multiplied.
         assert_eq!(compile("((((a{1000}){1000}){1000}){1000}){1000}"), Err(PatternError::TooLong));
     }
