@@ -438,8 +438,21 @@ impl<'a> Sampler<'a> {
         let enums: Vec<&Vec<Value>> = parts.all("enum").filter_map(Value::as_array).collect();
         if let Some((first, others)) = enums.split_first() {
             self.step(first.len().saturating_mul(enums.len()), path)?;
-            let allowed: Vec<&Value> =
-                first.iter().filter(|option| others.iter().all(|e| e.contains(option))).collect();
+            // A value every `enum` lists and every `type` allows.
+            let typed_as_declared = |option: &Value| {
+                parts.all("type").all(|declared| match declared {
+                    Value::String(k) => has_type(option, k),
+                    Value::Array(ks) => {
+                        ks.iter().filter_map(Value::as_str).any(|k| has_type(option, k))
+                    }
+                    _ => true,
+                })
+            };
+            let allowed: Vec<&Value> = first
+                .iter()
+                .filter(|option| others.iter().all(|e| e.contains(option)))
+                .filter(|option| typed_as_declared(option))
+                .collect();
             if allowed.is_empty() {
                 return Err(unsatisfiable(&SchemaPath::Key(path, "enum"), "no value is allowed"));
             }
