@@ -499,7 +499,7 @@ impl Config {
 
 /// Parses runtime overrides (`PUT /faults`): a JSON object with the knobs of
 /// a profile (`first_token_delay`, `token_interval`, `tool_call_delay`,
-/// `tokens_per_response`, `error_rate`, `faults`), in the file's forms.
+/// `tokens_per_response`, `error_rate`, `faults`, `tool_use`), in the file's forms.
 ///
 /// # Errors
 /// [`ConfigError`] naming the knob.
