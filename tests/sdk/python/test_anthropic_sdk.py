@@ -149,3 +149,31 @@ def test_invalid_requests_raise_bad_request_naming_the_field(sluice):
     with pytest.raises(anthropic.BadRequestError) as raised:
         client(url, max_retries=0).messages.create(model="claude-mock-1", max_tokens=64, messages=[])
     assert raised.value.body["error"]["message"] == "messages: at least one message is required"
+
+
+def test_structured_output_parses_into_the_model_with_its_constraints(sluice):
+    """`messages.parse(output_format=Model)` sends the model's strict schema in
+    output_config.format, with the bounds strict schemas lack moved into
+    descriptions; the mock honours them, so the reply parses and validates."""
+    from typing import Literal
+
+    from pydantic import BaseModel, Field
+
+    class Forecast(BaseModel):
+        city: str
+        days: int = Field(ge=1, le=7)
+        confidence: float = Field(gt=0, lt=1)
+        unit: Literal["celsius", "fahrenheit"]
+
+    c = client(sluice(FAST))
+    for seed in range(20):
+        message = c.messages.parse(
+            model="claude-mock-1",
+            max_tokens=512,
+            messages=[{"role": "user", "content": f"forecast {seed}?"}],
+            output_format=Forecast,
+        )
+        assert message.stop_reason == "end_turn"
+        forecast = message.parsed_output
+        assert isinstance(forecast, Forecast)
+        assert 1 <= forecast.days <= 7 and 0 < forecast.confidence < 1
