@@ -17,7 +17,7 @@ use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
-use super::request::{self, InvalidRequest, MessagesRequest, ToolChoice};
+use super::request::{InvalidRequest, MessagesRequest, ToolChoice};
 use super::schema;
 use super::text::{LazyTokens, Pieces, TokenCursor, random_id};
 use crate::config::{ToolPick, ToolUse};
@@ -127,10 +127,9 @@ impl Reply {
         let max_tokens = usize::try_from(request.max_tokens).unwrap_or(usize::MAX);
         let id = format!("msg_{}", random_id(rng));
         let (blocks, stop_reason) =
-            if let (true, Some(schema)) = (calls.is_empty(), &request.output_schema) {
-                let value = schema::sample(schema, rng).map_err(|error| {
-                    InvalidRequest(format!("{}: {error}", request::OUTPUT_SCHEMA_FIELD))
-                })?;
+            if let (true, Some(output)) = (calls.is_empty(), &request.output_schema) {
+                let value = schema::sample(&output.schema, rng)
+                    .map_err(|error| InvalidRequest(format!("{}: {error}", output.field)))?;
                 let text = value.to_string();
                 let fragments = fragments(&text, max_tokens, rng);
                 (vec![Block::Json { text, fragments }], StopReason::EndTurn)

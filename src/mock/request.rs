@@ -29,9 +29,18 @@ pub struct MessagesRequest {
     /// The JSON Schema of structured output (`output_config.format`, or
     /// the beta's `output_format`, of type `json_schema`): the reply's text
     /// is JSON that validates against it.
-    pub output_schema: Option<Value>,
+    pub output_schema: Option<OutputSchema>,
     /// A rough count (4 bytes a token), for `usage.input_tokens`.
     pub input_tokens: u64,
+}
+
+/// The schema structured output must follow, and the field it came in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputSchema {
+    /// `output_config.format.schema` or `output_format.schema`, for errors.
+    pub field: &'static str,
+    /// The JSON Schema.
+    pub schema: Value,
 }
 
 /// A client tool.
@@ -229,12 +238,11 @@ fn validate_messages(messages: Option<&Value>) -> Result<u32, InvalidRequest> {
     Ok(u32::try_from(rounds).unwrap_or(u32::MAX))
 }
 
-/// The field a structured-output schema error names.
-pub(crate) const OUTPUT_SCHEMA_FIELD: &str = "output_config.format.schema";
-
 /// `output_config.format` (or the beta's top-level `output_format`):
 /// `{"type": "json_schema", "schema": {...}}`.
-fn parse_output_format(object: &Map<String, Value>) -> Result<Option<Value>, InvalidRequest> {
+fn parse_output_format(
+    object: &Map<String, Value>,
+) -> Result<Option<OutputSchema>, InvalidRequest> {
     let (field, format) = match (object.get("output_config"), object.get("output_format")) {
         (Some(Value::Object(config)), _) if config.get("format").is_some_and(|f| !f.is_null()) => {
             ("output_config.format", &config["format"])
@@ -266,13 +274,18 @@ fn parse_output_format(object: &Map<String, Value>) -> Result<Option<Value>, Inv
             ));
         }
     }
+    let field = if field == "output_format" {
+        "output_format.schema"
+    } else {
+        "output_config.format.schema"
+    };
     match format.get("schema") {
-        Some(schema @ Value::Object(_)) => Ok(Some(schema.clone())),
+        Some(schema @ Value::Object(_)) => Ok(Some(OutputSchema { field, schema: schema.clone() })),
         Some(other) => Err(invalid(
-            &format!("{field}.schema"),
+            field,
             format_args!("expected a JSON Schema object, got {}", type_name(other)),
         )),
-        None => Err(invalid(&format!("{field}.schema"), "field required")),
+        None => Err(invalid(field, "field required")),
     }
 }
 
@@ -567,7 +580,8 @@ mod tests {
             json!({"effort": "low", "format": {"type": "json_schema", "schema": schema}}),
         ))
         .unwrap();
-        assert_eq!(request.output_schema, Some(schema));
+        let expected = OutputSchema { field: "output_config.format.schema", schema };
+        assert_eq!(request.output_schema, Some(expected));
         let request = parse(with("output_config", json!({"effort": "high"}))).unwrap();
         assert_eq!(request.output_schema, None);
     }
