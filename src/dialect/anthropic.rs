@@ -1,4 +1,4 @@
-//! Anthropic Messages API: event classes (`protocols.md` §5), error types and
+//! Anthropic Messages API: event classes (`docs/protocols.md` §4), error types and
 //! error bodies (§2.5).
 //!
 //! Every error sluice sends on an Anthropic route, whether it answers a bad
@@ -97,7 +97,7 @@ mod tests {
     }
 }
 
-/// Timing class of an Anthropic event (`protocols.md` §5): text, thinking
+/// Timing class of an Anthropic event (`docs/protocols.md` §4): text, thinking
 /// and tool-argument deltas are tokens; opening a `tool_use` (or server tool)
 /// block starts a tool call; everything else, unknown events included, is
 /// other. Only deltas and block starts have their JSON read.

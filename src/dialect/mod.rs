@@ -1,6 +1,6 @@
 //! Provider dialects: the wire facts of each API that sluice must get exactly
 //! right, kept apart from timing and serving. A dialect answers two questions
-//! (`protocols.md` §5 and §2.5/§3.4):
+//! (`docs/protocols.md` §4, §2.5 and §3.2):
 //!
 //! - what an SSE event is for timing ([`Dialect::classify`]): a token, the
 //!   start of a tool call, or anything else;
@@ -62,7 +62,7 @@ impl Dialect {
         }
     }
 
-    /// The provider's mid-stream error event (`protocols.md` §2.4, §3.3, §3.5),
+    /// The provider's mid-stream error event (`docs/protocols.md` §2.4, §3.1, §3.3),
     /// sent after HTTP 200 when a `stream_error` fault fires.
     pub fn error_event(self, error_type: &str, message: &str, request_id: &str) -> SseRecord {
         match self {
@@ -85,7 +85,7 @@ impl Dialect {
 
     /// The provider's rate-limit headers, exhausted, resetting at `reset_at`
     /// (`reset_in` from now): RFC 3339 times for Anthropic, Go-style
-    /// durations for OpenAI (`protocols.md` §2.2, §3.4).
+    /// durations for OpenAI (`docs/protocols.md` §2.2, §3.2).
     pub fn rate_limit_headers(
         self,
         reset_at: std::time::SystemTime,

@@ -1,5 +1,5 @@
-//! OpenAI Chat Completions and Responses: event classes (`protocols.md` §5)
-//! and error bodies (§3.4).
+//! OpenAI Chat Completions and Responses: event classes (`docs/protocols.md` §4)
+//! and error bodies (§3.2).
 //!
 //! ```json
 //! {"error":{"message":"...","type":"server_error","param":null,"code":null}}
@@ -48,7 +48,7 @@ pub fn stream_error_type(error_type: &str) -> &str {
     }
 }
 
-/// The data of a mid-stream Chat Completions error (`protocols.md` §3.3).
+/// The data of a mid-stream Chat Completions error (`docs/protocols.md` §3.1).
 pub fn stream_error(error_type: &str, message: &str) -> String {
     json!({"error": {"message": message, "type": stream_error_type(error_type), "param": null, "code": null}})
         .to_string()

@@ -2,7 +2,7 @@
 //! then either streamed as SSE records ([`Reply::into_events`], built lazily one
 //! event at a time) or returned whole ([`Reply::to_message`]).
 //!
-//! The stream follows the Messages grammar of `protocols.md` §2.4 exactly:
+//! The stream follows the Messages grammar of `docs/protocols.md` §2.4 exactly:
 //!
 //! ```text
 //! message_start ping (content_block_start content_block_delta* content_block_stop)* message_delta message_stop
@@ -171,7 +171,7 @@ impl Reply {
         self.blocks.iter().map(Block::len).sum()
     }
 
-    /// The non-streaming response body (`protocols.md` §2.3).
+    /// The non-streaming response body (`docs/protocols.md` §2.3).
     pub fn to_message(&self) -> Value {
         let content: Vec<Value> = self
             .blocks

@@ -1,4 +1,4 @@
-//! The timing rule (DESIGN.md "Timing semantics") as plain arithmetic: given
+//! The timing rule (`docs/architecture.md`, "Timing") as plain arithmetic: given
 //! when a record arrived from its source and what it is, when may it go out?
 //!
 //! All release times are absolute instants, and each is computed from the

@@ -6,7 +6,7 @@
 //! shaper reads only [`EventKind`]; it writes `raw` unchanged, so an event that
 //! no fault touches reaches the client byte-for-byte as the source made it.
 //!
-//! Emission rules follow `protocols.md` §1.4, which every official SDK parser
+//! Emission rules follow `docs/protocols.md` §1.2, which every official SDK parser
 //! accepts: LF line ends, `field: value` with one space, one compact `data:`
 //! line per event, a blank line after every event (the last one included), and
 //! no BOM, `id:` or `retry:`.

@@ -1,6 +1,6 @@
 """The official Python `anthropic` SDK against sluice's faults: it retries an
 injected 529 and 429 and honours `retry-after`, surfaces a mid-stream
-`stream_error` as its error, and sees a `truncate` as protocols.md §4.3 says
+`stream_error` as its error, and sees a `truncate` as docs/protocols.md §2.6 says
 (a partial message, no error)."""
 
 import time
