@@ -31,7 +31,19 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use crate::config::Limits;
-use crate::handler::ResetHandle;
+
+/// Set by a response whose stream fault is a reset; the connection's I/O
+/// then closes with SO_LINGER 0, which sends a TCP RST (HTTP/1.1 only: on
+/// HTTP/2 the failed body resets just its stream).
+#[derive(Debug, Clone, Default)]
+pub struct ResetHandle(pub Arc<AtomicBool>);
+
+impl ResetHandle {
+    /// Whether a reset was asked for.
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
 
 /// What the watchdog knows of one connection.
 #[derive(Debug)]

@@ -7,7 +7,7 @@
 
 use crate::config::{self, value};
 use crate::dialect::Dialect;
-use crate::mock::request::{Endpoint, MessagesRequest};
+use crate::mock::anthropic::{self, Endpoint};
 use crate::mock::schema;
 use crate::mock::{Reply, text};
 use crate::shape::plan::request_rng;
@@ -44,13 +44,13 @@ pub fn sse_split(data: &[u8]) {
 /// answered, and the answer stays within its bounds: at most
 /// `tokens_per_response` text tokens, or a tool input within the schema budget.
 pub fn request(data: &[u8]) {
-    let _ = MessagesRequest::parse(data, Endpoint::CountTokens);
-    let Ok(request) = MessagesRequest::parse(data, Endpoint::Messages) else { return };
+    let _ = anthropic::parse(data, Endpoint::CountTokens);
+    let Ok(request) = anthropic::parse(data, Endpoint::Messages) else { return };
     let mut rng = request_rng(0, 0);
     if let Ok(reply) = Reply::generate(&request, 50, &crate::config::ToolUse::DEFAULT, &mut rng) {
-        let message = reply.to_message().to_string();
+        let message = anthropic::message(&reply).to_string();
         assert!(message.len() < 2 * schema::Budget::DEFAULT.bytes + 64 * 1024, "{}", message.len());
-        let events = reply.into_events().count();
+        let events = anthropic::events(reply).count();
         assert!(events < 2 * schema::Budget::DEFAULT.bytes, "{events} events");
     }
 }

@@ -46,6 +46,7 @@ pub mod dialect;
 pub mod fuzz_checks;
 pub mod handler;
 pub mod live;
+pub mod metrics;
 pub mod mock;
 pub mod proxy;
 pub mod response;
@@ -85,11 +86,7 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
     let mut lines = Vec::new();
     match &config.upstream {
         None => {
-            lines.push(format!("[sluice] Claude API mock running on {host}"));
-            lines.push(
-                "[sluice] Endpoint: POST /v1/messages (also POST /v1/messages/count_tokens, GET /health)"
-                    .to_string(),
-            );
+            lines.extend(mock::banner_lines(&host));
         }
         Some(upstream) => {
             lines.push(format!("[sluice] Proxy running on {host}"));

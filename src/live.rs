@@ -27,9 +27,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::admin::metrics::Metrics;
 use crate::config::layer::Overrides;
 use crate::config::{Config, ConfigSource, ProfilePatch};
+use crate::metrics::Metrics;
 use crate::proxy::{ClientError, UpstreamClient};
 use crate::route::Router;
 

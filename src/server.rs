@@ -21,10 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::{self, ClientIo, ConnState, RateLimitedLog, Tracked};
 
-use crate::admin::metrics::Metrics;
 use crate::config::Config;
-use crate::handler::{App, ResetHandle, StreamEnd};
+use crate::connection::ResetHandle;
+use crate::handler::{App, StreamEnd};
 use crate::live::{self, Live, Source, StartError};
+use crate::metrics::Metrics;
 
 /// Serves `config` on `listener` until `shutdown` completes (no admin
 /// listener, no reload). See [`serve`].

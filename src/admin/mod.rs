@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /health` | `{"status":"ok"}` while the process runs |
 //! | `GET /ready` | 200 while serving, 503 once shutdown has begun |
-//! | `GET /metrics` | Prometheus text ([`metrics`]) |
+//! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
 //! | `GET /config` | the effective config, defaults filled in, secrets redacted, with its version |
 //! | `POST /reload` | reads the config file again: `applied`, `unchanged`, or 422 `rejected` with the reason |
 //! | `PUT /faults` | runtime overrides: a JSON object of default-profile knobs, on top of the file |
@@ -13,8 +13,6 @@
 //! With `token` set, every request needs `Authorization: Bearer <token>`.
 //! Runtime overrides survive file reloads (they are layered on every load)
 //! and go with a restart.
-
-pub mod metrics;
 
 use std::convert::Infallible;
 use std::sync::Arc;

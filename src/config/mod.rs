@@ -34,16 +34,7 @@ pub enum ConfigSource {
     File(PathBuf),
 }
 
-/// When the response head of a stream is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeadTiming {
-    /// Held until the first content event is released, so a client that sees
-    /// only time to first byte (k6's `timings.waiting`) measures the
-    /// first-token delay. The default.
-    FirstToken,
-    /// Sent at once, with the non-content preamble (`message_start`).
-    Immediate,
-}
+pub use crate::shape::head::HeadTiming;
 
 /// The knobs that shape a response.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,9 +8,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The longest duration any knob, header or admin call may set: a week.
-/// Every deadline sluice computes is an instant plus a sum of such bounded
-/// durations, so none of its arithmetic can overflow (`docs/reliability.md`).
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Defined beside the arithmetic it keeps from overflowing (`shape`).
+pub use crate::shape::MAX_DURATION;
 
 /// What a duration may look like, for error messages.
 pub const DURATION_FORM: &str =

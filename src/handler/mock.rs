@@ -1,6 +1,8 @@
-//! Mock mode's endpoints: `POST /v1/messages` through the whole pipeline,
-//! `POST /v1/messages/count_tokens`, `GET /health`, and provider-shaped 404
-//! and 405 for everything else.
+//! Mock mode: each API in [`mock::APIS`] is routed by its paths. Its
+//! generating endpoint goes through the whole pipeline (an [`Exchange`] with
+//! the mock's reply as an instant source); its other endpoints are answered
+//! at once; `GET /health` is answered; everything else is a 404 or a 405 in
+//! the dialect of its path.
 
 use hyper::body::Incoming;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
@@ -8,151 +10,135 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::reply::{self, ResetHandle, read_body};
-use super::{App, slow_head};
+use super::exchange::{Answer, Delivery, Exchange, other_request_id};
+use super::refusal::Refusal;
+use super::request_body::read_body;
 use crate::dialect::Dialect;
 use crate::live::Snapshot;
-use crate::mock::request::Endpoint;
-use crate::mock::{MessagesRequest, Reply};
-use crate::response::{self, Body, BoxError, REQUEST_ID};
+use crate::mock::{self, MockApi, Reply};
+use crate::response::{self, BoxError, REQUEST_ID};
 use crate::route::BodyFacts;
-use crate::shape::{Arrival, Fault, Pacer, Shaper};
+use crate::shape::head::HeadHold;
 
 /// Routes a request in mock mode.
-pub async fn serve(
-    app: &App,
+pub(crate) async fn serve(
+    app: &super::App,
     snapshot: &Snapshot,
     request: Request<Incoming>,
     arrival: Instant,
-) -> Response<Body> {
+) -> Answer {
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    match (&method, path.as_str()) {
-        (&Method::POST, "/v1/messages") => messages(app, snapshot, request, arrival).await,
-        (&Method::POST, "/v1/messages/count_tokens") => count_tokens(snapshot, request).await,
-        (&Method::GET | &Method::HEAD, "/health") => reply::health(),
-        (_, "/v1/messages" | "/v1/messages/count_tokens") => {
-            reply::method_not_allowed(&method, &path, "POST")
+    let path = request.uri().path();
+    if path == "/health" {
+        return match method {
+            Method::GET | Method::HEAD => Answer::local(super::health()),
+            _ => not_allowed(method, path, "GET", Dialect::Anthropic),
+        };
+    }
+    for api in mock::APIS {
+        if path == api.generate {
+            if method != Method::POST {
+                return not_allowed(method, path, "POST", api.dialect);
+            }
+            return generate(app, snapshot, api, request, arrival).await;
         }
-        (_, "/health") => reply::method_not_allowed(&method, &path, "GET"),
-        _ => response::error(
-            StatusCode::NOT_FOUND,
-            &format!(
-                "no route for {method} {path}: sluice mock serves POST /v1/messages, \
-                 POST /v1/messages/count_tokens and GET /health"
-            ),
-            &reply::other_request_id(),
-        ),
+        if let Some((_, answer)) = api.instant.iter().find(|(instant, _)| *instant == path) {
+            if method != Method::POST {
+                return not_allowed(method, path, "POST", api.dialect);
+            }
+            return instant(snapshot, api, *answer, request).await;
+        }
+    }
+    let message = format!(
+        "no route for {method} {path}: sluice mock serves {} and GET /health",
+        list(&mock::endpoints())
+    );
+    Answer::unrouted(Refusal::NotFound(message), Dialect::for_path(path))
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn list(items: &[String]) -> String {
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }
 
-async fn messages(
-    app: &App,
+fn not_allowed(method: Method, path: &str, allowed: &'static str, dialect: Dialect) -> Answer {
+    let refusal = Refusal::MethodNotAllowed { method, path: path.to_string(), allowed };
+    Answer::unrouted(refusal, dialect)
+}
+
+/// A reply through the whole pipeline.
+async fn generate(
+    app: &super::App,
     snapshot: &Snapshot,
+    api: &MockApi,
     request: Request<Incoming>,
     arrival: Instant,
-) -> Response<Body> {
-    let reset = request.extensions().get::<ResetHandle>().cloned();
+) -> Answer {
     let (head, body) = request.into_parts();
     let body = match read_body(body, &head.headers, &snapshot.config).await {
         Ok(body) => body,
-        Err(refusal) => return refusal(&reply::other_request_id()),
+        Err(refusal) => return Answer::unrouted(refusal, api.dialect),
     };
     let facts = BodyFacts::read(&body);
-    let mut admitted = match app.admit(snapshot, &head, Some(&facts), Dialect::Anthropic) {
-        Ok(admitted) => admitted,
-        Err(refusal) => return *refusal,
-    };
-    if let Some(fault @ Fault::Http(http)) = &admitted.plan.fault {
-        app.record_fault(&admitted, fault);
-        let mut response = reply::http_fault(http, Dialect::Anthropic, &admitted.request_id);
-        admitted.mark(response.headers_mut(), true);
-        return response;
-    }
-    let parsed = match MessagesRequest::parse(&body, Endpoint::Messages) {
+    let mut exchange =
+        match Exchange::begin(app, snapshot, &head, Some(&facts), api.dialect, arrival) {
+            Ok(exchange) => exchange,
+            Err(answer) => return *answer,
+        };
+    let parsed = match (api.parse)(&body) {
         Ok(parsed) => parsed,
-        Err(invalid) => {
-            let mut response =
-                response::error(StatusCode::BAD_REQUEST, &invalid.0, &admitted.request_id);
-            admitted.mark(response.headers_mut(), false);
-            return response;
-        }
+        Err(invalid) => return exchange.refuse(Refusal::InvalidRequest(invalid.0)),
     };
-
-    let profile = &admitted.profile;
-    let reply = match Reply::generate(
-        &parsed,
-        profile.tokens_per_response,
-        &profile.tool_use,
-        &mut admitted.rng,
-    ) {
+    let (profile, rng) = exchange.profile_and_rng();
+    let reply = match Reply::generate(&parsed, profile.tokens_per_response, &profile.tool_use, rng)
+    {
         Ok(reply) => reply,
         Err(invalid) => {
-            debug!(request = admitted.number, error = %invalid, "schema refused: past the budget or unsatisfiable");
-            let mut response =
-                response::error(StatusCode::BAD_REQUEST, &invalid.0, &admitted.request_id);
-            admitted.mark(response.headers_mut(), false);
-            return response;
+            debug!(request = exchange.number(), error = %invalid, "schema refused: past the budget or unsatisfiable");
+            return exchange.refuse(Refusal::InvalidRequest(invalid.0));
         }
     };
-    let message = (!parsed.stream).then(|| reply.to_message());
-    // A slow head shifts the whole reply: its schedule starts that much later.
-    let wait = slow_head(&admitted.plan);
-    let start = crate::shape::later(arrival, wait);
-    let stream_fault = match (&admitted.plan.fault, parsed.stream) {
-        (Some(fault), true) => reply::stream_fault(fault, Dialect::Anthropic, &admitted.request_id),
-        _ => None,
-    };
-    let applies = wait > std::time::Duration::ZERO || stream_fault.is_some();
-    if let (true, Some(fault)) = (applies, &admitted.plan.fault) {
-        app.record_fault(&admitted, fault);
+    if !parsed.stream {
+        let message = (api.message)(&reply);
+        let response = response::json(StatusCode::OK, message, exchange.request_id());
+        return exchange.whole_after(records(api, reply), response).await;
     }
-    let source = futures_util::stream::iter(reply.into_events().map(Ok::<_, BoxError>));
-    let pacer = Pacer::new(profile.timing, admitted.rng.clone());
-    let shaped = Shaper::new(source, pacer, Arrival::AtRequestStart(start))
-        .with_fault(stream_fault)
-        .with_lateness(app.lateness_observer());
-    match message {
-        Some(message) => {
-            // A non-streaming reply takes as long as the stream would have.
-            futures_util::StreamExt::for_each(shaped, |_| async {}).await;
-            let mut response =
-                response::json(StatusCode::OK, message.to_string(), &admitted.request_id);
-            admitted.mark(response.headers_mut(), applies);
-            response
-        }
-        None => {
-            let mut head = Response::new(()).into_parts().0;
-            let headers = &mut head.headers;
-            headers
-                .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            if let Ok(id) = HeaderValue::from_str(&admitted.request_id) {
-                headers.insert(REQUEST_ID, id);
-            }
-            admitted.mark(headers, applies);
-            tokio::time::sleep_until(start).await;
-            let farewell = reply::farewell(Dialect::Anthropic, &admitted.request_id);
-            let parts = app.body_parts(arrival, reset, &mut admitted, farewell);
-            reply::shaped_response(head, shaped, snapshot.config.head, reply::HeadHold::MOCK, parts)
-                .await
-        }
+    let mut head = Response::new(()).into_parts().0;
+    let headers = &mut head.headers;
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(id) = HeaderValue::from_str(exchange.request_id()) {
+        headers.insert(REQUEST_ID, id);
     }
+    exchange.stream(head, records(api, reply), Delivery::Instant, HeadHold::MOCK).await
 }
 
-async fn count_tokens(snapshot: &Snapshot, request: Request<Incoming>) -> Response<Body> {
-    let request_id = reply::other_request_id();
+/// The reply's records as the shaper's source: made as they are pulled.
+fn records(
+    api: &MockApi,
+    reply: Reply,
+) -> impl futures_util::Stream<Item = Result<crate::sse::SseRecord, BoxError>> + Send + 'static {
+    futures_util::stream::iter((api.events)(reply).map(Ok::<_, BoxError>))
+}
+
+/// An endpoint answered at once with JSON (no route, no fault, no shaping).
+async fn instant(
+    snapshot: &Snapshot,
+    api: &MockApi,
+    answer: mock::InstantAnswer,
+    request: Request<Incoming>,
+) -> Answer {
     let (head, body) = request.into_parts();
     let body = match read_body(body, &head.headers, &snapshot.config).await {
         Ok(body) => body,
-        Err(refusal) => return refusal(&request_id),
+        Err(refusal) => return Answer::unrouted(refusal, api.dialect),
     };
-    match MessagesRequest::parse(&body, Endpoint::CountTokens) {
-        Ok(parsed) => response::json(
-            StatusCode::OK,
-            serde_json::json!({"input_tokens": parsed.input_tokens}).to_string(),
-            &request_id,
-        ),
-        Err(invalid) => response::error(StatusCode::BAD_REQUEST, &invalid.0, &request_id),
+    match answer(&body) {
+        Ok(json) => Answer::local(response::json(StatusCode::OK, json, &other_request_id())),
+        Err(invalid) => Answer::unrouted(Refusal::InvalidRequest(invalid.0), api.dialect),
     }
 }

@@ -24,9 +24,9 @@ use hyper::body::{Body, Frame, SizeHint};
 use slab::Slab;
 use tokio::time::Instant;
 
-use super::ControlGuard;
-use super::reply::ResetHandle;
-use crate::admin::metrics::{Metrics, OpenStream};
+use super::control::ControlGuard;
+use crate::connection::ResetHandle;
+use crate::metrics::{Metrics, OpenStream};
 use crate::response::BoxError;
 use crate::shape::InjectedReset;
 use crate::sse::SseRecord;

@@ -1,27 +1,16 @@
-//! The mock's answer to one request, decided up front ([`Reply::generate`]),
-//! then either streamed as SSE records ([`Reply::into_events`], built lazily one
-//! event at a time) or returned whole ([`Reply::to_message`]).
-//!
-//! The stream follows the Messages grammar of `docs/protocols.md` §2.4 exactly:
-//!
-//! ```text
-//! message_start ping (content_block_start content_block_delta* content_block_stop)* message_delta message_stop
-//! ```
-//!
-//! with dense block indexes from 0, one block open at a time, cumulative
-//! `usage.output_tokens` in `message_delta`, and `"type"` equal to the event
-//! name inside every JSON payload.
+//! The mock's answer to one turn, decided up front and dialect-neutral
+//! ([`Reply::generate`]): text, structured output or tool calls, with their
+//! output already cut into the fragments one delta each carries, a stop
+//! reason, and usage. Each API's module encodes it (`mock::anthropic`).
 
-use bytes::{BufMut as _, BytesMut};
 use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::request::{InvalidRequest, MessagesRequest, ToolChoice};
+use super::request::{InvalidRequest, ToolChoice, TurnRequest};
 use super::schema;
-use super::text::{LazyTokens, Pieces, TokenCursor, random_id};
+use super::text::{LazyTokens, Pieces, random_id};
 use crate::config::{ToolPick, ToolUse};
-use crate::sse::{EventKind, SseRecord, encode_event};
 
 /// Why the reply stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,17 +21,6 @@ pub enum StopReason {
     MaxTokens,
     /// Called a tool.
     ToolUse,
-}
-
-impl StopReason {
-    /// The wire value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EndTurn => "end_turn",
-            Self::MaxTokens => "max_tokens",
-            Self::ToolUse => "tool_use",
-        }
-    }
 }
 
 /// A content block of the reply, with its output already cut into the
@@ -64,7 +42,7 @@ pub enum Block {
     },
     /// A call of a client tool.
     ToolUse {
-        /// `toolu_...`.
+        /// A random id; each API writes it with its own prefix (`toolu_`, `call_`).
         id: String,
         /// The tool's name.
         name: String,
@@ -77,7 +55,7 @@ pub enum Block {
 
 impl Block {
     /// How many deltas it streams.
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Block::Text { tokens } => tokens.len(),
             Block::Json { fragments, .. } => fragments.len(),
@@ -89,7 +67,7 @@ impl Block {
 /// The whole answer to one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
-    /// `msg_...`.
+    /// A random id; each API writes it with its own prefix (`msg_`, `chatcmpl-`).
     pub id: String,
     /// Echoed from the request.
     pub model: String,
@@ -118,14 +96,14 @@ impl Reply {
     /// schema asks for an input past the [`schema::Budget`] or cannot be
     /// satisfied.
     pub fn generate(
-        request: &MessagesRequest,
+        request: &TurnRequest,
         tokens_per_response: u32,
         tool_use: &ToolUse,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self, InvalidRequest> {
         let calls = tool_calls(request, tool_use, rng);
         let max_tokens = usize::try_from(request.max_tokens).unwrap_or(usize::MAX);
-        let id = format!("msg_{}", random_id(rng));
+        let id = random_id(rng);
         let (blocks, stop_reason) =
             if let (true, Some(output)) = (calls.is_empty(), &request.output_schema) {
                 let value = schema::sample(&output.schema, rng)
@@ -149,7 +127,7 @@ impl Reply {
                     })?;
                     let fragments = fragments(&input.to_string(), share, rng);
                     blocks.push(Block::ToolUse {
-                        id: format!("toolu_{}", random_id(rng)),
+                        id: random_id(rng),
                         name: tool.name.clone(),
                         input,
                         fragments,
@@ -170,50 +148,11 @@ impl Reply {
     pub fn output_tokens(&self) -> usize {
         self.blocks.iter().map(Block::len).sum()
     }
-
-    /// The non-streaming response body (`docs/protocols.md` §2.3).
-    pub fn to_message(&self) -> Value {
-        let content: Vec<Value> = self
-            .blocks
-            .iter()
-            .map(|block| match block {
-                Block::Text { tokens } => json!({"type": "text", "text": tokens.concat()}),
-                Block::Json { text, .. } => json!({"type": "text", "text": text}),
-                Block::ToolUse { id, name, input, .. } => {
-                    json!({"type": "tool_use", "id": id, "name": name, "input": input})
-                }
-            })
-            .collect();
-        json!({
-            "id": self.id,
-            "type": "message",
-            "role": "assistant",
-            "model": self.model,
-            "content": content,
-            "stop_reason": self.stop_reason.as_str(),
-            "stop_sequence": null,
-            "usage": self.usage(self.output_tokens()),
-        })
-    }
-
-    fn usage(&self, output_tokens: usize) -> Value {
-        json!({
-            "input_tokens": self.input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-            "output_tokens": output_tokens,
-        })
-    }
-
-    /// The stream of SSE records, built one event at a time as it is pulled.
-    pub fn into_events(self) -> ReplyEvents {
-        ReplyEvents { reply: self, step: Step::MessageStart, text: None }
-    }
 }
 
 /// The indexes of the tools this turn calls, in order; empty for a text
 /// answer.
-fn tool_calls(request: &MessagesRequest, tool_use: &ToolUse, rng: &mut ChaCha8Rng) -> Vec<usize> {
+fn tool_calls(request: &TurnRequest, tool_use: &ToolUse, rng: &mut ChaCha8Rng) -> Vec<usize> {
     let tools = &request.tools;
     if tools.is_empty() {
         return Vec::new();
@@ -289,153 +228,3 @@ fn fragments(json: &str, max: usize, rng: &mut impl Rng) -> Pieces {
     }
     out
 }
-
-/// A `content_block_delta` event, encoded without building a JSON value:
-/// `{"type":"content_block_delta","index":I,"delta":{"type":T,"F":"…"}}`.
-fn encode_delta(index: usize, delta_type: &str, field: &str, fragment: &str) -> SseRecord {
-    let mut raw = BytesMut::with_capacity(96 + fragment.len() + fragment.len() / 4);
-    raw.put_slice(
-        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
-    );
-    raw.put_slice(itoa::Buffer::new().format(index).as_bytes());
-    raw.put_slice(b",\"delta\":{\"type\":\"");
-    raw.put_slice(delta_type.as_bytes());
-    raw.put_slice(b"\",\"");
-    raw.put_slice(field.as_bytes());
-    raw.put_slice(b"\":");
-    // Infallible into memory; escapes the fragment as JSON.
-    let _ = serde_json::to_writer((&mut raw).writer(), fragment);
-    raw.put_slice(b"}}\n\n");
-    SseRecord { raw: raw.freeze(), kind: EventKind::Content }
-}
-
-/// Where [`ReplyEvents`] is in the grammar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    MessageStart,
-    Ping,
-    BlockStart(usize),
-    Delta(usize, usize),
-    BlockStop(usize),
-    MessageDelta,
-    MessageStop,
-    Done,
-}
-
-/// The reply's SSE records, in order; an `Iterator`, so the mock's source is
-/// `stream::iter` and costs nothing until pulled.
-#[derive(Debug)]
-pub struct ReplyEvents {
-    reply: Reply,
-    step: Step,
-    /// The text block being streamed, and the cursor making its tokens.
-    text: Option<(usize, TokenCursor)>,
-}
-
-impl ReplyEvents {
-    fn after_block(&self, index: usize) -> Step {
-        if index + 1 < self.reply.blocks.len() {
-            Step::BlockStart(index + 1)
-        } else {
-            Step::MessageDelta
-        }
-    }
-
-    fn after_delta(&self, index: usize, piece: usize) -> Step {
-        let count = self.reply.blocks.get(index).map_or(0, Block::len);
-        if piece < count { Step::Delta(index, piece) } else { Step::BlockStop(index) }
-    }
-
-    fn record(&mut self, step: Step) -> Option<SseRecord> {
-        let reply = &self.reply;
-        let (name, payload, kind) = match step {
-            Step::MessageStart => (
-                "message_start",
-                json!({"type": "message_start", "message": {
-                    "id": reply.id, "type": "message", "role": "assistant", "model": reply.model,
-                    "content": [], "stop_reason": null, "stop_sequence": null, "usage": reply.usage(1),
-                }}),
-                EventKind::Other,
-            ),
-            Step::Ping => ("ping", json!({"type": "ping"}), EventKind::Other),
-            Step::BlockStart(index) => {
-                let (block, kind) = match reply.blocks.get(index)? {
-                    Block::Text { .. } | Block::Json { .. } => {
-                        (json!({"type": "text", "text": ""}), EventKind::Other)
-                    }
-                    Block::ToolUse { id, name, .. } => (
-                        json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
-                        EventKind::ToolStart,
-                    ),
-                };
-                let payload =
-                    json!({"type": "content_block_start", "index": index, "content_block": block});
-                ("content_block_start", payload, kind)
-            }
-            Step::Delta(index, piece) => {
-                // The hot path (one per token): written straight into one buffer.
-                return match reply.blocks.get(index)? {
-                    Block::Text { tokens } => {
-                        if self.text.as_ref().is_none_or(|(at, _)| *at != index) {
-                            self.text = Some((index, tokens.cursor()));
-                        }
-                        let (_, cursor) = self.text.as_mut()?;
-                        Some(encode_delta(index, "text_delta", "text", cursor.next_token()?))
-                    }
-                    Block::Json { fragments, .. } => {
-                        Some(encode_delta(index, "text_delta", "text", fragments.get(piece)?))
-                    }
-                    Block::ToolUse { fragments, .. } => Some(encode_delta(
-                        index,
-                        "input_json_delta",
-                        "partial_json",
-                        fragments.get(piece)?,
-                    )),
-                };
-            }
-            Step::BlockStop(index) => (
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": index}),
-                EventKind::Other,
-            ),
-            Step::MessageDelta => (
-                "message_delta",
-                json!({"type": "message_delta",
-                    "delta": {"stop_reason": reply.stop_reason.as_str(), "stop_sequence": null},
-                    "usage": {"output_tokens": reply.output_tokens()}}),
-                EventKind::Other,
-            ),
-            Step::MessageStop => {
-                ("message_stop", json!({"type": "message_stop"}), EventKind::Other)
-            }
-            Step::Done => return None,
-        };
-        Some(encode_event(name, &payload.to_string(), kind))
-    }
-}
-
-impl Iterator for ReplyEvents {
-    type Item = SseRecord;
-
-    fn next(&mut self) -> Option<SseRecord> {
-        let step = self.step;
-        self.step = match step {
-            Step::MessageStart => Step::Ping,
-            Step::Ping if self.reply.blocks.is_empty() => Step::MessageDelta,
-            Step::Ping => Step::BlockStart(0),
-            Step::BlockStart(index) => self.after_delta(index, 0),
-            Step::Delta(index, piece) => self.after_delta(index, piece + 1),
-            Step::BlockStop(index) => self.after_block(index),
-            Step::MessageDelta => Step::MessageStop,
-            Step::MessageStop | Step::Done => Step::Done,
-        };
-        let record = self.record(step);
-        if record.is_none() {
-            self.step = Step::Done;
-        }
-        record
-    }
-}
-
-#[cfg(test)]
-mod tests;

@@ -79,7 +79,7 @@ impl Delay {
             }
         };
         // A distribution's tail is unbounded; a draw is not (NaN is zero).
-        let longest = crate::config::value::MAX_DURATION;
+        let longest = super::MAX_DURATION;
         Duration::try_from_secs_f64(seconds.clamp(0.0, longest.as_secs_f64()))
             .unwrap_or(Duration::ZERO)
     }

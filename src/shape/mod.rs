@@ -8,6 +8,7 @@
 //! same for the same config.
 
 pub mod delay;
+pub(crate) mod head;
 pub mod pacer;
 pub mod plan;
 pub mod shaper;
@@ -25,10 +26,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// The longest duration any knob, header or admin call may set: a week.
+/// Every deadline sluice computes is an instant plus a sum of such bounded
+/// durations, so none of its arithmetic can overflow (`docs/reliability.md`).
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// `at + by`, saturating instead of panicking. Every duration sluice accepts
-/// is bounded ([`MAX_DURATION`](crate::config::value::MAX_DURATION)), so
+/// is bounded ([`MAX_DURATION`]), so
 /// this never saturates in practice; it keeps a deadline computed from any
 /// input from being able to panic.
 pub fn later(at: Instant, by: Duration) -> Instant {
-    at.checked_add(by).or_else(|| at.checked_add(crate::config::value::MAX_DURATION)).unwrap_or(at)
+    at.checked_add(by).or_else(|| at.checked_add(MAX_DURATION)).unwrap_or(at)
 }

@@ -4,15 +4,17 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::mock::request::{Endpoint, MessagesRequest};
+use crate::config::{ToolPick, ToolUse};
+use crate::mock::reply::{Block, Reply, StopReason};
+use crate::mock::request::TurnRequest;
 use crate::shape::plan::request_rng;
 
-fn request(extra: Value) -> MessagesRequest {
+fn request(extra: Value) -> TurnRequest {
     let mut body = json!({"model": "claude-mock-1", "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]});
     for (key, value) in extra.as_object().unwrap() {
         body[key] = value.clone();
     }
-    MessagesRequest::parse(body.to_string().as_bytes(), Endpoint::Messages).unwrap()
+    parse(body.to_string().as_bytes(), Endpoint::Messages).unwrap()
 }
 
 fn weather_tools() -> Value {
@@ -23,9 +25,8 @@ fn weather_tools() -> Value {
 }
 
 /// (event name, parsed data, kind) of every record, checking the framing.
-fn events(reply: Reply) -> Vec<(String, Value, EventKind)> {
-    reply
-        .into_events()
+fn decoded(reply: Reply) -> Vec<(String, Value, EventKind)> {
+    events(reply)
         .map(|record| {
             let text = std::str::from_utf8(&record.raw).unwrap();
             let body = text.strip_suffix("\n\n").expect("every event ends with a blank line");
@@ -47,8 +48,8 @@ fn names(events: &[(String, Value, EventKind)]) -> Vec<&str> {
 fn a_text_reply_streams_the_full_grammar() {
     let reply = Reply::generate(&request(json!({})), 50, &ToolUse::DEFAULT, &mut request_rng(1, 0))
         .unwrap();
-    let message = reply.to_message();
-    let events = events(reply);
+    let message = message(&reply);
+    let events = decoded(reply);
     let mut expected = vec!["message_start", "ping", "content_block_start"];
     expected.extend(std::iter::repeat_n("content_block_delta", 50));
     expected.extend(["content_block_stop", "message_delta", "message_stop"]);
@@ -89,7 +90,7 @@ fn max_tokens_caps_the_reply() {
     .unwrap();
     assert_eq!(reply.output_tokens(), 7);
     assert_eq!(reply.stop_reason, StopReason::MaxTokens);
-    assert_eq!(reply.to_message()["stop_reason"], json!("max_tokens"));
+    assert_eq!(message(&reply)["stop_reason"], json!("max_tokens"));
 }
 
 #[test]
@@ -101,8 +102,8 @@ fn a_tool_request_streams_a_tool_call_whose_fragments_join_to_its_input() {
         &mut request_rng(2, 0),
     )
     .unwrap();
-    let message = reply.to_message();
-    let events = events(reply);
+    let message = message(&reply);
+    let events = decoded(reply);
     let start = events.iter().find(|e| e.0 == "content_block_start").unwrap();
     assert_eq!(start.2, EventKind::ToolStart);
     assert_eq!(start.1["content_block"]["type"], json!("tool_use"));
@@ -338,8 +339,8 @@ fn parallel_calls_stream_one_block_each() {
     )
     .unwrap();
     assert_eq!(calls(&reply).len(), 3);
-    let message = reply.to_message();
-    let events = events(reply);
+    let message = message(&reply);
+    let events = decoded(reply);
     let starts: Vec<&Value> =
         events.iter().filter(|e| e.0 == "content_block_start").map(|e| &e.1).collect();
     assert_eq!(starts.len(), 3);
@@ -382,11 +383,11 @@ fn structured_output_is_json_of_the_schema_streamed_as_text() {
             Reply::generate(&request(extra), 50, &ToolUse::DEFAULT, &mut request_rng(seed, 0))
                 .unwrap();
         assert_eq!(reply.stop_reason, StopReason::EndTurn);
-        let message = reply.to_message();
+        let message = message(&reply);
         let text = message["content"][0]["text"].as_str().unwrap().to_string();
         let value: Value = serde_json::from_str(&text).unwrap();
         assert!(validator.is_valid(&value), "{value}");
-        let events = events(reply);
+        let events = decoded(reply);
         let streamed: String =
             events.iter().filter_map(|(_, data, _)| data["delta"]["text"].as_str()).collect();
         assert_eq!(streamed, text);

@@ -1,0 +1,366 @@
+//! [`Exchange`]: one request and its answer, the same type in mock and proxy
+//! mode. It owns the fault protocol, so each mode only says where its
+//! answer comes from:
+//!
+//! ```text
+//! Exchange::begin   route, profile, control headers, numbers, fault plan
+//!                   ─▶ refused (bad control header) or injected HTTP fault: answered now
+//! then one of
+//!   stream          records from any source ─▶ Shaper (timing, stream fault)
+//!                   ─▶ head held (slow head, first token) ─▶ ShapedBody
+//!   whole_after     a whole body, sent when a shaped stream of the same
+//!                   records would have ended (the mock's non-streaming reply)
+//!   whole           a whole body, its head held (slow head, extra delay)
+//!   refuse          a typed Refusal, in the request's dialect
+//! ```
+//!
+//! Each ending decides whether the planned fault applied, counts and logs it
+//! once, marks the head (`x-sluice-route`, `x-sluice-config`,
+//! `x-sluice-fault`), and reports the [`Outcome`] for the metrics. A new
+//! fault kind is one arm in [`stream_fault`]; a new source is one more
+//! caller of [`Exchange::stream`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use hyper::header::HeaderValue;
+use hyper::http::{request, response};
+use hyper::{HeaderMap, Response};
+use rand_chacha::ChaCha8Rng;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::control::{self, ControlGuard};
+use super::refusal::{Outcome, Refusal};
+use super::stream_body::{BodyParts, ShapedBody};
+use super::{App, CONFIG_HEADER, FAULT_HEADER, ROUTE_HEADER};
+use crate::config::Profile;
+use crate::connection::ResetHandle;
+use crate::dialect::Dialect;
+use crate::live::Snapshot;
+use crate::metrics::OpenStream;
+use crate::mock::text::random_id;
+use crate::response::{Body, BoxError};
+use crate::route::BodyFacts;
+use crate::shape::head::{self, HeadHold, HeadTiming};
+use crate::shape::plan::request_rng;
+use crate::shape::{
+    Arrival, Fault, FaultPlan, Pacer, RequestClock, Shaper, StreamAction, StreamFault,
+};
+use crate::sse::SseRecord;
+
+/// A request's answer, with what the metrics count it as.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The response.
+    pub(crate) response: Response<Body>,
+    /// How it is counted.
+    pub(crate) outcome: Outcome,
+    /// The route that took it; `None` when answered before routing.
+    pub(crate) route: Option<String>,
+}
+
+impl Answer {
+    /// A refusal made before the request was admitted (no route, no seeded id).
+    pub(crate) fn unrouted(refusal: Refusal, dialect: Dialect) -> Self {
+        let outcome = refusal.outcome();
+        Self { response: refusal.into_response(dialect, &other_request_id()), outcome, route: None }
+    }
+
+    /// A local answer before routing (health, count_tokens).
+    pub(crate) fn local(response: Response<Body>) -> Self {
+        let outcome = Outcome::of_status(response.status());
+        Self { response, outcome, route: None }
+    }
+}
+
+/// How a source's records reach sluice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// All at once (the mock): the schedule runs from the head's release time.
+    Instant,
+    /// As the source sends them (an upstream).
+    Live,
+}
+
+/// One request from its admission to its answer; see the module docs.
+pub(crate) struct Exchange<'a> {
+    app: &'a App,
+    dialect: Dialect,
+    head_timing: HeadTiming,
+    arrival: Instant,
+    reset: Option<ResetHandle>,
+    /// Its number since start (0, 1, ...), the key of its random stream.
+    number: u64,
+    /// Its random stream, for whatever the source draws next.
+    rng: ChaCha8Rng,
+    route: String,
+    profile: Arc<Profile>,
+    plan: FaultPlan,
+    /// The id of responses sluice makes itself.
+    request_id: String,
+    /// The config version that serves it.
+    version: String,
+    /// Held while a header-driven fault is in flight.
+    guard: Option<ControlGuard>,
+    /// Counts it in `sluice_open_streams` from admission to the end of its response.
+    open: Option<OpenStream>,
+}
+
+impl<'a> Exchange<'a> {
+    /// Decides everything about a request at its arrival: route (first match
+    /// wins), profile, control headers, numbers, and the fault.
+    ///
+    /// # Errors
+    /// The answer, when the request is answered now: a bad control header
+    /// (400 naming it) or an injected HTTP fault (the source is never asked).
+    pub(crate) fn begin(
+        app: &'a App,
+        snapshot: &Snapshot,
+        head: &request::Parts,
+        body: Option<&BodyFacts>,
+        dialect: Dialect,
+        arrival: Instant,
+    ) -> Result<Self, Box<Answer>> {
+        let reset = head.extensions.get::<ResetHandle>().cloned();
+        let route = snapshot.router.select(&head.method, head.uri.path(), &head.headers, body);
+        let mut profile = Arc::clone(&route.profile);
+        let number = app.next_request();
+        let mut rng = request_rng(app.seed(), number);
+        let clock = RequestClock { route_request: route.next_request(), since_start: app.uptime() };
+        let control = control::apply(snapshot, head, &mut profile, app.active_controlled());
+        // The same draws, in the same order, whatever the outcome.
+        let (plan, guard, refused) = match control {
+            Ok(control) => {
+                let mut plan =
+                    FaultPlan::draw(profile.error_rate, &profile.faults, clock, &mut rng);
+                if control.fault.is_some() {
+                    plan.fault = control.fault;
+                }
+                (plan, control.guard, None)
+            }
+            Err(message) => (FaultPlan::default(), None, Some(message)),
+        };
+        let request_id = format!("req_{}", random_id(&mut rng));
+        let exchange = Self {
+            app,
+            dialect,
+            head_timing: snapshot.config.head,
+            arrival,
+            reset,
+            number,
+            rng,
+            route: route.name.clone(),
+            profile,
+            plan,
+            request_id,
+            version: snapshot.version.to_string(),
+            guard,
+            open: refused.is_none().then(|| app.metrics().stream_opened()),
+        };
+        if let Some(message) = refused {
+            return Err(Box::new(exchange.refuse(Refusal::BadControlHeader(message))));
+        }
+        if let Some(Fault::Http(http)) = &exchange.plan.fault {
+            let refusal = Refusal::Injected(http.clone());
+            return Err(Box::new(exchange.refuse(refusal)));
+        }
+        Ok(exchange)
+    }
+
+    /// The profile it gets, and its random stream, for the source's draws.
+    pub(crate) fn profile_and_rng(&mut self) -> (&Profile, &mut ChaCha8Rng) {
+        (&self.profile, &mut self.rng)
+    }
+
+    /// Its number since start.
+    pub(crate) fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The id of the responses sluice makes for it.
+    pub(crate) fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// Answers with `refusal` in the request's dialect. An injected HTTP
+    /// fault is counted and logged as a fault; an upstream failure as one.
+    pub(crate) fn refuse(self, refusal: Refusal) -> Answer {
+        let injected = matches!(refusal, Refusal::Injected(_));
+        if injected {
+            self.record_fault();
+        }
+        if let Refusal::Upstream(failure) = &refusal {
+            warn!(request = self.number, error = %failure, "upstream failed");
+            self.app.metrics().upstream_error(failure.marker());
+        }
+        let outcome = refusal.outcome();
+        let mut response = refusal.into_response(self.dialect, &self.request_id);
+        self.mark(response.headers_mut(), injected);
+        Answer { response, outcome, route: Some(self.route) }
+    }
+
+    /// Shapes `source`'s records into the answer: the profile's timing, the
+    /// planned stream fault, and the head held until its release time (a
+    /// slow head) and, by `[server] head`, until the first token, within
+    /// `hold`.
+    pub(crate) async fn stream<S>(
+        mut self,
+        mut head: response::Parts,
+        source: S,
+        delivery: Delivery,
+        hold: HeadHold,
+    ) -> Answer
+    where
+        S: Stream<Item = Result<SseRecord, BoxError>> + Send + 'static,
+    {
+        let slow = self.slow_head();
+        let fault =
+            self.plan.fault.as_ref().and_then(|f| stream_fault(f, self.dialect, &self.request_id));
+        let applies = slow > Duration::ZERO || fault.is_some();
+        let outcome = self.outcome(applies, head.status);
+        self.mark(&mut head.headers, applies);
+        // A slow head: an instant source's whole schedule starts that much
+        // later; a live source's events wait in its socket meanwhile.
+        let (release, arrival) = match delivery {
+            Delivery::Instant => {
+                let release = crate::shape::later(self.arrival, slow);
+                (release, Arrival::AtRequestStart(release))
+            }
+            Delivery::Live => (crate::shape::later(Instant::now(), slow), Arrival::WhenReceived),
+        };
+        let metrics = Arc::clone(self.app.metrics());
+        let pacer = Pacer::new(self.profile.timing, self.rng.clone());
+        let mut shaped = Box::pin(
+            Shaper::new(source, pacer, arrival)
+                .with_fault(fault)
+                .with_lateness(Box::new(move |late| metrics.release_lateness(late))),
+        );
+        head::hold_until(release).await;
+        let released = head::gather_first_token(&mut shaped, self.head_timing, hold).await;
+        let parts = BodyParts {
+            reset: self.reset.take(),
+            guard: self.guard.take(),
+            open: self.open.take(),
+            metrics: Arc::clone(self.app.metrics()),
+            arrival: self.arrival,
+            end: self.app.stream_end().clone(),
+            farewell: farewell(self.dialect, &self.request_id),
+        };
+        let body = http_body_util::BodyExt::boxed_unsync(ShapedBody::new(released, shaped, parts));
+        Answer { response: Response::from_parts(head, body), outcome, route: Some(self.route) }
+    }
+
+    /// Sends `response` whole when a shaped stream of `source`'s records
+    /// would have ended (a non-streaming reply takes as long as the stream
+    /// would have); only a slow head applies of the planned faults.
+    pub(crate) async fn whole_after<S>(self, source: S, mut response: Response<Body>) -> Answer
+    where
+        S: Stream<Item = Result<SseRecord, BoxError>> + Send,
+    {
+        let slow = self.slow_head();
+        let applies = slow > Duration::ZERO;
+        let release = crate::shape::later(self.arrival, slow);
+        let pacer = Pacer::new(self.profile.timing, self.rng.clone());
+        Shaper::new(source, pacer, Arrival::AtRequestStart(release)).for_each(|_| async {}).await;
+        let outcome = self.outcome(applies, response.status());
+        self.mark(response.headers_mut(), applies);
+        Answer { response, outcome, route: Some(self.route) }
+    }
+
+    /// Sends `body` whole after its head, held by a slow head and `extra`
+    /// (both added to the source's own time to its head). Stream faults do
+    /// not apply to a body that is not a stream.
+    pub(crate) async fn whole(
+        self,
+        mut head: response::Parts,
+        body: Body,
+        extra: Duration,
+    ) -> Answer {
+        let slow = self.slow_head();
+        let applies = slow > Duration::ZERO;
+        let outcome = self.outcome(applies, head.status);
+        self.mark(&mut head.headers, applies);
+        head::hold_until(crate::shape::later(Instant::now(), slow.saturating_add(extra))).await;
+        Answer { response: Response::from_parts(head, body), outcome, route: Some(self.route) }
+    }
+
+    /// The extra wait of a `slow_head` fault, if that is the plan.
+    fn slow_head(&self) -> Duration {
+        match self.plan.fault {
+            Some(Fault::SlowHead { duration }) => duration,
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Counts and logs the planned fault when it `applies`, and gives the outcome.
+    fn outcome(&self, applies: bool, status: hyper::StatusCode) -> Outcome {
+        if applies {
+            self.record_fault();
+            Outcome::Fault
+        } else {
+            Outcome::of_status(status)
+        }
+    }
+
+    /// Counts and logs the planned fault, which is being applied.
+    fn record_fault(&self) {
+        if let Some(fault) = &self.plan.fault {
+            self.app.metrics().fault(fault.kind());
+            info!(fault = %fault.label(), route = %self.route, request = self.number, config = %self.version, "injected fault");
+        }
+    }
+
+    /// Adds `x-sluice-route`, `x-sluice-config`, and `x-sluice-fault` when
+    /// `fault_applies`.
+    fn mark(&self, headers: &mut HeaderMap, fault_applies: bool) {
+        if let Ok(route) = HeaderValue::from_str(&self.route) {
+            headers.insert(ROUTE_HEADER, route);
+        }
+        if let Ok(version) = HeaderValue::from_str(&self.version) {
+            headers.insert(CONFIG_HEADER, version);
+        }
+        if let (true, Some(fault)) = (fault_applies, &self.plan.fault)
+            && let Ok(label) = HeaderValue::from_str(&fault.label())
+        {
+            headers.insert(FAULT_HEADER, label);
+        }
+    }
+}
+
+/// The stream fault a fault becomes on a stream of `dialect`; `None` for
+/// faults that act before the head.
+pub(crate) fn stream_fault(
+    fault: &Fault,
+    dialect: Dialect,
+    request_id: &str,
+) -> Option<StreamFault> {
+    let (after_tokens, action) = match fault {
+        Fault::Http(_) | Fault::SlowHead { .. } => return None,
+        Fault::StreamError { after_tokens, error_type, message } => (
+            *after_tokens,
+            StreamAction::ErrorEvent(dialect.error_event(error_type, message, request_id)),
+        ),
+        Fault::Reset { after_tokens } => (*after_tokens, StreamAction::Reset),
+        Fault::Truncate { after_tokens } => (*after_tokens, StreamAction::Truncate),
+        Fault::Stall { after_tokens, duration } => (*after_tokens, StreamAction::Stall(*duration)),
+        Fault::Malformed { after_tokens } => (*after_tokens, StreamAction::Malformed),
+    };
+    Some(StreamFault { after_tokens, action })
+}
+
+/// The event that ends a stream cut short by shutdown: the dialect's error
+/// event, so a client can tell it from a complete answer.
+fn farewell(dialect: Dialect, request_id: &str) -> SseRecord {
+    dialect.error_event(
+        "api_error",
+        "sluice is shutting down; this stream was ended early",
+        request_id,
+    )
+}
+
+/// A request id for responses outside the seeded pipeline.
+pub(crate) fn other_request_id() -> String {
+    format!("req_{}", random_id(&mut rand::rng()))
+}

@@ -1,0 +1,119 @@
+//! Proxy mode: every request goes to the upstream, and what comes back is
+//! shaped on its way to the client, through the same [`Exchange`] as the
+//! mock's replies.
+//!
+//! ```text
+//! request ─▶ Exchange::begin ─▶ HTTP fault? answered (the upstream is never called)
+//!         ─▶ upstream (crate::proxy: pooled, TLS, h1/h2) ─▶ head
+//!             SSE:   body ─▶ SseRecords (split, classify) ─▶ Exchange::stream
+//!             other: body passed through; Exchange::whole holds the head
+//!                    first_token_delay (configurable)
+//! ```
+//!
+//! Bodies stream both ways without buffering. An event no fault touches is
+//! written byte-for-byte, so with no fault planned the client receives
+//! exactly the upstream's bytes. Dropping the client's response (it left)
+//! drops the upstream response, which closes or resets the upstream stream.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
+use hyper::{Request, Response};
+use tokio::time::Instant;
+
+use super::control::CONTROL_HEADERS;
+use super::exchange::{Answer, Delivery, Exchange};
+use super::refusal::Refusal;
+use super::request_body::read_body;
+use crate::dialect::Dialect;
+use crate::live::Snapshot;
+use crate::proxy::{SseRecords, UpstreamClient, UpstreamError, strip_hop_by_hop};
+use crate::route::BodyFacts;
+use crate::shape::head::HeadHold;
+use crate::sse::SseSplitter;
+
+/// Sends `request` to the upstream and shapes the answer by the profile and
+/// fault decided at its arrival.
+pub(crate) async fn forward(
+    app: &super::App,
+    snapshot: &Snapshot,
+    upstream: &UpstreamClient,
+    request: Request<Incoming>,
+    arrival: Instant,
+) -> Answer {
+    let dialect = Dialect::for_path(request.uri().path());
+    let (mut head, body) = request.into_parts();
+    // The body streams through untouched unless a route must read it to choose.
+    let (body, facts) = if snapshot.router.needs_body() {
+        match read_body(body, &head.headers, &snapshot.config).await {
+            Ok(bytes) => {
+                let facts = BodyFacts::read(&bytes);
+                (Full::new(bytes).map_err(|never| match never {}).boxed_unsync(), Some(facts))
+            }
+            Err(refusal) => return Answer::unrouted(refusal, dialect),
+        }
+    } else {
+        (body.map_err(Into::into).boxed_unsync(), None)
+    };
+    let mut exchange = match Exchange::begin(app, snapshot, &head, facts.as_ref(), dialect, arrival)
+    {
+        Ok(exchange) => exchange,
+        Err(answer) => return *answer,
+    };
+    for name in CONTROL_HEADERS {
+        head.headers.remove(name);
+    }
+    let sent = upstream.send(Request::from_parts(head, body)).await;
+    let response = match sent.and_then(|response| refuse_upgrade(upstream, response)) {
+        Ok(response) => response,
+        Err(failure) => return exchange.refuse(Refusal::Upstream(failure)),
+    };
+    let (mut head, body) = response.into_parts();
+    strip_hop_by_hop(&mut head.headers);
+    head.version = hyper::Version::default();
+    let settings = upstream.settings();
+    if is_event_stream(&head.headers) {
+        head.headers.remove(CONTENT_LENGTH);
+        let splitter = SseSplitter::new(dialect.classifier(), settings.max_event_size);
+        let records = SseRecords::new(body, splitter, settings.stream_idle_timeout);
+        let hold = HeadHold::upstream(settings.head_hold_bytes, settings.head_hold_time);
+        return exchange.stream(head, records, Delivery::Live, hold).await;
+    }
+    // Added to the upstream's own time to its head, as for a first token.
+    let (profile, rng) = exchange.profile_and_rng();
+    let delay = if settings.delay_non_sse {
+        profile.timing.first_token_delay.sample(rng)
+    } else {
+        Duration::ZERO
+    };
+    exchange.whole(head, body.map_err(Into::into).boxed_unsync(), delay).await
+}
+
+/// A `101 Switching Protocols` answer is an upstream protocol error: the
+/// proxy forwards HTTP messages, not upgraded connections (WebSocket), and
+/// passing a 101 on without its upgrade would leave the client hanging.
+fn refuse_upgrade(
+    upstream: &UpstreamClient,
+    response: Response<Incoming>,
+) -> Result<Response<Incoming>, UpstreamError> {
+    if response.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
+        return Err(UpstreamError::Request {
+            upstream: upstream.label().to_string(),
+            cause: "it answered 101 Switching Protocols; sluice does not proxy protocol \
+                    upgrades (WebSocket)"
+                .to_string(),
+        });
+    }
+    Ok(response)
+}
+
+/// `text/event-stream`, with or without parameters.
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
+}

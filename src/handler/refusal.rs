@@ -1,0 +1,290 @@
+//! Every answer sluice makes itself instead of a source's: a typed
+//! [`Refusal`], turned into a response in the request's dialect in one place
+//! ([`Refusal::into_response`]), and the metrics [`Outcome`] of every answer.
+//!
+//! A refusal can come at any stage of the pipeline: before admission (the
+//! body is too large or too slow, no such endpoint), at admission (a bad
+//! control header), from the fault plan (an injected HTTP fault), from the
+//! mock (an invalid request) or from the upstream (it failed). Whatever the
+//! stage, an OpenAI path gets an OpenAI-shaped error and an Anthropic path an
+//! Anthropic-shaped one (`docs/protocols.md` §2.5, §3.2).
+
+use std::time::{Duration, SystemTime};
+
+use hyper::header::{ALLOW, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use hyper::{Method, Response, StatusCode};
+
+use crate::dialect::Dialect;
+use crate::proxy::UpstreamError;
+use crate::response::{self, Body};
+use crate::shape::HttpFault;
+
+/// Header marking a response that sluice made because the upstream failed.
+pub const ERROR_HEADER: &str = "x-sluice-error";
+
+/// How an answered request is counted in `sluice_requests_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// A 2xx answer with no fault applied.
+    Ok,
+    /// A fault was applied (an injected HTTP fault, a slow head, a stream fault).
+    Fault,
+    /// Refused for the client's own doing, or a 4xx from the source.
+    ClientError,
+    /// The upstream failed and sluice answered 502 or 504 for it.
+    UpstreamError,
+    /// A 5xx or other non-2xx from the source.
+    Error,
+}
+
+impl Outcome {
+    /// The outcome of a source's answer with `status` and no fault applied.
+    pub(crate) fn of_status(status: StatusCode) -> Self {
+        if status.is_success() {
+            Self::Ok
+        } else if status.is_client_error() {
+            Self::ClientError
+        } else {
+            Self::Error
+        }
+    }
+
+    /// The metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Fault => "fault",
+            Self::ClientError => "client_error",
+            Self::UpstreamError => "upstream_error",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Why sluice answers a request itself.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// The body is larger than `max_request_body` (413).
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The body did not arrive whole within `[limits] body_read_timeout` (408).
+    BodyTooSlow {
+        /// The limit.
+        timeout: Duration,
+    },
+    /// The body could not be read (400).
+    BodyUnreadable(String),
+    /// An `x-sluice-*` control header is invalid (400).
+    BadControlHeader(String),
+    /// The mock refuses the request as the provider would (400 naming the field).
+    InvalidRequest(String),
+    /// No such endpoint (404).
+    NotFound(String),
+    /// The endpoint exists with other methods (405 with `allow`).
+    MethodNotAllowed {
+        /// The request's method.
+        method: Method,
+        /// The request's path.
+        path: String,
+        /// The methods the endpoint takes.
+        allowed: &'static str,
+    },
+    /// The fault plan injected an HTTP error.
+    Injected(HttpFault),
+    /// The upstream failed before its head (502, 504, with `x-sluice-error`).
+    Upstream(UpstreamError),
+}
+
+impl Refusal {
+    /// How it is counted.
+    pub(crate) fn outcome(&self) -> Outcome {
+        match self {
+            Self::Injected(_) => Outcome::Fault,
+            Self::Upstream(_) => Outcome::UpstreamError,
+            Self::BodyTooLarge { .. }
+            | Self::BodyTooSlow { .. }
+            | Self::BodyUnreadable(_)
+            | Self::BadControlHeader(_)
+            | Self::InvalidRequest(_)
+            | Self::NotFound(_)
+            | Self::MethodNotAllowed { .. } => Outcome::ClientError,
+        }
+    }
+
+    /// The response: `dialect`'s error body, its status, and what headers the
+    /// kind of refusal carries.
+    pub(crate) fn into_response(self, dialect: Dialect, request_id: &str) -> Response<Body> {
+        let error = |status: StatusCode, message: &str| {
+            response::error_in(dialect, status, message, request_id)
+        };
+        match self {
+            Self::BodyTooLarge { limit } => error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "request body is larger than {limit} bytes; raise max_request_body in the sluice config to accept it"
+                ),
+            ),
+            Self::BodyTooSlow { timeout } => error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the request body did not arrive within {timeout:?} ([limits] body_read_timeout)"
+                ),
+            ),
+            Self::BodyUnreadable(message)
+            | Self::BadControlHeader(message)
+            | Self::InvalidRequest(message) => error(StatusCode::BAD_REQUEST, &message),
+            Self::NotFound(message) => error(StatusCode::NOT_FOUND, &message),
+            Self::MethodNotAllowed { method, path, allowed } => {
+                let mut response = error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    &format!("method {method} is not allowed on {path}; use {allowed}"),
+                );
+                response.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
+                response
+            }
+            Self::Injected(fault) => http_fault(&fault, dialect, request_id),
+            Self::Upstream(failure) => {
+                let mut response = error(failure.status(), &failure.to_string());
+                response
+                    .headers_mut()
+                    .insert(ERROR_HEADER, HeaderValue::from_static(failure.marker()));
+                response
+            }
+        }
+    }
+}
+
+/// The response of an injected HTTP fault: the dialect's body, `retry-after`
+/// and `retry-after-ms`, `x-should-retry` and rate-limit headers as configured.
+/// The caller adds the `x-sluice-fault` marker.
+fn http_fault(fault: &HttpFault, dialect: Dialect, request_id: &str) -> Response<Body> {
+    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let message = fault.message.as_deref().unwrap_or_else(|| dialect.default_message(fault.status));
+    let mut response = response::error_in(dialect, status, message, request_id);
+    let headers = response.headers_mut();
+    if let Some(after) = fault.retry_after {
+        headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds(after)));
+        headers.insert(
+            "retry-after-ms",
+            HeaderValue::from(u64::try_from(after.as_millis()).unwrap_or(u64::MAX)),
+        );
+    }
+    if let Some(should_retry) = fault.should_retry {
+        headers.insert(
+            "x-should-retry",
+            HeaderValue::from_static(if should_retry { "true" } else { "false" }),
+        );
+    }
+    if fault.rate_limit_headers {
+        let reset_in = fault.retry_after.unwrap_or(Duration::from_secs(60));
+        insert_all(headers, dialect.rate_limit_headers(SystemTime::now() + reset_in, reset_in));
+    }
+    response
+}
+
+fn insert_all(headers: &mut HeaderMap, pairs: Vec<(&'static str, String)>) {
+    for (name, value) in pairs {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+/// `retry-after` is whole seconds: round up, so a client never retries early.
+fn retry_after_seconds(after: Duration) -> u64 {
+    after.as_secs() + u64::from(after.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response::REQUEST_ID;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_seconds(Duration::from_secs(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn an_http_fault_carries_the_configured_headers() {
+        let fault = HttpFault {
+            status: 429,
+            retry_after: Some(Duration::from_millis(1500)),
+            message: None,
+            should_retry: Some(false),
+            rate_limit_headers: true,
+        };
+        let response = Refusal::Injected(fault.clone()).into_response(Dialect::Anthropic, "req_1");
+        assert_eq!(response.status(), 429);
+        let headers = response.headers();
+        assert_eq!(headers[RETRY_AFTER], "2");
+        assert_eq!(headers["retry-after-ms"], "1500");
+        assert_eq!(headers["x-should-retry"], "false");
+        assert_eq!(headers[REQUEST_ID], "req_1");
+        assert_eq!(headers["anthropic-ratelimit-requests-remaining"], "0");
+        assert!(headers["anthropic-ratelimit-requests-reset"].to_str().unwrap().ends_with('Z'));
+
+        let openai = Refusal::Injected(fault).into_response(Dialect::OpenAiChat, "req_1");
+        assert_eq!(openai.headers()["x-ratelimit-remaining-requests"], "0");
+        assert_eq!(openai.headers()["x-ratelimit-reset-requests"], "1.5s");
+    }
+
+    /// Each refusal's status, outcome and error shape, in both dialects.
+    #[test]
+    fn every_refusal_has_its_status_outcome_and_the_dialects_shape() {
+        let cases = [
+            (Refusal::BodyTooLarge { limit: 10 }, 413, Outcome::ClientError),
+            (Refusal::BodyTooSlow { timeout: Duration::from_secs(1) }, 408, Outcome::ClientError),
+            (Refusal::BodyUnreadable("x".into()), 400, Outcome::ClientError),
+            (Refusal::BadControlHeader("x".into()), 400, Outcome::ClientError),
+            (Refusal::InvalidRequest("x".into()), 400, Outcome::ClientError),
+            (Refusal::NotFound("x".into()), 404, Outcome::ClientError),
+            (
+                Refusal::MethodNotAllowed {
+                    method: Method::GET,
+                    path: "/v1/messages".into(),
+                    allowed: "POST",
+                },
+                405,
+                Outcome::ClientError,
+            ),
+            (
+                Refusal::Upstream(UpstreamError::Connect {
+                    upstream: "http://up".into(),
+                    cause: "refused".into(),
+                }),
+                502,
+                Outcome::UpstreamError,
+            ),
+        ];
+        for (refusal, status, outcome) in cases {
+            assert_eq!(refusal.outcome(), outcome, "{refusal:?}");
+            let label = format!("{refusal:?}");
+            let anthropic = refusal.into_response(Dialect::Anthropic, "req_1");
+            assert_eq!(anthropic.status(), status, "{label}");
+        }
+        let openai = Refusal::BodyTooLarge { limit: 10 }.into_response(Dialect::OpenAiChat, "r");
+        let anthropic = Refusal::BodyTooLarge { limit: 10 }.into_response(Dialect::Anthropic, "r");
+        let body = |response: Response<Body>| {
+            let bytes = futures_executor_block(response);
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        let openai = body(openai);
+        assert_eq!(openai["error"]["type"], "invalid_request_error", "{openai}");
+        assert!(openai.get("type").is_none(), "OpenAI's shape has no top-level type: {openai}");
+        let anthropic = body(anthropic);
+        assert_eq!(anthropic["type"], "error", "{anthropic}");
+        assert_eq!(anthropic["error"]["type"], "request_too_large", "{anthropic}");
+    }
+
+    fn futures_executor_block(response: Response<Body>) -> bytes::Bytes {
+        use http_body_util::BodyExt;
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(response.into_body().collect()).unwrap().to_bytes()
+    }
+}

@@ -1,0 +1,242 @@
+//! The Anthropic Messages API (`docs/protocols.md` §2): its requests parsed
+//! into a [`TurnRequest`](super::request::TurnRequest) ([`request`]), and a
+//! [`Reply`] encoded as its SSE stream ([`events`]) or its message
+//! ([`message`]).
+//!
+//! The stream follows the Messages grammar of `docs/protocols.md` §2.4 exactly:
+//!
+//! ```text
+//! message_start ping (content_block_start content_block_delta* content_block_stop)* message_delta message_stop
+//! ```
+//!
+//! with dense block indexes from 0, one block open at a time, cumulative
+//! `usage.output_tokens` in `message_delta`, and `"type"` equal to the event
+//! name inside every JSON payload.
+
+pub mod request;
+
+use bytes::{BufMut as _, BytesMut};
+use serde_json::{Value, json};
+
+use super::reply::{Block, Reply, StopReason};
+use super::text::TokenCursor;
+use super::{InvalidRequest, MockApi};
+use crate::dialect::Dialect;
+use crate::sse::{EventKind, SseRecord, encode_event};
+pub use request::{Endpoint, parse};
+
+/// The mock of the Messages API: `POST /v1/messages`, and
+/// `POST /v1/messages/count_tokens` answered at once.
+pub(crate) const API: MockApi = MockApi {
+    name: "Claude API",
+    dialect: Dialect::Anthropic,
+    generate: "/v1/messages",
+    parse: |body| parse(body, Endpoint::Messages),
+    events: |reply| Box::new(events(reply)),
+    message: |reply| message(reply).to_string(),
+    instant: &[("/v1/messages/count_tokens", count_tokens)],
+};
+
+/// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`.
+fn count_tokens(body: &[u8]) -> Result<String, InvalidRequest> {
+    let parsed = parse(body, Endpoint::CountTokens)?;
+    Ok(json!({"input_tokens": parsed.input_tokens}).to_string())
+}
+
+/// The stream of SSE records, built one event at a time as it is pulled.
+pub fn events(reply: Reply) -> impl Iterator<Item = SseRecord> + Send {
+    Events { reply, step: Step::MessageStart, text: None }
+}
+
+/// `stop_reason` on the wire.
+pub(crate) fn stop_reason(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::EndTurn => "end_turn",
+        StopReason::MaxTokens => "max_tokens",
+        StopReason::ToolUse => "tool_use",
+    }
+}
+
+/// The non-streaming response body (`docs/protocols.md` §2.3).
+pub fn message(reply: &Reply) -> Value {
+    let content: Vec<Value> = reply
+        .blocks
+        .iter()
+        .map(|block| match block {
+            Block::Text { tokens } => json!({"type": "text", "text": tokens.concat()}),
+            Block::Json { text, .. } => json!({"type": "text", "text": text}),
+            Block::ToolUse { id, name, input, .. } => {
+                json!({"type": "tool_use", "id": format!("toolu_{id}"), "name": name, "input": input})
+            }
+        })
+        .collect();
+    json!({
+        "id": format!("msg_{}", reply.id),
+        "type": "message",
+        "role": "assistant",
+        "model": reply.model,
+        "content": content,
+        "stop_reason": stop_reason(reply.stop_reason),
+        "stop_sequence": null,
+        "usage": usage(reply, reply.output_tokens()),
+    })
+}
+
+fn usage(reply: &Reply, output_tokens: usize) -> Value {
+    json!({
+        "input_tokens": reply.input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": output_tokens,
+    })
+}
+
+/// A `content_block_delta` event, encoded without building a JSON value:
+/// `{"type":"content_block_delta","index":I,"delta":{"type":T,"F":"…"}}`.
+fn encode_delta(index: usize, delta_type: &str, field: &str, fragment: &str) -> SseRecord {
+    let mut raw = BytesMut::with_capacity(96 + fragment.len() + fragment.len() / 4);
+    raw.put_slice(
+        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
+    );
+    raw.put_slice(itoa::Buffer::new().format(index).as_bytes());
+    raw.put_slice(b",\"delta\":{\"type\":\"");
+    raw.put_slice(delta_type.as_bytes());
+    raw.put_slice(b"\",\"");
+    raw.put_slice(field.as_bytes());
+    raw.put_slice(b"\":");
+    // Infallible into memory; escapes the fragment as JSON.
+    let _ = serde_json::to_writer((&mut raw).writer(), fragment);
+    raw.put_slice(b"}}\n\n");
+    SseRecord { raw: raw.freeze(), kind: EventKind::Content }
+}
+
+/// Where [`Events`] is in the grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    MessageStart,
+    Ping,
+    BlockStart(usize),
+    Delta(usize, usize),
+    BlockStop(usize),
+    MessageDelta,
+    MessageStop,
+    Done,
+}
+
+/// The reply's SSE records, in order; an `Iterator`, so the mock's source is
+/// `stream::iter` and costs nothing until pulled.
+#[derive(Debug)]
+pub(crate) struct Events {
+    reply: Reply,
+    step: Step,
+    /// The text block being streamed, and the cursor making its tokens.
+    text: Option<(usize, TokenCursor)>,
+}
+
+impl Events {
+    fn after_block(&self, index: usize) -> Step {
+        if index + 1 < self.reply.blocks.len() {
+            Step::BlockStart(index + 1)
+        } else {
+            Step::MessageDelta
+        }
+    }
+
+    fn after_delta(&self, index: usize, piece: usize) -> Step {
+        let count = self.reply.blocks.get(index).map_or(0, Block::len);
+        if piece < count { Step::Delta(index, piece) } else { Step::BlockStop(index) }
+    }
+
+    fn record(&mut self, step: Step) -> Option<SseRecord> {
+        let reply = &self.reply;
+        let (name, payload, kind) = match step {
+            Step::MessageStart => (
+                "message_start",
+                json!({"type": "message_start", "message": {
+                    "id": format!("msg_{}", reply.id), "type": "message", "role": "assistant", "model": reply.model,
+                    "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage(reply, 1),
+                }}),
+                EventKind::Other,
+            ),
+            Step::Ping => ("ping", json!({"type": "ping"}), EventKind::Other),
+            Step::BlockStart(index) => {
+                let (block, kind) = match reply.blocks.get(index)? {
+                    Block::Text { .. } | Block::Json { .. } => {
+                        (json!({"type": "text", "text": ""}), EventKind::Other)
+                    }
+                    Block::ToolUse { id, name, .. } => (
+                        json!({"type": "tool_use", "id": format!("toolu_{id}"), "name": name, "input": {}}),
+                        EventKind::ToolStart,
+                    ),
+                };
+                let payload =
+                    json!({"type": "content_block_start", "index": index, "content_block": block});
+                ("content_block_start", payload, kind)
+            }
+            Step::Delta(index, piece) => {
+                // The hot path (one per token): written straight into one buffer.
+                return match reply.blocks.get(index)? {
+                    Block::Text { tokens } => {
+                        if self.text.as_ref().is_none_or(|(at, _)| *at != index) {
+                            self.text = Some((index, tokens.cursor()));
+                        }
+                        let (_, cursor) = self.text.as_mut()?;
+                        Some(encode_delta(index, "text_delta", "text", cursor.next_token()?))
+                    }
+                    Block::Json { fragments, .. } => {
+                        Some(encode_delta(index, "text_delta", "text", fragments.get(piece)?))
+                    }
+                    Block::ToolUse { fragments, .. } => Some(encode_delta(
+                        index,
+                        "input_json_delta",
+                        "partial_json",
+                        fragments.get(piece)?,
+                    )),
+                };
+            }
+            Step::BlockStop(index) => (
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": index}),
+                EventKind::Other,
+            ),
+            Step::MessageDelta => (
+                "message_delta",
+                json!({"type": "message_delta",
+                    "delta": {"stop_reason": stop_reason(reply.stop_reason), "stop_sequence": null},
+                    "usage": {"output_tokens": reply.output_tokens()}}),
+                EventKind::Other,
+            ),
+            Step::MessageStop => {
+                ("message_stop", json!({"type": "message_stop"}), EventKind::Other)
+            }
+            Step::Done => return None,
+        };
+        Some(encode_event(name, &payload.to_string(), kind))
+    }
+}
+
+impl Iterator for Events {
+    type Item = SseRecord;
+
+    fn next(&mut self) -> Option<SseRecord> {
+        let step = self.step;
+        self.step = match step {
+            Step::MessageStart => Step::Ping,
+            Step::Ping if self.reply.blocks.is_empty() => Step::MessageDelta,
+            Step::Ping => Step::BlockStart(0),
+            Step::BlockStart(index) => self.after_delta(index, 0),
+            Step::Delta(index, piece) => self.after_delta(index, piece + 1),
+            Step::BlockStop(index) => self.after_block(index),
+            Step::MessageDelta => Step::MessageStop,
+            Step::MessageStop | Step::Done => Step::Done,
+        };
+        let record = self.record(step);
+        if record.is_none() {
+            self.step = Step::Done;
+        }
+        record
+    }
+}
+
+#[cfg(test)]
+mod tests;

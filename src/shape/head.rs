@@ -1,0 +1,100 @@
+//! When a response head goes out: the last of the waits, after the
+//! [`Shaper`](super::Shaper)'s. The exchange (`handler::exchange`) holds a head
+//! until its release time ([`hold_until`]: a `slow_head` fault, the proxy's
+//! delay before a non-SSE body), then, with [`HeadTiming::FirstToken`], until
+//! the first token is released ([`gather_first_token`]), so that a client that
+//! measures time to first byte sees the first-token delay.
+
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::response::BoxError;
+use crate::sse::SseRecord;
+
+/// When the response head of a stream is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadTiming {
+    /// Held until the first content event is released, so a client that sees
+    /// only time to first byte (k6's `timings.waiting`) measures the
+    /// first-token delay. The default.
+    FirstToken,
+    /// Sent at once, with the non-content preamble (`message_start`).
+    Immediate,
+}
+
+/// How much a held head may gather before its first token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeadHold {
+    /// Bytes of events held at most.
+    pub(crate) bytes: usize,
+    /// Time held at most, from when the source's head was ready; `None`: no limit.
+    pub(crate) time: Option<Duration>,
+}
+
+impl HeadHold {
+    /// The mock's: its own events before the first token are a few hundred
+    /// bytes, and its first token comes exactly when configured.
+    pub(crate) const MOCK: Self = Self { bytes: usize::MAX, time: None };
+
+    /// An upstream's, from `[upstream] head_hold_bytes` and `head_hold_time`.
+    pub(crate) fn upstream(bytes: usize, time: Duration) -> Self {
+        Self { bytes, time: Some(time) }
+    }
+}
+
+/// Waits until a head may go out.
+pub(crate) async fn hold_until(release: Instant) {
+    tokio::time::sleep_until(release).await;
+}
+
+/// The records released before the head goes out: with
+/// [`HeadTiming::FirstToken`], everything up to and including the first
+/// content event (or the stream's end or error); with
+/// [`HeadTiming::Immediate`], nothing.
+///
+/// What is held meanwhile is bounded by `hold`: past its bytes or its time
+/// the head goes out with what was held, and the rest of the stream follows
+/// as it is released (an upstream that sends only pings, or events of a kind
+/// sluice does not know, is then passed through, not buffered).
+pub(crate) async fn gather_first_token<S>(
+    shaped: &mut S,
+    timing: HeadTiming,
+    hold: HeadHold,
+) -> Vec<Result<SseRecord, BoxError>>
+where
+    S: Stream<Item = Result<SseRecord, BoxError>> + Unpin,
+{
+    let mut released = Vec::new();
+    if timing == HeadTiming::Immediate {
+        return released;
+    }
+    let deadline = hold.time.map(|time| super::later(Instant::now(), time));
+    let mut held = 0usize;
+    loop {
+        let next = match deadline {
+            None => shaped.next().await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, shaped.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    debug!(?hold.time, "no first token yet: head sent without it");
+                    break;
+                }
+            },
+        };
+        let Some(item) = next else { break };
+        let done = item.as_ref().map_or(true, |record| record.kind.is_content());
+        held = held.saturating_add(item.as_ref().map_or(0, |record| record.raw.len()));
+        released.push(item);
+        if done {
+            break;
+        }
+        if held >= hold.bytes {
+            debug!(held, "no first token yet: head sent with what was held");
+            break;
+        }
+    }
+    released
+}
