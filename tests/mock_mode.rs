@@ -196,6 +196,19 @@ async fn bad_input_gets_the_providers_error_naming_the_problem() {
     }
     let allow = send(sluice.addr, raw("DELETE", "/v1/messages", b"")).await;
     assert_eq!(allow.headers["allow"], "POST");
+
+    // A path of an API the mock does not serve is refused in that API's shape,
+    // with the mock's endpoints named.
+    let openai = send(sluice.addr, raw("POST", "/v1/chat/completions", b"{}")).await;
+    assert_eq!(openai.status, 404);
+    let json = openai.json();
+    assert!(json.get("type").is_none(), "OpenAI's shape: {json}");
+    assert_eq!(json["error"]["type"], "invalid_request_error", "{json}");
+    assert_eq!(
+        json["error"]["message"],
+        "no route for POST /v1/chat/completions: sluice mock serves POST /v1/messages, \
+         POST /v1/messages/count_tokens and GET /health"
+    );
 }
 
 #[tokio::test]

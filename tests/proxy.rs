@@ -320,3 +320,58 @@ async fn a_private_ca_is_trusted_when_configured_and_only_then() {
     assert_eq!(received.body(), Bytes::from(stream_bytes()));
     assert_eq!(tls.alpn_h2.load(Ordering::SeqCst), 1, "HTTP/2 chosen by ALPN");
 }
+
+/// A refusal is shaped like the API of the request's path: an OpenAI path gets
+/// OpenAI's error object (no top-level `type`, `error.type` and `error.code`),
+/// an Anthropic path Anthropic's, whichever stage refused it.
+#[tokio::test]
+async fn refusals_on_an_openai_path_have_openais_shape() {
+    let fake = upstreams::echo_upstream().await;
+    // A route on the model makes the proxy read (and bound) the body.
+    let knobs = "max_request_body = \"64B\"\n[control]\nheaders = true\n\n\
+                 [[routes]]\nname = \"by-model\"\nmodel = \"gpt-*\"";
+    let sluice = start(&proxy(&fake.url(), knobs, "")).await;
+    let big =
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x".repeat(200)}]});
+    let request = |path: &str, body: &serde_json::Value, inject: Option<&str>| {
+        let mut builder = Request::post(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer sk-test");
+        if let Some(inject) = inject {
+            builder = builder.header("x-sluice-inject", inject);
+        }
+        builder.body(Full::new(Bytes::from(body.to_string()))).unwrap()
+    };
+    let openai_shaped = |received: &support::Received, status: u16, error_type: &str| {
+        assert_eq!(received.status, status, "{:?}", received.body());
+        let body = received.json();
+        assert!(body.get("type").is_none(), "no top-level type in OpenAI's shape: {body}");
+        assert_eq!(body["error"]["type"], error_type, "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+        assert!(body["error"].get("code").is_some(), "{body}");
+    };
+
+    let too_large = send(sluice.addr, request("/v1/chat/completions", &big, None)).await;
+    openai_shaped(&too_large, 413, "invalid_request_error");
+    let too_large = send(sluice.addr, request("/v1/responses", &big, None)).await;
+    openai_shaped(&too_large, 413, "invalid_request_error");
+    let small = json!({"model": "gpt-4o"});
+    let bad_header =
+        send(sluice.addr, request("/v1/chat/completions", &small, Some("nonsense"))).await;
+    openai_shaped(&bad_header, 400, "invalid_request_error");
+    assert_eq!(bad_header.headers["x-sluice-route"], "by-model");
+
+    // The same refusal on an Anthropic path keeps Anthropic's shape.
+    let anthropic = send(sluice.addr, request("/v1/messages", &big, None)).await;
+    assert_eq!(anthropic.status, 413);
+    assert_eq!(anthropic.json()["type"], "error");
+    assert_eq!(anthropic.json()["error"]["type"], "request_too_large");
+
+    // An upstream that fails: 502 in OpenAI's shape, marked as sluice's.
+    let gone = support::upstreams::refused_port().await;
+    let sluice = start(&proxy(&format!("http://{gone}"), "", "")).await;
+    let failed = send(sluice.addr, request("/v1/chat/completions", &small, None)).await;
+    openai_shaped(&failed, 502, "server_error");
+    assert_eq!(failed.headers["x-sluice-error"], "upstream-connect");
+}

@@ -49,10 +49,9 @@ pub(crate) async fn serve(
             return instant(snapshot, api, *answer, request).await;
         }
     }
-    let message = format!(
-        "no route for {method} {path}: sluice mock serves {} and GET /health",
-        list(&mock::endpoints())
-    );
+    let mut served = mock::endpoints();
+    served.push("GET /health".to_string());
+    let message = format!("no route for {method} {path}: sluice mock serves {}", list(&served));
     Answer::unrouted(Refusal::NotFound(message), Dialect::for_path(path))
 }
 
