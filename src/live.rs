@@ -27,8 +27,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::config::layer::Overrides;
-use crate::config::{Config, ConfigSource, ProfilePatch};
+use crate::config::layer::{self, Base, Overrides};
+use crate::config::{Config, ProfilePatch};
 use crate::metrics::Metrics;
 use crate::proxy::{ClientError, UpstreamClient};
 use crate::route::Router;
@@ -75,6 +75,49 @@ pub enum Source {
     },
 }
 
+/// A source's first config, and the file text it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The file's text (empty for a fixed config).
+    pub text: String,
+    /// The config, every layer applied.
+    pub config: Config,
+}
+
+impl Source {
+    /// Reads the file, if any, and builds the config from it and its layers
+    /// ([`layer::build`]); start-up and `sluice check` use it.
+    ///
+    /// # Errors
+    /// [`ConfigError`](crate::config::ConfigError) naming the file, and for
+    /// a bad value its line and column.
+    pub fn load(&self) -> Result<Loaded, crate::config::ConfigError> {
+        match self {
+            Self::Fixed(config) => Ok(Loaded { text: String::new(), config: (**config).clone() }),
+            Self::File { path, layers } => {
+                let text = std::fs::read_to_string(path).map_err(|source| {
+                    crate::config::ConfigError::Read { path: path.display().to_string(), source }
+                })?;
+                let config = layer::build(Base::File { path, text: &text }, layers, None)?;
+                Ok(Loaded { text, config })
+            }
+        }
+    }
+
+    /// The config of `text` (the file's contents) with every layer and the
+    /// `runtime` overrides.
+    fn build(
+        &self,
+        text: &str,
+        runtime: Option<&ProfilePatch>,
+    ) -> Result<Config, crate::config::ConfigError> {
+        match self {
+            Self::Fixed(config) => layer::build(Base::Given(config), &[], runtime),
+            Self::File { path, layers } => layer::build(Base::File { path, text }, layers, runtime),
+        }
+    }
+}
+
 /// The result of a reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reload {
@@ -112,20 +155,12 @@ pub enum StartError {
 }
 
 impl Live {
-    /// Loads the first config from `source`.
+    /// Serves `first`, the config `source` loaded at start ([`Source::load`]).
     ///
     /// # Errors
-    /// [`StartError`] when the file or the upstream settings are unusable.
-    pub fn start(source: Source, metrics: Arc<Metrics>) -> Result<Self, StartError> {
-        let (text, config) = match &source {
-            Source::Fixed(config) => (String::new(), (**config).clone()),
-            Source::File { path, layers } => {
-                let text = std::fs::read_to_string(path).map_err(|source| {
-                    crate::config::ConfigError::Read { path: path.display().to_string(), source }
-                })?;
-                (text.clone(), from_file(path, &text, layers)?)
-            }
-        };
+    /// [`StartError`] when the upstream settings are unusable.
+    pub fn start(source: Source, first: Loaded, metrics: Arc<Metrics>) -> Result<Self, StartError> {
+        let Loaded { text, config } = first;
         let hash = fingerprint(&text, &source, None);
         let upstream = config.upstream.as_ref().map(UpstreamClient::new).transpose()?;
         let version = Version { number: 1, hash };
@@ -199,16 +234,10 @@ impl Live {
     fn rebuild(&self, why: &str, text: String) -> Reload {
         let current = self.snapshot();
         let runtime = self.runtime.lock().ok().and_then(|r| r.clone());
-        let mut config = match &self.source {
-            Source::Fixed(config) => (**config).clone(),
-            Source::File { path, layers } => match from_file(path, &text, layers) {
-                Ok(config) => config,
-                Err(error) => return self.reject(why, error.to_string()),
-            },
+        let mut config = match self.source.build(&text, runtime.as_ref().map(|(patch, _)| patch)) {
+            Ok(config) => config,
+            Err(error) => return self.reject(why, error.to_string()),
         };
-        if let Some((patch, _)) = &runtime {
-            config.profile = patch.over(&config.profile);
-        }
         if config.listen != current.config.listen {
             warn!(from = %current.config.listen, to = %config.listen, "listen changed: needs a restart; keeping the old address");
             config.listen = current.config.listen;
@@ -253,19 +282,6 @@ impl Live {
         warn!(%error, why, version = %current.version, "config rejected; the running config stays");
         Reload::Rejected(error)
     }
-}
-
-fn from_file(
-    path: &Path,
-    text: &str,
-    layers: &[Overrides],
-) -> Result<Config, crate::config::ConfigError> {
-    let mut config = Config::from_toml_str(text, &path.display().to_string())?;
-    config.source = ConfigSource::File(path.to_path_buf());
-    for layer in layers {
-        layer.apply(&mut config);
-    }
-    Ok(config)
 }
 
 fn fingerprint(text: &str, source: &Source, runtime: Option<&str>) -> String {

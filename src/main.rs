@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use sluice::Source;
 use sluice::config::ProfilePatch;
-use sluice::config::layer::Overrides;
+use sluice::config::layer::{self, Base, Overrides};
 use sluice::config::value;
 use sluice::shape::Delay;
-use sluice::{Config, Source};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -129,16 +129,17 @@ async fn start(args: Args) -> anyhow::Result<()> {
         Some(Command::Check { file }) => Some(file.clone()),
         _ => args.config.clone(),
     };
-    let mut config = match &path {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
+    // One read of the file, layered once (config::layer::build); the server
+    // starts from this very config, and reloads build theirs the same way.
+    let source = match path {
+        Some(path) => Source::File { path, layers },
+        None => Source::Fixed(Box::new(layer::build(Base::Defaults, &layers, None)?)),
     };
-    for layer in &layers {
-        layer.apply(&mut config);
-    }
+    let first = source.load()?;
+    let config = &first.config;
     match &args.command {
         Some(Command::Check { file }) => {
-            let settings = serde_json::to_string_pretty(&sluice::config::describe(&config, None))?;
+            let settings = serde_json::to_string_pretty(&sluice::config::describe(config, None))?;
             println!("{settings}");
             eprintln!("sluice check: {} is valid", file.display());
             return Ok(());
@@ -183,16 +184,12 @@ async fn start(args: Args) -> anyhow::Result<()> {
     };
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
     let shutdown = shutdown_signal();
-    print!("{}", sluice::banner(&config, addr, admin_addr));
+    print!("{}", sluice::banner(config, addr, admin_addr));
     let grace = config.shutdown_grace;
     // Tokens are released on sluice's own sub-millisecond timer, not tokio's 1 ms one.
     #[cfg(target_os = "linux")]
     sluice::shape::PreciseTimer::start().context("starting the precise timer")?.install();
-    let source = match path {
-        Some(path) => Source::File { path, layers },
-        None => Source::Fixed(Box::new(config)),
-    };
-    sluice::serve(source, listener, admin, shutdown, grace).await?;
+    sluice::server::serve_loaded(source, first, listener, admin, shutdown, grace).await?;
     Ok(())
 }
 

@@ -24,7 +24,7 @@ use crate::connection::{self, ClientIo, ConnState, RateLimitedLog, Tracked};
 use crate::config::Config;
 use crate::connection::ResetHandle;
 use crate::handler::{App, StreamEnd};
-use crate::live::{self, Live, Source, StartError};
+use crate::live::{self, Live, Loaded, Source, StartError};
 use crate::metrics::Metrics;
 
 /// Serves `config` on `listener` until `shutdown` completes (no admin
@@ -57,8 +57,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> Result<(), StartError> {
+    let first = source.load()?;
+    serve_loaded(source, first, api, admin, shutdown, grace).await
+}
+
+/// [`serve`], with the config `source` already loaded (the binary loads it
+/// once, to bind its listeners and print its banner, and serves that).
+///
+/// # Errors
+/// [`StartError`] when the config cannot be used (nothing is served then).
+pub async fn serve_loaded(
+    source: Source,
+    first: Loaded,
+    api: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::new());
-    let live = Arc::new(Live::start(source, Arc::clone(&metrics))?);
+    let live = Arc::new(Live::start(source, first, Arc::clone(&metrics))?);
     let seed = live.snapshot().config.seed.unwrap_or_else(rand::random);
     let end_streams = StreamEnd::new();
     let draining = CancellationToken::new();

@@ -1,5 +1,6 @@
-//! The environment and the command line, layered over the file:
-//! defaults < file < environment < flags.
+//! The layers of a config, and the one function that stacks them
+//! ([`build`]): defaults < file < environment < flags < runtime overrides.
+//! Start-up, every reload and `sluice check` all build their config with it.
 //!
 //! The environment variables are the Node mock's (`PORT`, `FIRST_TOKEN_DELAY`,
 //! `TOKEN_INTERVAL`, `TOKENS_PER_RESPONSE`, `TOOL_CALL_DELAY`, `ERROR_RATE`),
@@ -10,8 +11,9 @@
 //! process environment.
 
 use std::net::SocketAddr;
+use std::path::Path;
 
-use super::{Config, ConfigError, ProfilePatch, Upstream, value};
+use super::{Config, ConfigError, ConfigSource, ProfilePatch, Upstream, value};
 use crate::shape::Delay;
 
 /// Values that override the file. Each layer (environment, flags) yields one.
@@ -102,6 +104,50 @@ impl Overrides {
             config.upstream = None;
         }
     }
+}
+
+/// What the layers go over.
+#[derive(Debug, Clone, Copy)]
+pub enum Base<'a> {
+    /// The built-in defaults (no file).
+    Defaults,
+    /// A file's text; `path` names it in errors and in the config's source.
+    File {
+        /// The file.
+        path: &'a Path,
+        /// Its contents.
+        text: &'a str,
+    },
+    /// A config made elsewhere, its own layers already applied (tests, `run`).
+    Given(&'a Config),
+}
+
+/// The config of `base` with `layers` (the environment, then the flags)
+/// and the `runtime` overrides (`PUT /faults`) over it, validated.
+///
+/// # Errors
+/// [`ConfigError`] when the file is not valid TOML or a value is out of range.
+pub fn build(
+    base: Base<'_>,
+    layers: &[Overrides],
+    runtime: Option<&ProfilePatch>,
+) -> Result<Config, ConfigError> {
+    let mut config = match base {
+        Base::Defaults => Config::default(),
+        Base::File { path, text } => {
+            let mut config = Config::from_toml_str(text, &path.display().to_string())?;
+            config.source = ConfigSource::File(path.to_path_buf());
+            config
+        }
+        Base::Given(config) => config.clone(),
+    };
+    for layer in layers {
+        layer.apply(&mut config);
+    }
+    if let Some(runtime) = runtime {
+        config.profile = runtime.over(&config.profile);
+    }
+    Ok(config)
 }
 
 /// A fixed delay from the environment (bare numbers are milliseconds).

@@ -20,7 +20,7 @@ pub use describe::describe;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::shape::{Delay, Fault, HttpFault, Schedule, Timing, WeightedFault};
@@ -462,18 +462,6 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads and validates the file at `path` (no environment, no flags).
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the file, and for a bad value its line and column.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        let mut config = Self::from_toml_str(&text, &path.display().to_string())?;
-        config.source = ConfigSource::File(path.to_path_buf());
-        Ok(config)
-    }
-
     /// Parses and validates TOML text; `origin` names it in errors. No I/O.
     ///
     /// # Errors

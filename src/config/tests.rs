@@ -2,11 +2,18 @@
 //! key, value and the accepted form.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
 
 use super::layer::Overrides;
 use super::raw::*;
 use super::*;
+
+/// A file as start-up reads it, with no environment or flags.
+fn load(path: &Path) -> Result<Config, ConfigError> {
+    let source = crate::live::Source::File { path: path.to_path_buf(), layers: Vec::new() };
+    source.load().map(|loaded| loaded.config)
+}
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -36,7 +43,7 @@ fn an_empty_file_gives_the_node_mocks_defaults() {
 #[test]
 fn the_shipped_config_file_is_valid_and_documents_the_defaults() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml");
-    let mut config = Config::load(Path::new(path)).unwrap();
+    let mut config = load(Path::new(path)).unwrap();
     assert_eq!(config.source, ConfigSource::File(PathBuf::from(path)));
     config.source = ConfigSource::Defaults;
     assert_eq!(config, Config::default());
@@ -198,7 +205,7 @@ fn unknown_keys_and_wrong_types_are_refused_with_toml_location() {
 
 #[test]
 fn an_unreadable_file_names_the_path() {
-    let error = Config::load(Path::new("/nonexistent/sluice.toml")).unwrap_err();
+    let error = load(Path::new("/nonexistent/sluice.toml")).unwrap_err();
     assert_eq!(error.to_string(), "cannot read config file /nonexistent/sluice.toml");
     let cause = std::error::Error::source(&error).unwrap().to_string();
     assert!(cause.starts_with("No such file or directory"), "{cause}");
@@ -623,7 +630,7 @@ fn every_example_config_is_valid() {
     for entry in std::fs::read_dir(folder).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let config = Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let config = load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             for route in &config.routes {
                 if let Some(profile) = &route.profile {
                     assert!(config.profile_named(profile).is_some());
@@ -744,4 +751,40 @@ fn bad_tool_use_keys_are_named() {
         format!("test.toml:2:10: invalid tool_use.choice \"\": expected {CHOICE_FORM}")
     );
     assert!(error("[tool_use]\nsometimes = true").contains("unknown field `sometimes`"));
+}
+
+/// `layer::build` stacks defaults < file < environment < flags < runtime
+/// overrides, and each knob comes from the highest layer that sets it.
+#[test]
+fn layers_stack_in_one_order() {
+    use super::layer::{Base, build};
+    let file = "tokens_per_response = 10\nerror_rate = 0.1\nseed = 1\nlisten = \"127.0.0.1:7000\"";
+    let path = Path::new("layers.toml");
+    let env = Overrides::from_env(|name| match name {
+        "TOKENS_PER_RESPONSE" => Some("20".into()),
+        "ERROR_RATE" => Some("0.2".into()),
+        "PORT" => Some("7001".into()),
+        _ => None,
+    })
+    .unwrap();
+    let flags = Overrides {
+        profile: ProfilePatch { error_rate: Some(0.3), ..ProfilePatch::default() },
+        ..Overrides::default()
+    };
+    let runtime = ProfilePatch { tokens_per_response: Some(40), ..ProfilePatch::default() };
+
+    let defaults = build(Base::Defaults, &[], None).unwrap();
+    assert_eq!(defaults, Config::default());
+    let from_file = build(Base::File { path, text: file }, &[], None).unwrap();
+    assert_eq!(from_file.profile.tokens_per_response, 10);
+    assert_eq!(from_file.source, ConfigSource::File(path.to_path_buf()));
+    let layers = [env, flags];
+    let all = build(Base::File { path, text: file }, &layers, Some(&runtime)).unwrap();
+    assert_eq!(all.profile.tokens_per_response, 40, "runtime over environment");
+    assert_eq!(all.profile.error_rate, 0.3, "flags over environment over file");
+    assert_eq!(all.listen.port(), 7001, "environment over file");
+    assert_eq!(all.seed, Some(1), "the file's, where no layer sets it");
+    let given = build(Base::Given(&from_file), &[], Some(&runtime)).unwrap();
+    assert_eq!(given.profile.tokens_per_response, 40);
+    assert_eq!(given.profile.error_rate, 0.1);
 }
