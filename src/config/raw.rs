@@ -16,29 +16,74 @@ use super::{
 };
 use crate::shape::{Delay, Fault, HttpFault, Schedule, WeightedFault};
 
-/// The file, field for field. Nothing here is trusted yet.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    listen: Option<Spanned<String>>,
-    seed: Option<Spanned<i64>>,
-    max_request_body: Option<Spanned<RawSize>>,
-    head: Option<Spanned<String>>,
-    shutdown_grace: Option<Spanned<String>>,
-    first_token_delay: Option<Spanned<Value>>,
-    token_interval: Option<Spanned<Value>>,
-    tool_call_delay: Option<Spanned<Value>>,
-    tokens_per_response: Option<Spanned<i64>>,
-    error_rate: Option<Spanned<f64>>,
-    faults: Option<Vec<Spanned<RawFault>>>,
-    tool_use: Option<RawToolUse>,
-    profiles: Option<BTreeMap<String, Spanned<RawProfile>>>,
-    routes: Option<Vec<Spanned<RawRoute>>>,
-    control: Option<RawControl>,
-    admin: Option<RawAdmin>,
-    upstream: Option<Spanned<RawUpstream>>,
-    limits: Option<RawLimits>,
-    watch: Option<RawWatch>,
+/// Declares the knobs of a profile once, as the file writes them, and
+/// makes from that one list: [`RawConfig`] (the top level: the knobs and the
+/// global settings), [`RawProfile`] (`[profiles.NAME]`: the knobs alone),
+/// and [`Knobs`], the knobs borrowed from either. serde cannot flatten a
+/// struct under `deny_unknown_fields`, hence a macro rather than a shared
+/// field. A new knob is one line here and its arm in [`Knobs::validate`].
+macro_rules! profile_knobs {
+    ($($(#[$doc:meta])* $knob:ident: $raw:ty,)*) => {
+        /// The file, field for field. Nothing here is trusted yet.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RawConfig {
+            listen: Option<Spanned<String>>,
+            seed: Option<Spanned<i64>>,
+            max_request_body: Option<Spanned<RawSize>>,
+            head: Option<Spanned<String>>,
+            shutdown_grace: Option<Spanned<String>>,
+            $($knob: Option<$raw>,)*
+            profiles: Option<BTreeMap<String, Spanned<RawProfile>>>,
+            routes: Option<Vec<Spanned<RawRoute>>>,
+            control: Option<RawControl>,
+            admin: Option<RawAdmin>,
+            upstream: Option<Spanned<RawUpstream>>,
+            limits: Option<RawLimits>,
+            watch: Option<RawWatch>,
+        }
+
+        /// `[profiles.NAME]`: the knobs of the top level, each optional.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RawProfile {
+            $($knob: Option<$raw>,)*
+        }
+
+        /// The knobs of a profile, borrowed from the top level or a `[profiles.*]` table.
+        struct Knobs<'a> {
+            $($(#[$doc])* $knob: &'a Option<$raw>,)*
+        }
+
+        impl RawConfig {
+            fn knobs(&self) -> Knobs<'_> {
+                Knobs { $($knob: &self.$knob,)* }
+            }
+        }
+
+        impl RawProfile {
+            fn knobs(&self) -> Knobs<'_> {
+                Knobs { $($knob: &self.$knob,)* }
+            }
+        }
+    };
+}
+
+profile_knobs! {
+    /// `first_token_delay`: a duration or a distribution table.
+    first_token_delay: Spanned<Value>,
+    /// `token_interval`.
+    token_interval: Spanned<Value>,
+    /// `tool_call_delay`.
+    tool_call_delay: Spanned<Value>,
+    /// `tokens_per_response`.
+    tokens_per_response: Spanned<i64>,
+    /// `error_rate`, a fraction.
+    error_rate: Spanned<f64>,
+    /// `[[faults]]`.
+    faults: Vec<Spanned<RawFault>>,
+    /// `[tool_use]`.
+    tool_use: RawToolUse,
 }
 
 /// `[limits]`.
@@ -67,19 +112,6 @@ struct RawAdmin {
     token: Option<Spanned<String>>,
 }
 
-/// `[profiles.NAME]`: the knobs of the top level, each optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProfile {
-    first_token_delay: Option<Spanned<Value>>,
-    token_interval: Option<Spanned<Value>>,
-    tool_call_delay: Option<Spanned<Value>>,
-    tokens_per_response: Option<Spanned<i64>>,
-    error_rate: Option<Spanned<f64>>,
-    faults: Option<Vec<Spanned<RawFault>>>,
-    tool_use: Option<RawToolUse>,
-}
-
 /// `[tool_use]`, at the top level or in a profile.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,19 +120,6 @@ struct RawToolUse {
     choice: Option<Spanned<String>>,
     max_rounds: Option<Spanned<i64>>,
     parallel_calls: Option<Spanned<i64>>,
-}
-
-/// The knobs of a profile, borrowed from the top level or a `[profiles.*]`
-/// table (the top level repeats `RawProfile`'s fields because serde cannot
-/// flatten a struct under `deny_unknown_fields`).
-struct Knobs<'a> {
-    first_token_delay: &'a Option<Spanned<Value>>,
-    token_interval: &'a Option<Spanned<Value>>,
-    tool_call_delay: &'a Option<Spanned<Value>>,
-    tokens_per_response: &'a Option<Spanned<i64>>,
-    error_rate: &'a Option<Spanned<f64>>,
-    faults: &'a Option<Vec<Spanned<RawFault>>>,
-    tool_use: &'a Option<RawToolUse>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,16 +306,7 @@ impl RawConfig {
         if let Some(watch) = &self.watch {
             config.watch.poll = at.check(&watch.poll, "watch.poll", |s| positive_duration(s))?;
         }
-        let knobs = Knobs {
-            first_token_delay: &self.first_token_delay,
-            token_interval: &self.token_interval,
-            tool_call_delay: &self.tool_call_delay,
-            tokens_per_response: &self.tokens_per_response,
-            error_rate: &self.error_rate,
-            faults: &self.faults,
-            tool_use: &self.tool_use,
-        };
-        config.profile = knobs.validate(at, "")?.over(&config.profile);
+        config.profile = self.knobs().validate(at, "")?.over(&config.profile);
         for (name, profile) in self.profiles.iter().flatten() {
             let patch = profile.get_ref().knobs().validate(at, &format!("profiles.{name}."))?;
             config.profiles.insert(name.clone(), patch);
@@ -351,20 +361,6 @@ impl RawConfig {
             config.upstream = Some(upstream.get_ref().validate(at, upstream.span())?);
         }
         Ok(config)
-    }
-}
-
-impl RawProfile {
-    fn knobs(&self) -> Knobs<'_> {
-        Knobs {
-            first_token_delay: &self.first_token_delay,
-            token_interval: &self.token_interval,
-            tool_call_delay: &self.tool_call_delay,
-            tokens_per_response: &self.tokens_per_response,
-            error_rate: &self.error_rate,
-            faults: &self.faults,
-            tool_use: &self.tool_use,
-        }
     }
 }
 
