@@ -36,11 +36,11 @@ use crate::config::Limits;
 /// then closes with SO_LINGER 0, which sends a TCP RST (HTTP/1.1 only: on
 /// HTTP/2 the failed body resets just its stream).
 #[derive(Debug, Clone, Default)]
-pub struct ResetHandle(pub Arc<AtomicBool>);
+pub(crate) struct ResetHandle(pub(crate) Arc<AtomicBool>);
 
 impl ResetHandle {
     /// Whether a reset was asked for.
-    pub fn requested(&self) -> bool {
+    pub(crate) fn requested(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
 }

@@ -3,62 +3,75 @@
 //! tool-call delay, and how often and how requests fail; and it can be
 //! changed while a load test runs.
 //!
+//! The public API is what the binary, the tests and the examples use:
+//! [`Config`] and its layers ([`config`]), a [`Source`] of configs, and
+//! [`serve`] / [`run`] to serve one. Everything else is internal; the design
+//! is in `docs/architecture.md`, and the wire facts it relies on in
+//! `docs/protocols.md`.
+//!
 //! # Layout
 //!
 //! ```text
-//!            ┌──────────────────┐
-//! request ──▶│ handler::admit    │  snapshot of the live config; route → profile;
-//!            └────────┬─────────┘  seeded fault plan (shape::plan), once, at arrival
-//!          ┌──────────┴───────────┐
-//!          ▼                      ▼
-//!    mock::Reply            proxy: upstream body → sse::SseSplitter → dialect::classify
-//!   (instant source)        (live source)          both: a Stream of sse::SseRecord
-//!          └──────────┬───────────┘
-//!                     ▼
-//!            ┌──────────────────┐
-//!            │ shape::Shaper     │  the only thing that waits: absolute deadlines on
-//!            └────────┬─────────┘  shape::Gate (sub-ms timerfd); applies the stream fault
-//!                     ▼
-//!       handler::stream_body       head held until the first token (default); events
-//!                                  due together go out as one chunk
+//!            ┌───────────────────────┐
+//! request ──▶│ handler::Exchange      │  snapshot of the live config; route → profile;
+//!            └──────────┬────────────┘  seeded fault plan (shape::plan), once, at arrival
+//!          ┌────────────┴─────────────┐
+//!          ▼                          ▼
+//!   mock::<api> reply           proxy: upstream body → sse::SseSplitter → dialect classify
+//!   (instant source)            (live source)          both: a Stream of sse::SseRecord
+//!          └────────────┬─────────────┘
+//!                       ▼
+//!            ┌───────────────────────┐
+//!            │ shape::Shaper          │  waits on absolute deadlines (shape::timer::Gate,
+//!            └──────────┬────────────┘  sub-ms timerfd); applies the stream fault
+//!                       ▼
+//!       shape::head, handler::stream_body   head held until the first token (default);
+//!                                           events due together go out as one chunk
 //! ```
 //!
-//! - [`config`]: TOML file, environment and flags → a validated [`Config`].
-//! - [`live`]: the config in force (snapshots, versions), reload and file watching.
-//! - [`server`]: accept loop, admin listener, graceful shutdown; [`serve`] and [`run`].
+//! Modules, from the top down (imports point down only; `tests/module_graph.rs`
+//! checks there is no cycle):
+//!
+//! - `server`: accept loop, admin listener, graceful shutdown; [`serve`] and [`run`].
+//! - `admin`: admin endpoints (`/metrics`, `/config`, `/reload`, `/faults`).
 //! - `connection`: a client connection's I/O and bounds (header read and idle timeouts).
-//! - [`handler`]: admission (route, profile, plan) and the response side.
-//! - [`route`]: routes and profiles, first match wins.
-//! - [`mock`]: request validation and the mock's replies (never sleeps).
-//! - [`proxy`]: the upstream client and forwarding.
-//! - [`shape`]: fault plan, delays, timing rule ([`shape::Pacer`]), [`shape::Shaper`]
-//!   and its clock ([`shape::Gate`]).
-//! - [`sse`]: the event record, its encoding, and the verbatim splitter.
-//! - [`dialect`]: provider wire facts (Anthropic, OpenAI): event classes, errors.
-//! - [`admin`]: admin endpoints and Prometheus metrics.
-//! - [`response`]: response body type and provider-shaped error responses.
+//! - `handler`: one request: admission, the exchange (the fault protocol of both
+//!   modes), typed refusals, the mock's and the proxy's paths, the streamed body.
+//! - `mock`: the mock by API (`mock::anthropic`), a dialect-neutral reply plan,
+//!   tool inputs from JSON Schema ([`mock::schema`]). Never sleeps.
+//! - `proxy`: the upstream client, and an upstream SSE body as records.
+//! - [`live`]: the config in force (snapshots, versions), reload and file watching.
+//! - `route`: routes and profiles, first match wins.
+//! - `metrics`: Prometheus metrics.
+//! - [`shape`]: fault plan, delays, the timing rule, the shaper, the head's
+//!   release, and the precise timer. Every wait on the data path is here.
+//! - `dialect`: provider wire facts (Anthropic, OpenAI): event classes, errors.
+//! - `sse`: the event record, its encoding, and the verbatim splitter.
+//! - [`config`]: TOML file, environment and flags → a validated [`Config`].
+//! - `response`: the response body type and dialect-shaped error responses.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod config;
 pub(crate) mod connection;
-pub mod dialect;
+pub(crate) mod dialect;
 #[doc(hidden)]
 pub mod fuzz_checks;
-pub mod handler;
+pub(crate) mod handler;
 pub mod live;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod mock;
-pub mod proxy;
-pub mod response;
-pub mod route;
+pub(crate) mod proxy;
+pub(crate) mod response;
+pub(crate) mod route;
 pub mod server;
 pub mod shape;
-pub mod sse;
+pub(crate) mod sse;
 
 use std::net::SocketAddr;
 
 pub use config::Config;
-pub use live::{Source, StartError};
+pub use live::{Loaded, Source, StartError};
+pub use proxy::ClientError;
 pub use server::{run, serve};
 
 use config::{ConfigSource, HeadTiming};

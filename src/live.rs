@@ -1,13 +1,13 @@
 //! The config in force, and changing it while sluice runs.
 //!
-//! A request takes one [`Snapshot`] at its arrival and keeps it, so a reload
+//! A request takes one `Snapshot` at its arrival and keeps it, so a reload
 //! never changes a request in flight. A reload reads the file, layers the
 //! environment, flags and runtime overrides on it, validates the whole, and
 //! swaps the snapshot atomically ([`ArcSwap`]). A bad file is logged with its
 //! line and column, counted, and never replaces a good config. A setting that
 //! needs a restart (the listen addresses) is reported and kept as it was.
 //!
-//! Triggers: a change of the file's contents ([`watch`]: inotify on the
+//! Triggers: a change of the file's contents (`watch`: inotify on the
 //! file and its folder, or polling with `[watch] poll`),
 //! `SIGHUP`, `POST /reload`, and `PUT`/`DELETE /faults` (runtime overrides).
 //!
@@ -35,7 +35,7 @@ use crate::route::Router;
 
 /// Which config, and how it was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version {
+pub(crate) struct Version {
     /// 1 at start, +1 per applied change.
     pub number: u64,
     /// The first 12 hex digits of a SHA-256 over the file, layers and overrides.
@@ -50,7 +50,7 @@ impl fmt::Display for Version {
 
 /// Everything a request needs from the config, fixed for its lifetime.
 #[derive(Debug)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// The validated config.
     pub config: Arc<Config>,
     /// Its routes, with profiles resolved and fresh request counters.
@@ -120,7 +120,7 @@ impl Source {
 
 /// The result of a reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reload {
+pub(crate) enum Reload {
     /// A new config is in force.
     Applied(Version),
     /// Nothing changed.
@@ -131,7 +131,7 @@ pub enum Reload {
 
 /// The live config.
 #[derive(Debug)]
-pub struct Live {
+pub(crate) struct Live {
     current: ArcSwap<Snapshot>,
     source: Source,
     /// The text of the file behind the current snapshot.
@@ -178,12 +178,12 @@ impl Live {
     }
 
     /// The config in force; take it once per request.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
     }
 
     /// The file behind the config, if any.
-    pub fn path(&self) -> Option<&Path> {
+    pub(crate) fn path(&self) -> Option<&Path> {
         match &self.source {
             Source::File { path, .. } => Some(path),
             Source::Fixed(_) => None,
@@ -191,18 +191,18 @@ impl Live {
     }
 
     /// The runtime overrides in force.
-    pub fn runtime(&self) -> Option<ProfilePatch> {
+    pub(crate) fn runtime(&self) -> Option<ProfilePatch> {
         self.runtime.lock().ok().and_then(|r| r.as_ref().map(|(patch, _)| patch.clone()))
     }
 
     /// Applies `text` as the file's new contents, if it is valid and different.
-    pub async fn reload_text(&self, why: &str, text: String) -> Reload {
+    pub(crate) async fn reload_text(&self, why: &str, text: String) -> Reload {
         let _one_at_a_time = self.lock.lock().await;
         self.rebuild(why, text)
     }
 
     /// Reads the file again and applies it if it is valid and different.
-    pub async fn reload(&self, why: &str) -> Reload {
+    pub(crate) async fn reload(&self, why: &str) -> Reload {
         let _one_at_a_time = self.lock.lock().await;
         let text = match &self.source {
             Source::Fixed(_) => String::new(),
@@ -221,7 +221,7 @@ impl Live {
 
     /// Sets (or with `None` clears) the runtime overrides and applies them on
     /// top of the last good file.
-    pub async fn set_runtime(&self, patch: Option<(ProfilePatch, String)>) -> Reload {
+    pub(crate) async fn set_runtime(&self, patch: Option<(ProfilePatch, String)>) -> Reload {
         let _one_at_a_time = self.lock.lock().await;
         if let Ok(mut runtime) = self.runtime.lock() {
             *runtime = patch;
@@ -297,14 +297,14 @@ fn fingerprint(text: &str, source: &Source, runtime: Option<&str>) -> String {
 }
 
 /// How long the watcher waits for a burst of file events to settle.
-pub const DEBOUNCE: Duration = Duration::from_millis(200);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// How often a missing folder is looked for again (it was deleted, and the
 /// watch with it; it may be made again).
 const REARM_EVERY: Duration = Duration::from_millis(250);
 
 /// Keeps the config file watched while it is alive; dropping it stops watching.
-pub struct ConfigWatcher {
+pub(crate) struct ConfigWatcher {
     _task: tokio::task::JoinHandle<()>,
     _abort: AbortOnDrop,
 }
@@ -375,7 +375,7 @@ fn is_change(kind: &EventKind) -> bool {
 ///
 /// # Errors
 /// notify's error when the folder cannot be watched.
-pub fn watch(live: Arc<Live>) -> notify::Result<Option<ConfigWatcher>> {
+pub(crate) fn watch(live: Arc<Live>) -> notify::Result<Option<ConfigWatcher>> {
     let Some(path) = live.path().map(Path::to_path_buf) else {
         return Ok(None);
     };

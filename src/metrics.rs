@@ -112,7 +112,7 @@ struct ResultLabel {
 
 /// Every metric sluice keeps.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     faults: Family<KindLabel, Counter>,
@@ -133,7 +133,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Registers every metric.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("sluice");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -202,7 +202,7 @@ impl Metrics {
     }
 
     /// Counts an answered request.
-    pub fn request(&self, route: &str, mode: &str, outcome: &str) {
+    pub(crate) fn request(&self, route: &str, mode: &str, outcome: &str) {
         let labels = RequestLabels {
             route: route.to_string(),
             mode: mode.to_string(),
@@ -212,49 +212,49 @@ impl Metrics {
     }
 
     /// Counts an injected fault.
-    pub fn fault(&self, kind: &str) {
+    pub(crate) fn fault(&self, kind: &str) {
         self.faults.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
     }
 
     /// Records a first token's delay.
-    pub fn first_token(&self, delay: Duration) {
+    pub(crate) fn first_token(&self, delay: Duration) {
         self.first_token.observe(delay);
     }
 
     /// Records a gap between tokens.
-    pub fn token_gap(&self, gap: Duration) {
+    pub(crate) fn token_gap(&self, gap: Duration) {
         self.token_gap.observe(gap);
     }
 
     /// Records how late a token was released against its schedule.
-    pub fn release_lateness(&self, late: Duration) {
+    pub(crate) fn release_lateness(&self, late: Duration) {
         self.lateness.observe(late);
     }
 
     /// Counts an open stream until the guard drops.
-    pub fn stream_opened(&self) -> OpenStream {
+    pub(crate) fn stream_opened(&self) -> OpenStream {
         self.open_streams.inc();
         OpenStream(self.open_streams.clone())
     }
 
     /// Counts an upstream failure.
-    pub fn upstream_error(&self, kind: &str) {
+    pub(crate) fn upstream_error(&self, kind: &str) {
         self.upstream_errors.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
     }
 
     /// Counts a reload and, when applied, the new version.
-    pub fn reload(&self, result: &str, version: u64) {
+    pub(crate) fn reload(&self, result: &str, version: u64) {
         self.reloads.get_or_create(&ResultLabel { result: result.to_string() }).inc();
         self.set_version(version);
     }
 
     /// Sets the config version.
-    pub fn set_version(&self, version: u64) {
+    pub(crate) fn set_version(&self, version: u64) {
         self.config_version.set(i64::try_from(version).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
@@ -265,7 +265,7 @@ impl Metrics {
 
 /// Decrements `sluice_open_streams` when dropped.
 #[derive(Debug)]
-pub struct OpenStream(Gauge);
+pub(crate) struct OpenStream(Gauge);
 
 impl Drop for OpenStream {
     fn drop(&mut self) {

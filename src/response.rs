@@ -12,21 +12,21 @@ use hyper::{Response, StatusCode};
 use crate::dialect::Dialect;
 
 /// Errors a response body can end with (a proxied upstream failing mid-stream).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body of every response sluice sends.
-pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The header carrying the provider's request id.
-pub const REQUEST_ID: &str = "request-id";
+pub(crate) const REQUEST_ID: &str = "request-id";
 
 /// A whole body.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed_unsync()
 }
 
 /// A JSON response with a request id.
-pub fn json(status: StatusCode, body: String, request_id: &str) -> Response<Body> {
+pub(crate) fn json(status: StatusCode, body: String, request_id: &str) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -37,13 +37,8 @@ pub fn json(status: StatusCode, body: String, request_id: &str) -> Response<Body
     response
 }
 
-/// An Anthropic-shaped error response whose `error.type` matches `status`.
-pub fn error(status: StatusCode, message: &str, request_id: &str) -> Response<Body> {
-    error_in(Dialect::Anthropic, status, message, request_id)
-}
-
 /// An error response in `dialect`'s shape.
-pub fn error_in(
+pub(crate) fn error_in(
     dialect: Dialect,
     status: StatusCode,
     message: &str,

@@ -16,40 +16,40 @@ use serde_json::Value;
 use crate::config::{Config, Profile, RouteMatch};
 
 /// The name of the route a request gets when no route matches.
-pub const DEFAULT_ROUTE: &str = "default";
+pub(crate) const DEFAULT_ROUTE: &str = "default";
 
 /// A route with its resolved profile and request counter.
 #[derive(Debug)]
-pub struct RouteState {
+pub(crate) struct RouteState {
     /// Named in `x-sluice-route` and logs.
-    pub name: String,
+    pub(crate) name: String,
     /// The profile its requests get.
-    pub profile: Arc<Profile>,
+    pub(crate) profile: Arc<Profile>,
     matcher: RouteMatch,
     requests: AtomicU64,
 }
 
 impl RouteState {
     /// This route's next request number, from 0.
-    pub fn next_request(&self) -> u64 {
+    pub(crate) fn next_request(&self) -> u64 {
         self.requests.fetch_add(1, Ordering::Relaxed)
     }
 }
 
 /// What routing can read from a JSON request body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BodyFacts {
+pub(crate) struct BodyFacts {
     /// `model`.
-    pub model: Option<String>,
+    pub(crate) model: Option<String>,
     /// `stream`.
-    pub stream: bool,
+    pub(crate) stream: bool,
     /// A non-empty `tools` list.
-    pub has_tools: bool,
+    pub(crate) has_tools: bool,
 }
 
 impl BodyFacts {
     /// Reads the facts leniently: a body that is not a JSON object has none.
-    pub fn read(body: &[u8]) -> Self {
+    pub(crate) fn read(body: &[u8]) -> Self {
         let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
             return Self::default();
         };
@@ -66,7 +66,7 @@ impl BodyFacts {
 
 /// The routes of one config.
 #[derive(Debug)]
-pub struct Router {
+pub(crate) struct Router {
     routes: Vec<RouteState>,
     default: RouteState,
     profiles: HashMap<String, Arc<Profile>>,
@@ -75,7 +75,7 @@ pub struct Router {
 
 impl Router {
     /// Resolves `config`'s routes and profiles.
-    pub fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         let profiles: HashMap<String, Arc<Profile>> = config
             .profiles
             .iter()
@@ -109,12 +109,12 @@ impl Router {
     }
 
     /// Whether some route reads the request body (model, stream, tools).
-    pub fn needs_body(&self) -> bool {
+    pub(crate) fn needs_body(&self) -> bool {
         self.needs_body
     }
 
     /// The first route that takes the request, or the default route.
-    pub fn select(
+    pub(crate) fn select(
         &self,
         method: &Method,
         path: &str,
@@ -128,7 +128,7 @@ impl Router {
     }
 
     /// The named profile, for the `x-sluice-profile` control header.
-    pub fn profile(&self, name: &str) -> Option<Arc<Profile>> {
+    pub(crate) fn profile(&self, name: &str) -> Option<Arc<Profile>> {
         self.profiles.get(name).cloned()
     }
 }

@@ -1,7 +1,7 @@
 //! The accept loop: one task per connection, HTTP/1.1 and HTTP/2 (h2c), the
 //! admin listener, config watching, and graceful shutdown. Knows nothing of SSE; every request goes to
-//! [`App::handle`](crate::handler::App::handle), with the connection's
-//! [`ResetHandle`] in its extensions so a `reset` fault can end the connection
+//! `App::handle`, with the connection's
+//! `ResetHandle` in its extensions so a `reset` fault can end the connection
 //! with a real TCP RST.
 
 use std::convert::Infallible;

@@ -45,7 +45,7 @@ const MAX_ADMIN_CONNECTIONS: usize = 64;
 
 /// Serves the admin endpoints on `listener` until `stop` is cancelled;
 /// `draining` (shutdown has begun) turns `/ready` to 503.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     draining: CancellationToken,

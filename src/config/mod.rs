@@ -482,7 +482,7 @@ impl Config {
 ///
 /// # Errors
 /// [`ConfigError`] naming the knob.
-pub fn parse_runtime_patch(json: &str) -> Result<ProfilePatch, ConfigError> {
+pub(crate) fn parse_runtime_patch(json: &str) -> Result<ProfilePatch, ConfigError> {
     raw::patch_from_json(json)
 }
 
@@ -492,7 +492,7 @@ pub fn parse_runtime_patch(json: &str) -> Result<ProfilePatch, ConfigError> {
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] naming the header.
-pub fn parse_fault_header(value: &str) -> Result<Fault, ConfigError> {
+pub(crate) fn parse_fault_header(value: &str) -> Result<Fault, ConfigError> {
     raw::fault_from_header(value)
 }
 

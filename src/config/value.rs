@@ -12,23 +12,23 @@ use std::time::Duration;
 pub use crate::shape::MAX_DURATION;
 
 /// What a duration may look like, for error messages.
-pub const DURATION_FORM: &str =
+pub(crate) const DURATION_FORM: &str =
     "a duration such as \"100ms\", \"1.5s\" or \"2s\", at most 7 days (\"168h\")";
 /// What a duration from the environment may look like (the seed's form).
-pub const ENV_DURATION_FORM: &str = "milliseconds such as 100, or a duration such as \"100ms\" \
+pub(crate) const ENV_DURATION_FORM: &str = "milliseconds such as 100, or a duration such as \"100ms\" \
      or \"2s\", at most 7 days (\"168h\")";
 /// What an error rate may look like.
-pub const RATE_FORM: &str = "a fraction from 0 to 1, such as 0.005 for 0.5 %";
+pub(crate) const RATE_FORM: &str = "a fraction from 0 to 1, such as 0.005 for 0.5 %";
 /// What an error rate from the environment or a flag may look like.
-pub const RATE_TEXT_FORM: &str =
+pub(crate) const RATE_TEXT_FORM: &str =
     "a fraction from 0 to 1 such as 0.005, or a percentage such as 0.5%";
 /// What a listen address may look like.
-pub const LISTEN_FORM: &str = "an IP address and port such as \"0.0.0.0:3456\" or \"127.0.0.1:8080\" (port 0 picks a free port)";
+pub(crate) const LISTEN_FORM: &str = "an IP address and port such as \"0.0.0.0:3456\" or \"127.0.0.1:8080\" (port 0 picks a free port)";
 /// What a byte size may look like.
-pub const SIZE_FORM: &str = "a size such as \"32MiB\", \"512KiB\" or a number of bytes";
+pub(crate) const SIZE_FORM: &str = "a size such as \"32MiB\", \"512KiB\" or a number of bytes";
 
 /// What an upstream URL may look like.
-pub const URL_FORM: &str =
+pub(crate) const URL_FORM: &str =
     "an http:// or https:// URL such as \"https://api.anthropic.com\" or \"http://127.0.0.1:3456\"";
 
 /// An upstream base URL: http or https, a host, an optional path prefix, no query.
@@ -82,7 +82,7 @@ pub fn env_duration(text: &str) -> Result<Duration, &'static str> {
 }
 
 /// An error rate as a number.
-pub fn rate(value: f64) -> Result<f64, &'static str> {
+pub(crate) fn rate(value: f64) -> Result<f64, &'static str> {
     if value.is_finite() && (0.0..=1.0).contains(&value) { Ok(value) } else { Err(RATE_FORM) }
 }
 
@@ -107,7 +107,7 @@ pub fn listen(text: &str) -> Result<SocketAddr, &'static str> {
 }
 
 /// A byte size such as `"32MiB"` or `"1MB"`.
-pub fn size(text: &str) -> Result<u64, &'static str> {
+pub(crate) fn size(text: &str) -> Result<u64, &'static str> {
     bytesize::ByteSize::from_str(text.trim()).map(|size| size.as_u64()).map_err(|_| SIZE_FORM)
 }
 

@@ -19,7 +19,7 @@ use crate::sse::{Event, EventKind};
 
 /// The `error.type` the real API pairs with an HTTP status. The SDKs choose
 /// the exception class from the status; the type is what users read.
-pub fn error_type_for_status(status: u16) -> &'static str {
+pub(crate) fn error_type_for_status(status: u16) -> &'static str {
     match status {
         400 => "invalid_request_error",
         401 => "authentication_error",
@@ -38,7 +38,7 @@ pub fn error_type_for_status(status: u16) -> &'static str {
 
 /// The message the real API sends with an injected status, when the config
 /// gives none.
-pub fn default_message_for_status(status: u16) -> &'static str {
+pub(crate) fn default_message_for_status(status: u16) -> &'static str {
     match status {
         400 => "Invalid request",
         401 => "invalid x-api-key",
@@ -54,7 +54,7 @@ pub fn default_message_for_status(status: u16) -> &'static str {
 }
 
 /// The JSON body of an error response.
-pub fn error_body(error_type: &str, message: &str, request_id: &str) -> String {
+pub(crate) fn error_body(error_type: &str, message: &str, request_id: &str) -> String {
     json!({
         "type": "error",
         "error": {"type": error_type, "message": message},
@@ -101,7 +101,7 @@ mod tests {
 /// and tool-argument deltas are tokens; opening a `tool_use` (or server tool)
 /// block starts a tool call; everything else, unknown events included, is
 /// other. Only deltas and block starts have their JSON read.
-pub fn classify(event: &Event<'_>) -> EventKind {
+pub(crate) fn classify(event: &Event<'_>) -> EventKind {
     let Some(data) = event.data.as_deref() else {
         return EventKind::Other;
     };

@@ -9,14 +9,14 @@
 //!
 //! The dialect is chosen by the request path ([`Dialect::for_path`]).
 
-pub mod anthropic;
-pub mod openai;
+pub(crate) mod anthropic;
+pub(crate) mod openai;
 
 use crate::sse::{Event, EventKind, SseRecord, encode_data, encode_event};
 
 /// A provider API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
+pub(crate) enum Dialect {
     /// Anthropic Messages (`/v1/messages`), and the default.
     Anthropic,
     /// OpenAI Chat Completions (`/v1/chat/completions`).
@@ -27,7 +27,7 @@ pub enum Dialect {
 
 impl Dialect {
     /// The dialect of a request path; unknown paths are treated as Anthropic.
-    pub fn for_path(path: &str) -> Self {
+    pub(crate) fn for_path(path: &str) -> Self {
         let path = path.trim_end_matches('/');
         if path.ends_with("/chat/completions") {
             Self::OpenAiChat
@@ -39,7 +39,7 @@ impl Dialect {
     }
 
     /// The classifier the SSE splitter applies to each complete event.
-    pub fn classifier(self) -> fn(&Event<'_>) -> EventKind {
+    pub(crate) fn classifier(self) -> fn(&Event<'_>) -> EventKind {
         match self {
             Self::Anthropic => anthropic::classify,
             Self::OpenAiChat => openai::classify_chat,
@@ -47,13 +47,8 @@ impl Dialect {
         }
     }
 
-    /// Classifies one event.
-    pub fn classify(self, event: &Event<'_>) -> EventKind {
-        (self.classifier())(event)
-    }
-
     /// An error body in the provider's shape for `status`.
-    pub fn error_body(self, status: u16, message: &str, request_id: &str) -> String {
+    pub(crate) fn error_body(self, status: u16, message: &str, request_id: &str) -> String {
         match self {
             Self::Anthropic => {
                 anthropic::error_body(anthropic::error_type_for_status(status), message, request_id)
@@ -64,7 +59,12 @@ impl Dialect {
 
     /// The provider's mid-stream error event (`docs/protocols.md` §2.4, §3.1, §3.3),
     /// sent after HTTP 200 when a `stream_error` fault fires.
-    pub fn error_event(self, error_type: &str, message: &str, request_id: &str) -> SseRecord {
+    pub(crate) fn error_event(
+        self,
+        error_type: &str,
+        message: &str,
+        request_id: &str,
+    ) -> SseRecord {
         match self {
             Self::Anthropic => {
                 let data = anthropic::error_body(error_type, message, request_id);
@@ -86,7 +86,7 @@ impl Dialect {
     /// The provider's rate-limit headers, exhausted, resetting at `reset_at`
     /// (`reset_in` from now): RFC 3339 times for Anthropic, Go-style
     /// durations for OpenAI (`docs/protocols.md` §2.2, §3.2).
-    pub fn rate_limit_headers(
+    pub(crate) fn rate_limit_headers(
         self,
         reset_at: std::time::SystemTime,
         reset_in: std::time::Duration,
@@ -118,7 +118,7 @@ impl Dialect {
     }
 
     /// The provider's usual message for an injected status.
-    pub fn default_message(self, status: u16) -> &'static str {
+    pub(crate) fn default_message(self, status: u16) -> &'static str {
         match self {
             Self::Anthropic => anthropic::default_message_for_status(status),
             Self::OpenAiChat | Self::OpenAiResponses => openai::default_message_for_status(status),

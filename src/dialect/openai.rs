@@ -23,7 +23,7 @@ fn error_type_and_code(status: u16) -> (&'static str, Option<&'static str>) {
 }
 
 /// The provider's usual message for a status.
-pub fn default_message_for_status(status: u16) -> &'static str {
+pub(crate) fn default_message_for_status(status: u16) -> &'static str {
     match status {
         401 => "Incorrect API key provided.",
         404 => "The model does not exist or you do not have access to it.",
@@ -35,13 +35,13 @@ pub fn default_message_for_status(status: u16) -> &'static str {
 }
 
 /// An OpenAI error body.
-pub fn error_body(status: u16, message: &str) -> String {
+pub(crate) fn error_body(status: u16, message: &str) -> String {
     let (kind, code) = error_type_and_code(status);
     json!({"error": {"message": message, "type": kind, "param": null, "code": code}}).to_string()
 }
 
 /// OpenAI's word for a provider error type given in Anthropic's terms.
-pub fn stream_error_type(error_type: &str) -> &str {
+pub(crate) fn stream_error_type(error_type: &str) -> &str {
     match error_type {
         "overloaded_error" | "api_error" => "server_error",
         other => other,
@@ -49,7 +49,7 @@ pub fn stream_error_type(error_type: &str) -> &str {
 }
 
 /// The data of a mid-stream Chat Completions error (`docs/protocols.md` §3.1).
-pub fn stream_error(error_type: &str, message: &str) -> String {
+pub(crate) fn stream_error(error_type: &str, message: &str) -> String {
     json!({"error": {"message": message, "type": stream_error_type(error_type), "param": null, "code": null}})
         .to_string()
 }
@@ -83,7 +83,7 @@ struct ToolCallDelta {
 /// starts a tool call; one with content, reasoning, refusal or tool
 /// arguments is a token; role-only, finish, usage, `[DONE]` and comments are
 /// other.
-pub fn classify_chat(event: &Event<'_>) -> EventKind {
+pub(crate) fn classify_chat(event: &Event<'_>) -> EventKind {
     let Some(data) = event.data.as_deref() else {
         return EventKind::Other;
     };
@@ -120,7 +120,7 @@ struct Item {
 
 /// Responses: every `*.delta` is a token; an output item that is a function
 /// or custom tool call starts a tool call.
-pub fn classify_responses(event: &Event<'_>) -> EventKind {
+pub(crate) fn classify_responses(event: &Event<'_>) -> EventKind {
     let Some(data) = event.data.as_deref() else {
         return EventKind::Other;
     };

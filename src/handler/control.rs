@@ -14,13 +14,13 @@ use crate::live::Snapshot;
 use crate::shape::Fault;
 
 /// Request header picking a profile (when `[control] headers = true`).
-pub const PROFILE_CONTROL: &str = "x-sluice-profile";
+pub(crate) const PROFILE_CONTROL: &str = "x-sluice-profile";
 /// Request header forcing a fault (when `[control] headers = true`).
-pub const INJECT_CONTROL: &str = "x-sluice-inject";
+pub(crate) const INJECT_CONTROL: &str = "x-sluice-inject";
 /// sluice's own request headers: read by the sluice they reach, and never
 /// forwarded upstream, so a chain of sluices (a proxy in front of a mock)
 /// applies a header-driven fault once, not once per hop.
-pub const CONTROL_HEADERS: [&str; 2] = [PROFILE_CONTROL, INJECT_CONTROL];
+pub(crate) const CONTROL_HEADERS: [&str; 2] = [PROFILE_CONTROL, INJECT_CONTROL];
 
 /// Counts one header-driven fault in flight; dropped when its response is done.
 #[derive(Debug)]

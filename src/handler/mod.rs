@@ -43,23 +43,21 @@ use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::response::{self, Body};
 
-pub use control::{CONTROL_HEADERS, INJECT_CONTROL, PROFILE_CONTROL};
-pub use refusal::ERROR_HEADER;
-pub use stream_body::StreamEnd;
+pub(crate) use stream_body::StreamEnd;
 
 /// Header naming the fault sluice injected into a response.
-pub const FAULT_HEADER: &str = "x-sluice-fault";
+pub(crate) const FAULT_HEADER: &str = "x-sluice-fault";
 /// Header naming the route that served a request.
-pub const ROUTE_HEADER: &str = "x-sluice-route";
+pub(crate) const ROUTE_HEADER: &str = "x-sluice-route";
 /// The path sluice answers itself in both modes (Docker's health check).
-pub const OWN_HEALTH_PATH: &str = "/__sluice/health";
+pub(crate) const OWN_HEALTH_PATH: &str = "/__sluice/health";
 
 /// Header naming the config version that served a request.
-pub const CONFIG_HEADER: &str = "x-sluice-config";
+pub(crate) const CONFIG_HEADER: &str = "x-sluice-config";
 
 /// State shared by every connection.
 #[derive(Debug)]
-pub struct App {
+pub(crate) struct App {
     live: Arc<Live>,
     metrics: Arc<Metrics>,
     seed: u64,
@@ -88,7 +86,12 @@ impl App {
     /// Serves the live config; `seed` keys every random draw; once
     /// `end_streams` is ended, every stream in flight ends at its next event
     /// boundary.
-    pub fn new(live: Arc<Live>, metrics: Arc<Metrics>, seed: u64, end_streams: StreamEnd) -> Self {
+    pub(crate) fn new(
+        live: Arc<Live>,
+        metrics: Arc<Metrics>,
+        seed: u64,
+        end_streams: StreamEnd,
+    ) -> Self {
         Self {
             live,
             metrics,
@@ -101,17 +104,20 @@ impl App {
     }
 
     /// The live config.
-    pub fn live(&self) -> &Arc<Live> {
+    pub(crate) fn live(&self) -> &Arc<Live> {
         &self.live
     }
 
     /// The metrics.
-    pub fn metrics(&self) -> &Arc<Metrics> {
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
     /// Answers one request. Never fails: every problem becomes a response.
-    pub async fn handle(&self, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    pub(crate) async fn handle(
+        &self,
+        request: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
         let arrival = Instant::now();
         let snapshot = self.live.snapshot(); // once, at arrival
         let method = request.method().clone();

@@ -20,7 +20,7 @@ use crate::response::{self, Body};
 use crate::shape::HttpFault;
 
 /// Header marking a response that sluice made because the upstream failed.
-pub const ERROR_HEADER: &str = "x-sluice-error";
+pub(crate) const ERROR_HEADER: &str = "x-sluice-error";
 
 /// How an answered request is counted in `sluice_requests_total{outcome}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,7 +39,7 @@ const MAX_FRAME: usize = 16 * 1024;
 /// registers its waker once, not per event (a `CancellationToken` takes a
 /// lock shared by every stream on each check).
 #[derive(Debug, Clone, Default)]
-pub struct StreamEnd(Arc<EndState>);
+pub(crate) struct StreamEnd(Arc<EndState>);
 
 #[derive(Debug, Default)]
 struct EndState {
@@ -49,12 +49,12 @@ struct EndState {
 
 impl StreamEnd {
     /// A signal not yet given.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Ends every stream at its next event boundary, waking the idle ones.
-    pub fn end(&self) {
+    pub(crate) fn end(&self) {
         self.0.ended.store(true, Ordering::Release);
         let wakers: Vec<Waker> = match self.0.waiting.lock() {
             Ok(mut waiting) => waiting.drain().collect(),
@@ -64,7 +64,7 @@ impl StreamEnd {
     }
 
     /// Whether [`end`](Self::end) was called.
-    pub fn is_ended(&self) -> bool {
+    pub(crate) fn is_ended(&self) -> bool {
         self.0.ended.load(Ordering::Acquire)
     }
 }
@@ -110,27 +110,27 @@ impl Drop for EndWatch {
 
 /// What a [`ShapedBody`] carries besides its records.
 #[derive(Debug)]
-pub struct BodyParts {
+pub(crate) struct BodyParts {
     /// The connection's reset switch, for a `reset` fault.
-    pub reset: Option<ResetHandle>,
+    pub(crate) reset: Option<ResetHandle>,
     /// Held until the body ends (a header-driven fault in flight).
-    pub guard: Option<ControlGuard>,
+    pub(crate) guard: Option<ControlGuard>,
     /// Held until the body ends (`sluice_open_streams`, counted from admission).
-    pub open: Option<OpenStream>,
+    pub(crate) open: Option<OpenStream>,
     /// Where first-token delays and token gaps are recorded.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// The request's arrival, for the first-token delay.
-    pub arrival: Instant,
+    pub(crate) arrival: Instant,
     /// Given when shutdown's grace period is over.
-    pub end: StreamEnd,
+    pub(crate) end: StreamEnd,
     /// Sent last when the stream is ended that way (the dialect's error event).
-    pub farewell: SseRecord,
+    pub(crate) farewell: SseRecord,
 }
 
 type Records = Pin<Box<dyn Stream<Item = Result<SseRecord, BoxError>> + Send>>;
 
 /// A shaped stream as an HTTP body; see the module docs.
-pub struct ShapedBody {
+pub(crate) struct ShapedBody {
     /// Released before the head went out (the head waited for them).
     released: VecDeque<Result<SseRecord, BoxError>>,
     records: Records,
@@ -158,7 +158,7 @@ impl std::fmt::Debug for ShapedBody {
 
 impl ShapedBody {
     /// The body of `records`, after the ones `released` before the head.
-    pub fn new(
+    pub(crate) fn new(
         released: Vec<Result<SseRecord, BoxError>>,
         records: Records,
         parts: BodyParts,

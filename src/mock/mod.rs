@@ -1,22 +1,22 @@
 //! The built-in mock: request in, records out, instantly. It never sleeps;
 //! the shaper applies every delay.
 //!
-//! It is organised by dialect. [`request`] is what a turn asks, whatever the
-//! API; [`reply`] plans the answer (text, structured output or tool calls,
+//! It is organised by dialect. `request` is what a turn asks, whatever the
+//! API; `reply` plans the answer (text, structured output or tool calls,
 //! usage) from it, dialect-neutral; [`schema`] makes a tool's `input` from
-//! its JSON Schema; [`text`] makes deterministic filler text. Each API is one
-//! module ([`anthropic`]) that parses its requests into a [`TurnRequest`] and
-//! encodes a [`Reply`] as its events or its message, described by a
-//! [`MockApi`]; [`APIS`] lists them, and the handler routes by that list.
+//! its JSON Schema; `text` makes deterministic filler text. Each API is one
+//! module (`anthropic`) that parses its requests into a `TurnRequest` and
+//! encodes a `Reply` as its events or its message, described by a
+//! `MockApi`; `APIS` lists them, and the handler routes by that list.
 
-pub mod anthropic;
-pub mod reply;
-pub mod request;
+pub(crate) mod anthropic;
+pub(crate) mod reply;
+pub(crate) mod request;
 pub mod schema;
-pub mod text;
+pub(crate) mod text;
 
-pub use reply::Reply;
-pub use request::{InvalidRequest, ToolChoice, TurnRequest};
+pub(crate) use reply::Reply;
+pub(crate) use request::{InvalidRequest, TurnRequest};
 
 use crate::dialect::Dialect;
 use crate::sse::SseRecord;

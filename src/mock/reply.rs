@@ -14,7 +14,7 @@ use crate::config::{ToolPick, ToolUse};
 
 /// Why the reply stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
+pub(crate) enum StopReason {
     /// Finished its answer.
     EndTurn,
     /// Hit the request's `max_tokens`.
@@ -26,7 +26,7 @@ pub enum StopReason {
 /// A content block of the reply, with its output already cut into the
 /// fragments its deltas will carry.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Block {
+pub(crate) enum Block {
     /// Text, one token per delta, made as the stream is pulled.
     Text {
         /// The tokens; concatenated they are the text.
@@ -66,17 +66,17 @@ impl Block {
 
 /// The whole answer to one request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// A random id; each API writes it with its own prefix (`msg_`, `chatcmpl-`).
-    pub id: String,
+    pub(crate) id: String,
     /// Echoed from the request.
-    pub model: String,
+    pub(crate) model: String,
     /// `usage.input_tokens`.
-    pub input_tokens: u64,
+    pub(crate) input_tokens: u64,
     /// The content blocks, in order.
-    pub blocks: Vec<Block>,
+    pub(crate) blocks: Vec<Block>,
     /// Why it stopped.
-    pub stop_reason: StopReason,
+    pub(crate) stop_reason: StopReason,
 }
 
 impl Reply {
@@ -95,7 +95,7 @@ impl Reply {
     /// [`InvalidRequest`] naming `tools.N.input_schema` when a chosen tool's
     /// schema asks for an input past the [`schema::Budget`] or cannot be
     /// satisfied.
-    pub fn generate(
+    pub(crate) fn generate(
         request: &TurnRequest,
         tokens_per_response: u32,
         tool_use: &ToolUse,
@@ -145,7 +145,7 @@ impl Reply {
     }
 
     /// Output tokens: one per delta.
-    pub fn output_tokens(&self) -> usize {
+    pub(crate) fn output_tokens(&self) -> usize {
         self.blocks.iter().map(Block::len).sum()
     }
 }

@@ -7,53 +7,53 @@ use serde_json::Value;
 
 /// The parts of a request the mock uses.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TurnRequest {
+pub(crate) struct TurnRequest {
     /// Echoed in the reply.
-    pub model: String,
+    pub(crate) model: String,
     /// Upper bound on output tokens.
-    pub max_tokens: u64,
+    pub(crate) max_tokens: u64,
     /// `stream: true`.
-    pub stream: bool,
+    pub(crate) stream: bool,
     /// Client tools (server tools such as web search are ignored).
-    pub tools: Vec<Tool>,
+    pub(crate) tools: Vec<Tool>,
     /// Which tool, if any, the reply must call.
-    pub tool_choice: ToolChoice,
+    pub(crate) tool_choice: ToolChoice,
     /// Tool rounds the conversation ends with: assistant turns that called
     /// a tool, counted back from the end to the last assistant turn that
     /// did not (other messages, such as `system` reminders between them,
     /// do not count). `[tool_use] max_rounds` compares against it.
-    pub tool_rounds: u32,
+    pub(crate) tool_rounds: u32,
     /// `tool_choice.disable_parallel_tool_use`: at most one call per turn.
-    pub disable_parallel_tool_use: bool,
+    pub(crate) disable_parallel_tool_use: bool,
     /// The JSON Schema of structured output (`output_config.format`, or
     /// the beta's `output_format`, of type `json_schema`): the reply's text
     /// is JSON that validates against it.
-    pub output_schema: Option<OutputSchema>,
+    pub(crate) output_schema: Option<OutputSchema>,
     /// A rough count (4 bytes a token), for `usage.input_tokens`.
-    pub input_tokens: u64,
+    pub(crate) input_tokens: u64,
 }
 
 /// The schema structured output must follow, and the field it came in.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OutputSchema {
+pub(crate) struct OutputSchema {
     /// `output_config.format.schema` or `output_format.schema`, for errors.
-    pub field: &'static str,
+    pub(crate) field: &'static str,
     /// The JSON Schema.
-    pub schema: Value,
+    pub(crate) schema: Value,
 }
 
 /// A client tool.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Tool {
+pub(crate) struct Tool {
     /// Its name.
-    pub name: String,
+    pub(crate) name: String,
     /// JSON Schema of its input.
-    pub input_schema: Value,
+    pub(crate) input_schema: Value,
 }
 
 /// `tool_choice.type`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ToolChoice {
+pub(crate) enum ToolChoice {
     /// The model may call a tool (the default).
     Auto,
     /// The model must call some tool.
@@ -67,7 +67,7 @@ pub enum ToolChoice {
 /// A request the real API would refuse with 400; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct InvalidRequest(pub String);
+pub(crate) struct InvalidRequest(pub String);
 
 /// A 400 naming `field` and what is wrong with it.
 pub(crate) fn invalid(field: &str, problem: impl std::fmt::Display) -> InvalidRequest {

@@ -73,7 +73,7 @@ const WORDS: &[&str] = &[
 
 /// A base62 identifier of 24 characters, like the provider's `msg_...`,
 /// `toolu_...` and `req_...` suffixes.
-pub fn random_id(rng: &mut impl Rng) -> String {
+pub(crate) fn random_id(rng: &mut impl Rng) -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     (0..24).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
 }
@@ -82,7 +82,7 @@ pub fn random_id(rng: &mut impl Rng) -> String {
 /// points, two allocations instead of one per piece. An open stream holds its
 /// reply's pieces until its last token.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Pieces {
+pub(crate) struct Pieces {
     text: String,
     /// Where each piece ends in `text`.
     ends: Vec<usize>,
@@ -90,12 +90,12 @@ pub struct Pieces {
 
 impl Pieces {
     /// Room for `pieces` pieces of `bytes` bytes in all.
-    pub fn with_capacity(bytes: usize, pieces: usize) -> Self {
+    pub(crate) fn with_capacity(bytes: usize, pieces: usize) -> Self {
         Self { text: String::with_capacity(bytes), ends: Vec::with_capacity(pieces) }
     }
 
     /// Appends a piece.
-    pub fn push(&mut self, piece: &str) {
+    pub(crate) fn push(&mut self, piece: &str) {
         self.text.push_str(piece);
         self.end_piece();
     }
@@ -106,29 +106,26 @@ impl Pieces {
     }
 
     /// How many pieces.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ends.len()
     }
 
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
     /// The `index`-th piece.
-    pub fn get(&self, index: usize) -> Option<&str> {
+    pub(crate) fn get(&self, index: usize) -> Option<&str> {
         let end = *self.ends.get(index)?;
         let start = index.checked_sub(1).and_then(|i| self.ends.get(i)).copied().unwrap_or(0);
         self.text.get(start..end)
     }
 
     /// Every piece, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 
     /// The pieces joined: the whole text.
-    pub fn concat(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn concat(&self) -> &str {
         &self.text
     }
 }
@@ -143,7 +140,7 @@ impl<'a> FromIterator<&'a str> for Pieces {
 
 /// `count` tokens forming sentences; each token but the first starts with a
 /// space, and the text ends with a full stop.
-pub fn tokens(count: usize, rng: &mut impl Rng) -> Pieces {
+pub(crate) fn tokens(count: usize, rng: &mut impl Rng) -> Pieces {
     let mut out = Pieces::with_capacity(count * 8, count);
     let mut sentence = Sentence::default();
     for i in 0..count {
@@ -193,7 +190,7 @@ impl Sentence {
 /// one at a time as a stream is pulled: an open stream holds a few hundred
 /// bytes of generator, not its whole reply (100,000 tokens are 1.5 MB).
 #[derive(Debug, Clone, PartialEq)]
-pub struct LazyTokens {
+pub(crate) struct LazyTokens {
     /// The stream the tokens are drawn from, at the first token.
     start: ChaCha8Rng,
     count: usize,
@@ -202,7 +199,7 @@ pub struct LazyTokens {
 impl LazyTokens {
     /// The `count` tokens [`tokens`] would draw from `rng`; `rng` is advanced
     /// past them, as [`tokens`] would leave it.
-    pub fn new(count: usize, rng: &mut ChaCha8Rng) -> Self {
+    pub(crate) fn new(count: usize, rng: &mut ChaCha8Rng) -> Self {
         let start = rng.clone();
         // The same draws, without keeping the text.
         let mut sentence = Sentence::default();
@@ -215,17 +212,12 @@ impl LazyTokens {
     }
 
     /// How many tokens.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.count
     }
 
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     /// The whole text (for a non-streaming reply).
-    pub fn concat(&self) -> String {
+    pub(crate) fn concat(&self) -> String {
         let mut text = String::with_capacity(self.count * 8);
         let mut cursor = self.cursor();
         while let Some(token) = cursor.next_token() {
@@ -235,7 +227,7 @@ impl LazyTokens {
     }
 
     /// A cursor over the tokens, in order.
-    pub fn cursor(&self) -> TokenCursor {
+    pub(crate) fn cursor(&self) -> TokenCursor {
         TokenCursor {
             rng: self.start.clone(),
             next: 0,
@@ -248,7 +240,7 @@ impl LazyTokens {
 
 /// Makes [`LazyTokens`]' tokens one at a time.
 #[derive(Debug, Clone)]
-pub struct TokenCursor {
+pub(crate) struct TokenCursor {
     rng: ChaCha8Rng,
     next: usize,
     count: usize,
@@ -258,7 +250,7 @@ pub struct TokenCursor {
 
 impl TokenCursor {
     /// The next token, or `None` after the last.
-    pub fn next_token(&mut self) -> Option<&str> {
+    pub(crate) fn next_token(&mut self) -> Option<&str> {
         if self.next >= self.count {
             return None;
         }
@@ -319,6 +311,6 @@ mod tests {
 
     #[test]
     fn zero_tokens_is_empty() {
-        assert!(tokens(0, &mut request_rng(0, 0)).is_empty());
+        assert_eq!(tokens(0, &mut request_rng(0, 0)).len(), 0);
     }
 }

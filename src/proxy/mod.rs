@@ -7,5 +7,6 @@
 mod records;
 mod upstream;
 
-pub use records::SseRecords;
-pub use upstream::{ClientError, UpstreamClient, UpstreamError, cause_chain, strip_hop_by_hop};
+pub(crate) use records::SseRecords;
+pub use upstream::ClientError;
+pub(crate) use upstream::{UpstreamClient, UpstreamError, cause_chain, strip_hop_by_hop};

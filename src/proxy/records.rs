@@ -25,7 +25,7 @@ use crate::sse::{SseRecord, SseSplitter};
 
 pin_project! {
     /// The records of an SSE body, byte-for-byte.
-    pub struct SseRecords<B> {
+    pub(crate) struct SseRecords<B> {
         #[pin]
         body: B,
         splitter: SseSplitter,
@@ -41,11 +41,11 @@ pin_project! {
 /// The upstream sent nothing for `[upstream] stream_idle_timeout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the upstream sent nothing for {0:?} ([upstream] stream_idle_timeout)")]
-pub struct UpstreamIdle(pub Duration);
+pub(crate) struct UpstreamIdle(pub(crate) Duration);
 
 impl<B> SseRecords<B> {
     /// Splits `body` with `splitter`; `idle` bounds each wait on the body.
-    pub fn new(body: B, splitter: SseSplitter, idle: Duration) -> Self {
+    pub(crate) fn new(body: B, splitter: SseSplitter, idle: Duration) -> Self {
         Self {
             body,
             splitter,

@@ -39,7 +39,7 @@ pub enum ClientError {
 /// Why a request to the upstream got no response head. The side that failed
 /// picks the status: unreachable → 502, too slow → 504.
 #[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     /// Connecting failed: refused, DNS, TLS.
     #[error("sluice cannot connect to upstream {upstream}: {cause}")]
     Connect {
@@ -70,7 +70,7 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     /// 502 for an upstream that failed, 504 for one that was too slow.
-    pub fn status(&self) -> hyper::StatusCode {
+    pub(crate) fn status(&self) -> hyper::StatusCode {
         match self {
             Self::Timeout { .. } => hyper::StatusCode::GATEWAY_TIMEOUT,
             Self::Connect { .. } | Self::Request { .. } => hyper::StatusCode::BAD_GATEWAY,
@@ -79,7 +79,7 @@ impl UpstreamError {
 
     /// The `x-sluice-error` value, so no one mistakes it for the upstream's
     /// own error or an injected fault.
-    pub fn marker(&self) -> &'static str {
+    pub(crate) fn marker(&self) -> &'static str {
         match self {
             Self::Connect { .. } => "upstream-connect",
             Self::Timeout { .. } => "upstream-timeout",
@@ -101,7 +101,7 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// Removes hop-by-hop headers, and those the `Connection` header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -120,7 +120,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// A pooled client for one upstream.
 #[derive(Debug, Clone)]
-pub struct UpstreamClient {
+pub(crate) struct UpstreamClient {
     client: Client<HttpsConnector<HttpConnector>, Body>,
     settings: Arc<Upstream>,
     /// The base URL without credentials: what requests are sent to (hyper
@@ -174,7 +174,7 @@ impl UpstreamClient {
     ///
     /// # Errors
     /// [`ClientError`] when the CA file is unusable.
-    pub fn new(settings: &Upstream) -> Result<Self, ClientError> {
+    pub(crate) fn new(settings: &Upstream) -> Result<Self, ClientError> {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(path) = &settings.ca_file {
@@ -226,12 +226,12 @@ impl UpstreamClient {
     }
 
     /// The upstream's settings.
-    pub fn settings(&self) -> &Upstream {
+    pub(crate) fn settings(&self) -> &Upstream {
         &self.settings
     }
 
     /// The upstream's base URL, for messages.
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         &self.label
     }
 
@@ -240,7 +240,7 @@ impl UpstreamClient {
     ///
     /// # Errors
     /// [`UpstreamError`] naming the upstream and the cause.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         mut request: Request<Body>,
     ) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
@@ -303,7 +303,7 @@ fn chain<'a>(
 }
 
 /// `a: b: c` from an error and its sources, skipping repeats.
-pub fn cause_chain(error: &(dyn StdError + 'static)) -> String {
+pub(crate) fn cause_chain(error: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     for e in chain(error) {
         let text = e.to_string();

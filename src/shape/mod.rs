@@ -1,24 +1,25 @@
 //! The one place where time and faults are applied, whatever the source.
 //!
 //! [`plan`] decides once per request, at arrival, whether a fault fires (pure,
-//! seeded). [`Pacer`] is the timing rule as arithmetic on instants, and
-//! [`Shaper`] is the only `Stream` on the data path that waits: it releases the
+//! seeded). `Pacer` is the timing rule as arithmetic on instants, and
+//! `Shaper` is the only `Stream` on the data path that waits: it releases the
 //! source's records on the pacer's schedule. The mock and the proxy both feed
-//! it a `Stream` of [`SseRecord`](crate::sse::SseRecord)s, so they behave the
+//! it a `Stream` of `SseRecord`s, so they behave the
 //! same for the same config.
 
 pub mod delay;
 pub(crate) mod head;
-pub mod pacer;
+pub(crate) mod pacer;
 pub mod plan;
-pub mod shaper;
-pub mod timer;
+pub(crate) mod shaper;
+pub(crate) mod timer;
 
 pub use delay::Delay;
-pub use pacer::{Pacer, Timing};
-pub use plan::{Fault, FaultPlan, HttpFault, RequestClock, Schedule, WeightedFault};
-pub use shaper::{Arrival, InjectedReset, Shaper, StreamAction, StreamFault};
-pub use timer::Gate;
+pub(crate) use pacer::Pacer;
+pub use pacer::Timing;
+pub use plan::{Fault, HttpFault, Schedule, WeightedFault};
+pub(crate) use plan::{FaultPlan, RequestClock};
+pub(crate) use shaper::{Arrival, InjectedReset, Shaper, StreamAction, StreamFault};
 #[cfg(target_os = "linux")]
 pub use timer::PreciseTimer;
 
@@ -35,6 +36,6 @@ pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// is bounded ([`MAX_DURATION`]), so
 /// this never saturates in practice; it keeps a deadline computed from any
 /// input from being able to panic.
-pub fn later(at: Instant, by: Duration) -> Instant {
+pub(crate) fn later(at: Instant, by: Duration) -> Instant {
     at.checked_add(by).or_else(|| at.checked_add(MAX_DURATION)).unwrap_or(at)
 }

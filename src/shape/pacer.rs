@@ -27,7 +27,7 @@ pub struct Timing {
 
 /// Computes release instants for a request's records, in order.
 #[derive(Debug, Clone)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     timing: Timing,
     rng: ChaCha8Rng,
     last_content: Option<Instant>,
@@ -47,7 +47,7 @@ impl Pacer {
     /// - tool start: as content, plus `tool_call_delay`;
     /// - other: at arrival, but never before a record released earlier, so
     ///   order is kept and nothing overtakes the content before it.
-    pub fn release_at(&mut self, arrival: Instant, kind: EventKind) -> Instant {
+    pub(crate) fn release_at(&mut self, arrival: Instant, kind: EventKind) -> Instant {
         let wanted = match kind {
             EventKind::Other => arrival,
             EventKind::Content | EventKind::ToolStart => {

@@ -146,7 +146,7 @@ pub struct WeightedFault {
 
 /// Where a request stands, for schedules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RequestClock {
+pub(crate) struct RequestClock {
     /// Its number among its route's requests, from 0.
     pub route_request: u64,
     /// Time from sluice's start to its arrival.
@@ -162,7 +162,7 @@ pub fn request_rng(seed: u64, request_number: u64) -> ChaCha8Rng {
 
 /// What the shaper and the server must do to one request.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct FaultPlan {
+pub(crate) struct FaultPlan {
     /// The fault that fires, if any.
     pub fault: Option<Fault>,
 }
@@ -172,7 +172,7 @@ impl FaultPlan {
     /// covers `clock`, else, with probability `error_rate`, one random fault
     /// chosen by weight. Always takes the same two draws from `rng`, so what
     /// the request draws afterwards does not depend on the outcome.
-    pub fn draw(
+    pub(crate) fn draw(
         error_rate: f64,
         faults: &[WeightedFault],
         clock: RequestClock,

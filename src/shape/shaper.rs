@@ -27,7 +27,7 @@ use crate::sse::{SseRecord, corrupt};
 
 /// When a record counts as having arrived from its source.
 #[derive(Debug, Clone, Copy)]
-pub enum Arrival {
+pub(crate) enum Arrival {
     /// The source is instant (the mock): every record is taken to arrive at
     /// this instant (the request's arrival), so the configured schedule is
     /// exactly what the client sees, however long the source itself took.
@@ -39,7 +39,7 @@ pub enum Arrival {
 
 /// What a stream fault does when it fires.
 #[derive(Debug, Clone, PartialEq)]
-pub enum StreamAction {
+pub(crate) enum StreamAction {
     /// Send this error event, then end the stream.
     ErrorEvent(SseRecord),
     /// Fail the body with [`InjectedReset`]; the server resets the connection.
@@ -54,17 +54,17 @@ pub enum StreamAction {
 
 /// A stream fault: what, and after how many tokens.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StreamFault {
+pub(crate) struct StreamFault {
     /// Tokens released before it fires.
-    pub after_tokens: u32,
+    pub(crate) after_tokens: u32,
     /// What it does.
-    pub action: StreamAction,
+    pub(crate) action: StreamAction,
 }
 
 /// The error a [`StreamAction::Reset`] ends the body with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("connection reset by sluice (injected fault)")]
-pub struct InjectedReset;
+pub(crate) struct InjectedReset;
 
 #[derive(Debug)]
 enum Held {
@@ -82,7 +82,7 @@ enum State {
 
 pin_project! {
     /// Releases records on `pacer`'s schedule and applies one stream fault.
-    pub struct Shaper<S> {
+    pub(crate) struct Shaper<S> {
         #[pin]
         source: S,
         gate: Gate,
@@ -101,11 +101,11 @@ pin_project! {
 }
 
 /// Told how late each token was released against its schedule.
-pub type LatenessObserver = Box<dyn FnMut(Duration) + Send>;
+pub(crate) type LatenessObserver = Box<dyn FnMut(Duration) + Send>;
 
 impl<S> Shaper<S> {
     /// Shapes `source` with `pacer`.
-    pub fn new(source: S, pacer: Pacer, arrival: Arrival) -> Self {
+    pub(crate) fn new(source: S, pacer: Pacer, arrival: Arrival) -> Self {
         Self {
             source,
             gate: Gate::new(Instant::now()),
@@ -123,13 +123,13 @@ impl<S> Shaper<S> {
 
     /// Tells `observe` how late each token is released against its schedule
     /// (zero when exact; sluice's own view, before the write).
-    pub fn with_lateness(mut self, observe: LatenessObserver) -> Self {
+    pub(crate) fn with_lateness(mut self, observe: LatenessObserver) -> Self {
         self.lateness = Some(observe);
         self
     }
 
     /// Applies `fault` to the stream.
-    pub fn with_fault(mut self, fault: Option<StreamFault>) -> Self {
+    pub(crate) fn with_fault(mut self, fault: Option<StreamFault>) -> Self {
         self.fault = fault;
         self
     }

@@ -283,7 +283,7 @@ mod precise {
 /// The wait before a record is released: a deadline that can be moved, on
 /// the installed [`PreciseTimer`] or else on tokio's timer.
 #[derive(Debug)]
-pub struct Gate(Kind);
+pub(crate) struct Gate(Kind);
 
 #[derive(Debug)]
 enum Kind {
@@ -302,7 +302,7 @@ enum Kind {
 
 impl Gate {
     /// A gate open from `at`, on the installed timer.
-    pub fn new(at: Instant) -> Self {
+    pub(crate) fn new(at: Instant) -> Self {
         #[cfg(target_os = "linux")]
         if let Some(timer) = INSTALLED.get() {
             return Self::on(timer, at);
@@ -317,7 +317,7 @@ impl Gate {
     }
 
     /// Moves the gate to `at`.
-    pub fn reset(&mut self, new_at: Instant) {
+    pub(crate) fn reset(&mut self, new_at: Instant) {
         match &mut self.0 {
             Kind::Tokio(sleep) => sleep.as_mut().reset(new_at),
             #[cfg(target_os = "linux")]
@@ -331,7 +331,7 @@ impl Gate {
     }
 
     /// Ready once the gate's instant has come.
-    pub fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match &mut self.0 {
             Kind::Tokio(sleep) => sleep.as_mut().poll(cx),
             #[cfg(target_os = "linux")]

@@ -11,15 +11,15 @@
 //! line per event, a blank line after every event (the last one included), and
 //! no BOM, `id:` or `retry:`.
 
-pub mod split;
+pub(crate) mod split;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-pub use split::{Event, SseSplitter};
+pub(crate) use split::{Event, SseSplitter};
 
 /// What an event means for timing. The shaper knows nothing else about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
+pub(crate) enum EventKind {
     /// Model output: a text, thinking or tool-argument fragment. Paced by
     /// `token_interval`; the first one by `first_token_delay`.
     Content,
@@ -35,25 +35,25 @@ pub enum EventKind {
 impl EventKind {
     /// Whether the event is model output, i.e. counts as a token for pacing
     /// and for "first token" (the response head is held until one is released).
-    pub fn is_content(self) -> bool {
+    pub(crate) fn is_content(self) -> bool {
         matches!(self, Self::Content | Self::ToolStart)
     }
 }
 
 /// One SSE event: the bytes to put on the wire and its classification.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SseRecord {
+pub(crate) struct SseRecord {
     /// Exactly the bytes of the event, trailing blank line included.
-    pub raw: Bytes,
+    pub(crate) raw: Bytes,
     /// What the event carries, for the shaper's timing.
-    pub kind: EventKind,
+    pub(crate) kind: EventKind,
 }
 
 /// Encodes `event: {name}\ndata: {json}\n\n`.
 ///
 /// `json` must be compact JSON (no raw newlines), which `serde_json::to_string`
 /// guarantees; a newline inside would split the `data:` field.
-pub fn encode_event(name: &str, json: &str, kind: EventKind) -> SseRecord {
+pub(crate) fn encode_event(name: &str, json: &str, kind: EventKind) -> SseRecord {
     debug_assert!(!json.contains('\n'), "SSE data must be one line");
     let mut raw = BytesMut::with_capacity(name.len() + json.len() + 16);
     raw.put_slice(b"event: ");
@@ -65,7 +65,7 @@ pub fn encode_event(name: &str, json: &str, kind: EventKind) -> SseRecord {
 }
 
 /// Encodes a data-only event, `data: {json}\n\n` (OpenAI Chat Completions).
-pub fn encode_data(json: &str, kind: EventKind) -> SseRecord {
+pub(crate) fn encode_data(json: &str, kind: EventKind) -> SseRecord {
     let mut raw = BytesMut::with_capacity(json.len() + 8);
     raw.put_slice(b"data: ");
     raw.put_slice(json.as_bytes());
@@ -77,7 +77,7 @@ pub fn encode_data(json: &str, kind: EventKind) -> SseRecord {
 /// its value and the event ends there, as a proxy that lost bytes would send
 /// it. A record without data becomes `data: {` and a blank line. The kind is
 /// kept, so the corrupt event is timed like the one it replaces.
-pub fn corrupt(record: &SseRecord) -> SseRecord {
+pub(crate) fn corrupt(record: &SseRecord) -> SseRecord {
     let text = String::from_utf8_lossy(&record.raw);
     let mut out = String::new();
     let mut cut = false;

@@ -22,7 +22,7 @@ use super::{EventKind, SseRecord};
 
 /// Splits bytes into records; `classify` names each complete event.
 #[derive(Debug)]
-pub struct SseSplitter {
+pub(crate) struct SseSplitter {
     /// Bytes of the open record, all scanned.
     buf: BytesMut,
     /// Length of the current line so far; 0 at a line start.
@@ -38,7 +38,7 @@ pub struct SseSplitter {
 impl SseSplitter {
     /// A splitter that classifies events with `classify` and buffers at most
     /// about `max_event` bytes of one event.
-    pub fn new(classify: fn(&Event<'_>) -> EventKind, max_event: usize) -> Self {
+    pub(crate) fn new(classify: fn(&Event<'_>) -> EventKind, max_event: usize) -> Self {
         Self {
             buf: BytesMut::new(),
             line_len: 0,
@@ -53,7 +53,7 @@ impl SseSplitter {
     ///
     /// A record that lies whole inside `chunk` is a slice of it, not a copy;
     /// only an event cut across chunks is gathered in the splitter's buffer.
-    pub fn push(&mut self, chunk: Bytes, out: &mut impl Extend<SseRecord>) {
+    pub(crate) fn push(&mut self, chunk: Bytes, out: &mut impl Extend<SseRecord>) {
         // `chunk[start..]` is not yet in a record nor in `buf`.
         let mut start = 0;
         let mut at = 0;
@@ -99,7 +99,7 @@ impl SseSplitter {
     /// The stream ended: whatever is left, an event without its blank line,
     /// as one unclassified record (the SDKs drop such an event; passing it
     /// on keeps the bytes identical).
-    pub fn finish(&mut self) -> Option<SseRecord> {
+    pub(crate) fn finish(&mut self) -> Option<SseRecord> {
         if self.buf.is_empty() {
             return None;
         }
@@ -117,19 +117,19 @@ impl SseSplitter {
 
 /// The fields of one event that matter for classification.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Event<'a> {
+pub(crate) struct Event<'a> {
     /// The `event:` field, if any.
-    pub name: Option<&'a str>,
+    pub(crate) name: Option<&'a str>,
     /// The `data:` lines joined with `\n`; `None` when there was no data line
     /// (the spec then dispatches nothing).
-    pub data: Option<Cow<'a, [u8]>>,
+    pub(crate) data: Option<Cow<'a, [u8]>>,
 }
 
 impl<'a> Event<'a> {
     /// Parses a record's fields as the spec says: comments skipped, the field
     /// name before the first colon, one leading space stripped from the value,
     /// a line without a colon is a field with an empty value.
-    pub fn parse(raw: &'a [u8]) -> Self {
+    pub(crate) fn parse(raw: &'a [u8]) -> Self {
         let raw = raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw);
         let mut event = Event::default();
         let mut rest = raw;

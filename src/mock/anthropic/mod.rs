@@ -13,7 +13,7 @@
 //! `usage.output_tokens` in `message_delta`, and `"type"` equal to the event
 //! name inside every JSON payload.
 
-pub mod request;
+pub(crate) mod request;
 
 use bytes::{BufMut as _, BytesMut};
 use serde_json::{Value, json};
@@ -23,7 +23,7 @@ use super::text::TokenCursor;
 use super::{InvalidRequest, MockApi};
 use crate::dialect::Dialect;
 use crate::sse::{EventKind, SseRecord, encode_event};
-pub use request::{Endpoint, parse};
+pub(crate) use request::{Endpoint, parse};
 
 /// The mock of the Messages API: `POST /v1/messages`, and
 /// `POST /v1/messages/count_tokens` answered at once.
@@ -44,7 +44,7 @@ fn count_tokens(body: &[u8]) -> Result<String, InvalidRequest> {
 }
 
 /// The stream of SSE records, built one event at a time as it is pulled.
-pub fn events(reply: Reply) -> impl Iterator<Item = SseRecord> + Send {
+pub(crate) fn events(reply: Reply) -> impl Iterator<Item = SseRecord> + Send {
     Events { reply, step: Step::MessageStart, text: None }
 }
 
@@ -58,7 +58,7 @@ pub(crate) fn stop_reason(reason: StopReason) -> &'static str {
 }
 
 /// The non-streaming response body (`docs/protocols.md` §2.3).
-pub fn message(reply: &Reply) -> Value {
+pub(crate) fn message(reply: &Reply) -> Value {
     let content: Vec<Value> = reply
         .blocks
         .iter()

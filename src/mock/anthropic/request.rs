@@ -13,7 +13,7 @@ use crate::mock::request::{
 /// What is required of the body: the Messages API needs `max_tokens`,
 /// `count_tokens` does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// `POST /v1/messages`.
     Messages,
     /// `POST /v1/messages/count_tokens`.
@@ -24,7 +24,7 @@ pub enum Endpoint {
 ///
 /// # Errors
 /// [`InvalidRequest`] naming the first bad field.
-pub fn parse(body: &[u8], endpoint: Endpoint) -> Result<TurnRequest, InvalidRequest> {
+pub(crate) fn parse(body: &[u8], endpoint: Endpoint) -> Result<TurnRequest, InvalidRequest> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| InvalidRequest(format!("request body is not valid JSON: {e}")))?;
     let Value::Object(object) = value else {

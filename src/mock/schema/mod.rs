@@ -1,14 +1,14 @@
 //! A tool call's `input`, made from the tool's JSON Schema so that it
 //! validates against that schema (the mock's reply calls a tool with it;
-//! [`super::reply`] streams it as `input_json_delta`s).
+//! `super::reply` streams it as `input_json_delta`s).
 //!
-//! A value must satisfy a set of schemas at once ([`Parts`]): the schema
+//! A value must satisfy a set of schemas at once (`Parts`): the schema
 //! itself, what its `$ref` points at (`#/$defs/...` and `#/definitions/...`,
 //! as pydantic, zod and older generators emit), every `allOf` member, and
 //! one drawn option of each `anyOf`/`oneOf`. From those the sampler takes
 //! the type (`type` arrays and `null` too), `const` and `enum` of any type,
 //! numeric bounds in every draft's spelling and `multipleOf`, string
-//! lengths, `format` and `pattern` ([`pattern`]), array lengths, tuples
+//! lengths, `format` and `pattern` (`pattern`), array lengths, tuples
 //! (`prefixItems`, or `items` as an array with `additionalItems`),
 //! `contains` and `uniqueItems`, and object `required`, `properties`,
 //! `additionalProperties`, `patternProperties`, `propertyNames` and
@@ -16,7 +16,7 @@
 //! by drawing again. A schema no value can satisfy (contradictory bounds,
 //! an empty `enum`, a required property that `additionalProperties: false`
 //! forbids) is refused with the schema path. Constraints that clients move
-//! into a `description` for strict schemas are read back ([`hints`]). Everything is paid for from a
+//! into a `description` for strict schemas are read back (`hints`). Everything is paid for from a
 //! [`Budget`], so a client's schema cannot make the mock do unbounded work.
 //! Deterministic for a request's random stream.
 
