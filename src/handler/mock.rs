@@ -102,9 +102,9 @@ async fn generate(
         }
     };
     if !parsed.stream {
-        let message = (api.message)(&reply);
+        let message = (api.message)(&reply, &parsed);
         let response = response::json(StatusCode::OK, message, exchange.request_id());
-        return exchange.whole_after(records(api, reply), response).await;
+        return exchange.whole_after(records(api, reply, &parsed), response).await;
     }
     let mut head = Response::new(()).into_parts().0;
     let headers = &mut head.headers;
@@ -113,15 +113,16 @@ async fn generate(
     if let Ok(id) = HeaderValue::from_str(exchange.request_id()) {
         headers.insert(REQUEST_ID, id);
     }
-    exchange.stream(head, records(api, reply), Delivery::Instant, HeadHold::MOCK).await
+    exchange.stream(head, records(api, reply, &parsed), Delivery::Instant, HeadHold::MOCK).await
 }
 
 /// The reply's records as the shaper's source: made as they are pulled.
 fn records(
     api: &MockApi,
     reply: Reply,
+    request: &mock::TurnRequest,
 ) -> impl futures_util::Stream<Item = Result<crate::sse::SseRecord, BoxError>> + Send + 'static {
-    futures_util::stream::iter((api.events)(reply).map(Ok::<_, BoxError>))
+    futures_util::stream::iter((api.events)(reply, request).map(Ok::<_, BoxError>))
 }
 
 /// An endpoint answered at once with JSON (no route, no fault, no shaping).

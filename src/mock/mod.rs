@@ -38,10 +38,12 @@ pub(crate) struct MockApi {
     pub(crate) generate: &'static str,
     /// Parses and validates a `generate` body.
     pub(crate) parse: fn(&[u8]) -> Result<TurnRequest, InvalidRequest>,
-    /// A reply as its SSE stream.
-    pub(crate) events: fn(Reply) -> Events,
+    /// A reply as its SSE stream; the request is there for what the API
+    /// echoes or lets a client ask of the encoding (OpenAI's
+    /// `stream_options.include_usage`, for one).
+    pub(crate) events: fn(Reply, &TurnRequest) -> Events,
     /// A reply as its non-streaming JSON body.
-    pub(crate) message: fn(&Reply) -> String,
+    pub(crate) message: fn(&Reply, &TurnRequest) -> String,
     /// `POST` paths answered at once with a JSON body (no shaping).
     pub(crate) instant: &'static [(&'static str, InstantAnswer)],
 }

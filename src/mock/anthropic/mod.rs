@@ -32,8 +32,8 @@ pub(crate) const API: MockApi = MockApi {
     dialect: Dialect::Anthropic,
     generate: "/v1/messages",
     parse: |body| parse(body, Endpoint::Messages),
-    events: |reply| Box::new(events(reply)),
-    message: |reply| message(reply).to_string(),
+    events: |reply, _| Box::new(events(reply)),
+    message: |reply, _| message(reply).to_string(),
     instant: &[("/v1/messages/count_tokens", count_tokens)],
 };
 
