@@ -18,8 +18,10 @@
 //! request reads the live config once, at arrival ([`Live::snapshot`]), and
 //! keeps that snapshot to the end, so reloads never touch it.
 //!
-//! Within the handler, imports point one way: `mod` (App) ← `mock`, `proxy`
-//! ← `exchange` ← `control`, `refusal`, `request_body`, `stream_body`.
+//! Within the handler, imports between files point one way: `mock` and
+//! `proxy` use `exchange`, `refusal` and `request_body`; `exchange` uses
+//! `control`, `refusal` and `stream_body`; each may use [`App`] and the header
+//! names from this file, which only dispatches to `mock` and `proxy`.
 
 mod control;
 pub(crate) mod exchange;
