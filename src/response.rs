@@ -17,22 +17,30 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of every response sluice sends.
 pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 
-/// The header carrying the provider's request id.
-pub(crate) const REQUEST_ID: &str = "request-id";
-
 /// A whole body.
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed_unsync()
 }
 
-/// A JSON response with a request id.
+/// A JSON response with a request id in Anthropic's header (`request-id`).
 pub(crate) fn json(status: StatusCode, body: String, request_id: &str) -> Response<Body> {
+    json_in(Dialect::Anthropic, status, body, request_id)
+}
+
+/// A JSON response with a request id in `dialect`'s header (`request-id` or
+/// `x-request-id`).
+pub(crate) fn json_in(
+    dialect: Dialect,
+    status: StatusCode,
+    body: String,
+    request_id: &str,
+) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(id) = HeaderValue::from_str(request_id) {
-        headers.insert(REQUEST_ID, id);
+        headers.insert(dialect.request_id_header(), id);
     }
     response
 }
@@ -44,5 +52,5 @@ pub(crate) fn error_in(
     message: &str,
     request_id: &str,
 ) -> Response<Body> {
-    json(status, dialect.error_body(status.as_u16(), message, request_id), request_id)
+    json_in(dialect, status, dialect.error_body(status.as_u16(), message, request_id), request_id)
 }

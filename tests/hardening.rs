@@ -501,7 +501,7 @@ fn spawn_with_ulimit(
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let (mut api, mut admin) = (None, None);
     for line in stdout.lines().map_while(Result::ok) {
-        if let Some(rest) = line.strip_prefix("[sluice] Claude API mock running on http://") {
+        if let Some((_, rest)) = line.split_once(" mock running on http://") {
             api = Some(rest.trim().parse().unwrap());
         }
         if let Some(rest) = line.strip_prefix("[sluice] Admin: http://") {

@@ -197,18 +197,22 @@ async fn bad_input_gets_the_providers_error_naming_the_problem() {
     let allow = send(sluice.addr, raw("DELETE", "/v1/messages", b"")).await;
     assert_eq!(allow.headers["allow"], "POST");
 
-    // A path of an API the mock does not serve is refused in that API's shape,
-    // with the mock's endpoints named.
-    let openai = send(sluice.addr, raw("POST", "/v1/chat/completions", b"{}")).await;
+    // A path the mock does not serve is refused in the shape of the API the
+    // path belongs to, with the mock's endpoints named.
+    let openai = send(sluice.addr, raw("POST", "/openai/v1/chat/completions", b"{}")).await;
     assert_eq!(openai.status, 404);
     let json = openai.json();
     assert!(json.get("type").is_none(), "OpenAI's shape: {json}");
     assert_eq!(json["error"]["type"], "invalid_request_error", "{json}");
-    assert_eq!(
-        json["error"]["message"],
-        "no route for POST /v1/chat/completions: sluice mock serves POST /v1/messages, \
-         POST /v1/messages/count_tokens and GET /health"
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "no route for POST /openai/v1/chat/completions: sluice mock serves POST /v1/messages, \
+             POST /v1/messages/count_tokens, POST /v1/chat/completions, "
+        ),
+        "{message}"
     );
+    assert!(message.ends_with(" and GET /health"), "{message}");
 }
 
 #[tokio::test]

@@ -29,6 +29,7 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
         }),
     );
     out.insert("shutdown_grace".into(), json!(format!("{:?}", config.shutdown_grace)));
+    out.insert("models".into(), json!(config.models));
     if let Value::Object(profile) = profile(&config.profile) {
         out.extend(profile);
     }

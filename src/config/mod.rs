@@ -357,6 +357,9 @@ pub struct Config {
     /// On shutdown, how long responses in flight may take to finish before
     /// the remaining streams are ended at their next event.
     pub shutdown_grace: Duration,
+    /// The models `GET /v1/models` lists (the mock answers any model a
+    /// request names).
+    pub models: Vec<String>,
     /// The default profile: the top-level knobs.
     pub profile: Profile,
     /// Named profiles, by name.
@@ -403,6 +406,7 @@ impl Default for Config {
             max_request_body: 32 * 1024 * 1024,
             head: HeadTiming::FirstToken,
             shutdown_grace: Duration::from_secs(10),
+            models: vec!["sluice-mock".to_string()],
             profile: Profile {
                 timing: Timing {
                     first_token_delay: Duration::from_millis(100).into(),

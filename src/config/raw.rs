@@ -33,6 +33,7 @@ macro_rules! profile_knobs {
             max_request_body: Option<Spanned<RawSize>>,
             head: Option<Spanned<String>>,
             shutdown_grace: Option<Spanned<String>>,
+            models: Option<Spanned<Vec<String>>>,
             $($knob: Option<$raw>,)*
             profiles: Option<BTreeMap<String, Spanned<RawProfile>>>,
             routes: Option<Vec<Spanned<RawRoute>>>,
@@ -259,7 +260,8 @@ pub(super) const DELAY_FORM: &str = "a duration such as \"100ms\", or a distribu
     or { dist = \"lognormal\", p50 = \"100ms\", p99 = \"400ms\" }, each at most 7 days (\"168h\")";
 pub(super) const DIST_FORM: &str =
     "\"uniform\" (min, max), \"normal\" (mean, stddev) or \"lognormal\" (p50, p99)";
-pub(super) const NAME_FORM: &str = "a non-empty name used by no other route";
+pub(super) const MODELS_FORM: &str = "a list of 1 to 1000 model ids, each 1 to 256 characters without \"/\", such as [\"gpt-4o-mini\"]";
+const NAME_FORM: &str = "a non-empty name used by no other route";
 pub(super) const GLOB_FORM: &str = "a glob such as \"/v1/*\" or \"claude-*-haiku*\"";
 pub(super) const METHOD_FORM: &str = "an HTTP method such as \"POST\"";
 pub(super) const HEADER_FORM: &str = "a header name such as \"x-scenario\"";
@@ -285,6 +287,16 @@ impl RawConfig {
             config.listen = listen;
         }
         config.seed = at.check(&self.seed, "seed", |&s| u64::try_from(s).map_err(|_| SEED_FORM))?;
+        if let Some(models) = at.check(&self.models, "models", |models| {
+            let fine = |m: &String| !m.is_empty() && m.len() <= 256 && !m.contains('/');
+            if !models.is_empty() && models.len() <= 1000 && models.iter().all(fine) {
+                Ok(models.clone())
+            } else {
+                Err(MODELS_FORM)
+            }
+        })? {
+            config.models = models;
+        }
         if let Some(size) = at.check(&self.max_request_body, "max_request_body", size_of)? {
             config.max_request_body = size;
         }

@@ -117,6 +117,14 @@ impl Dialect {
         }
     }
 
+    /// The header that carries the provider's request id (`docs/protocols.md` §2.2, §3.2).
+    pub(crate) fn request_id_header(self) -> &'static str {
+        match self {
+            Self::Anthropic => "request-id",
+            Self::OpenAiChat | Self::OpenAiResponses => "x-request-id",
+        }
+    }
+
     /// The provider's usual message for an injected status.
     pub(crate) fn default_message(self, status: u16) -> &'static str {
         match self {

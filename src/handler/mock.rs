@@ -15,8 +15,8 @@ use super::refusal::Refusal;
 use super::request_body::read_body;
 use crate::dialect::Dialect;
 use crate::live::Snapshot;
-use crate::mock::{self, MockApi, Reply};
-use crate::response::{self, BoxError, REQUEST_ID};
+use crate::mock::{self, Codec, MockApi, Reply, Serve};
+use crate::response::{self, BoxError};
 use crate::route::BodyFacts;
 use crate::shape::head::HeadHold;
 
@@ -28,31 +28,38 @@ pub(crate) async fn serve(
     arrival: Instant,
 ) -> Answer {
     let method = request.method().clone();
-    let path = request.uri().path();
+    let path = request.uri().path().to_owned();
     if path == "/health" {
         return match method {
             Method::GET | Method::HEAD => Answer::local(super::health()),
-            _ => not_allowed(method, path, "GET", Dialect::Anthropic),
+            _ => not_allowed(method, &path, "GET", Dialect::Anthropic),
         };
     }
+    let mut allowed: Option<(&'static str, Dialect)> = None;
     for api in mock::APIS {
-        if path == api.generate {
-            if method != Method::POST {
-                return not_allowed(method, path, "POST", api.dialect);
+        for endpoint in api.endpoints.iter().filter(|e| e.matches(&path)) {
+            let takes = method.as_str() == endpoint.method
+                || (endpoint.method == "GET" && method == Method::HEAD);
+            if !takes {
+                allowed = Some((endpoint.method, api.dialect));
+                continue;
             }
-            return generate(app, snapshot, api, request, arrival).await;
+            return match endpoint.serve {
+                Serve::Generate(codec) => {
+                    generate(app, snapshot, api, codec, request, arrival).await
+                }
+                Serve::Whole(answer) => whole(app, snapshot, api, answer, request, arrival).await,
+                Serve::Instant(answer) => instant(snapshot, api, answer, request).await,
+            };
         }
-        if let Some((_, answer)) = api.instant.iter().find(|(instant, _)| *instant == path) {
-            if method != Method::POST {
-                return not_allowed(method, path, "POST", api.dialect);
-            }
-            return instant(snapshot, api, *answer, request).await;
-        }
+    }
+    if let Some((allowed, dialect)) = allowed {
+        return not_allowed(method, &path, allowed, dialect);
     }
     let mut served = mock::endpoints();
     served.push("GET /health".to_string());
     let message = format!("no route for {method} {path}: sluice mock serves {}", list(&served));
-    Answer::unrouted(Refusal::NotFound(message), Dialect::for_path(path))
+    Answer::unrouted(Refusal::NotFound(message), Dialect::for_path(&path))
 }
 
 /// `a`, `a and b`, `a, b and c`.
@@ -74,6 +81,7 @@ async fn generate(
     app: &super::App,
     snapshot: &Snapshot,
     api: &MockApi,
+    codec: Codec,
     request: Request<Incoming>,
     arrival: Instant,
 ) -> Answer {
@@ -88,7 +96,7 @@ async fn generate(
             Ok(exchange) => exchange,
             Err(answer) => return *answer,
         };
-    let parsed = match (api.parse)(&body) {
+    let parsed = match (codec.parse)(&body) {
         Ok(parsed) => parsed,
         Err(invalid) => return exchange.refuse(Refusal::InvalidRequest(invalid.0)),
     };
@@ -102,27 +110,62 @@ async fn generate(
         }
     };
     if !parsed.stream {
-        let message = (api.message)(&reply, &parsed);
-        let response = response::json(StatusCode::OK, message, exchange.request_id());
-        return exchange.whole_after(records(api, reply, &parsed), response).await;
+        let message = (codec.message)(&reply, &parsed);
+        let response =
+            response::json_in(api.dialect, StatusCode::OK, message, exchange.request_id());
+        return exchange.whole_after(records(codec, reply, &parsed), response).await;
     }
     let mut head = Response::new(()).into_parts().0;
     let headers = &mut head.headers;
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(id) = HeaderValue::from_str(exchange.request_id()) {
-        headers.insert(REQUEST_ID, id);
+        headers.insert(api.dialect.request_id_header(), id);
     }
-    exchange.stream(head, records(api, reply, &parsed), Delivery::Instant, HeadHold::MOCK).await
+    exchange.stream(head, records(codec, reply, &parsed), Delivery::Instant, HeadHold::MOCK).await
 }
 
 /// The reply's records as the shaper's source: made as they are pulled.
 fn records(
-    api: &MockApi,
+    codec: Codec,
     reply: Reply,
     request: &mock::TurnRequest,
 ) -> impl futures_util::Stream<Item = Result<crate::sse::SseRecord, BoxError>> + Send + 'static {
-    futures_util::stream::iter((api.events)(reply, request).map(Ok::<_, BoxError>))
+    futures_util::stream::iter((codec.events)(reply, request).map(Ok::<_, BoxError>))
+}
+
+/// A whole JSON body through the exchange: routes and HTTP faults apply, and
+/// it goes out after a slow head and the profile's first-token delay.
+async fn whole(
+    app: &super::App,
+    snapshot: &Snapshot,
+    api: &MockApi,
+    answer: mock::WholeAnswer,
+    request: Request<Incoming>,
+    arrival: Instant,
+) -> Answer {
+    let (head, body) = request.into_parts();
+    let body = match read_body(body, &head.headers, &snapshot.config).await {
+        Ok(body) => body,
+        Err(refusal) => return Answer::unrouted(refusal, api.dialect),
+    };
+    let facts = BodyFacts::read(&body);
+    let mut exchange =
+        match Exchange::begin(app, snapshot, &head, Some(&facts), api.dialect, arrival) {
+            Ok(exchange) => exchange,
+            Err(answer) => return *answer,
+        };
+    let (profile, rng) = exchange.profile_and_rng();
+    let delay = profile.timing.first_token_delay.sample(rng);
+    let json = match answer(&body, rng) {
+        Ok(json) => json,
+        Err(invalid) => return exchange.refuse(Refusal::InvalidRequest(invalid.0)),
+    };
+    let response = response::json_in(api.dialect, StatusCode::OK, json, exchange.request_id());
+    let (head, body) = response.into_parts();
+    // Timed from arrival, as a first token is: what the body took to make is part of it.
+    let extra = delay.saturating_sub(arrival.elapsed());
+    exchange.whole(head, body, extra).await
 }
 
 /// An endpoint answered at once with JSON (no route, no fault, no shaping).
@@ -132,13 +175,22 @@ async fn instant(
     answer: mock::InstantAnswer,
     request: Request<Incoming>,
 ) -> Answer {
+    let path = request.uri().path().to_owned();
     let (head, body) = request.into_parts();
     let body = match read_body(body, &head.headers, &snapshot.config).await {
         Ok(body) => body,
         Err(refusal) => return Answer::unrouted(refusal, api.dialect),
     };
-    match answer(&body) {
-        Ok(json) => Answer::local(response::json(StatusCode::OK, json, &other_request_id())),
-        Err(invalid) => Answer::unrouted(Refusal::InvalidRequest(invalid.0), api.dialect),
+    let asked = mock::InstantRequest { path: &path, body: &body, config: &snapshot.config };
+    match answer(&asked) {
+        Ok(json) => {
+            Answer::local(response::json_in(api.dialect, StatusCode::OK, json, &other_request_id()))
+        }
+        Err(mock::InstantError::Invalid(invalid)) => {
+            Answer::unrouted(Refusal::InvalidRequest(invalid.0), api.dialect)
+        }
+        Err(mock::InstantError::NotFound(message)) => {
+            Answer::unrouted(Refusal::NotFound(message), api.dialect)
+        }
     }
 }

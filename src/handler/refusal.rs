@@ -200,7 +200,6 @@ fn retry_after_seconds(after: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::response::REQUEST_ID;
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds() {
@@ -225,7 +224,7 @@ mod tests {
         assert_eq!(headers[RETRY_AFTER], "2");
         assert_eq!(headers["retry-after-ms"], "1500");
         assert_eq!(headers["x-should-retry"], "false");
-        assert_eq!(headers[REQUEST_ID], "req_1");
+        assert_eq!(headers["request-id"], "req_1");
         assert_eq!(headers["anthropic-ratelimit-requests-remaining"], "0");
         assert!(headers["anthropic-ratelimit-requests-reset"].to_str().unwrap().ends_with('Z'));
 

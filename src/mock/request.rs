@@ -31,6 +31,11 @@ pub(crate) struct TurnRequest {
     pub(crate) output_schema: Option<OutputSchema>,
     /// A rough count (4 bytes a token), for `usage.input_tokens`.
     pub(crate) input_tokens: u64,
+    /// OpenAI Chat's `stream_options.include_usage`: a last chunk with the usage.
+    pub(crate) stream_usage: bool,
+    /// Fields the API echoes in its reply as the request gave them (the
+    /// Responses API's `tools`, `text`, `instructions`, ...); `Null` for none.
+    pub(crate) echo: Value,
 }
 
 /// The schema structured output must follow, and the field it came in.
@@ -72,6 +77,78 @@ pub(crate) struct InvalidRequest(pub String);
 /// A 400 naming `field` and what is wrong with it.
 pub(crate) fn invalid(field: &str, problem: impl std::fmt::Display) -> InvalidRequest {
     InvalidRequest(format!("{field}: {problem}"))
+}
+
+/// The request body as a JSON object.
+///
+/// # Errors
+/// [`InvalidRequest`] when it is not JSON, or not an object.
+pub(crate) fn body_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, InvalidRequest> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| InvalidRequest(format!("request body is not valid JSON: {e}")))?;
+    match value {
+        Value::Object(object) => Ok(object),
+        other => Err(InvalidRequest(format!(
+            "request body must be a JSON object, got {}",
+            type_name(&other)
+        ))),
+    }
+}
+
+/// A required non-empty string field.
+///
+/// # Errors
+/// [`InvalidRequest`] naming `field`.
+pub(crate) fn required_string(
+    object: &serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<String, InvalidRequest> {
+    match object.get(field) {
+        Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
+        Some(Value::String(_)) => Err(invalid(field, "must not be empty")),
+        Some(other) => {
+            Err(invalid(field, format_args!("expected a string, got {}", type_name(other))))
+        }
+        None => Err(invalid(field, "field required")),
+    }
+}
+
+/// An optional boolean field (`null` is absent).
+///
+/// # Errors
+/// [`InvalidRequest`] naming `field`.
+pub(crate) fn optional_bool(
+    object: &serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<Option<bool>, InvalidRequest> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(value)) => Ok(Some(*value)),
+        Some(other) => {
+            Err(invalid(field, format_args!("expected a boolean, got {}", type_name(other))))
+        }
+    }
+}
+
+/// An optional whole number of at least 1 (`null` is absent).
+///
+/// # Errors
+/// [`InvalidRequest`] naming `field`.
+pub(crate) fn optional_count(
+    object: &serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<Option<u64>, InvalidRequest> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value.as_u64().filter(|&n| n >= 1).map(Some).ok_or_else(|| {
+            invalid(field, format_args!("expected an integer of at least 1, got {value}"))
+        }),
+    }
+}
+
+/// A rough token count of a body (4 bytes a token), at least 1.
+pub(crate) fn rough_tokens(body: &[u8]) -> u64 {
+    (body.len() as u64 / 4).max(1)
 }
 
 /// How a JSON value's type is named in errors.

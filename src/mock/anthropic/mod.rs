@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::reply::{Block, Reply, StopReason};
 use super::text::TokenCursor;
-use super::{InvalidRequest, MockApi};
+use super::{Codec, InstantError, InstantRequest, MockApi, MockEndpoint, Serve};
 use crate::dialect::Dialect;
 use crate::sse::{EventKind, SseRecord, encode_event};
 pub(crate) use request::{Endpoint, parse};
@@ -30,16 +30,21 @@ pub(crate) use request::{Endpoint, parse};
 pub(crate) const API: MockApi = MockApi {
     name: "Claude API",
     dialect: Dialect::Anthropic,
-    generate: "/v1/messages",
+    endpoints: &[
+        MockEndpoint::post("/v1/messages", Serve::Generate(CODEC)),
+        MockEndpoint::post("/v1/messages/count_tokens", Serve::Instant(count_tokens)),
+    ],
+};
+
+const CODEC: Codec = Codec {
     parse: |body| parse(body, Endpoint::Messages),
     events: |reply, _| Box::new(events(reply)),
     message: |reply, _| message(reply).to_string(),
-    instant: &[("/v1/messages/count_tokens", count_tokens)],
 };
 
 /// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`.
-fn count_tokens(body: &[u8]) -> Result<String, InvalidRequest> {
-    let parsed = parse(body, Endpoint::CountTokens)?;
+fn count_tokens(request: &InstantRequest<'_>) -> Result<String, InstantError> {
+    let parsed = parse(request.body, Endpoint::CountTokens)?;
     Ok(json!({"input_tokens": parsed.input_tokens}).to_string())
 }
 

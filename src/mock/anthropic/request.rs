@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use crate::mock::request::{
-    InvalidRequest, OutputSchema, Tool, ToolChoice, TurnRequest, invalid, type_name,
+    InvalidRequest, OutputSchema, Tool, ToolChoice, TurnRequest, invalid, rough_tokens, type_name,
 };
 
 /// What is required of the body: the Messages API needs `max_tokens`,
@@ -79,7 +79,9 @@ pub(crate) fn parse(body: &[u8], endpoint: Endpoint) -> Result<TurnRequest, Inva
         tool_rounds,
         disable_parallel_tool_use,
         output_schema,
-        input_tokens: (body.len() as u64 / 4).max(1),
+        input_tokens: rough_tokens(body),
+        stream_usage: false,
+        echo: Value::Null,
     })
 }
 

@@ -1,0 +1,438 @@
+//! `POST /v1/chat/completions` (`docs/protocols.md` §3.1): the request parsed
+//! into a turn, and a reply encoded as its chunks or its completion.
+//!
+//! The stream:
+//!
+//! ```text
+//! role chunk (delta.role, content "")          other: goes out with the first token
+//! content chunks, one token each               token
+//! per tool call: first fragment (id, type, name, arguments "")   tool start
+//!                argument fragments (index, arguments)           token
+//! finish chunk (empty delta, finish_reason)    other
+//! usage chunk (choices [], usage)              other, with stream_options.include_usage
+//! data: [DONE]                                 other
+//! ```
+//!
+//! `id`, `created`, `model` and `system_fingerprint` are the same in every
+//! chunk; `role` only in the first; a call's `id`, `type` and `name` only in
+//! its first fragment; exactly one `finish_reason`; with
+//! `stream_options.include_usage`, `"usage": null` in every chunk but the
+//! last, which has `choices: []`.
+
+use bytes::{BufMut as _, BytesMut};
+use serde_json::{Value, json};
+
+use super::{Shape, parse_format, parse_stream, parse_tool_choice, parse_tools, quoted, unix_now};
+use crate::mock::Codec;
+use crate::mock::reply::{Block, Reply, StopReason};
+use crate::mock::request::{
+    InvalidRequest, TurnRequest, body_object, invalid, optional_bool, optional_count,
+    required_string, rough_tokens, type_name,
+};
+use crate::mock::text::TokenCursor;
+use crate::sse::{EventKind, SseRecord, encode_data};
+
+/// Chat Completions' request parser and encoders.
+pub(crate) const CODEC: Codec = Codec {
+    parse,
+    events: |reply, request| Box::new(events(reply, request)),
+    message: |reply, _| message(reply).to_string(),
+};
+
+/// Roles a Chat message may have.
+const ROLES: [&str; 6] = ["developer", "system", "user", "assistant", "tool", "function"];
+
+/// Parses and validates a request body.
+///
+/// # Errors
+/// [`InvalidRequest`] naming the first bad field.
+pub(crate) fn parse(body: &[u8]) -> Result<TurnRequest, InvalidRequest> {
+    let object = body_object(body)?;
+    let model = required_string(&object, "model")?;
+    let tool_rounds = validate_messages(object.get("messages"))?;
+    let stream = parse_stream(&object)?;
+    if let Some(n) = optional_count(&object, "n")?
+        && n != 1
+    {
+        return Err(invalid(
+            "n",
+            format_args!("the sluice mock makes one choice; n must be 1, got {n}"),
+        ));
+    }
+    validate_stop(object.get("stop"))?;
+    let stream_usage = match object.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(options)) => optional_bool(options, "include_usage")
+            .map_err(|e| InvalidRequest(format!("stream_options.{}", e.0)))?
+            .unwrap_or(false),
+        Some(other) => {
+            return Err(invalid(
+                "stream_options",
+                format_args!("expected an object, got {}", type_name(other)),
+            ));
+        }
+    };
+    let tools = parse_tools(object.get("tools"), Shape::Chat)?;
+    let tool_choice = parse_tool_choice(object.get("tool_choice"), &tools, Shape::Chat)?;
+    let parallel = optional_bool(&object, "parallel_tool_calls")?.unwrap_or(true);
+    let output_schema = parse_format(
+        object.get("response_format"),
+        "response_format",
+        "response_format.json_schema.schema",
+        Shape::Chat,
+    )?;
+    let max_tokens = match optional_count(&object, "max_completion_tokens")? {
+        Some(max) => max,
+        None => optional_count(&object, "max_tokens")?.unwrap_or(u64::MAX),
+    };
+    Ok(TurnRequest {
+        model,
+        max_tokens,
+        stream,
+        tools,
+        tool_choice,
+        tool_rounds,
+        disable_parallel_tool_use: !parallel,
+        output_schema,
+        input_tokens: rough_tokens(body),
+        stream_usage: stream && stream_usage,
+        echo: Value::Null,
+    })
+}
+
+/// Checks `messages`; returns the tool rounds the conversation ends with:
+/// assistant messages with `tool_calls`, counted back from the end to the
+/// last assistant message without.
+fn validate_messages(messages: Option<&Value>) -> Result<u32, InvalidRequest> {
+    let messages = match messages {
+        Some(Value::Array(messages)) => messages,
+        Some(other) => {
+            return Err(invalid(
+                "messages",
+                format_args!("expected an array, got {}", type_name(other)),
+            ));
+        }
+        None => return Err(invalid("messages", "field required")),
+    };
+    if messages.is_empty() {
+        return Err(invalid("messages", "at least one message is required"));
+    }
+    for (i, message) in messages.iter().enumerate() {
+        let Value::Object(message) = message else {
+            return Err(invalid(
+                &format!("messages.{i}"),
+                format_args!("expected an object, got {}", type_name(message)),
+            ));
+        };
+        match message.get("role") {
+            Some(Value::String(role)) if ROLES.contains(&role.as_str()) => {}
+            Some(other) => {
+                return Err(invalid(
+                    &format!("messages.{i}.role"),
+                    format_args!(
+                        "expected \"developer\", \"system\", \"user\", \"assistant\" or \"tool\", got {other}"
+                    ),
+                ));
+            }
+            None => return Err(invalid(&format!("messages.{i}.role"), "field required")),
+        }
+    }
+    let calls_a_tool = |message: &Value| {
+        message.get("tool_calls").and_then(Value::as_array).is_some_and(|calls| !calls.is_empty())
+    };
+    let rounds = messages
+        .iter()
+        .rev()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+        .take_while(|m| calls_a_tool(m))
+        .count();
+    Ok(u32::try_from(rounds).unwrap_or(u32::MAX))
+}
+
+/// `stop`: a string, or up to 4 strings. The mock's filler text is accepted
+/// as it is; the check is that a client's request is one the API takes.
+fn validate_stop(stop: Option<&Value>) -> Result<(), InvalidRequest> {
+    match stop {
+        None | Some(Value::Null | Value::String(_)) => Ok(()),
+        Some(Value::Array(items)) if items.len() <= 4 && items.iter().all(Value::is_string) => {
+            Ok(())
+        }
+        Some(other) => Err(invalid(
+            "stop",
+            format_args!("expected a string or an array of up to 4 strings, got {other}"),
+        )),
+    }
+}
+
+/// `finish_reason` on the wire.
+pub(crate) fn finish_reason(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::EndTurn => "stop",
+        StopReason::MaxTokens => "length",
+        StopReason::ToolUse => "tool_calls",
+    }
+}
+
+fn usage(reply: &Reply) -> Value {
+    let completion = reply.output_tokens() as u64;
+    json!({
+        "prompt_tokens": reply.input_tokens,
+        "completion_tokens": completion,
+        "total_tokens": reply.input_tokens.saturating_add(completion),
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    })
+}
+
+/// The non-streaming completion (`docs/protocols.md` §3.1).
+pub(crate) fn message(reply: &Reply) -> Value {
+    let mut content: Option<String> = None;
+    let mut calls = Vec::new();
+    for block in &reply.blocks {
+        match block {
+            Block::Text { tokens } => {
+                content.get_or_insert_with(String::new).push_str(&tokens.concat())
+            }
+            Block::Json { text, .. } => content.get_or_insert_with(String::new).push_str(text),
+            Block::ToolUse { id, name, input, .. } => calls.push(json!({
+                "id": format!("call_{id}"),
+                "type": "function",
+                "function": {"name": name, "arguments": input.to_string()},
+            })),
+        }
+    }
+    let mut message = json!({"role": "assistant", "content": content, "refusal": null});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    json!({
+        "id": format!("chatcmpl-{}", reply.id),
+        "object": "chat.completion",
+        "created": unix_now(),
+        "model": reply.model,
+        "system_fingerprint": "fp_sluice",
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": finish_reason(reply.stop_reason),
+        }],
+        "usage": usage(reply),
+    })
+}
+
+/// Where [`ChatEvents`] is in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Role,
+    /// A block's first chunk: a tool call's opening fragment; nothing for text.
+    BlockStart(usize),
+    Delta(usize, usize),
+    Finish,
+    Usage,
+    Done,
+    End,
+}
+
+/// The chunks of a reply, made as they are pulled.
+struct ChatEvents {
+    reply: Reply,
+    step: Step,
+    /// `data: {"id":...,"choices":[{"index":0,"delta":` : the same in every chunk.
+    head: String,
+    /// `,"logprobs":null,"finish_reason":null}]` and `,"usage":null` when asked, then `}`.
+    tail: &'static str,
+    include_usage: bool,
+    /// `created`, read once so every chunk has the same.
+    created: u64,
+    text: Option<(usize, TokenCursor)>,
+    /// The index of each block among the tool calls (0, 1, ...).
+    call_index: Vec<usize>,
+}
+
+/// The stream of chunks (see the module docs).
+pub(crate) fn events(
+    reply: Reply,
+    request: &TurnRequest,
+) -> impl Iterator<Item = SseRecord> + Send + use<> {
+    let created = unix_now();
+    let head = format!(
+        "{{\"id\":\"chatcmpl-{}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":{},\"system_fingerprint\":\"fp_sluice\",\"choices\":[{{\"index\":0,\"delta\":",
+        reply.id,
+        quoted(&reply.model)
+    );
+    let tail = if request.stream_usage {
+        ",\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}"
+    } else {
+        ",\"logprobs\":null,\"finish_reason\":null}]}"
+    };
+    let mut calls = 0;
+    let call_index = reply
+        .blocks
+        .iter()
+        .map(|block| {
+            let index = calls;
+            if matches!(block, Block::ToolUse { .. }) {
+                calls += 1;
+            }
+            index
+        })
+        .collect();
+    ChatEvents {
+        reply,
+        step: Step::Role,
+        head,
+        tail,
+        include_usage: request.stream_usage,
+        created,
+        text: None,
+        call_index,
+    }
+}
+
+/// What a delta chunk carries.
+#[derive(Debug, Clone, Copy)]
+enum Delta {
+    /// `{"content": "..."}`.
+    Content,
+    /// `{"tool_calls": [{"index": N, "function": {"arguments": "..."}}]}`.
+    Arguments(usize),
+}
+
+/// `data: HEAD {delta} TAIL\n\n`, the fragment escaped as JSON in place.
+fn delta_chunk(head: &str, tail: &str, delta: Delta, fragment: &str) -> SseRecord {
+    let mut raw = BytesMut::with_capacity(head.len() + tail.len() + fragment.len() * 5 / 4 + 64);
+    raw.put_slice(b"data: ");
+    raw.put_slice(head.as_bytes());
+    match delta {
+        Delta::Content => raw.put_slice(b"{\"content\":"),
+        Delta::Arguments(index) => {
+            raw.put_slice(b"{\"tool_calls\":[{\"index\":");
+            raw.put_slice(itoa::Buffer::new().format(index).as_bytes());
+            raw.put_slice(b",\"function\":{\"arguments\":");
+        }
+    }
+    // Infallible into memory.
+    let _ = serde_json::to_writer((&mut raw).writer(), fragment);
+    match delta {
+        Delta::Content => raw.put_slice(b"}"),
+        Delta::Arguments(_) => raw.put_slice(b"}}]}"),
+    }
+    raw.put_slice(tail.as_bytes());
+    raw.put_slice(b"\n\n");
+    SseRecord { raw: raw.freeze(), kind: EventKind::Content }
+}
+
+impl ChatEvents {
+    /// `data: HEAD delta TAIL\n\n`.
+    fn chunk(&self, delta: &str, kind: EventKind) -> SseRecord {
+        let mut raw =
+            BytesMut::with_capacity(6 + self.head.len() + delta.len() + self.tail.len() + 2);
+        raw.put_slice(b"data: ");
+        raw.put_slice(self.head.as_bytes());
+        raw.put_slice(delta.as_bytes());
+        raw.put_slice(self.tail.as_bytes());
+        raw.put_slice(b"\n\n");
+        SseRecord { raw: raw.freeze(), kind }
+    }
+
+    fn after_block(&self, index: usize) -> Step {
+        if index + 1 < self.reply.blocks.len() { Step::BlockStart(index + 1) } else { Step::Finish }
+    }
+
+    fn after_delta(&self, index: usize, piece: usize) -> Step {
+        let count = self.reply.blocks.get(index).map_or(0, Block::len);
+        if piece < count { Step::Delta(index, piece) } else { self.after_block(index) }
+    }
+
+    fn record(&mut self, step: Step) -> Option<SseRecord> {
+        match step {
+            Step::Role => Some(
+                self.chunk(r#"{"role":"assistant","content":"","refusal":null}"#, EventKind::Other),
+            ),
+            Step::BlockStart(index) => match self.reply.blocks.get(index)? {
+                Block::ToolUse { id, name, .. } => {
+                    let delta = format!(
+                        "{{\"tool_calls\":[{{\"index\":{},\"id\":\"call_{id}\",\"type\":\"function\",\"function\":{{\"name\":{},\"arguments\":\"\"}}}}]}}",
+                        self.call_index.get(index).copied().unwrap_or(0),
+                        quoted(name)
+                    );
+                    Some(self.chunk(&delta, EventKind::ToolStart))
+                }
+                // Text has no opening chunk: its first token is its first chunk.
+                Block::Text { .. } | Block::Json { .. } => self.next(),
+            },
+            Step::Delta(index, piece) => {
+                let call = self.call_index.get(index).copied().unwrap_or(0);
+                let (head, tail) = (self.head.as_str(), self.tail);
+                // The hot path (one per token): written straight into one buffer.
+                match self.reply.blocks.get(index)? {
+                    Block::Text { tokens } => {
+                        if self.text.as_ref().is_none_or(|(at, _)| *at != index) {
+                            self.text = Some((index, tokens.cursor()));
+                        }
+                        let (_, cursor) = self.text.as_mut()?;
+                        Some(delta_chunk(head, tail, Delta::Content, cursor.next_token()?))
+                    }
+                    Block::Json { fragments, .. } => {
+                        Some(delta_chunk(head, tail, Delta::Content, fragments.get(piece)?))
+                    }
+                    Block::ToolUse { fragments, .. } => {
+                        Some(delta_chunk(head, tail, Delta::Arguments(call), fragments.get(piece)?))
+                    }
+                }
+            }
+            Step::Finish => {
+                let reason = finish_reason(self.reply.stop_reason);
+                let tail = self.tail.replacen(
+                    "\"finish_reason\":null",
+                    &format!("\"finish_reason\":\"{reason}\""),
+                    1,
+                );
+                let mut raw = BytesMut::new();
+                raw.put_slice(b"data: ");
+                raw.put_slice(self.head.as_bytes());
+                raw.put_slice(b"{}");
+                raw.put_slice(tail.as_bytes());
+                raw.put_slice(b"\n\n");
+                Some(SseRecord { raw: raw.freeze(), kind: EventKind::Other })
+            }
+            Step::Usage => {
+                let chunk = json!({
+                    "id": format!("chatcmpl-{}", self.reply.id),
+                    "object": "chat.completion.chunk",
+                    "created": self.created,
+                    "model": self.reply.model,
+                    "system_fingerprint": "fp_sluice",
+                    "choices": [],
+                    "usage": usage(&self.reply),
+                });
+                Some(encode_data(&chunk.to_string(), EventKind::Other))
+            }
+            Step::Done => Some(encode_data("[DONE]", EventKind::Other)),
+            Step::End => None,
+        }
+    }
+}
+
+impl Iterator for ChatEvents {
+    type Item = SseRecord;
+
+    fn next(&mut self) -> Option<SseRecord> {
+        let step = self.step;
+        self.step = match step {
+            Step::Role if self.reply.blocks.is_empty() => Step::Finish,
+            Step::Role => Step::BlockStart(0),
+            Step::BlockStart(index) => self.after_delta(index, 0),
+            Step::Delta(index, piece) => self.after_delta(index, piece + 1),
+            Step::Finish if self.include_usage => Step::Usage,
+            Step::Finish | Step::Usage => Step::Done,
+            Step::Done | Step::End => Step::End,
+        };
+        let record = self.record(step);
+        if record.is_none() {
+            self.step = Step::End;
+        }
+        record
+    }
+}

@@ -1,0 +1,510 @@
+//! `POST /v1/responses` (`docs/protocols.md` §3.3): the request parsed into a
+//! turn, and a reply encoded as its events or its response object.
+//!
+//! The stream, every event `event: <type>` with a `data` whose `type` equals
+//! it and a `sequence_number` from 0:
+//!
+//! ```text
+//! response.created, response.in_progress                       other
+//! text:  response.output_item.added (message)                  other
+//!        response.content_part.added                           other
+//!        response.output_text.delta × tokens                   token
+//!        response.output_text.done, response.content_part.done other
+//!        response.output_item.done                             other
+//! call:  response.output_item.added (function_call)            tool start
+//!        response.function_call_arguments.delta × fragments    token
+//!        response.function_call_arguments.done                 other
+//!        response.output_item.done                             other
+//! response.completed (the whole response, with usage)          other
+//! ```
+
+use bytes::{BufMut as _, BytesMut};
+use serde_json::{Map, Value, json};
+
+use super::{Shape, parse_format, parse_stream, parse_tool_choice, parse_tools, unix_now};
+use crate::mock::reply::{Block, Reply, StopReason};
+use crate::mock::request::{
+    InvalidRequest, TurnRequest, body_object, invalid, optional_bool, optional_count,
+    required_string, rough_tokens, type_name,
+};
+use crate::mock::text::TokenCursor;
+use crate::mock::{Codec, Events};
+use crate::sse::{EventKind, SseRecord, encode_event};
+
+/// The Responses API's request parser and encoders.
+pub(crate) const CODEC: Codec = Codec {
+    parse,
+    events: |reply, request| -> Events { Box::new(events(reply, request)) },
+    message: |reply, request| {
+        response_object(reply, request, Status::Completed, unix_now()).to_string()
+    },
+};
+
+/// The request fields a response object echoes.
+const ECHOED: [&str; 10] = [
+    "instructions",
+    "max_output_tokens",
+    "metadata",
+    "parallel_tool_calls",
+    "previous_response_id",
+    "temperature",
+    "text",
+    "tool_choice",
+    "tools",
+    "top_p",
+];
+
+/// Parses and validates a request body. `previous_response_id` is accepted
+/// and not looked up (the mock keeps no conversations).
+///
+/// # Errors
+/// [`InvalidRequest`] naming the first bad field.
+pub(crate) fn parse(body: &[u8]) -> Result<TurnRequest, InvalidRequest> {
+    let object = body_object(body)?;
+    let model = required_string(&object, "model")?;
+    let tool_rounds = validate_input(object.get("input"))?;
+    match object.get("instructions") {
+        None | Some(Value::Null | Value::String(_)) => {}
+        Some(other) => {
+            return Err(invalid(
+                "instructions",
+                format_args!("expected a string, got {}", type_name(other)),
+            ));
+        }
+    }
+    let stream = parse_stream(&object)?;
+    let tools = parse_tools(object.get("tools"), Shape::Responses)?;
+    let tool_choice = parse_tool_choice(object.get("tool_choice"), &tools, Shape::Responses)?;
+    let parallel = optional_bool(&object, "parallel_tool_calls")?.unwrap_or(true);
+    let format = match object.get("text") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(text)) => text.get("format"),
+        Some(other) => {
+            return Err(invalid(
+                "text",
+                format_args!("expected an object, got {}", type_name(other)),
+            ));
+        }
+    };
+    let output_schema =
+        parse_format(format, "text.format", "text.format.schema", Shape::Responses)?;
+    let max_tokens = optional_count(&object, "max_output_tokens")?.unwrap_or(u64::MAX);
+    let echo: Map<String, Value> = ECHOED
+        .iter()
+        .filter_map(|key| object.get(*key).map(|value| ((*key).to_string(), value.clone())))
+        .collect();
+    Ok(TurnRequest {
+        model,
+        max_tokens,
+        stream,
+        tools,
+        tool_choice,
+        tool_rounds,
+        disable_parallel_tool_use: !parallel,
+        output_schema,
+        input_tokens: rough_tokens(body),
+        stream_usage: false,
+        echo: Value::Object(echo),
+    })
+}
+
+/// Checks `input` (a string or a list of items); returns the tool rounds it
+/// ends with: runs of `function_call` and `function_call_output` items,
+/// counted back from the end to the last assistant message. With
+/// `previous_response_id`, a round's calls are in the previous response and
+/// only their outputs are here; those count as the round.
+fn validate_input(input: Option<&Value>) -> Result<u32, InvalidRequest> {
+    let items = match input {
+        None | Some(Value::Null | Value::String(_)) => return Ok(0),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(invalid(
+                "input",
+                format_args!("expected a string or an array, got {}", type_name(other)),
+            ));
+        }
+    };
+    for (i, item) in items.iter().enumerate() {
+        if !item.is_object() {
+            return Err(invalid(
+                &format!("input.{i}"),
+                format_args!("expected an object, got {}", type_name(item)),
+            ));
+        }
+    }
+    let mut rounds = 0u32;
+    let mut in_round = false;
+    for item in items.iter().rev() {
+        let kind = item.get("type").and_then(Value::as_str);
+        let role = item.get("role").and_then(Value::as_str);
+        match (kind, role) {
+            (Some("function_call" | "function_call_output"), _) => {
+                if !in_round {
+                    rounds = rounds.saturating_add(1);
+                    in_round = true;
+                }
+            }
+            (_, Some("assistant")) => break,
+            _ => in_round = false,
+        }
+    }
+    Ok(rounds)
+}
+
+/// A response's `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    InProgress,
+    Completed,
+}
+
+/// The ids of a reply's output items: a text block's `msg_...`, a call's `fc_...`.
+fn item_id(reply: &Reply, block: &Block) -> String {
+    match block {
+        Block::ToolUse { id, .. } => format!("fc_{id}"),
+        Block::Text { .. } | Block::Json { .. } => format!("msg_{}", reply.id),
+    }
+}
+
+/// An output item, done.
+fn item(reply: &Reply, block: &Block) -> Value {
+    match block {
+        Block::Text { tokens } => message_item(reply, block, &tokens.concat(), "completed"),
+        Block::Json { text, .. } => message_item(reply, block, text, "completed"),
+        Block::ToolUse { id, name, input, .. } => json!({
+            "type": "function_call", "id": format!("fc_{id}"), "call_id": format!("call_{id}"),
+            "name": name, "arguments": input.to_string(), "status": "completed",
+        }),
+    }
+}
+
+fn message_item(reply: &Reply, block: &Block, text: &str, status: &str) -> Value {
+    json!({
+        "type": "message", "id": item_id(reply, block), "status": status, "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    })
+}
+
+fn usage(reply: &Reply) -> Value {
+    let output = reply.output_tokens() as u64;
+    json!({
+        "input_tokens": reply.input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": reply.input_tokens.saturating_add(output),
+    })
+}
+
+/// The response object: in progress (no output yet) or completed (the
+/// whole output, usage), with the request's echoed fields.
+fn response_object(reply: &Reply, request: &TurnRequest, status: Status, created_at: u64) -> Value {
+    let done = status == Status::Completed;
+    let mut response = json!({
+        "id": format!("resp_{}", reply.id),
+        "object": "response",
+        "created_at": created_at,
+        "status": if done { "completed" } else { "in_progress" },
+        "background": false,
+        "error": null,
+        "incomplete_details": if done && reply.stop_reason == StopReason::MaxTokens {
+            json!({"reason": "max_output_tokens"})
+        } else {
+            Value::Null
+        },
+        "instructions": null,
+        "max_output_tokens": null,
+        "metadata": {},
+        "model": reply.model,
+        "output": if done {
+            Value::Array(reply.blocks.iter().map(|block| item(reply, block)).collect())
+        } else {
+            json!([])
+        },
+        "parallel_tool_calls": true,
+        "previous_response_id": null,
+        "reasoning": {"effort": null, "summary": null},
+        "service_tier": "default",
+        "store": false,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": if done { usage(reply) } else { Value::Null },
+        "user": null,
+    });
+    if let (Value::Object(response), Value::Object(echo)) = (&mut response, &request.echo) {
+        for (key, value) in echo {
+            if !value.is_null() {
+                response.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    if done && reply.stop_reason == StopReason::MaxTokens {
+        response["status"] = json!("incomplete");
+    }
+    response
+}
+
+/// Where [`ResponseEvents`] is in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Created,
+    InProgress,
+    ItemAdded(usize),
+    PartAdded(usize),
+    Delta(usize, usize),
+    ContentDone(usize),
+    PartDone(usize),
+    ItemDone(usize),
+    Completed,
+    End,
+}
+
+/// The events of a reply, made as they are pulled.
+struct ResponseEvents {
+    reply: Reply,
+    request: TurnRequest,
+    step: Step,
+    sequence: u64,
+    created_at: u64,
+    text: Option<(usize, TokenCursor)>,
+    /// Each output item's id, made once.
+    ids: Vec<String>,
+}
+
+/// The stream of events (see the module docs).
+pub(crate) fn events(
+    reply: Reply,
+    request: &TurnRequest,
+) -> impl Iterator<Item = SseRecord> + Send + use<> {
+    // The echoed fields, not the tools' schemas again: what the events need.
+    let request = TurnRequest { tools: Vec::new(), ..request.clone() };
+    let ids = reply.blocks.iter().map(|block| item_id(&reply, block)).collect();
+    ResponseEvents {
+        reply,
+        request,
+        step: Step::Created,
+        sequence: 0,
+        created_at: unix_now(),
+        text: None,
+        ids,
+    }
+}
+
+/// A `.delta` event, written straight into one buffer (one per token).
+fn delta_event(
+    kind: &str,
+    item_id: &str,
+    output_index: usize,
+    text_part: bool,
+    fragment: &str,
+    sequence: u64,
+) -> SseRecord {
+    let mut raw =
+        BytesMut::with_capacity(160 + kind.len() * 2 + item_id.len() + fragment.len() * 5 / 4);
+    raw.put_slice(b"event: ");
+    raw.put_slice(kind.as_bytes());
+    raw.put_slice(b"\ndata: {\"type\":\"");
+    raw.put_slice(kind.as_bytes());
+    raw.put_slice(b"\",\"item_id\":\"");
+    raw.put_slice(item_id.as_bytes());
+    raw.put_slice(b"\",\"output_index\":");
+    raw.put_slice(itoa::Buffer::new().format(output_index).as_bytes());
+    if text_part {
+        raw.put_slice(b",\"content_index\":0");
+    }
+    raw.put_slice(b",\"delta\":");
+    // Infallible into memory.
+    let _ = serde_json::to_writer((&mut raw).writer(), fragment);
+    if text_part {
+        raw.put_slice(b",\"logprobs\":[]");
+    }
+    raw.put_slice(b",\"sequence_number\":");
+    raw.put_slice(itoa::Buffer::new().format(sequence).as_bytes());
+    raw.put_slice(b"}\n\n");
+    SseRecord { raw: raw.freeze(), kind: EventKind::Content }
+}
+
+impl ResponseEvents {
+    fn is_call(&self, index: usize) -> bool {
+        matches!(self.reply.blocks.get(index), Some(Block::ToolUse { .. }))
+    }
+
+    fn after_item(&self, index: usize) -> Step {
+        if index + 1 < self.reply.blocks.len() {
+            Step::ItemAdded(index + 1)
+        } else {
+            Step::Completed
+        }
+    }
+
+    fn after_delta(&self, index: usize, piece: usize) -> Step {
+        let count = self.reply.blocks.get(index).map_or(0, Block::len);
+        if piece < count { Step::Delta(index, piece) } else { Step::ContentDone(index) }
+    }
+
+    /// An event whose `data` is `payload` with its `type` and `sequence_number`.
+    fn event(&self, kind: &str, mut payload: Value, event_kind: EventKind) -> SseRecord {
+        if let Value::Object(object) = &mut payload {
+            object.insert("type".to_string(), json!(kind));
+            object.insert("sequence_number".to_string(), json!(self.sequence));
+        }
+        encode_event(kind, &payload.to_string(), event_kind)
+    }
+
+    fn record(&mut self, step: Step) -> Option<SseRecord> {
+        let reply = &self.reply;
+        let record = match step {
+            Step::Created | Step::InProgress => {
+                let kind =
+                    if step == Step::Created { "response.created" } else { "response.in_progress" };
+                let response =
+                    response_object(reply, &self.request, Status::InProgress, self.created_at);
+                self.event(kind, json!({"response": response}), EventKind::Other)
+            }
+            Step::ItemAdded(index) => {
+                let block = reply.blocks.get(index)?;
+                let (item, kind) = match block {
+                    Block::ToolUse { id, name, .. } => (
+                        json!({"type": "function_call", "id": format!("fc_{id}"), "call_id": format!("call_{id}"),
+                            "name": name, "arguments": "", "status": "in_progress"}),
+                        EventKind::ToolStart,
+                    ),
+                    Block::Text { .. } | Block::Json { .. } => (
+                        json!({"type": "message", "id": item_id(reply, block), "status": "in_progress",
+                            "role": "assistant", "content": []}),
+                        EventKind::Other,
+                    ),
+                };
+                self.event(
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": item}),
+                    kind,
+                )
+            }
+            Step::PartAdded(index) => {
+                let block = reply.blocks.get(index)?;
+                let payload = json!({"item_id": item_id(reply, block), "output_index": index, "content_index": 0,
+                    "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}});
+                self.event("response.content_part.added", payload, EventKind::Other)
+            }
+            Step::Delta(index, piece) => {
+                let block = reply.blocks.get(index)?;
+                let id = self.ids.get(index)?;
+                let sequence = self.sequence;
+                match block {
+                    Block::Text { tokens } => {
+                        if self.text.as_ref().is_none_or(|(at, _)| *at != index) {
+                            self.text = Some((index, tokens.cursor()));
+                        }
+                        let (_, cursor) = self.text.as_mut()?;
+                        let token = cursor.next_token()?;
+                        delta_event("response.output_text.delta", id, index, true, token, sequence)
+                    }
+                    Block::Json { fragments, .. } => delta_event(
+                        "response.output_text.delta",
+                        id,
+                        index,
+                        true,
+                        fragments.get(piece)?,
+                        sequence,
+                    ),
+                    Block::ToolUse { fragments, .. } => delta_event(
+                        "response.function_call_arguments.delta",
+                        id,
+                        index,
+                        false,
+                        fragments.get(piece)?,
+                        sequence,
+                    ),
+                }
+            }
+            Step::ContentDone(index) => {
+                let block = reply.blocks.get(index)?;
+                let id = item_id(reply, block);
+                match block {
+                    Block::ToolUse { input, .. } => self.event(
+                        "response.function_call_arguments.done",
+                        json!({"item_id": id, "output_index": index, "arguments": input.to_string()}),
+                        EventKind::Other,
+                    ),
+                    Block::Text { tokens } => {
+                        let text = tokens.concat();
+                        self.event(
+                            "response.output_text.done",
+                            json!({"item_id": id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
+                            EventKind::Other,
+                        )
+                    }
+                    Block::Json { text, .. } => self.event(
+                        "response.output_text.done",
+                        json!({"item_id": id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
+                        EventKind::Other,
+                    ),
+                }
+            }
+            Step::PartDone(index) => {
+                let block = reply.blocks.get(index)?;
+                let text = match block {
+                    Block::Text { tokens } => tokens.concat(),
+                    Block::Json { text, .. } => text.clone(),
+                    Block::ToolUse { .. } => return None,
+                };
+                let payload = json!({"item_id": item_id(reply, block), "output_index": index, "content_index": 0,
+                    "part": {"type": "output_text", "text": text, "annotations": [], "logprobs": []}});
+                self.event("response.content_part.done", payload, EventKind::Other)
+            }
+            Step::ItemDone(index) => {
+                let item = item(reply, reply.blocks.get(index)?);
+                self.event(
+                    "response.output_item.done",
+                    json!({"output_index": index, "item": item}),
+                    EventKind::Other,
+                )
+            }
+            Step::Completed => {
+                let response =
+                    response_object(reply, &self.request, Status::Completed, self.created_at);
+                let kind = if reply.stop_reason == StopReason::MaxTokens {
+                    "response.incomplete"
+                } else {
+                    "response.completed"
+                };
+                self.event(kind, json!({"response": response}), EventKind::Other)
+            }
+            Step::End => return None,
+        };
+        self.sequence = self.sequence.saturating_add(1);
+        Some(record)
+    }
+}
+
+impl Iterator for ResponseEvents {
+    type Item = SseRecord;
+
+    fn next(&mut self) -> Option<SseRecord> {
+        let step = self.step;
+        self.step = match step {
+            Step::Created => Step::InProgress,
+            Step::InProgress if self.reply.blocks.is_empty() => Step::Completed,
+            Step::InProgress => Step::ItemAdded(0),
+            Step::ItemAdded(index) if self.is_call(index) => self.after_delta(index, 0),
+            Step::ItemAdded(index) => Step::PartAdded(index),
+            Step::PartAdded(index) => self.after_delta(index, 0),
+            Step::Delta(index, piece) => self.after_delta(index, piece + 1),
+            Step::ContentDone(index) if self.is_call(index) => Step::ItemDone(index),
+            Step::ContentDone(index) => Step::PartDone(index),
+            Step::PartDone(index) => Step::ItemDone(index),
+            Step::ItemDone(index) => self.after_item(index),
+            Step::Completed | Step::End => Step::End,
+        };
+        let record = self.record(step);
+        if record.is_none() {
+            self.step = Step::End;
+        }
+        record
+    }
+}
