@@ -177,12 +177,16 @@ def test_a_mid_stream_error_is_an_api_error_and_not_retried(sluice):
                 seen.append(chunk.choices[0].delta.content)
     assert not isinstance(raised.value, openai.APIStatusError)
     assert len(seen) == 3
-    # Responses: the error event ends the stream with the SDK's error too.
+    # Responses: the documented `error` event (type, code, message) ends the
+    # stream; the SDK yields it, and the final response is missing.
     url = sluice(FAST + '[[faults]]\nkind = "stream_error"\nafter_tokens = 2\nfirst_requests = 1\n')
-    with pytest.raises(openai.APIError):
-        with client(url).responses.stream(model="gpt-mock", input="Hi") as stream:
-            for _ in stream:
-                pass
+    with client(url).responses.stream(model="gpt-mock", input="Hi") as stream:
+        events = list(stream)
+        assert events[-1].type == "error"
+        assert events[-1].code == "server_error"
+        assert sum(1 for e in events if e.type == "response.output_text.delta") == 2
+        with pytest.raises(RuntimeError, match="response.completed"):
+            stream.get_final_response()
 
 
 def test_a_truncated_chat_stream_ends_without_finish_or_error(sluice):
