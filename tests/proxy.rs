@@ -375,3 +375,61 @@ async fn refusals_on_an_openai_path_have_openais_shape() {
     openai_shaped(&failed, 502, "server_error");
     assert_eq!(failed.headers["x-sluice-error"], "upstream-connect");
 }
+
+/// The OpenAI mock behind a proxy without delays: the client gets the mock's
+/// bytes (the `created` stamps aside, which are the clock's) at the mock's
+/// times; and a proxy with the default delays paces the OpenAI stream as it
+/// does the Messages one.
+#[tokio::test(start_paused = true)]
+async fn an_openai_stream_through_the_proxy_is_the_mocks_own_and_is_paced() {
+    let direct = start("error_rate = 0\nseed = 5").await;
+    let behind = start("error_rate = 0\nseed = 5").await;
+    let proxied = start(&proxy(&format!("http://{}", behind.addr), NO_DELAYS, "")).await;
+    let post = |path: &str, body: &serde_json::Value| {
+        Request::post(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    };
+    let stamps = regex::Regex::new(r#""created(_at)?":\d+"#).unwrap();
+    let normal = |r: &support::Received| {
+        stamps.replace_all(&String::from_utf8(r.body().to_vec()).unwrap(), "\"created\":0").into_owned()
+    };
+    let times = |r: &support::Received| r.chunks.iter().map(|c| c.1).collect::<Vec<_>>();
+    let cases = [
+        ("/v1/chat/completions", json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]})),
+        ("/v1/chat/completions", json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "weather?"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]})),
+        ("/v1/responses", json!({"model": "m", "stream": true, "input": "hi"})),
+        ("/v1/chat/completions", json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})),
+    ];
+    for (path, body) in &cases {
+        let expected = send(direct.addr, post(path, body)).await;
+        let got = send(proxied.addr, post(path, body)).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(normal(&got), normal(&expected), "{path}: the mock's own bytes");
+        assert_eq!(got.head_at, expected.head_at, "{path}: nothing added");
+        assert_eq!(times(&got).last(), times(&expected).last(), "{path}");
+    }
+
+    let fast = start(&format!("error_rate = 0\nseed = 5\n{NO_DELAYS}")).await;
+    let paced = start(&proxy(&format!("http://{}", fast.addr), "", "")).await;
+    let (path, body) = &cases[0];
+    let received = send(paced.addr, post(path, body)).await;
+    assert_eq!(received.head_at, ms(100), "the proxy's first-token delay");
+    // When each token (a non-empty content delta) arrived.
+    let mut arrivals = Vec::new();
+    for (chunk, at) in &received.chunks {
+        let text = std::str::from_utf8(chunk).unwrap();
+        let tokens = text
+            .split("\n\n")
+            .filter(|event| event.contains("\"content\":\"") && !event.contains("\"content\":\"\""))
+            .count();
+        arrivals.extend(std::iter::repeat_n(*at, tokens));
+    }
+    assert_eq!(arrivals.len(), 50);
+    for (k, at) in arrivals.iter().enumerate() {
+        assert_eq!(*at, ms(100 + 20 * k as u64), "token {k}");
+    }
+}
