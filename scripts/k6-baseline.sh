@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs tests/performance/baseline.k6.js against a fresh `sluice mock` with the
+# Runs tests/performance/baseline.k6.js (or K6_SCRIPT, such as
+# tests/performance/openai.k6.js) against a fresh `sluice mock` with the
 # seed's defaults on a free port, then checks the summary: k6's thresholds
 # (its exit status) and a first-token latency near 100 ms.
 #
@@ -18,9 +19,9 @@ cat "$work/banner"
   --env SCENARIO_DURATION="${K6_SCENARIO_DURATION:-10s}" \
   --env THINK_TIME="${K6_THINK_TIME:-0}" \
   --summary-export "$work/summary.json" \
-  tests/performance/baseline.k6.js
+  "${K6_SCRIPT:-tests/performance/baseline.k6.js}"
 
-python3 - "$work/summary.json" <<'PY'
+python3 - "$work/summary.json" "$(basename "${K6_SCRIPT:-baseline}" .k6.js)" <<'PY'
 import json, sys
 metrics = json.load(open(sys.argv[1]))["metrics"]
 first = metrics["first_token_latency"]
@@ -32,5 +33,5 @@ print(f"errors:              {errors['value'] * 100:.2f}% ({errors['passes']} of
 # Never earlier than configured; a few ms later at most on loopback.
 assert 100.0 <= first["min"] and first["med"] <= 110.0, "first-token latency is not near 100 ms"
 assert 600.0 <= tool["min"] and tool["med"] <= 610.0, "tool invocation is not near 600 ms"
-print("k6 baseline: 1 passed, 0 failed")
+print(f"k6 {sys.argv[2]}: 1 passed, 0 failed")
 PY

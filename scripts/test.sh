@@ -62,5 +62,8 @@ step "frameworks against sluice mock: the Vercel AI SDK (Node)"
 step "k6 baseline against sluice mock (seed defaults: 100ms / 20ms / 50 tokens / 500ms / 0.5 %)"
 scripts/k6-baseline.sh
 
+step "k6 baseline's scenarios against the OpenAI mock (tests/performance/openai.k6.js)"
+K6_SCRIPT=tests/performance/openai.k6.js scripts/k6-baseline.sh
+
 step "k6 live control: degrade and recover sluice through the admin API mid-run"
 scripts/k6-live.sh
