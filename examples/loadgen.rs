@@ -45,6 +45,10 @@ struct Args {
     /// Ask for a tool call (the request carries a tool).
     #[arg(long)]
     tools: bool,
+    /// Which API to ask: `anthropic` (`POST /v1/messages`) or `openai`
+    /// (`POST /v1/chat/completions`).
+    #[arg(long, value_enum, default_value_t = Api::Anthropic)]
+    api: Api,
     /// Configured first-token delay, to report actual − configured.
     #[arg(long, value_parser = humantime::parse_duration)]
     expect_first_token: Option<Duration>,
@@ -78,6 +82,80 @@ struct Args {
     /// (`scripts/soak.sh`). Reported as `Left`.
     #[arg(long, default_value_t = 0.0)]
     leave_rate: f64,
+}
+
+/// The API the load speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Api {
+    /// The Messages API.
+    Anthropic,
+    /// Chat Completions.
+    Openai,
+}
+
+/// What an SSE event is, for the timing figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Token,
+    ToolStart,
+    Final,
+    Other,
+}
+
+impl Api {
+    /// The streaming request, with a tool when `tools`, as it goes on the wire.
+    fn request(self, max_tokens: u32, tools: bool) -> Bytes {
+        let messages = json!([{"role": "user", "content": "Benchmark request"}]);
+        match self {
+            Api::Anthropic => {
+                let mut body = json!({"model": "bench", "max_tokens": max_tokens, "stream": true, "messages": messages});
+                if tools {
+                    body["tools"] = json!([{"name": "lookup", "input_schema": {"type": "object",
+                        "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}}, "required": ["query", "limit"]}}]);
+                }
+                request_bytes("/v1/messages", &body)
+            }
+            Api::Openai => {
+                let mut body = json!({"model": "bench", "max_completion_tokens": max_tokens, "stream": true, "messages": messages});
+                if tools {
+                    body["tools"] = json!([{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object",
+                        "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}}, "required": ["query", "limit"]}}}]);
+                }
+                request_bytes("/v1/chat/completions", &body)
+            }
+        }
+    }
+
+    /// What `event` (one SSE event, without its blank line) is.
+    fn classify(self, event: &[u8]) -> Seen {
+        let has = |needle: &[u8]| memchr::memmem::find(event, needle).is_some();
+        match self {
+            Api::Anthropic => {
+                if event.starts_with(b"event: content_block_delta") {
+                    Seen::Token
+                } else if event.starts_with(b"event: content_block_start") && has(b"\"tool_use\"") {
+                    Seen::ToolStart
+                } else if event.starts_with(b"event: message_stop") {
+                    Seen::Final
+                } else {
+                    Seen::Other
+                }
+            }
+            Api::Openai => {
+                if event.starts_with(b"data: [DONE]") {
+                    Seen::Final
+                } else if has(b"\"tool_calls\":[{") && has(b"\"id\":\"call_") {
+                    Seen::ToolStart
+                } else if (has(b"\"delta\":{\"content\":\"") && !has(b"\"content\":\"\""))
+                    || has(b"\"function\":{\"arguments\":\"")
+                {
+                    Seen::Token
+                } else {
+                    Seen::Other
+                }
+            }
+        }
+    }
 }
 
 /// How a stream ended.
@@ -161,13 +239,7 @@ async fn run(args: Args) {
         return idle(&args).await;
     }
     let addr = target(&args.url);
-    let mut body = json!({"model": "bench", "max_tokens": 4096, "stream": true,
-        "messages": [{"role": "user", "content": "Benchmark request"}]});
-    if args.tools {
-        body["tools"] = json!([{"name": "lookup", "input_schema": {"type": "object",
-            "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}}, "required": ["query", "limit"]}}]);
-    }
-    let request = request_bytes(&body);
+    let request = args.api.request(4096, args.tools);
     let pids: Vec<String> = args.pid.iter().map(u32::to_string).collect();
     let cpu_before: Vec<u64> = pids.iter().map(|p| cpu_ns(p).unwrap_or(0)).collect();
     let own_before = cpu_ns("self").unwrap_or(0);
@@ -183,9 +255,10 @@ async fn run(args: Args) {
         let delay = args.ramp.mul_f64(i as f64 / args.concurrency.max(1) as f64);
         let request = request.clone();
         let leave_rate = args.leave_rate;
+        let api = args.api;
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            user(addr, request, stop_at, leave_rate).await
+            user(api, addr, request, stop_at, leave_rate).await
         }));
     }
     let mut all = Samples::default();
@@ -225,8 +298,7 @@ async fn run(args: Args) {
 async fn idle(args: &Args) {
     let addr = target(&args.url);
     let pid = args.pid.first().expect("--idle needs --pid").to_string();
-    let body = json!({"model": "bench", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
-    let request = request_bytes(&body);
+    let request = args.api.request(64, false);
     let before = memory_kib(&pid).1;
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.concurrency.max(1));
     let mut held = Vec::new();
@@ -280,11 +352,12 @@ fn target(url: &str) -> SocketAddr {
 }
 
 /// The whole request, head and body, as it goes on the wire.
-fn request_bytes(body: &serde_json::Value) -> Bytes {
+fn request_bytes(path: &str, body: &serde_json::Value) -> Bytes {
     let body = body.to_string();
     Bytes::from(format!(
-        "POST /v1/messages HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n\
-         x-api-key: bench\r\nanthropic-version: 2023-06-01\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n\
+         x-api-key: bench\r\nanthropic-version: 2023-06-01\r\nauthorization: Bearer bench\r\n\
+         content-length: {}\r\n\r\n{body}",
         body.len()
     ))
 }
@@ -444,7 +517,13 @@ impl Wire {
 }
 
 /// One virtual user: a keep-alive connection, requests back to back until `stop_at`.
-async fn user(addr: SocketAddr, request: Bytes, stop_at: Instant, leave_rate: f64) -> Samples {
+async fn user(
+    api: Api,
+    addr: SocketAddr,
+    request: Bytes,
+    stop_at: Instant,
+    leave_rate: f64,
+) -> Samples {
     let mut samples = Samples::default();
     let mut wire: Option<Wire> = None;
     while Instant::now() < stop_at {
@@ -469,7 +548,8 @@ async fn user(addr: SocketAddr, request: Bytes, stop_at: Instant, leave_rate: f6
             continue;
         }
         let mut faulted = false;
-        let (end, closes) = match exchange(w, &request, sent, &mut samples, &mut faulted).await {
+        let (end, closes) = match exchange(api, w, &request, sent, &mut samples, &mut faulted).await
+        {
             Ok(ended) => ended,
             Err(error) => {
                 if !faulted {
@@ -498,6 +578,7 @@ async fn user(addr: SocketAddr, request: Bytes, stop_at: Instant, leave_rate: f6
 /// Sends one request and reads its response, timing every token
 /// (content_block_delta) and the tool-call start.
 async fn exchange(
+    api: Api,
     wire: &mut Wire,
     request: &[u8],
     sent: Instant,
@@ -522,19 +603,20 @@ async fn exchange(
         while let Some(end) = memchr::memmem::find(&pending[consumed..], b"\n\n") {
             let event = &pending[consumed..consumed + end];
             samples.events += 1;
-            if event.starts_with(b"event: content_block_delta") {
-                match last_token {
-                    None => samples.first_token.push(micros(now - sent)),
-                    Some(previous) => samples.gaps.push(micros(now - previous)),
+            match api.classify(event) {
+                Seen::Token => {
+                    match last_token {
+                        None => samples.first_token.push(micros(now - sent)),
+                        Some(previous) => samples.gaps.push(micros(now - previous)),
+                    }
+                    last_token = Some(now);
                 }
-                last_token = Some(now);
-            } else if event.starts_with(b"event: content_block_start")
-                && memchr::memmem::find(event, b"\"tool_use\"").is_some()
-            {
-                samples.tool.push(micros(now - sent));
-                last_token = Some(now);
-            } else if event.starts_with(b"event: message_stop") {
-                complete = true;
+                Seen::ToolStart => {
+                    samples.tool.push(micros(now - sent));
+                    last_token = Some(now);
+                }
+                Seen::Final => complete = true,
+                Seen::Other => {}
             }
             consumed += end + 2;
         }

@@ -50,6 +50,13 @@ for n in 100 1000 2000 4000; do
   load "mock-paced-$n" --url "$url" --pid "$pid" --metrics "$admin" --concurrency "$n" --ramp 2s \
     --expect-first-token 100ms --expect-gap 20ms
   stop "$pid"
+  if [ "$n" = 1000 ]; then
+    # The same load in OpenAI's dialect: its figures should match the row above.
+    start mock
+    load mock-openai-paced-1000 --api openai --url "$url" --pid "$pid" --metrics "$admin" --concurrency 1000 \
+      --ramp 2s --expect-first-token 100ms --expect-gap 20ms
+    stop "$pid"
+  fi
 done
 
 echo "== mock, zero delays: the ceiling"

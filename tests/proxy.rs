@@ -394,15 +394,26 @@ async fn an_openai_stream_through_the_proxy_is_the_mocks_own_and_is_paced() {
     };
     let stamps = regex::Regex::new(r#""created(_at)?":\d+"#).unwrap();
     let normal = |r: &support::Received| {
-        stamps.replace_all(&String::from_utf8(r.body().to_vec()).unwrap(), "\"created\":0").into_owned()
+        stamps
+            .replace_all(&String::from_utf8(r.body().to_vec()).unwrap(), "\"created\":0")
+            .into_owned()
     };
     let times = |r: &support::Received| r.chunks.iter().map(|c| c.1).collect::<Vec<_>>();
     let cases = [
-        ("/v1/chat/completions", json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]})),
-        ("/v1/chat/completions", json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "weather?"}],
-            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]})),
+        (
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "weather?"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]}),
+        ),
         ("/v1/responses", json!({"model": "m", "stream": true, "input": "hi"})),
-        ("/v1/chat/completions", json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})),
+        (
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
     ];
     for (path, body) in &cases {
         let expected = send(direct.addr, post(path, body)).await;
