@@ -394,9 +394,8 @@ async fn an_openai_stream_through_the_proxy_is_the_mocks_own_and_is_paced() {
     };
     let stamps = regex::Regex::new(r#""created(_at)?":\d+"#).unwrap();
     let normal = |r: &support::Received| {
-        stamps
-            .replace_all(&String::from_utf8(r.body().to_vec()).unwrap(), "\"created\":0")
-            .into_owned()
+        let body = r.body();
+        stamps.replace_all(std::str::from_utf8(&body).unwrap(), "\"created\":0").into_owned()
     };
     let times = |r: &support::Received| r.chunks.iter().map(|c| c.1).collect::<Vec<_>>();
     let cases = [
