@@ -215,6 +215,9 @@ fn faults(faults: &[WeightedFault]) -> Value {
                     if h.rate_limit_headers {
                         put("rate_limit_headers", json!(true));
                     }
+                    if let Some(t) = &h.error_type {
+                        put("error_type", json!(t));
+                    }
                 }
                 Fault::StreamError { after_tokens, error_type, message } => {
                     put("after_tokens", json!(after_tokens));

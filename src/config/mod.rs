@@ -390,6 +390,7 @@ pub fn default_faults() -> Vec<WeightedFault> {
             message: None,
             should_retry: None,
             rate_limit_headers: false,
+            error_type: None,
         }),
         schedule: Schedule::Random,
     };

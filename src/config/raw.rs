@@ -260,6 +260,7 @@ pub(super) const DELAY_FORM: &str = "a duration such as \"100ms\", or a distribu
     or { dist = \"lognormal\", p50 = \"100ms\", p99 = \"400ms\" }, each at most 7 days (\"168h\")";
 pub(super) const DIST_FORM: &str =
     "\"uniform\" (min, max), \"normal\" (mean, stddev) or \"lognormal\" (p50, p99)";
+const ERROR_TYPE_FORM: &str = "an error type of lowercase letters and _, such as \"insufficient_quota\" or \"overloaded_error\"";
 pub(super) const MODELS_FORM: &str = "a list of 1 to 1000 model ids, each 1 to 256 characters without \"/\", such as [\"gpt-4o-mini\"]";
 const NAME_FORM: &str = "a non-empty name used by no other route";
 pub(super) const GLOB_FORM: &str = "a glob such as \"/v1/*\" or \"claude-*-haiku*\"";
@@ -518,7 +519,14 @@ impl RawFault {
         let key = |name: &str| format!("{prefix}{name}");
         let kind = self.kind.get_ref().as_str();
         let specific: &[&str] = match kind {
-            "http" => &["status", "retry_after", "message", "should_retry", "rate_limit_headers"],
+            "http" => &[
+                "status",
+                "retry_after",
+                "message",
+                "should_retry",
+                "rate_limit_headers",
+                "error_type",
+            ],
             "stream_error" => &["after_tokens", "error_type", "message"],
             "reset" | "truncate" | "malformed" => &["after_tokens"],
             "stall" => &["after_tokens", "duration"],
@@ -567,6 +575,12 @@ impl RawFault {
                         .rate_limit_headers
                         .as_ref()
                         .is_some_and(|b| *b.get_ref()),
+                    error_type: at.check(&self.error_type, &key("error_type"), |t| {
+                        let fine = !t.is_empty()
+                            && t.len() <= 64
+                            && t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+                        if fine { Ok(t.clone()) } else { Err(ERROR_TYPE_FORM) }
+                    })?,
                 })
             }
             "stream_error" => {

@@ -116,6 +116,7 @@ fn every_knob_is_read() {
                 message: Some("try later".into()),
                 should_retry: None,
                 rate_limit_headers: false,
+                error_type: None,
             }),
             schedule: Schedule::Random,
         }]
@@ -431,6 +432,7 @@ fn every_fault_kind_is_read() {
                 message: None,
                 should_retry: Some(false),
                 rate_limit_headers: true,
+                error_type: None,
             }),
         ),
         (

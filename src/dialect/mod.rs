@@ -57,6 +57,27 @@ impl Dialect {
         }
     }
 
+    /// An error body in the provider's shape for `status`, with `error_type`
+    /// as its type (and OpenAI's code) when given, such as OpenAI's
+    /// `insufficient_quota` on a 429.
+    pub(crate) fn error_body_as(
+        self,
+        status: u16,
+        error_type: Option<&str>,
+        message: &str,
+        request_id: &str,
+    ) -> String {
+        match (self, error_type) {
+            (_, None) => self.error_body(status, message, request_id),
+            (Self::Anthropic, Some(error_type)) => {
+                anthropic::error_body(error_type, message, request_id)
+            }
+            (Self::OpenAiChat | Self::OpenAiResponses, Some(error_type)) => {
+                openai::error_body_typed(error_type, error_type, message)
+            }
+        }
+    }
+
     /// The provider's mid-stream error event (`docs/protocols.md` §2.4, §3.1, §3.3),
     /// sent after HTTP 200 when a `stream_error` fault fires.
     pub(crate) fn error_event(

@@ -40,6 +40,11 @@ pub(crate) fn error_body(status: u16, message: &str) -> String {
     json!({"error": {"message": message, "type": kind, "param": null, "code": code}}).to_string()
 }
 
+/// An OpenAI error body with a given `type` and `code`.
+pub(crate) fn error_body_typed(kind: &str, code: &str, message: &str) -> String {
+    json!({"error": {"message": message, "type": kind, "param": null, "code": code}}).to_string()
+}
+
 /// OpenAI's word for a provider error type given in Anthropic's terms.
 pub(crate) fn stream_error_type(error_type: &str) -> &str {
     match error_type {

@@ -162,7 +162,9 @@ impl Refusal {
 fn http_fault(fault: &HttpFault, dialect: Dialect, request_id: &str) -> Response<Body> {
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let message = fault.message.as_deref().unwrap_or_else(|| dialect.default_message(fault.status));
-    let mut response = response::error_in(dialect, status, message, request_id);
+    let body =
+        dialect.error_body_as(fault.status, fault.error_type.as_deref(), message, request_id);
+    let mut response = response::json_in(dialect, status, body, request_id);
     let headers = response.headers_mut();
     if let Some(after) = fault.retry_after {
         headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds(after)));
@@ -217,6 +219,7 @@ mod tests {
             message: None,
             should_retry: Some(false),
             rate_limit_headers: true,
+            error_type: None,
         };
         let response = Refusal::Injected(fault.clone()).into_response(Dialect::Anthropic, "req_1");
         assert_eq!(response.status(), 429);
@@ -228,9 +231,23 @@ mod tests {
         assert_eq!(headers["anthropic-ratelimit-requests-remaining"], "0");
         assert!(headers["anthropic-ratelimit-requests-reset"].to_str().unwrap().ends_with('Z'));
 
-        let openai = Refusal::Injected(fault).into_response(Dialect::OpenAiChat, "req_1");
+        let openai = Refusal::Injected(fault.clone()).into_response(Dialect::OpenAiChat, "req_1");
         assert_eq!(openai.headers()["x-ratelimit-remaining-requests"], "0");
         assert_eq!(openai.headers()["x-ratelimit-reset-requests"], "1.5s");
+        assert_eq!(openai.headers()["x-request-id"], "req_1");
+
+        // A configured error type replaces the status's usual one.
+        let quota = HttpFault { error_type: Some("insufficient_quota".into()), ..fault };
+        let body = futures_executor_block(
+            Refusal::Injected(quota.clone()).into_response(Dialect::OpenAiChat, "req_1"),
+        );
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["type"], "insufficient_quota");
+        assert_eq!(body["error"]["code"], "insufficient_quota");
+        let body =
+            futures_executor_block(Refusal::Injected(quota).into_response(Dialect::Anthropic, "r"));
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["type"], "insufficient_quota");
     }
 
     /// Each refusal's status, outcome and error shape, in both dialects.

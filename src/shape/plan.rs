@@ -27,6 +27,9 @@ pub struct HttpFault {
     pub should_retry: Option<bool>,
     /// Send the provider's rate-limit headers, exhausted.
     pub rate_limit_headers: bool,
+    /// The error's `type` (and OpenAI's `code`), such as `insufficient_quota`;
+    /// the provider's usual type for the status when `None`.
+    pub error_type: Option<String>,
 }
 
 /// The closed set of faults. A new kind is a new variant: the compiler then
@@ -215,6 +218,7 @@ mod tests {
             message: None,
             should_retry: None,
             rate_limit_headers: false,
+            error_type: None,
         })
     }
 

@@ -208,3 +208,17 @@ def test_a_reset_surfaces_as_a_transport_error(sluice):
         ):
             pass
     assert not isinstance(raised.value, openai.APIStatusError)
+
+
+def test_insufficient_quota_is_a_rate_limit_error_that_is_not_retried(sluice):
+    url = sluice(
+        FAST
+        + '[[faults]]\nkind = "http"\nstatus = 429\nerror_type = "insufficient_quota"\n'
+        + 'message = "You exceeded your current quota."\nshould_retry = false\nfirst_requests = 1\n'
+    )
+    started = time.monotonic()
+    with pytest.raises(openai.RateLimitError) as raised:
+        client(url).chat.completions.create(model="gpt-mock", messages=[{"role": "user", "content": "Hi"}])
+    assert raised.value.code == "insufficient_quota"
+    assert raised.value.type == "insufficient_quota"
+    assert time.monotonic() - started < 0.3, "x-should-retry: false stops the retries"
