@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hyper::{HeaderMap, Method};
 use serde_json::Value;
 
-use crate::config::{Config, Profile, RouteMatch};
+use crate::config::{Api, Config, Profile, RouteMatch};
+use crate::dialect::Dialect;
 
 /// The name of the route a request gets when no route matches.
 pub(crate) const DEFAULT_ROUTE: &str = "default";
@@ -153,6 +154,18 @@ fn matches(
             .is_none_or(|glob| body.model.as_deref().is_some_and(|m| glob.matches(m)))
         && matcher.stream.is_none_or(|want| want == body.stream)
         && matcher.has_tools.is_none_or(|want| want == body.has_tools)
+        && matcher.api.is_none_or(|api| takes(api, Dialect::for_path(path)))
+}
+
+/// Whether a route for `api` takes a request of `dialect`.
+fn takes(api: Api, dialect: Dialect) -> bool {
+    matches!(
+        (api, dialect),
+        (Api::Anthropic, Dialect::Anthropic)
+            | (Api::OpenAi, Dialect::OpenAiChat | Dialect::OpenAiResponses)
+            | (Api::OpenAiChat, Dialect::OpenAiChat)
+            | (Api::OpenAiResponses, Dialect::OpenAiResponses)
+    )
 }
 
 #[cfg(test)]

@@ -165,9 +165,9 @@ async fn stream_faults_take_openais_shapes() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn routes_can_tell_the_dialects_apart_by_path() {
+async fn routes_can_tell_the_dialects_apart() {
     let config = "error_rate = 0\nseed = 1\n[profiles.openai]\nfirst_token_delay = \"300ms\"\n\
-                  [[routes]]\nname = \"openai\"\npath = \"/v1/chat/*\"\nprofile = \"openai\"";
+                  [[routes]]\nname = \"openai\"\napi = \"openai\"\nprofile = \"openai\"";
     let sluice = start(config).await;
     let openai = send(sluice.addr, post("/v1/chat/completions", &chat(true))).await;
     assert_eq!(openai.headers["x-sluice-route"], "openai");
@@ -179,6 +179,21 @@ async fn routes_can_tell_the_dialects_apart_by_path() {
     .await;
     assert_eq!(anthropic.headers["x-sluice-route"], "default");
     assert_eq!(anthropic.head_at, ms(100));
+    let responses = send(
+        sluice.addr,
+        post("/v1/responses", &json!({"model": "m", "input": "hi", "stream": true})),
+    )
+    .await;
+    assert_eq!(responses.headers["x-sluice-route"], "openai", "\"openai\" takes both OpenAI APIs");
+    assert_eq!(responses.head_at, ms(300));
+}
+
+#[test]
+fn a_route_api_must_be_one_sluice_knows() {
+    let error =
+        sluice::Config::from_toml_str("[[routes]]\nname = \"x\"\napi = \"gemini\"", "t.toml")
+            .unwrap_err();
+    assert!(error.to_string().contains("routes.api"), "{error}");
 }
 
 #[tokio::test]

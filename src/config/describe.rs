@@ -61,6 +61,9 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
             if let Some(s) = m.stream {
                 r.insert("stream".into(), json!(s));
             }
+            if let Some(api) = m.api {
+                r.insert("api".into(), json!(api.as_str()));
+            }
             if let Some(t) = m.has_tools {
                 r.insert("has_tools".into(), json!(t));
             }

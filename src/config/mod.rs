@@ -177,6 +177,31 @@ impl ProfilePatch {
     }
 }
 
+/// Which API a route takes, told by the request path (`docs/protocols.md` §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// The Messages API (and any path not OpenAI's).
+    Anthropic,
+    /// Either OpenAI API.
+    OpenAi,
+    /// OpenAI Chat Completions (`.../chat/completions`).
+    OpenAiChat,
+    /// The OpenAI Responses API (`.../responses`).
+    OpenAiResponses,
+}
+
+impl Api {
+    /// Its name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Anthropic => "anthropic",
+            Self::OpenAi => "openai",
+            Self::OpenAiChat => "openai-chat",
+            Self::OpenAiResponses => "openai-responses",
+        }
+    }
+}
+
 /// Which requests a route takes. Every condition given must hold.
 #[derive(Debug, Clone, Default)]
 pub struct RouteMatch {
@@ -192,6 +217,8 @@ pub struct RouteMatch {
     pub stream: Option<bool>,
     /// The body has a non-empty `tools` list, or not.
     pub has_tools: Option<bool>,
+    /// The API of the request's path.
+    pub api: Option<Api>,
 }
 
 impl PartialEq for RouteMatch {
@@ -206,6 +233,7 @@ impl PartialEq for RouteMatch {
             && pattern(&self.model) == pattern(&other.model)
             && self.stream == other.stream
             && self.has_tools == other.has_tools
+            && self.api == other.api
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::{
-    Config, ConfigError, HeadTiming, Limits, ProfilePatch, Route, RouteMatch, ToolPick,
+    Api, Config, ConfigError, HeadTiming, Limits, ProfilePatch, Route, RouteMatch, ToolPick,
     ToolUsePatch, Upstream, value,
 };
 use crate::shape::{Delay, Fault, HttpFault, Schedule, WeightedFault};
@@ -162,6 +162,7 @@ struct RawRoute {
     headers: Option<BTreeMap<String, Spanned<String>>>,
     stream: Option<bool>,
     has_tools: Option<bool>,
+    api: Option<Spanned<String>>,
 }
 
 /// `[control]`.
@@ -260,6 +261,7 @@ pub(super) const DELAY_FORM: &str = "a duration such as \"100ms\", or a distribu
     or { dist = \"lognormal\", p50 = \"100ms\", p99 = \"400ms\" }, each at most 7 days (\"168h\")";
 pub(super) const DIST_FORM: &str =
     "\"uniform\" (min, max), \"normal\" (mean, stddev) or \"lognormal\" (p50, p99)";
+const API_FORM: &str = "\"anthropic\", \"openai\", \"openai-chat\" or \"openai-responses\"";
 const ERROR_TYPE_FORM: &str = "an error type of lowercase letters and _, such as \"insufficient_quota\" or \"overloaded_error\"";
 pub(super) const MODELS_FORM: &str = "a list of 1 to 1000 model ids, each 1 to 256 characters without \"/\", such as [\"gpt-4o-mini\"]";
 const NAME_FORM: &str = "a non-empty name used by no other route";
@@ -681,6 +683,13 @@ impl RawRoute {
             model: glob(&self.model, "routes.model")?,
             stream: self.stream,
             has_tools: self.has_tools,
+            api: at.check(&self.api, "routes.api", |api| match api.as_str() {
+                "anthropic" => Ok(Api::Anthropic),
+                "openai" => Ok(Api::OpenAi),
+                "openai-chat" => Ok(Api::OpenAiChat),
+                "openai-responses" => Ok(Api::OpenAiResponses),
+                _ => Err(API_FORM),
+            })?,
         };
         for (header, pattern) in self.headers.iter().flatten() {
             let name = hyper::header::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
