@@ -153,6 +153,10 @@ async fn stream_faults_take_openais_shapes() {
     let body = json!({"model": "gpt-mock", "input": "hi", "stream": true});
     let events = data_events(&send(sluice.addr, post("/v1/responses", &body)).await);
     assert_eq!(events.last().unwrap().0["type"], "error");
+    // In place of the third token, with the number that token would have had.
+    let numbers: Vec<u64> =
+        events.iter().map(|(v, _)| v["sequence_number"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, [0, 1, 2, 3, 4, 5, 6]);
 
     let sluice = start(&fault("truncate")).await;
     let events = data_events(&send(sluice.addr, post("/v1/chat/completions", &chat(true))).await);

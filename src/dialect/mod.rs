@@ -79,12 +79,15 @@ impl Dialect {
     }
 
     /// The provider's mid-stream error event (`docs/protocols.md` §2.4, §3.1, §3.3),
-    /// sent after HTTP 200 when a `stream_error` fault fires.
+    /// sent after HTTP 200 when a `stream_error` fault fires. `sequence` is
+    /// the Responses API's `sequence_number` of the event, when the source
+    /// knows it (the mock does; an upstream's stream is not counted).
     pub(crate) fn error_event(
         self,
         error_type: &str,
         message: &str,
         request_id: &str,
+        sequence: Option<u64>,
     ) -> SseRecord {
         match self {
             Self::Anthropic => {
@@ -96,10 +99,12 @@ impl Dialect {
                 encode_data(&data, EventKind::Other)
             }
             Self::OpenAiResponses => {
-                let data = serde_json::json!({"type": "error", "code": openai::stream_error_type(error_type),
-                    "message": message, "param": null})
-                .to_string();
-                encode_event("error", &data, EventKind::Other)
+                let mut data = serde_json::json!({"type": "error", "code": openai::stream_error_type(error_type),
+                    "message": message, "param": null});
+                if let Some(sequence) = sequence {
+                    data["sequence_number"] = serde_json::json!(sequence);
+                }
+                encode_event("error", &data.to_string(), EventKind::Other)
             }
         }
     }

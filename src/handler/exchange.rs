@@ -174,6 +174,15 @@ impl<'a> Exchange<'a> {
         (&self.profile, &mut self.rng)
     }
 
+    /// After how many tokens a planned `stream_error` fires, if one is planned
+    /// (a source that numbers its events gives the error event its number).
+    pub(crate) fn planned_stream_error(&self) -> Option<u32> {
+        match self.plan.fault {
+            Some(Fault::StreamError { after_tokens, .. }) => Some(after_tokens),
+            _ => None,
+        }
+    }
+
     /// Its number since start.
     pub(crate) fn number(&self) -> u64 {
         self.number
@@ -211,13 +220,17 @@ impl<'a> Exchange<'a> {
         source: S,
         delivery: Delivery,
         hold: HeadHold,
+        error_sequence: Option<u64>,
     ) -> Answer
     where
         S: Stream<Item = Result<SseRecord, BoxError>> + Send + 'static,
     {
         let slow = self.slow_head();
-        let fault =
-            self.plan.fault.as_ref().and_then(|f| stream_fault(f, self.dialect, &self.request_id));
+        let fault = self
+            .plan
+            .fault
+            .as_ref()
+            .and_then(|f| stream_fault(f, self.dialect, &self.request_id, error_sequence));
         let applies = slow > Duration::ZERO || fault.is_some();
         let outcome = self.outcome(applies, head.status);
         self.mark(&mut head.headers, applies);
@@ -335,12 +348,15 @@ pub(crate) fn stream_fault(
     fault: &Fault,
     dialect: Dialect,
     request_id: &str,
+    sequence: Option<u64>,
 ) -> Option<StreamFault> {
     let (after_tokens, action) = match fault {
         Fault::Http(_) | Fault::SlowHead { .. } => return None,
         Fault::StreamError { after_tokens, error_type, message } => (
             *after_tokens,
-            StreamAction::ErrorEvent(dialect.error_event(error_type, message, request_id)),
+            StreamAction::ErrorEvent(
+                dialect.error_event(error_type, message, request_id, sequence),
+            ),
         ),
         Fault::Reset { after_tokens } => (*after_tokens, StreamAction::Reset),
         Fault::Truncate { after_tokens } => (*after_tokens, StreamAction::Truncate),
@@ -357,6 +373,7 @@ fn farewell(dialect: Dialect, request_id: &str) -> SseRecord {
         "api_error",
         "sluice is shutting down; this stream was ended early",
         request_id,
+        None,
     )
 }
 

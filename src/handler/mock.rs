@@ -122,7 +122,12 @@ async fn generate(
     if let Ok(id) = HeaderValue::from_str(exchange.request_id()) {
         headers.insert(api.dialect.request_id_header(), id);
     }
-    exchange.stream(head, records(codec, reply, &parsed), Delivery::Instant, HeadHold::MOCK).await
+    let sequence = match (codec.sequence_at, exchange.planned_stream_error()) {
+        (Some(sequence_at), Some(after_tokens)) => Some(sequence_at(&reply, &parsed, after_tokens)),
+        _ => None,
+    };
+    let records = records(codec, reply, &parsed);
+    exchange.stream(head, records, Delivery::Instant, HeadHold::MOCK, sequence).await
 }
 
 /// The reply's records as the shaper's source: made as they are pulled.

@@ -79,7 +79,8 @@ pub(crate) async fn forward(
         let splitter = SseSplitter::new(dialect.classifier(), settings.max_event_size);
         let records = SseRecords::new(body, splitter, settings.stream_idle_timeout);
         let hold = HeadHold::upstream(settings.head_hold_bytes, settings.head_hold_time);
-        return exchange.stream(head, records, Delivery::Live, hold).await;
+        // An upstream's events are not counted: its error event carries no sequence number.
+        return exchange.stream(head, records, Delivery::Live, hold, None).await;
     }
     // Added to the upstream's own time to its head, as for a first token.
     let (profile, rng) = exchange.profile_and_rng();

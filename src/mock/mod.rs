@@ -39,6 +39,9 @@ pub(crate) struct Codec {
     pub(crate) events: fn(Reply, &TurnRequest) -> Events,
     /// A reply as its non-streaming JSON body.
     pub(crate) message: fn(&Reply, &TurnRequest) -> String,
+    /// For an API that numbers its events (Responses' `sequence_number`):
+    /// the number of the event a stream fault after N tokens replaces.
+    pub(crate) sequence_at: Option<fn(&Reply, &TurnRequest, u32) -> u64>,
 }
 
 /// A JSON body made from a request body (and the request's random stream).

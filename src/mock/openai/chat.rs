@@ -37,6 +37,7 @@ pub(crate) const CODEC: Codec = Codec {
     parse,
     events: |reply, request| Box::new(events(reply, request)),
     message: |reply, _| message(reply).to_string(),
+    sequence_at: None,
 };
 
 /// Roles a Chat message may have.

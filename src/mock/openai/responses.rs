@@ -38,7 +38,26 @@ pub(crate) const CODEC: Codec = Codec {
     message: |reply, request| {
         response_object(reply, request, Status::Completed, unix_now()).to_string()
     },
+    sequence_at: Some(sequence_at),
 };
+
+/// The `sequence_number` of the event a stream fault after `after_tokens`
+/// tokens takes the place of: the next token's, or the end's when the reply
+/// has no more tokens. Run only when such a fault is planned.
+fn sequence_at(reply: &Reply, request: &TurnRequest, after_tokens: u32) -> u64 {
+    let mut tokens = 0u32;
+    let mut count = 0u64;
+    for record in events(reply.clone(), request) {
+        if record.kind.is_content() {
+            if tokens == after_tokens {
+                return count;
+            }
+            tokens = tokens.saturating_add(1);
+        }
+        count += 1;
+    }
+    count
+}
 
 /// The request fields a response object echoes.
 const ECHOED: [&str; 10] = [
