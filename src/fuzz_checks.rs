@@ -8,8 +8,9 @@
 use crate::config::{self, value};
 use crate::dialect::Dialect;
 use crate::mock::anthropic::{self, Endpoint};
+use crate::mock::openai;
 use crate::mock::schema;
-use crate::mock::{Reply, text};
+use crate::mock::{self, Reply, text};
 use crate::shape::plan::request_rng;
 use crate::sse::{SseRecord, SseSplitter};
 
@@ -40,17 +41,38 @@ pub fn sse_split(data: &[u8]) {
     }
 }
 
-/// A request body, parsed and validated for both endpoints; a valid one is
-/// answered, and the answer stays within its bounds: at most
-/// `tokens_per_response` text tokens, or a tool input within the schema budget.
+/// A request body, parsed and validated by every mocked API's endpoints; a
+/// valid one is answered in each API's encoding, and the answer stays within
+/// its bounds: at most `tokens_per_response` text tokens, or a tool input
+/// within the schema budget. An embeddings request is answered within its
+/// own bound (2^20 numbers).
 pub fn request(data: &[u8]) {
     let _ = anthropic::parse(data, Endpoint::CountTokens);
-    let Ok(request) = anthropic::parse(data, Endpoint::Messages) else { return };
     let mut rng = request_rng(0, 0);
-    if let Ok(reply) = Reply::generate(&request, 50, &crate::config::ToolUse::DEFAULT, &mut rng) {
-        let message = anthropic::message(&reply).to_string();
-        assert!(message.len() < 2 * schema::Budget::DEFAULT.bytes + 64 * 1024, "{}", message.len());
-        let events = anthropic::events(reply).count();
+    if let Ok(json) = openai::embeddings::answer(data, &mut rng) {
+        assert!(json.len() < 40 * (1 << 20), "{} bytes of embeddings", json.len());
+    }
+    let codecs = [
+        mock::anthropic::API.endpoints[0].serve,
+        mock::openai::CHAT.endpoints[0].serve,
+        mock::openai::RESPONSES.endpoints[0].serve,
+    ];
+    for serve in codecs {
+        let mock::Serve::Generate(codec) = serve else { continue };
+        let Ok(request) = (codec.parse)(data) else { continue };
+        let mut rng = request_rng(0, 0);
+        let Ok(reply) = Reply::generate(&request, 50, &crate::config::ToolUse::DEFAULT, &mut rng)
+        else {
+            continue;
+        };
+        let message = (codec.message)(&reply, &request);
+        // A completion echoes the request's echoed fields (the Responses API's tools).
+        let bound = 2 * schema::Budget::DEFAULT.bytes + 64 * 1024 + 2 * data.len();
+        assert!(message.len() < bound, "{}", message.len());
+        if let Some(sequence_at) = codec.sequence_at {
+            sequence_at(&reply, &request, 3);
+        }
+        let events = (codec.events)(reply, &request).count();
         assert!(events < 2 * schema::Budget::DEFAULT.bytes, "{events} events");
     }
 }
