@@ -223,3 +223,39 @@ async fn the_model_list_and_bad_requests_answer_in_openais_shape() {
     assert_eq!(wrong_method.status, 405);
     assert!(wrong_method.json().get("type").is_none(), "OpenAI's shape");
 }
+
+#[tokio::test(start_paused = true)]
+async fn slow_head_stall_and_malformed_act_on_openai_streams_as_on_anthropics() {
+    let with =
+        |fault: &str| format!("error_rate = 0\nseed = 1\n[[faults]]\n{fault}\nfirst_requests = 9");
+    let sluice = start(&with("kind = \"slow_head\"\nduration = \"250ms\"")).await;
+    let received = send(sluice.addr, post("/v1/chat/completions", &chat(true))).await;
+    assert_eq!(received.head_at, ms(350), "the whole schedule starts 250 ms later");
+    assert_eq!(received.headers["x-sluice-fault"], "slow_head; duration=250ms");
+
+    let sluice = start(&with("kind = \"stall\"\nafter_tokens = 2\nduration = \"1s\"")).await;
+    let received = send(sluice.addr, post("/v1/chat/completions", &chat(true))).await;
+    let events = data_events(&received);
+    let tokens: Vec<_> = events
+        .iter()
+        .filter(|(v, _)| {
+            v["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty())
+        })
+        .collect();
+    assert_eq!(tokens.len(), 2, "nothing after the stall");
+    assert_eq!(received.chunks.last().unwrap().1, ms(120), "the second token is the last data");
+
+    let sluice = start(&with("kind = \"malformed\"\nafter_tokens = 2")).await;
+    let received = send(sluice.addr, post("/v1/chat/completions", &chat(true))).await;
+    let body = String::from_utf8(received.body().to_vec()).unwrap();
+    let broken: Vec<&str> = body
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .filter(|e| {
+            let data = e.trim_start_matches("data: ").trim_start_matches("data:");
+            data != "[DONE]" && serde_json::from_str::<Value>(data).is_err()
+        })
+        .collect();
+    assert_eq!(broken.len(), 1, "one corrupted chunk: {broken:?}");
+    assert!(body.ends_with("data: [DONE]\n\n"), "and the stream goes on to its end");
+}
