@@ -104,37 +104,41 @@ impl Reply {
         let calls = tool_calls(request, tool_use, rng);
         let max_tokens = usize::try_from(request.max_tokens).unwrap_or(usize::MAX);
         let id = random_id(rng);
-        let (blocks, stop_reason) =
-            if let (true, Some(output)) = (calls.is_empty(), &request.output_schema) {
-                let value = schema::sample(&output.schema, rng)
-                    .map_err(|error| InvalidRequest(format!("{}: {error}", output.field)))?;
-                let text = value.to_string();
-                let fragments = fragments(&text, max_tokens, rng);
-                (vec![Block::Json { text, fragments }], StopReason::EndTurn)
-            } else if calls.is_empty() {
-                let wanted = tokens_per_response as usize;
-                let count = wanted.min(max_tokens);
-                let stop = if count < wanted { StopReason::MaxTokens } else { StopReason::EndTurn };
-                (vec![Block::Text { tokens: LazyTokens::new(count, rng) }], stop)
-            } else {
-                // Each call's input gets its share of max_tokens.
-                let share = (max_tokens / calls.len()).max(1);
-                let mut blocks = Vec::with_capacity(calls.len());
-                for index in calls {
-                    let tool = &request.tools[index];
-                    let input = schema::sample(&tool.input_schema, rng).map_err(|error| {
-                        InvalidRequest(format!("tools.{index}.input_schema: {error}"))
-                    })?;
-                    let fragments = fragments(&input.to_string(), share, rng);
-                    blocks.push(Block::ToolUse {
-                        id: random_id(rng),
-                        name: tool.name.clone(),
-                        input,
-                        fragments,
-                    });
-                }
-                (blocks, StopReason::ToolUse)
-            };
+        let (blocks, stop_reason) = if let (true, Some(output)) =
+            (calls.is_empty(), &request.output_schema)
+        {
+            let value = schema::sample(&output.schema, rng)
+                .map_err(|error| InvalidRequest(format!("{}: {error}", output.field)))?;
+            let text = value.to_string();
+            let fragments = fragments(&text, max_tokens, rng);
+            (vec![Block::Json { text, fragments }], StopReason::EndTurn)
+        } else if calls.is_empty() {
+            let wanted = tokens_per_response as usize;
+            let count = wanted.min(max_tokens);
+            let stop = if count < wanted { StopReason::MaxTokens } else { StopReason::EndTurn };
+            let mut tokens = LazyTokens::new(count, rng);
+            // A stop sequence ends the turn as its end would: not a cut by max_tokens.
+            let stop = if tokens.cut_at_stop(&request.stop) { StopReason::EndTurn } else { stop };
+            (vec![Block::Text { tokens }], stop)
+        } else {
+            // Each call's input gets its share of max_tokens.
+            let share = (max_tokens / calls.len()).max(1);
+            let mut blocks = Vec::with_capacity(calls.len());
+            for index in calls {
+                let tool = &request.tools[index];
+                let input = schema::sample(&tool.input_schema, rng).map_err(|error| {
+                    InvalidRequest(format!("tools.{index}.input_schema: {error}"))
+                })?;
+                let fragments = fragments(&input.to_string(), share, rng);
+                blocks.push(Block::ToolUse {
+                    id: random_id(rng),
+                    name: tool.name.clone(),
+                    input,
+                    fragments,
+                });
+            }
+            (blocks, StopReason::ToolUse)
+        };
         Ok(Self {
             id,
             model: request.model.clone(),

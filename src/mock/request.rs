@@ -33,6 +33,8 @@ pub(crate) struct TurnRequest {
     pub(crate) input_tokens: u64,
     /// OpenAI Chat's `stream_options.include_usage`: a last chunk with the usage.
     pub(crate) stream_usage: bool,
+    /// Stop sequences (OpenAI Chat's `stop`): text ends before the first.
+    pub(crate) stop: Vec<String>,
     /// Fields the API echoes in its reply as the request gave them (the
     /// Responses API's `tools`, `text`, `instructions`, ...); `Null` for none.
     pub(crate) echo: Value,

@@ -193,7 +193,10 @@ impl Sentence {
 pub(crate) struct LazyTokens {
     /// The stream the tokens are drawn from, at the first token.
     start: ChaCha8Rng,
+    /// How many were drawn (the text's sentences end by this count).
     count: usize,
+    /// How many are sent: `count`, or fewer when a stop sequence cut the text.
+    shown: usize,
 }
 
 impl LazyTokens {
@@ -208,17 +211,44 @@ impl LazyTokens {
             scratch.clear();
             sentence.write_token(i, count, rng, &mut scratch);
         }
-        Self { start, count }
+        Self { start, count, shown: count }
     }
 
     /// How many tokens.
     pub(crate) fn len(&self) -> usize {
-        self.count
+        self.shown
+    }
+
+    /// Cuts the text before the first token with which it would contain one
+    /// of `stops` (a stop sequence ends the output where it would begin, and
+    /// the sequence itself is not sent; a token it starts inside is left out
+    /// whole). Whether it cut.
+    pub(crate) fn cut_at_stop(&mut self, stops: &[String]) -> bool {
+        let stops: Vec<&String> = stops.iter().filter(|s| !s.is_empty()).collect();
+        if stops.is_empty() {
+            return false;
+        }
+        let longest = stops.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut text = String::new();
+        let mut cursor = self.cursor();
+        let mut kept = 0;
+        while let Some(token) = cursor.next_token() {
+            let from = text.len().saturating_sub(longest);
+            text.push_str(token);
+            // Only the tail can hold a sequence the last token completed.
+            let from = (0..=from).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            if stops.iter().any(|stop| text[from..].contains(stop.as_str())) {
+                self.shown = kept;
+                return true;
+            }
+            kept += 1;
+        }
+        false
     }
 
     /// The whole text (for a non-streaming reply).
     pub(crate) fn concat(&self) -> String {
-        let mut text = String::with_capacity(self.count * 8);
+        let mut text = String::with_capacity(self.shown * 8);
         let mut cursor = self.cursor();
         while let Some(token) = cursor.next_token() {
             text.push_str(token);
@@ -232,6 +262,7 @@ impl LazyTokens {
             rng: self.start.clone(),
             next: 0,
             count: self.count,
+            shown: self.shown,
             sentence: Sentence::default(),
             token: String::new(),
         }
@@ -244,6 +275,7 @@ pub(crate) struct TokenCursor {
     rng: ChaCha8Rng,
     next: usize,
     count: usize,
+    shown: usize,
     sentence: Sentence,
     token: String,
 }
@@ -251,7 +283,7 @@ pub(crate) struct TokenCursor {
 impl TokenCursor {
     /// The next token, or `None` after the last.
     pub(crate) fn next_token(&mut self) -> Option<&str> {
-        if self.next >= self.count {
+        if self.next >= self.shown {
             return None;
         }
         self.token.clear();

@@ -81,6 +81,7 @@ pub(crate) fn parse(body: &[u8], endpoint: Endpoint) -> Result<TurnRequest, Inva
         output_schema,
         input_tokens: rough_tokens(body),
         stream_usage: false,
+        stop: Vec::new(),
         echo: Value::Null,
     })
 }

@@ -60,7 +60,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<TurnRequest, InvalidRequest> {
             format_args!("the sluice mock makes one choice; n must be 1, got {n}"),
         ));
     }
-    validate_stop(object.get("stop"))?;
+    let stop = parse_stop(object.get("stop"))?;
     let stream_usage = match object.get("stream_options") {
         None | Some(Value::Null) => false,
         Some(Value::Object(options)) => optional_bool(options, "include_usage")
@@ -97,6 +97,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<TurnRequest, InvalidRequest> {
         output_schema,
         input_tokens: rough_tokens(body),
         stream_usage: stream && stream_usage,
+        stop,
         echo: Value::Null,
     })
 }
@@ -150,18 +151,22 @@ fn validate_messages(messages: Option<&Value>) -> Result<u32, InvalidRequest> {
     Ok(u32::try_from(rounds).unwrap_or(u32::MAX))
 }
 
-/// `stop`: a string, or up to 4 strings. The mock's filler text is accepted
-/// as it is; the check is that a client's request is one the API takes.
-fn validate_stop(stop: Option<&Value>) -> Result<(), InvalidRequest> {
+/// `stop`: a string, or up to 4 strings, each at most 256 bytes. The text
+/// ends before the first token with which it would contain one.
+fn parse_stop(stop: Option<&Value>) -> Result<Vec<String>, InvalidRequest> {
+    let form = "expected a string or an array of up to 4 strings of at most 256 bytes";
+    let fine = |text: &str| text.len() <= 256;
     match stop {
-        None | Some(Value::Null | Value::String(_)) => Ok(()),
-        Some(Value::Array(items)) if items.len() <= 4 && items.iter().all(Value::is_string) => {
-            Ok(())
-        }
-        Some(other) => Err(invalid(
-            "stop",
-            format_args!("expected a string or an array of up to 4 strings, got {other}"),
-        )),
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(text)) if fine(text) => Ok(vec![text.clone()]),
+        Some(Value::Array(items)) if items.len() <= 4 => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) if fine(text) => Ok(text.clone()),
+                other => Err(invalid("stop", format_args!("{form}, got {other}"))),
+            })
+            .collect(),
+        Some(other) => Err(invalid("stop", format_args!("{form}, got {other}"))),
     }
 }
 

@@ -123,6 +123,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<TurnRequest, InvalidRequest> {
         output_schema,
         input_tokens: rough_tokens(body),
         stream_usage: false,
+        stop: Vec::new(),
         echo: Value::Object(echo),
     })
 }

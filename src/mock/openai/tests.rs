@@ -358,3 +358,30 @@ fn embeddings_are_deterministic_unit_vectors_within_bounds() {
         answer(json!({"model": "e", "input": [1, 2, 3], "dimensions": 4}), &mut rng).unwrap();
     assert_eq!(tokens["data"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_stop_sequence_ends_the_text_before_it() {
+    let full_request = chat_request(json!({}));
+    let full = chat::message(&reply(&full_request, 30))["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A word from the middle of the text, as a client's stop sequence.
+    let word = full.split(' ').nth(12).unwrap().trim_end_matches('.').to_lowercase();
+    let request = chat_request(json!({"stop": [word.clone(), "never-there"]}));
+    let cut = chat::message(&reply(&request, 30));
+    let content = cut["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(full.starts_with(content), "the same text, cut: {content:?}");
+    assert!(!content.contains(word.as_str()), "{content:?} holds {word:?}");
+    let at = full.find(word.as_str()).unwrap();
+    assert!(at >= content.len() && at < content.len() + 16, "cut within the token that starts it");
+    assert_eq!(cut["choices"][0]["finish_reason"], "stop");
+    assert!(cut["usage"]["completion_tokens"].as_u64().unwrap() < 30);
+    // The stream carries the same cut text.
+    let streamed: String = chat_chunks(&request, reply(&request, 30))
+        .iter()
+        .filter_map(|(v, _)| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(streamed, content);
+    assert!(chat_error(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": "x".repeat(300)})).starts_with("stop:"));
+}
