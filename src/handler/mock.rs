@@ -76,6 +76,24 @@ fn not_allowed(method: Method, path: &str, allowed: &'static str, dialect: Diale
     Answer::unrouted(refusal, dialect)
 }
 
+/// Reads the whole body (within its bounds) and begins the exchange: what
+/// every endpoint through the pipeline does first.
+async fn admit<'a>(
+    app: &'a super::App,
+    snapshot: &Snapshot,
+    api: &MockApi,
+    request: Request<Incoming>,
+    arrival: Instant,
+) -> Result<(bytes::Bytes, Exchange<'a>), Box<Answer>> {
+    let (head, body) = request.into_parts();
+    let body = read_body(body, &head.headers, &snapshot.config)
+        .await
+        .map_err(|refusal| Box::new(Answer::unrouted(refusal, api.dialect)))?;
+    let facts = BodyFacts::read(&body);
+    let exchange = Exchange::begin(app, snapshot, &head, Some(&facts), api.dialect, arrival)?;
+    Ok((body, exchange))
+}
+
 /// A reply through the whole pipeline.
 async fn generate(
     app: &super::App,
@@ -85,17 +103,10 @@ async fn generate(
     request: Request<Incoming>,
     arrival: Instant,
 ) -> Answer {
-    let (head, body) = request.into_parts();
-    let body = match read_body(body, &head.headers, &snapshot.config).await {
-        Ok(body) => body,
-        Err(refusal) => return Answer::unrouted(refusal, api.dialect),
+    let (body, mut exchange) = match admit(app, snapshot, api, request, arrival).await {
+        Ok(admitted) => admitted,
+        Err(answer) => return *answer,
     };
-    let facts = BodyFacts::read(&body);
-    let mut exchange =
-        match Exchange::begin(app, snapshot, &head, Some(&facts), api.dialect, arrival) {
-            Ok(exchange) => exchange,
-            Err(answer) => return *answer,
-        };
     let parsed = match (codec.parse)(&body) {
         Ok(parsed) => parsed,
         Err(invalid) => return exchange.refuse(Refusal::InvalidRequest(invalid.0)),
@@ -149,17 +160,10 @@ async fn whole(
     request: Request<Incoming>,
     arrival: Instant,
 ) -> Answer {
-    let (head, body) = request.into_parts();
-    let body = match read_body(body, &head.headers, &snapshot.config).await {
-        Ok(body) => body,
-        Err(refusal) => return Answer::unrouted(refusal, api.dialect),
+    let (body, mut exchange) = match admit(app, snapshot, api, request, arrival).await {
+        Ok(admitted) => admitted,
+        Err(answer) => return *answer,
     };
-    let facts = BodyFacts::read(&body);
-    let mut exchange =
-        match Exchange::begin(app, snapshot, &head, Some(&facts), api.dialect, arrival) {
-            Ok(exchange) => exchange,
-            Err(answer) => return *answer,
-        };
     let (profile, rng) = exchange.profile_and_rng();
     let delay = profile.timing.first_token_delay.sample(rng);
     let json = match answer(&body, rng) {

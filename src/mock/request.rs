@@ -148,6 +148,65 @@ pub(crate) fn optional_count(
     }
 }
 
+/// `messages`: a non-empty array of objects, each with a `role` among
+/// `roles` (`roles_text` lists them in the error).
+///
+/// # Errors
+/// [`InvalidRequest`] naming the first bad message or role.
+pub(crate) fn message_list<'a>(
+    messages: Option<&'a Value>,
+    roles: &[&str],
+    roles_text: &str,
+) -> Result<&'a [Value], InvalidRequest> {
+    let messages = match messages {
+        Some(Value::Array(messages)) => messages,
+        Some(other) => {
+            return Err(invalid(
+                "messages",
+                format_args!("expected an array, got {}", type_name(other)),
+            ));
+        }
+        None => return Err(invalid("messages", "field required")),
+    };
+    if messages.is_empty() {
+        return Err(invalid("messages", "at least one message is required"));
+    }
+    for (i, message) in messages.iter().enumerate() {
+        let Value::Object(message) = message else {
+            return Err(invalid(
+                &format!("messages.{i}"),
+                format_args!("expected an object, got {}", type_name(message)),
+            ));
+        };
+        match message.get("role") {
+            Some(Value::String(role)) if roles.contains(&role.as_str()) => {}
+            Some(other) => {
+                return Err(invalid(
+                    &format!("messages.{i}.role"),
+                    format_args!("expected {roles_text}, got {other}"),
+                ));
+            }
+            None => return Err(invalid(&format!("messages.{i}.role"), "field required")),
+        }
+    }
+    Ok(messages)
+}
+
+/// The tool rounds a conversation ends with: assistant messages that
+/// `called` a tool, counted back from the end to the last assistant message
+/// that did not. Counted from the conversation, not from its last element:
+/// agent clients put `system` messages (and more) after a tool result, and a
+/// mock that missed it would call the tool again and again.
+pub(crate) fn tool_rounds(messages: &[Value], called: impl Fn(&Value) -> bool) -> u32 {
+    let rounds = messages
+        .iter()
+        .rev()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+        .take_while(|m| called(m))
+        .count();
+    u32::try_from(rounds).unwrap_or(u32::MAX)
+}
+
 /// A rough token count of a body (4 bytes a token), at least 1.
 pub(crate) fn rough_tokens(body: &[u8]) -> u64 {
     (body.len() as u64 / 4).max(1)

@@ -7,7 +7,8 @@
 use serde_json::{Map, Value};
 
 use crate::mock::request::{
-    InvalidRequest, OutputSchema, Tool, ToolChoice, TurnRequest, invalid, rough_tokens, type_name,
+    InvalidRequest, OutputSchema, Tool, ToolChoice, TurnRequest, invalid, message_list,
+    rough_tokens, tool_rounds, type_name,
 };
 
 /// What is required of the body: the Messages API needs `max_tokens`,
@@ -88,37 +89,12 @@ pub(crate) fn parse(body: &[u8], endpoint: Endpoint) -> Result<TurnRequest, Inva
 
 /// Checks `messages`; returns the tool rounds the conversation ends with.
 fn validate_messages(messages: Option<&Value>) -> Result<u32, InvalidRequest> {
-    let messages = match messages {
-        Some(Value::Array(messages)) => messages,
-        Some(other) => {
-            return Err(invalid(
-                "messages",
-                format_args!("expected an array, got {}", type_name(other)),
-            ));
-        }
-        None => return Err(invalid("messages", "field required")),
-    };
-    if messages.is_empty() {
-        return Err(invalid("messages", "at least one message is required"));
-    }
+    let messages = message_list(
+        messages,
+        &["user", "assistant", "system"],
+        "\"user\", \"assistant\" or \"system\"",
+    )?;
     for (i, message) in messages.iter().enumerate() {
-        let Value::Object(message) = message else {
-            return Err(invalid(
-                &format!("messages.{i}"),
-                format_args!("expected an object, got {}", type_name(message)),
-            ));
-        };
-        match message.get("role") {
-            Some(Value::String(role))
-                if matches!(role.as_str(), "user" | "assistant" | "system") => {}
-            Some(other) => {
-                return Err(invalid(
-                    &format!("messages.{i}.role"),
-                    format_args!("expected \"user\", \"assistant\" or \"system\", got {other}"),
-                ));
-            }
-            None => return Err(invalid(&format!("messages.{i}.role"), "field required")),
-        }
         match message.get("content") {
             Some(Value::String(_)) => {}
             Some(Value::Array(blocks)) => {
@@ -143,22 +119,12 @@ fn validate_messages(messages: Option<&Value>) -> Result<u32, InvalidRequest> {
             None => return Err(invalid(&format!("messages.{i}.content"), "field required")),
         }
     }
-    // Tool rounds are counted from the conversation, not from its last
-    // element: agent clients put `system` messages (and more) after the
-    // tool result, and a mock that missed it would call the tool again and
-    // again.
     let calls_a_tool = |m: &Value| {
         m.get("content").and_then(Value::as_array).is_some_and(|blocks| {
             blocks.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
         })
     };
-    let rounds = messages
-        .iter()
-        .rev()
-        .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
-        .take_while(|m| calls_a_tool(m))
-        .count();
-    Ok(u32::try_from(rounds).unwrap_or(u32::MAX))
+    Ok(tool_rounds(messages, calls_a_tool))
 }
 
 /// `output_config.format` (or the beta's top-level `output_format`):

@@ -26,8 +26,8 @@ use super::{Shape, parse_format, parse_stream, parse_tool_choice, parse_tools, q
 use crate::mock::Codec;
 use crate::mock::reply::{Block, Reply, StopReason};
 use crate::mock::request::{
-    InvalidRequest, TurnRequest, body_object, invalid, optional_bool, optional_count,
-    required_string, rough_tokens, type_name,
+    InvalidRequest, TurnRequest, body_object, invalid, message_list, optional_bool, optional_count,
+    required_string, rough_tokens, tool_rounds, type_name,
 };
 use crate::mock::text::TokenCursor;
 use crate::sse::{EventKind, SseRecord, encode_data};
@@ -102,53 +102,18 @@ pub(crate) fn parse(body: &[u8]) -> Result<TurnRequest, InvalidRequest> {
     })
 }
 
-/// Checks `messages`; returns the tool rounds the conversation ends with:
-/// assistant messages with `tool_calls`, counted back from the end to the
-/// last assistant message without.
+/// Checks `messages`; returns the tool rounds the conversation ends with
+/// (assistant messages with `tool_calls`).
 fn validate_messages(messages: Option<&Value>) -> Result<u32, InvalidRequest> {
-    let messages = match messages {
-        Some(Value::Array(messages)) => messages,
-        Some(other) => {
-            return Err(invalid(
-                "messages",
-                format_args!("expected an array, got {}", type_name(other)),
-            ));
-        }
-        None => return Err(invalid("messages", "field required")),
-    };
-    if messages.is_empty() {
-        return Err(invalid("messages", "at least one message is required"));
-    }
-    for (i, message) in messages.iter().enumerate() {
-        let Value::Object(message) = message else {
-            return Err(invalid(
-                &format!("messages.{i}"),
-                format_args!("expected an object, got {}", type_name(message)),
-            ));
-        };
-        match message.get("role") {
-            Some(Value::String(role)) if ROLES.contains(&role.as_str()) => {}
-            Some(other) => {
-                return Err(invalid(
-                    &format!("messages.{i}.role"),
-                    format_args!(
-                        "expected \"developer\", \"system\", \"user\", \"assistant\" or \"tool\", got {other}"
-                    ),
-                ));
-            }
-            None => return Err(invalid(&format!("messages.{i}.role"), "field required")),
-        }
-    }
+    let messages = message_list(
+        messages,
+        &ROLES,
+        "\"developer\", \"system\", \"user\", \"assistant\" or \"tool\"",
+    )?;
     let calls_a_tool = |message: &Value| {
         message.get("tool_calls").and_then(Value::as_array).is_some_and(|calls| !calls.is_empty())
     };
-    let rounds = messages
-        .iter()
-        .rev()
-        .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
-        .take_while(|m| calls_a_tool(m))
-        .count();
-    Ok(u32::try_from(rounds).unwrap_or(u32::MAX))
+    Ok(tool_rounds(messages, calls_a_tool))
 }
 
 /// `stop`: a string, or up to 4 strings, each at most 256 bytes. The text
