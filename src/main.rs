@@ -79,8 +79,8 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the built-in Anthropic Messages API mock, even if an upstream
-    /// is configured.
+    /// Serve the built-in mock (Anthropic Messages, OpenAI Chat Completions
+    /// and Responses, embeddings, models), even if an upstream is configured.
     Mock,
     /// Proxy every request to the upstream (--upstream, SLUICE_UPSTREAM or
     /// [upstream] url), shaping its SSE streams.
