@@ -61,6 +61,7 @@ pub mod live;
 pub(crate) mod metrics;
 pub mod mock;
 pub(crate) mod proxy;
+pub(crate) mod ratelimit;
 pub(crate) mod response;
 pub(crate) mod route;
 pub mod server;

@@ -206,6 +206,7 @@ fn flag_overrides(args: &Args) -> Overrides {
             error_rate: args.error_rate,
             faults: None,
             tool_use: Default::default(),
+            rate_limits: None,
         },
         seed: args.seed,
         upstream: args.upstream.clone(),

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Config, ConfigSource, HeadTiming, Profile, ProfilePatch};
+use super::{Config, ConfigSource, HeadTiming, Profile, ProfilePatch, RateLimits};
 use crate::shape::{Delay, Fault, Schedule, WeightedFault};
 
 /// The effective settings of `config`, with `runtime` overrides shown apart.
@@ -133,7 +133,27 @@ fn profile(profile: &Profile) -> Value {
             "max_rounds": profile.tool_use.max_rounds,
             "parallel_calls": profile.tool_use.parallel_calls,
         },
+        "rate_limits": rate_limits(&profile.rate_limits),
     })
+}
+
+/// `[rate_limits]` as the file writes it: the limits set, and the key.
+fn rate_limits(limits: &RateLimits) -> Value {
+    let mut out = Map::new();
+    let mut put = |key: &str, value: Option<u64>| {
+        if let Some(value) = value {
+            out.insert(key.into(), json!(value));
+        }
+    };
+    put("requests_per_minute", limits.requests_per_minute);
+    put("input_tokens_per_minute", limits.input_tokens_per_minute);
+    put("output_tokens_per_minute", limits.output_tokens_per_minute);
+    put("tokens_per_minute", limits.tokens_per_minute);
+    put("burst", limits.burst);
+    if limits.is_active() {
+        out.insert("key".into(), json!(limits.key.as_str()));
+    }
+    Value::Object(out)
 }
 
 fn patch_json(patch: &ProfilePatch) -> Value {
@@ -162,6 +182,9 @@ fn patch_json(patch: &ProfilePatch) -> Value {
         put("max_rounds", tool_use.max_rounds.map(|n| json!(n)));
         put("parallel_calls", tool_use.parallel_calls.map(|n| json!(n)));
         out.insert("tool_use".into(), Value::Object(keys));
+    }
+    if let Some(limits) = &patch.rate_limits {
+        out.insert("rate_limits".into(), rate_limits(limits));
     }
     Value::Object(out)
 }

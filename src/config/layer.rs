@@ -70,6 +70,7 @@ impl Overrides {
                 error_rate: get("ERROR_RATE", "error_rate").parse(value::rate_text)?,
                 faults: None,
                 tool_use: super::ToolUsePatch::default(),
+                rate_limits: None,
             },
             seed: get("SLUICE_SEED", "seed").parse(|s| s.trim().parse().map_err(|_| SEED_FORM))?,
             upstream: get("SLUICE_UPSTREAM", "upstream.url").parse(value::upstream_url)?,

@@ -49,6 +49,66 @@ pub struct Profile {
     pub faults: Vec<WeightedFault>,
     /// How the mock uses the tools a request offers.
     pub tool_use: ToolUse,
+    /// Stateful rate limits (`[rate_limits]`); inactive when it limits nothing.
+    pub rate_limits: RateLimits,
+}
+
+/// `[rate_limits]` in a profile: token buckets that refill continuously,
+/// like the providers' (`docs/rate-limits.md`). Each limit is optional; a
+/// table that sets none limits nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RateLimits {
+    /// Requests a minute (the request bucket's refill rate).
+    pub requests_per_minute: Option<u64>,
+    /// Estimated input tokens a minute (Anthropic's ITPM).
+    pub input_tokens_per_minute: Option<u64>,
+    /// Output tokens a minute (Anthropic's OTPM): `max_tokens` charged at
+    /// admission, settled to the real count when the mock's reply ends.
+    pub output_tokens_per_minute: Option<u64>,
+    /// Input and output tokens together a minute (OpenAI's TPM).
+    pub tokens_per_minute: Option<u64>,
+    /// The request bucket's capacity (requests at once from a full bucket);
+    /// `requests_per_minute` when not given.
+    pub burst: Option<u64>,
+    /// Whose requests share a set of buckets.
+    pub key: LimitKey,
+}
+
+impl RateLimits {
+    /// Whether any limit is set.
+    pub fn is_active(&self) -> bool {
+        self.requests_per_minute.is_some() || self.limits_tokens()
+    }
+
+    /// Whether a token limit is set (admission must read the body).
+    pub fn limits_tokens(&self) -> bool {
+        self.input_tokens_per_minute.is_some()
+            || self.output_tokens_per_minute.is_some()
+            || self.tokens_per_minute.is_some()
+    }
+}
+
+/// Whose requests share a set of rate-limit buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LimitKey {
+    /// Each API key (`x-api-key` or the bearer token, hashed) on each route.
+    #[default]
+    ApiKey,
+    /// Every client of a route.
+    Route,
+    /// Every request sluice serves, whatever its route.
+    Global,
+}
+
+impl LimitKey {
+    /// Its name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::Route => "route",
+            Self::Global => "global",
+        }
+    }
 }
 
 /// How the mock uses the tools a request offers (`[tool_use]`, per
@@ -158,6 +218,8 @@ pub struct ProfilePatch {
     pub faults: Option<Vec<WeightedFault>>,
     /// `[tool_use]` keys (each over the default's).
     pub tool_use: ToolUsePatch,
+    /// `[rate_limits]` (replaces the default's whole table when given).
+    pub rate_limits: Option<RateLimits>,
 }
 
 impl ProfilePatch {
@@ -173,6 +235,7 @@ impl ProfilePatch {
             error_rate: self.error_rate.unwrap_or(base.error_rate),
             faults: self.faults.clone().unwrap_or_else(|| base.faults.clone()),
             tool_use: self.tool_use.over(&base.tool_use),
+            rate_limits: self.rate_limits.unwrap_or(base.rate_limits),
         }
     }
 }
@@ -446,6 +509,7 @@ impl Default for Config {
                 error_rate: 0.005,
                 faults: default_faults(),
                 tool_use: ToolUse::DEFAULT,
+                rate_limits: RateLimits::default(),
             },
             profiles: BTreeMap::new(),
             routes: Vec::new(),

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::{
-    Api, Config, ConfigError, HeadTiming, Limits, ProfilePatch, Route, RouteMatch, ToolPick,
-    ToolUsePatch, Upstream, value,
+    Api, Config, ConfigError, HeadTiming, LimitKey, Limits, ProfilePatch, RateLimits, Route,
+    RouteMatch, ToolPick, ToolUsePatch, Upstream, value,
 };
 use crate::shape::{Delay, Fault, HttpFault, Schedule, WeightedFault};
 
@@ -85,6 +85,8 @@ profile_knobs! {
     faults: Vec<Spanned<RawFault>>,
     /// `[tool_use]`.
     tool_use: RawToolUse,
+    /// `[rate_limits]`.
+    rate_limits: RawRateLimits,
 }
 
 /// `[limits]`.
@@ -121,6 +123,18 @@ struct RawToolUse {
     choice: Option<Spanned<String>>,
     max_rounds: Option<Spanned<i64>>,
     parallel_calls: Option<Spanned<i64>>,
+}
+
+/// `[rate_limits]`, at the top level or in a profile.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimits {
+    requests_per_minute: Option<Spanned<i64>>,
+    input_tokens_per_minute: Option<Spanned<i64>>,
+    output_tokens_per_minute: Option<Spanned<i64>>,
+    tokens_per_minute: Option<Spanned<i64>>,
+    burst: Option<Spanned<i64>>,
+    key: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,6 +285,10 @@ pub(super) const HEADER_FORM: &str = "a header name such as \"x-scenario\"";
 pub(super) const MAX_ACTIVE_FORM: &str = "a whole number from 1 to 1000000";
 pub(super) const IDLE_FORM: &str = "a whole number from 0 to 100000";
 pub(super) const CONNECTIONS_FORM: &str = "a whole number from 1 to 1000000";
+pub(super) const PER_MINUTE_FORM: &str = "a whole number from 1 to 1000000000 a minute";
+pub(super) const BURST_FORM: &str = "a whole number of requests from 1 to 1000000000";
+pub(super) const LIMIT_KEY_FORM: &str =
+    "\"api_key\" (each API key on each route), \"route\" or \"global\"";
 pub(super) const POSITIVE_DURATION_FORM: &str =
     "a duration of at least 1ms such as \"10s\", at most 7 days (\"168h\")";
 
@@ -407,6 +425,49 @@ impl Knobs<'_> {
                 Some(tool_use) => tool_use.validate(at, &key("tool_use."))?,
                 None => ToolUsePatch::default(),
             },
+            rate_limits: self
+                .rate_limits
+                .as_ref()
+                .map(|limits| limits.validate(at, &key("rate_limits.")))
+                .transpose()?,
+        })
+    }
+}
+
+impl RawRateLimits {
+    /// The whole table; `prefix` names its keys in errors.
+    fn validate(&self, at: &Locator<'_>, prefix: &str) -> Result<RateLimits, ConfigError> {
+        let key = |name: &str| format!("{prefix}{name}");
+        let per_minute = |field: &Option<Spanned<i64>>, name: &str| {
+            at.check(field, &key(name), |&n| {
+                u64::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=1_000_000_000).contains(n))
+                    .ok_or(PER_MINUTE_FORM)
+            })
+        };
+        Ok(RateLimits {
+            requests_per_minute: per_minute(&self.requests_per_minute, "requests_per_minute")?,
+            input_tokens_per_minute: per_minute(
+                &self.input_tokens_per_minute,
+                "input_tokens_per_minute",
+            )?,
+            output_tokens_per_minute: per_minute(
+                &self.output_tokens_per_minute,
+                "output_tokens_per_minute",
+            )?,
+            tokens_per_minute: per_minute(&self.tokens_per_minute, "tokens_per_minute")?,
+            burst: at.check(&self.burst, &key("burst"), |&n| {
+                u64::try_from(n).ok().filter(|n| (1..=1_000_000_000).contains(n)).ok_or(BURST_FORM)
+            })?,
+            key: at
+                .check(&self.key, &key("key"), |text| match text.as_str() {
+                    "api_key" => Ok(LimitKey::ApiKey),
+                    "route" => Ok(LimitKey::Route),
+                    "global" => Ok(LimitKey::Global),
+                    _ => Err(LIMIT_KEY_FORM),
+                })?
+                .unwrap_or_default(),
         })
     }
 }

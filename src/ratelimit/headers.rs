@@ -1,0 +1,312 @@
+//! The providers' rate-limit headers and 429s, made from a set of buckets'
+//! [`Levels`] (`docs/rate-limits.md`, `docs/protocols.md` §7):
+//!
+//! - Anthropic: `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`,
+//!   the reset an RFC 3339 time (whole seconds, rounded up) when the bucket
+//!   is full again; token counts left rounded down to the thousand, as the
+//!   API rounds them, once the limit is 1,000 or more.
+//! - OpenAI: `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, the
+//!   reset a Go duration (`1s`, `6m0s`, `120ms`) until the bucket is full.
+//!
+//! The `tokens` figures are the combined bucket when `tokens_per_minute`
+//! is set; otherwise the more restrictive of the input and output buckets
+//! (fewer tokens left), as Anthropic reports its most restrictive limit.
+
+use std::time::{Duration, SystemTime};
+
+use hyper::header::{HeaderName, HeaderValue};
+
+use super::{Level, Levels, LimitKind, Limited};
+use crate::dialect::Dialect;
+
+/// A response header: name and value.
+pub(crate) type Header = (HeaderName, HeaderValue);
+
+/// The header names of one kind of limit, in one dialect.
+struct Names {
+    limit: &'static str,
+    remaining: &'static str,
+    reset: &'static str,
+}
+
+const ANTHROPIC: [(LimitKind, Names); 4] = [
+    (
+        LimitKind::Requests,
+        Names {
+            limit: "anthropic-ratelimit-requests-limit",
+            remaining: "anthropic-ratelimit-requests-remaining",
+            reset: "anthropic-ratelimit-requests-reset",
+        },
+    ),
+    (
+        LimitKind::Tokens,
+        Names {
+            limit: "anthropic-ratelimit-tokens-limit",
+            remaining: "anthropic-ratelimit-tokens-remaining",
+            reset: "anthropic-ratelimit-tokens-reset",
+        },
+    ),
+    (
+        LimitKind::InputTokens,
+        Names {
+            limit: "anthropic-ratelimit-input-tokens-limit",
+            remaining: "anthropic-ratelimit-input-tokens-remaining",
+            reset: "anthropic-ratelimit-input-tokens-reset",
+        },
+    ),
+    (
+        LimitKind::OutputTokens,
+        Names {
+            limit: "anthropic-ratelimit-output-tokens-limit",
+            remaining: "anthropic-ratelimit-output-tokens-remaining",
+            reset: "anthropic-ratelimit-output-tokens-reset",
+        },
+    ),
+];
+
+const OPENAI: [(LimitKind, Names); 2] = [
+    (
+        LimitKind::Requests,
+        Names {
+            limit: "x-ratelimit-limit-requests",
+            remaining: "x-ratelimit-remaining-requests",
+            reset: "x-ratelimit-reset-requests",
+        },
+    ),
+    (
+        LimitKind::Tokens,
+        Names {
+            limit: "x-ratelimit-limit-tokens",
+            remaining: "x-ratelimit-remaining-tokens",
+            reset: "x-ratelimit-reset-tokens",
+        },
+    ),
+];
+
+/// The prefix of every rate-limit header of `dialect`: an upstream's are
+/// replaced by sluice's when sluice limits the request.
+pub(crate) fn prefix(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Anthropic => "anthropic-ratelimit-",
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => "x-ratelimit-",
+    }
+}
+
+/// `dialect`'s rate-limit headers for `levels`, the wall clock reading `now`.
+pub(crate) fn headers(dialect: Dialect, levels: &Levels, now: SystemTime) -> Vec<Header> {
+    let mut out = Vec::with_capacity(12);
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            out.push((HeaderName::from_static(name), value));
+        }
+    };
+    match dialect {
+        Dialect::Anthropic => {
+            for (kind, names) in &ANTHROPIC {
+                let Some(level) = level_of(levels, *kind) else { continue };
+                let remaining = if *kind == LimitKind::Requests {
+                    level.remaining
+                } else {
+                    round_tokens(level.remaining, level.limit)
+                };
+                put(names.limit, level.limit.to_string());
+                put(names.remaining, remaining.to_string());
+                put(names.reset, rfc3339_reset(now, level.until_full));
+            }
+        }
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => {
+            for (kind, names) in &OPENAI {
+                let Some(level) = level_of(levels, *kind) else { continue };
+                put(names.limit, level.limit.to_string());
+                put(names.remaining, level.remaining.to_string());
+                put(names.reset, go_duration(level.until_full));
+            }
+        }
+    }
+    out
+}
+
+/// The level reported for `kind`: for `tokens` without a combined limit,
+/// the input or output bucket with fewer tokens left.
+fn level_of(levels: &Levels, kind: LimitKind) -> Option<Level> {
+    if kind != LimitKind::Tokens {
+        return levels.get(kind);
+    }
+    levels.get(LimitKind::Tokens).or_else(|| {
+        [levels.get(LimitKind::InputTokens), levels.get(LimitKind::OutputTokens)]
+            .into_iter()
+            .flatten()
+            .min_by_key(|level| level.remaining)
+    })
+}
+
+/// Anthropic rounds token counts left down to the thousand (never
+/// promising tokens that are not there); small test limits stay exact.
+fn round_tokens(remaining: u64, limit: u64) -> u64 {
+    if limit >= 1000 { remaining - remaining % 1000 } else { remaining }
+}
+
+/// `now + wait`, rounded up to the whole second, as RFC 3339 UTC.
+pub(crate) fn rfc3339_reset(now: SystemTime, wait: Duration) -> String {
+    let at = now.checked_add(wait).unwrap_or(now);
+    let since_epoch = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let whole = Duration::from_secs(seconds_up(since_epoch));
+    let at = SystemTime::UNIX_EPOCH.checked_add(whole).unwrap_or(at);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// Whole seconds, rounded up: `retry-after` never tells a client to come
+/// back before the bucket admits it.
+pub(crate) fn seconds_up(wait: Duration) -> u64 {
+    wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0))
+}
+
+/// Whole milliseconds, rounded up (`retry-after-ms`).
+pub(crate) fn millis_up(wait: Duration) -> u64 {
+    let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+    millis.saturating_add(u64::from(wait.subsec_nanos() % 1_000_000 > 0))
+}
+
+/// A duration as Go prints one, to the millisecond (rounded up): `0s`,
+/// `120ms`, `1s`, `16.782s`, `6m0s`, `1h2m3.5s`.
+pub(crate) fn go_duration(wait: Duration) -> String {
+    let millis = millis_up(wait);
+    if millis == 0 {
+        return "0s".to_string();
+    }
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    let hours = millis / 3_600_000;
+    let minutes = millis / 60_000 % 60;
+    let seconds = millis / 1000 % 60;
+    let fraction = millis % 1000;
+    let mut seconds = if fraction == 0 {
+        seconds.to_string()
+    } else {
+        format!("{seconds}.{fraction:03}").trim_end_matches('0').to_string()
+    };
+    seconds.push('s');
+    if hours > 0 {
+        format!("{hours}h{minutes}m{seconds}")
+    } else if minutes > 0 {
+        format!("{minutes}m{seconds}")
+    } else {
+        seconds
+    }
+}
+
+/// The 429's error type, its OpenAI code, and its message, as the
+/// provider words them.
+pub(crate) fn refusal_message(dialect: Dialect, limited: &Limited) -> (&'static str, String) {
+    let wait = limited.wait.map(go_duration);
+    match dialect {
+        Dialect::Anthropic => {
+            let what = match limited.kind {
+                LimitKind::Requests => "requests",
+                LimitKind::InputTokens => "input tokens",
+                LimitKind::OutputTokens => "output tokens",
+                LimitKind::Tokens => "tokens",
+            };
+            let message = match wait {
+                Some(wait) => format!(
+                    "This request would exceed the rate limit of {} {what} per minute \
+                     (sluice [rate_limits]). Please try again in {wait}; the response \
+                     headers show the current usage.",
+                    limited.limit
+                ),
+                None => format!(
+                    "This request asks for {} {what}, more than the rate limit of {} {what} \
+                     per minute allows at once (sluice [rate_limits]). Please reduce the \
+                     prompt length or the maximum tokens requested.",
+                    limited.requested, limited.limit
+                ),
+            };
+            ("rate_limit_error", message)
+        }
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => {
+            let (kind, what) = match limited.kind {
+                LimitKind::Requests => ("requests", "requests per min (RPM)"),
+                LimitKind::InputTokens => ("tokens", "input tokens per min (ITPM)"),
+                LimitKind::OutputTokens => ("tokens", "output tokens per min (OTPM)"),
+                LimitKind::Tokens => ("tokens", "tokens per min (TPM)"),
+            };
+            let model = limited.model.as_deref().unwrap_or("the model");
+            let tail = match wait {
+                Some(wait) => format!("Please try again in {wait}."),
+                None => "This request can never fit: reduce its tokens.".to_string(),
+            };
+            let message = format!(
+                "Rate limit reached for {model} in sluice on {what}: Limit {}, Used {}, \
+                 Requested {}. {tail}",
+                limited.limit, limited.used, limited.requested
+            );
+            (kind, message)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        let ms = Duration::from_millis;
+        assert_eq!(go_duration(Duration::ZERO), "0s");
+        assert_eq!(go_duration(ms(120)), "120ms");
+        assert_eq!(go_duration(Duration::from_nanos(1)), "1ms");
+        assert_eq!(go_duration(ms(1000)), "1s");
+        assert_eq!(go_duration(ms(16_782)), "16.782s");
+        assert_eq!(go_duration(ms(1_500)), "1.5s");
+        assert_eq!(go_duration(ms(360_000)), "6m0s");
+        assert_eq!(go_duration(ms(179_560)), "2m59.56s");
+        assert_eq!(go_duration(ms(3_723_500)), "1h2m3.5s");
+    }
+
+    #[test]
+    fn waits_round_up() {
+        assert_eq!(seconds_up(Duration::from_millis(1)), 1);
+        assert_eq!(seconds_up(Duration::from_secs(2)), 2);
+        assert_eq!(millis_up(Duration::from_nanos(1_000_001)), 2);
+        assert_eq!(millis_up(Duration::from_millis(7)), 7);
+        let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(rfc3339_reset(epoch, Duration::from_millis(1)), "2027-01-15T08:00:01Z");
+        assert_eq!(rfc3339_reset(epoch, Duration::ZERO), "2027-01-15T08:00:00Z");
+    }
+
+    #[test]
+    fn tokens_report_the_most_restrictive_bucket_without_a_combined_one() {
+        let level =
+            |limit, remaining| Some(Level { limit, remaining, until_full: Duration::from_secs(1) });
+        let levels = Levels([level(50, 49), level(80_000, 78_500), level(8_000, 7_999), None]);
+        let epoch = SystemTime::UNIX_EPOCH;
+        let got = headers(Dialect::Anthropic, &levels, epoch);
+        let get = |name: &str| {
+            got.iter().find(|(n, _)| n == name).map(|(_, v)| v.to_str().unwrap_or("").to_string())
+        };
+        assert_eq!(get("anthropic-ratelimit-requests-remaining").as_deref(), Some("49"));
+        assert_eq!(get("anthropic-ratelimit-input-tokens-remaining").as_deref(), Some("78000"));
+        assert_eq!(get("anthropic-ratelimit-tokens-limit").as_deref(), Some("8000"));
+        assert_eq!(get("anthropic-ratelimit-tokens-remaining").as_deref(), Some("7000"));
+        assert_eq!(
+            get("anthropic-ratelimit-requests-reset").as_deref(),
+            Some("1970-01-01T00:00:01Z")
+        );
+        assert_eq!(got.len(), 12);
+        let openai = headers(Dialect::OpenAiChat, &levels, epoch);
+        let names: Vec<&str> = openai.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+                "x-ratelimit-limit-tokens",
+                "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens"
+            ]
+        );
+        assert_eq!(openai[4].1, "7999", "OpenAI's counts are exact");
+    }
+}
