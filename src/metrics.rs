@@ -11,6 +11,9 @@
 //! | `sluice_upstream_errors_total` | counter | `kind` (upstream-connect/-timeout/-request) |
 //! | `sluice_config_reloads_total` | counter | `result` (applied/unchanged/rejected) |
 //! | `sluice_config_version` | gauge | number of the config in force |
+//! | `sluice_rate_limited_total` | counter | `limit` (requests/input_tokens/output_tokens/tokens): 429s of `[rate_limits]` |
+//! | `sluice_client_discipline_total` | counter | `kind` (early_retry/immediate_retry/retry_storm/ignored_should_retry/patient_retry) |
+//! | `sluice_client_early_retry_seconds` | histogram | how long before its `retry-after` an early retry came |
 
 use std::time::Duration;
 
@@ -123,6 +126,14 @@ pub(crate) struct Metrics {
     upstream_errors: Family<KindLabel, Counter>,
     reloads: Family<ResultLabel, Counter>,
     config_version: Gauge,
+    rate_limited: Family<LimitLabel, Counter>,
+    discipline: Family<KindLabel, Counter>,
+    early_by: DurationHistogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabel {
+    limit: &'static str,
 }
 
 impl Default for Metrics {
@@ -187,6 +198,26 @@ impl Metrics {
             "Number of the config in force (1 at start)",
             config_version.clone(),
         );
+        let rate_limited = Family::<LimitLabel, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by [rate_limits], by the limit that refused them",
+            rate_limited.clone(),
+        );
+        let discipline = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "client_discipline",
+            "What clients did after being told to wait (retry-after) or not to retry, by kind",
+            discipline.clone(),
+        );
+        // 1 ms to about 65 s, doubling.
+        let early_by = DurationHistogram::new(exponential_buckets(0.001, 2.0, 17));
+        registry.register_with_unit(
+            "client_early_retry",
+            "How long before the retry-after it was given each early retry came",
+            Unit::Seconds,
+            early_by.clone(),
+        );
         Self {
             registry,
             requests,
@@ -198,6 +229,31 @@ impl Metrics {
             upstream_errors,
             reloads,
             config_version,
+            rate_limited,
+            discipline,
+            early_by,
+        }
+    }
+
+    /// Counts a request refused by `limit`.
+    pub(crate) fn rate_limited(&self, limit: &'static str) {
+        self.rate_limited.get_or_create(&LimitLabel { limit }).inc();
+    }
+
+    /// Counts what a client did after being told to wait: `flags`.
+    pub(crate) fn discipline(&self, flags: &crate::ratelimit::verdict::Flags) {
+        let kinds = [
+            (flags.early_by.is_some(), "early_retry"),
+            (flags.immediate, "immediate_retry"),
+            (flags.storm, "retry_storm"),
+            (flags.ignored_should_retry, "ignored_should_retry"),
+            (flags.patient, "patient_retry"),
+        ];
+        for (_, kind) in kinds.iter().filter(|(on, _)| *on) {
+            self.discipline.get_or_create(&KindLabel { kind: (*kind).to_string() }).inc();
+        }
+        if let Some(by) = flags.early_by {
+            self.early_by.observe(by);
         }
     }
 

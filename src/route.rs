@@ -46,6 +46,11 @@ pub(crate) struct BodyFacts {
     pub(crate) stream: bool,
     /// A non-empty `tools` list.
     pub(crate) has_tools: bool,
+    /// The count_tokens estimate of its input (0 for a body not read).
+    pub(crate) input_tokens: u64,
+    /// Its cap on output tokens: `max_tokens`, `max_completion_tokens` or
+    /// `max_output_tokens`, whichever the API uses.
+    pub(crate) max_tokens: Option<u64>,
 }
 
 impl BodyFacts {
@@ -61,6 +66,10 @@ impl BodyFacts {
                 .get("tools")
                 .and_then(Value::as_array)
                 .is_some_and(|tools| !tools.is_empty()),
+            input_tokens: crate::mock::request::rough_tokens(body),
+            max_tokens: ["max_tokens", "max_completion_tokens", "max_output_tokens"]
+                .iter()
+                .find_map(|name| object.get(*name).and_then(Value::as_u64)),
         }
     }
 }
@@ -101,15 +110,20 @@ impl Router {
                 state(&route.name, route.matcher.clone(), profile)
             })
             .collect();
+        // A token limit charges the body's estimate, so admission reads it.
+        let limits_tokens = std::iter::once(&default_profile)
+            .chain(profiles.values())
+            .any(|profile| profile.rate_limits.limits_tokens());
         Self {
-            needs_body: routes.iter().any(|r| r.matcher.needs_body()),
+            needs_body: limits_tokens || routes.iter().any(|r| r.matcher.needs_body()),
             default: state(DEFAULT_ROUTE, RouteMatch::default(), default_profile),
             routes,
             profiles,
         }
     }
 
-    /// Whether some route reads the request body (model, stream, tools).
+    /// Whether some route reads the request body (model, stream, tools), or
+    /// some profile limits tokens.
     pub(crate) fn needs_body(&self) -> bool {
         self.needs_body
     }
@@ -212,6 +226,7 @@ mod tests {
             model: Some("claude-3-5-haiku-latest".into()),
             stream: true,
             has_tools: true,
+            ..BodyFacts::default()
         };
         let pick = |h: &HeaderMap, body: Option<&BodyFacts>| {
             router.select(&post, "/v1/messages", h, body).name.clone()
@@ -221,8 +236,11 @@ mod tests {
             "by-header"
         );
         assert_eq!(pick(&headers(&[]), Some(&haiku_tools)), "haiku-tools");
-        let sonnet =
-            BodyFacts { model: Some("claude-sonnet-4".into()), stream: false, has_tools: true };
+        let sonnet = BodyFacts {
+            model: Some("claude-sonnet-4".into()),
+            has_tools: true,
+            ..BodyFacts::default()
+        };
         assert_eq!(pick(&headers(&[]), Some(&sonnet)), "non-streaming");
         let sonnet_streaming = BodyFacts { stream: true, ..sonnet };
         assert_eq!(pick(&headers(&[]), Some(&sonnet_streaming)), DEFAULT_ROUTE);
@@ -260,8 +278,20 @@ mod tests {
 
     #[test]
     fn body_facts_are_read_leniently() {
-        let facts = BodyFacts::read(br#"{"model":"m","stream":true,"tools":[{"name":"t"}]}"#);
-        assert_eq!(facts, BodyFacts { model: Some("m".into()), stream: true, has_tools: true });
+        let body = br#"{"model":"m","stream":true,"tools":[{"name":"t"}],"max_tokens":64}"#;
+        let facts = BodyFacts::read(body);
+        let expected = BodyFacts {
+            model: Some("m".into()),
+            stream: true,
+            has_tools: true,
+            input_tokens: body.len() as u64 / 4,
+            max_tokens: Some(64),
+        };
+        assert_eq!(facts, expected);
+        let chat = BodyFacts::read(br#"{"max_completion_tokens":9}"#);
+        assert_eq!(chat.max_tokens, Some(9));
+        let responses = BodyFacts::read(br#"{"max_output_tokens":7}"#);
+        assert_eq!(responses.max_tokens, Some(7));
         assert_eq!(BodyFacts::read(b"not json"), BodyFacts::default());
         assert!(!BodyFacts::read(br#"{"tools":[]}"#).has_tools);
     }

@@ -13,36 +13,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use serde_json::{Value, json};
-use sluice::{Config, Source};
 use support::upstreams;
-use support::{admin_request, drain, eventually, messages, metric, ms, open, send, start};
+use support::{
+    admin_request, drain, eventually, messages, metric, ms, open, send, start, start_with_admin,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-/// A sluice with its admin listener, serving a fixed config.
-struct WithAdmin {
-    api: SocketAddr,
-    admin: SocketAddr,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn start_with_admin(toml: &str) -> WithAdmin {
-    let config = Config::from_toml_str(toml, "test.toml").unwrap();
-    let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (api_addr, admin_addr) = (api.local_addr().unwrap(), admin.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        let source = Source::Fixed(Box::new(config));
-        sluice::serve(source, api, Some(admin), shutdown, Duration::from_secs(1)).await.unwrap();
-    });
-    WithAdmin { api: api_addr, admin: admin_addr, _stop: stop }
-}
 
 fn text_request() -> Value {
     json!({"model": "m", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "hi"}]})

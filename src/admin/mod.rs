@@ -9,6 +9,8 @@
 //! | `POST /reload` | reads the config file again: `applied`, `unchanged`, or 422 `rejected` with the reason |
 //! | `PUT /faults` | runtime overrides: a JSON object of default-profile knobs, on top of the file |
 //! | `DELETE /faults` | clears the runtime overrides |
+//! | `GET /rate-limits` | the `[rate_limits]` buckets' levels and each client's verdict ([`rate_limit_report`]) |
+//! | `DELETE /rate-limits` | forgets every bucket and verdict: every key starts full and clean |
 //!
 //! With `token` set, every request needs `Authorization: Bearer <token>`.
 //! Runtime overrides survive file reloads (they are layered on every load)
@@ -111,6 +113,73 @@ pub(crate) async fn serve(
     }
 }
 
+/// Sets of buckets and clients listed at most (the fullest buckets and the
+/// most misbehaved clients first); the totals count every client.
+const REPORT_AT_MOST: usize = 1000;
+
+/// `GET /rate-limits`: every bucket set's levels now, and the verdict on
+/// each client (`docs/rate-limits.md`). Clients are named by a hash of
+/// their key (`key:` and 12 hex digits of its SHA-256), never the key.
+fn rate_limit_report(app: &App) -> Value {
+    use crate::ratelimit::{LimitKind, verdict};
+    let now = tokio::time::Instant::now();
+    let buckets: Vec<Value> = app
+        .limiter()
+        .report(REPORT_AT_MOST, now)
+        .into_iter()
+        .map(|set| {
+            let mut out = json!({"route": set.route, "client": set.client.label()});
+            for kind in LimitKind::ALL {
+                if let Some(level) = set.levels.get(kind) {
+                    out[kind.label()] = json!({
+                        "limit": level.limit,
+                        "remaining": level.remaining,
+                        "full_in_ms": crate::ratelimit::headers::millis_up(level.until_full),
+                    });
+                }
+            }
+            out
+        })
+        .collect();
+    let tally_json = |tally: &verdict::Tally| {
+        json!({
+            "requests": tally.requests,
+            "told_to_wait": tally.told,
+            "early_retries": tally.early_retries,
+            "earliest_by_ms": crate::ratelimit::headers::millis_up(tally.earliest_by),
+            "immediate_retries": tally.immediate_retries,
+            "retry_storms": tally.storms,
+            "ignored_should_retry": tally.ignored_should_retry,
+            "patient_retries": tally.patient_retries,
+        })
+    };
+    let all = app.verdicts().report(usize::MAX);
+    let mut totals = verdict::Tally::default();
+    for (_, tally) in &all {
+        totals.merge(tally);
+    }
+    let clients: Vec<Value> = all
+        .iter()
+        .take(REPORT_AT_MOST)
+        .map(|(client, tally)| {
+            let mut out = tally_json(tally);
+            out["client"] = json!(client.label());
+            out
+        })
+        .collect();
+    json!({
+        "buckets_held": app.limiter().held(),
+        "buckets": buckets,
+        "clients": clients,
+        "totals": tally_json(&totals),
+        "rules": {
+            "immediate_ms": verdict::IMMEDIATE.as_millis() as u64,
+            "storm_more_than": verdict::STORM_REQUESTS,
+            "window_without_retry_after_ms": verdict::WINDOW_WITHOUT_WAIT.as_millis() as u64,
+        },
+    })
+}
+
 fn json_response(status: StatusCode, body: &Value) -> Response<AdminBody> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed_unsync());
     *response.status_mut() = status;
@@ -204,13 +273,20 @@ async fn answer(
             }
         }
         (&Method::DELETE, "/faults") => reload_response(&app.live().set_runtime(None).await),
-        (_, "/health" | "/ready" | "/metrics" | "/config" | "/reload" | "/faults") => {
-            error(StatusCode::METHOD_NOT_ALLOWED, &format!("method {method} is not allowed here"))
+        (&Method::GET, "/rate-limits") => json_response(StatusCode::OK, &rate_limit_report(app)),
+        (&Method::DELETE, "/rate-limits") => {
+            app.limiter().clear();
+            app.verdicts().clear();
+            json_response(StatusCode::OK, &json!({"result": "cleared"}))
         }
+        (
+            _,
+            "/health" | "/ready" | "/metrics" | "/config" | "/reload" | "/faults" | "/rate-limits",
+        ) => error(StatusCode::METHOD_NOT_ALLOWED, &format!("method {method} is not allowed here")),
         (_, path) => error(
             StatusCode::NOT_FOUND,
             &format!(
-                "no admin endpoint {path}: GET /health, /ready, /metrics, /config; POST /reload; PUT or DELETE /faults"
+                "no admin endpoint {path}: GET /health, /ready, /metrics, /config; POST /reload; PUT or DELETE /faults; GET or DELETE /rate-limits"
             ),
         ),
     }

@@ -790,3 +790,45 @@ fn layers_stack_in_one_order() {
     assert_eq!(given.profile.tokens_per_response, 40);
     assert_eq!(given.profile.error_rate, 0.1);
 }
+
+#[test]
+fn rate_limits_are_read_per_profile_replaced_whole_and_checked() {
+    let config = parse(
+        "[rate_limits]\nrequests_per_minute = 60\nburst = 10\n\
+         [profiles.team]\nrate_limits = { input_tokens_per_minute = 40000, key = \"route\" }\n",
+    )
+    .unwrap();
+    let top = config.profile.rate_limits;
+    assert_eq!(
+        (top.requests_per_minute, top.burst, top.key),
+        (Some(60), Some(10), LimitKey::ApiKey)
+    );
+    assert!(top.is_active() && !top.limits_tokens());
+    let team = config.profile_named("team").unwrap().rate_limits;
+    assert_eq!(
+        team,
+        RateLimits {
+            input_tokens_per_minute: Some(40000),
+            key: LimitKey::Route,
+            ..RateLimits::default()
+        },
+        "a profile's table replaces the default's whole"
+    );
+    assert!(!Config::default().profile.rate_limits.is_active());
+    for (bad, expected) in [
+        ("[rate_limits]\nrequests_per_minute = 0\n", "from 1 to 1000000000 a minute"),
+        ("[rate_limits]\ntokens_per_minute = 1000000001\n", "from 1 to 1000000000 a minute"),
+        ("[rate_limits]\nburst = -1\n", "a whole number of requests"),
+        ("[rate_limits]\nkey = \"ip\"\n", "\"api_key\""),
+        ("[rate_limits]\nrpm = 5\n", "unknown field"),
+    ] {
+        assert!(error(bad).contains(expected), "{bad}: {}", error(bad));
+    }
+    let patch = parse_runtime_patch(r#"{"rate_limits": {"requests_per_minute": 5}}"#).unwrap();
+    assert_eq!(patch.rate_limits.unwrap().requests_per_minute, Some(5));
+    let cleared = parse_runtime_patch(r#"{"rate_limits": {}}"#).unwrap();
+    assert!(
+        !cleared.over(&config.profile).rate_limits.is_active(),
+        "an empty table lifts the limits"
+    );
+}

@@ -21,10 +21,10 @@
 //! caller of [`Exchange::stream`].
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_util::{Stream, StreamExt};
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::http::{request, response};
 use hyper::{HeaderMap, Response};
 use rand_chacha::ChaCha8Rng;
@@ -35,12 +35,14 @@ use super::control::{self, ControlGuard};
 use super::refusal::{Outcome, Refusal};
 use super::stream_body::{BodyParts, ShapedBody};
 use super::{App, CONFIG_HEADER, FAULT_HEADER, ROUTE_HEADER};
-use crate::config::Profile;
+use crate::config::{Profile, RateLimits};
 use crate::connection::ResetHandle;
 use crate::dialect::Dialect;
 use crate::live::Snapshot;
 use crate::metrics::OpenStream;
 use crate::mock::text::random_id;
+use crate::ratelimit::headers::{self, Header};
+use crate::ratelimit::{Charge, ClientKey, Decision, Limited, SetId, Settlement};
 use crate::response::{Body, BoxError};
 use crate::route::BodyFacts;
 use crate::shape::head::{self, HeadHold, HeadTiming};
@@ -106,6 +108,28 @@ pub(crate) struct Exchange<'a> {
     guard: Option<ControlGuard>,
     /// Counts it in `sluice_open_streams` from admission to the end of its response.
     open: Option<OpenStream>,
+    /// Its client, when rate limits or the verdict need to know it.
+    client: Option<ClientKey>,
+    /// Whether `[rate_limits]` limit it (its headers replace an upstream's).
+    limited_here: bool,
+    /// The rate-limit headers of its buckets after admission.
+    limit_headers: Vec<Header>,
+    /// `x-sluice-client-verdict`: what it did wrong after being told to wait.
+    verdict: Option<String>,
+    /// Settles its output tokens when its response ends.
+    settlement: Option<Settlement>,
+}
+
+/// Header naming what a request did wrong after being told to wait
+/// (`early_retry`, `immediate_retry`, `retry_storm`, `ignored_should_retry`).
+pub(crate) const VERDICT_HEADER: &str = "x-sluice-client-verdict";
+
+/// What `[rate_limits]` made of a request at admission.
+#[derive(Default)]
+struct Admission {
+    limit_headers: Vec<Header>,
+    settlement: Option<Settlement>,
+    limited: Option<Limited>,
 }
 
 impl<'a> Exchange<'a> {
@@ -143,6 +167,23 @@ impl<'a> Exchange<'a> {
             Err(message) => (FaultPlan::default(), None, Some(message)),
         };
         let request_id = format!("req_{}", random_id(&mut rng));
+        // Rate limits and the verdict come after the draws, which they never change.
+        let limits = profile.rate_limits;
+        let tells = matches!(&plan.fault, Some(Fault::Http(http))
+            if http.retry_after.is_some() || http.should_retry == Some(false));
+        let client = (limits.is_active() || tells || app.verdicts().watching())
+            .then(|| ClientKey::of(&head.headers));
+        let now = Instant::now();
+        let mut verdict = None;
+        let mut admission = Admission::default();
+        if let (Some(client), None) = (&client, &refused) {
+            let flags = app.verdicts().arrive(client, now);
+            app.metrics().discipline(&flags);
+            verdict = flags.header();
+            if limits.is_active() {
+                admission = admit(app, &limits, route.name.as_str(), client, body, dialect, now);
+            }
+        }
         let exchange = Self {
             app,
             dialect,
@@ -158,9 +199,18 @@ impl<'a> Exchange<'a> {
             version: snapshot.version.to_string(),
             guard,
             open: refused.is_none().then(|| app.metrics().stream_opened()),
+            client,
+            limited_here: limits.is_active(),
+            limit_headers: admission.limit_headers,
+            verdict,
+            settlement: admission.settlement,
         };
         if let Some(message) = refused {
             return Err(Box::new(exchange.refuse(Refusal::BadControlHeader(message))));
+        }
+        if let Some(limited) = admission.limited {
+            app.metrics().rate_limited(limited.kind.label());
+            return Err(Box::new(exchange.refuse(Refusal::RateLimited(limited))));
         }
         if let Some(Fault::Http(http)) = &exchange.plan.fault {
             let refusal = Refusal::Injected(http.clone());
@@ -193,10 +243,32 @@ impl<'a> Exchange<'a> {
         &self.request_id
     }
 
+    /// The source will produce `tokens` output tokens: what its rate limits
+    /// settle to when the response ends.
+    pub(crate) fn produces(&mut self, tokens: u64) {
+        if let Some(settlement) = self.settlement.as_mut() {
+            settlement.produced(tokens);
+        }
+    }
+
     /// Answers with `refusal` in the request's dialect. An injected HTTP
     /// fault is counted and logged as a fault; an upstream failure as one.
-    pub(crate) fn refuse(self, refusal: Refusal) -> Answer {
+    pub(crate) fn refuse(mut self, refusal: Refusal) -> Answer {
         let injected = matches!(refusal, Refusal::Injected(_));
+        // Told to wait, or not to retry: the verdict judges what comes next.
+        let told = match &refusal {
+            Refusal::RateLimited(limited) => Some((
+                limited.wait.map(|wait| Duration::from_millis(headers::millis_up(wait))),
+                Some(limited.wait.is_some()),
+            )),
+            Refusal::Injected(http) => Some((http.retry_after, http.should_retry)),
+            _ => None,
+        };
+        if let (Some((retry_after, should_retry)), Some(client)) = (told, &self.client) {
+            self.app.verdicts().told(client, Instant::now(), retry_after, should_retry);
+        }
+        // Nothing was produced: the output charged at admission goes back.
+        self.produces(0);
         if injected {
             self.record_fault();
         }
@@ -260,6 +332,7 @@ impl<'a> Exchange<'a> {
             arrival: self.arrival,
             end: self.app.stream_end().clone(),
             farewell: farewell(self.dialect, &self.request_id),
+            settlement: self.settlement.take(),
         };
         let body = http_body_util::BodyExt::boxed_unsync(ShapedBody::new(released, shaped, parts));
         Answer { response: Response::from_parts(head, body), outcome, route: Some(self.route) }
@@ -326,8 +399,23 @@ impl<'a> Exchange<'a> {
     }
 
     /// Adds `x-sluice-route`, `x-sluice-config`, and `x-sluice-fault` when
-    /// `fault_applies`.
+    /// `fault_applies`; the rate-limit headers of its buckets, in place of
+    /// any a source sent, when sluice limits it; and the client verdict.
     fn mark(&self, headers: &mut HeaderMap, fault_applies: bool) {
+        if self.limited_here {
+            let prefix = crate::ratelimit::headers::prefix(self.dialect);
+            let theirs: Vec<HeaderName> =
+                headers.keys().filter(|name| name.as_str().starts_with(prefix)).cloned().collect();
+            for name in theirs {
+                headers.remove(name);
+            }
+            for (name, value) in &self.limit_headers {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        if let Some(verdict) = self.verdict.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(VERDICT_HEADER, verdict);
+        }
         if let Ok(route) = HeaderValue::from_str(&self.route) {
             headers.insert(ROUTE_HEADER, route);
         }
@@ -340,6 +428,44 @@ impl<'a> Exchange<'a> {
             headers.insert(FAULT_HEADER, label);
         }
     }
+}
+
+/// Charges a request to its buckets: the headers of their levels, the
+/// settlement of its output tokens, or why it is refused.
+fn admit(
+    app: &App,
+    limits: &RateLimits,
+    route: &str,
+    client: &ClientKey,
+    body: Option<&BodyFacts>,
+    dialect: Dialect,
+    now: Instant,
+) -> Admission {
+    let id = SetId::new(limits.key, route, Some(client));
+    let charge = Charge {
+        input_tokens: body.map_or(0, |facts| facts.input_tokens),
+        output_tokens: body.and_then(|facts| facts.max_tokens).unwrap_or(0),
+    };
+    let mut admission = Admission::default();
+    let levels = match app.limiter().admit(limits, id.clone(), charge, now) {
+        Decision::Admitted(levels) => {
+            let settles =
+                limits.output_tokens_per_minute.is_some() || limits.tokens_per_minute.is_some();
+            if settles {
+                let limiter = Arc::clone(app.limiter());
+                admission.settlement =
+                    Some(Settlement::new(limiter, *limits, id, charge.output_tokens));
+            }
+            levels
+        }
+        Decision::Refused(levels, mut limited) => {
+            limited.model = body.and_then(|facts| facts.model.clone());
+            admission.limited = Some(limited);
+            levels
+        }
+    };
+    admission.limit_headers = headers::headers(dialect, &levels, SystemTime::now());
+    admission
 }
 
 /// The stream fault a fault becomes on a stream of `dialect`; `None` for

@@ -120,6 +120,7 @@ async fn generate(
             return exchange.refuse(Refusal::InvalidRequest(invalid.0));
         }
     };
+    exchange.produces(u64::try_from(reply.output_tokens()).unwrap_or(u64::MAX));
     if !parsed.stream {
         let message = (codec.message)(&reply, &parsed);
         let response =

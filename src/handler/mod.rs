@@ -43,6 +43,8 @@ use tracing::debug;
 
 use crate::live::Live;
 use crate::metrics::Metrics;
+use crate::ratelimit::Limiter;
+use crate::ratelimit::verdict::Verdicts;
 use crate::response::{self, Body};
 
 pub(crate) use stream_body::StreamEnd;
@@ -67,6 +69,8 @@ pub(crate) struct App {
     requests: AtomicU64,
     active_controlled: Arc<AtomicUsize>,
     end_streams: StreamEnd,
+    limiter: Arc<Limiter>,
+    verdicts: Verdicts,
 }
 
 /// A request not answered yet: counted as `client_gone` if dropped so.
@@ -102,6 +106,8 @@ impl App {
             requests: AtomicU64::new(0),
             active_controlled: Arc::new(AtomicUsize::new(0)),
             end_streams,
+            limiter: Arc::new(Limiter::default()),
+            verdicts: Verdicts::default(),
         }
     }
 
@@ -161,6 +167,16 @@ impl App {
     /// Header-driven faults in flight.
     pub(crate) fn active_controlled(&self) -> &Arc<AtomicUsize> {
         &self.active_controlled
+    }
+
+    /// Every `[rate_limits]` bucket, kept across reloads.
+    pub(crate) fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    /// What each client did after being told to wait.
+    pub(crate) fn verdicts(&self) -> &Verdicts {
+        &self.verdicts
     }
 
     /// The signal that ends every stream at shutdown.

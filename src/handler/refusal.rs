@@ -16,6 +16,7 @@ use hyper::{Method, Response, StatusCode};
 
 use crate::dialect::Dialect;
 use crate::proxy::UpstreamError;
+use crate::ratelimit::{Limited, headers};
 use crate::response::{self, Body};
 use crate::shape::HttpFault;
 
@@ -33,6 +34,8 @@ pub(crate) enum Outcome {
     ClientError,
     /// The upstream failed and sluice answered 502 or 504 for it.
     UpstreamError,
+    /// Refused with 429 by `[rate_limits]`.
+    RateLimited,
     /// A 5xx or other non-2xx from the source.
     Error,
 }
@@ -56,6 +59,7 @@ impl Outcome {
             Self::Fault => "fault",
             Self::ClientError => "client_error",
             Self::UpstreamError => "upstream_error",
+            Self::RateLimited => "rate_limited",
             Self::Error => "error",
         }
     }
@@ -95,6 +99,9 @@ pub(crate) enum Refusal {
     Injected(HttpFault),
     /// The upstream failed before its head (502, 504, with `x-sluice-error`).
     Upstream(UpstreamError),
+    /// Over a `[rate_limits]` limit (429 with `retry-after`, or with
+    /// `x-should-retry: false` when it can never fit).
+    RateLimited(Limited),
 }
 
 impl Refusal {
@@ -103,6 +110,7 @@ impl Refusal {
         match self {
             Self::Injected(_) => Outcome::Fault,
             Self::Upstream(_) => Outcome::UpstreamError,
+            Self::RateLimited(_) => Outcome::RateLimited,
             Self::BodyTooLarge { .. }
             | Self::BodyTooSlow { .. }
             | Self::BodyUnreadable(_)
@@ -152,8 +160,36 @@ impl Refusal {
                     .insert(ERROR_HEADER, HeaderValue::from_static(failure.marker()));
                 response
             }
+            Self::RateLimited(limited) => rate_limited(&limited, dialect, request_id),
         }
     }
+}
+
+/// A `[rate_limits]` 429 in the provider's words (`docs/rate-limits.md`):
+/// `retry-after` (whole seconds) and `retry-after-ms`, both rounded up, when
+/// the buckets will admit the request; `x-should-retry: false` when they
+/// never can. The caller adds the rate-limit headers.
+fn rate_limited(limited: &Limited, dialect: Dialect, request_id: &str) -> Response<Body> {
+    let (error_type, message) = headers::refusal_message(dialect, limited);
+    let body = match dialect {
+        Dialect::Anthropic => dialect.error_body_as(429, Some(error_type), &message, request_id),
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => {
+            crate::dialect::openai::error_body_typed(error_type, "rate_limit_exceeded", &message)
+        }
+    };
+    let mut response = response::json_in(dialect, StatusCode::TOO_MANY_REQUESTS, body, request_id);
+    let headers = response.headers_mut();
+    match limited.wait {
+        Some(wait) => {
+            headers.insert(RETRY_AFTER, HeaderValue::from(headers::seconds_up(wait)));
+            headers.insert("retry-after-ms", HeaderValue::from(headers::millis_up(wait)));
+            headers.insert("x-should-retry", HeaderValue::from_static("true"));
+        }
+        None => {
+            headers.insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+    }
+    response
 }
 
 /// The response of an injected HTTP fault: the dialect's body, `retry-after`
@@ -167,11 +203,8 @@ fn http_fault(fault: &HttpFault, dialect: Dialect, request_id: &str) -> Response
     let mut response = response::json_in(dialect, status, body, request_id);
     let headers = response.headers_mut();
     if let Some(after) = fault.retry_after {
-        headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds(after)));
-        headers.insert(
-            "retry-after-ms",
-            HeaderValue::from(u64::try_from(after.as_millis()).unwrap_or(u64::MAX)),
-        );
+        headers.insert(RETRY_AFTER, HeaderValue::from(headers::seconds_up(after)));
+        headers.insert("retry-after-ms", HeaderValue::from(headers::millis_up(after)));
     }
     if let Some(should_retry) = fault.should_retry {
         headers.insert(
@@ -194,22 +227,9 @@ fn insert_all(headers: &mut HeaderMap, pairs: Vec<(&'static str, String)>) {
     }
 }
 
-/// `retry-after` is whole seconds: round up, so a client never retries early.
-fn retry_after_seconds(after: Duration) -> u64 {
-    after.as_secs() + u64::from(after.subsec_nanos() > 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_rounds_up_to_whole_seconds() {
-        assert_eq!(retry_after_seconds(Duration::from_secs(1)), 1);
-        assert_eq!(retry_after_seconds(Duration::from_millis(1500)), 2);
-        assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
-        assert_eq!(retry_after_seconds(Duration::ZERO), 0);
-    }
 
     #[test]
     fn an_http_fault_carries_the_configured_headers() {

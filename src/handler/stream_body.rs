@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use super::control::ControlGuard;
 use crate::connection::ResetHandle;
 use crate::metrics::{Metrics, OpenStream};
+use crate::ratelimit::Settlement;
 use crate::response::BoxError;
 use crate::shape::InjectedReset;
 use crate::sse::SseRecord;
@@ -117,6 +118,8 @@ pub(crate) struct BodyParts {
     pub(crate) guard: Option<ControlGuard>,
     /// Held until the body ends (`sluice_open_streams`, counted from admission).
     pub(crate) open: Option<OpenStream>,
+    /// Settles the request's output tokens when the body ends (`[rate_limits]`).
+    pub(crate) settlement: Option<Settlement>,
     /// Where first-token delays and token gaps are recorded.
     pub(crate) metrics: Arc<Metrics>,
     /// The request's arrival, for the first-token delay.
@@ -148,6 +151,7 @@ pub(crate) struct ShapedBody {
     reset: Option<ResetHandle>,
     _guard: Option<ControlGuard>,
     _open: Option<OpenStream>,
+    _settlement: Option<Settlement>,
 }
 
 impl std::fmt::Debug for ShapedBody {
@@ -163,7 +167,7 @@ impl ShapedBody {
         records: Records,
         parts: BodyParts,
     ) -> Self {
-        let BodyParts { reset, guard, open, metrics, arrival, end, farewell } = parts;
+        let BodyParts { reset, guard, open, settlement, metrics, arrival, end, farewell } = parts;
         Self {
             released: released.into(),
             records,
@@ -178,6 +182,7 @@ impl ShapedBody {
             reset,
             _guard: guard,
             _open: open,
+            _settlement: settlement,
         }
     }
 
@@ -359,6 +364,7 @@ mod tests {
             reset: Some(ResetHandle::default()),
             guard: None,
             open: Some(metrics.stream_opened()),
+            settlement: None,
             metrics: Arc::clone(&metrics),
             arrival: Instant::now(),
             end: end.clone(),
@@ -400,6 +406,7 @@ mod tests {
             reset: None,
             guard: None,
             open: None,
+            settlement: None,
             metrics: Arc::new(Metrics::new()),
             arrival: Instant::now(),
             end: StreamEnd::new(),

@@ -164,7 +164,7 @@ pub(crate) fn seconds_up(wait: Duration) -> u64 {
 /// Whole milliseconds, rounded up (`retry-after-ms`).
 pub(crate) fn millis_up(wait: Duration) -> u64 {
     let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-    millis.saturating_add(u64::from(wait.subsec_nanos() % 1_000_000 > 0))
+    millis.saturating_add(u64::from(!wait.subsec_nanos().is_multiple_of(1_000_000)))
 }
 
 /// A duration as Go prints one, to the millisecond (rounded up): `0s`,

@@ -1,6 +1,6 @@
 //! Stateful rate limits (`[rate_limits]` in a profile), the providers'
 //! rate-limit headers, and the verdict on how each client reacts to being
-//! told to wait. It sits at admission: [`crate::handler::exchange::Exchange`]
+//! told to wait. It sits at admission: the handler's `Exchange`
 //! asks the [`Limiter`] before the request reaches the mock or the
 //! upstream, puts the [`headers`] on every response, and reports what each
 //! client did to the [`verdict`]. The rules are in `docs/rate-limits.md`.

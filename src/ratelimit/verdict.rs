@@ -86,6 +86,18 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    /// Adds `other`'s counts (the earliest of the two).
+    pub(crate) fn merge(&mut self, other: &Self) {
+        self.requests += other.requests;
+        self.told += other.told;
+        self.early_retries += other.early_retries;
+        self.earliest_by = self.earliest_by.max(other.earliest_by);
+        self.immediate_retries += other.immediate_retries;
+        self.storms += other.storms;
+        self.ignored_should_retry += other.ignored_should_retry;
+        self.patient_retries += other.patient_retries;
+    }
+
     fn add(&mut self, flags: Flags) {
         self.requests += 1;
         if let Some(by) = flags.early_by {

@@ -41,6 +41,30 @@ pub async fn start(toml: &str) -> Sluice {
     Sluice { addr, _stop: stop }
 }
 
+/// A sluice with its admin listener, serving a fixed config; stops when dropped.
+pub struct WithAdmin {
+    pub api: SocketAddr,
+    pub admin: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+/// Starts sluice with `toml` and an admin listener, both on free ports.
+pub async fn start_with_admin(toml: &str) -> WithAdmin {
+    let config = Config::from_toml_str(toml, "test.toml").unwrap();
+    let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (api_addr, admin_addr) = (api.local_addr().unwrap(), admin.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let source = sluice::Source::Fixed(Box::new(config));
+        sluice::serve(source, api, Some(admin), shutdown, Duration::from_secs(1)).await.unwrap();
+    });
+    WithAdmin { api: api_addr, admin: admin_addr, _stop: stop }
+}
+
 /// A response as received: head, the time it arrived, and each body chunk
 /// with the time it arrived (all measured from when the request was sent).
 #[derive(Debug)]

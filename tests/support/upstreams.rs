@@ -70,6 +70,9 @@ async fn serve(
                             .status(status)
                             .header("content-type", content_type)
                             .header("x-upstream-header", "kept")
+                            // As the real API sends them on every response.
+                            .header("anthropic-ratelimit-requests-limit", "4000")
+                            .header("anthropic-ratelimit-tokens-limit", "400000")
                             .header("keep-alive", "timeout=5")
                             .body(StreamBody::new(frames))
                             .unwrap();
