@@ -67,3 +67,6 @@ K6_SCRIPT=tests/performance/openai.k6.js scripts/k6-baseline.sh
 
 step "k6 live control: degrade and recover sluice through the admin API mid-run"
 scripts/k6-live.sh
+
+step "k6 rate limits: a patient and a hasty client, told apart by sluice's verdict"
+scripts/k6-rate-limits.sh

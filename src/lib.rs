@@ -110,7 +110,7 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
     }
     match admin {
         Some(admin) => lines.push(format!(
-            "[sluice] Admin: http://{admin} (GET /metrics, /config, /ready; POST /reload; PUT and DELETE /faults)"
+            "[sluice] Admin: http://{admin} (GET /metrics, /config, /ready; POST /reload; PUT and DELETE /faults; GET and DELETE /rate-limits)"
         )),
         None => lines.push("[sluice] Admin: off".to_string()),
     }
@@ -134,6 +134,9 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
         ));
     }
     lines.push(format!("  - Error rate: {}% ({})", profile.error_rate * 100.0, fault_mix(config)));
+    if let Some(limits) = rate_limits_line(&profile.rate_limits) {
+        lines.push(format!("  - Rate limits: {limits}"));
+    }
     lines.push(match config.seed {
         Some(seed) => {
             format!("  - Seed: {seed} (same seed and request order, same faults and text)")
@@ -158,6 +161,34 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
     let mut out = lines.join("\n");
     out.push('\n');
     out
+}
+
+/// `60 requests/min (burst 10), 40000 input tokens/min, per API key`, or
+/// `None` when the default profile limits nothing.
+fn rate_limits_line(limits: &config::RateLimits) -> Option<String> {
+    if !limits.is_active() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if let Some(requests) = limits.requests_per_minute {
+        let burst = limits.burst.map(|b| format!(" (burst {b})")).unwrap_or_default();
+        parts.push(format!("{requests} requests/min{burst}"));
+    }
+    for (value, what) in [
+        (limits.input_tokens_per_minute, "input tokens"),
+        (limits.output_tokens_per_minute, "output tokens"),
+        (limits.tokens_per_minute, "tokens"),
+    ] {
+        if let Some(value) = value {
+            parts.push(format!("{value} {what}/min"));
+        }
+    }
+    let key = match limits.key {
+        config::LimitKey::ApiKey => "per API key and route",
+        config::LimitKey::Route => "per route",
+        config::LimitKey::Global => "shared by every request",
+    };
+    Some(format!("{}, {key}", parts.join(", ")))
 }
 
 fn fault_mix(config: &Config) -> String {

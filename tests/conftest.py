@@ -46,15 +46,19 @@ class Sluice:
         )
         deadline = time.monotonic() + 10
         self.url = None
+        self.admin = None
         assert self.process.stdout is not None
-        while self.url is None and time.monotonic() < deadline:
+        while (self.url is None or self.admin is None) and time.monotonic() < deadline:
             line = self.process.stdout.readline()
             if not line:
                 break
             match = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
             if match:
                 self.url = match.group(1)
-        if self.url is None:
+            admin = re.search(r"Admin: (http://127\.0\.0\.1:\d+)", line)
+            if admin:
+                self.admin = admin.group(1)
+        if self.url is None or self.admin is None:
             self.stop()
             raise RuntimeError("sluice did not print its address within 10 s")
 
@@ -77,6 +81,21 @@ def sluice():
         server = Sluice(config, mode)
         started.append(server)
         return server.url
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def sluice_with_admin():
+    """Like `sluice`, but returns the server: its `url` and `admin` URLs."""
+    started = []
+
+    def start(config: str = "", mode: str = "mock") -> Sluice:
+        server = Sluice(config, mode)
+        started.append(server)
+        return server
 
     yield start
     for server in started:

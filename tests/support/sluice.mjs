@@ -20,6 +20,11 @@ after(() => running.forEach((child) => child.kill("SIGTERM")));
 
 /** Starts sluice with `config`; resolves to its base URL once the banner names it. */
 export async function startSluice(config) {
+  return (await startSluiceWithAdmin(config)).url;
+}
+
+/** Starts sluice with `config`; resolves to `{ url, admin }` once the banner names both. */
+export async function startSluiceWithAdmin(config) {
   assert.ok(binary, "no sluice binary: run `cargo build --release` or set SLUICE_BIN");
   const file = join(mkdtempSync(join(tmpdir(), "sluice-")), "sluice.toml");
   writeFileSync(file, config);
@@ -31,10 +36,13 @@ export async function startSluice(config) {
   running.push(child);
   const lines = createInterface({ input: child.stdout });
   const timeout = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  let url;
   try {
     for await (const line of lines) {
       const match = line.match(/running on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (match) return match[1];
+      if (match) url = match[1];
+      const admin = line.match(/Admin: (http:\/\/127\.0\.0\.1:\d+)/);
+      if (url && admin) return { url, admin: admin[1] };
     }
   } finally {
     clearTimeout(timeout);
