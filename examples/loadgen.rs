@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -49,6 +50,10 @@ struct Args {
     /// (`POST /v1/chat/completions`).
     #[arg(long, value_enum, default_value_t = Api::Anthropic)]
     api: Api,
+    /// Distinct API keys to spread the requests over (`sk-load-0`, ...), as
+    /// that many clients would: 1 sends every request with the same key.
+    #[arg(long, default_value_t = 1)]
+    keys: usize,
     /// Configured first-token delay, to report actual − configured.
     #[arg(long, value_parser = humantime::parse_duration)]
     expect_first_token: Option<Duration>,
@@ -104,7 +109,7 @@ enum Seen {
 
 impl Api {
     /// The streaming request, with a tool when `tools`, as it goes on the wire.
-    fn request(self, max_tokens: u32, tools: bool) -> Bytes {
+    fn request(self, max_tokens: u32, tools: bool, key: &str) -> Bytes {
         let messages = json!([{"role": "user", "content": "Benchmark request"}]);
         match self {
             Api::Anthropic => {
@@ -113,7 +118,7 @@ impl Api {
                     body["tools"] = json!([{"name": "lookup", "input_schema": {"type": "object",
                         "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}}, "required": ["query", "limit"]}}]);
                 }
-                request_bytes("/v1/messages", &body)
+                request_bytes("/v1/messages", &body, key)
             }
             Api::Openai => {
                 let mut body = json!({"model": "bench", "max_completion_tokens": max_tokens, "stream": true, "messages": messages});
@@ -121,7 +126,7 @@ impl Api {
                     body["tools"] = json!([{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object",
                         "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}}, "required": ["query", "limit"]}}}]);
                 }
-                request_bytes("/v1/chat/completions", &body)
+                request_bytes("/v1/chat/completions", &body, key)
             }
         }
     }
@@ -239,7 +244,13 @@ async fn run(args: Args) {
         return idle(&args).await;
     }
     let addr = target(&args.url);
-    let request = args.api.request(4096, args.tools);
+    let requests: Arc<Vec<Bytes>> = Arc::new(if args.keys <= 1 {
+        vec![args.api.request(4096, args.tools, "bench")]
+    } else {
+        (0..args.keys)
+            .map(|k| args.api.request(4096, args.tools, &format!("sk-load-{k}")))
+            .collect()
+    });
     let pids: Vec<String> = args.pid.iter().map(u32::to_string).collect();
     let cpu_before: Vec<u64> = pids.iter().map(|p| cpu_ns(p).unwrap_or(0)).collect();
     let own_before = cpu_ns("self").unwrap_or(0);
@@ -253,12 +264,14 @@ async fn run(args: Args) {
     let mut tasks = Vec::with_capacity(args.concurrency);
     for i in 0..args.concurrency {
         let delay = args.ramp.mul_f64(i as f64 / args.concurrency.max(1) as f64);
-        let request = request.clone();
+        let requests = Arc::clone(&requests);
         let leave_rate = args.leave_rate;
         let api = args.api;
+        let (first, step) = (i, args.concurrency.max(1));
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            user(api, addr, request, stop_at, leave_rate).await
+            user(api, addr, Requests { all: requests, next: first, step }, stop_at, leave_rate)
+                .await
         }));
     }
     let mut all = Samples::default();
@@ -298,7 +311,7 @@ async fn run(args: Args) {
 async fn idle(args: &Args) {
     let addr = target(&args.url);
     let pid = args.pid.first().expect("--idle needs --pid").to_string();
-    let request = args.api.request(64, false);
+    let request = args.api.request(64, false, "bench");
     let before = memory_kib(&pid).1;
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.concurrency.max(1));
     let mut held = Vec::new();
@@ -352,11 +365,11 @@ fn target(url: &str) -> SocketAddr {
 }
 
 /// The whole request, head and body, as it goes on the wire.
-fn request_bytes(path: &str, body: &serde_json::Value) -> Bytes {
+fn request_bytes(path: &str, body: &serde_json::Value, key: &str) -> Bytes {
     let body = body.to_string();
     Bytes::from(format!(
         "POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n\
-         x-api-key: bench\r\nanthropic-version: 2023-06-01\r\nauthorization: Bearer bench\r\n\
+         x-api-key: {key}\r\nanthropic-version: 2023-06-01\r\nauthorization: Bearer {key}\r\n\
          content-length: {}\r\n\r\n{body}",
         body.len()
     ))
@@ -516,17 +529,34 @@ impl Wire {
     }
 }
 
+/// A user's requests: it sends `all[next]`, then steps on by the number of
+/// users, so together they spread the requests over every key.
+struct Requests {
+    all: Arc<Vec<Bytes>>,
+    next: usize,
+    step: usize,
+}
+
+impl Requests {
+    fn next(&mut self) -> Bytes {
+        let request = self.all[self.next % self.all.len()].clone();
+        self.next = self.next.wrapping_add(self.step);
+        request
+    }
+}
+
 /// One virtual user: a keep-alive connection, requests back to back until `stop_at`.
 async fn user(
     api: Api,
     addr: SocketAddr,
-    request: Bytes,
+    mut requests: Requests,
     stop_at: Instant,
     leave_rate: f64,
 ) -> Samples {
     let mut samples = Samples::default();
     let mut wire: Option<Wire> = None;
     while Instant::now() < stop_at {
+        let request = requests.next();
         let Some(w) = wire.as_mut() else {
             match Wire::connect(addr).await {
                 Ok(w) => wire = Some(w),

@@ -64,6 +64,22 @@ start mock --first-token-delay 0 --token-interval 0 --tool-call-delay 0
 load mock-ceiling --url "$url" --pid "$pid" --concurrency 64
 stop "$pid"
 
+echo "== the same, each request with one of 10,000 API keys, under [rate_limits] (none refused)"
+cat >"$work/limits.toml" <<'TOML'
+error_rate = 0
+first_token_delay = "0ms"
+token_interval = "0ms"
+tool_call_delay = "0ms"
+[rate_limits]
+requests_per_minute = 1000000000
+input_tokens_per_minute = 1000000000
+output_tokens_per_minute = 1000000000
+TOML
+start limited --config "$work/limits.toml"
+load mock-ceiling-rate-limited-10k --url "$url" --pid "$pid" --concurrency 64 --keys 10000
+stop "$pid"
+cargo run --release --locked --quiet --example limiter_cost >"$out/limiter-cost.md"
+
 echo "== memory per idle open stream (2000 streams stalled after their first token)"
 cat >"$work/stall.toml" <<'TOML'
 error_rate = 0

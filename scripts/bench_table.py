@@ -84,6 +84,19 @@ if ceiling:
           f"{ceiling['events_per_s']:.0f} events/s, sluice {t['cpu_cores']:.2f} cores, loadgen {ceiling['loadgen_cpu_cores']:.2f} cores"
           f"{' (saturated)' if ceiling['machine_saturated'] else ''}.")
 
+limited = load("mock-ceiling-rate-limited-10k")
+if ceiling and limited:
+    def us_per_stream(run):
+        return run["target"]["cpu_cores"] * 1e6 / run["streams_per_s"]
+    print(f"\n**Rate limits at 10,000 keys** (the same zero-delay load, each request with one of 10,000 API keys, "
+          f"`[rate_limits]` on requests, input and output tokens, none refused): {limited['streams_per_s']:.0f} streams/s, "
+          f"sluice {us_per_stream(limited):.1f} µs of CPU a stream against {us_per_stream(ceiling):.1f} µs without limits "
+          f"(one key). The limiter alone (`examples/limiter_cost.rs`):\n")
+    try:
+        print(open(os.path.join(sys.argv[1], "limiter-cost.md")).read().rstrip())
+    except OSError:
+        pass
+
 idle = load("mock-idle")
 if idle:
     print(f"\n**Idle open streams:** {idle['open_streams']} streams stalled after their first token add "

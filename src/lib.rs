@@ -51,6 +51,8 @@
 //! - `response`: the response body type and dialect-shaped error responses.
 
 pub(crate) mod admin;
+#[doc(hidden)]
+pub mod bench_hooks;
 pub mod config;
 pub(crate) mod connection;
 pub(crate) mod dialect;

@@ -447,7 +447,7 @@ fn admit(
         output_tokens: body.and_then(|facts| facts.max_tokens).unwrap_or(0),
     };
     let mut admission = Admission::default();
-    let levels = match app.limiter().admit(limits, id.clone(), charge, now) {
+    let levels = match app.limiter().admit(limits, id, route, charge, now) {
         Decision::Admitted(levels) => {
             let settles =
                 limits.output_tokens_per_minute.is_some() || limits.tokens_per_minute.is_some();

@@ -12,6 +12,7 @@
 //! is set; otherwise the more restrictive of the input and output buckets
 //! (fewer tokens left), as Anthropic reports its most restrictive limit.
 
+use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
 
 use hyper::header::{HeaderName, HeaderValue};
@@ -24,42 +25,42 @@ pub(crate) type Header = (HeaderName, HeaderValue);
 
 /// The header names of one kind of limit, in one dialect.
 struct Names {
-    limit: &'static str,
-    remaining: &'static str,
-    reset: &'static str,
+    limit: HeaderName,
+    remaining: HeaderName,
+    reset: HeaderName,
 }
 
 const ANTHROPIC: [(LimitKind, Names); 4] = [
     (
         LimitKind::Requests,
         Names {
-            limit: "anthropic-ratelimit-requests-limit",
-            remaining: "anthropic-ratelimit-requests-remaining",
-            reset: "anthropic-ratelimit-requests-reset",
+            limit: HeaderName::from_static("anthropic-ratelimit-requests-limit"),
+            remaining: HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
+            reset: HeaderName::from_static("anthropic-ratelimit-requests-reset"),
         },
     ),
     (
         LimitKind::Tokens,
         Names {
-            limit: "anthropic-ratelimit-tokens-limit",
-            remaining: "anthropic-ratelimit-tokens-remaining",
-            reset: "anthropic-ratelimit-tokens-reset",
+            limit: HeaderName::from_static("anthropic-ratelimit-tokens-limit"),
+            remaining: HeaderName::from_static("anthropic-ratelimit-tokens-remaining"),
+            reset: HeaderName::from_static("anthropic-ratelimit-tokens-reset"),
         },
     ),
     (
         LimitKind::InputTokens,
         Names {
-            limit: "anthropic-ratelimit-input-tokens-limit",
-            remaining: "anthropic-ratelimit-input-tokens-remaining",
-            reset: "anthropic-ratelimit-input-tokens-reset",
+            limit: HeaderName::from_static("anthropic-ratelimit-input-tokens-limit"),
+            remaining: HeaderName::from_static("anthropic-ratelimit-input-tokens-remaining"),
+            reset: HeaderName::from_static("anthropic-ratelimit-input-tokens-reset"),
         },
     ),
     (
         LimitKind::OutputTokens,
         Names {
-            limit: "anthropic-ratelimit-output-tokens-limit",
-            remaining: "anthropic-ratelimit-output-tokens-remaining",
-            reset: "anthropic-ratelimit-output-tokens-reset",
+            limit: HeaderName::from_static("anthropic-ratelimit-output-tokens-limit"),
+            remaining: HeaderName::from_static("anthropic-ratelimit-output-tokens-remaining"),
+            reset: HeaderName::from_static("anthropic-ratelimit-output-tokens-reset"),
         },
     ),
 ];
@@ -68,17 +69,17 @@ const OPENAI: [(LimitKind, Names); 2] = [
     (
         LimitKind::Requests,
         Names {
-            limit: "x-ratelimit-limit-requests",
-            remaining: "x-ratelimit-remaining-requests",
-            reset: "x-ratelimit-reset-requests",
+            limit: HeaderName::from_static("x-ratelimit-limit-requests"),
+            remaining: HeaderName::from_static("x-ratelimit-remaining-requests"),
+            reset: HeaderName::from_static("x-ratelimit-reset-requests"),
         },
     ),
     (
         LimitKind::Tokens,
         Names {
-            limit: "x-ratelimit-limit-tokens",
-            remaining: "x-ratelimit-remaining-tokens",
-            reset: "x-ratelimit-reset-tokens",
+            limit: HeaderName::from_static("x-ratelimit-limit-tokens"),
+            remaining: HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            reset: HeaderName::from_static("x-ratelimit-reset-tokens"),
         },
     ),
 ];
@@ -95,9 +96,9 @@ pub(crate) fn prefix(dialect: Dialect) -> &'static str {
 /// `dialect`'s rate-limit headers for `levels`, the wall clock reading `now`.
 pub(crate) fn headers(dialect: Dialect, levels: &Levels, now: SystemTime) -> Vec<Header> {
     let mut out = Vec::with_capacity(12);
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            out.push((HeaderName::from_static(name), value));
+    let mut put = |name: &HeaderName, value: Option<HeaderValue>| {
+        if let Some(value) = value {
+            out.push((name.clone(), value));
         }
     };
     match dialect {
@@ -109,21 +110,43 @@ pub(crate) fn headers(dialect: Dialect, levels: &Levels, now: SystemTime) -> Vec
                 } else {
                     round_tokens(level.remaining, level.limit)
                 };
-                put(names.limit, level.limit.to_string());
-                put(names.remaining, remaining.to_string());
-                put(names.reset, rfc3339_reset(now, level.until_full));
+                put(&names.limit, Some(HeaderValue::from(level.limit)));
+                put(&names.remaining, Some(HeaderValue::from(remaining)));
+                put(&names.reset, rfc3339_value(now, level.until_full));
             }
         }
         Dialect::OpenAiChat | Dialect::OpenAiResponses => {
             for (kind, names) in &OPENAI {
                 let Some(level) = level_of(levels, *kind) else { continue };
-                put(names.limit, level.limit.to_string());
-                put(names.remaining, level.remaining.to_string());
-                put(names.reset, go_duration(level.until_full));
+                put(&names.limit, Some(HeaderValue::from(level.limit)));
+                put(&names.remaining, Some(HeaderValue::from(level.remaining)));
+                put(&names.reset, HeaderValue::from_str(&go_duration(level.until_full)).ok());
             }
         }
     }
     out
+}
+
+/// [`rfc3339_reset`] as a header value. The last one made on this thread
+/// is kept: every bucket of every request in the same second shares it,
+/// and formatting a time is most of what the headers cost.
+fn rfc3339_value(now: SystemTime, wait: Duration) -> Option<HeaderValue> {
+    thread_local! {
+        static LAST: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let at = now.checked_add(wait).unwrap_or(now);
+    let second = seconds_up(at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default());
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((cached, value)) = last.as_ref()
+            && *cached == second
+        {
+            return Some(value.clone());
+        }
+        let value = HeaderValue::from_str(&rfc3339_reset(now, wait)).ok()?;
+        *last = Some((second, value.clone()));
+        Some(value)
+    })
 }
 
 /// The level reported for `kind`: for `tokens` without a combined limit,

@@ -30,7 +30,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use hyper::HeaderMap;
-use hyper::header::AUTHORIZATION;
+use hyper::header::{AUTHORIZATION, HeaderName};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
@@ -175,7 +175,8 @@ pub(crate) struct ClientKey {
 impl ClientKey {
     /// The request's `x-api-key`, or else its bearer token, hashed.
     pub(crate) fn of(headers: &HeaderMap) -> Self {
-        let key = headers.get("x-api-key").map(|v| v.as_bytes()).or_else(|| {
+        static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+        let key = headers.get(&X_API_KEY).map(|v| v.as_bytes()).or_else(|| {
             let value = headers.get(AUTHORIZATION)?.as_bytes();
             let scheme = value.get(..7)?;
             scheme.eq_ignore_ascii_case(b"bearer ").then(|| value.get(7..)).flatten()
@@ -196,11 +197,13 @@ impl ClientKey {
     }
 }
 
-/// Which requests share a set of buckets.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Which requests share a set of buckets: a hash of the route's name (the
+/// same across reloads) and the client's key id. `Copy`, so a request
+/// allocates nothing to find its set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct SetId {
-    /// The route (empty for `global`).
-    route: String,
+    /// A hash of the route's name (0 for `global`).
+    route: u64,
     /// The client's key id (0 for `route` and `global`).
     client: u64,
 }
@@ -208,18 +211,22 @@ pub(crate) struct SetId {
 impl SetId {
     /// The set of `limits.key` for a request of `client` on `route`.
     pub(crate) fn new(key: LimitKey, route: &str, client: Option<&ClientKey>) -> Self {
+        let route_hash = || {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::hash::DefaultHasher::new();
+            route.hash(&mut hasher);
+            hasher.finish().max(1)
+        };
         match key {
-            LimitKey::Global => Self { route: String::new(), client: 0 },
-            LimitKey::Route => Self { route: route.to_string(), client: 0 },
-            LimitKey::ApiKey => {
-                Self { route: route.to_string(), client: client.map_or(0, |c| c.id) }
-            }
+            LimitKey::Global => Self { route: 0, client: 0 },
+            LimitKey::Route => Self { route: route_hash(), client: 0 },
+            LimitKey::ApiKey => Self { route: route_hash(), client: client.map_or(0, |c| c.id) },
         }
     }
 
     /// The set every new key shares once the map is full.
     fn overflow() -> Self {
-        Self { route: "(overflow)".to_string(), client: u64::MAX }
+        Self { route: u64::MAX, client: u64::MAX }
     }
 }
 
@@ -227,6 +234,8 @@ impl SetId {
 #[derive(Debug, Default)]
 struct BucketSet {
     buckets: [Option<(Spec, Bucket)>; 4],
+    /// The route's name (empty for `global`; `(overflow)` for the overflow set).
+    route: Box<str>,
 }
 
 impl BucketSet {
@@ -303,15 +312,22 @@ impl Limiter {
         &self,
         limits: &RateLimits,
         id: SetId,
+        route: &str,
         charge: Charge,
         now: Instant,
     ) -> Decision {
+        let wanted = id;
         let id = self.room_for(id, now);
         let mut set = match self.sets.entry(id) {
             Entry::Occupied(set) => set.into_ref(),
             Entry::Vacant(vacant) => {
                 self.held.fetch_add(1, Ordering::Relaxed);
-                vacant.insert(BucketSet::default())
+                let name = match (id == wanted, limits.key) {
+                    (false, _) => "(overflow)",
+                    (true, LimitKey::Global) => "",
+                    (true, _) => route,
+                };
+                vacant.insert(BucketSet { route: name.into(), ..BucketSet::default() })
             }
         };
         set.refresh(limits, now);
@@ -432,7 +448,7 @@ impl Limiter {
                     }
                 }
                 SetReport {
-                    route: set.key().route.clone(),
+                    route: set.route.to_string(),
                     client: ClientKey { id: set.key().client },
                     levels,
                 }

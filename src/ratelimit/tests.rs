@@ -32,7 +32,7 @@ async fn sixty_a_minute_with_a_burst_of_ten_admits_exactly_one_a_second_after_th
     let mut refused = 0;
     for tick in 0..=300u64 {
         let now = start + Duration::from_millis(100 * tick);
-        match limiter.admit(&limits, id(1), Charge::default(), now) {
+        match limiter.admit(&limits, id(1), "default", Charge::default(), now) {
             Decision::Admitted(levels) => {
                 let level = levels.get(LimitKind::Requests).unwrap();
                 assert_eq!(level.limit, 60);
@@ -69,7 +69,7 @@ async fn every_minute_after_the_burst_admits_exactly_the_rate() {
     // A client that asks every 7 ms for three minutes.
     for tick in 0..(180_000 / 7) {
         let at = Duration::from_millis(7 * tick);
-        if admitted(&limiter.admit(&limits, id(2), Charge::default(), start + at)) {
+        if admitted(&limiter.admit(&limits, id(2), "default", Charge::default(), start + at)) {
             by_minute[usize::try_from(at.as_secs() / 60).unwrap()] += 1;
         }
     }
@@ -83,11 +83,15 @@ async fn the_headers_report_exact_counts_and_resets() {
     let start = Instant::now();
     let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000); // 2027-01-15T08:00:00Z
     for _ in 0..3 {
-        limiter.admit(&limits, id(1), Charge::default(), start);
+        limiter.admit(&limits, id(1), "default", Charge::default(), start);
     }
-    let Decision::Admitted(levels) =
-        limiter.admit(&limits, id(1), Charge::default(), start + Duration::from_millis(500))
-    else {
+    let Decision::Admitted(levels) = limiter.admit(
+        &limits,
+        id(1),
+        "default",
+        Charge::default(),
+        start + Duration::from_millis(500),
+    ) else {
         panic!("the fourth of a burst of ten is admitted");
     };
     let level = levels.get(LimitKind::Requests).unwrap();
@@ -121,7 +125,7 @@ async fn tokens_are_charged_at_admission_and_output_is_settled_at_the_end() {
     };
     let now = Instant::now();
     let charge = Charge { input_tokens: 100, output_tokens: 500 };
-    let Decision::Admitted(levels) = limiter.admit(&limits, id(1), charge, now) else {
+    let Decision::Admitted(levels) = limiter.admit(&limits, id(1), "default", charge, now) else {
         panic!("a full bucket admits it");
     };
     assert_eq!(levels.get(LimitKind::InputTokens).unwrap().remaining, 900);
@@ -129,7 +133,8 @@ async fn tokens_are_charged_at_admission_and_output_is_settled_at_the_end() {
     assert_eq!(levels.get(LimitKind::Tokens).unwrap().remaining, 900);
     assert_eq!(levels.get(LimitKind::Requests), None, "no request limit set");
     // The same again does not fit the output bucket: 400 more at 10 a second.
-    let Decision::Refused(_, limited) = limiter.admit(&limits, id(1), charge, now) else {
+    let Decision::Refused(_, limited) = limiter.admit(&limits, id(1), "default", charge, now)
+    else {
         panic!("500 output tokens do not fit in 100");
     };
     assert_eq!(limited.kind, LimitKind::OutputTokens);
@@ -142,14 +147,14 @@ async fn tokens_are_charged_at_admission_and_output_is_settled_at_the_end() {
     let mut settlement = Settlement::new(std::sync::Arc::clone(&limiter), limits, id(1), 500);
     settlement.produced(20);
     drop(settlement);
-    let Decision::Admitted(levels) = limiter.admit(&limits, id(1), charge, now) else {
+    let Decision::Admitted(levels) = limiter.admit(&limits, id(1), "default", charge, now) else {
         panic!("after settling, 580 output tokens are left");
     };
     assert_eq!(levels.get(LimitKind::OutputTokens).unwrap().remaining, 80);
     assert_eq!(levels.get(LimitKind::Tokens).unwrap().remaining, 1500 - 600 + 480 - 600);
     // More than a full bucket can hold: never.
     let huge = Charge { input_tokens: 0, output_tokens: 601 };
-    let Decision::Refused(_, limited) = limiter.admit(&limits, id(1), huge, now) else {
+    let Decision::Refused(_, limited) = limiter.admit(&limits, id(1), "default", huge, now) else {
         panic!("601 output tokens never fit in 600");
     };
     assert_eq!((limited.kind, limited.wait), (LimitKind::OutputTokens, None));
@@ -160,16 +165,22 @@ async fn keys_have_their_own_buckets_and_route_and_global_share_one() {
     let limiter = Limiter::default();
     let now = Instant::now();
     let limits = per_minute(1, 1);
-    assert!(admitted(&limiter.admit(&limits, id(1), Charge::default(), now)));
-    assert!(!admitted(&limiter.admit(&limits, id(1), Charge::default(), now)));
-    assert!(admitted(&limiter.admit(&limits, id(2), Charge::default(), now)), "another key");
+    assert!(admitted(&limiter.admit(&limits, id(1), "default", Charge::default(), now)));
+    assert!(!admitted(&limiter.admit(&limits, id(1), "default", Charge::default(), now)));
+    assert!(
+        admitted(&limiter.admit(&limits, id(2), "default", Charge::default(), now)),
+        "another key"
+    );
     let other_route = SetId::new(LimitKey::ApiKey, "other", Some(&ClientKey { id: 1 }));
-    assert!(admitted(&limiter.admit(&limits, other_route, Charge::default(), now)));
+    assert!(admitted(&limiter.admit(&limits, other_route, "default", Charge::default(), now)));
     for key in [LimitKey::Route, LimitKey::Global] {
         let a = SetId::new(key, "r", Some(&ClientKey { id: 1 }));
         let b = SetId::new(key, if key == LimitKey::Global { "s" } else { "r" }, None);
-        assert!(admitted(&limiter.admit(&limits, a, Charge::default(), now)));
-        assert!(!admitted(&limiter.admit(&limits, b, Charge::default(), now)), "{key:?} is shared");
+        assert!(admitted(&limiter.admit(&limits, a, "default", Charge::default(), now)));
+        assert!(
+            !admitted(&limiter.admit(&limits, b, "default", Charge::default(), now)),
+            "{key:?} is shared"
+        );
     }
 }
 
@@ -179,14 +190,14 @@ async fn the_map_is_bounded_and_forgets_full_buckets() {
     let limits = per_minute(60, 10);
     let start = Instant::now();
     for client in 1..=100 {
-        limiter.admit(&limits, id(client), Charge::default(), start);
+        limiter.admit(&limits, id(client), "default", Charge::default(), start);
     }
     assert_eq!(limiter.held(), 100);
     // Full: a new key shares the overflow set.
-    limiter.admit(&limits, id(101), Charge::default(), start);
+    limiter.admit(&limits, id(101), "default", Charge::default(), start);
     assert_eq!(limiter.held(), 101, "the 100 and the overflow set");
     // A second later every bucket is full again: the sweep forgets them.
-    limiter.admit(&limits, id(102), Charge::default(), start + Duration::from_secs(2));
+    limiter.admit(&limits, id(102), "default", Charge::default(), start + Duration::from_secs(2));
     assert_eq!(limiter.held(), 1);
 }
 
@@ -195,11 +206,12 @@ async fn a_reload_changes_the_rates_and_keeps_the_levels() {
     let limiter = Limiter::default();
     let now = Instant::now();
     for _ in 0..10 {
-        limiter.admit(&per_minute(60, 10), id(1), Charge::default(), now);
+        limiter.admit(&per_minute(60, 10), id(1), "default", Charge::default(), now);
     }
     // Now 120 a minute: the empty bucket refills at 2 a second.
     let faster = per_minute(120, 10);
-    let Decision::Refused(_, limited) = limiter.admit(&faster, id(1), Charge::default(), now)
+    let Decision::Refused(_, limited) =
+        limiter.admit(&faster, id(1), "default", Charge::default(), now)
     else {
         panic!("still empty");
     };
