@@ -233,3 +233,75 @@ fn a_client_is_a_hash_of_its_key_never_the_key() {
     assert_eq!(bearer.label(), format!("key:{hex}"));
     assert!(!bearer.label().contains("sk-test"));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// A token bucket's defining bound: from a full bucket, what is
+        /// admitted by time T is at most its capacity plus T's refill.
+        #[test]
+        fn admissions_never_exceed_capacity_plus_refill(
+            per_minute in 1u64..100_000,
+            burst in 1u64..1_000,
+            steps in proptest::collection::vec((0u64..5_000, 0u64..2_000), 1..200),
+        ) {
+            let limiter = Limiter::default();
+            let limits = RateLimits {
+                requests_per_minute: Some(per_minute),
+                burst: Some(burst),
+                input_tokens_per_minute: Some(per_minute),
+                ..RateLimits::default()
+            };
+            let start = Instant::now();
+            let (mut at_ms, mut requests, mut tokens) = (0u64, 0u64, 0u64);
+            for (gap_ms, cost) in steps {
+                at_ms += gap_ms;
+                let charge = Charge { input_tokens: cost, output_tokens: 0 };
+                let now = start + Duration::from_millis(at_ms);
+                if let Decision::Admitted(levels) = limiter.admit(&limits, id(1), "r", charge, now) {
+                    requests += 1;
+                    tokens += cost;
+                    let level = levels.get(LimitKind::Requests).unwrap();
+                    prop_assert!(level.remaining <= burst);
+                }
+                let refill = |capacity: u64| {
+                    u128::from(capacity) + u128::from(per_minute) * u128::from(at_ms) / 60_000
+                };
+                prop_assert!(u128::from(requests) <= refill(burst));
+                prop_assert!(u128::from(tokens) <= refill(per_minute));
+            }
+        }
+
+        /// The wait a refusal names is exact: a nanosecond sooner the same
+        /// request is refused again, at the wait it is admitted.
+        #[test]
+        fn the_wait_of_a_refusal_is_exact(
+            per_minute in 1u64..10_000,
+            burst in 1u64..50,
+            taken in 1u64..50,
+            after_ms in 0u64..10_000,
+        ) {
+            let limits = super::per_minute(per_minute, burst);
+            let start = Instant::now();
+            let limiter = Limiter::default();
+            for _ in 0..taken.min(burst) {
+                limiter.admit(&limits, id(1), "r", Charge::default(), start);
+            }
+            let now = start + Duration::from_millis(after_ms);
+            if let Decision::Refused(_, limited) = limiter.admit(&limits, id(1), "r", Charge::default(), now) {
+                let wait = limited.wait.unwrap();
+                prop_assert!(wait > Duration::ZERO);
+                let probe = Limiter::default();
+                for _ in 0..taken.min(burst) {
+                    probe.admit(&limits, id(1), "r", Charge::default(), start);
+                }
+                let sooner = now + wait - Duration::from_nanos(1);
+                prop_assert!(!admitted(&probe.admit(&limits, id(1), "r", Charge::default(), sooner)));
+                prop_assert!(admitted(&probe.admit(&limits, id(1), "r", Charge::default(), now + wait)));
+            }
+        }
+    }
+}
