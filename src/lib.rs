@@ -42,6 +42,8 @@
 //! - `proxy`: the upstream client, and an upstream SSE body as records.
 //! - [`live`]: the config in force (snapshots, versions), reload and file watching.
 //! - `route`: routes and profiles, first match wins.
+//! - `ratelimit`: `[rate_limits]` buckets, the providers' rate-limit headers,
+//!   and the verdict on client discipline (`docs/rate-limits.md`).
 //! - `metrics`: Prometheus metrics.
 //! - [`shape`]: fault plan, delays, the timing rule, the shaper, the head's
 //!   release, and the precise timer. Every wait on the data path is here.
