@@ -303,3 +303,29 @@ async fn the_verdict_follows_injected_faults_that_say_when_or_whether_to_retry()
     assert_eq!(verdict["early_retries"], 1);
     assert_eq!(verdict["earliest_by_ms"], 1500);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_proxy_reads_the_body_to_charge_tokens_and_still_forwards_it_whole() {
+    let upstream = upstreams::echo_upstream().await;
+    let toml = format!(
+        "error_rate = 0\nfirst_token_delay = \"0ms\"\n[upstream]\nurl = \"{}\"\n\
+         [rate_limits]\ninput_tokens_per_minute = 600\noutput_tokens_per_minute = 900\n",
+        upstream.url()
+    );
+    let sluice = start_with_admin(&toml).await;
+    let body = message(false, 100);
+    let sent = send(sluice.api, request("/v1/messages", "sk-p", &body)).await;
+    assert_eq!(sent.status, 200);
+    let echoed = sent.json();
+    assert_eq!(echoed["body"], body.to_string(), "the upstream got the body byte for byte");
+    let input = (body.to_string().len() / 4) as u64;
+    let left = |name: &str| header(&sent, name).parse::<u64>().unwrap();
+    assert_eq!(left("anthropic-ratelimit-input-tokens-remaining"), 600 - input);
+    // The proxy does not settle: max_tokens stays charged.
+    assert_eq!(left("anthropic-ratelimit-output-tokens-remaining"), 800);
+    // A prompt bigger than the input bucket can never be admitted, and is never sent.
+    let huge = json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x".repeat(4000)}]});
+    let never = send(sluice.api, request("/v1/messages", "sk-p", &huge)).await;
+    assert_eq!((never.status.as_u16(), header(&never, "x-should-retry")), (429, "false"));
+    assert!(never.json()["error"]["message"].as_str().unwrap().contains("input tokens"));
+}
