@@ -321,11 +321,35 @@ async fn the_proxy_reads_the_body_to_charge_tokens_and_still_forwards_it_whole()
     let input = (body.to_string().len() / 4) as u64;
     let left = |name: &str| header(&sent, name).parse::<u64>().unwrap();
     assert_eq!(left("anthropic-ratelimit-input-tokens-remaining"), 600 - input);
-    // The proxy does not settle: max_tokens stays charged.
+    // A non-streamed answer is not settled: max_tokens stays charged.
     assert_eq!(left("anthropic-ratelimit-output-tokens-remaining"), 800);
     // A prompt bigger than the input bucket can never be admitted, and is never sent.
     let huge = json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x".repeat(4000)}]});
     let never = send(sluice.api, request("/v1/messages", "sk-p", &huge)).await;
     assert_eq!((never.status.as_u16(), header(&never, "x-should-retry")), (429, "false"));
     assert!(never.json()["error"]["message"].as_str().unwrap().contains("input tokens"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_proxy_settles_a_streams_output_to_the_usage_it_reports() {
+    // The upstream is sluice's own mock: its message_delta reports 50 output tokens.
+    let upstream = start_with_admin(INSTANT).await;
+    let toml = format!(
+        "error_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\n\
+         [upstream]\nurl = \"http://{}\"\n[rate_limits]\noutput_tokens_per_minute = 900\n",
+        upstream.api
+    );
+    let sluice = start_with_admin(&toml).await;
+    let first = send(sluice.api, request("/v1/messages", "sk-s", &message(true, 500))).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(header(&first, "anthropic-ratelimit-output-tokens-remaining"), "400");
+    let usage = first.events().iter().find(|(name, _, _)| name == "message_delta").unwrap().1["usage"]
+        ["output_tokens"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(usage, 50);
+    // The stream reported 50: 450 of the 500 came back when it ended.
+    let second = send(sluice.api, request("/v1/messages", "sk-s", &message(true, 500))).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(header(&second, "anthropic-ratelimit-output-tokens-remaining"), "350");
 }

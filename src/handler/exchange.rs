@@ -243,6 +243,12 @@ impl<'a> Exchange<'a> {
         &self.request_id
     }
 
+    /// The settlement of its output tokens, for a source that learns its
+    /// usage as it goes (an upstream's stream); `None` when nothing settles.
+    pub(crate) fn take_settlement(&mut self) -> Option<Settlement> {
+        self.settlement.take()
+    }
+
     /// The source will produce `tokens` output tokens: what its rate limits
     /// settle to when the response ends.
     pub(crate) fn produces(&mut self, tokens: u64) {

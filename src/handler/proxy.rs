@@ -5,7 +5,8 @@
 //! ```text
 //! request ─▶ Exchange::begin ─▶ HTTP fault? answered (the upstream is never called)
 //!         ─▶ upstream (crate::proxy: pooled, TLS, h1/h2) ─▶ head
-//!             SSE:   body ─▶ SseRecords (split, classify) ─▶ Exchange::stream
+//!             SSE:   body ─▶ SseRecords (split, classify) ─▶ [usage watch, when
+//!                    [rate_limits] settle output] ─▶ Exchange::stream
 //!             other: body passed through; Exchange::whole holds the head
 //!                    first_token_delay (configurable)
 //! ```
@@ -30,6 +31,7 @@ use super::request_body::read_body;
 use crate::dialect::Dialect;
 use crate::live::Snapshot;
 use crate::proxy::{SseRecords, UpstreamClient, UpstreamError, strip_hop_by_hop};
+use crate::ratelimit::usage::SettleOnUsage;
 use crate::route::BodyFacts;
 use crate::shape::head::HeadHold;
 use crate::sse::SseSplitter;
@@ -80,6 +82,11 @@ pub(crate) async fn forward(
         let records = SseRecords::new(body, splitter, settings.stream_idle_timeout);
         let hold = HeadHold::upstream(settings.head_hold_bytes, settings.head_hold_time);
         // An upstream's events are not counted: its error event carries no sequence number.
+        if let Some(settlement) = exchange.take_settlement() {
+            // Output is settled to the usage the stream reports at its end.
+            let records = SettleOnUsage::new(records, settlement);
+            return exchange.stream(head, records, Delivery::Live, hold, None).await;
+        }
         return exchange.stream(head, records, Delivery::Live, hold, None).await;
     }
     // Added to the upstream's own time to its head, as for a first token.

@@ -22,6 +22,7 @@
 
 pub(crate) mod bucket;
 pub(crate) mod headers;
+pub(crate) mod usage;
 pub(crate) mod verdict;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

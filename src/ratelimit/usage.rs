@@ -1,0 +1,101 @@
+//! Output tokens as a proxied stream reports them, for settling its
+//! `[rate_limits]` charge at the end (`docs/rate-limits.md`): the usage the
+//! provider puts in its last events. Anthropic's `message_delta` (and
+//! `message_start`) carry `usage.output_tokens`; a Chat Completions chunk
+//! `usage.completion_tokens` (with `stream_options.include_usage`); the
+//! Responses API's `response.completed` `response.usage.output_tokens`.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
+use pin_project_lite::pin_project;
+use serde_json::Value;
+
+use super::Settlement;
+use crate::response::BoxError;
+use crate::sse::SseRecord;
+use crate::sse::split::Event;
+
+/// The output tokens an event reports, if it reports any. Events without
+/// `_tokens"` in their bytes (every token delta, in practice) are not parsed.
+pub(crate) fn output_tokens(raw: &[u8]) -> Option<u64> {
+    memchr::memmem::find(raw, b"_tokens\"")?;
+    let data = Event::parse(raw).data?;
+    let event: Value = serde_json::from_slice(&data).ok()?;
+    let usage = ["usage", "message", "response"].iter().find_map(|field| {
+        let value = event.get(*field)?;
+        if *field == "usage" { Some(value) } else { value.get("usage") }
+    })?;
+    usage.get("output_tokens").or_else(|| usage.get("completion_tokens"))?.as_u64()
+}
+
+pin_project! {
+    /// A stream of records that settles its request's output tokens to the
+    /// last usage it saw, when it is dropped (the stream ended or the
+    /// client left). A stream that reports no usage stays charged at
+    /// `max_tokens`.
+    pub(crate) struct SettleOnUsage<S> {
+        #[pin]
+        records: S,
+        settlement: Settlement,
+    }
+}
+
+impl<S> SettleOnUsage<S> {
+    /// Watches `records` for usage, for `settlement`.
+    pub(crate) fn new(records: S, settlement: Settlement) -> Self {
+        Self { records, settlement }
+    }
+}
+
+impl<S> Stream for SettleOnUsage<S>
+where
+    S: Stream<Item = Result<SseRecord, BoxError>>,
+{
+    type Item = Result<SseRecord, BoxError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        let next = this.records.poll_next(cx);
+        if let Poll::Ready(Some(Ok(record))) = &next
+            && let Some(tokens) = output_tokens(&record.raw)
+        {
+            this.settlement.produced(tokens);
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_read_from_each_providers_last_events() {
+        let cases: [(&[u8], Option<u64>); 7] = [
+            (
+                b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":42}}\n\n",
+                Some(42),
+            ),
+            (
+                b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n",
+                Some(1),
+            ),
+            (
+                b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":17,\"total_tokens\":26}}\n\n",
+                Some(17),
+            ),
+            (
+                b"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":8}}}\n\n",
+                Some(8),
+            ),
+            (b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n", None),
+            (b"event: content_block_delta\ndata: {\"delta\":{\"text\":\"output_tokens\\\"\"}}\n\n", None),
+            (b"data: [DONE]\n\n", None),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(output_tokens(raw), expected, "{}", String::from_utf8_lossy(raw));
+        }
+    }
+}
