@@ -17,7 +17,8 @@ use crate::sse::{SseRecord, SseSplitter};
 /// The SSE splitter under every dialect's classifier, fed `data` in chunks
 /// whose sizes come from the data itself: the records re-join into exactly
 /// the bytes given, and no record but an oversized one's parts outgrows the
-/// limit by more than one chunk.
+/// limit by more than one chunk. Each record's usage is read as the proxy
+/// reads it to settle `[rate_limits]`.
 pub fn sse_split(data: &[u8]) {
     let Some((&cut_seed, stream)) = data.split_first() else { return };
     for dialect in [Dialect::Anthropic, Dialect::OpenAiChat, Dialect::OpenAiResponses] {
@@ -37,6 +38,8 @@ pub fn sse_split(data: &[u8]) {
         assert_eq!(joined, stream, "the records re-join into the bytes given");
         for record in &records {
             assert!(record.raw.len() <= max_event + 17, "a record of {} bytes", record.raw.len());
+            // What the proxy settles rate limits by never panics on an upstream's event.
+            std::hint::black_box(crate::ratelimit::usage::output_tokens(&record.raw));
         }
     }
 }
