@@ -71,6 +71,7 @@ pub(crate) mod route;
 pub mod server;
 pub mod shape;
 pub(crate) mod sse;
+pub mod tls;
 
 use std::net::SocketAddr;
 
@@ -88,10 +89,11 @@ use shape::{Fault, Schedule};
 pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> String {
     let profile = &config.profile;
     let timing = &profile.timing;
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     let host = if addr.ip().is_unspecified() {
-        format!("http://localhost:{} (all interfaces)", addr.port())
+        format!("{scheme}://localhost:{} (all interfaces)", addr.port())
     } else {
-        format!("http://{addr}")
+        format!("{scheme}://{addr}")
     };
     let source = match &config.source {
         ConfigSource::Defaults => "built-in defaults".to_string(),
@@ -155,6 +157,23 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
             if routes.is_empty() { "none".to_string() } else { routes.join(", ") },
             if profiles.is_empty() { "none".to_string() } else { profiles.join(", ") },
         ));
+    }
+    if let Some(tls) = &config.tls {
+        let alpn: Vec<&str> = tls.alpn.iter().map(|a| a.id()).collect();
+        let certificate = match &tls.certificate {
+            config::TlsCertificate::Files { cert, .. } => {
+                format!("{} (reloaded when it changes)", cert.display())
+            }
+            config::TlsCertificate::SelfSigned { names, ca_out } => format!(
+                "self-signed for {}{}",
+                names.join(", "),
+                ca_out
+                    .as_ref()
+                    .map(|p| format!("; CA written to {}", p.display()))
+                    .unwrap_or_default()
+            ),
+        };
+        lines.push(format!("  - TLS: {certificate}; ALPN {}", alpn.join(", ")));
     }
     if config.control.headers {
         lines.push(format!(

@@ -5,7 +5,7 @@
 //! environment, flags and runtime overrides on it, validates the whole, and
 //! swaps the snapshot atomically ([`ArcSwap`]). A bad file is logged with its
 //! line and column, counted, and never replaces a good config. A setting that
-//! needs a restart (the listen addresses) is reported and kept as it was.
+//! needs a restart (the listen addresses, `[admin]`, `[tls]`) is reported and kept as it was.
 //!
 //! Triggers: a change of the file's contents (`watch`: inotify on the
 //! file and its folder, or polling with `[watch] poll`),
@@ -152,6 +152,9 @@ pub enum StartError {
     /// The upstream's TLS settings are unusable.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The API listener's TLS (`[tls]`) cannot start.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Live {
@@ -245,6 +248,11 @@ impl Live {
         if config.admin != current.config.admin {
             warn!("[admin] changed: needs a restart; keeping the old settings");
             config.admin = current.config.admin.clone();
+        }
+        if config.tls != current.config.tls {
+            // The certificate files themselves are watched and reloaded.
+            warn!("[tls] changed: needs a restart; keeping the old settings");
+            config.tls = current.config.tls.clone();
         }
         let hash =
             fingerprint(&text, &self.source, runtime.as_ref().map(|(_, json)| json.as_str()));

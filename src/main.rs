@@ -94,6 +94,18 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+    /// Make a CA and a certificate signed by it for the given names, into a
+    /// folder (ca.pem, cert.pem, key.pem), for `[tls] cert` and `key` and for
+    /// clients to trust (docs/tls.md).
+    Cert {
+        /// DNS names and IP addresses the certificate is for (localhost and
+        /// 127.0.0.1 are always added).
+        #[arg(long, value_delimiter = ',')]
+        names: Vec<String>,
+        /// The folder to write into.
+        #[arg(long, default_value = "sluice-tls")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -116,6 +128,24 @@ fn main() -> ExitCode {
 }
 
 async fn start(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::Cert { names, out }) = &args.command {
+        let mut all = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        all.extend(names.iter().filter(|n| !n.is_empty()).cloned());
+        all.dedup();
+        let generated = sluice::tls::generate(&all)?;
+        for path in sluice::tls::write(&generated, out)? {
+            println!("wrote {}", path.display());
+        }
+        println!(
+            "certificate for {}; serve it with [tls] cert = \"{}\" and key = \"{}\"; \
+             clients trust {} (SSL_CERT_FILE, NODE_EXTRA_CA_CERTS)",
+            all.join(", "),
+            out.join("cert.pem").display(),
+            out.join("key.pem").display(),
+            out.join("ca.pem").display()
+        );
+        return Ok(());
+    }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("sluice=info"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -154,7 +184,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
             "proxy mode needs an upstream: pass --upstream URL, set SLUICE_UPSTREAM, \
              or add [upstream] url = \"...\" to the config"
         ),
-        Some(Command::Mock) | None => {}
+        Some(Command::Mock | Command::Cert { .. }) | None => {}
     }
     // Thousands of streams need thousands of fds; the default soft limit is often 1,024.
     let open_files = sluice::server::raise_open_file_limit();

@@ -11,6 +11,7 @@
 //! | `sluice_upstream_errors_total` | counter | `kind` (upstream-connect/-timeout/-request) |
 //! | `sluice_config_reloads_total` | counter | `result` (applied/unchanged/rejected) |
 //! | `sluice_config_version` | gauge | number of the config in force |
+//! | `sluice_tls_handshakes_total` | counter | `result` (ok/refused/timeout/not_tls) on a `[tls]` listener |
 //! | `sluice_rate_limited_total` | counter | `limit` (requests/input_tokens/output_tokens/tokens): 429s of `[rate_limits]` |
 //! | `sluice_client_discipline_total` | counter | `kind` (early_retry/immediate_retry/retry_storm/ignored_should_retry/patient_retry) |
 //! | `sluice_client_early_retry_seconds` | histogram | how long before its `retry-after` an early retry came |
@@ -127,6 +128,7 @@ pub(crate) struct Metrics {
     reloads: Family<ResultLabel, Counter>,
     config_version: Gauge,
     rate_limited: Family<LimitLabel, Counter>,
+    tls_handshakes: Family<ResultLabel, Counter>,
     discipline: Family<KindLabel, Counter>,
     early_by: DurationHistogram,
 }
@@ -204,6 +206,12 @@ impl Metrics {
             "Requests refused with 429 by [rate_limits], by the limit that refused them",
             rate_limited.clone(),
         );
+        let tls_handshakes = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes on the API listener, by result: ok, refused (by rustls), timeout, not_tls (plain HTTP to the TLS port)",
+            tls_handshakes.clone(),
+        );
         let discipline = Family::<KindLabel, Counter>::default();
         registry.register(
             "client_discipline",
@@ -230,9 +238,15 @@ impl Metrics {
             reloads,
             config_version,
             rate_limited,
+            tls_handshakes,
             discipline,
             early_by,
         }
+    }
+
+    /// Counts a TLS handshake by its result.
+    pub(crate) fn tls_handshake(&self, result: &str) {
+        self.tls_handshakes.get_or_create(&ResultLabel { result: result.to_string() }).inc();
     }
 
     /// Counts a request refused by `limit`.

@@ -14,6 +14,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::tls::TlsListener;
 use tracing::{debug, info, warn};
 
 use tokio::sync::{Notify, Semaphore};
@@ -80,7 +82,8 @@ pub async fn serve_loaded(
     let end_streams = StreamEnd::new();
     let draining = CancellationToken::new();
     let stop_admin = CancellationToken::new();
-    let app = Arc::new(App::new(Arc::clone(&live), metrics, seed, end_streams.clone()));
+    let app =
+        Arc::new(App::new(Arc::clone(&live), Arc::clone(&metrics), seed, end_streams.clone()));
     let _watcher = match live::watch(Arc::clone(&live)) {
         Ok(watcher) => watcher,
         Err(error) => {
@@ -100,6 +103,14 @@ pub async fn serve_loaded(
             stop_admin.clone(),
         ));
     }
+    let tls = match &live.snapshot().config.tls {
+        Some(tls) => {
+            let listener = TlsListener::start(tls)?;
+            listener.watch_files();
+            Some(listener)
+        }
+        None => None,
+    };
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     let max_connections = connection_cap(live.snapshot().config.limits.max_connections);
@@ -145,16 +156,16 @@ pub async fn serve_loaded(
         }
         let reset = ResetHandle::default();
         let state = ConnState::new(Arc::clone(&closed));
-        let io = ClientIo::new(tcp, Some(reset.clone()), Arc::clone(&state));
         let app = Arc::clone(&app);
         let requests = Arc::clone(&state);
+        let handler_reset = reset.clone();
         let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             let app = Arc::clone(&app);
             let h2 = request.version() == hyper::Version::HTTP_2;
             let in_flight = requests.request_started(h2);
             if !h2 {
                 // On HTTP/2 a failed body resets only its own stream.
-                request.extensions_mut().insert(reset.clone());
+                request.extensions_mut().insert(handler_reset.clone());
             }
             // Boxed, so each connection holds a pointer to the handler's
             // state while a request is in it, not a slot the size of that
@@ -164,12 +175,37 @@ pub async fn serve_loaded(
                 Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
             })
         });
-        let connection =
-            graceful.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
         let live = Arc::clone(&live);
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        let metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
             let limits = || live.snapshot().config.limits;
-            if let Err(error) = connection::watch(connection, state, limits).await {
+            let ended = match tls {
+                None => {
+                    let io = ClientIo::new(tcp, Some(reset), Arc::clone(&state));
+                    let connection = builder.serve_connection(TokioIo::new(io), service);
+                    connection::watch(watcher.watch(connection.into_owned()), state, limits).await
+                }
+                Some(tls) => {
+                    let wrap = |tcp| ClientIo::new(tcp, Some(reset), Arc::clone(&state));
+                    let timeout = limits().header_read_timeout;
+                    match tls.accept(tcp, wrap, timeout).await {
+                        Ok(stream) => {
+                            metrics.tls_handshake("ok");
+                            let connection =
+                                builder.serve_connection(TokioIo::new(stream), service);
+                            connection::watch(watcher.watch(connection.into_owned()), state, limits)
+                                .await
+                        }
+                        Err(failure) => {
+                            metrics.tls_handshake(failure.label());
+                            debug!(%peer, %failure, "TLS handshake failed");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(error) = ended {
                 // Clients hang up all the time; not a warning.
                 debug!(%peer, %error, "connection ended with an error");
             }

@@ -113,6 +113,20 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
             }),
         );
     }
+    if let Some(tls) = &config.tls {
+        let alpn: Vec<&str> = tls.alpn.iter().map(|a| a.id()).collect();
+        let certificate = match &tls.certificate {
+            super::TlsCertificate::Files { cert, key } => {
+                json!({"cert": cert.display().to_string(), "key": key.display().to_string()})
+            }
+            super::TlsCertificate::SelfSigned { names, ca_out } => json!({
+                "self_signed": true,
+                "names": names,
+                "ca_out": ca_out.as_ref().map(|p| p.display().to_string()),
+            }),
+        };
+        out.insert("tls".into(), json!({"certificate": certificate, "alpn": alpn}));
+    }
     if let Some(runtime) = runtime {
         out.insert("runtime_overrides".into(), patch_json(runtime));
     }

@@ -463,12 +463,65 @@ pub struct Config {
     pub admin: Admin,
     /// Proxy mode's upstream; `None` serves the built-in mock.
     pub upstream: Option<Upstream>,
+    /// TLS on the API listener (`[tls]`); `None` serves plain HTTP.
+    pub tls: Option<Tls>,
     /// Bounds on client connections.
     pub limits: Limits,
     /// How the config file is watched.
     pub watch: Watch,
     /// Where this config came from.
     pub source: ConfigSource,
+}
+
+/// `[tls]`: the API listener speaks TLS, with HTTP/2 and HTTP/1.1 by ALPN
+/// (`docs/tls.md`). Read at start; the certificate files are watched and
+/// reloaded while serving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// Where the certificate comes from.
+    pub certificate: TlsCertificate,
+    /// The protocols offered by ALPN, in order of preference.
+    pub alpn: Vec<Alpn>,
+}
+
+/// Where the API listener's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsCertificate {
+    /// PEM files: the chain (leaf first) and its private key.
+    Files {
+        /// `cert`.
+        cert: PathBuf,
+        /// `key`.
+        key: PathBuf,
+    },
+    /// A CA and a leaf made at start for `names` (`localhost` and
+    /// `127.0.0.1` always among them); the CA's PEM is written to `ca_out`
+    /// so that clients can trust it.
+    SelfSigned {
+        /// DNS names and IP addresses the leaf is valid for.
+        names: Vec<String>,
+        /// Where the CA certificate is written, if anywhere.
+        ca_out: Option<PathBuf>,
+    },
+}
+
+/// A protocol offered by ALPN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alpn {
+    /// `h2`.
+    H2,
+    /// `http/1.1`.
+    Http11,
+}
+
+impl Alpn {
+    /// Its ALPN identifier.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::H2 => "h2",
+            Self::Http11 => "http/1.1",
+        }
+    }
 }
 
 /// The Node mock's error mix, documented in the README and `config/sluice.toml`.
@@ -516,6 +569,7 @@ impl Default for Config {
             control: Control { headers: false, max_active: 64 },
             admin: Admin::default(),
             upstream: None,
+            tls: None,
             limits: Limits::default(),
             watch: Watch::default(),
             source: ConfigSource::Defaults,

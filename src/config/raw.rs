@@ -11,8 +11,8 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::{
-    Api, Config, ConfigError, HeadTiming, LimitKey, Limits, ProfilePatch, RateLimits, Route,
-    RouteMatch, ToolPick, ToolUsePatch, Upstream, value,
+    Alpn, Api, Config, ConfigError, HeadTiming, LimitKey, Limits, ProfilePatch, RateLimits, Route,
+    RouteMatch, Tls, TlsCertificate, ToolPick, ToolUsePatch, Upstream, value,
 };
 use crate::shape::{Delay, Fault, HttpFault, Schedule, WeightedFault};
 
@@ -40,6 +40,7 @@ macro_rules! profile_knobs {
             control: Option<RawControl>,
             admin: Option<RawAdmin>,
             upstream: Option<Spanned<RawUpstream>>,
+            tls: Option<Spanned<RawTls>>,
             limits: Option<RawLimits>,
             watch: Option<RawWatch>,
         }
@@ -97,6 +98,18 @@ struct RawLimits {
     idle_timeout: Option<Spanned<String>>,
     body_read_timeout: Option<Spanned<String>>,
     max_connections: Option<Spanned<i64>>,
+}
+
+/// `[tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+    self_signed: Option<bool>,
+    names: Option<Spanned<Vec<String>>>,
+    ca_out: Option<Spanned<String>>,
+    alpn: Option<Spanned<Vec<String>>>,
 }
 
 /// `[watch]`.
@@ -289,6 +302,12 @@ pub(super) const PER_MINUTE_FORM: &str = "a whole number from 1 to 1000000000 a 
 pub(super) const BURST_FORM: &str = "a whole number of requests from 1 to 1000000000";
 pub(super) const LIMIT_KEY_FORM: &str =
     "\"api_key\" (each API key on each route), \"route\" or \"global\"";
+const PATH_FORM: &str = "a file path";
+const NAMES_FORM: &str =
+    "a list of up to 100 DNS names or IP addresses, such as [\"api.anthropic.com\"]";
+const ALPN_FORM: &str = "a list of \"h2\" and \"http/1.1\", such as [\"http/1.1\"]";
+const TLS_FORM: &str =
+    "either cert and key (PEM files) or self_signed = true (with optional names and ca_out)";
 pub(super) const POSITIVE_DURATION_FORM: &str =
     "a duration of at least 1ms such as \"10s\", at most 7 days (\"168h\")";
 
@@ -392,6 +411,9 @@ impl RawConfig {
         }
         if let Some(upstream) = &self.upstream {
             config.upstream = Some(upstream.get_ref().validate(at, upstream.span())?);
+        }
+        if let Some(tls) = &self.tls {
+            config.tls = Some(tls.get_ref().validate(at, tls.span())?);
         }
         Ok(config)
     }
@@ -853,6 +875,62 @@ impl RawUpstream {
             upstream.stream_idle_timeout = d;
         }
         Ok(upstream)
+    }
+}
+
+impl RawTls {
+    fn validate(&self, at: &Locator<'_>, table: Range<usize>) -> Result<Tls, ConfigError> {
+        let path =
+            |field: &Option<Spanned<String>>, key: &str| {
+                at.check(field, key, |s| {
+                    if s.is_empty() { Err(PATH_FORM) } else { Ok(PathBuf::from(s)) }
+                })
+            };
+        let cert = path(&self.cert, "tls.cert")?;
+        let key = path(&self.key, "tls.key")?;
+        let ca_out = path(&self.ca_out, "tls.ca_out")?;
+        let names = at
+            .check(&self.names, "tls.names", |names| {
+                let fine = |n: &String| {
+                    !n.is_empty() && n.len() <= 253 && n.bytes().all(|b| b.is_ascii_graphic())
+                };
+                if names.len() <= 100 && names.iter().all(fine) {
+                    Ok(names.clone())
+                } else {
+                    Err(NAMES_FORM)
+                }
+            })?
+            .unwrap_or_default();
+        let alpn = at
+            .check(&self.alpn, "tls.alpn", |ids| {
+                let mut alpn = Vec::new();
+                for id in ids {
+                    let protocol = match id.as_str() {
+                        "h2" => Alpn::H2,
+                        "http/1.1" => Alpn::Http11,
+                        _ => return Err(ALPN_FORM),
+                    };
+                    if !alpn.contains(&protocol) {
+                        alpn.push(protocol);
+                    }
+                }
+                if alpn.is_empty() { Err(ALPN_FORM) } else { Ok(alpn) }
+            })?
+            .unwrap_or_else(|| vec![Alpn::H2, Alpn::Http11]);
+        let certificate = match (cert, key, self.self_signed.unwrap_or(false)) {
+            (Some(cert), Some(key), false) => TlsCertificate::Files { cert, key },
+            (None, None, true) => {
+                let mut all = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+                for name in names {
+                    if !all.contains(&name) {
+                        all.push(name);
+                    }
+                }
+                TlsCertificate::SelfSigned { names: all, ca_out }
+            }
+            _ => return Err(at.error(&table, "tls", "the table".to_string(), TLS_FORM)),
+        };
+        Ok(Tls { certificate, alpn })
     }
 }
 
