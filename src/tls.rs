@@ -27,7 +27,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -278,12 +278,12 @@ impl TlsListener {
         let Some((cert, key)) = self.files.clone() else { return };
         let listener = self.clone();
         tokio::spawn(async move {
-            let mut seen = (stamp(&cert), stamp(&key));
+            let mut seen = (contents(&cert), contents(&key));
             let mut every = tokio::time::interval(FILE_POLL);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                let now = (stamp(&cert), stamp(&key));
+                let now = (contents(&cert), contents(&key));
                 if now == seen {
                     continue;
                 }
@@ -311,14 +311,30 @@ async fn tell_plain_client(mut tcp: TcpStream) {
         "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
         BODY.len()
     );
-    let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(response.as_bytes())).await;
+    let answer = async {
+        tcp.write_all(response.as_bytes()).await?;
+        tcp.shutdown().await?;
+        // Read what it sent, so that closing does not reset the connection
+        // (unread bytes make the kernel send RST, and the answer is lost).
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            let read = tcp.read(&mut sink).await?;
+            if read == 0 {
+                break;
+            }
+            left = left.saturating_sub(read);
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
 }
 
-/// A file's length and modification time, to notice a change (a rename
-/// over it, a Kubernetes Secret's symlink swap, an in-place write).
-fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.len(), meta.modified().ok()?))
+/// A file's bytes, to notice any change (a rename over it, a Kubernetes
+/// Secret's symlink swap, an in-place write), whatever the filesystem's
+/// clock; `None` while it cannot be read.
+fn contents(path: &Path) -> Option<Vec<u8>> {
+    read_pem(path).ok()
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, TlsError> {

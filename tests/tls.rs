@@ -1,0 +1,226 @@
+//! The TLS listener over real sockets on the paused clock: a client that
+//! trusts only the generated CA (verification on), HTTP/2 and HTTP/1.1 by
+//! ALPN with the same exact timing as plain HTTP, a plain-HTTP client told
+//! what is wrong, and certificate files reloaded while a stream runs.
+#![allow(clippy::unwrap_used, clippy::panic, reason = "test helpers panic on failure")]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use serde_json::json;
+use support::{eventually, metric, ms, start_with_admin};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+const TIMING: &str = "error_rate = 0\nseed = 1\n";
+
+/// A rustls client that trusts only `ca_pem`, offering `alpn`.
+fn connector(ca_pem: &[u8], alpn: &[&[u8]]) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    TlsConnector::from(Arc::new(config))
+}
+
+fn stream_request() -> Request<Full<Bytes>> {
+    let body = json!({"model": "m", "max_tokens": 64, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    Request::post("/v1/messages")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("x-api-key", "sk-test")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// What a request over TLS got: the protocol, the head's arrival, and each
+/// token's arrival (measured from the request, after the handshake).
+struct Over {
+    h2: bool,
+    head_at: Duration,
+    token_at: Vec<Duration>,
+}
+
+async fn over_tls(addr: SocketAddr, ca_pem: &[u8], alpn: &[u8]) -> Result<Over, String> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = connector(ca_pem, &[alpn]).connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = TokioIo::new(tls);
+    let sent;
+    let response = if h2 {
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.unwrap();
+        tokio::spawn(connection);
+        sent = Instant::now();
+        sender.send_request(stream_request()).await.unwrap()
+    } else {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(connection);
+        sent = Instant::now();
+        sender.send_request(stream_request()).await.unwrap()
+    };
+    let head_at = sent.elapsed();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut token_at = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            let text = String::from_utf8_lossy(&data).to_string();
+            for _ in text.matches("event: content_block_delta") {
+                token_at.push(sent.elapsed());
+            }
+        }
+    }
+    Ok(Over { h2, head_at, token_at })
+}
+
+/// The file at `path`, once sluice (starting on another task) has written it.
+async fn written(path: &Path) -> Vec<u8> {
+    eventually("the CA file", || async { std::fs::read(path).ok() }).await
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn h2_and_http1_over_tls_keep_the_exact_timing_of_plain_http() {
+    let dir = temp_dir();
+    let ca_out = dir.path().join("ca.pem");
+    let toml = format!(
+        "{TIMING}[tls]\nself_signed = true\nnames = [\"api.example.test\"]\nca_out = {:?}\n",
+        ca_out.display().to_string()
+    );
+    let sluice = start_with_admin(&toml).await;
+    let ca = written(&ca_out).await;
+    for (alpn, h2) in [(&b"h2"[..], true), (&b"http/1.1"[..], false)] {
+        let over = over_tls(sluice.api, &ca, alpn).await.unwrap();
+        assert_eq!(over.h2, h2, "ALPN {}", String::from_utf8_lossy(alpn));
+        assert_eq!(over.head_at, ms(100), "the head with the first token");
+        assert_eq!(over.token_at.len(), 50);
+        for (k, at) in over.token_at.iter().enumerate() {
+            assert_eq!(*at, ms(100 + 20 * k as u64), "token {k}");
+        }
+    }
+    assert_eq!(metric(sluice.admin, "sluice_tls_handshakes_total{result=\"ok\"}").await, 2.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_does_not_trust_the_ca_or_speaks_plain_http_is_refused_alone() {
+    let dir = temp_dir();
+    let ca_out = dir.path().join("ca.pem");
+    let toml =
+        format!("{TIMING}[tls]\nself_signed = true\nca_out = {:?}\n", ca_out.display().to_string());
+    let sluice = start_with_admin(&toml).await;
+    let ca = written(&ca_out).await;
+    // Another CA: verification fails on the client's side, and sluice counts it.
+    let other = sluice::tls::generate(&["localhost".to_string()]).unwrap();
+    let refused = over_tls(sluice.api, other.ca_pem.as_bytes(), b"h2").await;
+    let refused = refused.err().unwrap();
+    assert!(refused.starts_with("invalid peer certificate"), "{refused}");
+    // Plain HTTP to the TLS port: a plain answer that says why.
+    let mut tcp = TcpStream::connect(sluice.api).await.unwrap();
+    tcp.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.ends_with("this sluice listener speaks TLS: use https://\n"), "{answer}");
+    // Neither disturbed a good client.
+    assert_eq!(over_tls(sluice.api, &ca, b"h2").await.unwrap().token_at.len(), 50);
+    let count = |result: &'static str| {
+        let admin = sluice.admin;
+        async move {
+            metric(admin, &format!("sluice_tls_handshakes_total{{result=\"{result}\"}}")).await
+        }
+    };
+    assert_eq!(count("not_tls").await, 1.0);
+    assert_eq!(count("refused").await, 1.0);
+    assert_eq!(count("ok").await, 1.0);
+}
+
+fn write_pair(dir: &Path, generated: &sluice::tls::Generated) {
+    // As a Secret update or a deploy writes them: the new files renamed over the old.
+    for (name, text) in [("cert.pem", &generated.cert_pem), ("key.pem", &generated.key_pem)] {
+        let staged = dir.join(format!("{name}.new"));
+        std::fs::write(&staged, text).unwrap();
+        std::fs::rename(&staged, dir.join(name)).unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_certificate_files_take_over_new_connections_and_no_stream_drops() {
+    let dir = temp_dir();
+    let names = ["localhost".to_string(), "127.0.0.1".to_string()];
+    let first = sluice::tls::generate(&names).unwrap();
+    write_pair(dir.path(), &first);
+    // A long stream: 50 tokens 100 ms apart.
+    let toml = format!(
+        "error_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"100ms\"\n[tls]\ncert = {:?}\nkey = {:?}\n",
+        dir.path().join("cert.pem").display().to_string(),
+        dir.path().join("key.pem").display().to_string()
+    );
+    let sluice = start_with_admin(&toml).await;
+    let addr = sluice.api;
+    let old_ca = first.ca_pem.clone().into_bytes();
+    let running = tokio::spawn(async move { over_tls(addr, &old_ca, b"h2").await });
+    tokio::time::sleep(ms(500)).await;
+    // A pair that does not load is refused; the old one stays.
+    std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(over_tls(addr, first.ca_pem.as_bytes(), b"h2").await.is_ok(), "still the first");
+    let second = sluice::tls::generate(&names).unwrap();
+    write_pair(dir.path(), &second);
+    eventually("the new certificate", || async {
+        over_tls(addr, second.ca_pem.as_bytes(), b"http/1.1").await.ok()
+    })
+    .await;
+    assert!(over_tls(addr, first.ca_pem.as_bytes(), b"h2").await.is_err(), "the old CA no longer");
+    let stream = running.await.unwrap().unwrap();
+    assert_eq!(stream.token_at.len(), 50, "the stream that began before the reload ran to its end");
+}
+
+#[tokio::test]
+async fn a_tls_table_must_name_one_certificate_source() {
+    for (bad, expected) in [
+        ("[tls]\ncert = \"c.pem\"\n", "either cert and key"),
+        ("[tls]\nself_signed = true\ncert = \"c.pem\"\nkey = \"k.pem\"\n", "either cert and key"),
+        ("[tls]\nself_signed = true\nalpn = [\"h3\"]\n", "\"h2\" and \"http/1.1\""),
+    ] {
+        let error = sluice::Config::from_toml_str(bad, "t.toml").unwrap_err().to_string();
+        assert!(error.contains(expected), "{bad}: {error}");
+    }
+    let config = sluice::Config::from_toml_str(
+        "[tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/k.pem\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = sluice::Source::Fixed(Box::new(config));
+    let error =
+        sluice::serve(source, listener, None, std::future::pending(), Duration::from_secs(1))
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(error.contains("/nonexistent/c.pem"), "{error}");
+}
