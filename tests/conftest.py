@@ -52,7 +52,7 @@ class Sluice:
             line = self.process.stdout.readline()
             if not line:
                 break
-            match = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
+            match = re.search(r"running on (https?://127\.0\.0\.1:\d+)", line)
             if match:
                 self.url = match.group(1)
             admin = re.search(r"Admin: (http://127\.0\.0\.1:\d+)", line)
