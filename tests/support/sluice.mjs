@@ -39,7 +39,7 @@ export async function startSluiceWithAdmin(config) {
   let url;
   try {
     for await (const line of lines) {
-      const match = line.match(/running on (http:\/\/127\.0\.0\.1:\d+)/);
+      const match = line.match(/running on (https?:\/\/127\.0\.0\.1:\d+)/);
       if (match) url = match[1];
       const admin = line.match(/Admin: (http:\/\/127\.0\.0\.1:\d+)/);
       if (url && admin) return { url, admin: admin[1] };
