@@ -12,6 +12,6 @@ for _ in $(seq 100); do
   kill -0 "$pid" 2>/dev/null || { cat "$work/log"; echo "sluice exited"; exit 1; }
   sleep 0.1
 done
-url="$(grep -o 'running on http://127\.0\.0\.1:[0-9]*' "$work/banner" | grep -o 'http.*' || true)"
+url="$(grep -Eo 'running on https?://127\.0\.0\.1:[0-9]*' "$work/banner" | grep -o 'http.*' || true)"
 admin="$(grep -o 'Admin: http://127\.0\.0\.1:[0-9]*' "$work/banner" | grep -o 'http.*' || true)"
 [ -n "$url" ] && [ -n "$admin" ] || { cat "$work/banner" "$work/log"; echo "sluice printed no addresses within 10 s"; exit 1; }

@@ -65,6 +65,9 @@ scripts/k6-baseline.sh
 step "k6 baseline's scenarios against the OpenAI mock (tests/performance/openai.k6.js)"
 K6_SCRIPT=tests/performance/openai.k6.js scripts/k6-baseline.sh
 
+step "k6 baseline over TLS (HTTP/2), k6 trusting only the CA sluice made"
+K6_TLS=1 K6_SCENARIO_DURATION=5s scripts/k6-baseline.sh
+
 step "k6 live control: degrade and recover sluice through the admin API mid-run"
 scripts/k6-live.sh
 
