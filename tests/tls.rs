@@ -224,3 +224,82 @@ async fn a_tls_table_must_name_one_certificate_source() {
             .to_string();
     assert!(error.contains("/nonexistent/c.pem"), "{error}");
 }
+
+/// Reads a body to its end: the tokens that arrived, and the error that broke it.
+async fn tokens_then_error(body: hyper::body::Incoming) -> (usize, Option<hyper::Error>) {
+    let mut body = body;
+    let mut tokens = 0;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    tokens += String::from_utf8_lossy(&data)
+                        .matches("event: content_block_delta")
+                        .count();
+                }
+            }
+            Err(error) => return (tokens, Some(error)),
+        }
+    }
+    (tokens, None)
+}
+
+// On the real clock: on the paused one, an HTTP/2 request body (a frame of
+// its own) can still be in the socket when the idle runtime jumps the clock
+// past the body read timeout.
+#[tokio::test]
+async fn a_reset_over_tls_resets_the_stream_on_h2_and_the_connection_on_http1() {
+    let dir = temp_dir();
+    let ca_out = dir.path().join("ca.pem");
+    let toml = format!(
+        "error_rate = 0\nfirst_token_delay = \"5ms\"\ntoken_interval = \"1ms\"\n\
+         [[faults]]\nkind = \"reset\"\nafter_tokens = 3\nfirst_requests = 1\n\
+         [tls]\nself_signed = true\nca_out = {:?}\n",
+        ca_out.display().to_string()
+    );
+    let sluice = start_with_admin(&toml).await;
+    let ca = written(&ca_out).await;
+    // HTTP/2: RST_STREAM for that stream; the connection serves the next request.
+    let tcp = TcpStream::connect(sluice.api).await.unwrap();
+    let tls = connector(&ca, &[b"h2"])
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let first = sender.send_request(stream_request()).await.unwrap();
+    let (tokens, error) = tokens_then_error(first.into_body()).await;
+    assert_eq!(tokens, 3);
+    let error = error.expect("the stream was reset");
+    let reason = std::error::Error::source(&error).map(|e| e.to_string()).unwrap_or_default();
+    assert!(reason.contains("stream error"), "an h2 stream reset: {error:?}");
+    let second = sender.send_request(stream_request()).await.unwrap();
+    assert_eq!(second.status(), 200);
+    let second = tokens_then_error(second.into_body()).await;
+    assert_eq!(second.0, 50, "same connection, next stream: {:?}", second.1);
+    // HTTP/1.1: the TCP connection itself is reset (a new sluice: the schedule starts over).
+    let sluice =
+        start_with_admin(&toml.replace(
+            &ca_out.display().to_string(),
+            &dir.path().join("ca1.pem").display().to_string(),
+        ))
+        .await;
+    let ca = written(&dir.path().join("ca1.pem")).await;
+    let tcp = TcpStream::connect(sluice.api).await.unwrap();
+    let tls = connector(&ca, &[b"http/1.1"])
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let first = sender.send_request(stream_request()).await.unwrap();
+    let (tokens, error) = tokens_then_error(first.into_body()).await;
+    assert_eq!(tokens, 3);
+    assert!(error.is_some(), "the body broke");
+    let ended = connection.await.unwrap();
+    assert!(ended.is_err() || sender.is_closed(), "the connection is gone: {ended:?}");
+}
