@@ -87,6 +87,100 @@ struct Args {
     /// (`scripts/soak.sh`). Reported as `Left`.
     #[arg(long, default_value_t = 0.0)]
     leave_rate: f64,
+    /// Speak TLS (HTTP/1.1 by ALPN) to an `https://` URL, trusting only this
+    /// CA (verification on).
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Instead of load: TLS handshakes back to back on `concurrency`
+    /// connections (each closed after its handshake), `full` ones or
+    /// `resumed` ones (session resumption), and sluice's CPU per handshake.
+    #[arg(long, value_enum)]
+    handshakes: Option<Handshakes>,
+}
+
+/// Which TLS handshakes `--handshakes` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Handshakes {
+    /// A full handshake each time (resumption off).
+    Full,
+    /// Resumed from the session of an earlier one.
+    Resumed,
+}
+
+/// The TLS client of `--tls-ca`, if any: set once in `main`.
+static TLS: std::sync::OnceLock<Option<tokio_rustls::TlsConnector>> = std::sync::OnceLock::new();
+
+/// A TLS client trusting only `ca`, offering HTTP/1.1; with session
+/// resumption or without.
+fn tls_connector(ca: &std::path::Path, resumption: bool) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("--tls-ca must be a PEM file") {
+        roots.add(cert.expect("--tls-ca must hold certificates")).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if !resumption {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// A connection's bytes: plain TCP or TLS over it.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Io {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => std::pin::Pin::new(tcp).poll_read(cx, buf),
+            Io::Tls(tls) => std::pin::Pin::new(tls).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Io {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => std::pin::Pin::new(tcp).poll_write(cx, buf),
+            Io::Tls(tls) => std::pin::Pin::new(tls).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => std::pin::Pin::new(tcp).poll_flush(cx),
+            Io::Tls(tls) => std::pin::Pin::new(tls).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => std::pin::Pin::new(tcp).poll_shutdown(cx),
+            Io::Tls(tls) => std::pin::Pin::new(tls).poll_shutdown(cx),
+        }
+    }
 }
 
 /// The API the load speaks.
@@ -236,12 +330,17 @@ fn memory_kib(pid: &str) -> (u64, u64) {
 fn main() {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let tls = args.tls_ca.as_deref().map(|ca| tls_connector(ca, true));
+    let _ = TLS.set(tls);
     runtime.block_on(run(args));
 }
 
 async fn run(args: Args) {
     if args.idle {
         return idle(&args).await;
+    }
+    if let Some(mode) = args.handshakes {
+        return handshakes(&args, mode).await;
     }
     let addr = target(&args.url);
     let requests: Arc<Vec<Bytes>> = Arc::new(if args.keys <= 1 {
@@ -308,6 +407,76 @@ async fn run(args: Args) {
 
 /// Memory per idle open stream: RSS with `concurrency` streams open and idle,
 /// minus RSS before, divided by the count.
+/// `--handshakes`: connections opened, TLS handshakes made and closed,
+/// back to back on `concurrency` tasks for `duration`.
+async fn handshakes(args: &Args, mode: Handshakes) {
+    let ca = args.tls_ca.as_deref().expect("--handshakes needs --tls-ca");
+    let connector = tls_connector(ca, mode == Handshakes::Resumed);
+    let addr = target(&args.url);
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    // One handshake first, so that every timed one can resume from it.
+    let warm = TcpStream::connect(addr).await.unwrap();
+    drop(connector.connect(name.clone(), warm).await.expect("the first handshake"));
+    let pids: Vec<String> = args.pid.iter().map(u32::to_string).collect();
+    let cpu_before: Vec<u64> = pids.iter().map(|p| cpu_ns(p).unwrap_or(0)).collect();
+    let started = Instant::now();
+    let stop_at = started + args.duration;
+    let tasks: Vec<_> = (0..args.concurrency)
+        .map(|_| {
+            let (connector, name) = (connector.clone(), name.clone());
+            tokio::spawn(async move {
+                let (mut done, mut resumed, mut failed) = (0u64, 0u64, 0u64);
+                while Instant::now() < stop_at {
+                    let Ok(tcp) = TcpStream::connect(addr).await else {
+                        failed += 1;
+                        continue;
+                    };
+                    let _ = tcp.set_nodelay(true);
+                    match connector.connect(name.clone(), tcp).await {
+                        Ok(mut tls) => {
+                            done += 1;
+                            let kind = tls.get_ref().1.handshake_kind();
+                            resumed += u64::from(kind == Some(rustls::HandshakeKind::Resumed));
+                            // Read to the server's close: TLS 1.3 session
+                            // tickets come after the handshake.
+                            let _ = tls.shutdown().await;
+                            let mut rest = [0u8; 256];
+                            let read = tls.read(&mut rest);
+                            let _ = tokio::time::timeout(Duration::from_secs(1), read).await;
+                        }
+                        Err(_) => failed += 1,
+                    }
+                }
+                (done, resumed, failed)
+            })
+        })
+        .collect();
+    let (mut done, mut resumed, mut failed) = (0, 0, 0);
+    for task in tasks {
+        let (d, r, f) = task.await.unwrap();
+        (done, resumed, failed) = (done + d, resumed + r, failed + f);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let target_cpu: u64 =
+        pids.iter().zip(&cpu_before).map(|(p, b)| cpu_ns(p).unwrap_or(0).saturating_sub(*b)).sum();
+    let report = json!({
+        "label": args.label,
+        "mode": format!("{mode:?}").to_lowercase(),
+        "concurrency": args.concurrency,
+        "handshakes": done,
+        "resumed": resumed,
+        "failed": failed,
+        "handshakes_per_s": done as f64 / secs,
+        "target_cpu_cores": target_cpu as f64 / 1e9 / secs,
+        "target_cpu_us_per_handshake": if done > 0 { target_cpu as f64 / 1e3 / done as f64 } else { 0.0 },
+    });
+    let text = serde_json::to_string_pretty(&report).unwrap();
+    if let Some(path) = &args.json {
+        std::fs::write(path, &text).unwrap();
+    }
+    println!("{text}");
+}
+
 async fn idle(args: &Args) {
     let addr = target(&args.url);
     let pid = args.pid.first().expect("--idle needs --pid").to_string();
@@ -358,7 +527,8 @@ async fn idle(args: &Args) {
 }
 
 fn target(url: &str) -> SocketAddr {
-    url.trim_start_matches("http://")
+    url.trim_start_matches("https://")
+        .trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()
         .expect("--url must be http://IP:PORT")
@@ -379,7 +549,7 @@ fn request_bytes(path: &str, body: &serde_json::Value, key: &str) -> Bytes {
 /// no connection task or channel, so the load generator spends as little of
 /// the machine as it can, and an event is stamped when its bytes are read.
 struct Wire {
-    tcp: TcpStream,
+    tcp: Io,
     buf: Vec<u8>,
     /// Unread bytes of `buf` start here.
     start: usize,
@@ -400,9 +570,24 @@ enum Framing {
 }
 
 impl Wire {
+    /// A connection to `addr`, over TLS when `--tls-ca` is given.
     async fn connect(addr: SocketAddr) -> std::io::Result<Self> {
+        Self::connect_with(addr, TLS.get().and_then(Option::as_ref)).await
+    }
+
+    async fn connect_with(
+        addr: SocketAddr,
+        tls: Option<&tokio_rustls::TlsConnector>,
+    ) -> std::io::Result<Self> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
+        let tcp = match tls {
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                Io::Tls(Box::new(tls.connect(name, tcp).await?))
+            }
+            None => Io::Plain(tcp),
+        };
         Ok(Self {
             tcp,
             buf: Vec::with_capacity(16 * 1024),
@@ -681,7 +866,8 @@ fn errors(values: &[u32], expected: Option<Duration>) -> serde_json::Value {
 /// `(upper bound in seconds, cumulative count)` of sluice's
 /// `sluice_release_lateness_seconds` histogram, read from its admin URL.
 async fn lateness_buckets(url: &str) -> Vec<(f64, u64)> {
-    let mut wire = Wire::connect(target(url)).await.expect("--metrics must be sluice's admin URL");
+    let mut wire =
+        Wire::connect_with(target(url), None).await.expect("--metrics must be sluice's admin URL");
     wire.tcp
         .write_all(b"GET /metrics HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n")
         .await

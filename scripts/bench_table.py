@@ -97,6 +97,21 @@ if ceiling and limited:
     except OSError:
         pass
 
+tls = load("mock-tls-paced-1000")
+plain = load("mock-paced-1000")
+if tls and plain:
+    ratio = tls["target"]["cpu_percent_per_1k_events_per_s"] / max(plain["target"]["cpu_percent_per_1k_events_per_s"], 1e-9)
+    print(f"\n**TLS** (`[tls] self_signed`, HTTP/1.1 by ALPN, the loadgen trusting only the CA): 1,000 paced streams, "
+          f"first token p50 / p99 {tls['ms']['first_token']['p50']:.2f} / {tls['ms']['first_token']['p99']:.2f} ms, "
+          f"{tls['target']['cpu_percent_per_1k_events_per_s']:.3f} % of a core per 1k events/s "
+          f"({ratio:.2f}× plain HTTP's {plain['target']['cpu_percent_per_1k_events_per_s']:.3f}).", end="")
+    for mode in ("full", "resumed"):
+        h = load(f"tls-handshakes-{mode}")
+        if h:
+            print(f" {mode.capitalize()} handshakes: {h['handshakes_per_s']:.0f}/s on 16 connections, "
+                  f"{h['target_cpu_us_per_handshake']:.0f} µs of sluice's CPU each.", end="")
+    print()
+
 idle = load("mock-idle")
 if idle:
     print(f"\n**Idle open streams:** {idle['open_streams']} streams stalled after their first token add "
