@@ -115,7 +115,9 @@ static TLS: std::sync::OnceLock<Option<tokio_rustls::TlsConnector>> = std::sync:
 fn tls_connector(ca: &std::path::Path, resumption: bool) -> tokio_rustls::TlsConnector {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("--tls-ca must be a PEM file") {
+    for cert in
+        rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("--tls-ca must be a PEM file")
+    {
         roots.add(cert.expect("--tls-ca must hold certificates")).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

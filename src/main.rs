@@ -176,7 +176,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
         }
         Some(Command::Health) => {
             let port = config.listen.port();
-            return check_health(port)
+            return check_health(port, config.tls.is_some())
                 .with_context(|| format!("no healthy sluice on 127.0.0.1:{port}"));
         }
         Some(Command::Proxy) => anyhow::ensure!(
@@ -246,7 +246,10 @@ fn flag_overrides(args: &Args) -> Overrides {
 }
 
 /// One `GET /__sluice/health` on loopback, with std only: the runtime image has no curl.
-fn check_health(port: u16) -> anyhow::Result<()> {
+/// Asks the API listener on `port` for `/__sluice/health`. A TLS listener
+/// (`tls`) answers a plain request with its own 400 ("use https://"), which
+/// proves as much: sluice accepted the connection and answered it.
+fn check_health(port: u16, tls: bool) -> anyhow::Result<()> {
     use std::io::{Read, Write};
     let timeout = Duration::from_secs(2);
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -255,12 +258,16 @@ fn check_health(port: u16) -> anyhow::Result<()> {
     stream.write_all(
         b"GET /__sluice/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head)?;
+    let mut answer = Vec::new();
+    stream.take(4096).read_to_end(&mut answer)?;
+    let healthy = answer.starts_with(b"HTTP/1.1 200")
+        || (tls
+            && answer.starts_with(b"HTTP/1.1 400")
+            && answer.ends_with(b"this sluice listener speaks TLS: use https://\n"));
     anyhow::ensure!(
-        head.starts_with(b"HTTP/1.1 200"),
+        healthy,
         "unexpected answer {:?}",
-        String::from_utf8_lossy(&head)
+        String::from_utf8_lossy(answer.get(..answer.len().min(64)).unwrap_or_default())
     );
     Ok(())
 }

@@ -303,3 +303,37 @@ async fn a_reset_over_tls_resets_the_stream_on_h2_and_the_connection_on_http1() 
     let ended = connection.await.unwrap();
     assert!(ended.is_err() || sender.is_closed(), "the connection is gone: {ended:?}");
 }
+
+/// `sluice health` (Docker's HEALTHCHECK) on a TLS listener: the probe speaks
+/// plain HTTP, and sluice's own "use https://" answer counts as healthy.
+#[tokio::test]
+async fn the_health_command_sees_a_tls_listener_as_healthy() {
+    let dir = temp_dir();
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = api.local_addr().unwrap().port();
+    let file = dir.path().join("sluice.toml");
+    let toml = format!("listen = \"127.0.0.1:{port}\"\n[tls]\nself_signed = true\n");
+    std::fs::write(&file, &toml).unwrap();
+    let config = sluice::Config::from_toml_str(&toml, "t.toml").unwrap();
+    tokio::spawn(sluice::serve(
+        sluice::Source::Fixed(Box::new(config)),
+        api,
+        None,
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    let health = move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["health", "--config"])
+            .arg(&file)
+            .env_remove("PORT")
+            .output()
+            .unwrap()
+    };
+    let status = eventually("sluice health to pass", || async {
+        let out = tokio::task::spawn_blocking(health.clone()).await.unwrap();
+        out.status.success().then_some(out.status)
+    })
+    .await;
+    assert!(status.success());
+}
