@@ -337,3 +337,24 @@ async fn the_health_command_sees_a_tls_listener_as_healthy() {
     .await;
     assert!(status.success());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_client_is_dropped_at_the_header_read_timeout_and_counted() {
+    let dir = temp_dir();
+    let ca_out = dir.path().join("ca.pem");
+    let toml = format!(
+        "{TIMING}[limits]\nheader_read_timeout = \"2s\"\n[tls]\nself_signed = true\nca_out = {:?}\n",
+        ca_out.display().to_string()
+    );
+    let sluice = start_with_admin(&toml).await;
+    let ca = written(&ca_out).await;
+    let mut silent = TcpStream::connect(sluice.api).await.unwrap();
+    let started = Instant::now();
+    // Meanwhile a good client is served.
+    assert_eq!(over_tls(sluice.api, &ca, b"h2").await.unwrap().token_at.len(), 50);
+    let mut rest = Vec::new();
+    silent.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(2), "closed at the timeout");
+    let timeouts = "sluice_tls_handshakes_total{result=\"timeout\"}";
+    assert_eq!(metric(sluice.admin, timeouts).await, 1.0);
+}
