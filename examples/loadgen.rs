@@ -91,6 +91,10 @@ struct Args {
     /// CA (verification on).
     #[arg(long)]
     tls_ca: Option<std::path::PathBuf>,
+    /// With `--tls-ca`: speak HTTP/2 (ALPN h2), one connection per virtual
+    /// user, its requests one after another, as the HTTP/1.1 users do.
+    #[arg(long)]
+    h2: bool,
     /// Instead of load: TLS handshakes back to back on `concurrency`
     /// connections (each closed after its handshake), `full` ones or
     /// `resumed` ones (session resumption), and sluice's CPU per handshake.
@@ -113,6 +117,15 @@ static TLS: std::sync::OnceLock<Option<tokio_rustls::TlsConnector>> = std::sync:
 /// A TLS client trusting only `ca`, offering HTTP/1.1; with session
 /// resumption or without.
 fn tls_connector(ca: &std::path::Path, resumption: bool) -> tokio_rustls::TlsConnector {
+    tls_connector_for(ca, resumption, b"http/1.1")
+}
+
+/// A TLS client trusting only `ca`, offering `alpn`.
+fn tls_connector_for(
+    ca: &std::path::Path,
+    resumption: bool,
+    alpn: &[u8],
+) -> tokio_rustls::TlsConnector {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in
@@ -126,7 +139,7 @@ fn tls_connector(ca: &std::path::Path, resumption: bool) -> tokio_rustls::TlsCon
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     if !resumption {
         config.resumption = rustls::client::Resumption::disabled();
     }
@@ -363,16 +376,28 @@ async fn run(args: Args) {
     let started = Instant::now();
     let stop_at = started + args.duration;
     let mut tasks = Vec::with_capacity(args.concurrency);
+    let h2_connector = match (&args.tls_ca, args.h2) {
+        (Some(ca), true) => Some(tls_connector_for(ca, true, b"h2")),
+        (None, true) => {
+            eprintln!("--h2 needs --tls-ca: sluice speaks HTTP/2 over TLS by ALPN");
+            std::process::exit(2);
+        }
+        _ => None,
+    };
     for i in 0..args.concurrency {
         let delay = args.ramp.mul_f64(i as f64 / args.concurrency.max(1) as f64);
         let requests = Arc::clone(&requests);
         let leave_rate = args.leave_rate;
         let api = args.api;
         let (first, step) = (i, args.concurrency.max(1));
+        let h2 = h2_connector.clone();
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            user(api, addr, Requests { all: requests, next: first, step }, stop_at, leave_rate)
-                .await
+            let requests = Requests { all: requests, next: first, step };
+            match h2 {
+                Some(connector) => user_h2(api, addr, requests, stop_at, connector).await,
+                None => user(api, addr, requests, stop_at, leave_rate).await,
+            }
         }));
     }
     let mut all = Samples::default();
@@ -811,36 +836,151 @@ async fn exchange(
         wire.body(framing, |_, _| {}).await?;
         return Ok((End::HttpError, closes));
     }
-    let mut pending: Vec<u8> = Vec::new();
-    let mut last_token: Option<Instant> = None;
-    let mut complete = false;
-    wire.body(framing, |data, now| {
-        pending.extend_from_slice(data);
+    let mut timer = SseTimer::new(api, sent);
+    wire.body(framing, |data, now| timer.feed(data, now, samples)).await?;
+    Ok((timer.end(), closes))
+}
+
+/// Times a response's SSE events as their bytes arrive: the first token,
+/// each gap, the tool call, and whether the final event came.
+struct SseTimer {
+    api: Api,
+    sent: Instant,
+    pending: Vec<u8>,
+    last_token: Option<Instant>,
+    complete: bool,
+}
+
+impl SseTimer {
+    fn new(api: Api, sent: Instant) -> Self {
+        Self { api, sent, pending: Vec::new(), last_token: None, complete: false }
+    }
+
+    /// `data` arrived at `now`.
+    fn feed(&mut self, data: &[u8], now: Instant, samples: &mut Samples) {
+        self.pending.extend_from_slice(data);
         let mut consumed = 0;
-        while let Some(end) = memchr::memmem::find(&pending[consumed..], b"\n\n") {
-            let event = &pending[consumed..consumed + end];
+        while let Some(end) = memchr::memmem::find(&self.pending[consumed..], b"\n\n") {
+            let event = &self.pending[consumed..consumed + end];
             samples.events += 1;
-            match api.classify(event) {
+            match self.api.classify(event) {
                 Seen::Token => {
-                    match last_token {
-                        None => samples.first_token.push(micros(now - sent)),
+                    match self.last_token {
+                        None => samples.first_token.push(micros(now - self.sent)),
                         Some(previous) => samples.gaps.push(micros(now - previous)),
                     }
-                    last_token = Some(now);
+                    self.last_token = Some(now);
                 }
                 Seen::ToolStart => {
-                    samples.tool.push(micros(now - sent));
-                    last_token = Some(now);
+                    samples.tool.push(micros(now - self.sent));
+                    self.last_token = Some(now);
                 }
-                Seen::Final => complete = true,
+                Seen::Final => self.complete = true,
                 Seen::Other => {}
             }
             consumed += end + 2;
         }
-        pending.drain(..consumed);
-    })
-    .await?;
-    Ok((if complete { End::Complete } else { End::NoFinalEvent }, closes))
+        self.pending.drain(..consumed);
+    }
+
+    fn end(&self) -> End {
+        if self.complete { End::Complete } else { End::NoFinalEvent }
+    }
+}
+
+/// An HTTP/1.1 request as the loadgen writes it, made into an HTTP/2 one:
+/// its method, path, headers (but `host` and `content-length`) and body.
+fn h2_request(raw: &[u8]) -> hyper::Request<http_body_util::Full<Bytes>> {
+    let split = memchr::memmem::find(raw, b"\r\n\r\n").expect("a request head");
+    let head = std::str::from_utf8(&raw[..split]).expect("an ASCII head");
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or_default().split(' ');
+    let (method, path) = (first.next().unwrap_or("POST"), first.next().unwrap_or("/"));
+    let mut request = hyper::Request::builder().method(method).uri(format!("https://sluice{path}"));
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            let name = name.trim().to_ascii_lowercase();
+            if name != "host" && name != "content-length" {
+                request = request.header(name, value.trim());
+            }
+        }
+    }
+    request.body(http_body_util::Full::new(Bytes::copy_from_slice(&raw[split + 4..]))).unwrap()
+}
+
+/// One virtual user over HTTP/2 and TLS: one connection, its requests one
+/// after another until `stop_at`.
+async fn user_h2(
+    api: Api,
+    addr: SocketAddr,
+    mut requests: Requests,
+    stop_at: Instant,
+    connector: tokio_rustls::TlsConnector,
+) -> Samples {
+    use http_body_util::BodyExt;
+    let mut samples = Samples::default();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let connected = async {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let tls = connector.connect(name, tcp).await?;
+        let io = hyper_util::rt::TokioIo::new(tls);
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .map_err(std::io::Error::other)
+    };
+    let (mut sender, connection) = match connected.await {
+        Ok(pair) => pair,
+        Err(_) => {
+            *samples.ends.entry("connect_error".into()).or_default() += 1;
+            return samples;
+        }
+    };
+    tokio::spawn(connection);
+    while Instant::now() < stop_at {
+        let request = h2_request(&requests.next());
+        let sent = Instant::now();
+        let end = match sender.send_request(request).await {
+            Err(_) => End::TransportError,
+            Ok(response) => {
+                samples.head.push(micros(sent.elapsed()));
+                let faulted = response.headers().contains_key("x-sluice-fault");
+                let ok = response.status().is_success();
+                let mut body = response.into_body();
+                let mut timer = SseTimer::new(api, sent);
+                let mut broke = false;
+                while let Some(frame) = body.frame().await {
+                    match frame {
+                        Ok(frame) => {
+                            if let Ok(data) = frame.into_data() {
+                                timer.feed(&data, Instant::now(), &mut samples);
+                            }
+                        }
+                        Err(_) => {
+                            broke = true;
+                            break;
+                        }
+                    }
+                }
+                let end = match (ok, broke) {
+                    (false, _) => End::HttpError,
+                    (true, true) => End::TransportError,
+                    (true, false) => timer.end(),
+                };
+                if faulted {
+                    *samples.ends.entry(format!("{end:?}+fault")).or_default() += 1;
+                    samples.total.push(micros(sent.elapsed()));
+                    samples.streams += 1;
+                    continue;
+                }
+                end
+            }
+        };
+        samples.total.push(micros(sent.elapsed()));
+        samples.streams += 1;
+        *samples.ends.entry(format!("{end:?}")).or_default() += 1;
+    }
+    samples
 }
 
 fn percentiles(values: &mut [u32]) -> serde_json::Value {

@@ -80,11 +80,13 @@ load mock-ceiling-rate-limited-10k --url "$url" --pid "$pid" --concurrency 64 --
 stop "$pid"
 cargo run --release --locked --quiet --example limiter_cost >"$out/limiter-cost.md"
 
-echo "== TLS: 1,000 paced streams over TLS (HTTP/1.1), and handshakes per second"
+echo "== TLS: 1,000 paced streams over TLS (HTTP/1.1, then HTTP/2), and handshakes per second"
 printf '[tls]\nself_signed = true\nca_out = "%s/ca.pem"\n' "$work" >"$work/tls.toml"
 start tls --config "$work/tls.toml"
 for _ in $(seq 50); do [ -s "$work/ca.pem" ] && break; sleep 0.1; done
 load mock-tls-paced-1000 --url "$url" --tls-ca "$work/ca.pem" --pid "$pid" --metrics "$admin" \
+  --concurrency 1000 --ramp 2s --expect-first-token 100ms --expect-gap 20ms
+load mock-tls-h2-paced-1000 --h2 --url "$url" --tls-ca "$work/ca.pem" --pid "$pid" --metrics "$admin" \
   --concurrency 1000 --ramp 2s --expect-first-token 100ms --expect-gap 20ms
 for mode in full resumed; do
   "$loadgen" --label "tls-handshakes-$mode" --json "$out/tls-handshakes-$mode.json" --url "$url" \

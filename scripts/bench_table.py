@@ -105,6 +105,11 @@ if tls and plain:
           f"first token p50 / p99 {tls['ms']['first_token']['p50']:.2f} / {tls['ms']['first_token']['p99']:.2f} ms, "
           f"{tls['target']['cpu_percent_per_1k_events_per_s']:.3f} % of a core per 1k events/s "
           f"({ratio:.2f}× plain HTTP's {plain['target']['cpu_percent_per_1k_events_per_s']:.3f}).", end="")
+    h2 = load("mock-tls-h2-paced-1000")
+    if h2:
+        h2_ratio = h2["target"]["cpu_percent_per_1k_events_per_s"] / max(plain["target"]["cpu_percent_per_1k_events_per_s"], 1e-9)
+        print(f" Over HTTP/2: first token p50 / p99 {h2['ms']['first_token']['p50']:.2f} / {h2['ms']['first_token']['p99']:.2f} ms, "
+              f"{h2['target']['cpu_percent_per_1k_events_per_s']:.3f} % ({h2_ratio:.2f}× plain).", end="")
     for mode in ("full", "resumed"):
         h = load(f"tls-handshakes-{mode}")
         if h:

@@ -14,7 +14,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -31,9 +31,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::config::{Tls, TlsCertificate};
+use crate::connection::RateLimitedLog;
 
 /// How often the certificate files are looked at for a change.
 const FILE_POLL: Duration = Duration::from_secs(2);
@@ -165,6 +166,9 @@ pub(crate) struct TlsListener {
     current: Arc<CurrentCertificate>,
     files: Option<(PathBuf, PathBuf)>,
     provider: Arc<CryptoProvider>,
+    /// A client that speaks plain HTTP to the TLS port is a misconfiguration
+    /// worth a warning, but not one per connection.
+    plain_clients: Arc<Mutex<RateLimitedLog>>,
 }
 
 impl fmt::Debug for TlsListener {
@@ -243,7 +247,13 @@ impl TlsListener {
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(&current) as Arc<dyn ResolvesServerCert>);
         config.alpn_protocols = tls.alpn.iter().map(|a| a.id().as_bytes().to_vec()).collect();
-        Ok(Self { acceptor: TlsAcceptor::from(Arc::new(config)), current, files, provider })
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            current,
+            files,
+            provider,
+            plain_clients: Arc::new(Mutex::new(RateLimitedLog::new(Duration::from_secs(10)))),
+        })
     }
 
     /// Makes the handshake on `tcp`, within `timeout`; `wrap` turns the
@@ -263,6 +273,13 @@ impl TlsListener {
             match tcp.peek(&mut first).await {
                 Ok(1) if first[0] == 0x16 => {}
                 _ => {
+                    let count = self.plain_clients.lock().ok().and_then(|mut log| log.hit());
+                    if let Some(count) = count {
+                        warn!(
+                            count,
+                            "a client spoke plain HTTP (or not TLS) to the TLS listener: it must use https://"
+                        );
+                    }
                     tell_plain_client(tcp).await;
                     return Err(HandshakeFailure::NotTls);
                 }
@@ -306,7 +323,6 @@ impl TlsListener {
 /// its user sees why, and closes.
 async fn tell_plain_client(mut tcp: TcpStream) {
     const BODY: &str = "this sluice listener speaks TLS: use https://\n";
-    debug!("a client spoke plain HTTP (or not TLS) to the TLS listener");
     let response = format!(
         "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
         BODY.len()

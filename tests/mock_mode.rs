@@ -357,3 +357,41 @@ async fn an_unsatisfiable_tool_schema_gets_a_400_naming_its_path() {
         "tools.1.input_schema: no input satisfies this schema: at properties.r, no number lies in [5, 1]"
     );
 }
+
+/// The mock's clock starts when the request is whole: a body that takes
+/// 300 ms to arrive (a large prompt, or an HTTP/2 body frame sent after the
+/// head) delays the first token by as much, as a real model's would be.
+#[tokio::test(start_paused = true)]
+async fn the_first_token_delay_runs_from_the_end_of_the_request_body() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+    let sluice = start("error_rate = 0\nseed = 1\n").await;
+    let body = json!({"model": "m", "max_tokens": 64, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]})
+    .to_string();
+    let (first, rest) = body.split_at(10);
+    let (first, rest) = (Bytes::from(first.to_string()), Bytes::from(rest.to_string()));
+    use futures_util::StreamExt;
+    let frames = futures_util::stream::iter([(ms(0), first), (ms(300), rest)]).then(
+        |(delay, bytes)| async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, std::convert::Infallible>(Frame::data(bytes))
+        },
+    );
+    let request = hyper::Request::post("/v1/messages")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("x-api-key", "sk-test")
+        .body(StreamBody::new(frames))
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(sluice.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(connection);
+    let sent = tokio::time::Instant::now();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(sent.elapsed(), ms(300 + 100), "the body's 300 ms, then the first-token delay");
+    let _ = response.into_body().collect().await.unwrap();
+}

@@ -233,6 +233,11 @@ impl<'a> Exchange<'a> {
         }
     }
 
+    /// When it arrived, as its timing counts it.
+    pub(crate) fn arrival(&self) -> Instant {
+        self.arrival
+    }
+
     /// Its number since start.
     pub(crate) fn number(&self) -> u64 {
         self.number

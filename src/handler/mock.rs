@@ -25,7 +25,6 @@ pub(crate) async fn serve(
     app: &super::App,
     snapshot: &Snapshot,
     request: Request<Incoming>,
-    arrival: Instant,
 ) -> Answer {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -45,10 +44,8 @@ pub(crate) async fn serve(
                 continue;
             }
             return match endpoint.serve {
-                Serve::Generate(codec) => {
-                    generate(app, snapshot, api, codec, request, arrival).await
-                }
-                Serve::Whole(answer) => whole(app, snapshot, api, answer, request, arrival).await,
+                Serve::Generate(codec) => generate(app, snapshot, api, codec, request).await,
+                Serve::Whole(answer) => whole(app, snapshot, api, answer, request).await,
                 Serve::Instant(answer) => instant(snapshot, api, answer, request).await,
             };
         }
@@ -77,18 +74,21 @@ fn not_allowed(method: Method, path: &str, allowed: &'static str, dialect: Diale
 }
 
 /// Reads the whole body (within its bounds) and begins the exchange: what
-/// every endpoint through the pipeline does first.
+/// every endpoint through the pipeline does first. The mock's clock starts
+/// when the request is whole, as a model's does: the first-token delay does
+/// not run while a large prompt, or an HTTP/2 body frame sent after the
+/// head, is still on its way.
 async fn admit<'a>(
     app: &'a super::App,
     snapshot: &Snapshot,
     api: &MockApi,
     request: Request<Incoming>,
-    arrival: Instant,
 ) -> Result<(bytes::Bytes, Exchange<'a>), Box<Answer>> {
     let (head, body) = request.into_parts();
     let body = read_body(body, &head.headers, &snapshot.config)
         .await
         .map_err(|refusal| Box::new(Answer::unrouted(refusal, api.dialect)))?;
+    let arrival = Instant::now();
     let facts = BodyFacts::read(&body);
     let exchange = Exchange::begin(app, snapshot, &head, Some(&facts), api.dialect, arrival)?;
     Ok((body, exchange))
@@ -101,9 +101,8 @@ async fn generate(
     api: &MockApi,
     codec: Codec,
     request: Request<Incoming>,
-    arrival: Instant,
 ) -> Answer {
-    let (body, mut exchange) = match admit(app, snapshot, api, request, arrival).await {
+    let (body, mut exchange) = match admit(app, snapshot, api, request).await {
         Ok(admitted) => admitted,
         Err(answer) => return *answer,
     };
@@ -159,9 +158,8 @@ async fn whole(
     api: &MockApi,
     answer: mock::WholeAnswer,
     request: Request<Incoming>,
-    arrival: Instant,
 ) -> Answer {
-    let (body, mut exchange) = match admit(app, snapshot, api, request, arrival).await {
+    let (body, mut exchange) = match admit(app, snapshot, api, request).await {
         Ok(admitted) => admitted,
         Err(answer) => return *answer,
     };
@@ -174,7 +172,7 @@ async fn whole(
     let response = response::json_in(api.dialect, StatusCode::OK, json, exchange.request_id());
     let (head, body) = response.into_parts();
     // Timed from arrival, as a first token is: what the body took to make is part of it.
-    let extra = delay.saturating_sub(arrival.elapsed());
+    let extra = delay.saturating_sub(exchange.arrival().elapsed());
     exchange.whole(head, body, extra).await
 }
 

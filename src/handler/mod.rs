@@ -140,7 +140,7 @@ impl App {
         } else if let Some(upstream) = &snapshot.upstream {
             proxy::forward(self, &snapshot, upstream, request, arrival).await
         } else {
-            mock::serve(self, &snapshot, request, arrival).await
+            mock::serve(self, &snapshot, request).await
         };
         unanswered.answered = true;
         let route = answer.route.as_deref().unwrap_or("none");
