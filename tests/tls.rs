@@ -358,3 +358,21 @@ async fn a_silent_client_is_dropped_at_the_header_read_timeout_and_counted() {
     let timeouts = "sluice_tls_handshakes_total{result=\"timeout\"}";
     assert_eq!(metric(sluice.admin, timeouts).await, 1.0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn alpn_restricts_the_protocols_offered() {
+    let dir = temp_dir();
+    let ca_out = dir.path().join("ca.pem");
+    let toml = format!(
+        "{TIMING}[tls]\nself_signed = true\nalpn = [\"http/1.1\"]\nca_out = {:?}\n",
+        ca_out.display().to_string()
+    );
+    let sluice = start_with_admin(&toml).await;
+    let ca = written(&ca_out).await;
+    let tcp = TcpStream::connect(sluice.api).await.unwrap();
+    let both = connector(&ca, &[b"h2", b"http/1.1"]);
+    let tls = both.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let refused = over_tls(sluice.api, &ca, b"h2").await;
+    assert!(refused.is_err(), "an h2-only client has no protocol in common");
+}
