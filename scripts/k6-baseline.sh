@@ -46,9 +46,10 @@ print(f"tool_invocation:     min={tool['min']:.2f}ms med={tool['med']:.2f}ms p(9
 print(f"errors:              {errors['value'] * 100:.2f}% ({errors['passes']} of {errors['passes'] + errors['fails']} requests)")
 # Never earlier than configured (sluice's clock starts when the request is
 # whole, k6's once it has written it); a few ms later at most on loopback.
-# Over TLS (HTTP/2) k6 marks the request written when its write call returns,
-# which can be a few µs after sluice has it whole: 0.1 ms of slack there.
-slack = 0.1 if os.environ.get("K6_TLS") else 0.0
+# Over TLS k6 speaks HTTP/2, and its client marks the request written only
+# after a hop between goroutines, once sluice may already have it whole: on
+# a busy 2-core CI machine that was 0.35 ms, so 1 ms of slack there.
+slack = 1.0 if os.environ.get("K6_TLS") else 0.0
 assert 100.0 - slack <= first["min"] and first["med"] <= 110.0, "first-token latency is not near 100 ms"
 assert 600.0 - slack <= tool["min"] and tool["med"] <= 610.0, "tool invocation is not near 600 ms"
 print(f"k6 {sys.argv[2]}: 1 passed, 0 failed")
