@@ -651,6 +651,7 @@ fn every_example_config_is_valid() {
             "mid-stream-failures.toml",
             "outage-window.toml",
             "overload-storm.toml",
+            "rate-limits.toml",
             "slow-tool-calls.toml"
         ]
     );

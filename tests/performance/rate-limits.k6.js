@@ -2,7 +2,7 @@
 // client side by side against sluice's [rate_limits] buckets, and the
 // thresholds tell them apart (docs/rate-limits.md).
 //
-//   sluice mock --config examples/rate-limits.toml --admin-listen 127.0.0.1:9090 &
+//   sluice mock --config config/examples/rate-limits.toml --admin-listen 127.0.0.1:9090 &
 //   k6 run tests/performance/rate-limits.k6.js
 //
 // Each VU is one client with its own API key, so its own bucket and its own
