@@ -1,8 +1,9 @@
-//! The accept loop: one task per connection, HTTP/1.1 and HTTP/2 (h2c), the
-//! admin listener, config watching, and graceful shutdown. Knows nothing of SSE; every request goes to
-//! `App::handle`, with the connection's
-//! `ResetHandle` in its extensions so a `reset` fault can end the connection
-//! with a real TCP RST.
+//! The accept loop: one task per connection, HTTP/1.1 and HTTP/2 (h2c, or
+//! by ALPN over TLS when `[tls]` is set: the handshake is made on the
+//! connection's task, `crate::tls`), the admin listener, config watching, and
+//! graceful shutdown. Knows nothing of SSE; every request goes to
+//! `App::handle`, with the connection's `ResetHandle` in its extensions so a
+//! `reset` fault can end the connection with a real TCP RST.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,8 +15,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-
-use crate::tls::TlsListener;
 use tracing::{debug, info, warn};
 
 use tokio::sync::{Notify, Semaphore};
@@ -28,6 +27,7 @@ use crate::connection::ResetHandle;
 use crate::handler::{App, StreamEnd};
 use crate::live::{self, Live, Loaded, Source, StartError};
 use crate::metrics::Metrics;
+use crate::tls::TlsListener;
 
 /// Serves `config` on `listener` until `shutdown` completes (no admin
 /// listener, no reload). See [`serve`].
