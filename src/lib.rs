@@ -33,6 +33,8 @@
 //! checks there is no cycle):
 //!
 //! - `server`: accept loop, admin listener, graceful shutdown; [`serve`] and [`run`].
+//! - [`tls`]: TLS on the API listener (`[tls]`, `docs/tls.md`): the certificate
+//!   (PEM files, reloaded; or a CA and leaf made at start), ALPN, handshakes.
 //! - `admin`: admin endpoints (`/metrics`, `/config`, `/reload`, `/faults`).
 //! - `connection`: a client connection's I/O and bounds (header read and idle timeouts).
 //! - `handler`: one request: admission, the exchange (the fault protocol of both
