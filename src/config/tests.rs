@@ -69,6 +69,37 @@ fn the_shipped_upstream_example_is_valid_once_uncommented() {
     );
 }
 
+/// The block of the shipped file that starts at `header`, up to the next
+/// blank line, with one level of `# ` taken off each line.
+fn shipped_block(header: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.find(header).unwrap();
+    text[start..]
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .map(|line| line.strip_prefix("# ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_shipped_rate_limits_and_tls_examples_are_valid_once_uncommented() {
+    let limits = parse(&shipped_block("# [rate_limits]")).unwrap().profile.rate_limits;
+    assert_eq!(limits.requests_per_minute, Some(1000));
+    assert_eq!(limits.burst, Some(50));
+    assert_eq!(limits.tokens_per_minute, Some(400_000));
+    let tls = parse(&shipped_block("# [tls]")).unwrap().tls.unwrap();
+    assert_eq!(
+        tls.certificate,
+        TlsCertificate::Files {
+            cert: PathBuf::from("/etc/sluice/tls/cert.pem"),
+            key: PathBuf::from("/etc/sluice/tls/key.pem"),
+        }
+    );
+    assert_eq!(tls.alpn, [Alpn::H2, Alpn::Http11]);
+}
+
 #[test]
 fn every_knob_is_read() {
     let config = parse(
