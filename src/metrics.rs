@@ -256,15 +256,8 @@ impl Metrics {
 
     /// Counts what a client did after being told to wait: `flags`.
     pub(crate) fn discipline(&self, flags: &crate::ratelimit::verdict::Flags) {
-        let kinds = [
-            (flags.early_by.is_some(), "early_retry"),
-            (flags.immediate, "immediate_retry"),
-            (flags.storm, "retry_storm"),
-            (flags.ignored_should_retry, "ignored_should_retry"),
-            (flags.patient, "patient_retry"),
-        ];
-        for (_, kind) in kinds.iter().filter(|(on, _)| *on) {
-            self.discipline.get_or_create(&KindLabel { kind: (*kind).to_string() }).inc();
+        for kind in flags.kinds() {
+            self.discipline.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
         }
         if let Some(by) = flags.early_by {
             self.early_by.observe(by);

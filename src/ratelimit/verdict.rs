@@ -53,14 +53,22 @@ pub(crate) struct Flags {
 impl Flags {
     /// The `x-sluice-client-verdict` value: what it did wrong, comma-separated.
     pub(crate) fn header(&self) -> Option<String> {
-        let names = [
+        let wrong: Vec<&str> = self.kinds().filter(|kind| *kind != "patient_retry").collect();
+        (!wrong.is_empty()).then(|| wrong.join(","))
+    }
+
+    /// The name of each verdict that holds: the header's words and the
+    /// `sluice_client_discipline_total{kind}` labels.
+    pub(crate) fn kinds(&self) -> impl Iterator<Item = &'static str> {
+        [
             (self.early_by.is_some(), "early_retry"),
             (self.immediate, "immediate_retry"),
             (self.storm, "retry_storm"),
             (self.ignored_should_retry, "ignored_should_retry"),
-        ];
-        let wrong: Vec<&str> = names.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
-        (!wrong.is_empty()).then(|| wrong.join(","))
+            (self.patient, "patient_retry"),
+        ]
+        .into_iter()
+        .filter_map(|(on, kind)| on.then_some(kind))
     }
 }
 
