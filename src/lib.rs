@@ -42,6 +42,8 @@
 //! - `mock`: the mock by API (`mock::anthropic`), a dialect-neutral reply plan,
 //!   tool inputs from JSON Schema ([`mock::schema`]). Never sleeps.
 //! - `proxy`: the upstream client, and an upstream SSE body as records.
+//! - [`cassette`]: record and replay (`docs/record-replay.md`): the cassette
+//!   format, the proxy's recorder, the mock's library, `sluice profile`.
 //! - [`live`]: the config in force (snapshots, versions), reload and file watching.
 //! - `route`: routes and profiles, first match wins.
 //! - `ratelimit`: `[rate_limits]` buckets, the providers' rate-limit headers,
@@ -57,6 +59,7 @@
 pub(crate) mod admin;
 #[doc(hidden)]
 pub mod bench_hooks;
+pub mod cassette;
 pub mod config;
 pub(crate) mod connection;
 pub(crate) mod dialect;

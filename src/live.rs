@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::cassette::replay::{Library, ReplayError};
 use crate::config::layer::{self, Base, Overrides};
 use crate::config::{Config, ProfilePatch};
 use crate::metrics::Metrics;
@@ -59,6 +60,8 @@ pub(crate) struct Snapshot {
     pub upstream: Option<UpstreamClient>,
     /// Which config this is.
     pub version: Version,
+    /// `[replay]`'s cassettes, read when the config was applied.
+    pub(crate) replay: Option<Arc<Library>>,
 }
 
 /// Where configs come from.
@@ -155,6 +158,12 @@ pub enum StartError {
     /// The API listener's TLS (`[tls]`) cannot start.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// `[replay]`'s cassettes cannot be served.
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    /// `[record]`'s folder cannot be written.
+    #[error(transparent)]
+    Record(#[from] crate::cassette::record::RecordError),
 }
 
 impl Live {
@@ -164,12 +173,18 @@ impl Live {
     /// [`StartError`] when the upstream settings are unusable.
     pub fn start(source: Source, first: Loaded, metrics: Arc<Metrics>) -> Result<Self, StartError> {
         let Loaded { text, config } = first;
-        let hash = fingerprint(&text, &source, None);
+        let hash = fingerprint(&text, &source, None, &config);
         let upstream = config.upstream.as_ref().map(UpstreamClient::new).transpose()?;
+        let replay = config.replay.as_ref().map(Library::load).transpose()?.map(Arc::new);
         let version = Version { number: 1, hash };
         metrics.set_version(1);
-        let snapshot =
-            Snapshot { router: Router::new(&config), config: Arc::new(config), upstream, version };
+        let snapshot = Snapshot {
+            router: Router::new(&config),
+            config: Arc::new(config),
+            upstream,
+            version,
+            replay,
+        };
         Ok(Self {
             current: ArcSwap::from_pointee(snapshot),
             source,
@@ -254,8 +269,16 @@ impl Live {
             warn!("[tls] changed: needs a restart; keeping the old settings");
             config.tls = current.config.tls.clone();
         }
-        let hash =
-            fingerprint(&text, &self.source, runtime.as_ref().map(|(_, json)| json.as_str()));
+        if config.record != current.config.record {
+            warn!("[record] changed: needs a restart; keeping the old settings");
+            config.record = current.config.record.clone();
+        }
+        let hash = fingerprint(
+            &text,
+            &self.source,
+            runtime.as_ref().map(|(_, json)| json.as_str()),
+            &config,
+        );
         if hash == current.version.hash {
             self.metrics.reload("unchanged", current.version.number);
             return Reload::Unchanged(current.version.clone());
@@ -268,12 +291,17 @@ impl Live {
                 Err(error) => return self.reject(why, error.to_string()),
             }
         };
+        let replay = match config.replay.as_ref().map(Library::load).transpose() {
+            Ok(library) => library.map(Arc::new),
+            Err(error) => return self.reject(why, error.to_string()),
+        };
         let version = Version { number: current.version.number + 1, hash };
         let snapshot = Snapshot {
             router: Router::new(&config),
             config: Arc::new(config),
             upstream,
             version: version.clone(),
+            replay,
         };
         self.current.store(Arc::new(snapshot));
         if let Ok(mut last) = self.last_good.lock() {
@@ -292,9 +320,15 @@ impl Live {
     }
 }
 
-fn fingerprint(text: &str, source: &Source, runtime: Option<&str>) -> String {
+/// Tells configs apart: the file's text, the layers over it, the runtime
+/// overrides, and the listing of `[replay]`'s folder (so a reload picks up
+/// new or changed cassettes).
+fn fingerprint(text: &str, source: &Source, runtime: Option<&str>, config: &Config) -> String {
     let mut hasher = Sha256::new();
     hasher.update(text.as_bytes());
+    if let Some(replay) = &config.replay {
+        hasher.update(crate::cassette::replay::fingerprint(&replay.dir).as_bytes());
+    }
     let layers = match source {
         Source::Fixed(config) => format!("{config:?}"),
         Source::File { layers, .. } => format!("{layers:?}"),

@@ -62,6 +62,13 @@ struct Args {
     /// 127.0.0.1:9090 (the default) or 127.0.0.1:0.
     #[arg(long, global = true, value_parser = value::listen, value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
+    /// Proxy mode: write every exchange as a cassette into this folder
+    /// (`[record] dir`; docs/record-replay.md).
+    #[arg(long, global = true, value_name = "DIR")]
+    record: Option<PathBuf>,
+    /// Mock mode: answer from the cassettes in this folder (`[replay] dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    replay: Option<PathBuf>,
     /// Log format on stderr: `text` (coloured only on a terminal) or `json`
     /// (one object per line, for log shippers).
     #[arg(long, env = "SLUICE_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -93,6 +100,13 @@ enum Command {
     Check {
         /// The TOML file.
         file: PathBuf,
+    },
+    /// Measure the timing of the recorded streams in a folder of cassettes,
+    /// per model and path, and print it with [profiles.NAME] blocks and
+    /// routes to paste into a config (docs/record-replay.md).
+    Profile {
+        /// The folder of cassettes.
+        dir: PathBuf,
     },
     /// Make a CA and a certificate signed by it for the given names, into a
     /// folder (ca.pem, cert.pem, key.pem), for `[tls] cert` and `key` and for
@@ -128,6 +142,10 @@ fn main() -> ExitCode {
 }
 
 async fn start(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::Profile { dir }) = &args.command {
+        print!("{}", sluice::cassette::profile::report(dir)?);
+        return Ok(());
+    }
     if let Some(Command::Cert { names, out }) = &args.command {
         let mut all = vec!["localhost".to_string(), "127.0.0.1".to_string()];
         all.extend(names.iter().filter(|n| !n.is_empty()).cloned());
@@ -184,7 +202,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
             "proxy mode needs an upstream: pass --upstream URL, set SLUICE_UPSTREAM, \
              or add [upstream] url = \"...\" to the config"
         ),
-        Some(Command::Mock | Command::Cert { .. }) | None => {}
+        Some(Command::Mock | Command::Cert { .. } | Command::Profile { .. }) | None => {}
     }
     // Thousands of streams need thousands of fds; the default soft limit is often 1,024.
     let open_files = sluice::server::raise_open_file_limit();
@@ -242,6 +260,8 @@ fn flag_overrides(args: &Args) -> Overrides {
         upstream: args.upstream.clone(),
         admin_listen: args.admin_listen,
         mock_only: matches!(args.command, Some(Command::Mock)),
+        record: args.record.clone(),
+        replay: args.replay.clone(),
     }
 }
 

@@ -131,6 +131,8 @@ pub(crate) struct Metrics {
     tls_handshakes: Family<ResultLabel, Counter>,
     discipline: Family<KindLabel, Counter>,
     early_by: DurationHistogram,
+    cassettes: Family<ResultLabel, Counter>,
+    replays: Family<ResultLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -226,6 +228,21 @@ impl Metrics {
             Unit::Seconds,
             early_by.clone(),
         );
+        let cassettes = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "cassettes_recorded",
+            "Exchanges recorded by [record], by result: written, or dropped (queue_full: the disk \
+             could not keep up; incomplete: the stream broke or the client left; too_large; \
+             write_failed)",
+            cassettes.clone(),
+        );
+        let replays = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "replays",
+            "Requests [replay] looked up, by result: replayed, generated (no match, fallback), \
+             not_found (no match, 404)",
+            replays.clone(),
+        );
         Self {
             registry,
             requests,
@@ -241,7 +258,19 @@ impl Metrics {
             tls_handshakes,
             discipline,
             early_by,
+            cassettes,
+            replays,
         }
+    }
+
+    /// Counts a recorded exchange by what became of it.
+    pub(crate) fn cassette(&self, result: &str) {
+        self.cassettes.get_or_create(&ResultLabel { result: result.to_string() }).inc();
+    }
+
+    /// Counts a replay lookup by its result.
+    pub(crate) fn replay(&self, result: &str) {
+        self.replays.get_or_create(&ResultLabel { result: result.to_string() }).inc();
     }
 
     /// Counts a TLS handshake by its result.

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::cassette::record::Recorder;
 use crate::connection::{self, ClientIo, ConnState, RateLimitedLog, Tracked};
 
 use crate::config::Config;
@@ -82,8 +83,26 @@ pub async fn serve_loaded(
     let end_streams = StreamEnd::new();
     let draining = CancellationToken::new();
     let stop_admin = CancellationToken::new();
-    let app =
-        Arc::new(App::new(Arc::clone(&live), Arc::clone(&metrics), seed, end_streams.clone()));
+    let recorder = {
+        let config = &live.snapshot().config;
+        match (&config.record, &config.upstream) {
+            (Some(record), Some(_)) => Some(Recorder::start(record, Arc::clone(&metrics))?),
+            (Some(_), None) => {
+                warn!(
+                    "[record] is set but sluice is not a proxy (no upstream): nothing is recorded"
+                );
+                None
+            }
+            (None, _) => None,
+        }
+    };
+    let app = Arc::new(App::new(
+        Arc::clone(&live),
+        Arc::clone(&metrics),
+        seed,
+        end_streams.clone(),
+        recorder,
+    ));
     let _watcher = match live::watch(Arc::clone(&live)) {
         Ok(watcher) => watcher,
         Err(error) => {

@@ -127,6 +127,37 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
         };
         out.insert("tls".into(), json!({"certificate": certificate, "alpn": alpn}));
     }
+    if let Some(record) = &config.record {
+        out.insert(
+            "record".into(),
+            json!({
+                "dir": record.dir.display().to_string(),
+                "redact_headers": record.redact_headers,
+                "redact_fields": record.redact_fields,
+            }),
+        );
+    }
+    if let Some(replay) = &config.replay {
+        let (timing, scale) = match replay.timing {
+            super::ReplayTiming::Recorded => ("recorded", None),
+            super::ReplayTiming::Configured => ("configured", None),
+            super::ReplayTiming::Scaled(factor) => ("scaled", Some(factor)),
+        };
+        let fallback = match replay.fallback {
+            super::ReplayFallback::Generate => "generate",
+            super::ReplayFallback::NotFound => "not_found",
+        };
+        out.insert(
+            "replay".into(),
+            json!({
+                "dir": replay.dir.display().to_string(),
+                "match": replay.matching.as_str(),
+                "timing": timing,
+                "scale": scale,
+                "fallback": fallback,
+            }),
+        );
+    }
     if let Some(runtime) = runtime {
         out.insert("runtime_overrides".into(), patch_json(runtime));
     }

@@ -11,9 +11,12 @@
 //! process environment.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{Config, ConfigError, ConfigSource, ProfilePatch, Upstream, value};
+use super::{
+    Config, ConfigError, ConfigSource, ProfilePatch, Record, Replay, ReplayFallback, ReplayMatch,
+    ReplayTiming, Upstream, value,
+};
 use crate::shape::Delay;
 
 /// Values that override the file. Each layer (environment, flags) yields one.
@@ -34,6 +37,11 @@ pub struct Overrides {
     pub admin_listen: Option<SocketAddr>,
     /// Serve the mock whatever the file says (`sluice mock`).
     pub mock_only: bool,
+    /// `[record] dir` (`--record`); records with no redaction beyond the credentials
+    /// unless the file's `[record]` lists more.
+    pub record: Option<PathBuf>,
+    /// `[replay] dir` (`--replay`); the file's other `[replay]` keys, or their defaults.
+    pub replay: Option<PathBuf>,
 }
 
 const PORT_FORM: &str = "a port number from 0 to 65535";
@@ -76,6 +84,8 @@ impl Overrides {
             upstream: get("SLUICE_UPSTREAM", "upstream.url").parse(value::upstream_url)?,
             admin_listen: get("SLUICE_ADMIN_LISTEN", "admin.listen").parse(value::listen)?,
             mock_only: false,
+            record: None,
+            replay: None,
         })
     }
 
@@ -103,6 +113,31 @@ impl Overrides {
         }
         if self.mock_only {
             config.upstream = None;
+        }
+        if let Some(dir) = &self.record {
+            match &mut config.record {
+                Some(record) => record.dir = dir.clone(),
+                None => {
+                    config.record = Some(Record {
+                        dir: dir.clone(),
+                        redact_headers: Vec::new(),
+                        redact_fields: Vec::new(),
+                    });
+                }
+            }
+        }
+        if let Some(dir) = &self.replay {
+            match &mut config.replay {
+                Some(replay) => replay.dir = dir.clone(),
+                None => {
+                    config.replay = Some(Replay {
+                        dir: dir.clone(),
+                        matching: ReplayMatch::LastUserMessage,
+                        timing: ReplayTiming::Recorded,
+                        fallback: ReplayFallback::NotFound,
+                    });
+                }
+            }
         }
     }
 }

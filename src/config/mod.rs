@@ -465,6 +465,10 @@ pub struct Config {
     pub upstream: Option<Upstream>,
     /// TLS on the API listener (`[tls]`); `None` serves plain HTTP.
     pub tls: Option<Tls>,
+    /// Proxy mode writes every exchange as a cassette (`[record]`).
+    pub record: Option<Record>,
+    /// The mock answers from cassettes (`[replay]`).
+    pub replay: Option<Replay>,
     /// Bounds on client connections.
     pub limits: Limits,
     /// How the config file is watched.
@@ -503,6 +507,91 @@ pub enum TlsCertificate {
         /// Where the CA certificate is written, if anywhere.
         ca_out: Option<PathBuf>,
     },
+}
+
+/// `[record]`: proxy mode writes every exchange that passes through it as
+/// one cassette file (`docs/record-replay.md`). Read at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The folder cassettes are written to (made if missing).
+    pub dir: PathBuf,
+    /// Headers whose values are replaced by `[redacted]`, lowercase; the
+    /// credential headers are dropped whatever this says.
+    pub redact_headers: Vec<String>,
+    /// JSON body fields (dotted paths such as `metadata.user_id`) whose
+    /// values are replaced by `"[redacted]"`, in requests and responses.
+    pub redact_fields: Vec<String>,
+}
+
+/// `[replay]`: the mock answers from recorded cassettes
+/// (`docs/record-replay.md`). Reloaded with the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    /// The folder cassettes are read from.
+    pub dir: PathBuf,
+    /// How a request finds its cassette.
+    pub matching: ReplayMatch,
+    /// When a replayed event goes out.
+    pub timing: ReplayTiming,
+    /// What a request no cassette matches gets.
+    pub fallback: ReplayFallback,
+}
+
+/// How a request is matched to a cassette. Every rule also requires the
+/// same path and the same `stream` choice; several cassettes that match
+/// are served in turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayMatch {
+    /// The same JSON body (redacted fields aside; key order does not matter).
+    Body,
+    /// The same last user message.
+    LastUserMessage,
+    /// The same model.
+    ModelPath,
+    /// Any cassette of the path, in turn.
+    RoundRobin,
+}
+
+impl ReplayMatch {
+    /// Its name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Body => "body",
+            Self::LastUserMessage => "last_user_message",
+            Self::ModelPath => "model_path",
+            Self::RoundRobin => "round_robin",
+        }
+    }
+}
+
+/// When a replayed event goes out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReplayTiming {
+    /// At its recorded offset from the request (the profile's delays do not apply).
+    Recorded,
+    /// On the profile's delays, as a generated reply.
+    Configured,
+    /// At its recorded offset times this factor.
+    Scaled(f64),
+}
+
+impl std::fmt::Display for ReplayTiming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Recorded => f.write_str("recorded"),
+            Self::Configured => f.write_str("configured"),
+            Self::Scaled(factor) => write!(f, "scaled x{factor}"),
+        }
+    }
+}
+
+/// What a request no cassette matches gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayFallback {
+    /// The mock's generated reply.
+    Generate,
+    /// A 404 in the API's error shape that says no cassette matched.
+    NotFound,
 }
 
 /// A protocol offered by ALPN.
@@ -570,6 +659,8 @@ impl Default for Config {
             admin: Admin::default(),
             upstream: None,
             tls: None,
+            record: None,
+            replay: None,
             limits: Limits::default(),
             watch: Watch::default(),
             source: ConfigSource::Defaults,

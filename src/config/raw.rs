@@ -11,8 +11,9 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::{
-    Alpn, Api, Config, ConfigError, HeadTiming, LimitKey, Limits, ProfilePatch, RateLimits, Route,
-    RouteMatch, Tls, TlsCertificate, ToolPick, ToolUsePatch, Upstream, value,
+    Alpn, Api, Config, ConfigError, HeadTiming, LimitKey, Limits, ProfilePatch, RateLimits, Record,
+    Replay, ReplayFallback, ReplayMatch, ReplayTiming, Route, RouteMatch, Tls, TlsCertificate,
+    ToolPick, ToolUsePatch, Upstream, value,
 };
 use crate::shape::{Delay, Fault, HttpFault, Schedule, WeightedFault};
 
@@ -41,6 +42,8 @@ macro_rules! profile_knobs {
             admin: Option<RawAdmin>,
             upstream: Option<Spanned<RawUpstream>>,
             tls: Option<Spanned<RawTls>>,
+            record: Option<Spanned<RawRecord>>,
+            replay: Option<Spanned<RawReplay>>,
             limits: Option<RawLimits>,
             watch: Option<RawWatch>,
         }
@@ -110,6 +113,27 @@ struct RawTls {
     names: Option<Spanned<Vec<String>>>,
     ca_out: Option<Spanned<String>>,
     alpn: Option<Spanned<Vec<String>>>,
+}
+
+/// `[record]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecord {
+    dir: Option<Spanned<String>>,
+    redact_headers: Option<Spanned<Vec<String>>>,
+    redact_fields: Option<Spanned<Vec<String>>>,
+}
+
+/// `[replay]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplay {
+    dir: Option<Spanned<String>>,
+    #[serde(rename = "match")]
+    matching: Option<Spanned<String>>,
+    timing: Option<Spanned<String>>,
+    scale: Option<Spanned<f64>>,
+    fallback: Option<Spanned<String>>,
 }
 
 /// `[watch]`.
@@ -303,6 +327,15 @@ pub(super) const BURST_FORM: &str = "a whole number of requests from 1 to 100000
 pub(super) const LIMIT_KEY_FORM: &str =
     "\"api_key\" (each API key on each route), \"route\" or \"global\"";
 const PATH_FORM: &str = "a file path";
+const DIR_FORM: &str = "a folder path such as \"cassettes\"";
+const REDACT_HEADERS_FORM: &str = "a list of up to 100 header names such as [\"x-user-email\"]";
+const REDACT_FIELDS_FORM: &str =
+    "a list of up to 100 dotted JSON field paths such as [\"metadata.user_id\"]";
+const REPLAY_MATCH_FORM: &str =
+    "\"body\", \"last_user_message\", \"model_path\" or \"round_robin\"";
+const REPLAY_TIMING_FORM: &str = "\"recorded\", \"configured\" or \"scaled\" (with scale)";
+const SCALE_FORM: &str = "a factor from 0.001 to 1000, with timing = \"scaled\"";
+const FALLBACK_FORM: &str = "\"generate\" (the mock's own reply) or \"not_found\" (a 404)";
 const NAMES_FORM: &str =
     "a list of up to 100 DNS names or IP addresses, such as [\"api.anthropic.com\"]";
 const ALPN_FORM: &str = "a list of \"h2\" and \"http/1.1\", such as [\"http/1.1\"]";
@@ -414,6 +447,12 @@ impl RawConfig {
         }
         if let Some(tls) = &self.tls {
             config.tls = Some(tls.get_ref().validate(at, tls.span())?);
+        }
+        if let Some(record) = &self.record {
+            config.record = Some(record.get_ref().validate(at, record.span())?);
+        }
+        if let Some(replay) = &self.replay {
+            config.replay = Some(replay.get_ref().validate(at, replay.span())?);
         }
         Ok(config)
     }
@@ -931,6 +970,85 @@ impl RawTls {
             _ => return Err(at.error(&table, "tls", "the table".to_string(), TLS_FORM)),
         };
         Ok(Tls { certificate, alpn })
+    }
+}
+
+/// The folder of `[record]` or `[replay]`, which must be given.
+fn required_dir(
+    at: &Locator<'_>,
+    dir: &Option<Spanned<String>>,
+    table: &Range<usize>,
+    key: &str,
+) -> Result<PathBuf, ConfigError> {
+    at.check(dir, key, |s| if s.is_empty() { Err(DIR_FORM) } else { Ok(PathBuf::from(s)) })?
+        .ok_or_else(|| at.error(table, key, "nothing".to_string(), DIR_FORM))
+}
+
+impl RawRecord {
+    fn validate(&self, at: &Locator<'_>, table: Range<usize>) -> Result<Record, ConfigError> {
+        let dir = required_dir(at, &self.dir, &table, "record.dir")?;
+        let redact_headers = at
+            .check(&self.redact_headers, "record.redact_headers", |names| {
+                let mut lower = Vec::new();
+                for name in names {
+                    if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                        return Err(REDACT_HEADERS_FORM);
+                    }
+                    lower.push(name.to_ascii_lowercase());
+                }
+                if lower.len() <= 100 { Ok(lower) } else { Err(REDACT_HEADERS_FORM) }
+            })?
+            .unwrap_or_default();
+        let redact_fields = at
+            .check(&self.redact_fields, "record.redact_fields", |fields| {
+                let fine = |f: &String| {
+                    !f.is_empty() && f.len() <= 256 && f.split('.').all(|part| !part.is_empty())
+                };
+                if fields.len() <= 100 && fields.iter().all(fine) {
+                    Ok(fields.clone())
+                } else {
+                    Err(REDACT_FIELDS_FORM)
+                }
+            })?
+            .unwrap_or_default();
+        Ok(Record { dir, redact_headers, redact_fields })
+    }
+}
+
+impl RawReplay {
+    fn validate(&self, at: &Locator<'_>, table: Range<usize>) -> Result<Replay, ConfigError> {
+        let dir = required_dir(at, &self.dir, &table, "replay.dir")?;
+        let matching = at
+            .check(&self.matching, "replay.match", |s| match s.as_str() {
+                "body" => Ok(ReplayMatch::Body),
+                "last_user_message" => Ok(ReplayMatch::LastUserMessage),
+                "model_path" => Ok(ReplayMatch::ModelPath),
+                "round_robin" => Ok(ReplayMatch::RoundRobin),
+                _ => Err(REPLAY_MATCH_FORM),
+            })?
+            .unwrap_or(ReplayMatch::LastUserMessage);
+        let scale = at.check(&self.scale, "replay.scale", |f| {
+            if f.is_finite() && (0.001..=1000.0).contains(f) { Ok(*f) } else { Err(SCALE_FORM) }
+        })?;
+        let timing = at
+            .check(&self.timing, "replay.timing", |s| match (s.as_str(), scale) {
+                ("recorded", None) => Ok(ReplayTiming::Recorded),
+                ("configured", None) => Ok(ReplayTiming::Configured),
+                ("scaled", Some(factor)) => Ok(ReplayTiming::Scaled(factor)),
+                _ => Err(REPLAY_TIMING_FORM),
+            })?
+            .unwrap_or(ReplayTiming::Recorded);
+        if let (Some(spanned), false) = (&self.scale, matches!(timing, ReplayTiming::Scaled(_))) {
+            return Err(at.invalid(spanned, "replay.scale", SCALE_FORM));
+        }
+        let fallback = at
+            .check(&self.fallback, "replay.fallback", |s| match s.as_str() {
+                "generate" => Ok(ReplayFallback::Generate),
+                "not_found" => Ok(ReplayFallback::NotFound),
+                _ => Err(FALLBACK_FORM),
+            })?
+            .unwrap_or(ReplayFallback::NotFound);
+        Ok(Replay { dir, matching, timing, fallback })
     }
 }
 

@@ -864,3 +864,40 @@ fn rate_limits_are_read_per_profile_replaced_whole_and_checked() {
         "an empty table lifts the limits"
     );
 }
+
+#[test]
+fn record_and_replay_tables_are_validated_and_flags_set_their_folders() {
+    let config = Config::from_toml_str(
+        "[record]\ndir = \"tapes\"\nredact_headers = [\"X-User\"]\nredact_fields = [\"metadata.user_id\"]\n\
+         [replay]\ndir = \"tapes\"\nmatch = \"body\"\ntiming = \"scaled\"\nscale = 0.5\nfallback = \"generate\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    let record = config.record.unwrap();
+    assert_eq!(record.redact_headers, ["x-user"]);
+    assert_eq!(record.redact_fields, ["metadata.user_id"]);
+    let replay = config.replay.unwrap();
+    assert_eq!(replay.matching, crate::config::ReplayMatch::Body);
+    assert_eq!(replay.timing, crate::config::ReplayTiming::Scaled(0.5));
+    assert_eq!(replay.fallback, crate::config::ReplayFallback::Generate);
+    for (bad, key) in [
+        ("[replay]\ndir = \"t\"\nscale = 2.0\n", "replay.scale"),
+        ("[replay]\ndir = \"t\"\ntiming = \"scaled\"\n", "replay.timing"),
+        ("[replay]\ndir = \"t\"\nmatch = \"fuzzy\"\n", "replay.match"),
+        ("[replay]\nmatch = \"body\"\n", "replay.dir"),
+        ("[record]\ndir = \"t\"\nredact_fields = [\"a..b\"]\n", "record.redact_fields"),
+        ("[record]\ndir = \"t\"\nredact_headers = [\"bad header\"]\n", "record.redact_headers"),
+    ] {
+        match Config::from_toml_str(bad, "t.toml") {
+            Err(ConfigError::Invalid { key: got, .. }) => assert_eq!(got, key, "{bad}"),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    let mut config = Config::default();
+    Overrides { record: Some("a".into()), replay: Some("b".into()), ..Overrides::default() }
+        .apply(&mut config);
+    assert_eq!(config.record.unwrap().dir, std::path::PathBuf::from("a"));
+    let replay = config.replay.unwrap();
+    assert_eq!(replay.dir, std::path::PathBuf::from("b"));
+    assert_eq!(replay.timing, crate::config::ReplayTiming::Recorded);
+}

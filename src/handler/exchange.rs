@@ -78,12 +78,15 @@ impl Answer {
 }
 
 /// How a source's records reach sluice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Delivery {
     /// All at once (the mock): the schedule runs from the head's release time.
     Instant,
     /// As the source sends them (an upstream).
     Live,
+    /// A recording (replay): each record at its offset from the head's
+    /// release time, in place of the profile's delays.
+    Recorded(Vec<Duration>),
 }
 
 /// One request from its admission to its answer; see the module docs.
@@ -319,15 +322,21 @@ impl<'a> Exchange<'a> {
         self.mark(&mut head.headers, applies);
         // A slow head: an instant source's whole schedule starts that much
         // later; a live source's events wait in its socket meanwhile.
+        let mut timing = self.profile.timing;
         let (release, arrival) = match delivery {
             Delivery::Instant => {
                 let release = crate::shape::later(self.arrival, slow);
                 (release, Arrival::AtRequestStart(release))
             }
             Delivery::Live => (crate::shape::later(Instant::now(), slow), Arrival::WhenReceived),
+            Delivery::Recorded(offsets) => {
+                let release = crate::shape::later(self.arrival, slow);
+                timing = crate::shape::Timing::default();
+                (release, Arrival::Recorded { start: release, offsets: offsets.into_iter() })
+            }
         };
         let metrics = Arc::clone(self.app.metrics());
-        let pacer = Pacer::new(self.profile.timing, self.rng.clone());
+        let pacer = Pacer::new(timing, self.rng.clone());
         let mut shaped = Box::pin(
             Shaper::new(source, pacer, arrival)
                 .with_fault(fault)

@@ -1,9 +1,13 @@
 //! Mock mode: each API in [`mock::APIS`] is routed by its paths. Its
 //! generating endpoint goes through the whole pipeline (an [`Exchange`] with
-//! the mock's reply as an instant source); its other endpoints are answered
+//! the mock's reply as an instant source, or with `[replay]` a recorded
+//! cassette, `crate::cassette::replay`); its other endpoints are answered
 //! at once; `GET /health` is answered; everything else is a 404 or a 405 in
 //! the dialect of its path.
 
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -13,12 +17,15 @@ use tracing::debug;
 use super::exchange::{Answer, Delivery, Exchange, other_request_id};
 use super::refusal::Refusal;
 use super::request_body::read_body;
+use crate::cassette::replay::Recorded;
+use crate::config::{ReplayFallback, ReplayTiming};
 use crate::dialect::Dialect;
 use crate::live::Snapshot;
 use crate::mock::{self, Codec, MockApi, Reply, Serve};
 use crate::response::{self, BoxError};
 use crate::route::BodyFacts;
 use crate::shape::head::HeadHold;
+use crate::sse::SseRecord;
 
 /// Routes a request in mock mode.
 pub(crate) async fn serve(
@@ -102,6 +109,7 @@ async fn generate(
     codec: Codec,
     request: Request<Incoming>,
 ) -> Answer {
+    let path = request.uri().path().to_owned();
     let (body, mut exchange) = match admit(app, snapshot, api, request).await {
         Ok(admitted) => admitted,
         Err(answer) => return *answer,
@@ -110,6 +118,27 @@ async fn generate(
         Ok(parsed) => parsed,
         Err(invalid) => return exchange.refuse(Refusal::InvalidRequest(invalid.0)),
     };
+    if let (Some(library), Some(replay)) = (&snapshot.replay, &snapshot.config.replay) {
+        let metrics = app.metrics();
+        match library.find(&path, &body) {
+            Some(recorded) => {
+                metrics.replay("replayed");
+                return play(exchange, &recorded, replay.timing).await;
+            }
+            None if replay.fallback == ReplayFallback::NotFound => {
+                metrics.replay("not_found");
+                let message = format!(
+                    "no cassette in {} matches this request ([replay] match = \"{}\", among {} \
+                     cassettes); record one, or set [replay] fallback = \"generate\"",
+                    replay.dir.display(),
+                    replay.matching.as_str(),
+                    library.len()
+                );
+                return exchange.refuse(Refusal::NotFound(message));
+            }
+            None => metrics.replay("generated"),
+        }
+    }
     let (profile, rng) = exchange.profile_and_rng();
     let reply = match Reply::generate(&parsed, profile.tokens_per_response, &profile.tool_use, rng)
     {
@@ -139,6 +168,42 @@ async fn generate(
     };
     let records = records(codec, reply, &parsed);
     exchange.stream(head, records, Delivery::Instant, HeadHold::MOCK, sequence).await
+}
+
+/// A recorded exchange through the pipeline: its head and events as
+/// recorded, at the recorded offsets (or scaled, or on the profile's delays).
+async fn play(mut exchange: Exchange<'_>, recorded: &Recorded, timing: ReplayTiming) -> Answer {
+    exchange.produces(recorded.output_tokens);
+    debug!(request = exchange.number(), cassette = %recorded.name, %timing, "replaying");
+    let mut head = Response::new(()).into_parts().0;
+    head.status = recorded.status;
+    head.headers = recorded.headers.clone();
+    let scale = |at: Duration| match timing {
+        ReplayTiming::Scaled(factor) => at.mul_f64(factor),
+        ReplayTiming::Recorded | ReplayTiming::Configured => at,
+    };
+    if !recorded.stream {
+        let delay = match timing {
+            ReplayTiming::Configured => {
+                let (profile, rng) = exchange.profile_and_rng();
+                profile.timing.first_token_delay.sample(rng)
+            }
+            ReplayTiming::Recorded | ReplayTiming::Scaled(_) => scale(recorded.head_at),
+        };
+        let extra = delay.saturating_sub(exchange.arrival().elapsed());
+        let body = Full::new(recorded.body.clone()).map_err(|never| match never {}).boxed_unsync();
+        return exchange.whole(head, body, extra).await;
+    }
+    let delivery = match timing {
+        ReplayTiming::Configured => Delivery::Instant,
+        ReplayTiming::Recorded | ReplayTiming::Scaled(_) => {
+            Delivery::Recorded(recorded.events.iter().map(|(at, _)| scale(*at)).collect())
+        }
+    };
+    let records: Vec<Result<SseRecord, BoxError>> =
+        recorded.events.iter().map(|(_, record)| Ok(record.clone())).collect();
+    let source = futures_util::stream::iter(records);
+    exchange.stream(head, source, delivery, HeadHold::MOCK, None).await
 }
 
 /// The reply's records as the shaper's source: made as they are pulled.

@@ -41,6 +41,7 @@ use hyper::{Request, Response, StatusCode};
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::cassette::record::Recorder;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
@@ -71,6 +72,8 @@ pub(crate) struct App {
     end_streams: StreamEnd,
     limiter: Arc<Limiter>,
     verdicts: Verdicts,
+    /// `[record]`: tapes each proxied exchange, when set.
+    recorder: Option<Recorder>,
 }
 
 /// A request not answered yet: counted as `client_gone` if dropped so.
@@ -91,12 +94,13 @@ impl Drop for Unanswered<'_> {
 impl App {
     /// Serves the live config; `seed` keys every random draw; once
     /// `end_streams` is ended, every stream in flight ends at its next event
-    /// boundary.
+    /// boundary; `recorder` records proxied exchanges.
     pub(crate) fn new(
         live: Arc<Live>,
         metrics: Arc<Metrics>,
         seed: u64,
         end_streams: StreamEnd,
+        recorder: Option<Recorder>,
     ) -> Self {
         Self {
             live,
@@ -108,7 +112,13 @@ impl App {
             end_streams,
             limiter: Arc::new(Limiter::default()),
             verdicts: Verdicts::default(),
+            recorder,
         }
+    }
+
+    /// The recorder, when `[record]` is set (proxy mode).
+    pub(crate) fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 
     /// The live config.

@@ -5,7 +5,8 @@
 //! ```text
 //! request ─▶ Exchange::begin ─▶ HTTP fault? answered (the upstream is never called)
 //!         ─▶ upstream (crate::proxy: pooled, TLS, h1/h2) ─▶ head
-//!             SSE:   body ─▶ SseRecords (split, classify) ─▶ [usage watch, when
+//!             SSE:   body ─▶ SseRecords (split, classify) ─▶ [taped, when
+//!                    [record]] ─▶ [usage watch, when
 //!                    [rate_limits] settle output] ─▶ Exchange::stream
 //!             other: body passed through; Exchange::whole holds the head
 //!                    first_token_delay (configurable)
@@ -28,6 +29,7 @@ use super::control::CONTROL_HEADERS;
 use super::exchange::{Answer, Delivery, Exchange};
 use super::refusal::Refusal;
 use super::request_body::read_body;
+use crate::cassette::record::{Taped, TapedBody};
 use crate::dialect::Dialect;
 use crate::live::Snapshot;
 use crate::proxy::{SseRecords, UpstreamClient, UpstreamError, strip_hop_by_hop};
@@ -47,17 +49,20 @@ pub(crate) async fn forward(
 ) -> Answer {
     let dialect = Dialect::for_path(request.uri().path());
     let (mut head, body) = request.into_parts();
-    // The body streams through untouched unless a route must read it to choose.
-    let (body, facts) = if snapshot.router.needs_body() {
+    let recorder = app.recorder();
+    // The body streams through untouched unless a route must read it to
+    // choose, or it is recorded.
+    let (body, facts, read) = if snapshot.router.needs_body() || recorder.is_some() {
         match read_body(body, &head.headers, &snapshot.config).await {
             Ok(bytes) => {
                 let facts = BodyFacts::read(&bytes);
-                (Full::new(bytes).map_err(|never| match never {}).boxed_unsync(), Some(facts))
+                let whole = Full::new(bytes.clone()).map_err(|never| match never {}).boxed_unsync();
+                (whole, Some(facts), bytes)
             }
             Err(refusal) => return Answer::unrouted(refusal, dialect),
         }
     } else {
-        (body.map_err(Into::into).boxed_unsync(), None)
+        (body.map_err(Into::into).boxed_unsync(), None, bytes::Bytes::new())
     };
     let mut exchange = match Exchange::begin(app, snapshot, &head, facts.as_ref(), dialect, arrival)
     {
@@ -67,6 +72,7 @@ pub(crate) async fn forward(
     for name in CONTROL_HEADERS {
         head.headers.remove(name);
     }
+    let mut tape = recorder.map(|recorder| recorder.tape(&head, &read, arrival));
     let sent = upstream.send(Request::from_parts(head, body)).await;
     let response = match sent.and_then(|response| refuse_upgrade(upstream, response)) {
         Ok(response) => response,
@@ -75,11 +81,15 @@ pub(crate) async fn forward(
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     head.version = hyper::Version::default();
+    if let Some(tape) = &mut tape {
+        tape.respond(&head);
+    }
     let settings = upstream.settings();
     if is_event_stream(&head.headers) {
         head.headers.remove(CONTENT_LENGTH);
         let splitter = SseSplitter::new(dialect.classifier(), settings.max_event_size);
-        let records = SseRecords::new(body, splitter, settings.stream_idle_timeout);
+        let records =
+            Taped::new(SseRecords::new(body, splitter, settings.stream_idle_timeout), tape);
         let hold = HeadHold::upstream(settings.head_hold_bytes, settings.head_hold_time);
         // An upstream's events are not counted: its error event carries no sequence number.
         if let Some(settlement) = exchange.take_settlement() {
@@ -96,7 +106,12 @@ pub(crate) async fn forward(
     } else {
         Duration::ZERO
     };
-    exchange.whole(head, body.map_err(Into::into).boxed_unsync(), delay).await
+    let body = body.map_err(Into::into);
+    let body = match tape {
+        Some(tape) => TapedBody::new(body, tape).boxed_unsync(),
+        None => body.boxed_unsync(),
+    };
+    exchange.whole(head, body, delay).await
 }
 
 /// A `101 Switching Protocols` answer is an upstream protocol error: the

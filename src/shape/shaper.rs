@@ -26,7 +26,7 @@ use crate::response::BoxError;
 use crate::sse::{SseRecord, corrupt};
 
 /// When a record counts as having arrived from its source.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Arrival {
     /// The source is instant (the mock): every record is taken to arrive at
     /// this instant (the request's arrival), so the configured schedule is
@@ -35,6 +35,14 @@ pub(crate) enum Arrival {
     /// The source takes real time (an upstream): a record arrives when the
     /// shaper receives it.
     WhenReceived,
+    /// A recording (replay): the n-th record arrives at `start` plus the
+    /// n-th offset (records past the last offset, at `start`).
+    Recorded {
+        /// The request's arrival (after a slow head).
+        start: Instant,
+        /// Each record's offset from it, in order.
+        offsets: std::vec::IntoIter<Duration>,
+    },
 }
 
 /// What a stream fault does when it fires.
@@ -159,9 +167,12 @@ where
                 let now = Instant::now();
                 let (held, at) = match ready!(this.source.as_mut().poll_next(cx)) {
                     Some(Ok(mut record)) => {
-                        let arrived = match *this.arrival {
-                            Arrival::AtRequestStart(start) => start,
+                        let arrived = match this.arrival {
+                            Arrival::AtRequestStart(start) => *start,
                             Arrival::WhenReceived => now,
+                            Arrival::Recorded { start, offsets } => {
+                                super::later(*start, offsets.next().unwrap_or_default())
+                            }
                         };
                         let at = this.pacer.release_at(arrived, record.kind);
                         let fires = record.kind.is_content()

@@ -244,3 +244,27 @@ async fn lateness_is_zero_on_schedule_and_measured_against_it_when_the_source_is
     assert_eq!(items, expected(&[("a", 150), ("b", 150)]));
     assert_eq!(*seen.lock().unwrap(), [ms(50), ms(30)]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_recording_is_released_at_its_offsets_and_a_fault_still_fires() {
+    let t0 = Instant::now();
+    let offsets = || vec![ms(0), ms(312), ms(313), ms(340), ms(900), ms(901)];
+    let recorded = |fault| {
+        let pacer = Pacer::new(Timing::default(), request_rng(0, 0));
+        let arrival = Arrival::Recorded { start: t0, offsets: offsets().into_iter() };
+        Shaper::new(text_stream(), pacer, arrival).with_fault(fault)
+    };
+    let (items, _) = run(recorded(None), t0).await;
+    let rows = [("start", 0), ("a", 312), ("ping", 313), ("b", 340), ("c", 900), ("stop", 901)];
+    assert_eq!(items, expected(&rows));
+
+    let t0 = Instant::now();
+    let pacer = Pacer::new(Timing::default(), request_rng(0, 0));
+    let arrival = Arrival::Recorded { start: t0, offsets: offsets().into_iter() };
+    let shaper =
+        Shaper::new(text_stream(), pacer, arrival).with_fault(after(2, StreamAction::Truncate));
+    let (items, end) = run(shaper, t0).await;
+    assert_eq!(items, expected(&[("start", 0), ("a", 312), ("ping", 313), ("b", 340)]));
+    // The truncation happens where the third token would have gone out.
+    assert_eq!(end, ms(900));
+}

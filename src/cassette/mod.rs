@@ -1,0 +1,411 @@
+//! Cassettes: one recorded exchange per file (`docs/record-replay.md`).
+//! Proxy mode writes them ([`record`]), the mock answers from them
+//! ([`replay`]), and `sluice profile` reads their timing ([`profile`]).
+//!
+//! The format is JSON Lines, one file per exchange, so that a cassette can
+//! be read, edited and diffed: the first line is the [`Head`] (the request,
+//! redacted, and the response head with its offset), and each line after it
+//! is one SSE event's exact bytes, or one chunk of a body that is not a
+//! stream, with its offset from the request's arrival in milliseconds:
+//!
+//! ```text
+//! {"sluice_cassette":1,"recorded_at":"…","request":{…},"response":{"status":200,"head_ms":310.2,…}}
+//! {"at_ms":812.345,"sse":"event: message_start\ndata: {…}\n\n"}
+//! ```
+//!
+//! Everything read from a cassette is bounded ([`MAX_CASSETTE_BYTES`],
+//! [`MAX_EVENTS`]) and validated; a bad file is refused with its line.
+
+pub mod profile;
+pub(crate) mod record;
+pub(crate) mod replay;
+
+pub use record::RecordError;
+pub use replay::ReplayError;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The format's version, the head's `sluice_cassette`.
+pub(crate) const FORMAT: u32 = 1;
+/// The largest cassette recorded or read.
+pub(crate) const MAX_CASSETTE_BYTES: usize = 16 * 1024 * 1024;
+/// The most events (or body chunks) in one cassette.
+pub(crate) const MAX_EVENTS: usize = 100_000;
+/// The value a redacted header or field is replaced by.
+pub(crate) const REDACTED: &str = "[redacted]";
+
+/// Headers never written to a cassette: credentials and cookies, in every
+/// form the SDKs and gateways send them.
+pub(crate) const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "cookie",
+    "set-cookie",
+];
+
+/// Query parameters whose values are redacted from a recorded path.
+const CREDENTIAL_PARAMS: &[&str] =
+    &["key", "api_key", "api-key", "apikey", "access_token", "token"];
+
+/// Headers that describe one transfer rather than the message, dropped too.
+const TRANSFER_HEADERS: &[&str] = &["content-length", "transfer-encoding", "connection", "host"];
+
+/// The first line of a cassette.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Head {
+    /// [`FORMAT`].
+    pub(crate) sluice_cassette: u32,
+    /// When it was recorded (RFC 3339), for people.
+    #[serde(default)]
+    pub(crate) recorded_at: String,
+    /// What was asked.
+    pub(crate) request: RequestPart,
+    /// What came back, before the events.
+    pub(crate) response: ResponsePart,
+}
+
+/// The request of a cassette, redacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RequestPart {
+    /// `POST`.
+    pub(crate) method: String,
+    /// The path and query, credentials in the query redacted.
+    pub(crate) path: String,
+    /// Lowercase names; credential headers dropped.
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+    /// The JSON body, or its text when it is not JSON.
+    #[serde(default)]
+    pub(crate) body: Value,
+}
+
+/// The response head of a cassette.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResponsePart {
+    /// The status code.
+    pub(crate) status: u16,
+    /// When the head arrived, in ms from the request.
+    pub(crate) head_ms: f64,
+    /// Lowercase names; cookies and transfer headers dropped.
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+}
+
+impl ResponsePart {
+    /// Whether the body is an SSE stream.
+    pub(crate) fn is_event_stream(&self) -> bool {
+        self.headers.get("content-type").is_some_and(|media| {
+            media
+                .split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+    }
+}
+
+/// A line after the head: one event or body chunk and when it arrived.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    at_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sse: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sse_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body_base64: Option<String>,
+}
+
+/// One event (or body chunk) and its offset from the request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Piece {
+    /// From the request's arrival.
+    pub(crate) at: Duration,
+    /// Its exact bytes.
+    pub(crate) bytes: Bytes,
+}
+
+/// A whole cassette.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Cassette {
+    /// The first line.
+    pub(crate) head: Head,
+    /// SSE events, each whole, when the response is a stream; else body chunks.
+    pub(crate) pieces: Vec<Piece>,
+}
+
+/// Why a cassette cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CassetteError {
+    /// Past [`MAX_CASSETTE_BYTES`] or [`MAX_EVENTS`].
+    #[error("too large: at most {MAX_CASSETTE_BYTES} bytes and {MAX_EVENTS} events")]
+    TooLarge,
+    /// A line is not what the format says.
+    #[error("line {line}: {message}")]
+    Line {
+        /// 1-based.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn line_error(line: usize, message: impl Into<String>) -> CassetteError {
+    CassetteError::Line { line, message: message.into() }
+}
+
+/// Milliseconds with microsecond precision, as written.
+pub(crate) fn millis(at: Duration) -> f64 {
+    (at.as_micros() as f64) / 1000.0
+}
+
+/// An offset read from a file: finite, not negative, at most 7 days.
+/// Whole microseconds, as written, so that a cassette reads back exactly.
+fn offset(ms: f64) -> Option<Duration> {
+    let max_micros = crate::shape::MAX_DURATION.as_micros() as f64;
+    let micros = (ms * 1000.0).round();
+    if !micros.is_finite() || !(0.0..=max_micros).contains(&micros) {
+        return None;
+    }
+    Some(Duration::from_micros(micros as u64))
+}
+
+impl Cassette {
+    /// Reads a cassette's text.
+    pub(crate) fn parse(text: &str) -> Result<Self, CassetteError> {
+        if text.len() > MAX_CASSETTE_BYTES {
+            return Err(CassetteError::TooLarge);
+        }
+        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+        let (_, first) = lines.next().ok_or_else(|| line_error(1, "empty: no head line"))?;
+        let head: Head = serde_json::from_str(first)
+            .map_err(|e| line_error(1, format!("not a cassette head: {e}")))?;
+        if head.sluice_cassette != FORMAT {
+            return Err(line_error(
+                1,
+                format!("sluice_cassette {} is not {FORMAT}", head.sluice_cassette),
+            ));
+        }
+        if offset(head.response.head_ms).is_none() {
+            return Err(line_error(1, "head_ms must be a number of ms from 0 to 7 days"));
+        }
+        let stream = head.response.is_event_stream();
+        let mut pieces = Vec::new();
+        for (index, text) in lines {
+            let number = index + 1;
+            if pieces.len() >= MAX_EVENTS {
+                return Err(CassetteError::TooLarge);
+            }
+            let line: Line =
+                serde_json::from_str(text).map_err(|e| line_error(number, e.to_string()))?;
+            let at = offset(line.at_ms).ok_or_else(|| {
+                line_error(number, "at_ms must be a number of ms from 0 to 7 days")
+            })?;
+            let decode = |b64: &String| {
+                BASE64.decode(b64).map_err(|e| line_error(number, format!("bad base64: {e}")))
+            };
+            let bytes = match (stream, &line) {
+                (
+                    true,
+                    Line { sse: Some(s), sse_base64: None, body: None, body_base64: None, .. },
+                ) => Bytes::copy_from_slice(s.as_bytes()),
+                (
+                    true,
+                    Line { sse: None, sse_base64: Some(b), body: None, body_base64: None, .. },
+                ) => Bytes::from(decode(b)?),
+                (
+                    false,
+                    Line { sse: None, sse_base64: None, body: Some(s), body_base64: None, .. },
+                ) => Bytes::copy_from_slice(s.as_bytes()),
+                (
+                    false,
+                    Line { sse: None, sse_base64: None, body: None, body_base64: Some(b), .. },
+                ) => Bytes::from(decode(b)?),
+                (true, _) => {
+                    return Err(line_error(number, "an event line has one of sse or sse_base64"));
+                }
+                (false, _) => {
+                    return Err(line_error(number, "a body line has one of body or body_base64"));
+                }
+            };
+            pieces.push(Piece { at, bytes });
+        }
+        Ok(Self { head, pieces })
+    }
+
+    /// The cassette's text: the head, then one line a piece.
+    pub(crate) fn to_text(&self) -> String {
+        let mut out = serde_json::to_string(&self.head).unwrap_or_default();
+        out.push('\n');
+        let stream = self.head.response.is_event_stream();
+        for piece in &self.pieces {
+            let mut line = Line { at_ms: millis(piece.at), ..Line::default() };
+            match (std::str::from_utf8(&piece.bytes), stream) {
+                (Ok(text), true) => line.sse = Some(text.to_string()),
+                (Ok(text), false) => line.body = Some(text.to_string()),
+                (Err(_), true) => line.sse_base64 = Some(BASE64.encode(&piece.bytes)),
+                (Err(_), false) => line.body_base64 = Some(BASE64.encode(&piece.bytes)),
+            }
+            out.push_str(&serde_json::to_string(&line).unwrap_or_default());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The model the request named, if any.
+    pub(crate) fn model(&self) -> Option<&str> {
+        self.head.request.body.get("model").and_then(Value::as_str)
+    }
+
+    /// The request path without its query.
+    pub(crate) fn path(&self) -> &str {
+        let path = &self.head.request.path;
+        path.split('?').next().unwrap_or(path)
+    }
+}
+
+/// What to keep out of a cassette beyond the credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Redaction {
+    /// Lowercase header names whose values are replaced.
+    pub(crate) headers: Vec<String>,
+    /// Dotted JSON paths whose values are replaced.
+    pub(crate) fields: Vec<String>,
+}
+
+impl Redaction {
+    /// The headers as a cassette keeps them: credentials, cookies and
+    /// transfer headers dropped, listed ones replaced, repeats joined.
+    pub(crate) fn headers(&self, headers: &hyper::HeaderMap) -> BTreeMap<String, String> {
+        let mut kept: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in headers {
+            let name = name.as_str();
+            if CREDENTIAL_HEADERS.contains(&name) || TRANSFER_HEADERS.contains(&name) {
+                continue;
+            }
+            let value = if self.headers.iter().any(|h| h == name) {
+                REDACTED.to_string()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            kept.entry(name.to_string())
+                .and_modify(|v| {
+                    v.push_str(", ");
+                    v.push_str(&value);
+                })
+                .or_insert(value);
+        }
+        kept
+    }
+
+    /// The path with credential query parameters' values replaced.
+    pub(crate) fn path(path_and_query: &str) -> String {
+        let Some((path, query)) = path_and_query.split_once('?') else {
+            return path_and_query.to_string();
+        };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _))
+                    if CREDENTIAL_PARAMS.contains(&name.to_ascii_lowercase().as_str()) =>
+                {
+                    format!("{name}={REDACTED}")
+                }
+                _ => param.to_string(),
+            })
+            .collect();
+        format!("{path}?{}", params.join("&"))
+    }
+
+    /// A request body as a cassette keeps it: JSON with the listed fields
+    /// replaced, or the text when it is not JSON.
+    pub(crate) fn body(&self, body: &[u8]) -> Value {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(mut json) => {
+                self.json(&mut json);
+                json
+            }
+            Err(_) if body.is_empty() => Value::Null,
+            Err(_) => Value::String(String::from_utf8_lossy(body).into_owned()),
+        }
+    }
+
+    /// Replaces the listed fields of `json` in place.
+    pub(crate) fn json(&self, json: &mut Value) {
+        for field in &self.fields {
+            let mut parts = field.split('.').peekable();
+            let mut at = &mut *json;
+            while let Some(part) = parts.next() {
+                let next = match at {
+                    Value::Object(map) => map.get_mut(part),
+                    Value::Array(items) => {
+                        part.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+                    }
+                    _ => None,
+                };
+                let Some(next) = next else { break };
+                if parts.peek().is_none() {
+                    *next = Value::String(REDACTED.to_string());
+                    break;
+                }
+                at = next;
+            }
+        }
+    }
+
+    /// Whether any JSON field is listed (then response bodies are parsed too).
+    pub(crate) fn has_fields(&self) -> bool {
+        !self.fields.is_empty()
+    }
+
+    /// An SSE event or body with the listed fields of its JSON replaced;
+    /// bytes that are not JSON (or name no listed field) stay as they are.
+    pub(crate) fn payload(&self, bytes: Bytes, stream: bool) -> Bytes {
+        if !self.has_fields() {
+            return bytes;
+        }
+        let leaves: Vec<&str> = self.fields.iter().filter_map(|f| f.rsplit('.').next()).collect();
+        if !leaves.iter().any(|leaf| memchr::memmem::find(&bytes, leaf.as_bytes()).is_some()) {
+            return bytes;
+        }
+        if !stream {
+            let Ok(mut json) = serde_json::from_slice::<Value>(&bytes) else { return bytes };
+            self.json(&mut json);
+            return serde_json::to_vec(&json).map(Bytes::from).unwrap_or(bytes);
+        }
+        // Each `data:` line that is JSON, in place; other lines as they were.
+        let Ok(text) = std::str::from_utf8(&bytes) else { return bytes };
+        let mut out = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            let content = line.strip_suffix('\n').unwrap_or(line);
+            let content = content.strip_suffix('\r').unwrap_or(content);
+            let end = line.get(content.len()..).unwrap_or("");
+            let redacted = content.strip_prefix("data:").and_then(|data| {
+                let mut json = serde_json::from_str::<Value>(data.trim_start()).ok()?;
+                self.json(&mut json);
+                Some(format!("data: {}", serde_json::to_string(&json).ok()?))
+            });
+            out.push_str(redacted.as_deref().unwrap_or(content));
+            out.push_str(end);
+        }
+        Bytes::from(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,349 @@
+//! Recording (`[record]`, proxy mode): each exchange the proxy forwards is
+//! taped as it passes and written as one cassette when its response ends.
+//!
+//! The data path only appends each event's bytes (a reference count, not a
+//! copy) and its offset to the exchange's [`Tape`]. When the upstream's
+//! response has ended, the tape goes to the writer task through a bounded
+//! queue, without waiting: if the queue is full (the disk cannot keep up)
+//! the cassette is dropped and counted, and the stream is never slowed.
+//! Redaction, encoding and the file write all happen on the writer, which
+//! writes to a temporary name and renames, so a replaying reader never sees
+//! half a cassette.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use hyper::body::{Body, Frame};
+use pin_project_lite::pin_project;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::warn;
+
+use super::{
+    Cassette, FORMAT, Head, MAX_CASSETTE_BYTES, MAX_EVENTS, Piece, Redaction, RequestPart,
+    ResponsePart,
+};
+use crate::config::Record;
+use crate::metrics::Metrics;
+use crate::response::BoxError;
+use crate::sse::SseRecord;
+
+/// Tapes waiting for the writer; past this, new cassettes are dropped.
+const QUEUE: usize = 256;
+
+/// Starts tapes and owns the writer's queue. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorder {
+    queue: mpsc::Sender<Tape>,
+    redaction: Arc<Redaction>,
+    metrics: Arc<Metrics>,
+}
+
+/// Why recording cannot start.
+#[derive(Debug, thiserror::Error)]
+#[error("[record] dir {dir}: {source}")]
+pub struct RecordError {
+    dir: PathBuf,
+    source: std::io::Error,
+}
+
+impl Recorder {
+    /// Makes `[record] dir` if missing and starts the writer task (on the
+    /// current runtime).
+    pub(crate) fn start(config: &Record, metrics: Arc<Metrics>) -> Result<Self, RecordError> {
+        let dir = config.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| RecordError { dir: dir.clone(), source })?;
+        let redaction = Arc::new(Redaction {
+            headers: config.redact_headers.clone(),
+            fields: config.redact_fields.clone(),
+        });
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(write_all(receiver, dir, Arc::clone(&redaction), Arc::clone(&metrics)));
+        Ok(Self { queue, redaction, metrics })
+    }
+
+    /// A tape for a request that arrived at `arrival`: its method, path and
+    /// headers, and its body (when read).
+    pub(crate) fn tape(
+        &self,
+        head: &hyper::http::request::Parts,
+        body: &[u8],
+        arrival: Instant,
+    ) -> Tape {
+        let path = head.uri.path_and_query().map_or_else(|| head.uri.path(), |p| p.as_str());
+        let request = RequestPart {
+            method: head.method.to_string(),
+            path: Redaction::path(path),
+            headers: self.redaction.headers(&head.headers),
+            body: self.redaction.body(body),
+        };
+        Tape {
+            recorder: Some(self.clone()),
+            request: Some(request),
+            response: None,
+            arrival,
+            pieces: Vec::new(),
+            bytes: 0,
+            too_large: false,
+        }
+    }
+}
+
+/// One exchange being recorded. Dropped before [`Tape::finish`], it is
+/// counted as incomplete and not written.
+#[derive(Debug)]
+pub(crate) struct Tape {
+    recorder: Option<Recorder>,
+    request: Option<RequestPart>,
+    response: Option<ResponsePart>,
+    arrival: Instant,
+    pieces: Vec<Piece>,
+    bytes: usize,
+    too_large: bool,
+}
+
+impl Tape {
+    /// The response head, which arrived now.
+    pub(crate) fn respond(&mut self, head: &hyper::http::response::Parts) {
+        let headers = self.recorder.as_ref().map(|r| r.redaction.headers(&head.headers));
+        self.response = Some(ResponsePart {
+            status: head.status.as_u16(),
+            head_ms: super::millis(self.arrival.elapsed()),
+            headers: headers.unwrap_or_default(),
+        });
+    }
+
+    /// An event or body chunk, which arrived now.
+    pub(crate) fn push(&mut self, bytes: &Bytes) {
+        if self.too_large {
+            return;
+        }
+        self.bytes = self.bytes.saturating_add(bytes.len());
+        if self.bytes > MAX_CASSETTE_BYTES || self.pieces.len() >= MAX_EVENTS {
+            self.too_large = true;
+            self.pieces = Vec::new();
+            return;
+        }
+        self.pieces.push(Piece { at: self.arrival.elapsed(), bytes: bytes.clone() });
+    }
+
+    /// The response ended whole: queue the cassette for writing.
+    pub(crate) fn finish(mut self) {
+        let Some(recorder) = self.recorder.take() else { return };
+        if self.too_large {
+            recorder.metrics.cassette("too_large");
+            return;
+        }
+        let metrics = Arc::clone(&recorder.metrics);
+        self.recorder = None;
+        if recorder.queue.try_send(self).is_err() {
+            metrics.cassette("queue_full");
+        }
+    }
+}
+
+impl Drop for Tape {
+    fn drop(&mut self) {
+        if let Some(recorder) = &self.recorder {
+            recorder.metrics.cassette("incomplete");
+        }
+    }
+}
+
+/// The writer task: one cassette at a time, off the runtime's workers.
+async fn write_all(
+    mut queue: mpsc::Receiver<Tape>,
+    dir: PathBuf,
+    redaction: Arc<Redaction>,
+    metrics: Arc<Metrics>,
+) {
+    let sequence = Arc::new(AtomicU64::new(0));
+    while let Some(tape) = queue.recv().await {
+        let dir = dir.clone();
+        let redaction = Arc::clone(&redaction);
+        let number = sequence.fetch_add(1, Ordering::Relaxed);
+        let written =
+            tokio::task::spawn_blocking(move || write_one(&dir, &redaction, tape, number)).await;
+        match written {
+            Ok(Ok(())) => metrics.cassette("written"),
+            Ok(Err(error)) => {
+                metrics.cassette("write_failed");
+                warn!(%error, "could not write a cassette");
+            }
+            Err(error) => {
+                metrics.cassette("write_failed");
+                warn!(%error, "the cassette writer failed");
+            }
+        }
+    }
+}
+
+/// Redacts, encodes and writes one tape as `NAME.jsonl`, through a temporary file.
+fn write_one(
+    dir: &Path,
+    redaction: &Redaction,
+    mut tape: Tape,
+    number: u64,
+) -> std::io::Result<()> {
+    let (Some(request), Some(response)) = (tape.request.take(), tape.response.take()) else {
+        return Ok(());
+    };
+    let stream = response.is_event_stream();
+    let pieces = std::mem::take(&mut tape.pieces)
+        .into_iter()
+        .map(|piece| Piece { at: piece.at, bytes: redaction.payload(piece.bytes, stream) })
+        .collect();
+    let now = SystemTime::now();
+    let recorded_at = humantime::format_rfc3339_millis(now).to_string();
+    let model = request.body.get("model").and_then(serde_json::Value::as_str).unwrap_or("");
+    let name = file_name(&recorded_at, number, model);
+    let cassette =
+        Cassette { head: Head { sluice_cassette: FORMAT, recorded_at, request, response }, pieces };
+    let text = cassette.to_text();
+    let path = dir.join(&name);
+    let temporary = dir.join(format!(".{name}.partial"));
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, &path)
+}
+
+/// `2026-12-02T14-37-02.123Z-000042-claude-sonnet-4-5.jsonl`: sorts by time,
+/// safe on every filesystem.
+fn file_name(recorded_at: &str, number: u64, model: &str) -> String {
+    let time: String = recorded_at.chars().map(|c| if c == ':' { '-' } else { c }).collect();
+    let model: String = model
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .take(64)
+        .collect();
+    if model.is_empty() {
+        format!("{time}-{number:06}.jsonl")
+    } else {
+        format!("{time}-{number:06}-{model}.jsonl")
+    }
+}
+
+pin_project! {
+    /// An SSE source whose records are taped as they pass; the tape is
+    /// finished when the source ends. Without a tape it only passes them on.
+    pub(crate) struct Taped<S> {
+        #[pin]
+        source: S,
+        tape: Option<Tape>,
+    }
+}
+
+impl<S> Taped<S> {
+    /// Tapes `source`'s records on `tape`, if recording.
+    pub(crate) fn new(source: S, tape: Option<Tape>) -> Self {
+        Self { source, tape }
+    }
+}
+
+impl<S> Stream for Taped<S>
+where
+    S: Stream<Item = Result<SseRecord, BoxError>>,
+{
+    type Item = Result<SseRecord, BoxError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        let polled = this.source.poll_next(cx);
+        if let Some(tape) = this.tape {
+            match &polled {
+                Poll::Ready(Some(Ok(record))) => tape.push(&record.raw),
+                Poll::Ready(None) => {
+                    if let Some(tape) = this.tape.take() {
+                        tape.finish();
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => *this.tape = None, // incomplete
+                Poll::Pending => {}
+            }
+        }
+        polled
+    }
+}
+
+pin_project! {
+    /// A body (not a stream of events) taped chunk by chunk.
+    pub(crate) struct TapedBody<B> {
+        #[pin]
+        body: B,
+        tape: Option<Tape>,
+    }
+}
+
+impl<B> TapedBody<B> {
+    /// Tapes `body`'s data on `tape`.
+    pub(crate) fn new(body: B, tape: Tape) -> Self {
+        Self { body, tape: Some(tape) }
+    }
+}
+
+impl<B> Body for TapedBody<B>
+where
+    B: Body<Data = Bytes, Error = BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        let polled = this.body.as_mut().poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(tape), Some(data)) = (this.tape.as_mut(), frame.data_ref()) {
+                    tape.push(data);
+                }
+                // hyper polls no further once a body says it has ended.
+                if this.body.is_end_stream()
+                    && let Some(tape) = this.tape.take()
+                {
+                    tape.finish();
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(tape) = this.tape.take() {
+                    tape.finish();
+                }
+            }
+            Poll::Ready(Some(Err(_))) => *this.tape = None,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_sort_by_time_and_keep_only_safe_characters() {
+        assert_eq!(
+            file_name("2026-12-02T14:37:02.123Z", 42, "claude/../sonnet 4"),
+            "2026-12-02T14-37-02.123Z-000042-claude..sonnet4.jsonl"
+        );
+        assert_eq!(
+            file_name("2026-12-02T14:37:02.123Z", 7, ""),
+            "2026-12-02T14-37-02.123Z-000007.jsonl"
+        );
+    }
+}

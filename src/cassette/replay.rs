@@ -1,0 +1,362 @@
+//! Replay (`[replay]`, mock mode): a [`Library`] of the cassettes in a
+//! folder, read when a config is applied, and the rule that matches a
+//! request to one of them. The handler (`handler::mock`) serves a match
+//! through the same exchange as a generated reply, so routes, faults, rate
+//! limits and live control apply on top.
+//!
+//! Every rule requires the request's path and its `stream` choice to be the
+//! cassette's; the rule then compares the whole body, the last user
+//! message, or the model, or takes any cassette of the path. Several
+//! cassettes that match are served in turn.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::{Cassette, REDACTED};
+use crate::config::{Replay, ReplayMatch};
+use crate::dialect::Dialect;
+use crate::sse::SseRecord;
+use crate::sse::split::Event;
+
+/// The most cassettes one folder may hold.
+pub(crate) const MAX_CASSETTES: usize = 10_000;
+/// The most bytes of cassettes read from one folder.
+pub(crate) const MAX_LIBRARY_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Why a folder of cassettes cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The folder or a file cannot be read.
+    #[error("[replay] {path}: {source}")]
+    Read {
+        /// The folder or file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A cassette is not valid.
+    #[error("[replay] cassette {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with its line.
+        message: String,
+    },
+    /// Past [`MAX_CASSETTES`] or [`MAX_LIBRARY_BYTES`].
+    #[error(
+        "[replay] {0}: more than {MAX_CASSETTES} cassettes or {MAX_LIBRARY_BYTES} bytes; split them into folders"
+    )]
+    TooMany(PathBuf),
+}
+
+/// A cassette ready to serve.
+#[derive(Debug)]
+pub(crate) struct Recorded {
+    /// Its file name, for logs.
+    pub(crate) name: String,
+    /// The response status.
+    pub(crate) status: StatusCode,
+    /// The response headers, as recorded.
+    pub(crate) headers: HeaderMap,
+    /// When the head arrived, from the request.
+    pub(crate) head_at: Duration,
+    /// SSE: each event, classified, with its offset. Empty otherwise.
+    pub(crate) events: Vec<(Duration, SseRecord)>,
+    /// Not SSE: the whole body.
+    pub(crate) body: Bytes,
+    /// Whether the response is an SSE stream.
+    pub(crate) stream: bool,
+    /// The output tokens its usage reports (0 when it reports none).
+    pub(crate) output_tokens: u64,
+}
+
+/// Which cassettes a request may get: its path, stream choice and the rule's key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    path: String,
+    stream: bool,
+    value: String,
+}
+
+#[derive(Debug, Default)]
+struct Shelf {
+    /// Indexes into the library, in file-name order.
+    items: Vec<usize>,
+    /// The next to serve, among those that match.
+    turn: AtomicUsize,
+}
+
+/// The cassettes of `[replay] dir`, indexed by the match rule.
+#[derive(Debug)]
+pub(crate) struct Library {
+    matching: ReplayMatch,
+    cassettes: Vec<Arc<Recorded>>,
+    /// The request body each cassette recorded (for `match = "body"`).
+    bodies: Vec<Value>,
+    shelves: HashMap<Key, Shelf>,
+}
+
+impl Library {
+    /// Reads every `*.jsonl` file of `config.dir` (not its subfolders).
+    pub(crate) fn load(config: &Replay) -> Result<Self, ReplayError> {
+        let dir = &config.dir;
+        let mut files = Vec::new();
+        let entries = std::fs::read_dir(dir)
+            .map_err(|source| ReplayError::Read { path: dir.clone(), source })?;
+        let mut total: u64 = 0;
+        for entry in entries {
+            let entry = entry.map_err(|source| ReplayError::Read { path: dir.clone(), source })?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !name.ends_with(".jsonl") {
+                continue;
+            }
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            total = total.saturating_add(size);
+            if files.len() >= MAX_CASSETTES || total > MAX_LIBRARY_BYTES {
+                return Err(ReplayError::TooMany(dir.clone()));
+            }
+            files.push((name, path));
+        }
+        files.sort();
+        let mut library = Self {
+            matching: config.matching,
+            cassettes: Vec::new(),
+            bodies: Vec::new(),
+            shelves: HashMap::new(),
+        };
+        for (name, path) in files {
+            let text = read_bounded(&path)?;
+            let cassette = Cassette::parse(&text)
+                .map_err(|e| ReplayError::Invalid { path: path.clone(), message: e.to_string() })?;
+            let recorded = ready(&cassette, name)
+                .map_err(|message| ReplayError::Invalid { path: path.clone(), message })?;
+            library.add(&cassette, recorded);
+        }
+        Ok(library)
+    }
+
+    fn add(&mut self, cassette: &Cassette, recorded: Recorded) {
+        let body = &cassette.head.request.body;
+        let key = Key {
+            path: cassette.path().to_string(),
+            stream: recorded.stream,
+            value: self.key_of(body),
+        };
+        let index = self.cassettes.len();
+        self.cassettes.push(Arc::new(recorded));
+        self.bodies.push(body.clone());
+        self.shelves.entry(key).or_default().items.push(index);
+    }
+
+    /// The rule's key of a request body.
+    fn key_of(&self, body: &Value) -> String {
+        match self.matching {
+            ReplayMatch::Body | ReplayMatch::ModelPath => {
+                body.get("model").and_then(Value::as_str).unwrap_or("").to_string()
+            }
+            ReplayMatch::LastUserMessage => last_user_message(body),
+            ReplayMatch::RoundRobin => String::new(),
+        }
+    }
+
+    /// How many cassettes it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.cassettes.len()
+    }
+
+    /// The cassette for a request to `path` with `body`, if one matches.
+    pub(crate) fn find(&self, path: &str, body: &[u8]) -> Option<Arc<Recorded>> {
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        let key = Key { path: path.to_string(), stream, value: self.key_of(&body) };
+        let shelf = self.shelves.get(&key)?;
+        let turn = shelf.turn.fetch_add(1, Ordering::Relaxed);
+        let index = if self.matching == ReplayMatch::Body {
+            let matching: Vec<usize> = shelf
+                .items
+                .iter()
+                .copied()
+                .filter(|&i| self.bodies.get(i).is_some_and(|recorded| same_body(recorded, &body)))
+                .collect();
+            *matching.get(turn % matching.len().max(1))?
+        } else {
+            *shelf.items.get(turn % shelf.items.len().max(1))?
+        };
+        self.cassettes.get(index).cloned()
+    }
+}
+
+/// What changed in the folder since it was read, cheaply: names, sizes and
+/// modification times, so that `POST /reload` picks up new cassettes.
+pub(crate) fn fingerprint(dir: &Path) -> String {
+    let Ok(entries) = std::fs::read_dir(dir) else { return String::new() };
+    let mut seen: Vec<String> = entries
+        .filter_map(Result::ok)
+        .take(MAX_CASSETTES.saturating_add(1))
+        .map(|entry| {
+            let meta = entry.metadata().ok();
+            let modified = meta.as_ref().and_then(|m| m.modified().ok());
+            format!("{:?} {:?} {modified:?}", entry.file_name(), meta.map(|m| m.len()))
+        })
+        .collect();
+    seen.sort();
+    seen.join("\n")
+}
+
+fn read_bounded(path: &Path) -> Result<String, ReplayError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|source| ReplayError::Read { path: path.into(), source })?;
+    let mut text = String::new();
+    let limit = u64::try_from(super::MAX_CASSETTE_BYTES).unwrap_or(u64::MAX).saturating_add(1);
+    file.take(limit)
+        .read_to_string(&mut text)
+        .map_err(|source| ReplayError::Read { path: path.into(), source })?;
+    Ok(text)
+}
+
+/// A parsed cassette as the handler serves it.
+fn ready(cassette: &Cassette, name: String) -> Result<Recorded, String> {
+    let response = &cassette.head.response;
+    let status = StatusCode::from_u16(response.status)
+        .map_err(|_| format!("line 1: status {} is not an HTTP status", response.status))?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in &response.headers {
+        let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
+        else {
+            return Err(format!("line 1: header {name:?} is not a valid HTTP header"));
+        };
+        headers.append(name, value);
+    }
+    let stream = response.is_event_stream();
+    let classify = Dialect::for_path(cassette.path()).classifier();
+    let mut events = Vec::new();
+    let mut body = bytes::BytesMut::new();
+    let mut output_tokens = 0;
+    for piece in &cassette.pieces {
+        if stream {
+            let kind = classify(&Event::parse(&piece.bytes));
+            if let Some(tokens) = crate::ratelimit::usage::output_tokens(&piece.bytes) {
+                output_tokens = tokens;
+            }
+            events.push((piece.at, SseRecord { raw: piece.bytes.clone(), kind }));
+        } else {
+            body.extend_from_slice(&piece.bytes);
+        }
+    }
+    let body = body.freeze();
+    if !stream {
+        output_tokens = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|json| {
+                let usage = json.get("usage")?;
+                usage.get("output_tokens").or_else(|| usage.get("completion_tokens"))?.as_u64()
+            })
+            .unwrap_or(0);
+    }
+    let head_at = super::offset(response.head_ms).unwrap_or_default();
+    Ok(Recorded { name, status, headers, head_at, events, body, stream, output_tokens })
+}
+
+/// The same body, but a recorded `"[redacted]"` matches any value and key
+/// order does not matter.
+fn same_body(recorded: &Value, asked: &Value) -> bool {
+    match (recorded, asked) {
+        (Value::String(s), _) if s == REDACTED => true,
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter().all(|(k, v)| b.get(k).is_some_and(|other| same_body(v, other)))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_body(x, y))
+        }
+        _ => recorded == asked,
+    }
+}
+
+/// The last user message of a Messages or Chat Completions body (its
+/// content), or of a Responses `input` (a string, or its last user item),
+/// as compact JSON with sorted keys; empty when there is none.
+pub(crate) fn last_user_message(body: &Value) -> String {
+    let is_user = |m: &&Value| m.get("role").and_then(Value::as_str) == Some("user");
+    let content = match (body.get("messages"), body.get("input")) {
+        (Some(Value::Array(messages)), _) => {
+            messages.iter().rev().find(is_user).and_then(|m| m.get("content"))
+        }
+        (_, Some(input @ Value::String(_))) => Some(input),
+        (_, Some(Value::Array(items))) => {
+            items.iter().rev().find(is_user).and_then(|m| m.get("content"))
+        }
+        _ => None,
+    };
+    content.map(canonical).unwrap_or_default()
+}
+
+/// Compact JSON with object keys sorted, so key order does not matter.
+fn canonical(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .filter_map(|k| map.get(k).map(|v| (k.clone(), sorted(v))))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_json::to_string(&sorted(value)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_last_user_message_is_found_in_every_dialect_and_key_order_does_not_matter() {
+        let messages = json!({"messages": [
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "text", "text": "second"}]},
+            {"role": "assistant", "content": "tail"}
+        ]});
+        assert_eq!(last_user_message(&messages), r#"[{"text":"second","type":"text"}]"#);
+        assert_eq!(last_user_message(&json!({"input": "hello"})), r#""hello""#);
+        let items = json!({"input": [{"role": "user", "content": "a"}, {"type": "function_call_output", "output": "x"}]});
+        assert_eq!(last_user_message(&items), r#""a""#);
+        assert_eq!(last_user_message(&json!({"model": "m"})), "");
+    }
+
+    #[test]
+    fn a_recorded_redaction_matches_any_value_and_nothing_else_differs() {
+        let recorded = json!({"model": "m", "metadata": {"user_id": REDACTED}, "n": [1, 2]});
+        assert!(same_body(
+            &recorded,
+            &json!({"n": [1, 2], "metadata": {"user_id": "u-1"}, "model": "m"})
+        ));
+        assert!(!same_body(
+            &recorded,
+            &json!({"n": [1, 3], "metadata": {"user_id": "u-1"}, "model": "m"})
+        ));
+        assert!(!same_body(
+            &recorded,
+            &json!({"n": [1, 2], "metadata": {"user_id": "u-1"}, "model": "m", "x": 1})
+        ));
+    }
+}

@@ -1,0 +1,377 @@
+//! Record and replay over real sockets: `sluice mock` with jittered timing
+//! recorded through the proxy, then replayed by the mock; hand-written
+//! cassettes replayed on the paused clock (exact offsets, scaled, configured,
+//! a fault on top); redaction of every credential form; `sluice profile`
+//! recovering known distributions.
+#![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use rand::SeedableRng;
+use rand_distr::Distribution;
+use serde_json::{Value, json};
+use support::{Received, eventually, ms, send, start};
+
+/// The jittered mock the proxy records from.
+const JITTERY_MOCK: &str = r#"
+error_rate = 0
+seed = 7
+first_token_delay = { dist = "lognormal", p50 = "40ms", p99 = "90ms" }
+token_interval = { dist = "uniform", min = "3ms", max = "12ms" }
+tool_call_delay = "25ms"
+tokens_per_response = 12
+"#;
+
+const NO_DELAYS: &str = "error_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntool_call_delay = \"0ms\"\n";
+
+fn post(path: &str, body: &Value) -> Request<Full<Bytes>> {
+    Request::post(path)
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("x-api-key", "sk-ant-api03-SECRET-x-api-key")
+        .header("anthropic-version", "2023-06-01")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// One request of each dialect and kind, each with its own last user message.
+fn requests() -> Vec<(&'static str, Value)> {
+    let weather = json!([{"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]);
+    let chat_tool = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
+    vec![
+        (
+            "/v1/messages",
+            json!({"model": "claude-x", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "text, streamed"}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "claude-x", "max_tokens": 64, "stream": true, "tools": weather, "tool_choice": {"type": "any"}, "messages": [{"role": "user", "content": "a tool call, streamed"}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "claude-x", "max_tokens": 64, "messages": [{"role": "user", "content": "not streamed"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "gpt-x", "stream": true, "messages": [{"role": "user", "content": "chat, streamed"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "gpt-x", "stream": true, "tools": chat_tool, "tool_choice": "required", "messages": [{"role": "user", "content": "chat tool call"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "gpt-x", "messages": [{"role": "user", "content": "chat, not streamed"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "gpt-x", "stream": true, "input": "responses, streamed"}),
+        ),
+    ]
+}
+
+fn cassettes(dir: &Path) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(name, _)| name.ends_with(".jsonl") && !name.starts_with('.'))
+        .map(|(name, path)| (name, std::fs::read_to_string(path).unwrap()))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Each event's offset in a cassette (ms), by the request's last user message.
+fn recorded_offsets(text: &str) -> (String, Vec<f64>) {
+    let mut lines = text.lines();
+    let head: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let body = &head["request"]["body"];
+    let message = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| body["input"].as_str().unwrap().to_string());
+    let offsets =
+        lines.map(|l| serde_json::from_str::<Value>(l).unwrap()["at_ms"].as_f64().unwrap());
+    (message, offsets.collect())
+}
+
+/// When each SSE event of a response arrived: the chunk holding its end.
+fn event_arrivals(received: &Received) -> Vec<Duration> {
+    let mut arrivals = Vec::new();
+    let mut pending = 0usize;
+    for (chunk, at) in &received.chunks {
+        let mut text = std::str::from_utf8(chunk).unwrap();
+        while let Some(end) = text.find("\n\n") {
+            arrivals.push(*at);
+            text = &text[end + 2..];
+        }
+        pending += text.len();
+    }
+    assert_eq!(pending, 0, "the stream ended inside an event");
+    arrivals
+}
+
+#[tokio::test]
+async fn recorded_streams_replay_byte_identical_at_their_recorded_offsets_in_every_dialect() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start(JITTERY_MOCK).await;
+    let proxy = start(&format!(
+        "{NO_DELAYS}[record]\ndir = \"{}\"\n[upstream]\nurl = \"http://{}\"\n",
+        dir.path().display(),
+        upstream.addr
+    ))
+    .await;
+    let mut through_proxy = Vec::new();
+    for (path, body) in requests() {
+        let received = send(proxy.addr, post(path, &body)).await;
+        assert_eq!(received.status, 200, "{path} {body}");
+        through_proxy.push(received);
+    }
+    let count = requests().len();
+    let recorded = eventually("every exchange written as a cassette", || async {
+        let found = cassettes(dir.path());
+        (found.len() == count).then_some(found)
+    })
+    .await;
+
+    let replay = start(&format!(
+        "{NO_DELAYS}[replay]\ndir = \"{}\"\nmatch = \"last_user_message\"\ntiming = \"recorded\"\n",
+        dir.path().display()
+    ))
+    .await;
+    // Each event as the client saw it through the proxy while recording, and
+    // as it sees it replayed: both one hop from sluice, so the same transit.
+    let mut errors = Vec::new();
+    for ((path, body), proxied) in requests().into_iter().zip(&through_proxy) {
+        let replayed = send(replay.addr, post(path, &body)).await;
+        assert_eq!(replayed.status, 200, "{path} {body}");
+        assert_eq!(replayed.body(), proxied.body(), "{path} {body}: replayed bytes differ");
+        if body["stream"] != json!(true) {
+            continue;
+        }
+        let message = body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .map(|m| m["content"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| body["input"].as_str().unwrap().to_string());
+        let (_, offsets) = recorded
+            .iter()
+            .map(|(_, text)| recorded_offsets(text))
+            .find(|(m, _)| *m == message)
+            .unwrap();
+        let (seen, again) = (event_arrivals(proxied), event_arrivals(&replayed));
+        assert_eq!(again.len(), offsets.len(), "{path}: one event a cassette line");
+        assert_eq!(seen.len(), again.len(), "{path}");
+        for (seen, again) in seen.iter().zip(&again) {
+            errors.push(if seen > again { *seen - *again } else { *again - *seen });
+        }
+    }
+    errors.sort();
+    let (median, worst) = (errors[errors.len() / 2], errors[errors.len() - 1]);
+    eprintln!("replayed vs proxied, {} events: median {median:?}, worst {worst:?}", errors.len());
+    // Real sockets on a shared machine; the paused-clock test below is exact.
+    assert!(median <= ms(2), "median {median:?} from the recording");
+    assert!(worst <= ms(20), "an event went out {worst:?} away from the recording");
+}
+
+/// Writes a cassette by hand, as a user would edit one.
+fn write_cassette(dir: &Path, name: &str, message: &str, events: &[(f64, &str)]) {
+    let head = json!({
+        "sluice_cassette": 1,
+        "request": {"method": "POST", "path": "/v1/messages", "headers": {}, "body": {"model": "claude-x", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": message}]}},
+        "response": {"status": 200, "head_ms": 5.0, "headers": {"content-type": "text/event-stream", "request-id": "req_recorded"}}
+    });
+    let mut text = format!("{head}\n");
+    for (at, sse) in events {
+        text.push_str(&format!("{}\n", json!({"at_ms": at, "sse": sse})));
+    }
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+fn delta(text: &str) -> String {
+    format!(
+        "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{text}\"}}}}\n\n"
+    )
+}
+
+fn hand_written(dir: &Path) {
+    let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_r\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n";
+    let block = "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+    let (a, b, c) = (delta("Hel"), delta("lo"), delta("!"));
+    let stop = "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    write_cassette(
+        dir,
+        "hello.jsonl",
+        "hello",
+        &[(10.0, start), (10.5, block), (250.0, &a), (262.0, &b), (300.0, &c), (301.0, stop)],
+    );
+}
+
+fn hello() -> Value {
+    json!({"model": "claude-x", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "hello"}]})
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replay_goes_out_at_exactly_the_recorded_offsets_or_scaled_or_on_the_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    hand_written(dir.path());
+    let replay = |timing: &str| {
+        format!(
+            "error_rate = 0\nfirst_token_delay = \"100ms\"\ntoken_interval = \"20ms\"\n[replay]\ndir = \"{}\"\n{timing}\n",
+            dir.path().display()
+        )
+    };
+    let recorded = start(&replay("timing = \"recorded\"")).await;
+    let received = send(recorded.addr, post("/v1/messages", &hello())).await;
+    assert_eq!(received.headers["request-id"], "req_recorded");
+    // The head waits for the first token, as the mock's does; then each event at its offset.
+    assert_eq!(received.head_at, ms(250));
+    let at: Vec<Duration> = event_arrivals(&received);
+    let expected =
+        [250.0, 250.0, 250.0, 262.0, 300.0, 301.0].map(|m| Duration::from_secs_f64(m / 1000.0));
+    assert_eq!(at, expected);
+
+    let scaled = start(&replay("timing = \"scaled\"\nscale = 2.0")).await;
+    let received = send(scaled.addr, post("/v1/messages", &hello())).await;
+    let expected =
+        [500.0, 500.0, 500.0, 524.0, 600.0, 602.0].map(|m| Duration::from_secs_f64(m / 1000.0));
+    assert_eq!(event_arrivals(&received), expected);
+
+    let configured = start(&replay("timing = \"configured\"")).await;
+    let received = send(configured.addr, post("/v1/messages", &hello())).await;
+    let expected = [100, 100, 100, 120, 140, 140].map(ms);
+    assert_eq!(event_arrivals(&received), expected);
+    assert_eq!(received.body(), send(recorded.addr, post("/v1/messages", &hello())).await.body());
+}
+
+#[tokio::test(start_paused = true)]
+async fn faults_apply_on_top_of_a_replay_and_an_unmatched_request_gets_a_clear_404_or_a_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    hand_written(dir.path());
+    let base = format!(
+        "error_rate = 0\n[control]\nheaders = true\n[replay]\ndir = \"{}\"\n",
+        dir.path().display()
+    );
+    let sluice = start(&base).await;
+    let mut request = post("/v1/messages", &hello());
+    request.headers_mut().insert("x-sluice-inject", "truncate; after_tokens=2".parse().unwrap());
+    let received = send(sluice.addr, request).await;
+    assert_eq!(received.headers["x-sluice-fault"], "truncate; after_tokens=2");
+    let body = String::from_utf8(received.body().to_vec()).unwrap();
+    assert!(body.contains("\"Hel\"") && body.contains("\"lo\""), "{body}");
+    assert!(!body.contains("\"!\"") && !body.contains("message_stop"), "{body}");
+    // Cut where the third token was due: 300 ms.
+    assert_eq!(received.chunks.last().map(|(_, at)| *at), Some(ms(262)));
+
+    let other = json!({"model": "claude-x", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "never recorded"}]});
+    let missing = send(sluice.addr, post("/v1/messages", &other)).await;
+    assert_eq!(missing.status, 404);
+    let error = missing.json();
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["type"], "not_found_error");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("no cassette") && message.contains("last_user_message"), "{message}");
+
+    let generating = start(&format!("{base}fallback = \"generate\"\n")).await;
+    let generated = send(generating.addr, post("/v1/messages", &other)).await;
+    assert_eq!(generated.status, 200);
+    assert!(generated.events().iter().any(|(name, _, _)| name == "content_block_delta"));
+}
+
+#[tokio::test]
+async fn no_credential_in_any_header_form_and_no_listed_field_reaches_a_cassette() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start(NO_DELAYS).await;
+    let proxy = start(&format!(
+        "{NO_DELAYS}[record]\ndir = \"{}\"\nredact_headers = [\"x-user-email\"]\nredact_fields = [\"metadata.user_id\", \"message.id\"]\n[upstream]\nurl = \"http://{}\"\n",
+        dir.path().display(),
+        upstream.addr
+    ))
+    .await;
+    let forms: [(&str, &str); 7] = [
+        ("x-api-key", "sk-ant-api03-SECRET1"),
+        ("authorization", "Bearer sk-proj-SECRET2"),
+        ("api-key", "SECRET3"),
+        ("x-goog-api-key", "SECRET4"),
+        ("proxy-authorization", "Basic U0VDUkVUNQ=="),
+        ("cookie", "session=SECRET6"),
+        ("x-user-email", "someone-SECRET7@example.com"),
+    ];
+    let body = json!({"model": "claude-x", "max_tokens": 8, "stream": true, "metadata": {"user_id": "SECRET8"}, "messages": [{"role": "user", "content": "hi"}]});
+    for (name, value) in forms {
+        let request = Request::post("/v1/messages?key=SECRET9")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .header("anthropic-version", "2023-06-01")
+            .header(name, value)
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        assert_eq!(send(proxy.addr, request).await.status, 200);
+    }
+    let found = eventually("seven cassettes", || async {
+        let found = cassettes(dir.path());
+        (found.len() == 7).then_some(found)
+    })
+    .await;
+    for (name, text) in &found {
+        assert!(!text.contains("SECRET"), "{name} holds a secret:\n{text}");
+        assert!(text.contains("\"metadata\":{\"user_id\":\"[redacted]\"}"), "{name}");
+        // The stream's own `id` fields are redacted too.
+        assert!(text.contains(r#"\"id\":\"[redacted]\""#), "{name}");
+    }
+    assert!(found.iter().any(|(_, text)| text.contains("\"x-user-email\":\"[redacted]\"")));
+}
+
+#[test]
+fn sluice_profile_recovers_known_distributions_and_writes_a_valid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    // Log-normal by p50 and p99: sigma = ln(p99 / p50) / z(0.99).
+    let lognormal = |p50: f64, p99: f64| {
+        rand_distr::LogNormal::new(p50.ln(), (p99 / p50).ln() / 2.326_347_874).unwrap()
+    };
+    let (first, gap) = (lognormal(800.0, 2000.0), lognormal(20.0, 60.0));
+    for n in 0..2000 {
+        let mut at = first.sample(&mut rng);
+        let mut events =
+            vec![(0.5, "event: message_start\ndata: {\"type\":\"message_start\"}\n\n".to_string())];
+        for _ in 0..10 {
+            events.push((at, delta("x")));
+            at += gap.sample(&mut rng);
+        }
+        let head = json!({
+            "sluice_cassette": 1,
+            "request": {"method": "POST", "path": "/v1/messages", "body": {"model": "claude-x", "stream": true}},
+            "response": {"status": 200, "head_ms": 0.5, "headers": {"content-type": "text/event-stream"}}
+        });
+        let mut text = format!("{head}\n");
+        for (at, sse) in events {
+            text.push_str(&format!("{}\n", json!({"at_ms": at, "sse": sse})));
+        }
+        std::fs::write(dir.path().join(format!("{n:05}.jsonl")), text).unwrap();
+    }
+    let report = sluice::cassette::profile::report(dir.path()).unwrap();
+    eprintln!("{report}");
+    let config = sluice::Config::from_toml_str(&report, "profile.toml").unwrap();
+    let profile = &config.profiles["claude-x"];
+    let within = |got: Option<sluice::shape::Delay>, p50: f64, p99: f64| match got {
+        Some(sluice::shape::Delay::LogNormal { p50: got50, p99: got99 }) => {
+            let (got50, got99) = (got50.as_secs_f64() * 1000.0, got99.as_secs_f64() * 1000.0);
+            assert!((got50 / p50 - 1.0).abs() < 0.10, "p50 {got50} ms, not within 10 % of {p50}");
+            assert!((got99 / p99 - 1.0).abs() < 0.10, "p99 {got99} ms, not within 10 % of {p99}");
+        }
+        other => panic!("not a log-normal: {other:?}"),
+    };
+    within(profile.first_token_delay, 800.0, 2000.0);
+    within(profile.token_interval, 20.0, 60.0);
+    assert_eq!(profile.tokens_per_response, Some(10));
+    assert_eq!(config.routes[0].profile.as_deref(), Some("claude-x"));
+}
