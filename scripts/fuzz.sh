@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 each=${SECONDS_EACH:-600}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(sse_split request schema_sample config_toml control values)
+[ ${#targets[@]} -gt 0 ] || targets=(sse_split request schema_sample config_toml control values cassette)
 cargo +nightly fuzz build
 for target in "${targets[@]}"; do
   mkdir -p "scratch/$target" "logs"

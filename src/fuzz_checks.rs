@@ -128,3 +128,25 @@ pub fn values(data: &[u8]) {
     let _ = value::upstream_url(text);
     let _ = text::tokens(text.len() % 64, &mut request_rng(3, 4));
 }
+
+/// A cassette file (`crate::cassette`): what is read writes back to text
+/// that reads as the same cassette, every offset within its bound; the
+/// replay key, the redaction of its pieces and of its path never panic.
+pub fn cassette(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let _ = crate::cassette::Redaction::path(text);
+    let Ok(cassette) = crate::cassette::Cassette::parse(text) else { return };
+    for piece in &cassette.pieces {
+        assert!(piece.at <= crate::shape::MAX_DURATION, "offset {:?}", piece.at);
+    }
+    assert_eq!(crate::cassette::Cassette::parse(&cassette.to_text()).as_ref(), Ok(&cassette));
+    let _ = crate::cassette::replay::last_user_message(&cassette.head.request.body);
+    let redaction = crate::cassette::Redaction {
+        headers: vec![],
+        fields: vec!["id".into(), "message.content.0".into()],
+    };
+    let stream = cassette.head.response.is_event_stream();
+    for piece in cassette.pieces {
+        let _ = redaction.payload(piece.bytes, stream);
+    }
+}

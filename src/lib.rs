@@ -180,6 +180,34 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
         };
         lines.push(format!("  - TLS: {certificate}; ALPN {}", alpn.join(", ")));
     }
+    if let (Some(record), Some(_)) = (&config.record, &config.upstream) {
+        lines.push(format!(
+            "  - Recording: every exchange into {} (credentials dropped{})",
+            record.dir.display(),
+            if record.redact_fields.is_empty() && record.redact_headers.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; redacted: {}",
+                    [record.redact_headers.as_slice(), record.redact_fields.as_slice()]
+                        .concat()
+                        .join(", ")
+                )
+            }
+        ));
+    }
+    if let (Some(replay), None) = (&config.replay, &config.upstream) {
+        let fallback = match replay.fallback {
+            config::ReplayFallback::Generate => "generated reply",
+            config::ReplayFallback::NotFound => "404",
+        };
+        lines.push(format!(
+            "  - Replay: cassettes in {}, matched by {}, {} timing; no match gets a {fallback}",
+            replay.dir.display(),
+            replay.matching.as_str(),
+            replay.timing
+        ));
+    }
     if config.control.headers {
         lines.push(format!(
             "  - Control headers: on (x-sluice-profile, x-sluice-inject; at most {} at once)",

@@ -45,3 +45,8 @@ fn control() {
 fn values() {
     replay("values", sluice::fuzz_checks::values);
 }
+
+#[test]
+fn cassette() {
+    replay("cassette", sluice::fuzz_checks::cassette);
+}

@@ -84,7 +84,7 @@ fn shipped_block(header: &str) -> String {
 }
 
 #[test]
-fn the_shipped_rate_limits_and_tls_examples_are_valid_once_uncommented() {
+fn the_shipped_rate_limits_tls_record_and_replay_examples_are_valid_once_uncommented() {
     let limits = parse(&shipped_block("# [rate_limits]")).unwrap().profile.rate_limits;
     assert_eq!(limits.requests_per_minute, Some(1000));
     assert_eq!(limits.burst, Some(50));
@@ -98,6 +98,12 @@ fn the_shipped_rate_limits_and_tls_examples_are_valid_once_uncommented() {
         }
     );
     assert_eq!(tls.alpn, [Alpn::H2, Alpn::Http11]);
+    let record = parse(&shipped_block("# [record]")).unwrap().record.unwrap();
+    assert_eq!(record.dir, PathBuf::from("cassettes"));
+    assert_eq!(record.redact_fields, ["metadata.user_id"]);
+    let replay = parse(&shipped_block("# [replay]")).unwrap().replay.unwrap();
+    assert_eq!(replay.matching, ReplayMatch::LastUserMessage);
+    assert_eq!(replay.timing, ReplayTiming::Recorded);
 }
 
 #[test]
