@@ -42,6 +42,17 @@ start() {
   cat "$work/$name.err"; echo "sluice ($name) did not start"; exit 1
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# recorded ADMIN DIR: what [record] did, as JSON (its counter by result, and the files).
+recorded() {
+  python3 - "$1" "$2" <<'PY'
+import json, os, re, sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1] + "/metrics").read().decode()
+counts = {m[0]: float(m[1]) for m in re.findall(r'sluice_cassettes_recorded_total\{result="(\w+)"\} (\S+)', text)}
+files = [f for f in os.listdir(sys.argv[2]) if f.endswith(".jsonl")]
+size = sum(os.path.getsize(os.path.join(sys.argv[2], f)) for f in files)
+print(json.dumps({"counts": counts, "files": len(files), "bytes": size}))
+PY
+}
 load() { local label=$1; shift; "$loadgen" --label "$label" --json "$out/$label.json" --duration "$duration" "$@" >/dev/null; }
 
 echo "== mock, the Node mock's defaults (100ms / 20ms / 50 tokens)"
@@ -114,6 +125,14 @@ load direct --url "$upstream_url" --pid "$upstream_pid" --concurrency 32
 start proxy --upstream "$upstream_url" --first-token-delay 0 --token-interval 0 --tool-call-delay 0
 load via-sluice --url "$url" --pid "$pid" --concurrency 32
 stop "$pid"
+# The same with [record]: every exchange written as a cassette (docs/record-replay.md).
+start proxy-recording --upstream "$upstream_url" --first-token-delay 0 --token-interval 0 --tool-call-delay 0 \
+  --record "$work/cassettes"
+load via-sluice-recording --url "$url" --pid "$pid" --concurrency 32
+sleep 1 # let the writer drain its queue before counting
+recorded "$admin" "$work/cassettes" >"$out/recording-pass-through.json"
+stop "$pid"
+rm -rf "$work/cassettes"
 if ! command -v nginx >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1) \
     || (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null 2>&1) || true
@@ -163,7 +182,17 @@ for n in 1000 4000; do
   start proxy --upstream "$upstream_url"
   load "proxy-paced-$n" --url "$url" --pid "$pid" --metrics "$admin" --concurrency "$n" --ramp 2s \
     --expect-first-token 100ms --expect-gap 20ms
-  stop "$pid"; stop "$upstream_pid"
+  stop "$pid"
+  if [ "$n" = 1000 ]; then
+    start proxy-recording --upstream "$upstream_url" --record "$work/cassettes"
+    load proxy-paced-1000-recording --url "$url" --pid "$pid" --metrics "$admin" --concurrency 1000 --ramp 2s \
+      --expect-first-token 100ms --expect-gap 20ms
+    sleep 1
+    recorded "$admin" "$work/cassettes" >"$out/recording-paced.json"
+    stop "$pid"
+    rm -rf "$work/cassettes"
+  fi
+  stop "$upstream_pid"
 done
 
 python3 scripts/bench_table.py "$out" >"$out/results.md"

@@ -150,3 +150,31 @@ if any(r for _, r in rows):
         print(f"| {n} | {run['tokens_per_s']:.0f} | {ms(err(run, 'first_token', 'p99'))} / {ms(err(run, 'first_token', 'max'))} | "
               f"{ms(err(run, 'gap', 'p99'))} / {ms(err(run, 'gap', 'max'))} | {late(run)} | {failed(run)} | {t['cpu_cores']:.2f} | "
               f"{t['peak_rss_kib'] / 1024:.1f} | {busy(run)} |")
+
+def load_plain(name):
+    path = os.path.join(folder, name)
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+recording, paced_recording = load("via-sluice-recording"), load("proxy-paced-1000-recording")
+if via_sluice and recording:
+    def us_per(run, key):
+        return run["target"]["cpu_cores"] * 1e6 / max(run[key], 1e-9)
+    counts = load_plain("recording-pass-through.json") or {}
+    written = counts.get("counts", {}).get("written", 0)
+    dropped = sum(v for k, v in counts.get("counts", {}).items() if k != "written")
+    print(f"\n**Recording** (`--record`, docs/record-replay.md). Pass-through, the load above: "
+          f"{recording['streams_per_s']:.0f} streams/s against {via_sluice['streams_per_s']:.0f}; sluice "
+          f"{us_per(recording, 'streams_per_s'):.1f} µs of CPU a stream against {us_per(via_sluice, 'streams_per_s'):.1f} "
+          f"({us_per(recording, 'streams_per_s') - us_per(via_sluice, 'streams_per_s'):+.1f} µs a stream, "
+          f"{us_per(recording, 'events_per_s') - us_per(via_sluice, 'events_per_s'):+.2f} µs an event, the file write "
+          f"included); {written:.0f} cassettes written ({counts.get('bytes', 0) / 1e6:.0f} MB), {dropped:.0f} dropped.", end="")
+    plain_paced = load("proxy-paced-1000")
+    if paced_recording and plain_paced:
+        c = load_plain("recording-paced.json") or {}
+        print(f" 1,000 paced streams: {paced_recording['target']['cpu_percent_per_1k_events_per_s']:.3f} % of a core per 1k "
+              f"events/s against {plain_paced['target']['cpu_percent_per_1k_events_per_s']:.3f}, first token error p99 "
+              f"{ms(err(paced_recording, 'first_token', 'p99'))} ms against {ms(err(plain_paced, 'first_token', 'p99'))}, "
+              f"gap error p99 {ms(err(paced_recording, 'gap', 'p99'))} against {ms(err(plain_paced, 'gap', 'p99'))}; "
+              f"{c.get('counts', {}).get('written', 0):.0f} cassettes written.", end="")
+    print()

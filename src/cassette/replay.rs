@@ -284,22 +284,29 @@ fn same_body(recorded: &Value, asked: &Value) -> bool {
     }
 }
 
-/// The last user message of a Messages or Chat Completions body (its
-/// content), or of a Responses `input` (a string, or its last user item),
-/// as compact JSON with sorted keys; empty when there is none.
+/// The last thing the client said: the content of the last user message of
+/// a Messages or Chat Completions body, or its last tool result (a Chat
+/// `role: "tool"` message, or a Responses `function_call_output` item,
+/// whole, so its call id counts); a Responses `input` string. As compact
+/// JSON with sorted keys; empty when there is none. In an agent loop each
+/// turn ends with a new user message or tool result, so each turn has its
+/// own key.
 pub(crate) fn last_user_message(body: &Value) -> String {
-    let is_user = |m: &&Value| m.get("role").and_then(Value::as_str) == Some("user");
+    let role = |m: &Value| m.get("role").and_then(Value::as_str).map(str::to_owned);
+    let said = |m: &Value| -> Option<Value> {
+        match (role(m).as_deref(), m.get("type").and_then(Value::as_str)) {
+            (Some("user"), _) => m.get("content").cloned(),
+            (Some("tool"), _) | (None, Some("function_call_output")) => Some(m.clone()),
+            _ => None,
+        }
+    };
     let content = match (body.get("messages"), body.get("input")) {
-        (Some(Value::Array(messages)), _) => {
-            messages.iter().rev().find(is_user).and_then(|m| m.get("content"))
-        }
-        (_, Some(input @ Value::String(_))) => Some(input),
-        (_, Some(Value::Array(items))) => {
-            items.iter().rev().find(is_user).and_then(|m| m.get("content"))
-        }
+        (Some(Value::Array(messages)), _) => messages.iter().rev().find_map(said),
+        (_, Some(input @ Value::String(_))) => Some(input.clone()),
+        (_, Some(Value::Array(items))) => items.iter().rev().find_map(said),
         _ => None,
     };
-    content.map(canonical).unwrap_or_default()
+    content.map(|c| canonical(&c)).unwrap_or_default()
 }
 
 /// Compact JSON with object keys sorted, so key order does not matter.
@@ -338,8 +345,20 @@ mod tests {
         ]});
         assert_eq!(last_user_message(&messages), r#"[{"text":"second","type":"text"}]"#);
         assert_eq!(last_user_message(&json!({"input": "hello"})), r#""hello""#);
-        let items = json!({"input": [{"role": "user", "content": "a"}, {"type": "function_call_output", "output": "x"}]});
-        assert_eq!(last_user_message(&items), r#""a""#);
+        let items = json!({"input": [{"role": "user", "content": "a"}, {"type": "function_call_output", "output": "x", "call_id": "c1"}]});
+        assert_eq!(
+            last_user_message(&items),
+            r#"{"call_id":"c1","output":"x","type":"function_call_output"}"#
+        );
+        let chat = json!({"messages": [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "tool_calls": []},
+            {"role": "tool", "tool_call_id": "call_1", "content": "18 C"}
+        ]});
+        assert_eq!(
+            last_user_message(&chat),
+            r#"{"content":"18 C","role":"tool","tool_call_id":"call_1"}"#
+        );
         assert_eq!(last_user_message(&json!({"model": "m"})), "");
     }
 
