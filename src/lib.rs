@@ -148,12 +148,22 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
     if let Some(limits) = rate_limits_line(&profile.rate_limits) {
         lines.push(format!("  - Rate limits: {limits}"));
     }
-    lines.push(match config.seed {
-        Some(seed) => {
+    lines.push(match (config.seed, &config.replica) {
+        (Some(seed), None) => {
             format!("  - Seed: {seed} (same seed and request order, same faults and text)")
         }
-        None => "  - Seed: random (set seed or SLUICE_SEED to replay a run)".to_string(),
+        (Some(seed), Some(replica)) => format!(
+            "  - Seed: {seed}, replica {replica}: draws from {} (same seed, replica and request order, same faults and text)",
+            server::replica_seed(seed, Some(replica))
+        ),
+        (None, _) => "  - Seed: random (set seed or SLUICE_SEED to replay a run)".to_string(),
     });
+    if let Some(epoch) = config.epoch {
+        lines.push(format!(
+            "  - Epoch: {} (fault windows count from it)",
+            humantime::format_rfc3339_millis(epoch)
+        ));
+    }
     if !config.routes.is_empty() || !config.profiles.is_empty() {
         let routes: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
         let profiles: Vec<&str> = config.profiles.keys().map(String::as_str).collect();

@@ -62,6 +62,14 @@ struct Args {
     /// 127.0.0.1:9090 (the default) or 127.0.0.1:0.
     #[arg(long, global = true, value_parser = value::listen, value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
+    /// This replica's stable name in a fleet (the pod name): mixed into the
+    /// seed so that replicas draw different, reproducible streams.
+    #[arg(long, global = true, value_parser = value::replica, value_name = "NAME")]
+    replica: Option<String>,
+    /// The instant fault windows count from, shared by a fleet, e.g.
+    /// 2026-12-01T10:00:00Z (default: the process start).
+    #[arg(long, global = true, value_parser = value::epoch, value_name = "TIME")]
+    epoch: Option<std::time::SystemTime>,
     /// Proxy mode: write every exchange as a cassette into this folder
     /// (`[record] dir`; docs/record-replay.md).
     #[arg(long, global = true, value_name = "DIR")]
@@ -262,6 +270,8 @@ fn flag_overrides(args: &Args) -> Overrides {
         mock_only: matches!(args.command, Some(Command::Mock)),
         record: args.record.clone(),
         replay: args.replay.clone(),
+        replica: args.replica.clone(),
+        epoch: args.epoch,
     }
 }
 

@@ -79,7 +79,10 @@ pub async fn serve_loaded(
 ) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(Live::start(source, first, Arc::clone(&metrics))?);
-    let seed = live.snapshot().config.seed.unwrap_or_else(rand::random);
+    let seed = {
+        let config = &live.snapshot().config;
+        replica_seed(config.seed.unwrap_or_else(rand::random), config.replica.as_deref())
+    };
     let end_streams = StreamEnd::new();
     let draining = CancellationToken::new();
     let stop_admin = CancellationToken::new();
@@ -312,4 +315,17 @@ fn reload_on_hangup(live: Arc<Live>) {
         }
         Err(error) => warn!(%error, "cannot listen for SIGHUP; reload with POST /reload"),
     }
+}
+
+/// The seed a replica draws from: the config's, mixed with the replica's
+/// name (the first 8 bytes of SHA-256 over both), so that replicas of one
+/// config draw different streams and each replica's stream is reproducible.
+pub fn replica_seed(seed: u64, replica: Option<&str>) -> u64 {
+    use sha2::{Digest, Sha256};
+    let Some(replica) = replica else { return seed };
+    let digest =
+        Sha256::new().chain_update(seed.to_le_bytes()).chain_update(replica.as_bytes()).finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+    u64::from_le_bytes(first)
 }

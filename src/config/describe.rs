@@ -17,6 +17,12 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
         },
     );
     out.insert("listen".into(), json!(config.listen.to_string()));
+    if let Some(replica) = &config.replica {
+        out.insert("replica".into(), json!(replica));
+    }
+    if let Some(epoch) = config.epoch {
+        out.insert("epoch".into(), json!(humantime::format_rfc3339_millis(epoch).to_string()));
+    }
     if let Some(seed) = config.seed {
         out.insert("seed".into(), json!(seed));
     }

@@ -42,6 +42,10 @@ pub struct Overrides {
     pub record: Option<PathBuf>,
     /// `[replay] dir` (`--replay`); the file's other `[replay]` keys, or their defaults.
     pub replay: Option<PathBuf>,
+    /// `replica` (`SLUICE_REPLICA`, `--replica`).
+    pub replica: Option<String>,
+    /// `epoch` (`SLUICE_EPOCH`, `--epoch`).
+    pub epoch: Option<std::time::SystemTime>,
 }
 
 const PORT_FORM: &str = "a port number from 0 to 65535";
@@ -86,6 +90,8 @@ impl Overrides {
             mock_only: false,
             record: None,
             replay: None,
+            replica: get("SLUICE_REPLICA", "replica").parse(value::replica)?,
+            epoch: get("SLUICE_EPOCH", "epoch").parse(value::epoch)?,
         })
     }
 
@@ -113,6 +119,12 @@ impl Overrides {
         }
         if self.mock_only {
             config.upstream = None;
+        }
+        if let Some(replica) = &self.replica {
+            config.replica = Some(replica.clone());
+        }
+        if let Some(epoch) = self.epoch {
+            config.epoch = Some(epoch);
         }
         if let Some(dir) = &self.record {
             match &mut config.record {

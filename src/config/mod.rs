@@ -441,6 +441,13 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Seed of every random draw; `None` picks one at start (and logs it).
     pub seed: Option<u64>,
+    /// This replica's stable name in a fleet (`SLUICE_REPLICA`, `--replica`,
+    /// the pod name): mixed into the seed, so that replicas draw different
+    /// streams, each reproducible. Read at start.
+    pub replica: Option<String>,
+    /// The instant fault windows (`from`/`until`) count from, shared by a
+    /// fleet (`epoch`, `SLUICE_EPOCH`); `None` counts from the process start.
+    pub epoch: Option<std::time::SystemTime>,
     /// Largest request body accepted; larger gets 413.
     pub max_request_body: u64,
     /// When a stream's head is sent.
@@ -637,6 +644,8 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 3456)),
             seed: None,
+            replica: None,
+            epoch: None,
             max_request_body: 32 * 1024 * 1024,
             head: HeadTiming::FirstToken,
             shutdown_grace: Duration::from_secs(10),

@@ -31,6 +31,7 @@ macro_rules! profile_knobs {
         struct RawConfig {
             listen: Option<Spanned<String>>,
             seed: Option<Spanned<i64>>,
+            epoch: Option<Spanned<String>>,
             max_request_body: Option<Spanned<RawSize>>,
             head: Option<Spanned<String>>,
             shutdown_grace: Option<Spanned<String>>,
@@ -360,6 +361,7 @@ impl RawConfig {
             config.listen = listen;
         }
         config.seed = at.check(&self.seed, "seed", |&s| u64::try_from(s).map_err(|_| SEED_FORM))?;
+        config.epoch = at.check(&self.epoch, "epoch", |s| value::epoch(s))?;
         if let Some(models) = at.check(&self.models, "models", |models| {
             let fine = |m: &String| !m.is_empty() && m.len() <= 256 && !m.contains('/');
             if !models.is_empty() && models.len() <= 1000 && models.iter().all(fine) {

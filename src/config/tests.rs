@@ -907,3 +907,33 @@ fn record_and_replay_tables_are_validated_and_flags_set_their_folders() {
     assert_eq!(replay.dir, std::path::PathBuf::from("b"));
     assert_eq!(replay.timing, crate::config::ReplayTiming::Recorded);
 }
+
+#[test]
+fn an_epoch_and_a_replica_come_from_the_file_or_the_environment() {
+    let config = Config::from_toml_str("epoch = \"2026-12-01T10:00:00.250Z\"\n", "t.toml").unwrap();
+    let epoch = config.epoch.unwrap();
+    assert_eq!(
+        epoch.duration_since(std::time::UNIX_EPOCH).unwrap(),
+        Duration::from_millis(1_796_119_200_250)
+    );
+    match Config::from_toml_str("epoch = \"yesterday\"\n", "t.toml") {
+        Err(ConfigError::Invalid { key, origin, .. }) => {
+            assert_eq!(key, "epoch");
+            assert_eq!(origin, "t.toml:1:9");
+        }
+        other => panic!("{other:?}"),
+    }
+    let overrides = Overrides::from_env(env(&[
+        ("SLUICE_REPLICA", "sluice-7d9f-x2k"),
+        ("SLUICE_EPOCH", "2026-12-01T10:00:00Z"),
+    ]))
+    .unwrap();
+    let mut config = Config::default();
+    overrides.apply(&mut config);
+    assert_eq!(config.replica.as_deref(), Some("sluice-7d9f-x2k"));
+    assert_eq!(
+        config.epoch.unwrap().duration_since(std::time::UNIX_EPOCH).unwrap(),
+        Duration::from_secs(1_796_119_200)
+    );
+    assert!(Overrides::from_env(env(&[("SLUICE_REPLICA", "a b")])).is_err());
+}

@@ -41,6 +41,30 @@ pub fn upstream_url(text: &str) -> Result<hyper::Uri, &'static str> {
     Ok(uri)
 }
 
+pub(crate) const EPOCH_FORM: &str =
+    "an RFC 3339 UTC time such as \"2026-12-01T10:00:00Z\" (fractions of a second allowed)";
+
+/// An RFC 3339 instant, `"2026-12-01T10:00:00Z"`: what fault windows count from.
+///
+/// # Errors
+/// The accepted form, when `text` is not one.
+pub fn epoch(text: &str) -> Result<std::time::SystemTime, &'static str> {
+    humantime::parse_rfc3339_weak(text.trim()).map_err(|_| EPOCH_FORM)
+}
+
+/// A replica's name: 1 to 253 visible ASCII characters (a pod name fits).
+///
+/// # Errors
+/// The accepted form, when `text` is not one.
+pub fn replica(text: &str) -> Result<String, &'static str> {
+    let text = text.trim();
+    if !text.is_empty() && text.len() <= 253 && text.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(text.to_string())
+    } else {
+        Err("a name of 1 to 253 visible ASCII characters, such as the pod name \"sluice-7d9f-x2k\"")
+    }
+}
+
 /// `"100ms"`, `"2s"`, `"1m 30s"`, `"1.5s"` (humantime's forms, plus
 /// decimals), at most [`MAX_DURATION`].
 pub fn duration(text: &str) -> Result<Duration, &'static str> {

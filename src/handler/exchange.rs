@@ -155,7 +155,8 @@ impl<'a> Exchange<'a> {
         let mut profile = Arc::clone(&route.profile);
         let number = app.next_request();
         let mut rng = request_rng(app.seed(), number);
-        let clock = RequestClock { route_request: route.next_request(), since_start: app.uptime() };
+        let since_start = app.window_clock(snapshot.config.epoch);
+        let clock = RequestClock { route_request: route.next_request(), since_start };
         let control = control::apply(snapshot, head, &mut profile, app.active_controlled());
         // The same draws, in the same order, whatever the outcome.
         let (plan, guard, refused) = match control {

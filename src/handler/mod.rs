@@ -169,9 +169,13 @@ impl App {
         self.seed
     }
 
-    /// Time since start, for fault windows.
-    pub(crate) fn uptime(&self) -> Duration {
-        self.started.elapsed()
+    /// Where fault windows stand now: time since `epoch` (wall clock, shared
+    /// by a fleet), `None` before it; without an epoch, time since start.
+    pub(crate) fn window_clock(&self, epoch: Option<std::time::SystemTime>) -> Option<Duration> {
+        match epoch {
+            Some(epoch) => std::time::SystemTime::now().duration_since(epoch).ok(),
+            None => Some(self.started.elapsed()),
+        }
     }
 
     /// Header-driven faults in flight.

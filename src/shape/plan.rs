@@ -127,7 +127,8 @@ pub enum Schedule {
     FirstRequests(u64),
     /// For every `n`-th request of its route (the n-th, 2n-th, ...).
     Every(u64),
-    /// For requests that arrive between `from` and `until` after start.
+    /// For requests that arrive between `from` and `until` after the epoch
+    /// (`epoch`, shared by a fleet) or, without one, after start.
     Window {
         /// Start of the window.
         from: Duration,
@@ -152,8 +153,9 @@ pub struct WeightedFault {
 pub(crate) struct RequestClock {
     /// Its number among its route's requests, from 0.
     pub route_request: u64,
-    /// Time from sluice's start to its arrival.
-    pub since_start: Duration,
+    /// Time from the epoch (or sluice's start) to its arrival; `None`
+    /// before the epoch, when no window is open yet.
+    pub since_start: Option<Duration>,
 }
 
 /// The random stream of the `request_number`-th request under `seed`.
@@ -187,7 +189,9 @@ impl FaultPlan {
             Schedule::Random => false,
             Schedule::FirstRequests(n) => clock.route_request < n,
             Schedule::Every(n) => n > 0 && (clock.route_request + 1).is_multiple_of(n),
-            Schedule::Window { from, until } => (from..until).contains(&clock.since_start),
+            Schedule::Window { from, until } => {
+                clock.since_start.is_some_and(|at| (from..until).contains(&at))
+            }
         });
         if let Some(fault) = scheduled {
             return Self { fault: Some(fault.fault.clone()) };
@@ -235,7 +239,7 @@ mod tests {
     }
 
     fn at(n: u64) -> RequestClock {
-        RequestClock { route_request: n, since_start: Duration::ZERO }
+        RequestClock { route_request: n, since_start: Some(Duration::ZERO) }
     }
 
     #[test]
@@ -341,7 +345,7 @@ mod tests {
 
         let window = |secs: f64| {
             let clock =
-                RequestClock { route_request: 2, since_start: Duration::from_secs_f64(secs) };
+                RequestClock { route_request: 2, since_start: Some(Duration::from_secs_f64(secs)) };
             status_of(&FaultPlan::draw(0.0, &faults, clock, &mut request_rng(1, 2)))
         };
         assert_eq!(
@@ -357,5 +361,20 @@ mod tests {
             .map(|n| status_of(&FaultPlan::draw(1.0, &faults, at(n), &mut request_rng(1, n))))
             .collect();
         assert!(after_first.iter().all(|s| *s == Some(500)));
+    }
+
+    #[test]
+    fn before_the_epoch_no_window_is_open() {
+        let window = WeightedFault {
+            weight: 1,
+            fault: Fault::Truncate { after_tokens: 0 },
+            schedule: Schedule::Window { from: Duration::ZERO, until: Duration::from_secs(10) },
+        };
+        let faults = [window];
+        let at = |since_start| RequestClock { route_request: 0, since_start };
+        let draw = |clock| FaultPlan::draw(0.0, &faults, clock, &mut request_rng(1, 0)).fault;
+        assert_eq!(draw(at(None)), None);
+        assert_eq!(draw(at(Some(Duration::ZERO))), Some(Fault::Truncate { after_tokens: 0 }));
+        assert_eq!(draw(at(Some(Duration::from_secs(10)))), None);
     }
 }
