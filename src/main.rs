@@ -201,7 +201,13 @@ async fn start(args: Args) -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Command::Health) => {
-            let port = config.listen.port();
+            // In a container sluice is PID 1, and `docker run IMAGE --listen ...`
+            // gives it flags that HEALTHCHECK's `sluice health` does not get:
+            // read the port from PID 1's own command line.
+            let port = match (args.listen, pid1_listen()) {
+                (None, Some(listen)) => listen.port(),
+                _ => config.listen.port(),
+            };
             return check_health(port, config.tls.is_some())
                 .with_context(|| format!("no healthy sluice on 127.0.0.1:{port}"));
         }
@@ -280,16 +286,25 @@ fn flag_overrides(args: &Args) -> Overrides {
 /// (`tls`) answers a plain request with its own 400 ("use https://"), which
 /// proves as much: sluice accepted the connection and answered it.
 fn check_health(port: u16, tls: bool) -> anyhow::Result<()> {
-    use std::io::{Read, Write};
+    use std::io::{ErrorKind, Read, Write};
     let timeout = Duration::from_secs(2);
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)?;
+    let said = |error: std::io::Error| match error.kind() {
+        ErrorKind::ConnectionRefused => {
+            anyhow::anyhow!("nothing listens there (connection refused)")
+        }
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+            anyhow::anyhow!("no answer within {} s", timeout.as_secs())
+        }
+        _ => anyhow::anyhow!(error),
+    };
+    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout).map_err(said)?;
     stream.set_read_timeout(Some(timeout))?;
-    stream.write_all(
-        b"GET /__sluice/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    )?;
+    stream
+        .write_all(b"GET /__sluice/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .map_err(said)?;
     let mut answer = Vec::new();
-    stream.take(4096).read_to_end(&mut answer)?;
+    stream.take(4096).read_to_end(&mut answer).map_err(said)?;
     let healthy = answer.starts_with(b"HTTP/1.1 200")
         || (tls
             && answer.starts_with(b"HTTP/1.1 400")
@@ -336,3 +351,19 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// The `--listen` that PID 1 was given, when PID 1 is sluice (in a
+/// container); `None` elsewhere or when it was given none.
+fn pid1_listen() -> Option<SocketAddr> {
+    let cmdline = std::fs::read("/proc/1/cmdline").ok()?;
+    let argv: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .filter(|arg| !arg.is_empty())
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
+    let program = std::path::Path::new(argv.first()?).file_name()?.to_str()?;
+    if program != "sluice" {
+        return None;
+    }
+    Args::try_parse_from(&argv).ok()?.listen
+}

@@ -376,3 +376,36 @@ async fn alpn_restricts_the_protocols_offered() {
     let refused = over_tls(sluice.api, &ca, b"h2").await;
     assert!(refused.is_err(), "an h2-only client has no protocol in common");
 }
+
+/// `sluice health` says in a sentence why a listener is not healthy: one
+/// that accepts and never answers, and a port nothing listens on.
+#[tokio::test]
+async fn the_health_command_says_why_a_listener_is_unhealthy() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let refused_port = support::upstreams::refused_port().await.port();
+    let health = |port: u16| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["health", "--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("PORT")
+            .env_remove("SLUICE_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::spawn_blocking(move || health(silent_port)).await.unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        said.trim(),
+        format!("sluice: no healthy sluice on 127.0.0.1:{silent_port}: no answer within 2 s")
+    );
+    drop(silent);
+    let out = tokio::task::spawn_blocking(move || health(refused_port)).await.unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        said.trim(),
+        format!(
+            "sluice: no healthy sluice on 127.0.0.1:{refused_port}: nothing listens there (connection refused)"
+        )
+    );
+}

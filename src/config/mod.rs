@@ -648,7 +648,9 @@ impl Default for Config {
             epoch: None,
             max_request_body: 32 * 1024 * 1024,
             head: HeadTiming::FirstToken,
-            shutdown_grace: Duration::from_secs(10),
+            // Below `docker stop`'s 10 s, so sluice ends its streams itself and
+            // exits 0 before the platform kills it (docs: "Shutdown").
+            shutdown_grace: Duration::from_secs(8),
             models: vec!["sluice-mock".to_string()],
             profile: Profile {
                 timing: Timing {
