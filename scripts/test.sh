@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints, Rust tests, a release build (the
 # Dockerfile's build step), the official SDKs, the framework suite
-# (tests/clients: LangChain, pydantic-ai, instructor, the Vercel AI SDK), and
-# the k6 baseline.
+# (tests/clients: LangChain, pydantic-ai, instructor, the Vercel AI SDK),
+# the k6 baseline, and the offline checks of deploy/kubernetes and
+# examples/ci (scripts/validate-deploy.sh).
 # Installs the test tools it needs: a venv with the Python SDK, the Python
 # frameworks, pytest and k6 (.venv-test, pinned by
 # tests/clients/python/requirements.lock), and the Node packages
@@ -73,3 +74,6 @@ scripts/k6-live.sh
 
 step "k6 rate limits: a patient and a hasty client, told apart by sluice's verdict"
 scripts/k6-rate-limits.sh
+
+step "deployment: Kubernetes manifests render and validate offline; the CI example passes actionlint"
+scripts/validate-deploy.sh

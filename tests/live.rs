@@ -228,6 +228,15 @@ async fn the_admin_token_is_required_when_set() {
     allowed.headers_mut().insert("authorization", "Bearer s3cret".parse().unwrap());
     let config = send(running.admin, allowed).await.json();
     assert_eq!(config["admin"]["token"], "<redacted>");
+    // The platform's probes carry no token: health and readiness answer them.
+    for probe in ["/health", "/ready"] {
+        assert_eq!(
+            send(running.admin, admin_request("GET", probe, "")).await.status,
+            200,
+            "{probe}"
+        );
+    }
+    assert_eq!(send(running.admin, admin_request("GET", "/metrics", "")).await.status, 401);
 }
 
 #[tokio::test]
