@@ -34,7 +34,7 @@ start() {
   pid=$!
   pids+=("$pid")
   for _ in $(seq 100); do
-    url="$(grep -o 'running on http://127\.0\.0\.1:[0-9]*' "$work/$name.out" | grep -o 'http.*' || true)"
+    url="$(grep -o 'running on https\?://127\.0\.0\.1:[0-9]*' "$work/$name.out" | grep -o 'http.*' || true)"
     admin="$(grep -o 'Admin: http://127\.0\.0\.1:[0-9]*' "$work/$name.out" | grep -o 'http.*' || true)"
     [ -n "$url" ] && [ -n "$admin" ] && return 0
     sleep 0.1

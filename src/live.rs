@@ -322,7 +322,8 @@ impl Live {
 
 /// Tells configs apart: the file's text, the layers over it, the runtime
 /// overrides, and the listing of `[replay]`'s folder (so a reload picks up
-/// new or changed cassettes).
+/// new or changed cassettes). Not the replica's name: replicas serving the
+/// same config name the same version.
 fn fingerprint(text: &str, source: &Source, runtime: Option<&str>, config: &Config) -> String {
     let mut hasher = Sha256::new();
     hasher.update(text.as_bytes());
@@ -330,8 +331,12 @@ fn fingerprint(text: &str, source: &Source, runtime: Option<&str>, config: &Conf
         hasher.update(crate::cassette::replay::fingerprint(&replay.dir).as_bytes());
     }
     let layers = match source {
-        Source::Fixed(config) => format!("{config:?}"),
-        Source::File { layers, .. } => format!("{layers:?}"),
+        Source::Fixed(config) => format!("{:?}", Config { replica: None, ..(**config).clone() }),
+        Source::File { layers, .. } => {
+            let shared: Vec<Overrides> =
+                layers.iter().map(|l| Overrides { replica: None, ..l.clone() }).collect();
+            format!("{shared:?}")
+        }
     };
     hasher.update(layers.as_bytes());
     hasher.update(runtime.unwrap_or_default().as_bytes());
@@ -568,5 +573,28 @@ impl Looker {
                 self.live.reject("file changed", error);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_of_one_config_name_the_same_version() {
+        let layered = |replica: Option<&str>| Source::File {
+            path: PathBuf::from("sluice.toml"),
+            layers: vec![Overrides { replica: replica.map(String::from), ..Overrides::default() }],
+        };
+        let config = Config::default();
+        let version = |text: &str, replica| fingerprint(text, &layered(replica), None, &config);
+        assert_eq!(version("a = 1", Some("sluice-0")), version("a = 1", Some("sluice-1")));
+        assert_eq!(version("a = 1", Some("sluice-0")), version("a = 1", None));
+        assert_ne!(version("a = 1", None), version("a = 2", None));
+        let fixed = |replica: Option<&str>| {
+            let config = Config { replica: replica.map(String::from), ..Config::default() };
+            fingerprint("", &Source::Fixed(Box::new(config.clone())), None, &config)
+        };
+        assert_eq!(fixed(Some("a")), fixed(Some("b")));
     }
 }

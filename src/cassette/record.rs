@@ -13,7 +13,6 @@
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
@@ -156,28 +155,49 @@ impl Drop for Tape {
     }
 }
 
-/// The writer task: one cassette at a time, off the runtime's workers.
+/// Tapes the writer takes from the queue at once, for one blocking call.
+const BATCH: usize = 64;
+
+/// The writer task: the queued tapes in batches, each batch written by one
+/// blocking call, off the runtime's workers.
 async fn write_all(
     mut queue: mpsc::Receiver<Tape>,
     dir: PathBuf,
     redaction: Arc<Redaction>,
     metrics: Arc<Metrics>,
 ) {
-    let sequence = Arc::new(AtomicU64::new(0));
-    while let Some(tape) = queue.recv().await {
-        let dir = dir.clone();
-        let redaction = Arc::clone(&redaction);
-        let number = sequence.fetch_add(1, Ordering::Relaxed);
-        let written =
-            tokio::task::spawn_blocking(move || write_one(&dir, &redaction, tape, number)).await;
+    let mut sequence: u64 = 0;
+    let mut batch = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut batch, BATCH).await > 0 {
+        let tapes = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+        let count = tapes.len();
+        let first = sequence;
+        sequence = sequence.wrapping_add(count as u64);
+        let (dir, redaction) = (dir.clone(), Arc::clone(&redaction));
+        let written = tokio::task::spawn_blocking(move || {
+            tapes
+                .into_iter()
+                .zip(first..)
+                .map(|(tape, number)| write_one(&dir, &redaction, tape, number))
+                .collect::<Vec<_>>()
+        })
+        .await;
         match written {
-            Ok(Ok(())) => metrics.cassette("written"),
-            Ok(Err(error)) => {
-                metrics.cassette("write_failed");
-                warn!(%error, "could not write a cassette");
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(()) => metrics.cassette("written"),
+                        Err(error) => {
+                            metrics.cassette("write_failed");
+                            warn!(%error, "could not write a cassette");
+                        }
+                    }
+                }
             }
             Err(error) => {
-                metrics.cassette("write_failed");
+                for _ in 0..count {
+                    metrics.cassette("write_failed");
+                }
                 warn!(%error, "the cassette writer failed");
             }
         }
