@@ -77,3 +77,6 @@ scripts/k6-rate-limits.sh
 
 step "deployment: Kubernetes manifests render and validate offline; the CI example passes actionlint"
 scripts/validate-deploy.sh
+
+step "fleet: three replicas in network namespaces behind nginx, k6 through the balancer (scripts/fleet-test.sh)"
+scripts/fleet-test.sh

@@ -264,6 +264,7 @@ fn flag_overrides(args: &Args) -> Overrides {
             first_token_delay: args.first_token_delay.map(Delay::Fixed),
             token_interval: args.token_interval.map(Delay::Fixed),
             tool_call_delay: args.tool_call_delay.map(Delay::Fixed),
+            overload: None,
             tokens_per_response: args.tokens_per_response,
             error_rate: args.error_rate,
             faults: None,

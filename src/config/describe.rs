@@ -175,6 +175,7 @@ fn profile(profile: &Profile) -> Value {
         "first_token_delay": delay(&profile.timing.first_token_delay),
         "token_interval": delay(&profile.timing.token_interval),
         "tool_call_delay": delay(&profile.timing.tool_call_delay),
+        "overload": profile.timing.overload.as_str(),
         "tokens_per_response": profile.tokens_per_response,
         "error_rate": profile.error_rate,
         "faults": faults(&profile.faults),
@@ -217,6 +218,7 @@ fn patch_json(patch: &ProfilePatch) -> Value {
     put("first_token_delay", patch.first_token_delay.as_ref().map(delay));
     put("token_interval", patch.token_interval.as_ref().map(delay));
     put("tool_call_delay", patch.tool_call_delay.as_ref().map(delay));
+    put("overload", patch.overload.map(|o| json!(o.as_str())));
     put("tokens_per_response", patch.tokens_per_response.map(|n| json!(n)));
     put("error_rate", patch.error_rate.map(|r| json!(r)));
     put("faults", patch.faults.as_deref().map(faults));

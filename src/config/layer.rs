@@ -71,6 +71,7 @@ impl Overrides {
                     .parse(env_delay)?,
                 token_interval: get("TOKEN_INTERVAL", "token_interval").parse(env_delay)?,
                 tool_call_delay: get("TOOL_CALL_DELAY", "tool_call_delay").parse(env_delay)?,
+                overload: None,
                 tokens_per_response: get("TOKENS_PER_RESPONSE", "tokens_per_response").parse(
                     |s| {
                         s.trim()

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::shape::{Delay, Fault, HttpFault, Schedule, Timing, WeightedFault};
+use crate::shape::{Delay, Fault, HttpFault, Overload, Schedule, Timing, WeightedFault};
 
 /// Where a config came from, for the banner and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +210,8 @@ pub struct ProfilePatch {
     pub token_interval: Option<Delay>,
     /// `tool_call_delay`.
     pub tool_call_delay: Option<Delay>,
+    /// `overload`.
+    pub overload: Option<Overload>,
     /// `tokens_per_response`.
     pub tokens_per_response: Option<u32>,
     /// `error_rate`.
@@ -230,6 +232,7 @@ impl ProfilePatch {
                 first_token_delay: self.first_token_delay.unwrap_or(base.timing.first_token_delay),
                 token_interval: self.token_interval.unwrap_or(base.timing.token_interval),
                 tool_call_delay: self.tool_call_delay.unwrap_or(base.timing.tool_call_delay),
+                overload: self.overload.unwrap_or(base.timing.overload),
             },
             tokens_per_response: self.tokens_per_response.unwrap_or(base.tokens_per_response),
             error_rate: self.error_rate.unwrap_or(base.error_rate),
@@ -657,6 +660,7 @@ impl Default for Config {
                     first_token_delay: Duration::from_millis(100).into(),
                     token_interval: Duration::from_millis(20).into(),
                     tool_call_delay: Duration::from_millis(500).into(),
+                    overload: Overload::CatchUp,
                 },
                 tokens_per_response: 50,
                 error_rate: 0.005,

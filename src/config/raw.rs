@@ -15,7 +15,7 @@ use super::{
     Replay, ReplayFallback, ReplayMatch, ReplayTiming, Route, RouteMatch, Tls, TlsCertificate,
     ToolPick, ToolUsePatch, Upstream, value,
 };
-use crate::shape::{Delay, Fault, HttpFault, Schedule, WeightedFault};
+use crate::shape::{Delay, Fault, HttpFault, Overload, Schedule, WeightedFault};
 
 /// Declares the knobs of a profile once, as the file writes them, and
 /// makes from that one list: [`RawConfig`] (the top level: the knobs and the
@@ -82,6 +82,8 @@ profile_knobs! {
     token_interval: Spanned<Value>,
     /// `tool_call_delay`.
     tool_call_delay: Spanned<Value>,
+    /// `overload`: `"catch_up"` or `"stretch"`.
+    overload: Spanned<String>,
     /// `tokens_per_response`.
     tokens_per_response: Spanned<i64>,
     /// `error_rate`, a fraction.
@@ -328,6 +330,7 @@ pub(super) const BURST_FORM: &str = "a whole number of requests from 1 to 100000
 pub(super) const LIMIT_KEY_FORM: &str =
     "\"api_key\" (each API key on each route), \"route\" or \"global\"";
 const PATH_FORM: &str = "a file path";
+const OVERLOAD_FORM: &str = "\"catch_up\" (keep the schedule: tokens after a late one go out at once) or \"stretch\" (keep every gap: the stream ends later)";
 const DIR_FORM: &str = "a folder path such as \"cassettes\"";
 const REDACT_HEADERS_FORM: &str = "a list of up to 100 header names such as [\"x-user-email\"]";
 const REDACT_FIELDS_FORM: &str =
@@ -471,6 +474,11 @@ impl Knobs<'_> {
             first_token_delay: delay(self.first_token_delay, "first_token_delay")?,
             token_interval: delay(self.token_interval, "token_interval")?,
             tool_call_delay: delay(self.tool_call_delay, "tool_call_delay")?,
+            overload: at.check(self.overload, &key("overload"), |s| match s.as_str() {
+                "catch_up" => Ok(Overload::CatchUp),
+                "stretch" => Ok(Overload::Stretch),
+                _ => Err(OVERLOAD_FORM),
+            })?,
             tokens_per_response: at.check(
                 self.tokens_per_response,
                 &key("tokens_per_response"),

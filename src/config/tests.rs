@@ -138,7 +138,8 @@ fn every_knob_is_read() {
         Timing {
             first_token_delay: ms(250).into(),
             token_interval: ms(5).into(),
-            tool_call_delay: ms(1500).into()
+            tool_call_delay: ms(1500).into(),
+            overload: crate::shape::Overload::CatchUp,
         }
     );
     assert_eq!(config.profile.tokens_per_response, 12);
@@ -276,7 +277,8 @@ fn the_node_mocks_environment_variables_override_the_file() {
         Timing {
             first_token_delay: ms(250).into(),
             token_interval: ms(5).into(),
-            tool_call_delay: ms(1500).into()
+            tool_call_delay: ms(1500).into(),
+            overload: crate::shape::Overload::CatchUp,
         }
     );
     assert_eq!(config.profile.tokens_per_response, 10);
@@ -936,4 +938,24 @@ fn an_epoch_and_a_replica_come_from_the_file_or_the_environment() {
         Duration::from_secs(1_796_119_200)
     );
     assert!(Overrides::from_env(env(&[("SLUICE_REPLICA", "a b")])).is_err());
+}
+
+#[test]
+fn overload_is_a_profile_knob() {
+    let config = Config::from_toml_str(
+        "overload = \"stretch\"\n[profiles.steady]\noverload = \"catch_up\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(config.profile.timing.overload, crate::shape::Overload::Stretch);
+    assert_eq!(config.profiles["steady"].overload, Some(crate::shape::Overload::CatchUp));
+    match Config::from_toml_str("overload = \"drop\"\n", "t.toml") {
+        Err(ConfigError::Invalid { key, expected, .. }) => {
+            assert_eq!(key, "overload");
+            assert!(expected.contains("\"stretch\""), "{expected}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let patch = parse_runtime_patch(r#"{"overload": "stretch"}"#).unwrap();
+    assert_eq!(patch.overload, Some(crate::shape::Overload::Stretch));
 }

@@ -16,7 +16,7 @@ pub(crate) mod timer;
 
 pub use delay::Delay;
 pub(crate) use pacer::Pacer;
-pub use pacer::Timing;
+pub use pacer::{Overload, Timing};
 pub use plan::{Fault, HttpFault, Schedule, WeightedFault};
 pub(crate) use plan::{FaultPlan, RequestClock};
 pub(crate) use shaper::{Arrival, InjectedReset, Shaper, StreamAction, StreamFault};

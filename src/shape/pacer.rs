@@ -19,10 +19,39 @@ use crate::sse::EventKind;
 pub struct Timing {
     /// Added to the source's own time to its first content event.
     pub first_token_delay: Delay,
-    /// Minimum spacing between consecutive content events.
+    /// Spacing between consecutive content events.
     pub token_interval: Delay,
     /// Extra time before an event that opens a tool call.
     pub tool_call_delay: Delay,
+    /// What a late release does to the tokens after it.
+    pub overload: Overload,
+}
+
+/// What a token released late (the machine could not keep up, or the
+/// client read slowly) does to the tokens after it (`overload`, per
+/// profile; README, "Timing").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overload {
+    /// Keep the schedule: each deadline counts from the previous deadline,
+    /// so the tokens after a late one go out at once until the stream is back
+    /// on time. The total time stays as configured, and the gaps just after a
+    /// stall are shorter than `token_interval`.
+    #[default]
+    CatchUp,
+    /// Stretch the stream: each deadline counts from when the previous token
+    /// actually went out, so no gap is shorter than `token_interval` and the
+    /// stream ends late by as much as it was held up.
+    Stretch,
+}
+
+impl Overload {
+    /// Its name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CatchUp => "catch_up",
+            Self::Stretch => "stretch",
+        }
+    }
 }
 
 /// Computes release instants for a request's records, in order.
@@ -70,6 +99,20 @@ impl Pacer {
         self.last_release = Some(at);
         at
     }
+
+    /// Whether the shaper must say when each token actually went out.
+    pub(crate) fn stretches(&self) -> bool {
+        self.timing.overload == Overload::Stretch
+    }
+
+    /// A content record scheduled earlier actually went out at `actual`:
+    /// with [`Overload::Stretch`], the next token's interval counts from there.
+    pub(crate) fn released(&mut self, actual: Instant) {
+        if self.stretches() {
+            self.last_content = self.last_content.map(|scheduled| scheduled.max(actual));
+            self.last_release = self.last_release.map(|scheduled| scheduled.max(actual));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -89,6 +132,7 @@ mod tests {
             first_token_delay: ms(first).into(),
             token_interval: ms(interval).into(),
             tool_call_delay: ms(tool).into(),
+            overload: Overload::CatchUp,
         }
     }
 
@@ -156,6 +200,7 @@ mod tests {
             first_token_delay: Delay::Uniform { min: ms(50), max: ms(150) },
             token_interval: Delay::Uniform { min: ms(10), max: ms(30) },
             tool_call_delay: ms(0).into(),
+            overload: Overload::CatchUp,
         };
         let records: Vec<_> = (0..200).map(|_| (0, Content)).collect();
         let first = schedule(jittered, &records);

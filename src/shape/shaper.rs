@@ -223,11 +223,14 @@ where
                 Some(Held::Record(record)) => {
                     if record.kind.is_content() {
                         *this.released_tokens += 1;
-                        if let Some(observe) = this.lateness {
+                        if this.lateness.is_some() || this.pacer.stretches() {
                             let late = this.late_when_pulled.take().unwrap_or_else(|| {
                                 Instant::now().saturating_duration_since(*this.due)
                             });
-                            observe(late);
+                            if let Some(observe) = this.lateness {
+                                observe(late);
+                            }
+                            this.pacer.released(super::later(*this.due, late));
                         }
                     }
                     return Poll::Ready(Some(Ok(record)));

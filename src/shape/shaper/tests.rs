@@ -8,8 +8,8 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
 use super::*;
-use crate::shape::Timing;
 use crate::shape::plan::request_rng;
+use crate::shape::{Overload, Timing};
 use crate::sse::EventKind::{self, Content, Other, ToolStart};
 
 fn ms(n: u64) -> Duration {
@@ -21,12 +21,16 @@ fn record(kind: EventKind, text: &'static str) -> Result<SseRecord, Infallible> 
 }
 
 fn pacer() -> Pacer {
-    let timing = Timing {
+    Pacer::new(timing(Overload::CatchUp), request_rng(0, 0))
+}
+
+fn timing(overload: Overload) -> Timing {
+    Timing {
         first_token_delay: ms(100).into(),
         token_interval: ms(20).into(),
         tool_call_delay: ms(500).into(),
-    };
-    Pacer::new(timing, request_rng(0, 0))
+        overload,
+    }
 }
 
 /// (bytes or "ERR", time) of each item, and the time the stream ended.
@@ -267,4 +271,54 @@ async fn a_recording_is_released_at_its_offsets_and_a_fault_still_fires() {
     assert_eq!(items, expected(&[("start", 0), ("a", 312), ("ping", 313), ("b", 340)]));
     // The truncation happens where the third token would have gone out.
     assert_eq!(end, ms(900));
+}
+
+/// Releases `count` tokens of an instant source, the consumer reading token
+/// `stall_after` and then nothing for `stall`; returns when each came.
+async fn stalled(
+    overload: Overload,
+    count: usize,
+    stall_after: usize,
+    stall: Duration,
+) -> Vec<Duration> {
+    let t0 = Instant::now();
+    let source = stream::iter((0..count).map(|_| record(Content, "t")));
+    let mut shaper = Box::pin(Shaper::new(
+        source,
+        Pacer::new(timing(overload), request_rng(0, 0)),
+        Arrival::AtRequestStart(t0),
+    ));
+    let mut at = Vec::new();
+    while let Some(item) = shaper.next().await {
+        item.unwrap();
+        at.push(t0.elapsed());
+        if at.len() == stall_after {
+            tokio::time::sleep(stall).await;
+        }
+    }
+    at
+}
+
+#[tokio::test(start_paused = true)]
+async fn catch_up_keeps_the_schedule_after_a_stall_and_bursts_to_it() {
+    // The consumer (a slow client, a busy machine) holds the stream 70 ms
+    // after the first token: the tokens due meanwhile go out at once, then
+    // the schedule goes on as configured. Total time as configured.
+    let at = stalled(Overload::CatchUp, 6, 1, ms(70)).await;
+    assert_eq!(at, [100, 170, 170, 170, 180, 200].map(ms));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stretch_keeps_every_gap_after_a_stall_and_ends_later() {
+    // The same stall: every gap stays at least token_interval, counted from
+    // when the previous token actually went out; the stream ends 50 ms later.
+    let at = stalled(Overload::Stretch, 6, 1, ms(70)).await;
+    assert_eq!(at, [100, 170, 190, 210, 230, 250].map(ms));
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.iter().all(|gap| *gap >= ms(20)), "{gaps:?}");
+    // Without a stall, the two are the same schedule.
+    assert_eq!(
+        stalled(Overload::Stretch, 4, 0, ms(0)).await,
+        stalled(Overload::CatchUp, 4, 0, ms(0)).await
+    );
 }
