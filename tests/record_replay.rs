@@ -88,16 +88,20 @@ fn cassettes(dir: &Path) -> Vec<(String, String)> {
     found
 }
 
+/// The last user message of one of `requests()`.
+fn last_message(body: &Value) -> String {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| body["input"].as_str().unwrap().to_string())
+}
+
 /// Each event's offset in a cassette (ms), by the request's last user message.
 fn recorded_offsets(text: &str) -> (String, Vec<f64>) {
     let mut lines = text.lines();
     let head: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-    let body = &head["request"]["body"];
-    let message = body["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .map(|m| m["content"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| body["input"].as_str().unwrap().to_string());
+    let message = last_message(&head["request"]["body"]);
     let offsets =
         lines.map(|l| serde_json::from_str::<Value>(l).unwrap()["at_ms"].as_f64().unwrap());
     (message, offsets.collect())
@@ -157,11 +161,7 @@ async fn recorded_streams_replay_byte_identical_at_their_recorded_offsets_in_eve
         if body["stream"] != json!(true) {
             continue;
         }
-        let message = body["messages"]
-            .as_array()
-            .and_then(|m| m.last())
-            .map(|m| m["content"].as_str().unwrap().to_string())
-            .unwrap_or_else(|| body["input"].as_str().unwrap().to_string());
+        let message = last_message(&body);
         let (_, offsets) = recorded
             .iter()
             .map(|(_, text)| recorded_offsets(text))
