@@ -329,6 +329,18 @@ fn machine_ticks() -> (u64, u64, u64) {
     (total - idle, fields.get(6).copied().unwrap_or(0), total)
 }
 
+/// User and system CPU time of a process so far, in clock ticks
+/// (/proc/<pid>/stat, fields 14 and 15).
+fn user_system_ticks(pid: &str) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces: count from its closing parenthesis.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (the state): utime (field 14) is its 12th.
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(0);
+    (field(11), field(12))
+}
+
 /// Peak resident memory in KiB (VmHWM) and current (VmRSS).
 fn memory_kib(pid: &str) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -367,6 +379,7 @@ async fn run(args: Args) {
     });
     let pids: Vec<String> = args.pid.iter().map(u32::to_string).collect();
     let cpu_before: Vec<u64> = pids.iter().map(|p| cpu_ns(p).unwrap_or(0)).collect();
+    let split_before: Vec<(u64, u64)> = pids.iter().map(|p| user_system_ticks(p)).collect();
     let own_before = cpu_ns("self").unwrap_or(0);
     let machine_before = machine_ticks();
     let lateness_before = match &args.metrics {
@@ -425,11 +438,15 @@ async fn run(args: Args) {
     let target_cpu: u64 =
         pids.iter().zip(&cpu_before).map(|(p, b)| cpu_ns(p).unwrap_or(0).saturating_sub(*b)).sum();
     let memory: Vec<(u64, u64)> = pids.iter().map(|p| memory_kib(p)).collect();
+    let split = pids.iter().zip(&split_before).fold((0, 0), |(u, s), (p, before)| {
+        let after = user_system_ticks(p);
+        (u + after.0.saturating_sub(before.0), s + after.1.saturating_sub(before.1))
+    });
     let lateness = match &args.metrics {
         Some(url) => bucket_percentiles(&lateness_buckets(url).await, &lateness_before),
         None => json!(null),
     };
-    report(&args, all, Figures { wall, target_cpu, own_cpu, memory, lateness, machine });
+    report(&args, all, Figures { wall, target_cpu, split, own_cpu, memory, lateness, machine });
 }
 
 /// Memory per idle open stream: RSS with `concurrency` streams open and idle,
@@ -1054,6 +1071,8 @@ struct Figures {
     wall: Duration,
     /// CPU nanoseconds of the target process(es) and of the loadgen.
     target_cpu: u64,
+    /// The target's user and system clock ticks.
+    split: (u64, u64),
     own_cpu: u64,
     /// (peak, current) RSS KiB of each target process.
     memory: Vec<(u64, u64)>,
@@ -1063,7 +1082,7 @@ struct Figures {
 }
 
 fn report(args: &Args, mut s: Samples, figures: Figures) {
-    let Figures { wall, target_cpu, own_cpu, memory, lateness, machine } = figures;
+    let Figures { wall, target_cpu, split, own_cpu, memory, lateness, machine } = figures;
     let secs = wall.as_secs_f64();
     let tokens = s.first_token.len() + s.gaps.len();
     let target_cores = target_cpu as f64 / 1e9 / secs;
@@ -1099,6 +1118,8 @@ fn report(args: &Args, mut s: Samples, figures: Figures) {
         "target": {
             "cpu_cores": target_cores,
             "cpu_percent_per_1k_events_per_s": per_1k_events,
+            // Share of its CPU time in user space (the rest is the kernel's, on its behalf).
+            "user_share": if split.0 + split.1 > 0 { split.0 as f64 / (split.0 + split.1) as f64 } else { 0.0 },
             "peak_rss_kib": memory.iter().map(|m| m.0).sum::<u64>(),
             "rss_kib": memory.iter().map(|m| m.1).sum::<u64>(),
         },

@@ -16,9 +16,10 @@ duration="${BENCH_DURATION:-10s}"
 out=bench
 mkdir -p "$out"
 rm -f "$out"/*.json
-cargo build --release --locked --quiet --bin sluice --example loadgen
+cargo build --release --locked --quiet --bin sluice --example loadgen --example floor
 sluice=target/release/sluice
 loadgen=target/release/examples/loadgen
+floor=target/release/examples/floor
 
 work="$(mktemp -d)"
 pids=()
@@ -68,6 +69,24 @@ for n in 100 1000 2000 4000; do
       --ramp 2s --expect-first-token 100ms --expect-gap 20ms
     stop "$pid"
   fi
+done
+
+echo "== the floor: 1,000 and 2,000 paced streams, the floor pacer (examples/floor.rs) and sluice interleaved"
+for n in 1000 2000; do
+  for round in 1 2; do
+    start mock
+    mock_url=$url mock_pid=$pid mock_admin=$admin
+    "$floor" --capture "$mock_url" --listen 127.0.0.1:0 >"$work/floor.out" 2>"$work/floor.err" &
+    floor_pid=$!
+    pids+=("$floor_pid")
+    for _ in $(seq 50); do grep -q listening "$work/floor.out" && break; sleep 0.1; done
+    floor_url=$(grep -o 'http://[0-9.:]*' "$work/floor.out")
+    load "floor-paced-$n-$round" --url "$floor_url" --pid "$floor_pid" --concurrency "$n" --ramp 2s \
+      --expect-first-token 100ms --expect-gap 20ms
+    load "sluice-floor-paced-$n-$round" --url "$mock_url" --pid "$mock_pid" --metrics "$mock_admin" \
+      --concurrency "$n" --ramp 2s --expect-first-token 100ms --expect-gap 20ms
+    stop "$floor_pid"; stop "$mock_pid"
+  done
 done
 
 echo "== mock, zero delays: the ceiling"

@@ -77,6 +77,23 @@ for n, name in [(100, "mock-paced-100"), (1000, "mock-paced-1000"), ("1000 OpenA
           f"{late(run)} | {failed(run)} | {t['cpu_cores']:.2f} | {t['cpu_percent_per_1k_events_per_s']:.3f} | "
           f"{t['peak_rss_kib'] / 1024:.1f} | {run['loadgen_cpu_cores']:.2f} | {busy(run)} |")
 
+floor_rows = []
+for n in (1000, 2000):
+    for r in (1, 2):
+        f, s = load(f"floor-paced-{n}-{r}"), load(f"sluice-floor-paced-{n}-{r}")
+        if f and s:
+            floor_rows.append((n, r, f, s))
+if floor_rows:
+    print("\n**Against the floor** (`examples/floor.rs`: one thread, epoll and a timerfd, writing sluice's own captured "
+          "response at the same deadlines, one write per due group, with sluice's timer batching; each pair run back to back):\n")
+    print("| streams | round | floor % core per 1k events/s (user share) | sluice % (user share) | ratio | floor first token / gap error p99 ms | sluice first token / gap error p99 ms | machine busy % floor / sluice |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, r, f, s in floor_rows:
+        fp, sp = f["target"]["cpu_percent_per_1k_events_per_s"], s["target"]["cpu_percent_per_1k_events_per_s"]
+        print(f"| {n} | {r} | {fp:.3f} ({f['target'].get('user_share', 0):.0%}) | {sp:.3f} ({s['target'].get('user_share', 0):.0%}) | "
+              f"{sp / max(fp, 1e-9):.2f}× | {ms(err(f, 'first_token', 'p99'))} / {ms(err(f, 'gap', 'p99'))} | "
+              f"{ms(err(s, 'first_token', 'p99'))} / {ms(err(s, 'gap', 'p99'))} | {busy(f)} / {busy(s)} |")
+
 ceiling = load("mock-ceiling")
 if ceiling:
     t = ceiling["target"]
