@@ -3,12 +3,12 @@
 //!
 //! The data path only appends each event's bytes (a reference count, not a
 //! copy) and its offset to the exchange's [`Tape`]. When the upstream's
-//! response has ended, the tape goes to the writer task through a bounded
-//! queue, without waiting: if the queue is full (the disk cannot keep up)
-//! the cassette is dropped and counted, and the stream is never slowed.
-//! Redaction, encoding and the file write all happen on the writer, which
-//! writes to a temporary name and renames, so a replaying reader never sees
-//! half a cassette.
+//! response has ended, the tape goes to the writer thread through a bounded
+//! queue, without waiting: if the queue is full (the disk, or the CPU left
+//! to a low-priority thread, cannot keep up) the cassette is dropped and
+//! counted, and the stream is never slowed. Redaction, encoding and the file
+//! write all happen on the writer, which writes to a temporary name and
+//! renames, so a replaying reader never sees half a cassette.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -20,7 +20,6 @@ use bytes::Bytes;
 use futures_util::Stream;
 use hyper::body::{Body, Frame};
 use pin_project_lite::pin_project;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -39,7 +38,7 @@ const QUEUE: usize = 256;
 /// Starts tapes and owns the writer's queue. Cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct Recorder {
-    queue: mpsc::Sender<Tape>,
+    queue: std::sync::mpsc::SyncSender<Tape>,
     redaction: Arc<Redaction>,
     metrics: Arc<Metrics>,
 }
@@ -53,8 +52,7 @@ pub struct RecordError {
 }
 
 impl Recorder {
-    /// Makes `[record] dir` if missing and starts the writer task (on the
-    /// current runtime).
+    /// Makes `[record] dir` if missing and starts the writer thread.
     pub(crate) fn start(config: &Record, metrics: Arc<Metrics>) -> Result<Self, RecordError> {
         let dir = config.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|source| RecordError { dir: dir.clone(), source })?;
@@ -62,8 +60,13 @@ impl Recorder {
             headers: config.redact_headers.clone(),
             fields: config.redact_fields.clone(),
         });
-        let (queue, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(write_all(receiver, dir, Arc::clone(&redaction), Arc::clone(&metrics)));
+        let (queue, receiver) = std::sync::mpsc::sync_channel(QUEUE);
+        let (writer_redaction, writer_metrics) = (Arc::clone(&redaction), Arc::clone(&metrics));
+        let writer_dir = dir.clone();
+        std::thread::Builder::new()
+            .name("sluice-recorder".to_string())
+            .spawn(move || write_all(receiver, &writer_dir, &writer_redaction, &writer_metrics))
+            .map_err(|source| RecordError { dir, source })?;
         Ok(Self { queue, redaction, metrics })
     }
 
@@ -155,52 +158,46 @@ impl Drop for Tape {
     }
 }
 
-/// Tapes the writer takes from the queue at once, for one blocking call.
+/// Tapes the writer takes from the queue at once.
 const BATCH: usize = 64;
 
-/// The writer task: the queued tapes in batches, each batch written by one
-/// blocking call, off the runtime's workers.
-async fn write_all(
-    mut queue: mpsc::Receiver<Tape>,
-    dir: PathBuf,
-    redaction: Arc<Redaction>,
-    metrics: Arc<Metrics>,
+/// The writer thread: the queued tapes in batches. It runs at a lower
+/// priority (nice 10) than the runtime's workers, so that on a saturated
+/// machine the streams keep their timing and cassettes are dropped instead.
+fn write_all(
+    queue: std::sync::mpsc::Receiver<Tape>,
+    dir: &Path,
+    redaction: &Redaction,
+    metrics: &Metrics,
 ) {
+    lower_priority();
     let mut sequence: u64 = 0;
-    let mut batch = Vec::with_capacity(BATCH);
-    while queue.recv_many(&mut batch, BATCH).await > 0 {
-        let tapes = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-        let count = tapes.len();
-        let first = sequence;
-        sequence = sequence.wrapping_add(count as u64);
-        let (dir, redaction) = (dir.clone(), Arc::clone(&redaction));
-        let written = tokio::task::spawn_blocking(move || {
-            tapes
-                .into_iter()
-                .zip(first..)
-                .map(|(tape, number)| write_one(&dir, &redaction, tape, number))
-                .collect::<Vec<_>>()
-        })
-        .await;
-        match written {
-            Ok(results) => {
-                for result in results {
-                    match result {
-                        Ok(()) => metrics.cassette("written"),
-                        Err(error) => {
-                            metrics.cassette("write_failed");
-                            warn!(%error, "could not write a cassette");
-                        }
-                    }
-                }
-            }
-            Err(error) => {
-                for _ in 0..count {
-                    metrics.cassette("write_failed");
-                }
-                warn!(%error, "the cassette writer failed");
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match queue.try_recv() {
+                Ok(tape) => batch.push(tape),
+                Err(_) => break,
             }
         }
+        for tape in batch {
+            match write_one(dir, redaction, tape, sequence) {
+                Ok(()) => metrics.cassette("written"),
+                Err(error) => {
+                    metrics.cassette("write_failed");
+                    warn!(%error, "could not write a cassette");
+                }
+            }
+            sequence = sequence.wrapping_add(1);
+        }
+    }
+}
+
+/// Nice 10 for the calling thread (Linux sets niceness per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+        tracing::debug!(%error, "the cassette writer keeps its priority");
     }
 }
 
