@@ -8,7 +8,7 @@
 #      on every replica;
 #   3. a config written once is applied by all three within 2 s, and every
 #      response names its config version;
-#   4. SIGTERM to one replica mid-test ends its open streams with the
+#   4. SIGTERM to one replica, once it holds streams, ends them with the
 #      farewell event, and the others carry the rest with no failed request.
 # Needs root (ip netns), nginx (installed from Debian if missing), k6 in
 # .venv-test (scripts/test.sh installs it) and a release build. About a minute.
@@ -145,12 +145,12 @@ write_config "$(steady_config 6)"
 wait "$k6_pid"
 "$python" tests/fleet/check.py steady "$work/steady.json" "$epoch_at" 6 11 "$written" 0.05
 
-echo "== drain: 30 users of 2 s streams; SIGTERM to replica 2 at about 5 s"
+echo "== drain: 30 users of 10 s streams; SIGTERM to replica 2 once it has streams open"
 write_config "$(cat <<TOML
 error_rate = 0
 first_token_delay = "0ms"
 token_interval = "20ms"
-tokens_per_response = 100
+tokens_per_response = 500
 shutdown_grace = "1s"
 [admin]
 listen = "0.0.0.0:9090"
@@ -163,10 +163,21 @@ for i in 1 2 3; do
     sleep 0.1
   done
 done
-"$k6" run --quiet --no-summary --out "json=$work/drain.json" -e PHASE=drain -e VUS=30 -e DURATION=12s \
+"$k6" run --quiet --no-summary --out "json=$work/drain.json" -e PHASE=drain -e VUS=30 -e DURATION=14s \
   -e BASE_URL="http://127.0.0.1:$port" tests/fleet/fleet.k6.js &
 k6_pid=$!
-sleep 5
+# Once replica 2 holds streams (10 s each), a second more: they are then far
+# from their end, whatever k6's start-up took, and the 1 s grace cannot let
+# them finish.
+open_streams() {
+  curl -fs "http://10.213.2.2:9090/metrics" | awk '/^sluice_open_streams / {print int($2)}' || echo 0
+}
+for _ in $(seq 100); do
+  [ "$(open_streams)" -ge 5 ] && break
+  sleep 0.1
+done
+echo "replica 2 holds $(open_streams) streams"
+sleep 1
 killed_at=$(now)
 kill -TERM "${replica_pid[2]}"
 status=0
