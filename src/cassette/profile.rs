@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::Cassette;
-use super::replay::{MAX_CASSETTES, ReplayError};
+use super::replay::{MAX_CASSETTES, ReplayError, read_bounded};
 use crate::dialect::Dialect;
 use crate::sse::EventKind;
 use crate::sse::split::Event;
@@ -54,8 +54,7 @@ pub fn report(dir: &Path) -> Result<String, ReplayError> {
     }
     paths.sort();
     for path in paths {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| ReplayError::Read { path: path.clone(), source })?;
+        let text = read_bounded(&path)?;
         let cassette = Cassette::parse(&text)
             .map_err(|e| ReplayError::Invalid { path: path.clone(), message: e.to_string() })?;
         read += 1;

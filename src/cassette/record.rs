@@ -142,10 +142,8 @@ impl Tape {
             recorder.metrics.cassette("too_large");
             return;
         }
-        let metrics = Arc::clone(&recorder.metrics);
-        self.recorder = None;
         if recorder.queue.try_send(self).is_err() {
-            metrics.cassette("queue_full");
+            recorder.metrics.cassette("queue_full");
         }
     }
 }

@@ -212,7 +212,9 @@ pub(crate) fn fingerprint(dir: &Path) -> String {
     seen.join("\n")
 }
 
-fn read_bounded(path: &Path) -> Result<String, ReplayError> {
+/// A cassette file's text, read no further than one byte past the largest
+/// cassette (which [`Cassette::parse`] then refuses as too large).
+pub(crate) fn read_bounded(path: &Path) -> Result<String, ReplayError> {
     use std::io::Read;
     let file = std::fs::File::open(path)
         .map_err(|source| ReplayError::Read { path: path.into(), source })?;
