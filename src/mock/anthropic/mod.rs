@@ -97,13 +97,24 @@ fn usage(reply: &Reply, output_tokens: usize) -> Value {
     })
 }
 
+const DELTA_PREFIX: &[u8] =
+    b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":";
+
+/// Room for a [`encode_delta`] event: every fixed part, an index of up to
+/// 20 digits, and the fragment with a quarter more for escapes (a token
+/// rarely has any), so the buffer is not grown mid-write (that cost a
+/// `realloc` per token when the guess was short).
+fn delta_capacity(delta_type: &str, field: &str, fragment: &str) -> usize {
+    // `,"delta":{"type":"` T `","` F `":` "fragment" `}}` and the blank line.
+    const FIXED: usize = 18 + 3 + 2 + 2 + 4;
+    DELTA_PREFIX.len() + 20 + FIXED + delta_type.len() + field.len() + fragment.len() * 5 / 4
+}
+
 /// A `content_block_delta` event, encoded without building a JSON value:
 /// `{"type":"content_block_delta","index":I,"delta":{"type":T,"F":"…"}}`.
 fn encode_delta(index: usize, delta_type: &str, field: &str, fragment: &str) -> SseRecord {
-    let mut raw = BytesMut::with_capacity(96 + fragment.len() + fragment.len() / 4);
-    raw.put_slice(
-        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
-    );
+    let mut raw = BytesMut::with_capacity(delta_capacity(delta_type, field, fragment));
+    raw.put_slice(DELTA_PREFIX);
     raw.put_slice(itoa::Buffer::new().format(index).as_bytes());
     raw.put_slice(b",\"delta\":{\"type\":\"");
     raw.put_slice(delta_type.as_bytes());

@@ -207,6 +207,27 @@ fn the_fast_delta_encoding_matches_serde_json() {
     }
 }
 
+#[test]
+fn a_delta_is_encoded_into_a_buffer_sized_for_it_without_growing() {
+    // Was 96 bytes plus the fragment: 19 short of the fixed parts alone, so
+    // every token's buffer was reallocated mid-write.
+    for (delta_type, field) in [("text_delta", "text"), ("input_json_delta", "partial_json")] {
+        for fragment in
+            ["", " the", " a longer token of text", "\"quoted\"", "{\"city\": \"Paris\"}"]
+        {
+            for index in [0, 7, 123_456] {
+                let encoded = encode_delta(index, delta_type, field, fragment);
+                let room = delta_capacity(delta_type, field, fragment);
+                assert!(
+                    encoded.raw.len() <= room,
+                    "{} bytes into {room} for {fragment:?}",
+                    encoded.raw.len()
+                );
+            }
+        }
+    }
+}
+
 /// The names of the tools a reply calls, in order.
 fn calls(reply: &Reply) -> Vec<&str> {
     reply
