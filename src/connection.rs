@@ -20,14 +20,17 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use hyper::body::{Body, Frame, SizeHint};
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::config::Limits;
@@ -179,16 +182,28 @@ impl<B: Body + Unpin> Body for Tracked<B> {
 
 /// Runs `connection` until it ends, or until its state says it must close
 /// (then it is dropped, which closes the socket). `limits` is read at each
-/// look, so a reload applies to open connections too.
-pub(crate) async fn watch<F, E>(
-    connection: F,
+/// look, so a reload applies to open connections too. Once `drain` is
+/// cancelled the connection is shut down gracefully: the response in flight
+/// finishes, and HTTP/2 says GOAWAY.
+///
+/// The watchdog's own futures (its deadline, the head notification, the
+/// drain) are polled only when one of them woke, not each time the
+/// connection does: a paced stream wakes its task once a token, and polling
+/// the three beside it each time (a lock in each `Notified`) cost about 4 %
+/// of sluice's CPU per event (`docs/performance.md`).
+pub(crate) async fn watch<C, E>(
+    connection: C,
     state: Arc<ConnState>,
     limits: impl Fn() -> Limits,
+    drain: Option<CancellationToken>,
 ) -> Result<(), E>
 where
-    F: Future<Output = Result<(), E>>,
+    C: GracefulConnection<Error = E>,
 {
     tokio::pin!(connection);
+    let side = Arc::new(SideWake::default());
+    let side_waker = Waker::from(Arc::clone(&side));
+    let mut draining = false;
     loop {
         let next = match state.check(&limits()) {
             Ok(next) => next,
@@ -197,11 +212,64 @@ where
                 return Ok(());
             }
         };
-        tokio::select! {
-            ended = &mut connection => return ended,
-            () = tokio::time::sleep_until(next) => {}
-            () = state.head_began.notified() => {}
+        let deadline = tokio::time::sleep_until(next);
+        let head_began = state.head_began.notified();
+        let watch_drain = drain.as_ref().filter(|_| !draining);
+        let drained = async move {
+            match watch_drain {
+                Some(drain) => drain.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline, head_began, drained);
+        // Fresh futures: poll each once, so that they register.
+        side.woken.store(true, Ordering::Release);
+        let woke = std::future::poll_fn(|cx| {
+            if let Poll::Ready(ended) = connection.as_mut().poll(cx) {
+                return Poll::Ready(Some(ended));
+            }
+            side.task.register(cx.waker());
+            if !side.woken.swap(false, Ordering::AcqRel) {
+                return Poll::Pending;
+            }
+            let mut side_cx = Context::from_waker(&side_waker);
+            if drained.as_mut().poll(&mut side_cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            if deadline.as_mut().poll(&mut side_cx).is_ready()
+                || head_began.as_mut().poll(&mut side_cx).is_ready()
+            {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await;
+        match woke {
+            Some(ended) => return ended,
+            None if !draining && drain.as_ref().is_some_and(CancellationToken::is_cancelled) => {
+                draining = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            None => {}
         }
+    }
+}
+
+/// Wakes the watchdog's task for one of its own futures, and says so.
+#[derive(Debug, Default)]
+struct SideWake {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for SideWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
     }
 }
 

@@ -33,6 +33,8 @@
 //! checks there is no cycle):
 //!
 //! - `server`: accept loop, admin listener, graceful shutdown; [`serve`] and [`run`].
+//! - [`shards`]: the threads connections are served on (one single-threaded
+//!   runtime per core, each with its own precise timer), when the binary installs them.
 //! - [`tls`]: TLS on the API listener (`[tls]`, `docs/tls.md`): the certificate
 //!   (PEM files, reloaded; or a CA and leaf made at start), ALPN, handshakes.
 //! - `admin`: admin endpoints (`/metrics`, `/config`, `/reload`, `/faults`).
@@ -75,6 +77,7 @@ pub(crate) mod response;
 pub(crate) mod route;
 pub mod server;
 pub mod shape;
+pub mod shards;
 pub(crate) mod sse;
 pub mod tls;
 

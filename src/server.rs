@@ -13,7 +13,6 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
@@ -134,7 +133,6 @@ pub async fn serve_loaded(
         None => None,
     };
     let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
     let max_connections = connection_cap(live.snapshot().config.limits.max_connections);
     let permits = Arc::new(Semaphore::new(max_connections));
     let closed = Arc::new(Notify::new());
@@ -198,15 +196,15 @@ pub async fn serve_loaded(
             })
         });
         let live = Arc::clone(&live);
-        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        let (builder, drain, tls) = (builder.clone(), draining.clone(), tls.clone());
         let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
+        crate::shards::spawn_connection(tcp, move |tcp| async move {
             let limits = || live.snapshot().config.limits;
             let ended = match tls {
                 None => {
                     let io = ClientIo::new(tcp, Some(reset), Arc::clone(&state));
                     let connection = builder.serve_connection(TokioIo::new(io), service);
-                    connection::watch(watcher.watch(connection.into_owned()), state, limits).await
+                    connection::watch(connection.into_owned(), state, limits, Some(drain)).await
                 }
                 Some(tls) => {
                     let wrap = |tcp| ClientIo::new(tcp, Some(reset), Arc::clone(&state));
@@ -216,8 +214,8 @@ pub async fn serve_loaded(
                             metrics.tls_handshake("ok");
                             let connection =
                                 builder.serve_connection(TokioIo::new(stream), service);
-                            connection::watch(watcher.watch(connection.into_owned()), state, limits)
-                                .await
+                            let connection = connection.into_owned();
+                            connection::watch(connection, state, limits, Some(drain)).await
                         }
                         Err(failure) => {
                             metrics.tls_handshake(failure.label());
@@ -237,7 +235,10 @@ pub async fn serve_loaded(
     drop(api);
     draining.cancel();
     info!(?grace, "shutting down: no new connections; waiting for responses in flight");
-    let all_done = graceful.shutdown();
+    // Each connection holds a permit until it ends: all of them back means
+    // every connection has finished (or been dropped).
+    let all_permits = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let all_done = permits.acquire_many(all_permits);
     tokio::pin!(all_done);
     if tokio::time::timeout(grace, &mut all_done).await.is_err() {
         warn!(?grace, "grace period over: ending the remaining streams at their next event");

@@ -362,6 +362,49 @@ async fn shutdown_ends_open_streams_well_formed_within_the_grace_period() {
     assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "{took:?}");
 }
 
+#[tokio::test]
+async fn shutdown_lets_a_stream_in_flight_finish_and_closes_idle_connections_at_once() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // 30 tokens 20 ms apart: about 600 ms, well inside a 10 s grace.
+    let paced = "error_rate = 0\nfirst_token_delay = \"10ms\"\ntoken_interval = \"20ms\"\ntokens_per_response = 30\n";
+    let mut running = start_file_with_grace(paced, Duration::from_secs(10)).await;
+    let api = running.api;
+    // An idle keep-alive connection: one request answered, then nothing.
+    let mut idle = tokio::net::TcpStream::connect(api).await.unwrap();
+    let head = "GET /v1/models HTTP/1.1\r\nhost: sluice\r\n\r\n";
+    idle.write_all(head.as_bytes()).await.unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let stream = tokio::spawn(async move { send(api, messages(&request())).await });
+    eventually("an open stream", || async {
+        (metric(&running, "sluice_open_streams").await >= 1.0).then_some(())
+    })
+    .await;
+    let stopping = Instant::now();
+    running.stop.take().unwrap().send(()).unwrap();
+    // The idle connection is closed by the drain, not left for the grace.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match idle.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => rest.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle connection is still open 5 s into the drain");
+    let received = stream.await.unwrap();
+    let events = received.events();
+    assert_eq!(events.last().unwrap().0, "message_stop", "the stream finished whole");
+    assert_eq!(events.iter().filter(|e| e.0 == "content_block_delta").count(), 30);
+    tokio::time::timeout(Duration::from_secs(5), &mut running.done).await.unwrap().unwrap();
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(5), "shut down in {took:?}: it waited for the grace");
+}
+
 fn sluice_binary() -> &'static str {
     env!("CARGO_BIN_EXE_sluice")
 }

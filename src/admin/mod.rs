@@ -106,7 +106,7 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             let connection = http1::Builder::new().serve_connection(TokioIo::new(io), service);
             let limits = || live.snapshot().config.limits;
-            if let Err(error) = connection::watch(connection, state, limits).await {
+            if let Err(error) = connection::watch(connection, state, limits, None).await {
                 debug!(%peer, %error, "admin connection ended with an error");
             }
             drop(permit);

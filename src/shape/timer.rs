@@ -22,7 +22,9 @@
 #[cfg(target_os = "linux")]
 pub use precise::PreciseTimer;
 #[cfg(target_os = "linux")]
-use precise::{INSTALLED, Slot};
+use precise::Slot;
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) use precise::this_thread_has_its_own_timer;
 use std::pin::Pin;
 #[cfg(target_os = "linux")]
 use std::sync::Arc;
@@ -63,6 +65,23 @@ mod precise {
     }
 
     pub(super) static INSTALLED: OnceLock<PreciseTimer> = OnceLock::new();
+
+    thread_local! {
+        static THREAD_TIMER: std::cell::RefCell<Option<PreciseTimer>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// Whether this thread has a timer of its own (tests).
+    #[cfg(test)]
+    pub(crate) fn this_thread_has_its_own_timer() -> bool {
+        THREAD_TIMER.with(|timer| timer.borrow().is_some())
+    }
+
+    /// The timer a gate made on this thread uses: the thread's own, else the
+    /// process-wide one, else none (tokio's timer).
+    pub(super) fn current() -> Option<PreciseTimer> {
+        THREAD_TIMER.with(|timer| timer.borrow().clone()).or_else(|| INSTALLED.get().cloned())
+    }
 
     /// Wakes gates at their deadline to within 250 µs (`MAX_BATCH`) plus the wake-up
     /// latency; see the module docs.
@@ -134,6 +153,12 @@ mod precise {
             !self.cancelled.swap(true, Ordering::AcqRel)
         }
 
+        /// Ready to be registered again (only its gate holds it).
+        pub(super) fn reuse(&mut self) {
+            *self.cancelled.get_mut() = false;
+            drop(self.waker.take());
+        }
+
         /// Out of the heap, or about to be skipped there.
         pub(super) fn is_done(&self) -> bool {
             self.cancelled.load(Ordering::Acquire)
@@ -172,6 +197,14 @@ mod precise {
         /// this once at start; the library alone uses tokio's timer).
         pub fn install(self) {
             let _ = INSTALLED.set(self);
+        }
+
+        /// Makes every gate made on this thread from now on use this timer,
+        /// before the process-wide one: a data-plane shard (`crate::shards`)
+        /// has a timer of its own on its single-threaded runtime, so its
+        /// streams' wake-ups never cross to another thread.
+        pub fn install_on_this_thread(self) {
+            THREAD_TIMER.with(|timer| *timer.borrow_mut() = Some(self));
         }
 
         pub(super) fn register(&self, at: Instant, slot: Arc<Slot>) {
@@ -297,6 +330,8 @@ enum Kind {
         at: Instant,
         /// The registration for `at`, once polled before it.
         slot: Option<Arc<Slot>>,
+        /// A finished registration kept for the next one.
+        spare: Option<Arc<Slot>>,
     },
 }
 
@@ -304,8 +339,8 @@ impl Gate {
     /// A gate open from `at`, on the installed timer.
     pub(crate) fn new(at: Instant) -> Self {
         #[cfg(target_os = "linux")]
-        if let Some(timer) = INSTALLED.get() {
-            return Self::on(timer, at);
+        if let Some(timer) = precise::current() {
+            return Self::on(&timer, at);
         }
         Self(Kind::Tokio(Box::pin(tokio::time::sleep_until(at))))
     }
@@ -313,7 +348,7 @@ impl Gate {
     /// A gate on `timer`, whether or not it is installed.
     #[cfg(target_os = "linux")]
     pub fn on(timer: &PreciseTimer, at: Instant) -> Self {
-        Self(Kind::Precise { timer: timer.clone(), at, slot: None })
+        Self(Kind::Precise { timer: timer.clone(), at, slot: None, spare: None })
     }
 
     /// Moves the gate to `at`.
@@ -321,10 +356,16 @@ impl Gate {
         match &mut self.0 {
             Kind::Tokio(sleep) => sleep.as_mut().reset(new_at),
             #[cfg(target_os = "linux")]
-            Kind::Precise { timer, at, slot } => {
+            Kind::Precise { timer, at, slot, spare } => {
                 *at = new_at;
-                if let Some(old) = slot.take() {
+                if let Some(mut old) = slot.take() {
                     timer.cancel(&old);
+                    // Woken and out of the heap: nobody else holds it, so
+                    // the next registration reuses it instead of allocating.
+                    if let Some(unique) = Arc::get_mut(&mut old) {
+                        unique.reuse();
+                        *spare = Some(old);
+                    }
                 }
             }
         }
@@ -335,7 +376,7 @@ impl Gate {
         match &mut self.0 {
             Kind::Tokio(sleep) => sleep.as_mut().poll(cx),
             #[cfg(target_os = "linux")]
-            Kind::Precise { timer, at, slot } => {
+            Kind::Precise { timer, at, slot, spare } => {
                 if Instant::now() >= *at {
                     return Poll::Ready(());
                 }
@@ -344,7 +385,7 @@ impl Gate {
                     // window on a clock that disagrees): keep waiting.
                     Some(slot) if !slot.is_done() => slot.waker.register(cx.waker()),
                     _ => {
-                        let new = Arc::new(Slot::default());
+                        let new = spare.take().unwrap_or_default();
                         new.waker.register(cx.waker());
                         timer.register(*at, Arc::clone(&new));
                         *slot = Some(new);
