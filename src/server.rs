@@ -132,7 +132,12 @@ pub async fn serve_loaded(
         }
         None => None,
     };
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper copies each chunk's size line, data and CRLF into one buffer and
+    // sends it with one `send`, instead of a three-slice `writev`: an SSE
+    // event is a few hundred bytes, the copy costs less than the slices
+    // (3 % less CPU per paced event; docs/performance.md).
+    builder.http1().writev(false);
     let max_connections = connection_cap(live.snapshot().config.limits.max_connections);
     let permits = Arc::new(Semaphore::new(max_connections));
     let closed = Arc::new(Notify::new());
