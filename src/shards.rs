@@ -16,7 +16,9 @@
 //! the shard with the fewest open connections when it is accepted and stays
 //! there: its tasks, its timer wake-ups and its socket never leave that
 //! thread. The accept loop, the admin listener, reloads and signals stay on
-//! the main runtime. Without installed shards (the library's tests) a
+//! the main runtime, and so does the proxy (`server`: its upstream pool is
+//! shared by every connection, and on shards a proxied stream could cross
+//! threads through it). Without installed shards (the library's tests) a
 //! connection is a task on the caller's runtime, as before.
 
 use std::future::Future;
@@ -121,14 +123,14 @@ impl Shards {
     }
 }
 
-/// Serves `tcp` with `serve`: on the installed shards, or as a task on the
-/// current runtime.
-pub(crate) fn spawn_connection<S, F>(tcp: TcpStream, serve: S)
+/// Serves `tcp` with `serve`: on the installed shards when `on_shards`, or
+/// as a task on the current runtime.
+pub(crate) fn spawn_connection<S, F>(on_shards: bool, tcp: TcpStream, serve: S)
 where
     S: FnOnce(TcpStream) -> F + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
-    match INSTALLED.get() {
+    match INSTALLED.get().filter(|_| on_shards) {
         Some(shards) => shards.spawn(tcp, serve),
         None => {
             tokio::spawn(serve(tcp));
