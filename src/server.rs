@@ -216,23 +216,29 @@ pub async fn serve_loaded(
                     let connection = builder.serve_connection(TokioIo::new(io), service);
                     connection::watch(connection.into_owned(), state, limits, Some(drain)).await
                 }
+                // Boxed: inline, a TLS connection's state (the handshake's and
+                // rustls's) made every connection's future 7.7 KiB instead of
+                // 4.0, and an idle plain-HTTP stream 31.7 KiB instead of 26.7.
                 Some(tls) => {
-                    let wrap = |tcp| ClientIo::new(tcp, Some(reset), Arc::clone(&state));
-                    let timeout = limits().header_read_timeout;
-                    match tls.accept(tcp, wrap, timeout).await {
-                        Ok(stream) => {
-                            metrics.tls_handshake("ok");
-                            let connection =
-                                builder.serve_connection(TokioIo::new(stream), service);
-                            let connection = connection.into_owned();
-                            connection::watch(connection, state, limits, Some(drain)).await
+                    Box::pin(async move {
+                        let wrap = |tcp| ClientIo::new(tcp, Some(reset), Arc::clone(&state));
+                        let timeout = limits().header_read_timeout;
+                        match tls.accept(tcp, wrap, timeout).await {
+                            Ok(stream) => {
+                                metrics.tls_handshake("ok");
+                                let connection =
+                                    builder.serve_connection(TokioIo::new(stream), service);
+                                let connection = connection.into_owned();
+                                connection::watch(connection, state, limits, Some(drain)).await
+                            }
+                            Err(failure) => {
+                                metrics.tls_handshake(failure.label());
+                                debug!(%peer, %failure, "TLS handshake failed");
+                                Ok(())
+                            }
                         }
-                        Err(failure) => {
-                            metrics.tls_handshake(failure.label());
-                            debug!(%peer, %failure, "TLS handshake failed");
-                            Ok(())
-                        }
-                    }
+                    })
+                    .await
                 }
             };
             if let Err(error) = ended {
