@@ -256,7 +256,8 @@ async fn start(args: Args) -> anyhow::Result<()> {
     #[cfg(target_os = "linux")]
     sluice::shape::PreciseTimer::start().context("starting the precise timer")?.install();
     // Connections run on one shard per core, away from tokio's work stealing
-    // (sluice::shards: a fifth less CPU per paced event on two cores).
+    // (sluice::shards: about 6 % less CPU per paced event at 2,000 streams
+    // on two cores, and no futex calls between workers).
     let workers = args.workers.map_or_else(
         || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         usize::from,
