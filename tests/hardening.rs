@@ -106,6 +106,32 @@ fn an_environment_duration_past_the_bound_is_a_clear_start_up_error() {
     }
 }
 
+#[test]
+fn a_worker_count_out_of_range_is_a_clear_start_up_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ok.toml");
+    std::fs::write(&file, "").unwrap();
+    for value in ["0", "1025", "70000", "many"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("check")
+            .arg(&file)
+            .env("SLUICE_WORKERS", value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(stderr.contains("--workers"), "{value}: {stderr}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("check")
+        .arg(&file)
+        .env("SLUICE_WORKERS", "1024")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 // ---- control headers ----
 
 #[tokio::test]
