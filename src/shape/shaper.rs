@@ -100,10 +100,8 @@ pin_project! {
         fault: Option<StreamFault>,
         released_tokens: u32,
         state: State,
-        // When the held record is due, and how late it was already when
-        // pulled (then the clock need not be read again to release it).
+        // When the held record is due: its lateness is counted from here.
         due: Instant,
-        late_when_pulled: Option<Duration>,
         lateness: Option<LatenessObserver>,
     }
 }
@@ -124,7 +122,6 @@ impl<S> Shaper<S> {
             released_tokens: 0,
             state: State::Flowing,
             due: Instant::now(),
-            late_when_pulled: None,
             lateness: None,
         }
     }
@@ -163,6 +160,8 @@ where
                 }
                 State::Flowing => {}
             }
+            // When the gate was found open (read once per release).
+            let opened: Option<Instant>;
             if this.held.is_none() {
                 let now = Instant::now();
                 let (held, at) = match ready!(this.source.as_mut().poll_next(cx)) {
@@ -208,25 +207,25 @@ where
                 *this.due = at;
                 if at <= now {
                     // Due already: skip the timer.
-                    *this.late_when_pulled = Some(now.saturating_duration_since(at));
                     *this.held = Some(held);
+                    opened = Some(now);
                 } else {
-                    *this.late_when_pulled = None;
                     this.gate.reset(at);
                     *this.held = Some(held);
-                    ready!(this.gate.poll(cx));
+                    // `at` is after `now`: wait without reading the clock again.
+                    ready!(this.gate.poll_known_ahead(cx));
+                    opened = None;
                 }
             } else {
-                ready!(this.gate.poll(cx));
+                opened = Some(ready!(this.gate.poll_open(cx)));
             }
             match this.held.take() {
                 Some(Held::Record(record)) => {
                     if record.kind.is_content() {
                         *this.released_tokens += 1;
                         if this.lateness.is_some() || this.pacer.stretches() {
-                            let late = this.late_when_pulled.take().unwrap_or_else(|| {
-                                Instant::now().saturating_duration_since(*this.due)
-                            });
+                            let opened = opened.unwrap_or_else(Instant::now);
+                            let late = opened.saturating_duration_since(*this.due);
                             if let Some(observe) = this.lateness {
                                 observe(late);
                             }

@@ -28,7 +28,7 @@ pub(crate) use precise::this_thread_has_its_own_timer;
 use std::pin::Pin;
 #[cfg(target_os = "linux")]
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use tokio::time::{Instant, Sleep};
 
@@ -373,25 +373,58 @@ impl Gate {
 
     /// Ready once the gate's instant has come.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll_open(cx).map(|_| ())
+    }
+
+    /// Ready once the gate's instant has come, with the instant the gate was
+    /// found open: the caller's "now", without reading the clock again (a
+    /// paced token's release reads it once on its way in and once here).
+    pub(crate) fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        match &mut self.0 {
+            Kind::Tokio(sleep) => {
+                ready!(sleep.as_mut().poll(cx));
+                Poll::Ready(Instant::now())
+            }
+            #[cfg(target_os = "linux")]
+            Kind::Precise { at, .. } => {
+                let now = Instant::now();
+                if now >= *at {
+                    return Poll::Ready(now);
+                }
+                self.wait(cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Waits for the gate's instant, which the caller has just seen is still
+    /// to come: registers without reading the clock to check again. Always
+    /// pending on the precise timer (a registration already past fires at
+    /// the timer's next dispatch).
+    pub(crate) fn poll_known_ahead(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match &mut self.0 {
             Kind::Tokio(sleep) => sleep.as_mut().poll(cx),
             #[cfg(target_os = "linux")]
-            Kind::Precise { timer, at, slot, spare } => {
-                if Instant::now() >= *at {
-                    return Poll::Ready(());
-                }
-                match slot {
-                    // Woken early (another source of wake-ups, or the batch
-                    // window on a clock that disagrees): keep waiting.
-                    Some(slot) if !slot.is_done() => slot.waker.register(cx.waker()),
-                    _ => {
-                        let new = spare.take().unwrap_or_default();
-                        new.waker.register(cx.waker());
-                        timer.register(*at, Arc::clone(&new));
-                        *slot = Some(new);
-                    }
-                }
+            Kind::Precise { .. } => {
+                self.wait(cx);
                 Poll::Pending
+            }
+        }
+    }
+
+    /// Registers `cx`'s waker for the gate's instant on the precise timer.
+    #[cfg(target_os = "linux")]
+    fn wait(&mut self, cx: &mut Context<'_>) {
+        let Kind::Precise { timer, at, slot, spare } = &mut self.0 else { return };
+        match slot {
+            // Woken early (another source of wake-ups, or the batch
+            // window on a clock that disagrees): keep waiting.
+            Some(slot) if !slot.is_done() => slot.waker.register(cx.waker()),
+            _ => {
+                let new = spare.take().unwrap_or_default();
+                new.waker.register(cx.waker());
+                timer.register(*at, Arc::clone(&new));
+                *slot = Some(new);
             }
         }
     }
@@ -444,6 +477,26 @@ mod tests {
         // this one); the bench measures the precision (0.3 ms at the median).
         assert!(median < Duration::from_millis(2), "median lateness {median:?}");
         assert!(lateness[lateness.len() - 1] < Duration::from_millis(50), "{lateness:?}");
+    }
+
+    /// The shaper's path: a gate registered without a clock check because
+    /// its deadline is known to be ahead, then polled open, reports an
+    /// instant at or after the deadline and no later than the poll's return.
+    #[tokio::test]
+    async fn a_gate_known_ahead_waits_and_reports_when_it_was_found_open() {
+        let timer = PreciseTimer::start().unwrap();
+        let t0 = Instant::now();
+        let at = t0 + Duration::from_millis(10);
+        let mut gate = Gate::on(&timer, at);
+        assert!(poll_fn(|cx| Poll::Ready(gate.poll_known_ahead(cx))).await.is_pending());
+        let opened = poll_fn(|cx| gate.poll_open(cx)).await;
+        let returned = Instant::now();
+        assert!(opened >= at, "found open at {:?}, before {:?}", opened - t0, at - t0);
+        assert!(opened <= returned);
+        // Already open: ready at once, with the instant it was read.
+        let before = Instant::now();
+        let again = poll_fn(|cx| gate.poll_open(cx)).await;
+        assert!(again >= before && again <= Instant::now());
     }
 
     #[test]
