@@ -11,6 +11,8 @@
 # pass-through anchor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/nginx-anchor.sh
+. scripts/nginx-anchor.sh
 
 duration="${BENCH_DURATION:-10s}"
 out=bench
@@ -157,34 +159,8 @@ if ! command -v nginx >/dev/null 2>&1; then
     || (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null 2>&1) || true
 fi
 if command -v nginx >/dev/null 2>&1; then
-  nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  mkdir -p "$work/nginx/logs"
-  cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes 2;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  upstream sluice_mock { server ${upstream_url#http://}; keepalive 256; }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      proxy_pass http://sluice_mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_request_buffering off;
-    }
-  }
-}
-CONF
-  nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
-  nginx_master=$!
+  nginx_anchor "$work/nginx" "$upstream_url"
   pids+=("$nginx_master")
-  sleep 0.5
   nginx_pids=$(pgrep -d ' ' -f "nginx: (master|worker) process" | tr ' ' '\n' | awk '{printf "--pid %s ", $1}')
   # shellcheck disable=SC2086
   load via-nginx --url "http://127.0.0.1:$nginx_port" $nginx_pids --concurrency 32

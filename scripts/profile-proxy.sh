@@ -9,6 +9,8 @@
 #   scripts/profile-proxy.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/nginx-anchor.sh
+. scripts/nginx-anchor.sh
 command -v perf >/dev/null || { echo "perf is not installed (apt-get install linux-perf)"; exit 1; }
 command -v nginx >/dev/null || { echo "nginx is not installed (apt-get install nginx-light)"; exit 1; }
 cargo build --release --locked --quiet --bin sluice --example loadgen
@@ -39,34 +41,8 @@ upstream_url=$url
 start proxy --upstream "$upstream_url"
 proxy_url=$url proxy_pid=$pid
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes 2;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  upstream sluice_mock { server ${upstream_url#http://}; keepalive 256; }
-  server {
-    listen 127.0.0.1:$port;
-    location / {
-      proxy_pass http://sluice_mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_request_buffering off;
-    }
-  }
-}
-CONF
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
-pids+=("$!")
-for _ in $(seq 50); do [ -s "$work/nginx/nginx.pid" ] && break; sleep 0.1; done
-sleep 0.3
+nginx_anchor "$work/nginx" "$upstream_url"
+pids+=("$nginx_master")
 
 # run NAME URL PID...: loadgen for 10 s, perf on the PIDs from 3 s to 8 s.
 run() {
@@ -83,41 +59,18 @@ run() {
 }
 run sluice "$proxy_url" "$proxy_pid"
 # shellcheck disable=SC2046
-run nginx "http://127.0.0.1:$port" $(pgrep -d ' ' -f "nginx: (master|worker) process")
+run nginx "http://127.0.0.1:$nginx_port" $(pgrep -d ' ' -f "nginx: (master|worker) process")
 
 python3 - "$work" <<'PY'
-import json, re, sys
+import sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, "scripts")
+from perf_groups import groups, load
 work = sys.argv[1]
-GROUPS = [
-    ("kernel", lambda dso, sym: dso == "[kernel.kallsyms]"),
-    ("clock", lambda dso, sym: "clock_gettime" in sym or dso == "[vdso]"),
-    ("allocator", lambda dso, sym: sym.startswith(("_rjem", "do_rallocx", "malloc", "free", "realloc", "cfree", "_int_"))
-        or "alloc::raw_vec" in sym),
-    ("copies", lambda dso, sym: "memmove" in sym or "memcpy" in sym or "memset" in sym),
-    ("hyper (server and client)", lambda dso, sym: re.search(r"\b(hyper|hyper_util|http|h2|httparse)::", sym) is not None),
-    ("tokio, futures, mio", lambda dso, sym: re.search(r"\b(tokio|futures_\w+|mio)::", sym) is not None),
-    ("own code (sluice; nginx)", lambda dso, sym: "sluice::" in sym or dso.startswith("nginx")),
-    ("other (memchr, std, bytes, libc, ...)", lambda dso, sym: True),
-]
-def load(name):
-    per = {g: 0.0 for g, _ in GROUPS}
-    top = []
-    for line in open(f"{work}/{name}.txt"):
-        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*)$", line)
-        if not m:
-            continue
-        share, dso, sym = float(m[1]), m[2], m[3].strip()
-        for group, test in GROUPS:
-            if test(dso, sym):
-                per[group] += share
-                break
-        top.append((share, dso, sym))
-    data = json.load(open(f"{work}/{name}.json"))
-    us = data["target"]["cpu_percent_per_1k_events_per_s"] * 10
-    total = sum(per.values()) or 1
-    return {g: s / total * us for g, s in per.items()}, us, top, data["streams_per_s"]
-sluice, sluice_us, sluice_top, sluice_rate = load("sluice")
-nginx, nginx_us, nginx_top, nginx_rate = load("nginx")
+GROUPS = groups("own code (sluice; nginx)", lambda dso: dso.startswith("nginx"))
+sluice, sluice_us, sluice_top, _, sluice_data = load(f"{work}/sluice.txt", f"{work}/sluice.json", GROUPS)
+nginx, nginx_us, nginx_top, _, nginx_data = load(f"{work}/nginx.txt", f"{work}/nginx.json", GROUPS)
+sluice_rate, nginx_rate = sluice_data["streams_per_s"], nginx_data["streams_per_s"]
 print(f"CPU per pass-through event, in µs ({sluice_rate:.0f} streams/s through sluice, {nginx_rate:.0f} through nginx)")
 print()
 print("| group | sluice proxy | nginx | difference |")

@@ -55,39 +55,14 @@ run sluice "$sluice_url" "$sluice_pid"
 run floor "$floor_url" "$floor_pid"
 
 python3 - "$work" "$n" <<'PY'
-import json, re, sys
+import sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, "scripts")
+from perf_groups import groups, load
 work, n = sys.argv[1], sys.argv[2]
-GROUPS = [
-    ("kernel", lambda dso, sym: dso == "[kernel.kallsyms]"),
-    ("clock", lambda dso, sym: "clock_gettime" in sym or dso == "[vdso]"),
-    ("allocator", lambda dso, sym: sym.startswith(("_rjem", "do_rallocx", "malloc", "free", "realloc", "cfree"))
-        or "alloc::raw_vec" in sym),
-    ("copies", lambda dso, sym: "memmove" in sym or "memcpy" in sym or "memset" in sym),
-    ("hyper", lambda dso, sym: re.search(r"\b(hyper|hyper_util|http|h2|httparse)::", sym) is not None),
-    ("tokio, futures, mio", lambda dso, sym: re.search(r"\b(tokio|futures_\w+|mio)::", sym) is not None),
-    ("own code (sluice; the floor)", lambda dso, sym: "sluice::" in sym or dso == "floor"),
-    ("other (libc, std, bytes, serde_json, ...)", lambda dso, sym: True),
-]
-def load(name):
-    per = {g: 0.0 for g, _ in GROUPS}
-    top = []
-    for line in open(f"{work}/{name}.txt"):
-        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*)$", line)
-        if not m:
-            continue
-        share, dso, sym = float(m[1]), m[2], m[3].strip()
-        for group, test in GROUPS:
-            if test(dso, sym):
-                per[group] += share
-                break
-        top.append((share, dso, sym))
-    data = json.load(open(f"{work}/{name}.json"))
-    us_per_event = data["target"]["cpu_percent_per_1k_events_per_s"] * 10
-    total = sum(per.values()) or 1
-    kernel = {sym: share / total * us_per_event for share, dso, sym in top if dso == "[kernel.kallsyms]"}
-    return {g: s / total * us_per_event for g, s in per.items()}, us_per_event, top, kernel
-sluice, sluice_us, top, sluice_kernel = load("sluice")
-floor, floor_us, _, floor_kernel = load("floor")
+GROUPS = groups("own code (sluice; the floor)", lambda dso: dso == "floor")
+sluice, sluice_us, top, sluice_kernel, _ = load(f"{work}/sluice.txt", f"{work}/sluice.json", GROUPS)
+floor, floor_us, _, floor_kernel, _ = load(f"{work}/floor.txt", f"{work}/floor.json", GROUPS)
 print(f"CPU per paced event at {n} streams, in µs (perf samples by group x the run's CPU per event)")
 print()
 print("| group | sluice | floor | difference |")
