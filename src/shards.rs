@@ -71,16 +71,6 @@ impl Shards {
         let _ = INSTALLED.set(self);
     }
 
-    /// How many shards there are.
-    pub fn len(&self) -> usize {
-        self.shards.len()
-    }
-
-    /// Always false: there is at least one shard.
-    pub fn is_empty(&self) -> bool {
-        self.shards.is_empty()
-    }
-
     /// Connections open on each shard, in shard order.
     #[cfg(test)]
     pub(crate) fn open_connections(&self) -> Vec<usize> {
@@ -141,11 +131,6 @@ where
             tokio::spawn(serve(tcp));
         }
     }
-}
-
-/// The installed shards, if any.
-pub fn installed() -> Option<&'static Shards> {
-    INSTALLED.get()
 }
 
 fn start_shard(index: usize) -> io::Result<Shard> {
