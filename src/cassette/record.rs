@@ -9,6 +9,13 @@
 //! counted, and the stream is never slowed. Redaction, encoding and the file
 //! write all happen on the writer, which writes to a temporary name and
 //! renames, so a replaying reader never sees half a cassette.
+//!
+//! A cassette holds the upstream's own timing, not sluice's: the shaper pulls
+//! a record only when it may release it, so a tape on the shaper's side of
+//! the pipeline would stamp each event late by every delay sluice adds. A
+//! recorded upstream is therefore read ahead ([`read_ahead`]) by a task of its
+//! own that stamps each event as it arrives, and hands it to the shaper
+//! through a buffer of at most [`READ_AHEAD_BYTES`].
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -17,9 +24,10 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use hyper::body::{Body, Frame};
 use pin_project_lite::pin_project;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -282,6 +290,84 @@ where
             }
         }
         polled
+    }
+}
+
+/// The most bytes of a recorded upstream read ahead of the shaper; past it,
+/// the upstream waits (backpressure), as it does without recording.
+pub(crate) const READ_AHEAD_BYTES: usize = 1024 * 1024;
+
+/// Something a read-ahead buffer holds, and how many bytes of it count.
+pub(crate) trait Weighed {
+    /// Its bytes, at least one so that a buffer of empty items is bounded too.
+    fn weight(&self) -> usize;
+}
+
+impl Weighed for SseRecord {
+    fn weight(&self) -> usize {
+        self.raw.len().max(1)
+    }
+}
+
+impl Weighed for Frame<Bytes> {
+    fn weight(&self) -> usize {
+        self.data_ref().map_or(1, |data| data.len().max(1))
+    }
+}
+
+/// Drives `source` on a task of its own, so that it is read (and taped) as
+/// the upstream sends it, not as the shaper takes it. What it has read waits
+/// in a buffer of at most [`READ_AHEAD_BYTES`] (one item larger than that
+/// waits alone). Dropping the returned stream (the client left) ends the task
+/// and drops `source`, which closes the upstream's stream.
+pub(crate) fn read_ahead<S, T>(source: S) -> ReadAhead<T>
+where
+    S: Stream<Item = Result<T, BoxError>> + Send + 'static,
+    T: Weighed + Send + 'static,
+{
+    let (sender, receiver) = mpsc::channel(1024);
+    let budget = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
+    tokio::spawn(async move {
+        let mut source = std::pin::pin!(source);
+        loop {
+            let item = tokio::select! {
+                item = source.next() => item,
+                () = sender.closed() => return,
+            };
+            let Some(item) = item else { return };
+            let failed = item.is_err();
+            let permit = match &item {
+                Ok(value) => {
+                    let weight = value.weight().min(READ_AHEAD_BYTES);
+                    let weight = u32::try_from(weight).unwrap_or(u32::MAX);
+                    let acquired = tokio::select! {
+                        acquired = Arc::clone(&budget).acquire_many_owned(weight) => acquired,
+                        () = sender.closed() => return,
+                    };
+                    acquired.ok()
+                }
+                Err(_) => None,
+            };
+            if sender.send((item, permit)).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    ReadAhead { receiver }
+}
+
+/// The items a [`read_ahead`] task has read, in order.
+#[derive(Debug)]
+pub(crate) struct ReadAhead<T> {
+    receiver: mpsc::Receiver<(Result<T, BoxError>, Option<OwnedSemaphorePermit>)>,
+}
+
+impl<T> Stream for ReadAhead<T> {
+    type Item = Result<T, BoxError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // The permit is dropped here: the bytes leave the buffer.
+        self.receiver.poll_recv(cx).map(|next| next.map(|(item, _permit)| item))
     }
 }
 

@@ -5,8 +5,8 @@
 //! ```text
 //! request ─▶ Exchange::begin ─▶ HTTP fault? answered (the upstream is never called)
 //!         ─▶ upstream (crate::proxy: pooled, TLS, h1/h2) ─▶ head
-//!             SSE:   body ─▶ SseRecords (split, classify) ─▶ [taped, when
-//!                    [record]] ─▶ [usage watch, when
+//!             SSE:   body ─▶ SseRecords (split, classify) ─▶ [taped and read
+//!                    ahead on a task, when [record]] ─▶ [usage watch, when
 //!                    [rate_limits] settle output] ─▶ Exchange::stream
 //!             other: body passed through; Exchange::whole holds the head
 //!                    first_token_delay (configurable)
@@ -19,7 +19,8 @@
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
+use futures_util::future::Either;
+use http_body_util::{BodyExt, BodyStream, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use hyper::{Request, Response};
@@ -29,7 +30,7 @@ use super::control::CONTROL_HEADERS;
 use super::exchange::{Answer, Delivery, Exchange};
 use super::refusal::Refusal;
 use super::request_body::read_body;
-use crate::cassette::record::{Taped, TapedBody};
+use crate::cassette::record::{Taped, TapedBody, read_ahead};
 use crate::dialect::Dialect;
 use crate::live::Snapshot;
 use crate::proxy::{SseRecords, UpstreamClient, UpstreamError, strip_hop_by_hop};
@@ -88,8 +89,13 @@ pub(crate) async fn forward(
     if is_event_stream(&head.headers) {
         head.headers.remove(CONTENT_LENGTH);
         let splitter = SseSplitter::new(dialect.classifier(), settings.max_event_size);
-        let records =
-            Taped::new(SseRecords::new(body, splitter, settings.stream_idle_timeout), tape);
+        let records = SseRecords::new(body, splitter, settings.stream_idle_timeout);
+        // A taped upstream is read ahead of the shaper, so that each event is
+        // stamped when it arrives, before any delay sluice adds.
+        let records = match tape {
+            Some(tape) => Either::Left(read_ahead(Taped::new(records, Some(tape)))),
+            None => Either::Right(records),
+        };
         let hold = HeadHold::upstream(settings.head_hold_bytes, settings.head_hold_time);
         // An upstream's events are not counted: its error event carries no sequence number.
         if let Some(settlement) = exchange.take_settlement() {
@@ -108,7 +114,10 @@ pub(crate) async fn forward(
     };
     let body = body.map_err(Into::into);
     let body = match tape {
-        Some(tape) => TapedBody::new(body, tape).boxed_unsync(),
+        Some(tape) => {
+            let frames = read_ahead(BodyStream::new(TapedBody::new(body, tape)));
+            StreamBody::new(frames).boxed_unsync()
+        }
         None => body.boxed_unsync(),
     };
     exchange.whole(head, body, delay).await
