@@ -72,8 +72,8 @@ pub fn request(data: &[u8]) {
         // A completion echoes the request's echoed fields (the Responses API's tools).
         let bound = 2 * schema::Budget::DEFAULT.bytes + 64 * 1024 + 2 * data.len();
         assert!(message.len() < bound, "{}", message.len());
-        if let Some(sequence_at) = codec.sequence_at {
-            sequence_at(&reply, &request, 3);
+        if let Some(failure_at) = codec.failure_at {
+            failure_at(&reply, &request, 3);
         }
         let events = (codec.events)(reply, &request).count();
         assert!(events < 2 * schema::Budget::DEFAULT.bytes, "{events} events");

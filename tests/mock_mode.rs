@@ -138,7 +138,14 @@ async fn each_injected_error_has_the_providers_status_body_and_headers() {
         for stream in [true, false] {
             let received = send(sluice.addr, messages(&text_request(stream))).await;
             assert_eq!(received.status, status);
-            assert_eq!(received.headers["x-sluice-fault"], format!("http; status={status}"));
+            // The fault and every parameter it was given, as x-sluice-inject takes them.
+            let given = extra.replace(" = ", "=").replace('"', "");
+            let label = if given.is_empty() {
+                format!("http; status={status}")
+            } else {
+                format!("http; status={status}; {given}")
+            };
+            assert_eq!(received.headers["x-sluice-fault"], label.as_str());
             assert_eq!(received.headers["content-type"], "application/json");
             let body = received.json();
             assert_eq!(body["type"], "error");

@@ -152,11 +152,24 @@ async fn stream_faults_take_openais_shapes() {
 
     let body = json!({"model": "gpt-mock", "input": "hi", "stream": true});
     let events = data_events(&send(sluice.addr, post("/v1/responses", &body)).await);
-    assert_eq!(events.last().unwrap().0["type"], "error");
+    // As the live API fails a response: an `error` event whose fields are
+    // nested under `error` (the SDKs raise on that key), then
+    // `response.failed` for the same response (docs/protocols.md §3.3).
+    let (error, failed) = (&events[events.len() - 2].0, &events[events.len() - 1].0);
+    assert_eq!(error["type"], "error");
+    assert_eq!(
+        error["error"],
+        json!({"type": "server_error", "code": "server_error", "message": "The server had an error while processing your request.", "param": null})
+    );
+    assert_eq!(failed["type"], "response.failed");
+    assert_eq!(failed["response"]["status"], "failed");
+    assert_eq!(failed["response"]["id"], events[0].0["response"]["id"]);
+    assert_eq!(failed["response"]["model"], "gpt-mock");
+    assert_eq!(failed["response"]["error"]["code"], "server_error");
     // In place of the third token, with the number that token would have had.
     let numbers: Vec<u64> =
         events.iter().map(|(v, _)| v["sequence_number"].as_u64().unwrap()).collect();
-    assert_eq!(numbers, [0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(numbers, [0, 1, 2, 3, 4, 5, 6, 7]);
 
     let sluice = start(&fault("truncate")).await;
     let events = data_events(&send(sluice.addr, post("/v1/chat/completions", &chat(true))).await);

@@ -66,10 +66,22 @@ async fn a_burst_of_ten_then_429s_with_exact_headers_until_the_bucket_refills() 
         assert_eq!(header(&ok, "anthropic-ratelimit-requests-limit"), "60");
         assert_eq!(header(&ok, "anthropic-ratelimit-requests-remaining"), (9 - k).to_string());
         assert_eq!(header(&ok, "retry-after"), "");
+        // All four families, as the API sends them; unconfigured ones never run out.
+        for family in ["tokens", "input-tokens", "output-tokens"] {
+            let limit = format!("anthropic-ratelimit-{family}-limit");
+            let remaining = format!("anthropic-ratelimit-{family}-remaining");
+            assert_eq!(header(&ok, &limit), "4294967295", "{family}");
+            assert_eq!(header(&ok, &remaining), "4294967295", "{family}");
+            assert!(header(&ok, &format!("anthropic-ratelimit-{family}-reset")).ends_with('Z'));
+        }
+        assert_eq!(header(&ok, "x-sluice-rate-limited"), "");
     }
     let wall = SystemTime::now();
     let refused = send(sluice.api, request("/v1/messages", "sk-a", &message(false, 64))).await;
     assert_eq!(refused.status, 429);
+    // sluice's limiter refused it, and says which bucket: not an injected fault.
+    assert_eq!(header(&refused, "x-sluice-rate-limited"), "requests");
+    assert_eq!(header(&refused, "x-sluice-fault"), "");
     assert_eq!(header(&refused, "retry-after"), "1");
     assert_eq!(header(&refused, "retry-after-ms"), "1000");
     assert_eq!(header(&refused, "x-should-retry"), "true");
@@ -204,7 +216,10 @@ async fn an_upstreams_rate_limit_headers_pass_through_when_sluice_limits_nothing
         start_with_admin(&format!("{toml}[rate_limits]\nrequests_per_minute = 5\n")).await;
     let replaced = send(limited.api, request("/v1/messages", "sk-1", &message(false, 10))).await;
     assert_eq!(header(&replaced, "anthropic-ratelimit-requests-limit"), "5");
-    assert_eq!(header(&replaced, "anthropic-ratelimit-tokens-limit"), "", "only sluice's limits");
+    // A family sluice does not limit keeps the upstream's figures.
+    assert_eq!(header(&replaced, "anthropic-ratelimit-tokens-limit"), "400000");
+    // One the upstream did not report either reports no limit.
+    assert_eq!(header(&replaced, "anthropic-ratelimit-input-tokens-limit"), "4294967295");
 }
 
 #[tokio::test(start_paused = true)]

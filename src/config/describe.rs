@@ -301,7 +301,9 @@ fn faults(faults: &[WeightedFault]) -> Value {
                 Fault::StreamError { after_tokens, error_type, message } => {
                     put("after_tokens", json!(after_tokens));
                     put("error_type", json!(error_type));
-                    put("message", json!(message));
+                    if let Some(message) = message {
+                        put("message", json!(message));
+                    }
                 }
                 Fault::Reset { after_tokens }
                 | Fault::Truncate { after_tokens }

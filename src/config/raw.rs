@@ -723,8 +723,6 @@ impl RawFault {
                     .as_ref()
                     .map_or("overloaded_error", |t| t.get_ref())
                     .to_string();
-                let message =
-                    message.unwrap_or_else(|| default_stream_message(&error_type).to_string());
                 Fault::StreamError { after_tokens, error_type, message }
             }
             "reset" => Fault::Reset { after_tokens },
@@ -780,15 +778,6 @@ impl RawFault {
                 Schedule::Window { from, until }
             }
         })
-    }
-}
-
-/// The provider's message for a mid-stream error type.
-fn default_stream_message(error_type: &str) -> &'static str {
-    match error_type {
-        "overloaded_error" => "Overloaded",
-        "rate_limit_error" => "Rate limited",
-        _ => "Internal server error",
     }
 }
 

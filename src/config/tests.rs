@@ -479,7 +479,7 @@ fn every_fault_kind_is_read() {
             Fault::StreamError {
                 after_tokens: 5,
                 error_type: "overloaded_error".into(),
-                message: "Overloaded".into(),
+                message: None,
             },
         ),
         (
@@ -487,7 +487,7 @@ fn every_fault_kind_is_read() {
             Fault::StreamError {
                 after_tokens: 0,
                 error_type: "api_error".into(),
-                message: "boom".into(),
+                message: Some("boom".into()),
             },
         ),
         ("kind = \"reset\"\nafter_tokens = 3", Fault::Reset { after_tokens: 3 }),
@@ -644,7 +644,7 @@ fn a_fault_can_be_written_as_a_header_value() {
         Fault::StreamError {
             after_tokens: 3,
             error_type: "overloaded_error".into(),
-            message: "Overloaded".into()
+            message: None
         }
     );
     assert_eq!(
@@ -662,6 +662,41 @@ fn a_fault_can_be_written_as_a_header_value() {
     assert!(message.contains("invalid kind \"explode\""), "{message}");
     let message = parse_fault_header("reset; after_tokens").unwrap_err().to_string();
     assert!(message.contains("kind; key=value"), "{message}");
+}
+
+/// `x-sluice-fault` names a fault with every parameter it was given, in the
+/// form `x-sluice-inject` takes: sent back, it is the same fault.
+#[test]
+fn a_faults_label_is_a_control_header_for_the_same_fault() {
+    let faults = [
+        "http; status=429; error_type=insufficient_quota; retry_after=2s; should_retry=false; \
+         rate_limit_headers=true; message=You are out of quota",
+        "http; status=529",
+        "http; status=503; retry_after=1.5s",
+        "stream_error; after_tokens=3; error_type=rate_limit_error; message=slow down",
+        "stream_error; after_tokens=0; error_type=overloaded_error",
+        "reset; after_tokens=4",
+        "truncate; after_tokens=2",
+        "malformed; after_tokens=1",
+        "stall; after_tokens=5; duration=30s",
+        "stall; after_tokens=5",
+        "slow_head; duration=250ms",
+    ];
+    for header in faults {
+        let fault = parse_fault_header(header).unwrap();
+        assert_eq!(fault.label(), header.split_whitespace().collect::<Vec<_>>().join(" "));
+        assert_eq!(parse_fault_header(&fault.label()).unwrap(), fault, "{header}");
+    }
+    // A message the header form cannot carry is left out, and the rest stays.
+    let fault = Fault::Http(HttpFault {
+        status: 500,
+        retry_after: None,
+        message: Some("a; b".into()),
+        should_retry: None,
+        rate_limit_headers: false,
+        error_type: None,
+    });
+    assert_eq!(fault.label(), "http; status=500");
 }
 
 #[test]

@@ -53,6 +53,31 @@ pub(crate) fn default_message_for_status(status: u16) -> &'static str {
     }
 }
 
+/// What the API sends when a balance is exhausted: a 400, never a 429.
+pub(crate) const CREDIT_MESSAGE: &str = "Your credit balance is too low to access the Anthropic \
+     API. Please go to Plans & Billing to upgrade or purchase credits.";
+
+/// The status, `error.type` and usual message of an injected error of
+/// `status`, from a fault's `error_type` when it gives one, in either
+/// provider's words (the table in `docs/protocols.md` §3.5). Anthropic has no
+/// quota 429: OpenAI's `insufficient_quota` becomes what the API answers when
+/// credit runs out, a 400.
+pub(crate) fn injected(status: u16, error_type: Option<&str>) -> (u16, &str, &'static str) {
+    let usual = default_message_for_status(status);
+    match error_type {
+        None => (status, error_type_for_status(status), usual),
+        Some("insufficient_quota" | "billing_error") => {
+            (400, "invalid_request_error", CREDIT_MESSAGE)
+        }
+        Some("server_error") if status == 529 => (status, "overloaded_error", usual),
+        Some("server_error") => (status, "api_error", usual),
+        Some("requests" | "tokens" | "rate_limit_exceeded") => (status, "rate_limit_error", usual),
+        Some("invalid_api_key") => (status, "authentication_error", usual),
+        Some("model_not_found") => (status, "not_found_error", usual),
+        Some(other) => (status, other, usual),
+    }
+}
+
 /// The JSON body of an error response.
 pub(crate) fn error_body(error_type: &str, message: &str, request_id: &str) -> String {
     json!({

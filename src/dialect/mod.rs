@@ -14,6 +14,17 @@ pub(crate) mod openai;
 
 use crate::sse::{Event, EventKind, SseRecord, encode_data, encode_event};
 
+/// What a source knows of a stream that a mid-stream error ends; only the
+/// Responses API's error events use it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamSoFar {
+    /// The `sequence_number` the error event takes.
+    pub(crate) sequence: Option<u64>,
+    /// The response so far (`id`, `model`, `created_at`, ...), which
+    /// `response.failed` carries.
+    pub(crate) response: Option<serde_json::Value>,
+}
+
 /// A provider API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -57,41 +68,48 @@ impl Dialect {
         }
     }
 
-    /// An error body in the provider's shape for `status`, with `error_type`
-    /// as its type (and OpenAI's code) when given, such as OpenAI's
-    /// `insufficient_quota` on a 429.
-    pub(crate) fn error_body_as(
+    /// An injected HTTP error as this provider sends it: the status (OpenAI
+    /// answers Anthropic's 529 with its own 503) and the body, with
+    /// `error_type` (in either provider's words) and `message` when the
+    /// fault gives them, else the provider's usual ones for the status
+    /// (`docs/protocols.md` §3.5).
+    pub(crate) fn injected_error(
         self,
         status: u16,
         error_type: Option<&str>,
-        message: &str,
+        message: Option<&str>,
         request_id: &str,
-    ) -> String {
-        match (self, error_type) {
-            (_, None) => self.error_body(status, message, request_id),
-            (Self::Anthropic, Some(error_type)) => {
-                anthropic::error_body(error_type, message, request_id)
+    ) -> (u16, String) {
+        match self {
+            Self::Anthropic => {
+                let (status, kind, usual) = anthropic::injected(status, error_type);
+                (status, anthropic::error_body(kind, message.unwrap_or(usual), request_id))
             }
-            (Self::OpenAiChat | Self::OpenAiResponses, Some(error_type)) => {
-                openai::error_body_typed(error_type, error_type, message)
+            Self::OpenAiChat | Self::OpenAiResponses => {
+                let status = openai::wire_status(status);
+                let (kind, code) = openai::type_and_code(status, error_type);
+                let message = message.unwrap_or_else(|| openai::default_message(status, kind));
+                (status, openai::error_body_typed(kind, code, message))
             }
         }
     }
 
-    /// The provider's mid-stream error event (`docs/protocols.md` §2.4, §3.1, §3.3),
-    /// sent after HTTP 200 when a `stream_error` fault fires. `sequence` is
-    /// the Responses API's `sequence_number` of the event, when the source
-    /// knows it (the mock does; an upstream's stream is not counted).
+    /// The provider's mid-stream error (`docs/protocols.md` §2.4, §3.1, §3.3),
+    /// sent after HTTP 200 when a `stream_error` fault fires: one record that
+    /// may hold more than one event (a failed Responses stream is `error`
+    /// then `response.failed`). `so_far` is what the source knows of the
+    /// stream it ends.
     pub(crate) fn error_event(
         self,
         error_type: &str,
         message: &str,
         request_id: &str,
-        sequence: Option<u64>,
+        so_far: &StreamSoFar,
     ) -> SseRecord {
         match self {
             Self::Anthropic => {
-                let data = anthropic::error_body(error_type, message, request_id);
+                let (_, kind, _) = anthropic::injected(529, Some(error_type));
+                let data = anthropic::error_body(kind, message, request_id);
                 encode_event("error", &data, EventKind::Other)
             }
             Self::OpenAiChat => {
@@ -99,12 +117,33 @@ impl Dialect {
                 encode_data(&data, EventKind::Other)
             }
             Self::OpenAiResponses => {
-                let mut data = serde_json::json!({"type": "error", "code": openai::stream_error_type(error_type),
-                    "message": message, "param": null});
-                if let Some(sequence) = sequence {
-                    data["sequence_number"] = serde_json::json!(sequence);
+                let raw = openai::responses_failure(
+                    error_type,
+                    message,
+                    request_id,
+                    so_far.sequence,
+                    so_far.response.clone(),
+                );
+                SseRecord { raw: raw.into(), kind: EventKind::Other }
+            }
+        }
+    }
+
+    /// The provider's usual message for a mid-stream error of `error_type`
+    /// (in either provider's words), when the fault gives none.
+    pub(crate) fn stream_error_message(self, error_type: &str) -> &'static str {
+        match self {
+            Self::Anthropic => match anthropic::injected(529, Some(error_type)) {
+                (_, "overloaded_error", _) => "Overloaded",
+                (_, "rate_limit_error", _) => "Rate limited",
+                (_, "invalid_request_error", message) if message == anthropic::CREDIT_MESSAGE => {
+                    message
                 }
-                encode_event("error", &data.to_string(), EventKind::Other)
+                _ => "Internal server error",
+            },
+            Self::OpenAiChat | Self::OpenAiResponses => {
+                let (kind, _) = openai::type_and_code(500, Some(error_type));
+                openai::default_message(500, kind)
             }
         }
     }
@@ -148,14 +187,6 @@ impl Dialect {
         match self {
             Self::Anthropic => "request-id",
             Self::OpenAiChat | Self::OpenAiResponses => "x-request-id",
-        }
-    }
-
-    /// The provider's usual message for an injected status.
-    pub(crate) fn default_message(self, status: u16) -> &'static str {
-        match self {
-            Self::Anthropic => anthropic::default_message_for_status(status),
-            Self::OpenAiChat | Self::OpenAiResponses => openai::default_message_for_status(status),
         }
     }
 }

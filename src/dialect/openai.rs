@@ -11,6 +11,17 @@ use serde_json::json;
 
 use crate::sse::{Event, EventKind};
 
+/// OpenAI's message for an exhausted quota (a 429 that must not be retried).
+pub(crate) const QUOTA_MESSAGE: &str = "You exceeded your current quota, please check your plan and \
+     billing details. For more information on this error, read the docs: \
+     https://platform.openai.com/docs/guides/error-codes/api-errors.";
+
+/// The status OpenAI sends for an injected one: its own overload answer, 503,
+/// for Anthropic's 529, a status OpenAI never sends (`docs/protocols.md` §3.5).
+pub(crate) fn wire_status(status: u16) -> u16 {
+    if status == 529 { 503 } else { status }
+}
+
 /// `error.type` and `error.code` the API pairs with a status.
 fn error_type_and_code(status: u16) -> (&'static str, Option<&'static str>) {
     match status {
@@ -22,6 +33,36 @@ fn error_type_and_code(status: u16) -> (&'static str, Option<&'static str>) {
     }
 }
 
+/// `error.type` and `error.code` for an error of `status`, from a fault's
+/// `error_type` when it gives one, in either provider's words (the table in
+/// `docs/protocols.md` §3.5); a type neither provider knows is sent as its
+/// own type and code.
+pub(crate) fn type_and_code(status: u16, error_type: Option<&str>) -> (&str, Option<&str>) {
+    match error_type {
+        None => error_type_and_code(status),
+        Some("overloaded_error" | "api_error" | "server_error" | "timeout_error") => {
+            ("server_error", None)
+        }
+        Some("rate_limit_error" | "requests" | "rate_limit_exceeded") => {
+            ("requests", Some("rate_limit_exceeded"))
+        }
+        Some("tokens") => ("tokens", Some("rate_limit_exceeded")),
+        Some("insufficient_quota" | "billing_error") => {
+            ("insufficient_quota", Some("insufficient_quota"))
+        }
+        Some("authentication_error" | "invalid_api_key") => {
+            ("invalid_request_error", Some("invalid_api_key"))
+        }
+        Some("not_found_error" | "model_not_found") => {
+            ("invalid_request_error", Some("model_not_found"))
+        }
+        Some("invalid_request_error" | "permission_error" | "request_too_large") => {
+            ("invalid_request_error", None)
+        }
+        Some(other) => (other, Some(other)),
+    }
+}
+
 /// The provider's usual message for a status.
 pub(crate) fn default_message_for_status(status: u16) -> &'static str {
     match status {
@@ -29,34 +70,69 @@ pub(crate) fn default_message_for_status(status: u16) -> &'static str {
         404 => "The model does not exist or you do not have access to it.",
         429 => "Rate limit reached for requests. Please try again later.",
         400..=499 => "Invalid request.",
-        503 => "The engine is currently overloaded, please try again later.",
+        503 => "The server is overloaded or not ready yet.",
         _ => "The server had an error while processing your request.",
+    }
+}
+
+/// The provider's usual message for an error of `status` and `kind` (its `error.type`).
+pub(crate) fn default_message(status: u16, kind: &str) -> &'static str {
+    match kind {
+        "insufficient_quota" => QUOTA_MESSAGE,
+        "server_error" if status < 500 => default_message_for_status(500),
+        "requests" | "tokens" if status != 429 => default_message_for_status(429),
+        _ => default_message_for_status(status),
     }
 }
 
 /// An OpenAI error body.
 pub(crate) fn error_body(status: u16, message: &str) -> String {
     let (kind, code) = error_type_and_code(status);
-    json!({"error": {"message": message, "type": kind, "param": null, "code": code}}).to_string()
+    error_body_typed(kind, code, message)
 }
 
 /// An OpenAI error body with a given `type` and `code`.
-pub(crate) fn error_body_typed(kind: &str, code: &str, message: &str) -> String {
+pub(crate) fn error_body_typed(kind: &str, code: Option<&str>, message: &str) -> String {
     json!({"error": {"message": message, "type": kind, "param": null, "code": code}}).to_string()
-}
-
-/// OpenAI's word for a provider error type given in Anthropic's terms.
-pub(crate) fn stream_error_type(error_type: &str) -> &str {
-    match error_type {
-        "overloaded_error" | "api_error" => "server_error",
-        other => other,
-    }
 }
 
 /// The data of a mid-stream Chat Completions error (`docs/protocols.md` §3.1).
 pub(crate) fn stream_error(error_type: &str, message: &str) -> String {
-    json!({"error": {"message": message, "type": stream_error_type(error_type), "param": null, "code": null}})
-        .to_string()
+    let (kind, code) = type_and_code(500, Some(error_type));
+    error_body_typed(kind, code, message)
+}
+
+/// A failed Responses stream (`docs/protocols.md` §3.3): the `error` event
+/// with its fields nested under `error`, as the live API sends it and as
+/// both SDKs require to raise, then `response.failed` with the response's
+/// `status: "failed"` and its `error`, which clients that follow the
+/// lifecycle (Codex, LangChain) act on. `response` is the response so far
+/// when the source knows it (the mock); an upstream's is not read, so a
+/// proxied stream's `response.failed` names a response of sluice's own.
+pub(crate) fn responses_failure(
+    error_type: &str,
+    message: &str,
+    request_id: &str,
+    sequence: Option<u64>,
+    response: Option<serde_json::Value>,
+) -> String {
+    let (kind, code) = type_and_code(500, Some(error_type));
+    let mut error = json!({"type": "error",
+        "error": {"type": kind, "code": code.unwrap_or(kind), "message": message, "param": null}});
+    let failed_code =
+        if code == Some("rate_limit_exceeded") { "rate_limit_exceeded" } else { "server_error" };
+    let mut response = response.unwrap_or_else(|| {
+        let id = request_id.strip_prefix("req_").unwrap_or(request_id);
+        json!({"id": format!("resp_{id}"), "object": "response", "output": []})
+    });
+    response["status"] = json!("failed");
+    response["error"] = json!({"code": failed_code, "message": message});
+    let mut failed = json!({"type": "response.failed", "response": response});
+    if let Some(sequence) = sequence {
+        error["sequence_number"] = json!(sequence);
+        failed["sequence_number"] = json!(sequence.saturating_add(1));
+    }
+    format!("event: error\ndata: {error}\n\nevent: response.failed\ndata: {failed}\n\n")
 }
 
 #[derive(Deserialize)]

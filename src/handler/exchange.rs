@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::{Stream, StreamExt};
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::http::{request, response};
 use hyper::{HeaderMap, Response};
 use rand_chacha::ChaCha8Rng;
@@ -37,7 +37,7 @@ use super::stream_body::{BodyParts, ShapedBody};
 use super::{App, CONFIG_HEADER, FAULT_HEADER, ROUTE_HEADER};
 use crate::config::{Profile, RateLimits};
 use crate::connection::ResetHandle;
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, StreamSoFar};
 use crate::live::Snapshot;
 use crate::metrics::OpenStream;
 use crate::mock::text::random_id;
@@ -307,7 +307,7 @@ impl<'a> Exchange<'a> {
         source: S,
         delivery: Delivery,
         hold: HeadHold,
-        error_sequence: Option<u64>,
+        so_far: StreamSoFar,
     ) -> Answer
     where
         S: Stream<Item = Result<SseRecord, BoxError>> + Send + 'static,
@@ -317,7 +317,7 @@ impl<'a> Exchange<'a> {
             .plan
             .fault
             .as_ref()
-            .and_then(|f| stream_fault(f, self.dialect, &self.request_id, error_sequence));
+            .and_then(|f| stream_fault(f, self.dialect, &self.request_id, &so_far));
         let applies = slow > Duration::ZERO || fault.is_some();
         let outcome = self.outcome(applies, head.status);
         self.mark(&mut head.headers, applies);
@@ -424,15 +424,16 @@ impl<'a> Exchange<'a> {
     /// any a source sent, when sluice limits it; and the client verdict.
     fn mark(&self, headers: &mut HeaderMap, fault_applies: bool) {
         if self.limited_here {
-            let prefix = crate::ratelimit::headers::prefix(self.dialect);
-            let theirs: Vec<HeaderName> =
-                headers.keys().filter(|name| name.as_str().starts_with(prefix)).cloned().collect();
-            for name in theirs {
+            // sluice's figures replace a source's for the families it limits;
+            // a family it does not limit keeps the upstream's figures, or
+            // reports no limit (`docs/rate-limits.md`).
+            for (name, _) in &self.limit_headers {
                 headers.remove(name);
             }
             for (name, value) in &self.limit_headers {
                 headers.insert(name.clone(), value.clone());
             }
+            crate::ratelimit::headers::complete(self.dialect, headers, SystemTime::now());
         }
         if let Some(verdict) = self.verdict.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
             headers.insert(VERDICT_HEADER, verdict);
@@ -495,16 +496,16 @@ pub(crate) fn stream_fault(
     fault: &Fault,
     dialect: Dialect,
     request_id: &str,
-    sequence: Option<u64>,
+    so_far: &StreamSoFar,
 ) -> Option<StreamFault> {
     let (after_tokens, action) = match fault {
         Fault::Http(_) | Fault::SlowHead { .. } => return None,
-        Fault::StreamError { after_tokens, error_type, message } => (
-            *after_tokens,
-            StreamAction::ErrorEvent(
-                dialect.error_event(error_type, message, request_id, sequence),
-            ),
-        ),
+        Fault::StreamError { after_tokens, error_type, message } => {
+            let message =
+                message.as_deref().unwrap_or_else(|| dialect.stream_error_message(error_type));
+            let event = dialect.error_event(error_type, message, request_id, so_far);
+            (*after_tokens, StreamAction::ErrorEvent(event))
+        }
         Fault::Reset { after_tokens } => (*after_tokens, StreamAction::Reset),
         Fault::Truncate { after_tokens } => (*after_tokens, StreamAction::Truncate),
         Fault::Stall { after_tokens, duration } => (*after_tokens, StreamAction::Stall(*duration)),
@@ -520,7 +521,7 @@ fn farewell(dialect: Dialect, request_id: &str) -> SseRecord {
         "api_error",
         "sluice is shutting down; this stream was ended early",
         request_id,
-        None,
+        &StreamSoFar::default(),
     )
 }
 

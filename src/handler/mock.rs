@@ -20,6 +20,7 @@ use super::request_body::read_body;
 use crate::cassette::replay::Recorded;
 use crate::config::{ReplayFallback, ReplayTiming};
 use crate::dialect::Dialect;
+use crate::dialect::StreamSoFar;
 use crate::live::Snapshot;
 use crate::mock::{self, Codec, MockApi, Reply, Serve};
 use crate::response::{self, BoxError};
@@ -162,12 +163,12 @@ async fn generate(
     if let Ok(id) = HeaderValue::from_str(exchange.request_id()) {
         headers.insert(api.dialect.request_id_header(), id);
     }
-    let sequence = match (codec.sequence_at, exchange.planned_stream_error()) {
-        (Some(sequence_at), Some(after_tokens)) => Some(sequence_at(&reply, &parsed, after_tokens)),
-        _ => None,
+    let so_far = match (codec.failure_at, exchange.planned_stream_error()) {
+        (Some(failure_at), Some(after_tokens)) => failure_at(&reply, &parsed, after_tokens),
+        _ => StreamSoFar::default(),
     };
     let records = records(codec, reply, &parsed);
-    exchange.stream(head, records, Delivery::Instant, HeadHold::MOCK, sequence).await
+    exchange.stream(head, records, Delivery::Instant, HeadHold::MOCK, so_far).await
 }
 
 /// A recorded exchange through the pipeline: its head and events as
@@ -203,7 +204,7 @@ async fn play(mut exchange: Exchange<'_>, recorded: &Recorded, timing: ReplayTim
     let records: Vec<Result<SseRecord, BoxError>> =
         recorded.events.iter().map(|(_, record)| Ok(record.clone())).collect();
     let source = futures_util::stream::iter(records);
-    exchange.stream(head, source, delivery, HeadHold::MOCK, None).await
+    exchange.stream(head, source, delivery, HeadHold::MOCK, StreamSoFar::default()).await
 }
 
 /// The reply's records as the shaper's source: made as they are pulled.

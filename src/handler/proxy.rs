@@ -31,7 +31,7 @@ use super::exchange::{Answer, Delivery, Exchange};
 use super::refusal::Refusal;
 use super::request_body::read_body;
 use crate::cassette::record::{Taped, TapedBody, read_ahead};
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, StreamSoFar};
 use crate::live::Snapshot;
 use crate::proxy::{SseRecords, UpstreamClient, UpstreamError, strip_hop_by_hop};
 use crate::ratelimit::usage::SettleOnUsage;
@@ -101,9 +101,11 @@ pub(crate) async fn forward(
         if let Some(settlement) = exchange.take_settlement() {
             // Output is settled to the usage the stream reports at its end.
             let records = SettleOnUsage::new(records, settlement);
-            return exchange.stream(head, records, Delivery::Live, hold, None).await;
+            return exchange
+                .stream(head, records, Delivery::Live, hold, StreamSoFar::default())
+                .await;
         }
-        return exchange.stream(head, records, Delivery::Live, hold, None).await;
+        return exchange.stream(head, records, Delivery::Live, hold, StreamSoFar::default()).await;
     }
     // Added to the upstream's own time to its head, as for a first token.
     let (profile, rng) = exchange.profile_and_rng();

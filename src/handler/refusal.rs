@@ -165,6 +165,10 @@ impl Refusal {
     }
 }
 
+/// On a 429 from sluice's `[rate_limits]`: which bucket refused it
+/// (`requests`, `tokens`, `input_tokens` or `output_tokens`).
+pub(crate) const RATE_LIMITED_HEADER: &str = "x-sluice-rate-limited";
+
 /// A `[rate_limits]` 429 in the provider's words (`docs/rate-limits.md`):
 /// `retry-after` (whole seconds) and `retry-after-ms`, both rounded up, when
 /// the buckets will admit the request; `x-should-retry: false` when they
@@ -172,13 +176,20 @@ impl Refusal {
 fn rate_limited(limited: &Limited, dialect: Dialect, request_id: &str) -> Response<Body> {
     let (error_type, message) = headers::refusal_message(dialect, limited);
     let body = match dialect {
-        Dialect::Anthropic => dialect.error_body_as(429, Some(error_type), &message, request_id),
-        Dialect::OpenAiChat | Dialect::OpenAiResponses => {
-            crate::dialect::openai::error_body_typed(error_type, "rate_limit_exceeded", &message)
+        Dialect::Anthropic => {
+            crate::dialect::anthropic::error_body(error_type, &message, request_id)
         }
+        Dialect::OpenAiChat | Dialect::OpenAiResponses => crate::dialect::openai::error_body_typed(
+            error_type,
+            Some("rate_limit_exceeded"),
+            &message,
+        ),
     };
     let mut response = response::json_in(dialect, StatusCode::TOO_MANY_REQUESTS, body, request_id);
     let headers = response.headers_mut();
+    // sluice's own limiter refused it, not an injected fault and not the
+    // upstream: the bucket that did, by its config name.
+    headers.insert(RATE_LIMITED_HEADER, HeaderValue::from_static(limited.kind.label()));
     match limited.wait {
         Some(wait) => {
             headers.insert(RETRY_AFTER, HeaderValue::from(headers::seconds_up(wait)));
@@ -196,10 +207,13 @@ fn rate_limited(limited: &Limited, dialect: Dialect, request_id: &str) -> Respon
 /// and `retry-after-ms`, `x-should-retry` and rate-limit headers as configured.
 /// The caller adds the `x-sluice-fault` marker.
 fn http_fault(fault: &HttpFault, dialect: Dialect, request_id: &str) -> Response<Body> {
-    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let message = fault.message.as_deref().unwrap_or_else(|| dialect.default_message(fault.status));
-    let body =
-        dialect.error_body_as(fault.status, fault.error_type.as_deref(), message, request_id);
+    let (status, body) = dialect.injected_error(
+        fault.status,
+        fault.error_type.as_deref(),
+        fault.message.as_deref(),
+        request_id,
+    );
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = response::json_in(dialect, status, body, request_id);
     let headers = response.headers_mut();
     if let Some(after) = fault.retry_after {
@@ -264,10 +278,91 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"]["type"], "insufficient_quota");
         assert_eq!(body["error"]["code"], "insufficient_quota");
-        let body =
-            futures_executor_block(Refusal::Injected(quota).into_response(Dialect::Anthropic, "r"));
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(body["error"]["type"], "insufficient_quota");
+        // OpenAI's quota wording, not its rate limit's.
+        assert_eq!(body["error"]["message"], crate::dialect::openai::QUOTA_MESSAGE);
+        // Anthropic has no quota 429: it answers an exhausted balance with a 400.
+        let response = Refusal::Injected(quota).into_response(Dialect::Anthropic, "r");
+        assert_eq!(response.status(), 400);
+        let body: serde_json::Value =
+            serde_json::from_slice(&futures_executor_block(response)).unwrap();
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["message"], crate::dialect::anthropic::CREDIT_MESSAGE);
+    }
+
+    /// Every status/type pair an injected fault sends is one its provider
+    /// sends (the table in `docs/protocols.md` §3.5): OpenAI never answers
+    /// 529 (it overloads with a 503 and `server_error`), and a type in one
+    /// provider's words is sent in the other's.
+    #[test]
+    fn an_injected_error_is_sent_as_its_provider_sends_it() {
+        let fault = |status: u16, error_type: Option<&str>| HttpFault {
+            status,
+            retry_after: None,
+            message: None,
+            should_retry: None,
+            rate_limit_headers: false,
+            error_type: error_type.map(str::to_string),
+        };
+        let answer = |fault: HttpFault, dialect: Dialect| {
+            let response = Refusal::Injected(fault).into_response(dialect, "req_1");
+            let status = response.status().as_u16();
+            let body: serde_json::Value =
+                serde_json::from_slice(&futures_executor_block(response)).unwrap();
+            (status, body)
+        };
+        let openai = |status, error_type| {
+            let (status, body) = answer(fault(status, error_type), Dialect::OpenAiChat);
+            let error = &body["error"];
+            (status, error["type"].clone(), error["code"].clone(), error["message"].clone())
+        };
+        let text = |s: &str| serde_json::Value::String(s.to_string());
+        let null = serde_json::Value::Null;
+        let overloaded = text("The server is overloaded or not ready yet.");
+        let table = [
+            ((529, None), (503, text("server_error"), null.clone(), overloaded.clone())),
+            (
+                (529, Some("overloaded_error")),
+                (503, text("server_error"), null.clone(), overloaded.clone()),
+            ),
+            (
+                (500, Some("api_error")),
+                (
+                    500,
+                    text("server_error"),
+                    null.clone(),
+                    text("The server had an error while processing your request."),
+                ),
+            ),
+            (
+                (429, Some("rate_limit_error")),
+                (
+                    429,
+                    text("requests"),
+                    text("rate_limit_exceeded"),
+                    text("Rate limit reached for requests. Please try again later."),
+                ),
+            ),
+            (
+                (401, Some("authentication_error")),
+                (
+                    401,
+                    text("invalid_request_error"),
+                    text("invalid_api_key"),
+                    text("Incorrect API key provided."),
+                ),
+            ),
+        ];
+        for ((status, error_type), expected) in table {
+            assert_eq!(openai(status, error_type), expected, "{status} {error_type:?}");
+        }
+        let anthropic = |status, error_type| {
+            let (status, body) = answer(fault(status, error_type), Dialect::Anthropic);
+            (status, body["error"]["type"].clone())
+        };
+        assert_eq!(anthropic(529, None), (529, text("overloaded_error")));
+        assert_eq!(anthropic(529, Some("server_error")), (529, text("overloaded_error")));
+        assert_eq!(anthropic(500, Some("server_error")), (500, text("api_error")));
+        assert_eq!(anthropic(429, Some("tokens")), (429, text("rate_limit_error")));
     }
 
     /// Each refusal's status, outcome and error shape, in both dialects.

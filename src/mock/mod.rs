@@ -39,9 +39,10 @@ pub(crate) struct Codec {
     pub(crate) events: fn(Reply, &TurnRequest) -> Events,
     /// A reply as its non-streaming JSON body.
     pub(crate) message: fn(&Reply, &TurnRequest) -> String,
-    /// For an API that numbers its events (Responses' `sequence_number`):
-    /// the number of the event a stream fault after N tokens replaces.
-    pub(crate) sequence_at: Option<fn(&Reply, &TurnRequest, u32) -> u64>,
+    /// For an API whose error events name the stream they end (Responses'
+    /// `sequence_number` and `response.failed`): what a stream fault after
+    /// N tokens knows of the stream it replaces the rest of.
+    pub(crate) failure_at: Option<fn(&Reply, &TurnRequest, u32) -> crate::dialect::StreamSoFar>,
 }
 
 /// A JSON body made from a request body (and the request's random stream).

@@ -84,15 +84,6 @@ const OPENAI: [(LimitKind, Names); 2] = [
     ),
 ];
 
-/// The prefix of every rate-limit header of `dialect`: an upstream's are
-/// replaced by sluice's when sluice limits the request.
-pub(crate) fn prefix(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Anthropic => "anthropic-ratelimit-",
-        Dialect::OpenAiChat | Dialect::OpenAiResponses => "x-ratelimit-",
-    }
-}
-
 /// `dialect`'s rate-limit headers for `levels`, the wall clock reading `now`.
 pub(crate) fn headers(dialect: Dialect, levels: &Levels, now: SystemTime) -> Vec<Header> {
     let mut out = Vec::with_capacity(12);
@@ -104,7 +95,7 @@ pub(crate) fn headers(dialect: Dialect, levels: &Levels, now: SystemTime) -> Vec
     match dialect {
         Dialect::Anthropic => {
             for (kind, names) in &ANTHROPIC {
-                let Some(level) = level_of(levels, *kind) else { continue };
+                let Some(level) = anthropic_level_of(levels, *kind) else { continue };
                 let remaining = if *kind == LimitKind::Requests {
                     level.remaining
                 } else {
@@ -163,10 +154,46 @@ fn level_of(levels: &Levels, kind: LimitKind) -> Option<Level> {
     })
 }
 
+/// What an Anthropic family reports: its own bucket; for input or output
+/// tokens without one, the combined `tokens` bucket they draw from.
+fn anthropic_level_of(levels: &Levels, kind: LimitKind) -> Option<Level> {
+    match kind {
+        LimitKind::Tokens | LimitKind::Requests => level_of(levels, kind),
+        LimitKind::InputTokens | LimitKind::OutputTokens => {
+            levels.get(kind).or_else(|| levels.get(LimitKind::Tokens))
+        }
+    }
+}
+
+/// The level a family reports when nothing configures it: a bucket that
+/// never runs out (limit and remaining 4,294,967,295, full now;
+/// `docs/rate-limits.md`).
+const UNLIMITED: Level =
+    Level { limit: u32::MAX as u64, remaining: u32::MAX as u64, until_full: Duration::ZERO };
+
+/// Completes `headers` (a response sluice limits) with every Anthropic family
+/// it lacks, as the API sends all four on every response: a family no bucket
+/// configures and no upstream reported is [`UNLIMITED`].
+pub(crate) fn complete(dialect: Dialect, headers: &mut hyper::HeaderMap, now: SystemTime) {
+    if dialect != Dialect::Anthropic {
+        return;
+    }
+    for (_, names) in &ANTHROPIC {
+        if headers.contains_key(&names.limit) {
+            continue;
+        }
+        headers.insert(names.limit.clone(), HeaderValue::from(UNLIMITED.limit));
+        headers.insert(names.remaining.clone(), HeaderValue::from(UNLIMITED.remaining));
+        if let Some(reset) = rfc3339_value(now, UNLIMITED.until_full) {
+            headers.insert(names.reset.clone(), reset);
+        }
+    }
+}
+
 /// Anthropic rounds token counts left down to the thousand (never
 /// promising tokens that are not there); small test limits stay exact.
 fn round_tokens(remaining: u64, limit: u64) -> u64 {
-    if limit >= 1000 { remaining - remaining % 1000 } else { remaining }
+    if limit >= 1000 && limit != UNLIMITED.limit { remaining - remaining % 1000 } else { remaining }
 }
 
 /// `now + wait`, rounded up to the whole second, as RFC 3339 UTC.

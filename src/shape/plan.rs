@@ -45,8 +45,8 @@ pub enum Fault {
         after_tokens: u32,
         /// `error.type`, e.g. `overloaded_error`.
         error_type: String,
-        /// `error.message`.
-        message: String,
+        /// `error.message`; the provider's usual one for the type when `None`.
+        message: Option<String>,
     },
     /// After `after_tokens` tokens, the connection is reset (TCP RST).
     Reset {
@@ -93,28 +93,63 @@ impl Fault {
         }
     }
 
-    /// How the fault is named in the `x-sluice-fault` header and in logs,
-    /// e.g. `http; status=529` or `stall; after_tokens=5; duration=30s`.
+    /// How the fault is named in the `x-sluice-fault` header and in logs: the
+    /// kind and every parameter it was given, in the `kind; key=value` form
+    /// the `x-sluice-inject` header accepts, so that a test can tell one
+    /// injected fault from another and send it again, e.g.
+    /// `http; status=429; retry_after=2s; should_retry=false` or
+    /// `stall; after_tokens=5; duration=30s`. A message that the header form
+    /// cannot carry (a `;`, or anything but printable ASCII) is left out.
     pub fn label(&self) -> String {
-        let kind = self.kind();
+        let mut label = self.kind().to_string();
+        let mut put = |key: &str, value: &dyn std::fmt::Display| {
+            label.push_str(&format!("; {key}={value}"));
+        };
+        let message = |message: &Option<String>| {
+            message.clone().filter(|m| {
+                !m.is_empty()
+                    && !m.contains(';')
+                    && m.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+            })
+        };
         match self {
-            Fault::Http(http) => format!("{kind}; status={}", http.status),
-            Fault::StreamError { after_tokens, error_type, .. } => {
-                format!("{kind}; after_tokens={after_tokens}; error_type={error_type}")
+            Fault::Http(http) => {
+                put("status", &http.status);
+                if let Some(error_type) = &http.error_type {
+                    put("error_type", error_type);
+                }
+                if let Some(after) = http.retry_after {
+                    put("retry_after", &format!("{after:?}"));
+                }
+                if let Some(should_retry) = http.should_retry {
+                    put("should_retry", &should_retry);
+                }
+                if http.rate_limit_headers {
+                    put("rate_limit_headers", &true);
+                }
+                if let Some(message) = message(&http.message) {
+                    put("message", &message);
+                }
+            }
+            Fault::StreamError { after_tokens, error_type, message: text } => {
+                put("after_tokens", after_tokens);
+                put("error_type", error_type);
+                if let Some(text) = message(text) {
+                    put("message", &text);
+                }
             }
             Fault::Reset { after_tokens }
             | Fault::Truncate { after_tokens }
-            | Fault::Malformed { after_tokens } => {
-                format!("{kind}; after_tokens={after_tokens}")
+            | Fault::Malformed { after_tokens } => put("after_tokens", after_tokens),
+            Fault::Stall { after_tokens, duration } => {
+                put("after_tokens", after_tokens);
+                if let Some(duration) = duration {
+                    put("duration", &format!("{duration:?}"));
+                }
             }
-            Fault::Stall { after_tokens, duration: Some(duration) } => {
-                format!("{kind}; after_tokens={after_tokens}; duration={duration:?}")
-            }
-            Fault::Stall { after_tokens, duration: None } => {
-                format!("{kind}; after_tokens={after_tokens}")
-            }
-            Fault::SlowHead { duration } => format!("{kind}; duration={duration:?}"),
+            Fault::SlowHead { duration } => put("duration", &format!("{duration:?}")),
         }
+        label
     }
 }
 

@@ -40,7 +40,7 @@ const CODEC: Codec = Codec {
     parse: |body| parse(body, Endpoint::Messages),
     events: |reply, _| Box::new(events(reply)),
     message: |reply, _| message(reply).to_string(),
-    sequence_at: None,
+    failure_at: None,
 };
 
 /// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`.

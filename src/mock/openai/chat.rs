@@ -4,7 +4,8 @@
 //! The stream:
 //!
 //! ```text
-//! role chunk (delta.role, content "")          other: goes out with the first token
+//! role chunk (delta.role; content "", or null   other: goes out with the first token
+//!   when the turn starts with a tool call)
 //! content chunks, one token each               token
 //! per tool call: first fragment (id, type, name, arguments "")   tool start
 //!                argument fragments (index, arguments)           token
@@ -37,7 +38,7 @@ pub(crate) const CODEC: Codec = Codec {
     parse,
     events: |reply, request| Box::new(events(reply, request)),
     message: |reply, _| message(reply).to_string(),
-    sequence_at: None,
+    failure_at: None,
 };
 
 /// Roles a Chat message may have.
@@ -318,9 +319,17 @@ impl ChatEvents {
 
     fn record(&mut self, step: Step) -> Option<SseRecord> {
         match step {
-            Step::Role => Some(
-                self.chunk(r#"{"role":"assistant","content":"","refusal":null}"#, EventKind::Other),
-            ),
+            // The live API opens a turn that starts with a tool call with
+            // `content: null` (an empty string makes `@ai-sdk/openai` open an
+            // empty text part in every tool step).
+            Step::Role => Some(match self.reply.blocks.first() {
+                Some(Block::ToolUse { .. }) => self.chunk(
+                    r#"{"role":"assistant","content":null,"refusal":null}"#,
+                    EventKind::Other,
+                ),
+                _ => self
+                    .chunk(r#"{"role":"assistant","content":"","refusal":null}"#, EventKind::Other),
+            }),
             Step::BlockStart(index) => match self.reply.blocks.get(index)? {
                 Block::ToolUse { id, name, .. } => {
                     let delta = format!(

@@ -22,6 +22,7 @@ use bytes::{BufMut as _, BytesMut};
 use serde_json::{Map, Value, json};
 
 use super::{Shape, parse_format, parse_stream, parse_tool_choice, parse_tools, unix_now};
+use crate::dialect::StreamSoFar;
 use crate::mock::reply::{Block, Reply, StopReason};
 use crate::mock::request::{
     InvalidRequest, TurnRequest, body_object, invalid, optional_bool, optional_count,
@@ -38,12 +39,24 @@ pub(crate) const CODEC: Codec = Codec {
     message: |reply, request| {
         response_object(reply, request, Status::Completed, unix_now()).to_string()
     },
-    sequence_at: Some(sequence_at),
+    failure_at: Some(failure_at),
 };
+
+/// What a stream fault after `after_tokens` tokens knows of the stream: the
+/// `sequence_number` of the event it takes the place of, and the response
+/// (`in_progress`, as `response.created` had it) that `response.failed`
+/// ends. Run only when such a fault is planned.
+fn failure_at(reply: &Reply, request: &TurnRequest, after_tokens: u32) -> StreamSoFar {
+    let response = response_object(reply, request, Status::InProgress, unix_now());
+    StreamSoFar {
+        sequence: Some(sequence_at(reply, request, after_tokens)),
+        response: Some(response),
+    }
+}
 
 /// The `sequence_number` of the event a stream fault after `after_tokens`
 /// tokens takes the place of: the next token's, or the end's when the reply
-/// has no more tokens. Run only when such a fault is planned.
+/// has no more tokens.
 fn sequence_at(reply: &Reply, request: &TurnRequest, after_tokens: u32) -> u64 {
     let mut tokens = 0u32;
     let mut count = 0u64;

@@ -146,6 +146,12 @@ fn a_chat_tool_call_streams_its_id_and_name_once_and_arguments_that_parse() {
         fragments.iter().filter_map(|f| f["function"]["arguments"].as_str()).collect();
     let parsed: Value = serde_json::from_str(&arguments).unwrap();
     assert!(parsed["city"].is_string());
+    // A turn that starts with a call opens with `content: null`, as the live
+    // API does and as the non-streamed message has it, not an empty string.
+    assert_eq!(
+        objects[0]["choices"][0]["delta"],
+        json!({"role": "assistant", "content": null, "refusal": null})
+    );
     let kinds: Vec<EventKind> = chunks.iter().map(|(_, k)| *k).collect();
     assert_eq!(kinds[1], EventKind::ToolStart, "the opening fragment starts the call");
     let finishes: Vec<&Value> = objects

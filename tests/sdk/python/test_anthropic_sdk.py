@@ -140,7 +140,7 @@ def test_each_injected_status_raises_the_sdks_exception(sluice, status, exceptio
     assert type(raised.value) is exception
     assert raised.value.status_code == status
     assert raised.value.body["error"]["type"] == error_type
-    assert raised.value.response.headers["x-sluice-fault"] == f"http; status={status}"
+    assert raised.value.response.headers["x-sluice-fault"] == f"http; status={status}; retry_after=1ms"
     assert raised.value.request_id.startswith("req_")
 
 

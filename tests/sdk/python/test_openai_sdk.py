@@ -142,6 +142,8 @@ def test_the_model_list_names_the_configured_models(sluice):
         (401, openai.AuthenticationError),
         (429, openai.RateLimitError),
         (500, openai.InternalServerError),
+        (503, openai.InternalServerError),
+        # Anthropic's overload status reaches an OpenAI client as OpenAI's own 503.
         (529, openai.InternalServerError),
     ],
 )
@@ -150,7 +152,7 @@ def test_each_injected_status_raises_the_sdks_exception(sluice, status, exceptio
     c = client(sluice(FAST + f'[[faults]]\nkind = "http"\nstatus = {status}\nfirst_requests = 5\n'), max_retries=0)
     with pytest.raises(exception) as raised:
         c.chat.completions.create(model="gpt-mock", messages=[{"role": "user", "content": "Hi"}], stream=stream)
-    assert raised.value.status_code == status
+    assert raised.value.status_code == (503 if status == 529 else status)
     assert raised.value.request_id.startswith("req_")
 
 
@@ -177,16 +179,23 @@ def test_a_mid_stream_error_is_an_api_error_and_not_retried(sluice):
                 seen.append(chunk.choices[0].delta.content)
     assert not isinstance(raised.value, openai.APIStatusError)
     assert len(seen) == 3
-    # Responses: the documented `error` event (type, code, message) ends the
-    # stream; the SDK yields it, and the final response is missing.
-    url = sluice(FAST + '[[faults]]\nkind = "stream_error"\nafter_tokens = 2\nfirst_requests = 1\n')
-    with client(url).responses.stream(model="gpt-mock", input="Hi") as stream:
-        events = list(stream)
-        assert events[-1].type == "error"
-        assert events[-1].code == "server_error"
-        assert sum(1 for e in events if e.type == "response.output_text.delta") == 2
-        with pytest.raises(RuntimeError, match="response.completed"):
-            stream.get_final_response()
+    # Responses: as the live API fails a response, an `error` event with its
+    # fields under `error` (the SDK raises on that key), then `response.failed`.
+    url = sluice(FAST + '[[faults]]\nkind = "stream_error"\nafter_tokens = 2\nfirst_requests = 2\n')
+    deltas = []
+    with pytest.raises(openai.APIError) as raised:
+        with client(url).responses.stream(model="gpt-mock", input="Hi") as stream:
+            for event in stream:
+                if event.type == "response.output_text.delta":
+                    deltas.append(event.delta)
+    assert not isinstance(raised.value, openai.APIStatusError)
+    assert raised.value.message == "The server had an error while processing your request."
+    assert raised.value.code == "server_error"
+    assert len(deltas) == 2
+    # The raw stream raises too.
+    with pytest.raises(openai.APIError):
+        for _ in client(url).responses.create(model="gpt-mock", input="Hi", stream=True):
+            pass
 
 
 def test_a_truncated_chat_stream_ends_without_finish_or_error(sluice):
@@ -222,3 +231,8 @@ def test_insufficient_quota_is_a_rate_limit_error_that_is_not_retried(sluice):
     assert raised.value.code == "insufficient_quota"
     assert raised.value.type == "insufficient_quota"
     assert time.monotonic() - started < 0.3, "x-should-retry: false stops the retries"
+    # Without a message of its own, OpenAI's quota wording, not its rate limit's.
+    url = sluice(FAST + '[[faults]]\nkind = "http"\nstatus = 429\nerror_type = "insufficient_quota"\nfirst_requests = 1\n')
+    with pytest.raises(openai.RateLimitError) as raised:
+        client(url, max_retries=0).chat.completions.create(model="gpt-mock", messages=[{"role": "user", "content": "Hi"}])
+    assert raised.value.body["message"].startswith("You exceeded your current quota, please check your plan and billing details.")

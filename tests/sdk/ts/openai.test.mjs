@@ -108,3 +108,25 @@ test("an injected 429 is a RateLimitError and a mid-stream error an APIError", a
     (error) => error instanceof OpenAI.APIError && error.status === undefined,
   );
 });
+
+test("a failed Responses stream rejects, raw and through the stream helper", async () => {
+  // As the live API fails a response: `error` with its fields under `error`,
+  // then `response.failed` (docs/protocols.md §3.3).
+  const broken = await client(FAST + '[[faults]]\nkind = "stream_error"\nafter_tokens = 2\nfirst_requests = 2\n');
+  const deltas = [];
+  const raw = await broken.responses.create({ model: "gpt-mock", input: "Hi", stream: true });
+  await assert.rejects(
+    (async () => {
+      for await (const event of raw) {
+        if (event.type === "response.output_text.delta") deltas.push(event.delta);
+      }
+    })(),
+    (error) =>
+      error instanceof OpenAI.APIError &&
+      error.status === undefined &&
+      error.message === "The server had an error while processing your request.",
+  );
+  assert.equal(deltas.length, 2);
+  const helper = broken.responses.stream({ model: "gpt-mock", input: "Hi" });
+  await assert.rejects(helper.finalResponse(), (error) => error instanceof OpenAI.APIError);
+});
