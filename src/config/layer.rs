@@ -148,6 +148,7 @@ impl Overrides {
                         matching: ReplayMatch::LastUserMessage,
                         timing: ReplayTiming::Recorded,
                         fallback: ReplayFallback::NotFound,
+                        ignore: Vec::new(),
                     });
                 }
             }

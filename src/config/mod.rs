@@ -545,6 +545,10 @@ pub struct Replay {
     pub timing: ReplayTiming,
     /// What a request no cassette matches gets.
     pub fallback: ReplayFallback,
+    /// Regular expressions for spans that change from run to run (ids,
+    /// timings) and are ignored when a request is matched, on top of the
+    /// defaults (`docs/record-replay.md`).
+    pub ignore: Vec<String>,
 }
 
 /// How a request is matched to a cassette. Every rule also requires the
@@ -560,6 +564,9 @@ pub enum ReplayMatch {
     ModelPath,
     /// Any cassette of the path, in turn.
     RoundRobin,
+    /// The same place in the same conversation: the first user message and
+    /// the number of messages before this turn.
+    Conversation,
 }
 
 impl ReplayMatch {
@@ -570,6 +577,7 @@ impl ReplayMatch {
             Self::LastUserMessage => "last_user_message",
             Self::ModelPath => "model_path",
             Self::RoundRobin => "round_robin",
+            Self::Conversation => "conversation",
         }
     }
 }

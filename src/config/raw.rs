@@ -137,6 +137,7 @@ struct RawReplay {
     timing: Option<Spanned<String>>,
     scale: Option<Spanned<f64>>,
     fallback: Option<Spanned<String>>,
+    ignore: Option<Spanned<Vec<String>>>,
 }
 
 /// `[watch]`.
@@ -336,7 +337,8 @@ const REDACT_HEADERS_FORM: &str = "a list of up to 100 header names such as [\"x
 const REDACT_FIELDS_FORM: &str =
     "a list of up to 100 dotted JSON field paths such as [\"metadata.user_id\"]";
 const REPLAY_MATCH_FORM: &str =
-    "\"body\", \"last_user_message\", \"model_path\" or \"round_robin\"";
+    "\"body\", \"last_user_message\", \"conversation\", \"model_path\" or \"round_robin\"";
+const IGNORE_FORM: &str = "at most 32 regular expressions of at most 1,000 characters each";
 const REPLAY_TIMING_FORM: &str = "\"recorded\", \"configured\" or \"scaled\" (with scale)";
 const SCALE_FORM: &str = "a factor from 0.001 to 1000, with timing = \"scaled\"";
 const FALLBACK_FORM: &str = "\"generate\" (the mock's own reply) or \"not_found\" (a 404)";
@@ -1023,6 +1025,7 @@ impl RawReplay {
                 "last_user_message" => Ok(ReplayMatch::LastUserMessage),
                 "model_path" => Ok(ReplayMatch::ModelPath),
                 "round_robin" => Ok(ReplayMatch::RoundRobin),
+                "conversation" => Ok(ReplayMatch::Conversation),
                 _ => Err(REPLAY_MATCH_FORM),
             })?
             .unwrap_or(ReplayMatch::LastUserMessage);
@@ -1047,7 +1050,14 @@ impl RawReplay {
                 _ => Err(FALLBACK_FORM),
             })?
             .unwrap_or(ReplayFallback::NotFound);
-        Ok(Replay { dir, matching, timing, fallback })
+        let ignore = at
+            .check(&self.ignore, "replay.ignore", |patterns| {
+                let fine = patterns.len() <= value::MAX_IGNORE
+                    && patterns.iter().all(|p| value::ignore_pattern(p).is_ok());
+                if fine { Ok(patterns.clone()) } else { Err(IGNORE_FORM) }
+            })?
+            .unwrap_or_default();
+        Ok(Replay { dir, matching, timing, fallback, ignore })
     }
 }
 

@@ -912,7 +912,8 @@ fn rate_limits_are_read_per_profile_replaced_whole_and_checked() {
 fn record_and_replay_tables_are_validated_and_flags_set_their_folders() {
     let config = Config::from_toml_str(
         "[record]\ndir = \"tapes\"\nredact_headers = [\"X-User\"]\nredact_fields = [\"metadata.user_id\"]\n\
-         [replay]\ndir = \"tapes\"\nmatch = \"body\"\ntiming = \"scaled\"\nscale = 0.5\nfallback = \"generate\"\n",
+         [replay]\ndir = \"tapes\"\nmatch = \"body\"\ntiming = \"scaled\"\nscale = 0.5\nfallback = \"generate\"\n\
+         ignore = [\"build #[0-9]+\"]\n",
         "t.toml",
     )
     .unwrap();
@@ -923,7 +924,15 @@ fn record_and_replay_tables_are_validated_and_flags_set_their_folders() {
     assert_eq!(replay.matching, crate::config::ReplayMatch::Body);
     assert_eq!(replay.timing, crate::config::ReplayTiming::Scaled(0.5));
     assert_eq!(replay.fallback, crate::config::ReplayFallback::Generate);
+    assert_eq!(replay.ignore, ["build #[0-9]+"]);
+    let conversation = "[replay]\ndir = \"t\"\nmatch = \"conversation\"\n";
+    let conversation = Config::from_toml_str(conversation, "t.toml").unwrap().replay.unwrap();
+    assert_eq!(conversation.matching, crate::config::ReplayMatch::Conversation);
+    let many = format!("[replay]\ndir = \"t\"\nignore = [{}]\n", vec!["\"a\""; 33].join(","));
     for (bad, key) in [
+        ("[replay]\ndir = \"t\"\nignore = [\"(unclosed\"]\n", "replay.ignore"),
+        ("[replay]\ndir = \"t\"\nignore = [\"\"]\n", "replay.ignore"),
+        (many.as_str(), "replay.ignore"),
         ("[replay]\ndir = \"t\"\nscale = 2.0\n", "replay.scale"),
         ("[replay]\ndir = \"t\"\ntiming = \"scaled\"\n", "replay.timing"),
         ("[replay]\ndir = \"t\"\nmatch = \"fuzzy\"\n", "replay.match"),

@@ -135,6 +135,22 @@ pub(crate) fn size(text: &str) -> Result<u64, &'static str> {
     bytesize::ByteSize::from_str(text.trim()).map(|size| size.as_u64()).map_err(|_| SIZE_FORM)
 }
 
+/// The most `[replay] ignore` patterns.
+pub(crate) const MAX_IGNORE: usize = 32;
+
+/// One `[replay] ignore` pattern, compiled: at most 1,000 characters and a
+/// compiled program of at most 1 MiB, so that a config cannot make matching
+/// slow or large.
+///
+/// # Errors
+/// The pattern is too long, or not a regular expression `regex` accepts.
+pub(crate) fn ignore_pattern(pattern: &str) -> Result<regex::Regex, String> {
+    if pattern.is_empty() || pattern.len() > 1000 {
+        return Err("a pattern of 1 to 1,000 characters".to_string());
+    }
+    regex::RegexBuilder::new(pattern).size_limit(1 << 20).build().map_err(|error| error.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,8 +17,9 @@ use tracing::debug;
 use super::exchange::{Answer, Delivery, Exchange, other_request_id};
 use super::refusal::Refusal;
 use super::request_body::read_body;
+use crate::cassette::replay::Found;
 use crate::cassette::replay::Recorded;
-use crate::config::{ReplayFallback, ReplayTiming};
+use crate::config::{ReplayFallback, ReplayMatch, ReplayTiming};
 use crate::dialect::Dialect;
 use crate::dialect::StreamSoFar;
 use crate::live::Snapshot;
@@ -122,20 +123,35 @@ async fn generate(
     if let (Some(library), Some(replay)) = (&snapshot.replay, &snapshot.config.replay) {
         let metrics = app.metrics();
         match library.find(&path, &body) {
-            Some(recorded) => {
-                metrics.replay("replayed");
+            Some((recorded, found)) => {
+                metrics.replay(match found {
+                    Found::ByRule => "replayed",
+                    Found::ByPosition => "replayed_by_position",
+                });
                 return play(exchange, &recorded, replay.timing).await;
             }
             None if replay.fallback == ReplayFallback::NotFound => {
                 metrics.replay("not_found");
                 let message = format!(
-                    "no cassette in {} matches this request ([replay] match = \"{}\", among {} \
-                     cassettes); record one, or set [replay] fallback = \"generate\"",
+                    "sluice replay: no recorded exchange matches this request, so there is no \
+                     answer to replay. None of the {} cassettes in {} was recorded for {path} \
+                     with this stream choice and this {} (ids, timings and dates ignored{}); \
+                     record this exchange through sluice proxy, add a [replay] ignore pattern \
+                     for what changes between runs, or set [replay] fallback = \"generate\"",
+                    library.len(),
                     replay.dir.display(),
-                    replay.matching.as_str(),
-                    library.len()
+                    match replay.matching {
+                        ReplayMatch::Body => "body",
+                        ReplayMatch::LastUserMessage => {
+                            "last user message (nor at this place in the conversation)"
+                        }
+                        ReplayMatch::Conversation => "place in the conversation",
+                        ReplayMatch::ModelPath => "model",
+                        ReplayMatch::RoundRobin => "path",
+                    },
+                    if replay.ignore.is_empty() { "" } else { ", and [replay] ignore" },
                 );
-                return exchange.refuse(Refusal::NotFound(message));
+                return exchange.refuse(Refusal::NoCassette(message));
             }
             None => metrics.replay("generated"),
         }

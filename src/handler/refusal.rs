@@ -86,6 +86,10 @@ pub(crate) enum Refusal {
     InvalidRequest(String),
     /// No such endpoint (404).
     NotFound(String),
+    /// `[replay]`: no cassette matches the request (400 with
+    /// `x-sluice-replay: unmatched`; not a 404, which agent clients read as
+    /// a model that does not exist).
+    NoCassette(String),
     /// The endpoint exists with other methods (405 with `allow`).
     MethodNotAllowed {
         /// The request's method.
@@ -117,6 +121,7 @@ impl Refusal {
             | Self::BadControlHeader(_)
             | Self::InvalidRequest(_)
             | Self::NotFound(_)
+            | Self::NoCassette(_)
             | Self::MethodNotAllowed { .. } => Outcome::ClientError,
         }
     }
@@ -144,6 +149,11 @@ impl Refusal {
             | Self::BadControlHeader(message)
             | Self::InvalidRequest(message) => error(StatusCode::BAD_REQUEST, &message),
             Self::NotFound(message) => error(StatusCode::NOT_FOUND, &message),
+            Self::NoCassette(message) => {
+                let mut response = error(StatusCode::BAD_REQUEST, &message);
+                response.headers_mut().insert(REPLAY_HEADER, HeaderValue::from_static("unmatched"));
+                response
+            }
             Self::MethodNotAllowed { method, path, allowed } => {
                 let mut response = error(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -164,6 +174,9 @@ impl Refusal {
         }
     }
 }
+
+/// On a replayed answer (`[replay]`): `unmatched` when no cassette matched.
+pub(crate) const REPLAY_HEADER: &str = "x-sluice-replay";
 
 /// On a 429 from sluice's `[rate_limits]`: which bucket refused it
 /// (`requests`, `tokens`, `input_tokens` or `output_tokens`).
@@ -375,6 +388,7 @@ mod tests {
             (Refusal::BadControlHeader("x".into()), 400, Outcome::ClientError),
             (Refusal::InvalidRequest("x".into()), 400, Outcome::ClientError),
             (Refusal::NotFound("x".into()), 404, Outcome::ClientError),
+            (Refusal::NoCassette("x".into()), 400, Outcome::ClientError),
             (
                 Refusal::MethodNotAllowed {
                     method: Method::GET,
