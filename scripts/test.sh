@@ -57,10 +57,10 @@ step "official Python SDK against sluice mock"
 step "official TypeScript SDK against sluice mock"
 (cd tests/sdk/ts && node --test)
 
-step "frameworks against sluice mock: LangChain, pydantic-ai, instructor (Python)"
+step "frameworks against sluice mock: LangChain, pydantic-ai, instructor, the OpenAI Agents SDK (Python)"
 .venv-test/bin/python -m pytest tests/clients/python -q
 
-step "frameworks against sluice mock: the Vercel AI SDK (Node)"
+step "frameworks against sluice mock: the Vercel AI SDK, LangChain.js, the OpenAI Agents SDK (Node)"
 (cd tests/clients/ts && node --test)
 
 step "agent CLIs against sluice mock, and a session recorded through the proxy then replayed: Claude Code, Codex"
