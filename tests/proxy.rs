@@ -444,3 +444,23 @@ async fn an_openai_stream_through_the_proxy_is_the_mocks_own_and_is_paced() {
         assert_eq!(*at, ms(100 + 20 * k as u64), "token {k}");
     }
 }
+
+/// A client that accepts gzip (every SDK does) must still get a shaped
+/// stream: sluice asks the upstream for identity, so a compressing upstream
+/// streams events it can pace, not one gzip body at the end.
+#[tokio::test(start_paused = true)]
+async fn a_compressing_upstream_is_asked_for_identity_and_its_stream_is_shaped() {
+    static RECORDS: [&str; 12] = STREAM;
+    let fake = upstreams::compressing_sse_upstream(&RECORDS, ms(10)).await;
+    let sluice =
+        start(&proxy(&fake.url(), "first_token_delay = \"300ms\"\ntoken_interval = \"0ms\"", ""))
+            .await;
+    let mut request = messages(&text_request());
+    request.headers_mut().insert("accept-encoding", "gzip, deflate, br".parse().unwrap());
+    let received = send(sluice.addr, request).await;
+    assert_eq!(received.status, 200);
+    assert!(received.headers.get("content-encoding").is_none());
+    assert_eq!(received.body(), Bytes::from(stream_bytes()), "the upstream's events, uncompressed");
+    // The first token: the upstream's own 30 ms (third record) plus sluice's 300 ms.
+    assert_eq!(received.head_at, ms(330));
+}

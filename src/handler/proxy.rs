@@ -22,9 +22,10 @@ use std::time::Duration;
 use futures_util::future::Either;
 use http_body_util::{BodyExt, BodyStream, Full, StreamBody};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
+use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use hyper::{Request, Response};
 use tokio::time::Instant;
+use tracing::warn;
 
 use super::control::CONTROL_HEADERS;
 use super::exchange::{Answer, Delivery, Exchange};
@@ -86,7 +87,18 @@ pub(crate) async fn forward(
         tape.respond(&head);
     }
     let settings = upstream.settings();
-    if is_event_stream(&head.headers) {
+    let compressed = head
+        .headers
+        .get(CONTENT_ENCODING)
+        .is_some_and(|encoding| !encoding.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if compressed && is_event_stream(&head.headers) {
+        warn!(
+            upstream = upstream.label(),
+            "the upstream compressed an event stream although sluice asked for identity; it is \
+             passed through whole, without its delays and faults"
+        );
+    }
+    if is_event_stream(&head.headers) && !compressed {
         head.headers.remove(CONTENT_LENGTH);
         let splitter = SseSplitter::new(dialect.classifier(), settings.max_event_size);
         let records = SseRecords::new(body, splitter, settings.stream_idle_timeout);

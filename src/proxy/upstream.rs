@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hyper::header::{AUTHORIZATION, CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{
+    ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue,
+};
 use hyper::{Request, Response, Uri, Version};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -249,6 +251,11 @@ impl UpstreamClient {
         let headers = request.headers_mut();
         strip_hop_by_hop(headers);
         headers.remove(HOST); // set from the upstream URL
+        // A compressed SSE stream cannot be split into events as it arrives:
+        // a compressing upstream holds it until it ends, and every delay and
+        // fault would be lost. So sluice asks every upstream for identity
+        // (the client then gets an uncompressed answer, which HTTP allows).
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         if let Some(basic) = &self.basic_auth
             && !headers.contains_key(AUTHORIZATION)
         {

@@ -160,6 +160,54 @@ pub async fn echo_upstream() -> Fake {
     Fake { addr, requests: Arc::new(AtomicUsize::new(0)), closed: mpsc::unbounded_channel().1 }
 }
 
+/// An SSE upstream that compresses as real servers do: a request that accepts
+/// gzip gets the whole stream gzipped, once it has ended (`records` one
+/// `gap` apart); any other gets the records as they come.
+pub async fn compressing_sse_upstream(records: &'static [&'static str], gap: Duration) -> Fake {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&requests);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let counter = Arc::clone(&counter);
+            let service = service_fn(move |request: Request<Incoming>| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let gzip = request
+                    .headers()
+                    .get("accept-encoding")
+                    .is_some_and(|v| v.to_str().unwrap().contains("gzip"));
+                async move {
+                    let response = Response::builder().header("content-type", "text/event-stream");
+                    if gzip {
+                        tokio::time::sleep(gap * u32::try_from(records.len()).unwrap()).await;
+                        let mut encoder = flate2::write::GzEncoder::new(
+                            Vec::new(),
+                            flate2::Compression::default(),
+                        );
+                        std::io::Write::write_all(&mut encoder, records.concat().as_bytes())
+                            .unwrap();
+                        let body = Full::new(Bytes::from(encoder.finish().unwrap()))
+                            .map_err(|never| match never {})
+                            .boxed();
+                        return Ok::<_, Infallible>(
+                            response.header("content-encoding", "gzip").body(body).unwrap(),
+                        );
+                    }
+                    let frames = stream::iter(records.iter()).then(move |record| async move {
+                        tokio::time::sleep(gap).await;
+                        Ok::<_, Infallible>(Frame::data(Bytes::from_static(record.as_bytes())))
+                    });
+                    Ok(response.body(BodyExt::boxed(StreamBody::new(frames))).unwrap())
+                }
+            });
+            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(tcp), service));
+        }
+    });
+    Fake { addr, requests, closed: mpsc::unbounded_channel().1 }
+}
+
 /// Accepts connections, reads (the start of) each request, then hands the
 /// raw socket to `answer`: for upstreams that misbehave below HTTP.
 async fn raw_upstream<F, Fut>(answer: F) -> Fake
