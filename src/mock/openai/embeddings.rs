@@ -9,7 +9,8 @@
 //! array of such arrays; `dimensions` (default 1536) sets the length;
 //! `encoding_format` is `float` (the default) or `base64` (little-endian
 //! `f32`s, as the SDKs decode it). What one request may ask is bounded: at
-//! most 2,048 inputs, 1 to 8,192 dimensions, and 2^20 numbers in all.
+//! most 2,048 inputs of at most 8,192 tokens each (the API's limits), 1 to
+//! 8,192 dimensions, and 2^20 numbers in all.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -27,6 +28,8 @@ use crate::mock::request::{
 pub(crate) const DEFAULT_DIMENSIONS: u64 = 1536;
 /// The most inputs one request may carry (the API's own limit).
 const MAX_INPUTS: usize = 2048;
+/// The most tokens one input may hold (the API's context for embeddings).
+const MAX_INPUT_TOKENS: usize = 8192;
 /// The longest vector.
 const MAX_DIMENSIONS: u64 = 8192;
 /// The most numbers one response may hold (inputs × dimensions): 4 MiB of
@@ -76,7 +79,7 @@ pub(crate) fn answer(body: &[u8], _rng: &mut ChaCha8Rng) -> Result<String, Inval
         .enumerate()
         .map(|(index, input)| {
             prompt_tokens = prompt_tokens.saturating_add(input.tokens);
-            let vector = vector(&input.key, width);
+            let vector = vector_from_seed(input.seed, width);
             let embedding = if base64 {
                 let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
                 json!(BASE64.encode(bytes))
@@ -95,26 +98,39 @@ pub(crate) fn answer(body: &[u8], _rng: &mut ChaCha8Rng) -> Result<String, Inval
     .to_string())
 }
 
-/// One input: the bytes its vector is seeded from, and its rough token count.
+/// One input: the seed of its vector (the SHA-256 of its text, or of its
+/// token ids), and its rough token count.
 struct Input {
-    key: Vec<u8>,
+    seed: [u8; 32],
     tokens: u64,
 }
 
 fn inputs(input: Option<&Value>) -> Result<Vec<Input>, InvalidRequest> {
     let text = |text: &str| Input {
-        key: text.as_bytes().to_vec(),
+        seed: Sha256::digest(text.as_bytes()).into(),
         tokens: (text.len() as u64 / 4).max(1),
     };
+    // Hashed as they are read: one input of many ids costs no copy of them.
     let token_ids = |ids: &[Value], field: &str| -> Result<Input, InvalidRequest> {
-        let mut key = b"tokens:".to_vec();
+        if ids.len() > MAX_INPUT_TOKENS {
+            return Err(invalid(
+                field,
+                format_args!(
+                    "this model's maximum context length is {MAX_INPUT_TOKENS} tokens, however \
+                     you requested {} tokens",
+                    ids.len()
+                ),
+            ));
+        }
+        let mut seed = Sha256::new();
+        seed.update(b"tokens:");
         for id in ids {
             let id = id.as_u64().ok_or_else(|| {
                 invalid(field, format_args!("expected token ids (whole numbers), got {id}"))
             })?;
-            key.extend_from_slice(&id.to_le_bytes());
+            seed.update(id.to_le_bytes());
         }
-        Ok(Input { key, tokens: ids.len().max(1) as u64 })
+        Ok(Input { seed: seed.finalize().into(), tokens: ids.len().max(1) as u64 })
     };
     let items = match input {
         Some(Value::String(single)) => return Ok(vec![text(single)]),
@@ -130,14 +146,15 @@ fn inputs(input: Option<&Value>) -> Result<Vec<Input>, InvalidRequest> {
         }
         None => return Err(invalid("input", "field required")),
     };
+    // An array of numbers is one input of token ids, whatever its length.
+    if items.iter().all(Value::is_number) {
+        return Ok(vec![token_ids(items, "input")?]);
+    }
     if items.len() > MAX_INPUTS {
         return Err(invalid(
             "input",
             format_args!("at most {MAX_INPUTS} inputs per request, got {}", items.len()),
         ));
-    }
-    if items.iter().all(Value::is_number) {
-        return Ok(vec![token_ids(items, "input")?]);
     }
     items
         .iter()
@@ -156,9 +173,8 @@ fn inputs(input: Option<&Value>) -> Result<Vec<Input>, InvalidRequest> {
         .collect()
 }
 
-/// A unit vector of `width` numbers, the same for the same `key`.
-pub(crate) fn vector(key: &[u8], width: usize) -> Vec<f32> {
-    let seed: [u8; 32] = Sha256::digest(key).into();
+/// A unit vector of `width` numbers, the same for the same seed.
+fn vector_from_seed(seed: [u8; 32], width: usize) -> Vec<f32> {
     let mut rng = ChaCha8Rng::from_seed(seed);
     let raw: Vec<f64> = (0..width).map(|_| StandardNormal.sample(&mut rng)).collect();
     let norm = raw.iter().map(|x| x * x).sum::<f64>().sqrt();

@@ -363,6 +363,17 @@ fn embeddings_are_deterministic_unit_vectors_within_bounds() {
     let tokens =
         answer(json!({"model": "e", "input": [1, 2, 3], "dimensions": 4}), &mut rng).unwrap();
     assert_eq!(tokens["data"].as_array().unwrap().len(), 1);
+    // One input of 3,000 token ids is one input, not 3,000: within the API's limits.
+    let ids: Vec<u64> = (0..3000).collect();
+    let long = answer(json!({"model": "e", "input": ids, "dimensions": 4}), &mut rng).unwrap();
+    assert_eq!(long["data"].as_array().unwrap().len(), 1);
+    assert_eq!(long["usage"]["prompt_tokens"], 3000);
+    let same = answer(json!({"model": "e", "input": [ids], "dimensions": 4}), &mut rng).unwrap();
+    assert_eq!(same["data"][0]["embedding"], long["data"][0]["embedding"]);
+    // Past the model's context, refused as the API refuses it.
+    let ids: Vec<u64> = (0..8193).collect();
+    let refused = answer(json!({"model": "e", "input": ids, "dimensions": 4}), &mut rng);
+    assert!(refused.unwrap_err().0.contains("maximum context length is 8192 tokens"));
 }
 
 #[test]
