@@ -67,13 +67,16 @@ def posted(tapes: str) -> int:
     return sum(1 for head in heads if '"method":"POST"' in head)
 
 
-def wait_for_cassettes(tapes: str, count: float) -> None:
-    """The recorder writes on a thread of its own: wait (at most 10 s) for `count` files."""
+def wait_for_cassettes(proxy_admin: str) -> None:
+    """The recorder writes on a thread of its own: wait (at most 10 s) until
+    every exchange the proxy answered has its outcome counted (written, or
+    dropped as incomplete when a client left early)."""
     for _ in range(500):
-        if len(list(pathlib.Path(tapes).glob("*.jsonl"))) >= count:
+        samples = metrics(proxy_admin)
+        if total(samples, "sluice_cassettes_recorded_total") >= model_requests(proxy_admin):
             return
         subprocess.run(["sleep", "0.02"], check=True)
-    raise AssertionError(f"fewer than {count} cassettes in {tapes} after 10 s")
+    raise AssertionError(f"not every exchange was recorded after 10 s: {metrics(proxy_admin)}")
 
 
 def replayed(admin: str) -> float:
@@ -163,7 +166,7 @@ def test_claude_code_sessions_recorded_through_the_proxy_replay_whole(sluice_wit
         for prompt in prompts:
             run = claude(proxy.url, prompt, work, home)
             assert run.returncode == 0, outcome(run)
-        wait_for_cassettes(tapes, model_requests(proxy.admin))
+        wait_for_cassettes(proxy.admin)
         recorded = posted(tapes)
         replay = sluice_with_admin(f'{FAST}[replay]\ndir = "{tapes}"\n')
         # Twice each: the volatile spans (sub-agent ids, durations, dates) differ every run.
@@ -184,7 +187,7 @@ def test_codex_says_hi_against_the_mock_and_a_recorded_session_replays(sluice_wi
         proxy = sluice_with_admin(f'{PASS_THROUGH}[record]\ndir = "{tapes}"\n[upstream]\nurl = "{mock.url}"\n', mode="proxy")
         run = codex(proxy.url, "say hi", work, home)
         assert run.returncode == 0, outcome(run)
-        wait_for_cassettes(tapes, model_requests(proxy.admin))
+        wait_for_cassettes(proxy.admin)
         recorded = posted(tapes)
         replay = sluice_with_admin(f'{FAST}[replay]\ndir = "{tapes}"\n')
         for _ in range(2):
