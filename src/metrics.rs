@@ -232,8 +232,9 @@ impl Metrics {
         registry.register(
             "cassettes_recorded",
             "Exchanges recorded by [record], by result: written, or dropped (queue_full: the disk \
-             could not keep up; incomplete: the stream broke or the client left; too_large; \
-             write_failed)",
+             could not keep up; incomplete: the stream broke or the client left; too_large: past \
+             a cassette's bounds or the recording budget; folder_full: the folder holds what \
+             replay accepts; write_failed)",
             cassettes.clone(),
         );
         let replays = Family::<ResultLabel, Counter>::default();

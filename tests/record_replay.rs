@@ -294,7 +294,7 @@ async fn no_credential_in_any_header_form_and_no_listed_field_reaches_a_cassette
         upstream.addr
     ))
     .await;
-    let forms: [(&str, &str); 7] = [
+    let forms: [(&str, &str); 11] = [
         ("x-api-key", "sk-ant-api03-SECRET1"),
         ("authorization", "Bearer sk-proj-SECRET2"),
         ("api-key", "SECRET3"),
@@ -302,10 +302,15 @@ async fn no_credential_in_any_header_form_and_no_listed_field_reaches_a_cassette
         ("proxy-authorization", "Basic U0VDUkVUNQ=="),
         ("cookie", "session=SECRET6"),
         ("x-user-email", "someone-SECRET7@example.com"),
+        // Forms the fixed list missed, caught by their names.
+        ("anthropic-api-key", "SECRET13"),
+        ("openai-api-key", "SECRET14"),
+        ("x-auth-token", "SECRET15"),
+        ("openai-organization", "org-SECRET16"),
     ];
-    let body = json!({"model": "claude-x", "max_tokens": 8, "stream": true, "metadata": {"user_id": "SECRET8"}, "messages": [{"role": "user", "content": "hi"}]});
+    let body = json!({"model": "claude-x", "max_tokens": 8, "stream": true, "api_key": "SECRET12", "metadata": {"user_id": "SECRET8"}, "messages": [{"role": "user", "content": "hi"}]});
     for (name, value) in forms {
-        let request = Request::post("/v1/messages?key=SECRET9")
+        let request = Request::post("/v1/messages?key=SECRET9&api%5Fkey=SECRET10&x=1;key=SECRET11")
             .header("host", "localhost")
             .header("content-type", "application/json")
             .header("anthropic-version", "2023-06-01")
@@ -314,9 +319,9 @@ async fn no_credential_in_any_header_form_and_no_listed_field_reaches_a_cassette
             .unwrap();
         assert_eq!(send(proxy.addr, request).await.status, 200);
     }
-    let found = eventually("seven cassettes", || async {
+    let found = eventually("eleven cassettes", || async {
         let found = cassettes(dir.path());
-        (found.len() == 7).then_some(found)
+        (found.len() == 11).then_some(found)
     })
     .await;
     for (name, text) in &found {

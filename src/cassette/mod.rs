@@ -49,9 +49,55 @@ pub(crate) const CREDENTIAL_HEADERS: &[&str] = &[
     "x-api-key",
     "api-key",
     "x-goog-api-key",
+    "anthropic-api-key",
+    "openai-api-key",
+    "openai-organization",
+    "openai-project",
+    "x-amz-security-token",
     "cookie",
     "set-cookie",
 ];
+
+/// Words that make a header, query parameter or JSON field name look like a
+/// secret: its value is redacted unless `[record] keep` names it. A name is
+/// split into words at every character that is not a letter or digit and at
+/// each lower-to-upper case change, so `x-auth-token`, `api_key`, `apiKey`
+/// and `client.secret` all match, and `max_tokens` (`tokens`) does not.
+const SECRET_WORDS: &[&str] = &[
+    "key",
+    "apikey",
+    "token",
+    "secret",
+    "auth",
+    "authorization",
+    "password",
+    "passwd",
+    "cookie",
+    "signature",
+    "credential",
+    "credentials",
+];
+
+/// Whether `name` looks like it holds a secret ([`SECRET_WORDS`]).
+pub(crate) fn looks_secret(name: &str) -> bool {
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            words.push(std::mem::take(&mut word));
+            previous_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && previous_lower {
+            words.push(std::mem::take(&mut word));
+        }
+        previous_lower = c.is_lowercase() || c.is_ascii_digit();
+        word.extend(c.to_lowercase());
+    }
+    words.push(word);
+    words.iter().any(|w| SECRET_WORDS.contains(&w.as_str()))
+}
 
 /// Query parameters whose values are redacted from a recorded path.
 const CREDENTIAL_PARAMS: &[&str] =
@@ -286,6 +332,8 @@ pub(crate) struct Redaction {
     pub(crate) headers: Vec<String>,
     /// Dotted JSON paths whose values are replaced.
     pub(crate) fields: Vec<String>,
+    /// Lowercase names that look like secrets but are kept.
+    pub(crate) keep: Vec<String>,
 }
 
 impl Redaction {
@@ -298,7 +346,7 @@ impl Redaction {
             if CREDENTIAL_HEADERS.contains(&name) || TRANSFER_HEADERS.contains(&name) {
                 continue;
             }
-            let value = if self.headers.iter().any(|h| h == name) {
+            let value = if self.headers.iter().any(|h| h == name) || self.secret(name) {
                 REDACTED.to_string()
             } else {
                 String::from_utf8_lossy(value.as_bytes()).into_owned()
@@ -313,31 +361,53 @@ impl Redaction {
         kept
     }
 
-    /// The path with credential query parameters' values replaced.
-    pub(crate) fn path(path_and_query: &str) -> String {
+    /// Whether a header, parameter or field of this name is a secret here:
+    /// it looks like one and `keep` does not name it.
+    fn secret(&self, name: &str) -> bool {
+        looks_secret(name) && !self.keep.iter().any(|kept| kept.eq_ignore_ascii_case(name))
+    }
+
+    /// The path with credential query parameters' values replaced: the
+    /// credential names, and any that looks like a secret, compared once
+    /// percent-decoded (`api%5Fkey`), in parameters separated by `&` or `;`.
+    pub(crate) fn path(&self, path_and_query: &str) -> String {
         let Some((path, query)) = path_and_query.split_once('?') else {
             return path_and_query.to_string();
         };
-        let params: Vec<String> = query
-            .split('&')
-            .map(|param| match param.split_once('=') {
-                Some((name, _))
-                    if CREDENTIAL_PARAMS.contains(&name.to_ascii_lowercase().as_str()) =>
-                {
-                    format!("{name}={REDACTED}")
+        let mut out = String::with_capacity(path_and_query.len());
+        out.push_str(path);
+        out.push('?');
+        for param in query.split_inclusive(['&', ';']) {
+            let (param, separator) = match param.strip_suffix(['&', ';']) {
+                Some(stripped) => (stripped, &param[stripped.len()..]),
+                None => (param, ""),
+            };
+            match param.split_once('=') {
+                Some((name, _)) => {
+                    let decoded = percent_decoded(name).to_ascii_lowercase();
+                    if CREDENTIAL_PARAMS.contains(&decoded.as_str()) || self.secret(&decoded) {
+                        out.push_str(name);
+                        out.push('=');
+                        out.push_str(REDACTED);
+                    } else {
+                        out.push_str(param);
+                    }
                 }
-                _ => param.to_string(),
-            })
-            .collect();
-        format!("{path}?{}", params.join("&"))
+                None => out.push_str(param),
+            }
+            out.push_str(separator);
+        }
+        out
     }
 
     /// A request body as a cassette keeps it: JSON with the listed fields
-    /// replaced, or the text when it is not JSON.
+    /// and every field that looks like a secret replaced, or the text when
+    /// it is not JSON.
     pub(crate) fn body(&self, body: &[u8]) -> Value {
         match serde_json::from_slice::<Value>(body) {
             Ok(mut json) => {
                 self.json(&mut json);
+                self.secrets(&mut json);
                 json
             }
             Err(_) if body.is_empty() => Value::Null,
@@ -365,6 +435,29 @@ impl Redaction {
                 }
                 at = next;
             }
+        }
+    }
+
+    /// Replaces the value of every field at any depth whose name looks like
+    /// a secret. A JSON schema's `properties` names fields, not values, so
+    /// its entries are walked but not replaced.
+    fn secrets(&self, json: &mut Value) {
+        match json {
+            Value::Object(map) => {
+                for (name, value) in map.iter_mut() {
+                    if self.secret(name) {
+                        *value = Value::String(REDACTED.to_string());
+                    } else if name == "properties"
+                        && let Value::Object(properties) = value
+                    {
+                        properties.values_mut().for_each(|schema| self.secrets(schema));
+                    } else {
+                        self.secrets(value);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| self.secrets(item)),
+            _ => {}
         }
     }
 
@@ -405,6 +498,12 @@ impl Redaction {
         }
         Bytes::from(out)
     }
+}
+
+/// `text` with `%XX` escapes (and `+`) decoded, invalid ones left as they are.
+fn percent_decoded(text: &str) -> String {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
@@ -31,6 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tracing::warn;
 
+use super::replay::{MAX_CASSETTES, MAX_LIBRARY_BYTES};
 use super::{
     Cassette, FORMAT, Head, MAX_CASSETTE_BYTES, MAX_EVENTS, Piece, Redaction, RequestPart,
     ResponsePart,
@@ -42,6 +44,14 @@ use crate::sse::SseRecord;
 
 /// Tapes waiting for the writer; past this, new cassettes are dropped.
 const QUEUE: usize = 256;
+/// The most bytes all tapes may hold at once, in flight and queued (request
+/// bodies and events): past it, the tape that would go over is dropped
+/// (`too_large`) and its bytes released, so recording never holds more.
+pub(crate) const RECORDING_BUDGET: usize = 256 * 1024 * 1024;
+/// The largest request body recorded: its JSON is parsed (and redacted) on
+/// the writer, one at a time, where a body of numbers costs about 40 times
+/// its size; a larger exchange is dropped as `too_large`.
+pub(crate) const MAX_RECORDED_BODY: usize = 4 * 1024 * 1024;
 
 /// Starts tapes and owns the writer's queue. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -49,6 +59,8 @@ pub(crate) struct Recorder {
     queue: std::sync::mpsc::SyncSender<Tape>,
     redaction: Arc<Redaction>,
     metrics: Arc<Metrics>,
+    /// Bytes every tape holds now, against [`RECORDING_BUDGET`].
+    held: Arc<AtomicUsize>,
 }
 
 /// Why recording cannot start.
@@ -64,18 +76,28 @@ impl Recorder {
     pub(crate) fn start(config: &Record, metrics: Arc<Metrics>) -> Result<Self, RecordError> {
         let dir = config.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|source| RecordError { dir: dir.clone(), source })?;
+        let folder =
+            Folder::read(&dir).map_err(|source| RecordError { dir: dir.clone(), source })?;
         let redaction = Arc::new(Redaction {
             headers: config.redact_headers.clone(),
             fields: config.redact_fields.clone(),
+            keep: config.keep.clone(),
         });
+        let held = Arc::new(AtomicUsize::new(0));
         let (queue, receiver) = std::sync::mpsc::sync_channel(QUEUE);
-        let (writer_redaction, writer_metrics) = (Arc::clone(&redaction), Arc::clone(&metrics));
-        let writer_dir = dir.clone();
+        let writer = Writer {
+            dir: dir.clone(),
+            redaction: Arc::clone(&redaction),
+            metrics: Arc::clone(&metrics),
+            held: Arc::clone(&held),
+            folder,
+            warned_full: false,
+        };
         std::thread::Builder::new()
             .name("sluice-recorder".to_string())
-            .spawn(move || write_all(receiver, &writer_dir, &writer_redaction, &writer_metrics))
+            .spawn(move || writer.run(receiver))
             .map_err(|source| RecordError { dir, source })?;
-        Ok(Self { queue, redaction, metrics })
+        Ok(Self { queue, redaction, metrics, held })
     }
 
     /// A tape for a request that arrived at `arrival`: its method, path and
@@ -89,19 +111,27 @@ impl Recorder {
         let path = head.uri.path_and_query().map_or_else(|| head.uri.path(), |p| p.as_str());
         let request = RequestPart {
             method: head.method.to_string(),
-            path: Redaction::path(path),
+            path: self.redaction.path(path),
             headers: self.redaction.headers(&head.headers),
-            body: self.redaction.body(body),
+            // Parsed and redacted on the writer: not on the request's path.
+            body: serde_json::Value::Null,
         };
-        Tape {
+        let mut tape = Tape {
             recorder: Some(self.clone()),
             request: Some(request),
+            body: Bytes::new(),
             response: None,
             arrival,
             pieces: Vec::new(),
             bytes: 0,
             too_large: false,
+        };
+        if body.len() > MAX_RECORDED_BODY || !tape.hold(body.len()) {
+            tape.drop_contents();
+        } else {
+            tape.body = Bytes::copy_from_slice(body);
         }
+        tape
     }
 }
 
@@ -111,6 +141,8 @@ impl Recorder {
 pub(crate) struct Tape {
     recorder: Option<Recorder>,
     request: Option<RequestPart>,
+    /// The request body as it came; parsed and redacted by the writer.
+    body: Bytes,
     response: Option<ResponsePart>,
     arrival: Instant,
     pieces: Vec<Piece>,
@@ -134,30 +166,71 @@ impl Tape {
         if self.too_large {
             return;
         }
-        self.bytes = self.bytes.saturating_add(bytes.len());
-        if self.bytes > MAX_CASSETTE_BYTES || self.pieces.len() >= MAX_EVENTS {
-            self.too_large = true;
-            self.pieces = Vec::new();
+        let over = self.bytes.saturating_add(bytes.len()) > MAX_CASSETTE_BYTES
+            || self.pieces.len() >= MAX_EVENTS;
+        if over || !self.hold(bytes.len()) {
+            self.drop_contents();
             return;
         }
         self.pieces.push(Piece { at: self.arrival.elapsed(), bytes: bytes.clone() });
     }
 
+    /// Counts `more` bytes against the recording budget; `false` (counting
+    /// nothing) when they do not fit.
+    fn hold(&mut self, more: usize) -> bool {
+        let Some(recorder) = &self.recorder else { return false };
+        let fits = recorder
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(more).filter(|total| *total <= RECORDING_BUDGET)
+            })
+            .is_ok();
+        if fits {
+            self.bytes = self.bytes.saturating_add(more);
+        }
+        fits
+    }
+
+    /// Marks the tape too large and gives its bytes back at once.
+    fn drop_contents(&mut self) {
+        self.too_large = true;
+        self.pieces = Vec::new();
+        self.body = Bytes::new();
+        self.release();
+    }
+
+    /// Gives back the bytes it holds against the budget.
+    fn release(&mut self) {
+        if let Some(recorder) = &self.recorder {
+            recorder.held.fetch_sub(std::mem::take(&mut self.bytes), Ordering::AcqRel);
+        }
+    }
+
     /// The response ended whole: queue the cassette for writing.
     pub(crate) fn finish(mut self) {
-        let Some(recorder) = self.recorder.take() else { return };
+        let Some(recorder) = self.recorder.clone() else { return };
         if self.too_large {
+            self.recorder = None;
             recorder.metrics.cassette("too_large");
             return;
         }
-        if recorder.queue.try_send(self).is_err() {
-            recorder.metrics.cassette("queue_full");
+        match recorder.queue.try_send(self) {
+            Ok(()) => {}
+            Err(
+                std::sync::mpsc::TrySendError::Full(mut tape)
+                | std::sync::mpsc::TrySendError::Disconnected(mut tape),
+            ) => {
+                tape.release();
+                tape.recorder = None;
+                recorder.metrics.cassette("queue_full");
+            }
         }
     }
 }
 
 impl Drop for Tape {
     fn drop(&mut self) {
+        self.release();
         if let Some(recorder) = &self.recorder {
             recorder.metrics.cassette("incomplete");
         }
@@ -167,34 +240,104 @@ impl Drop for Tape {
 /// Tapes the writer takes from the queue at once.
 const BATCH: usize = 64;
 
-/// The writer thread: the queued tapes in batches. It runs at a lower
-/// priority (nice 10) than the runtime's workers, so that on a saturated
-/// machine the streams keep their timing and cassettes are dropped instead.
-fn write_all(
-    queue: std::sync::mpsc::Receiver<Tape>,
-    dir: &Path,
-    redaction: &Redaction,
-    metrics: &Metrics,
-) {
-    lower_priority();
-    let mut sequence: u64 = 0;
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match queue.try_recv() {
-                Ok(tape) => batch.push(tape),
-                Err(_) => break,
-            }
-        }
-        for tape in batch {
-            match write_one(dir, redaction, tape, sequence) {
-                Ok(()) => metrics.cassette("written"),
-                Err(error) => {
-                    metrics.cassette("write_failed");
-                    warn!(%error, "could not write a cassette");
+/// What the folder holds, against what replay accepts ([`MAX_CASSETTES`],
+/// [`MAX_LIBRARY_BYTES`]): recording stops there.
+#[derive(Debug)]
+struct Folder {
+    files: usize,
+    bytes: u64,
+}
+
+impl Folder {
+    /// Counts the cassettes in `dir`, and removes the temporary files a
+    /// writer that died (a crash, a full disk) left behind.
+    fn read(dir: &Path) -> std::io::Result<Self> {
+        let mut folder = Self { files: 0, bytes: 0 };
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".partial") {
+                let _ = std::fs::remove_file(entry.path());
+            } else if name.ends_with(".jsonl") {
+                // What replay reads: regular files, after following links.
+                let Ok(meta) = std::fs::metadata(entry.path()) else { continue };
+                if meta.is_file() {
+                    folder.files += 1;
+                    folder.bytes = folder.bytes.saturating_add(meta.len());
                 }
             }
-            sequence = sequence.wrapping_add(1);
+        }
+        Ok(folder)
+    }
+
+    /// Whether a cassette of `size` bytes still fits.
+    fn fits(&self, size: usize) -> bool {
+        self.files < MAX_CASSETTES && self.bytes.saturating_add(size as u64) <= MAX_LIBRARY_BYTES
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    dir: PathBuf,
+    redaction: Arc<Redaction>,
+    metrics: Arc<Metrics>,
+    held: Arc<AtomicUsize>,
+    folder: Folder,
+    warned_full: bool,
+}
+
+impl Writer {
+    /// The queued tapes in batches. It runs at a lower priority (nice 10)
+    /// than the runtime's workers, so that on a saturated machine the
+    /// streams keep their timing and cassettes are dropped instead.
+    fn run(mut self, queue: std::sync::mpsc::Receiver<Tape>) {
+        lower_priority();
+        let mut sequence: u64 = 0;
+        while let Ok(first) = queue.recv() {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match queue.try_recv() {
+                    Ok(tape) => batch.push(tape),
+                    Err(_) => break,
+                }
+            }
+            for tape in batch {
+                let result = self.write(tape, sequence);
+                self.metrics.cassette(result);
+                sequence = sequence.wrapping_add(1);
+            }
+        }
+    }
+
+    /// Writes one tape, and gives its bytes back to the budget: its result.
+    fn write(&mut self, mut tape: Tape, number: u64) -> &'static str {
+        let held = std::mem::take(&mut tape.bytes);
+        tape.recorder = None;
+        let text = encode(&self.redaction, &mut tape, number);
+        drop(tape);
+        self.held.fetch_sub(held, Ordering::AcqRel);
+        let Some((name, text)) = text else { return "incomplete" };
+        if !self.folder.fits(text.len()) {
+            if !self.warned_full {
+                self.warned_full = true;
+                warn!(
+                    dir = %self.dir.display(),
+                    "the recording folder holds what replay accepts ({MAX_CASSETTES} cassettes, \
+                     {MAX_LIBRARY_BYTES} bytes); no more cassettes are written to it"
+                );
+            }
+            return "folder_full";
+        }
+        match write_file(&self.dir, &name, &text) {
+            Ok(()) => {
+                self.folder.files += 1;
+                self.folder.bytes = self.folder.bytes.saturating_add(text.len() as u64);
+                "written"
+            }
+            Err(error) => {
+                warn!(%error, "could not write a cassette");
+                "write_failed"
+            }
         }
     }
 }
@@ -207,32 +350,36 @@ fn lower_priority() {
     }
 }
 
-/// Redacts, encodes and writes one tape as `NAME.jsonl`, through a temporary file.
-fn write_one(
-    dir: &Path,
-    redaction: &Redaction,
-    mut tape: Tape,
-    number: u64,
-) -> std::io::Result<()> {
-    let (Some(request), Some(response)) = (tape.request.take(), tape.response.take()) else {
-        return Ok(());
+/// Redacts and encodes one tape: its file name and text.
+fn encode(redaction: &Redaction, tape: &mut Tape, number: u64) -> Option<(String, String)> {
+    let (Some(mut request), Some(response)) = (tape.request.take(), tape.response.take()) else {
+        return None;
     };
+    request.body = redaction.body(&std::mem::take(&mut tape.body));
     let stream = response.is_event_stream();
     let pieces = std::mem::take(&mut tape.pieces)
         .into_iter()
         .map(|piece| Piece { at: piece.at, bytes: redaction.payload(piece.bytes, stream) })
         .collect();
-    let now = SystemTime::now();
-    let recorded_at = humantime::format_rfc3339_millis(now).to_string();
+    let recorded_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let model = request.body.get("model").and_then(serde_json::Value::as_str).unwrap_or("");
     let name = file_name(&recorded_at, number, model);
     let cassette =
         Cassette { head: Head { sluice_cassette: FORMAT, recorded_at, request, response }, pieces };
-    let text = cassette.to_text();
-    let path = dir.join(&name);
+    Some((name, cassette.to_text()))
+}
+
+/// Writes `text` as `NAME` in `dir` through a temporary file, which a failed
+/// write (a full disk) removes.
+fn write_file(dir: &Path, name: &str, text: &str) -> std::io::Result<()> {
+    let path = dir.join(name);
     let temporary = dir.join(format!(".{name}.partial"));
-    std::fs::write(&temporary, text)?;
-    std::fs::rename(&temporary, &path)
+    let written =
+        std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, &path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// `2026-12-02T14-37-02.123Z-000042-claude-sonnet-4-5.jsonl`: sorts by time,
@@ -435,6 +582,71 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file_and_a_start_removes_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a folder that is not empty: the rename fails.
+        std::fs::create_dir_all(dir.path().join("x.jsonl").join("inside")).unwrap();
+        assert!(write_file(dir.path(), "x.jsonl", "{}\n").is_err());
+        assert!(!dir.path().join(".x.jsonl.partial").exists());
+        std::fs::write(dir.path().join(".y.jsonl.partial"), "half").unwrap();
+        std::fs::write(dir.path().join("z.jsonl"), "{}").unwrap();
+        let folder = Folder::read(dir.path()).unwrap();
+        assert!(!dir.path().join(".y.jsonl.partial").exists(), "left by a writer that died");
+        assert_eq!((folder.files, folder.bytes), (1, 2));
+    }
+
+    #[test]
+    fn the_folder_takes_no_more_than_replay_accepts() {
+        let almost = Folder { files: MAX_CASSETTES - 1, bytes: 0 };
+        assert!(almost.fits(100));
+        assert!(!Folder { files: MAX_CASSETTES, bytes: 0 }.fits(1));
+        assert!(!Folder { files: 0, bytes: MAX_LIBRARY_BYTES - 10 }.fits(11));
+    }
+
+    /// Every tape's bytes count against one budget: past it a tape is
+    /// dropped and its bytes given back, and a finished or dropped tape
+    /// gives back what it held.
+    #[tokio::test]
+    async fn all_tapes_together_hold_no_more_than_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Record {
+            dir: dir.path().to_path_buf(),
+            redact_headers: vec![],
+            redact_fields: vec![],
+            keep: vec![],
+        };
+        let metrics = Arc::new(Metrics::default());
+        let recorder = Recorder::start(&config, Arc::clone(&metrics)).unwrap();
+        let head = hyper::Request::post("/v1/messages").body(()).unwrap().into_parts().0;
+        let chunk = Bytes::from(vec![b'x'; 1024 * 1024]);
+        let mut tapes: Vec<Tape> =
+            (0..17).map(|_| recorder.tape(&head, b"{}", Instant::now())).collect();
+        // 17 tapes of 15 MiB each (each within a cassette's 16 MiB) hold
+        // 255 MiB of the 256; two more MiB do not fit.
+        for tape in &mut tapes {
+            for _ in 0..15 {
+                tape.push(&chunk);
+            }
+        }
+        let held = recorder.held.load(Ordering::Acquire);
+        assert_eq!(held, 255 * 1024 * 1024 + 17 * 2);
+        assert!(tapes.iter().all(|t| !t.too_large));
+        let mut extra = recorder.tape(&head, b"{}", Instant::now());
+        for _ in 0..2 {
+            extra.push(&chunk);
+        }
+        assert!(extra.too_large, "over the budget, the tape is dropped");
+        drop(extra);
+        drop(tapes);
+        assert_eq!(recorder.held.load(Ordering::Acquire), 0, "every byte given back");
+        // A body past the largest recorded is never copied.
+        let big = vec![b' '; MAX_RECORDED_BODY + 1];
+        let tape = recorder.tape(&head, &big, Instant::now());
+        assert!(tape.too_large);
+        assert_eq!(recorder.held.load(Ordering::Acquire), 0);
+    }
 
     #[test]
     fn file_names_sort_by_time_and_keep_only_safe_characters() {

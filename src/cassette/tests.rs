@@ -93,7 +93,8 @@ fn credentials_never_reach_a_cassette_in_any_header_form() {
         headers.append(hyper::header::HeaderName::from_static(name), value.parse().unwrap());
     }
     headers.append("accept", "b".parse().unwrap());
-    let redaction = Redaction { headers: vec!["x-user-email".into()], fields: vec![] };
+    let redaction =
+        Redaction { headers: vec!["x-user-email".into()], fields: vec![], keep: vec![] };
     let kept = redaction.headers(&headers);
     assert_eq!(
         kept,
@@ -104,10 +105,63 @@ fn credentials_never_reach_a_cassette_in_any_header_form() {
         ])
     );
     assert_eq!(
-        Redaction::path("/v1/models?key=secret7&page=2&API_KEY=secret8"),
+        redaction.path("/v1/models?key=secret7&page=2&API_KEY=secret8"),
         "/v1/models?key=[redacted]&page=2&API_KEY=[redacted]"
     );
-    assert_eq!(Redaction::path("/v1/messages"), "/v1/messages");
+    assert_eq!(redaction.path("/v1/messages"), "/v1/messages");
+}
+
+/// Every form a credential was seen to reach a cassette in: encoded query
+/// names, `;` separators, headers the fixed list missed, and body fields.
+#[test]
+fn anything_that_looks_like_a_secret_is_kept_out_unless_configured() {
+    let redaction = Redaction::default();
+    assert_eq!(
+        redaction.path("/v1/messages?api%5Fkey=S1&x=1;key=S2&Access%2DToken=S3&page=2"),
+        "/v1/messages?api%5Fkey=[redacted]&x=1;key=[redacted]&Access%2DToken=[redacted]&page=2"
+    );
+    let mut headers = hyper::HeaderMap::new();
+    for (name, value) in [
+        ("anthropic-api-key", "S4"),
+        ("openai-api-key", "S5"),
+        ("x-auth-token", "S6"),
+        ("openai-organization", "org-S7"),
+        ("x-client-secret", "S8"),
+        ("x-request-signature", "S9"),
+        ("anthropic-version", "2023-06-01"),
+        ("x-stainless-retry-count", "0"),
+    ] {
+        headers.append(hyper::header::HeaderName::from_static(name), value.parse().unwrap());
+    }
+    let kept = redaction.headers(&headers);
+    let text = format!("{kept:?}");
+    for secret in ["S4", "S5", "S6", "S7", "S8", "S9"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    assert_eq!(kept["anthropic-version"], "2023-06-01");
+    assert_eq!(kept["x-stainless-retry-count"], "0");
+    assert_eq!(kept["x-auth-token"], REDACTED);
+    let body = redaction.body(
+        br#"{"model":"m","max_tokens":64,"api_key":"S10","metadata":{"clientSecret":"S11","user_id":"u"},
+            "tools":[{"name":"login","input_schema":{"properties":{"password":{"type":"string"}}}}],
+            "messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"S12"}]}]}"#,
+    );
+    assert_eq!(body["api_key"], REDACTED);
+    assert_eq!(body["metadata"]["clientSecret"], REDACTED);
+    assert_eq!(body["messages"][0]["content"][0]["signature"], REDACTED);
+    assert_eq!(body["max_tokens"], 64, "a count of tokens is no secret");
+    assert_eq!(body["metadata"]["user_id"], "u");
+    assert_eq!(
+        body["tools"][0]["input_schema"]["properties"]["password"],
+        json!({"type": "string"}),
+        "a schema's property names a field, it holds no value"
+    );
+    // `keep` names what only looks like a secret.
+    let keeping = Redaction { keep: vec!["idempotency-key".into()], ..Redaction::default() };
+    let mut headers = hyper::HeaderMap::new();
+    headers.insert("idempotency-key", "k-1".parse().unwrap());
+    assert_eq!(keeping.headers(&headers)["idempotency-key"], "k-1");
+    assert_eq!(redaction.headers(&headers)["idempotency-key"], REDACTED);
 }
 
 #[test]
@@ -115,6 +169,7 @@ fn listed_fields_are_redacted_in_bodies_and_in_events() {
     let redaction = Redaction {
         headers: vec![],
         fields: vec!["metadata.user_id".into(), "messages.0.content".into(), "id".into()],
+        keep: vec![],
     };
     let body = redaction.body(
         br#"{"model":"m","metadata":{"user_id":"u-42"},"messages":[{"role":"user","content":"secret"}]}"#,

@@ -140,6 +140,7 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
                 "dir": record.dir.display().to_string(),
                 "redact_headers": record.redact_headers,
                 "redact_fields": record.redact_fields,
+                "keep": record.keep,
             }),
         );
     }

@@ -135,6 +135,7 @@ impl Overrides {
                         dir: dir.clone(),
                         redact_headers: Vec::new(),
                         redact_fields: Vec::new(),
+                        keep: Vec::new(),
                     });
                 }
             }

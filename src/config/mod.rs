@@ -531,6 +531,9 @@ pub struct Record {
     /// JSON body fields (dotted paths such as `metadata.user_id`) whose
     /// values are replaced by `"[redacted]"`, in requests and responses.
     pub redact_fields: Vec<String>,
+    /// Header, query and field names, lowercase, that look like secrets
+    /// (`key`, `token`, ...) but are kept (`docs/record-replay.md`).
+    pub keep: Vec<String>,
 }
 
 /// `[replay]`: the mock answers from recorded cassettes

@@ -125,6 +125,7 @@ struct RawRecord {
     dir: Option<Spanned<String>>,
     redact_headers: Option<Spanned<Vec<String>>>,
     redact_fields: Option<Spanned<Vec<String>>>,
+    keep: Option<Spanned<Vec<String>>>,
 }
 
 /// `[replay]`.
@@ -338,6 +339,7 @@ const REDACT_FIELDS_FORM: &str =
     "a list of up to 100 dotted JSON field paths such as [\"metadata.user_id\"]";
 const REPLAY_MATCH_FORM: &str =
     "\"body\", \"last_user_message\", \"conversation\", \"model_path\" or \"round_robin\"";
+const KEEP_FORM: &str = "at most 100 names of at most 256 characters";
 const IGNORE_FORM: &str = "at most 32 regular expressions of at most 1,000 characters each";
 const REPLAY_TIMING_FORM: &str = "\"recorded\", \"configured\" or \"scaled\" (with scale)";
 const SCALE_FORM: &str = "a factor from 0.001 to 1000, with timing = \"scaled\"";
@@ -1012,7 +1014,17 @@ impl RawRecord {
                 }
             })?
             .unwrap_or_default();
-        Ok(Record { dir, redact_headers, redact_fields })
+        let keep = at
+            .check(&self.keep, "record.keep", |names| {
+                let fine = |n: &String| !n.is_empty() && n.len() <= 256;
+                if names.len() <= 100 && names.iter().all(fine) {
+                    Ok(names.iter().map(|n| n.to_ascii_lowercase()).collect())
+                } else {
+                    Err(KEEP_FORM)
+                }
+            })?
+            .unwrap_or_default();
+        Ok(Record { dir, redact_headers, redact_fields, keep })
     }
 }
 
