@@ -60,8 +60,10 @@ pub(crate) struct Snapshot {
     pub upstream: Option<UpstreamClient>,
     /// Which config this is.
     pub version: Version,
-    /// `[replay]`'s cassettes, read when the config was applied.
+    /// `[replay]`'s cassettes, read when the folder or `[replay]` changed.
     pub(crate) replay: Option<Arc<Library>>,
+    /// The listing of `[replay]`'s folder when its cassettes were read.
+    replay_listing: String,
 }
 
 /// Where configs come from.
@@ -173,7 +175,8 @@ impl Live {
     /// [`StartError`] when the upstream settings are unusable.
     pub fn start(source: Source, first: Loaded, metrics: Arc<Metrics>) -> Result<Self, StartError> {
         let Loaded { text, config } = first;
-        let hash = fingerprint(&text, &source, None, &config);
+        let replay_listing = listing(&config);
+        let hash = fingerprint(&text, &source, None, &replay_listing);
         let upstream = config.upstream.as_ref().map(UpstreamClient::new).transpose()?;
         let replay = config.replay.as_ref().map(Library::load).transpose()?.map(Arc::new);
         let version = Version { number: 1, hash };
@@ -184,6 +187,7 @@ impl Live {
             upstream,
             version,
             replay,
+            replay_listing,
         };
         Ok(Self {
             current: ArcSwap::from_pointee(snapshot),
@@ -216,7 +220,7 @@ impl Live {
     /// Applies `text` as the file's new contents, if it is valid and different.
     pub(crate) async fn reload_text(&self, why: &str, text: String) -> Reload {
         let _one_at_a_time = self.lock.lock().await;
-        self.rebuild(why, text)
+        self.rebuild(why, text).await
     }
 
     /// Reads the file again and applies it if it is valid and different.
@@ -234,7 +238,7 @@ impl Live {
                 }
             },
         };
-        self.rebuild(why, text)
+        self.rebuild(why, text).await
     }
 
     /// Sets (or with `None` clears) the runtime overrides and applies them on
@@ -246,10 +250,13 @@ impl Live {
         }
         let text = self.last_good.lock().map(|t| t.clone()).unwrap_or_default();
         let why = if self.runtime().is_some() { "PUT /faults" } else { "DELETE /faults" };
-        self.rebuild(why, text)
+        self.rebuild(why, text).await
     }
 
-    fn rebuild(&self, why: &str, text: String) -> Reload {
+    /// Builds and applies a config. The replay folder is listed, and its
+    /// cassettes read only when the listing or `[replay]` changed, on a
+    /// blocking thread: live control never waits on the library.
+    async fn rebuild(&self, why: &str, text: String) -> Reload {
         let current = self.snapshot();
         let runtime = self.runtime.lock().ok().and_then(|r| r.clone());
         let mut config = match self.source.build(&text, runtime.as_ref().map(|(patch, _)| patch)) {
@@ -273,11 +280,15 @@ impl Live {
             warn!("[record] changed: needs a restart; keeping the old settings");
             config.record = current.config.record.clone();
         }
+        let replay_listing = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || listing(&config)).await.unwrap_or_default()
+        };
         let hash = fingerprint(
             &text,
             &self.source,
             runtime.as_ref().map(|(_, json)| json.as_str()),
-            &config,
+            &replay_listing,
         );
         if hash == current.version.hash {
             self.metrics.reload("unchanged", current.version.number);
@@ -291,9 +302,19 @@ impl Live {
                 Err(error) => return self.reject(why, error.to_string()),
             }
         };
-        let replay = match config.replay.as_ref().map(Library::load).transpose() {
-            Ok(library) => library.map(Arc::new),
-            Err(error) => return self.reject(why, error.to_string()),
+        let same_library =
+            config.replay == current.config.replay && replay_listing == current.replay_listing;
+        let replay = match &config.replay {
+            None => None,
+            Some(_) if same_library => current.replay.clone(),
+            Some(replay) => {
+                let replay = replay.clone();
+                match tokio::task::spawn_blocking(move || Library::load(&replay)).await {
+                    Ok(Ok(library)) => Some(Arc::new(library)),
+                    Ok(Err(error)) => return self.reject(why, error.to_string()),
+                    Err(error) => return self.reject(why, error.to_string()),
+                }
+            }
         };
         let version = Version { number: current.version.number + 1, hash };
         let snapshot = Snapshot {
@@ -302,6 +323,7 @@ impl Live {
             upstream,
             version: version.clone(),
             replay,
+            replay_listing,
         };
         self.current.store(Arc::new(snapshot));
         if let Ok(mut last) = self.last_good.lock() {
@@ -320,16 +342,24 @@ impl Live {
     }
 }
 
+/// The listing of `[replay]`'s folder (names, sizes, modification times),
+/// empty without `[replay]`.
+fn listing(config: &Config) -> String {
+    config
+        .replay
+        .as_ref()
+        .map(|replay| crate::cassette::replay::fingerprint(&replay.dir))
+        .unwrap_or_default()
+}
+
 /// Tells configs apart: the file's text, the layers over it, the runtime
 /// overrides, and the listing of `[replay]`'s folder (so a reload picks up
 /// new or changed cassettes). Not the replica's name: replicas serving the
 /// same config name the same version.
-fn fingerprint(text: &str, source: &Source, runtime: Option<&str>, config: &Config) -> String {
+fn fingerprint(text: &str, source: &Source, runtime: Option<&str>, listing: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(text.as_bytes());
-    if let Some(replay) = &config.replay {
-        hasher.update(crate::cassette::replay::fingerprint(&replay.dir).as_bytes());
-    }
+    hasher.update(listing.as_bytes());
     let layers = match source {
         Source::Fixed(config) => format!("{:?}", Config { replica: None, ..(**config).clone() }),
         Source::File { layers, .. } => {
@@ -580,20 +610,51 @@ impl Looker {
 mod tests {
     use super::*;
 
+    fn cassette(dir: &Path, name: &str) {
+        let head = serde_json::json!({"sluice_cassette": 1, "request": {"method": "POST", "path": "/v1/messages",
+            "body": {"model": "m", "messages": [{"role": "user", "content": name}]}},
+            "response": {"status": 200, "head_ms": 1.0, "headers": {"content-type": "application/json"}}});
+        let piece = serde_json::json!({"at_ms": 2.0, "body": "{}"});
+        std::fs::write(dir.join(format!("{name}.jsonl")), format!("{head}\n{piece}\n")).unwrap();
+    }
+
+    /// `PUT /faults` and a reload that leaves the folder as it was keep the
+    /// cassettes already read; a new cassette is read at the next reload.
+    #[tokio::test]
+    async fn live_control_reuses_the_replay_library_until_its_folder_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        cassette(dir.path(), "one");
+        let text = format!("[replay]\ndir = \"{}\"\n", dir.path().display());
+        let config = Config::from_toml_str(&text, "t.toml").unwrap();
+        let source = Source::Fixed(Box::new(config));
+        let live = Live::start(source.clone(), source.load().unwrap(), Arc::default()).unwrap();
+        let first = live.snapshot().replay.clone().unwrap();
+        let patch = crate::config::parse_runtime_patch(r#"{"error_rate": 0.5}"#).unwrap();
+        let applied = live.set_runtime(Some((patch, "{}".into()))).await;
+        assert!(matches!(applied, Reload::Applied(_)), "{applied:?}");
+        assert!(Arc::ptr_eq(&first, live.snapshot().replay.as_ref().unwrap()), "not read again");
+        assert!(matches!(live.set_runtime(None).await, Reload::Applied(_)));
+        assert!(Arc::ptr_eq(&first, live.snapshot().replay.as_ref().unwrap()));
+        cassette(dir.path(), "two");
+        assert!(matches!(live.reload("test").await, Reload::Applied(_)));
+        let read_again = live.snapshot().replay.clone().unwrap();
+        assert!(!Arc::ptr_eq(&first, &read_again));
+        assert_eq!(read_again.len(), 2);
+    }
+
     #[test]
     fn replicas_of_one_config_name_the_same_version() {
         let layered = |replica: Option<&str>| Source::File {
             path: PathBuf::from("sluice.toml"),
             layers: vec![Overrides { replica: replica.map(String::from), ..Overrides::default() }],
         };
-        let config = Config::default();
-        let version = |text: &str, replica| fingerprint(text, &layered(replica), None, &config);
+        let version = |text: &str, replica| fingerprint(text, &layered(replica), None, "");
         assert_eq!(version("a = 1", Some("sluice-0")), version("a = 1", Some("sluice-1")));
         assert_eq!(version("a = 1", Some("sluice-0")), version("a = 1", None));
         assert_ne!(version("a = 1", None), version("a = 2", None));
         let fixed = |replica: Option<&str>| {
             let config = Config { replica: replica.map(String::from), ..Config::default() };
-            fingerprint("", &Source::Fixed(Box::new(config.clone())), None, &config)
+            fingerprint("", &Source::Fixed(Box::new(config)), None, "")
         };
         assert_eq!(fixed(Some("a")), fixed(Some("b")));
     }

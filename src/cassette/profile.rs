@@ -48,6 +48,8 @@ pub fn report(dir: &Path) -> Result<String, ReplayError> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        // Regular files only, after following links: a FIFO would block.
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
         .collect();
     if paths.len() > MAX_CASSETTES {
         return Err(ReplayError::TooMany(dir.to_path_buf()));

@@ -196,8 +196,14 @@ impl Library {
             if name.starts_with('.') || !name.ends_with(".jsonl") {
                 continue;
             }
-            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            total = total.saturating_add(size);
+            // Only regular files, after following links: a FIFO would block
+            // the read, and a link's size is its target's.
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            if !meta.is_file() {
+                tracing::warn!(path = %path.display(), "not a regular file; skipped");
+                continue;
+            }
+            total = total.saturating_add(meta.len());
             if files.len() >= MAX_CASSETTES || total > MAX_LIBRARY_BYTES {
                 return Err(ReplayError::TooMany(dir.clone()));
             }
@@ -328,8 +334,23 @@ pub(crate) fn fingerprint(dir: &Path) -> String {
 /// cassette (which [`Cassette::parse`] then refuses as too large).
 pub(crate) fn read_bounded(path: &Path) -> Result<String, ReplayError> {
     use std::io::Read;
-    let file = std::fs::File::open(path)
-        .map_err(|source| ReplayError::Read { path: path.into(), source })?;
+    let failed = |source| ReplayError::Read { path: path.into(), source };
+    // Opened without blocking, so that a FIFO swapped in after the listing
+    // cannot hang the reader; then it must be a regular file.
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap_or(0),
+    );
+    let file = options.open(path).map_err(failed)?;
+    if !file.metadata().map_err(failed)?.is_file() {
+        return Err(failed(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
     let mut text = String::new();
     let limit = u64::try_from(super::MAX_CASSETTE_BYTES).unwrap_or(u64::MAX).saturating_add(1);
     file.take(limit)
@@ -567,6 +588,54 @@ mod tests {
         let elsewhere =
             json!([{"role": "user", "content": "something else"}, call, tool_result("x")]);
         assert_eq!(ask(elsewhere), None);
+    }
+
+    fn replay_of(dir: &Path) -> Replay {
+        Replay {
+            dir: dir.to_path_buf(),
+            matching: ReplayMatch::LastUserMessage,
+            timing: crate::config::ReplayTiming::Recorded,
+            fallback: crate::config::ReplayFallback::NotFound,
+            ignore: Vec::new(),
+        }
+    }
+
+    /// A FIFO named like a cassette would block a reader forever: only
+    /// regular files are read, in the library and in `sluice profile`.
+    #[test]
+    fn a_fifo_in_the_folder_is_skipped_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = json!({"sluice_cassette": 1, "request": {"method": "POST", "path": "/v1/messages",
+            "body": {"model": "m", "stream": false, "messages": [{"role": "user", "content": "hi"}]}},
+            "response": {"status": 200, "head_ms": 1.0, "headers": {"content-type": "application/json"}}});
+        std::fs::write(
+            dir.path().join("real.jsonl"),
+            format!("{head}\n{{\"at_ms\":2.0,\"body\":\"{{}}\"}}\n"),
+        )
+        .unwrap();
+        let fifo = dir.path().join("x.jsonl");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let library = Library::load(&replay_of(dir.path())).unwrap();
+        assert_eq!(library.len(), 1);
+        assert!(crate::cassette::profile::report(dir.path()).is_ok());
+        assert!(read_bounded(&fifo).is_err(), "opened without blocking, and refused");
+    }
+
+    /// The folder's bound counts what links point at: many links to one
+    /// large cassette are refused before any is read.
+    #[test]
+    fn the_folders_bound_follows_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big.data");
+        std::fs::File::create(&target).unwrap().set_len(15 * 1024 * 1024).unwrap();
+        for n in 0..40 {
+            std::os::unix::fs::symlink(&target, dir.path().join(format!("{n}.jsonl"))).unwrap();
+        }
+        match Library::load(&replay_of(dir.path())) {
+            Err(ReplayError::TooMany(_)) => {}
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
