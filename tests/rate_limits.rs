@@ -368,3 +368,25 @@ async fn the_proxy_settles_a_streams_output_to_the_usage_it_reports() {
     assert_eq!(second.status, 200);
     assert_eq!(header(&second, "anthropic-ratelimit-output-tokens-remaining"), "350");
 }
+
+/// With many bucket sets, `GET /rate-limits` is made at most once a second
+/// however many pollers ask (each report walks every set), and made again
+/// after that.
+#[tokio::test(start_paused = true)]
+async fn a_large_rate_limit_report_is_made_at_most_once_a_second() {
+    let sluice =
+        start_with_admin(&format!("{INSTANT}[rate_limits]\nrequests_per_minute = 60\n")).await;
+    for n in 0..1001 {
+        let key = format!("sk-{n}");
+        send(sluice.api, request("/v1/messages", &key, &message(false, 1))).await;
+    }
+    let first = admin_json(sluice.admin, "GET", "/rate-limits", "").await;
+    assert_eq!(first["buckets_held"], 1001);
+    send(sluice.api, request("/v1/messages", "sk-new", &message(false, 1))).await;
+    let again = admin_json(sluice.admin, "GET", "/rate-limits", "").await;
+    assert_eq!(again["buckets_held"], 1001, "the same report, within the second");
+    tokio::time::sleep(ms(1000)).await;
+    let later = admin_json(sluice.admin, "GET", "/rate-limits", "").await;
+    assert_eq!(later["buckets_held"], 1002);
+    assert_eq!(later["admitted_untracked"], 0);
+}

@@ -118,6 +118,29 @@ pub(crate) async fn serve(
 /// most misbehaved clients first); the totals count every client.
 const REPORT_AT_MOST: usize = 1000;
 
+/// Past this many bucket sets and clients, the report walks enough of them to
+/// cost a noticeable share of a core, so it is made at most once a
+/// [`REPORT_FRESH`], however many pollers ask (`docs/rate-limits.md`).
+const REPORT_CACHED_PAST: usize = 1000;
+/// How long a report of a large map is served before it is made again.
+const REPORT_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The rate-limit report, made again only when the last is older than
+/// [`REPORT_FRESH`] for a large map; one poller makes it, the others wait.
+async fn bounded_rate_limit_report(app: &App) -> Arc<Value> {
+    let large = app.limiter().held().saturating_add(app.verdicts().held()) > REPORT_CACHED_PAST;
+    let mut cached = app.rate_limit_report().lock().await;
+    let now = tokio::time::Instant::now();
+    if let (true, Some((made, report))) = (large, cached.as_ref())
+        && now.saturating_duration_since(*made) < REPORT_FRESH
+    {
+        return Arc::clone(report);
+    }
+    let report = Arc::new(rate_limit_report(app));
+    *cached = Some((now, Arc::clone(&report)));
+    report
+}
+
 /// `GET /rate-limits`: every bucket set's levels now, and the verdict on
 /// each client (`docs/rate-limits.md`). Clients are named by a hash of
 /// their key (`key:` and 12 hex digits of its SHA-256), never the key.
@@ -170,6 +193,7 @@ fn rate_limit_report(app: &App) -> Value {
         .collect();
     json!({
         "buckets_held": app.limiter().held(),
+        "admitted_untracked": app.limiter().untracked(),
         "buckets": buckets,
         "clients": clients,
         "totals": tally_json(&totals),
@@ -278,10 +302,13 @@ async fn answer(
             }
         }
         (&Method::DELETE, "/faults") => reload_response(&app.live().set_runtime(None).await),
-        (&Method::GET, "/rate-limits") => json_response(StatusCode::OK, &rate_limit_report(app)),
+        (&Method::GET, "/rate-limits") => {
+            json_response(StatusCode::OK, &*bounded_rate_limit_report(app).await)
+        }
         (&Method::DELETE, "/rate-limits") => {
             app.limiter().clear();
             app.verdicts().clear();
+            *app.rate_limit_report().lock().await = None;
             json_response(StatusCode::OK, &json!({"result": "cleared"}))
         }
         (

@@ -74,6 +74,10 @@ pub(crate) struct App {
     verdicts: Verdicts,
     /// `[record]`: tapes each proxied exchange, when set.
     recorder: Option<Recorder>,
+    /// The last `GET /rate-limits` report and when it was made; held while
+    /// one is made, so concurrent pollers wait for it instead of each
+    /// walking every bucket set.
+    rate_limit_report: tokio::sync::Mutex<Option<(Instant, Arc<serde_json::Value>)>>,
 }
 
 /// A request not answered yet: counted as `client_gone` if dropped so.
@@ -113,7 +117,15 @@ impl App {
             limiter: Arc::new(Limiter::default()),
             verdicts: Verdicts::default(),
             recorder,
+            rate_limit_report: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The cache of the admin's rate-limit report.
+    pub(crate) fn rate_limit_report(
+        &self,
+    ) -> &tokio::sync::Mutex<Option<(Instant, Arc<serde_json::Value>)>> {
+        &self.rate_limit_report
     }
 
     /// The recorder, when `[record]` is set (proxy mode).

@@ -18,7 +18,9 @@
 //! keys lock different shards, so no lock is shared by every request (a
 //! `route` or `global` key shares its one set by definition). The map is
 //! bounded: full buckets (the same as absent ones) are swept out when it
-//! reaches [`MAX_BUCKET_SETS`], and past that new keys share one overflow set.
+//! reaches [`MAX_BUCKET_SETS`]; past that, a new key is admitted from a full
+//! set of its own that is not kept, so it is never refused for another
+//! key's use (and is not limited until there is room to track it).
 
 pub(crate) mod bucket;
 pub(crate) mod headers;
@@ -224,18 +226,13 @@ impl SetId {
             LimitKey::ApiKey => Self { route: route_hash(), client: client.map_or(0, |c| c.id) },
         }
     }
-
-    /// The set every new key shares once the map is full.
-    fn overflow() -> Self {
-        Self { route: u64::MAX, client: u64::MAX }
-    }
 }
 
 /// A set of buckets, each with the spec it was last used with.
 #[derive(Debug, Default)]
 struct BucketSet {
     buckets: [Option<(Spec, Bucket)>; 4],
-    /// The route's name (empty for `global`; `(overflow)` for the overflow set).
+    /// The route's name (empty for `global`).
     route: Box<str>,
 }
 
@@ -286,6 +283,8 @@ pub(crate) struct Limiter {
     started: Instant,
     /// When the last sweep ran, in ms since `started`.
     last_sweep: AtomicU64,
+    /// Requests admitted untracked because the map was full.
+    untracked: AtomicU64,
 }
 
 impl Default for Limiter {
@@ -303,6 +302,7 @@ impl Limiter {
             max_sets,
             started: Instant::now(),
             last_sweep: AtomicU64::new(0),
+            untracked: AtomicU64::new(0),
         }
     }
 
@@ -317,21 +317,29 @@ impl Limiter {
         charge: Charge,
         now: Instant,
     ) -> Decision {
-        let wanted = id;
-        let id = self.room_for(id, now);
+        if !self.room_for(id, now) {
+            // The map is full of other keys: this key's buckets would be new,
+            // so full; it is admitted from them, and they are not kept.
+            self.untracked.fetch_add(1, Ordering::Relaxed);
+            let mut fresh = BucketSet::default();
+            fresh.refresh(limits, now);
+            return Self::charge(&mut fresh, limits, charge);
+        }
         let mut set = match self.sets.entry(id) {
             Entry::Occupied(set) => set.into_ref(),
             Entry::Vacant(vacant) => {
                 self.held.fetch_add(1, Ordering::Relaxed);
-                let name = match (id == wanted, limits.key) {
-                    (false, _) => "(overflow)",
-                    (true, LimitKey::Global) => "",
-                    (true, _) => route,
-                };
+                let name = if limits.key == LimitKey::Global { "" } else { route };
                 vacant.insert(BucketSet { route: name.into(), ..BucketSet::default() })
             }
         };
         set.refresh(limits, now);
+        Self::charge(&mut set, limits, charge)
+    }
+
+    /// Takes `charge` from every bucket of `set` if each holds it, or says
+    /// which limit refuses it and for how long.
+    fn charge(set: &mut BucketSet, limits: &RateLimits, charge: Charge) -> Decision {
         let mut refusal: Option<(LimitKind, Option<Duration>)> = None;
         for kind in LimitKind::ALL {
             let Some(Some((spec, bucket))) = set.buckets.get(kind.index()) else { continue };
@@ -393,14 +401,19 @@ impl Limiter {
         }
     }
 
-    /// `id`, or the overflow set when the map is full of other keys even
-    /// after forgetting the full ones.
-    fn room_for(&self, id: SetId, now: Instant) -> SetId {
+    /// Whether `id`'s set is held, or there is room for it (after
+    /// forgetting the full ones, when the map is full).
+    fn room_for(&self, id: SetId, now: Instant) -> bool {
         if self.held.load(Ordering::Relaxed) < self.max_sets || self.sets.contains_key(&id) {
-            return id;
+            return true;
         }
         self.sweep(now);
-        if self.held.load(Ordering::Relaxed) < self.max_sets { id } else { SetId::overflow() }
+        self.held.load(Ordering::Relaxed) < self.max_sets
+    }
+
+    /// Requests admitted from a set that was not kept, the map being full.
+    pub(crate) fn untracked(&self) -> u64 {
+        self.untracked.load(Ordering::Relaxed)
     }
 
     /// Forgets the sets whose buckets are all full, at most once a

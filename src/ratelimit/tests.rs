@@ -193,11 +193,22 @@ async fn the_map_is_bounded_and_forgets_full_buckets() {
         limiter.admit(&limits, id(client), "default", Charge::default(), start);
     }
     assert_eq!(limiter.held(), 100);
-    // Full: a new key shares the overflow set.
-    limiter.admit(&limits, id(101), "default", Charge::default(), start);
-    assert_eq!(limiter.held(), 101, "the 100 and the overflow set");
-    // A second later every bucket is full again: the sweep forgets them.
-    limiter.admit(&limits, id(102), "default", Charge::default(), start + Duration::from_secs(2));
+    // Full of keys that used their buckets: a new key is never refused for
+    // their use. Each new key is admitted from a full set of its own, which
+    // is not kept (so the map stays at its bound).
+    for client in 1..=100 {
+        for _ in 0..9 {
+            limiter.admit(&limits, id(client), "default", Charge::default(), start);
+        }
+    }
+    for client in 1000..1200 {
+        let first = limiter.admit(&limits, id(client), "default", Charge::default(), start);
+        assert!(admitted(&first), "a brand-new key's first request");
+    }
+    assert_eq!(limiter.held(), 100);
+    assert_eq!(limiter.untracked(), 200);
+    // Ten seconds later every bucket is full again: the sweep forgets them.
+    limiter.admit(&limits, id(102), "default", Charge::default(), start + Duration::from_secs(11));
     assert_eq!(limiter.held(), 1);
 }
 

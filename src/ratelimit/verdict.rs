@@ -225,6 +225,11 @@ impl Verdicts {
         all
     }
 
+    /// Clients followed now.
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
     /// Forgets every client (`DELETE /rate-limits`).
     pub(crate) fn clear(&self) {
         self.clients.clear();
