@@ -224,22 +224,28 @@ impl LazyTokens {
     /// the sequence itself is not sent; a token it starts inside is left out
     /// whole). Whether it cut.
     pub(crate) fn cut_at_stop(&mut self, stops: &[String]) -> bool {
+        use aho_corasick::automaton::Automaton as _;
+        use aho_corasick::{Anchored, MatchKind, nfa::contiguous::NFA};
         let stops: Vec<&String> = stops.iter().filter(|s| !s.is_empty()).collect();
         if stops.is_empty() {
             return false;
         }
-        let longest = stops.iter().map(|s| s.len()).max().unwrap_or(0);
-        let mut text = String::new();
+        // One automaton over every stop, fed each byte once as the text is
+        // made: linear in the text, however many and however long the stops
+        // (a window rescanned per token was the text times the longest stop).
+        let Ok(automaton) = NFA::builder().match_kind(MatchKind::Standard).build(&stops) else {
+            return false;
+        };
+        let Ok(mut state) = automaton.start_state(Anchored::No) else { return false };
         let mut cursor = self.cursor();
         let mut kept = 0;
         while let Some(token) = cursor.next_token() {
-            let from = text.len().saturating_sub(longest);
-            text.push_str(token);
-            // Only the tail can hold a sequence the last token completed.
-            let from = (0..=from).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-            if stops.iter().any(|stop| text[from..].contains(stop.as_str())) {
-                self.shown = kept;
-                return true;
+            for &byte in token.as_bytes() {
+                state = automaton.next_state(Anchored::No, state, byte);
+                if automaton.is_match(state) {
+                    self.shown = kept;
+                    return true;
+                }
             }
             kept += 1;
         }
@@ -320,6 +326,50 @@ mod tests {
         assert_eq!(pieces.get(3), Some("é✓"));
         assert_eq!(pieces.get(4), None);
         assert_eq!(pieces.concat(), "abcé✓");
+    }
+
+    /// The first token with which the text contains a stop, found the
+    /// plain way: the text rebuilt and searched after every token.
+    fn cut_by_search(lazy: &LazyTokens, stops: &[String]) -> Option<usize> {
+        let mut text = String::new();
+        let mut cursor = lazy.cursor();
+        let mut kept = 0;
+        while let Some(token) = cursor.next_token() {
+            text.push_str(token);
+            if stops.iter().any(|stop| !stop.is_empty() && text.contains(stop.as_str())) {
+                return Some(kept);
+            }
+            kept += 1;
+        }
+        None
+    }
+
+    proptest::proptest! {
+        /// Stops cut where a search of the whole text says, whichever
+        /// stops: words of the text, pieces across tokens, strangers.
+        #[test]
+        fn a_stop_cuts_where_searching_the_text_finds_it(
+            seed in 0u64..1000,
+            count in 1usize..400,
+            picks in proptest::collection::vec((0usize..2000, 1usize..24), 0..4),
+            stranger in "[a-z .]{0,6}",
+        ) {
+            let lazy = LazyTokens::new(count, &mut request_rng(seed, 0));
+            let text = lazy.concat();
+            let mut stops: Vec<String> = picks
+                .iter()
+                .filter_map(|&(at, len)| {
+                    let at = at % text.len().max(1);
+                    text.get(at..(at + len).min(text.len())).map(str::to_string)
+                })
+                .collect();
+            stops.push(stranger);
+            let mut cut = lazy.clone();
+            let cuts = cut.cut_at_stop(&stops);
+            let expected = cut_by_search(&lazy, &stops);
+            proptest::prop_assert_eq!(cuts, expected.is_some());
+            proptest::prop_assert_eq!(cut.len(), expected.unwrap_or(count));
+        }
     }
 
     #[test]
