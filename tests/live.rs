@@ -362,6 +362,39 @@ async fn shutdown_ends_open_streams_well_formed_within_the_grace_period() {
     assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "{took:?}");
 }
 
+/// A stream whose head is still held (its first token 60 s away) when the
+/// grace period ends gets its head at once and the same well-formed end as
+/// the others, not a closed connection with no bytes.
+#[tokio::test]
+async fn shutdown_ends_streams_whose_head_is_still_held_the_same_clean_way() {
+    let slow = "error_rate = 0\nfirst_token_delay = \"60s\"\ntokens_per_response = 5\n";
+    let mut running = start_file_with_grace(slow, Duration::from_millis(300)).await;
+    let api = running.api;
+    let streams: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(async move { send(api, messages(&request())).await }))
+        .collect();
+    eventually("open streams", || async {
+        (metric(&running, "sluice_open_streams").await >= 3.0).then_some(())
+    })
+    .await;
+    running.stop.take().unwrap().send(()).unwrap();
+    for stream in streams {
+        let received = tokio::time::timeout(Duration::from_secs(10), stream)
+            .await
+            .expect("answered within the grace, not after the 60 s delay")
+            .unwrap();
+        assert_eq!(received.status, 200);
+        let events = received.events();
+        let (name, data, _) = events.last().unwrap();
+        assert_eq!(name, "error", "ended with the provider's error event: {events:?}");
+        assert_eq!(
+            data["error"]["message"],
+            "sluice is shutting down; this stream was ended early"
+        );
+    }
+    tokio::time::timeout(Duration::from_secs(3), &mut running.done).await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn shutdown_lets_a_stream_in_flight_finish_and_closes_idle_connections_at_once() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

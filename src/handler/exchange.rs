@@ -343,8 +343,12 @@ impl<'a> Exchange<'a> {
                 .with_fault(fault)
                 .with_lateness(Box::new(move |late| metrics.release_lateness(late))),
         );
-        head::hold_until(release).await;
-        let released = head::gather_first_token(&mut shaped, self.head_timing, hold).await;
+        // A head still held when shutdown's grace ends goes out at once, and
+        // the body then ends with the farewell event as every other stream.
+        let end = self.app.stream_end().clone();
+        head::hold_until(release, end.ended()).await;
+        let released =
+            head::gather_first_token(&mut shaped, self.head_timing, hold, end.ended()).await;
         let parts = BodyParts {
             reset: self.reset.take(),
             guard: self.guard.take(),
@@ -370,7 +374,12 @@ impl<'a> Exchange<'a> {
         let applies = slow > Duration::ZERO;
         let release = crate::shape::later(self.arrival, slow);
         let pacer = Pacer::new(self.profile.timing, self.rng.clone());
-        Shaper::new(source, pacer, Arrival::AtRequestStart(release)).for_each(|_| async {}).await;
+        let shaped = Shaper::new(source, pacer, Arrival::AtRequestStart(release));
+        // At the end of shutdown's grace the reply goes out at once.
+        tokio::select! {
+            () = shaped.for_each(|_| async {}) => {}
+            () = self.app.stream_end().ended() => {}
+        }
         let outcome = self.outcome(applies, response.status());
         self.mark(response.headers_mut(), applies);
         Answer { response, outcome, route: Some(self.route) }
@@ -389,7 +398,8 @@ impl<'a> Exchange<'a> {
         let applies = slow > Duration::ZERO;
         let outcome = self.outcome(applies, head.status);
         self.mark(&mut head.headers, applies);
-        head::hold_until(crate::shape::later(Instant::now(), slow.saturating_add(extra))).await;
+        let release = crate::shape::later(Instant::now(), slow.saturating_add(extra));
+        head::hold_until(release, self.app.stream_end().ended()).await;
         Answer { response: Response::from_parts(head, body), outcome, route: Some(self.route) }
     }
 

@@ -68,6 +68,16 @@ impl StreamEnd {
     pub(crate) fn is_ended(&self) -> bool {
         self.0.ended.load(Ordering::Acquire)
     }
+
+    /// Resolves once [`end`](Self::end) is called: a head still held then
+    /// goes out at once, so its stream gets the same clean end as the others.
+    pub(crate) async fn ended(&self) {
+        let mut watch = EndWatch { end: self.clone(), registered: None };
+        std::future::poll_fn(|cx| {
+            if watch.poll_ended(cx) { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        })
+        .await;
+    }
 }
 
 /// One stream's registration with a [`StreamEnd`].

@@ -45,9 +45,12 @@ impl HeadHold {
     }
 }
 
-/// Waits until a head may go out.
-pub(crate) async fn hold_until(release: Instant) {
-    tokio::time::sleep_until(release).await;
+/// Waits until a head may go out, or until `stop` (shutdown) comes first.
+pub(crate) async fn hold_until(release: Instant, stop: impl Future<Output = ()>) {
+    tokio::select! {
+        () = tokio::time::sleep_until(release) => {}
+        () = stop => {}
+    }
 }
 
 /// The records released before the head goes out: with
@@ -63,6 +66,7 @@ pub(crate) async fn gather_first_token<S>(
     shaped: &mut S,
     timing: HeadTiming,
     hold: HeadHold,
+    stop: impl Future<Output = ()>,
 ) -> Vec<Result<SseRecord, BoxError>>
 where
     S: Stream<Item = Result<SseRecord, BoxError>> + Unpin,
@@ -73,16 +77,24 @@ where
     }
     let deadline = hold.time.map(|time| super::later(Instant::now(), time));
     let mut held = 0usize;
+    let mut stop = std::pin::pin!(stop);
     loop {
-        let next = match deadline {
-            None => shaped.next().await,
-            Some(deadline) => match tokio::time::timeout_at(deadline, shaped.next()).await {
-                Ok(next) => next,
-                Err(_) => {
+        let wait = async {
+            match deadline {
+                None => Some(shaped.next().await),
+                Some(deadline) => tokio::time::timeout_at(deadline, shaped.next()).await.ok(),
+            }
+        };
+        let next = tokio::select! {
+            next = wait => match next {
+                Some(next) => next,
+                None => {
                     debug!(?hold.time, "no first token yet: head sent without it");
                     break;
                 }
             },
+            // Shutdown: the head goes out with what was gathered.
+            () = &mut stop => break,
         };
         let Some(item) = next else { break };
         let done = item.as_ref().map_or(true, |record| record.kind.is_content());
