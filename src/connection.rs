@@ -105,6 +105,19 @@ impl ConnState {
         InFlight(Arc::clone(self))
     }
 
+    /// When it went idle (ns since it opened), if no request is in flight or
+    /// on its way: a connection that can be shed without cutting anything.
+    pub(crate) fn idle_since(&self) -> Option<u64> {
+        let idle = self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_started.load(Ordering::Acquire) == 0;
+        idle.then(|| self.idle_since.load(Ordering::Acquire))
+    }
+
+    /// When it opened.
+    pub(crate) fn opened(&self) -> Instant {
+        self.opened
+    }
+
     /// Why the connection must close now, if it must; else when to look again.
     fn check(&self, limits: &Limits) -> Result<Instant, &'static str> {
         let at = |nanos: u64| self.opened + Duration::from_nanos(nanos);

@@ -651,3 +651,65 @@ async fn time_the_shaper_holds_a_record_is_not_upstream_silence() {
     let received = send(sluice.addr, messages(&text_request())).await;
     assert_eq!(received.body(), format!("{MESSAGE_START}{TOKEN}{TOKEN}{stop}").as_bytes());
 }
+
+/// Reads one HTTP/1.1 response head (and its short body) from `tcp`, or
+/// `None` when the connection closes first.
+async fn one_response(tcp: &mut TcpStream) -> Option<String> {
+    let mut buffer = vec![0u8; 4096];
+    let mut got = Vec::new();
+    loop {
+        let read = tcp.read(&mut buffer).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let length = text[..head_end]
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= head_end + 4 + length {
+                return Some(text);
+            }
+        }
+    }
+}
+
+/// 64 idle keep-alive connections (the admin's cap) do not lock the admin
+/// port out: the longest-idle one is shed for a new one, which is answered.
+#[tokio::test]
+async fn idle_keep_alive_connections_do_not_lock_the_admin_port_out() {
+    let sluice = start_with_admin("error_rate = 0").await;
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        let mut tcp = TcpStream::connect(sluice.admin).await.unwrap();
+        tcp.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        let answer = one_response(&mut tcp).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        idle.push(tcp); // kept open, idle
+    }
+    for _ in 0..3 {
+        let mut tcp = TcpStream::connect(sluice.admin).await.unwrap();
+        tcp.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), one_response(&mut tcp))
+            .await
+            .expect("answered, not left waiting");
+        assert!(
+            answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+            "a new admin client is served"
+        );
+    }
+    // The ones shed were idle; they were closed, not cut mid-answer.
+    let mut closed = 0;
+    for tcp in &mut idle {
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(ms(20), tcp.read(&mut byte)).await {
+            closed += 1;
+        }
+    }
+    assert!((1..=3).contains(&closed), "{closed} idle connections shed");
+}
