@@ -140,6 +140,8 @@ pub async fn serve_loaded(
     builder.http1().writev(false);
     let max_connections = connection_cap(live.snapshot().config.limits.max_connections);
     let permits = Arc::new(Semaphore::new(max_connections));
+    let lingering = Arc::new(Semaphore::new(LINGERING));
+    let mut reserve = spare_fd();
     let closed = Arc::new(Notify::new());
     let mut accept_errors = RateLimitedLog::new(Duration::from_secs(5));
     let mut refusals = RateLimitedLog::new(Duration::from_secs(5));
@@ -149,8 +151,19 @@ pub async fn serve_loaded(
             accepted = api.accept() => match accepted {
                 Ok(connection) => connection,
                 Err(error) => {
-                    // Usually EMFILE: wait for a connection to close (or
-                    // 100 ms), then accept again, instead of spinning.
+                    // At the open-file limit the connection waits in the
+                    // backlog; the spare fd lets it be answered with the
+                    // documented 503 instead (then the spare is taken again).
+                    if at_fd_limit(&error) && let Some(spare) = reserve.take() {
+                        drop(spare);
+                        let one = tokio::time::timeout(Duration::from_millis(10), api.accept());
+                        if let Ok(Ok((tcp, _))) = one.await {
+                            refuse(tcp, &lingering);
+                        }
+                        reserve = spare_fd();
+                    }
+                    // Wait for a connection to close (or 100 ms), then accept
+                    // again, instead of spinning.
                     if let Some(count) = accept_errors.hit() {
                         warn!(%error, count, "accept failed: at the open-file limit? \
                             idle and half-sent connections close after [limits] idle_timeout \
@@ -166,6 +179,9 @@ pub async fn serve_loaded(
             },
             () = &mut shutdown => break,
         };
+        if reserve.is_none() {
+            reserve = spare_fd();
+        }
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             if let Some(count) = refusals.hit() {
                 warn!(
@@ -173,7 +189,7 @@ pub async fn serve_loaded(
                     count, "connection refused with 503: at [limits] max_connections"
                 );
             }
-            refuse(&tcp);
+            refuse(tcp, &lingering);
             continue;
         };
         if let Err(error) = tcp.set_nodelay(true) {
@@ -267,15 +283,64 @@ pub async fn serve_loaded(
     Ok(())
 }
 
-/// Answers a connection over the cap with a 503 and closes it, without
-/// waiting on the client (a non-blocking write into a fresh socket's buffer).
-fn refuse(tcp: &TcpStream) {
+/// A file descriptor kept open to be given up at the open-file limit, so
+/// that one waiting connection can be accepted and refused with a 503.
+fn spare_fd() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// Whether `error` is the process or system running out of file descriptors.
+fn at_fd_limit(error: &std::io::Error) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::io::Errno;
+        matches!(Errno::from_io_error(error), Some(Errno::MFILE | Errno::NFILE))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = error;
+        false
+    }
+}
+
+/// Refused connections whose request is read and dropped after the 503, at
+/// most, and for how long and how much each.
+const LINGERING: usize = 32;
+const LINGER_TIME: Duration = Duration::from_millis(250);
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// Answers a connection over the cap with a 503 (a non-blocking write into
+/// a fresh socket's buffer) and closes it. Closing a socket whose request is
+/// still unread sends a TCP reset, which can reach the client before it has
+/// read the 503 (a POST's body is usually there already): so the write side
+/// is shut first and what the client sent is read and dropped, for at most
+/// [`LINGER_TIME`] and [`LINGER_BYTES`], by at most [`LINGERING`] refusals
+/// at once (past that, the socket is closed at once).
+fn refuse(tcp: TcpStream, lingering: &Arc<Semaphore>) {
     const BODY: &str = r#"{"type":"error","error":{"type":"overloaded_error","message":"sluice is at [limits] max_connections; retry later"}}"#;
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
         BODY.len()
     );
     let _ = tcp.try_write(response.as_bytes());
+    let Ok(permit) = Arc::clone(lingering).try_acquire_owned() else { return };
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut tcp = tcp;
+        let _ = tcp.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        let drain = async {
+            while left > 0 {
+                match tcp.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => left = left.saturating_sub(read),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+        drop(permit);
+    });
 }
 
 /// `wanted`, lowered to what the open-file limit leaves room for (a few

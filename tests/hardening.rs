@@ -482,6 +482,39 @@ async fn past_max_connections_a_new_one_gets_a_503_and_a_freed_slot_is_reused() 
     .await;
 }
 
+/// A refused client that already sent a POST with its body reads the whole
+/// 503, not a TCP reset (closing a socket with its request unread resets it).
+#[tokio::test]
+async fn a_refused_post_gets_the_whole_503_not_a_reset() {
+    let sluice = start(&format!("{FAST}[limits]\nmax_connections = 1\n")).await;
+    let mut held = TcpStream::connect(sluice.addr).await.unwrap();
+    held.write_all(b"GET /__sluice/health HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(held.read(&mut buf).await.unwrap() > 0);
+    let body = format!(
+        "{{\"model\":\"m\",\"max_tokens\":8,\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}",
+        "x".repeat(8000)
+    );
+    let post = format!(
+        "POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    for attempt in 0..5 {
+        let mut tcp = TcpStream::connect(sluice.addr).await.unwrap();
+        tcp.write_all(post.as_bytes()).await.unwrap();
+        // Give the refusal time to be written and the socket closed.
+        tokio::time::sleep(ms(50)).await;
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+            .await
+            .unwrap();
+        assert!(read.is_ok(), "attempt {attempt}: {read:?} after {} bytes", answer.len());
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable"), "{answer}");
+        assert!(answer.ends_with("retry later\"}}"), "the whole body: {answer}");
+    }
+}
+
 /// Starts the binary under `sh -c "ulimit ...; exec sluice ..."`; returns
 /// the child and the API and admin addresses from its banner.
 fn spawn_with_ulimit(
