@@ -35,9 +35,8 @@ pub(crate) enum Block {
     /// Structured output (`output_config.format`): JSON made from the
     /// requested schema, streamed as text deltas, as the real API does.
     Json {
-        /// The JSON, compact.
-        text: String,
-        /// `text` cut into the fragments its deltas carry.
+        /// The JSON, compact, cut into the fragments its deltas carry (held
+        /// once: the whole text is the fragments' string).
         fragments: Pieces,
     },
     /// A call of a client tool.
@@ -109,9 +108,8 @@ impl Reply {
         {
             let value = schema::sample(&output.schema, rng)
                 .map_err(|error| InvalidRequest(format!("{}: {error}", output.field)))?;
-            let text = value.to_string();
-            let fragments = fragments(&text, max_tokens, rng);
-            (vec![Block::Json { text, fragments }], StopReason::EndTurn)
+            let fragments = fragments(&value.to_string(), max_tokens, rng);
+            (vec![Block::Json { fragments }], StopReason::EndTurn)
         } else if calls.is_empty() {
             let wanted = tokens_per_response as usize;
             let count = wanted.min(max_tokens);

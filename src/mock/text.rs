@@ -84,8 +84,9 @@ pub(crate) fn random_id(rng: &mut impl Rng) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Pieces {
     text: String,
-    /// Where each piece ends in `text`.
-    ends: Vec<usize>,
+    /// Where each piece ends in `text` (a reply is far below 4 GiB: the
+    /// schema budget bounds it to 256 KiB).
+    ends: Vec<u32>,
 }
 
 impl Pieces {
@@ -102,7 +103,7 @@ impl Pieces {
 
     /// Ends the piece that [`tokens`] wrote straight into `text`.
     fn end_piece(&mut self) {
-        self.ends.push(self.text.len());
+        self.ends.push(u32::try_from(self.text.len()).unwrap_or(u32::MAX));
     }
 
     /// How many pieces.
@@ -112,8 +113,8 @@ impl Pieces {
 
     /// The `index`-th piece.
     pub(crate) fn get(&self, index: usize) -> Option<&str> {
-        let end = *self.ends.get(index)?;
-        let start = index.checked_sub(1).and_then(|i| self.ends.get(i)).copied().unwrap_or(0);
+        let end = *self.ends.get(index)? as usize;
+        let start = index.checked_sub(1).and_then(|i| self.ends.get(i)).map_or(0, |&s| s as usize);
         self.text.get(start..end)
     }
 
@@ -124,6 +125,11 @@ impl Pieces {
     }
 
     /// The pieces joined: the whole text.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The same, under the name the tests compare [`LazyTokens`] by.
     #[cfg(test)]
     pub(crate) fn concat(&self) -> &str {
         &self.text

@@ -70,7 +70,7 @@ pub(crate) fn message(reply: &Reply) -> Value {
         .iter()
         .map(|block| match block {
             Block::Text { tokens } => json!({"type": "text", "text": tokens.concat()}),
-            Block::Json { text, .. } => json!({"type": "text", "text": text}),
+            Block::Json { fragments } => json!({"type": "text", "text": fragments.as_str()}),
             Block::ToolUse { id, name, input, .. } => {
                 json!({"type": "tool_use", "id": format!("toolu_{id}"), "name": name, "input": input})
             }

@@ -165,7 +165,9 @@ pub(crate) fn message(reply: &Reply) -> Value {
             Block::Text { tokens } => {
                 content.get_or_insert_with(String::new).push_str(&tokens.concat())
             }
-            Block::Json { text, .. } => content.get_or_insert_with(String::new).push_str(text),
+            Block::Json { fragments } => {
+                content.get_or_insert_with(String::new).push_str(fragments.as_str());
+            }
             Block::ToolUse { id, name, input, .. } => calls.push(json!({
                 "id": format!("call_{id}"),
                 "type": "function",

@@ -203,7 +203,7 @@ fn item_id(reply: &Reply, block: &Block) -> String {
 fn item(reply: &Reply, block: &Block) -> Value {
     match block {
         Block::Text { tokens } => message_item(reply, block, &tokens.concat(), "completed"),
-        Block::Json { text, .. } => message_item(reply, block, text, "completed"),
+        Block::Json { fragments } => message_item(reply, block, fragments.as_str(), "completed"),
         Block::ToolUse { id, name, input, .. } => json!({
             "type": "function_call", "id": format!("fc_{id}"), "call_id": format!("call_{id}"),
             "name": name, "arguments": input.to_string(), "status": "completed",
@@ -472,9 +472,9 @@ impl ResponseEvents {
                             EventKind::Other,
                         )
                     }
-                    Block::Json { text, .. } => self.event(
+                    Block::Json { fragments } => self.event(
                         "response.output_text.done",
-                        json!({"item_id": id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
+                        json!({"item_id": id, "output_index": index, "content_index": 0, "text": fragments.as_str(), "logprobs": []}),
                         EventKind::Other,
                     ),
                 }
@@ -483,7 +483,7 @@ impl ResponseEvents {
                 let block = reply.blocks.get(index)?;
                 let text = match block {
                     Block::Text { tokens } => tokens.concat(),
-                    Block::Json { text, .. } => text.clone(),
+                    Block::Json { fragments } => fragments.as_str().to_string(),
                     Block::ToolUse { .. } => return None,
                 };
                 let payload = json!({"item_id": item_id(reply, block), "output_index": index, "content_index": 0,
