@@ -138,6 +138,14 @@ pub async fn serve_loaded(
     // event is a few hundred bytes, the copy costs less than the slices
     // (3 % less CPU per paced event; docs/performance.md).
     builder.http1().writev(false);
+    // What one HTTP/2 connection may hold for a client that grants a huge
+    // window and never reads: at most this much per stream, times this many
+    // streams (12.5 MiB). hyper's default per stream is 400 KiB, which such a
+    // client turned into about 108 MiB a connection (docs/reliability.md).
+    builder
+        .http2()
+        .max_send_buf_size(H2_SEND_BUFFER)
+        .max_concurrent_streams(H2_MAX_STREAMS);
     let max_connections = connection_cap(live.snapshot().config.limits.max_connections);
     let permits = Arc::new(Semaphore::new(max_connections));
     let lingering = Arc::new(Semaphore::new(LINGERING));
@@ -282,6 +290,11 @@ pub async fn serve_loaded(
     stop_admin.cancel();
     Ok(())
 }
+
+/// Bytes an HTTP/2 stream may have queued for a client that does not read.
+pub(crate) const H2_SEND_BUFFER: usize = 64 * 1024;
+/// HTTP/2 streams open at once on one connection (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+pub(crate) const H2_MAX_STREAMS: u32 = 200;
 
 /// A file descriptor kept open to be given up at the open-file limit, so
 /// that one waiting connection can be accepted and refused with a 503.
