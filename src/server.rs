@@ -142,10 +142,7 @@ pub async fn serve_loaded(
     // window and never reads: at most this much per stream, times this many
     // streams (12.5 MiB). hyper's default per stream is 400 KiB, which such a
     // client turned into about 108 MiB a connection (docs/reliability.md).
-    builder
-        .http2()
-        .max_send_buf_size(H2_SEND_BUFFER)
-        .max_concurrent_streams(H2_MAX_STREAMS);
+    builder.http2().max_send_buf_size(H2_SEND_BUFFER).max_concurrent_streams(H2_MAX_STREAMS);
     let max_connections = connection_cap(live.snapshot().config.limits.max_connections);
     let permits = Arc::new(Semaphore::new(max_connections));
     let lingering = Arc::new(Semaphore::new(LINGERING));

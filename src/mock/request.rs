@@ -86,6 +86,14 @@ pub(crate) fn invalid(field: &str, problem: impl std::fmt::Display) -> InvalidRe
 /// # Errors
 /// [`InvalidRequest`] when it is not JSON, or not an object.
 pub(crate) fn body_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, InvalidRequest> {
+    // A parsed tree costs about 40 bytes a value: a 31 MiB body of numbers
+    // was 1.2 GB and 3 s of CPU. Counted first, without building anything.
+    if over_value_budget(body) {
+        return Err(InvalidRequest(format!(
+            "request body holds more than {MAX_JSON_VALUES} JSON values; the sluice mock reads \
+             at most that many (docs/reliability.md)"
+        )));
+    }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| InvalidRequest(format!("request body is not valid JSON: {e}")))?;
     match value {
@@ -221,5 +229,113 @@ pub(crate) fn type_name(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// The most JSON values (numbers, strings, items, objects...) a request body
+/// the mock parses may hold: its parsed tree then stays near 10 MB.
+pub(crate) const MAX_JSON_VALUES: usize = 250_000;
+
+/// Whether `body` holds more than [`MAX_JSON_VALUES`] JSON values, counted
+/// by walking it without building anything and stopping at the budget. A
+/// body that is not JSON is not over: the parse that follows says why.
+pub(crate) fn over_value_budget(body: &[u8]) -> bool {
+    use serde::de::DeserializeSeed as _;
+    let left = std::cell::Cell::new(MAX_JSON_VALUES);
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let counted = Count(&left).deserialize(&mut json);
+    counted.is_err() && left.get() == 0
+}
+
+/// A JSON walk that counts each value against a budget, and fails when the
+/// budget is spent.
+struct Count<'a>(&'a std::cell::Cell<usize>);
+
+impl Count<'_> {
+    fn tick<E: serde::de::Error>(&self) -> Result<(), E> {
+        match self.0.get().checked_sub(1) {
+            Some(left) => {
+                self.0.set(left);
+                Ok(())
+            }
+            None => Err(E::custom("over the value budget")),
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Count<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, json: D) -> Result<(), D::Error> {
+        json.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Count<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        self.tick()
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        self.tick()
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        self.tick()
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        self.tick()
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
+        self.tick()
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.tick()
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        self.tick()?;
+        while items.next_element_seed(Count(self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut fields: A) -> Result<(), A::Error> {
+        self.tick()?;
+        while fields.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            fields.next_value_seed(Count(self.0))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn a_body_past_the_value_budget_is_refused_before_it_is_parsed() {
+        let numbers = |n: usize| format!("{{\"model\":\"m\",\"x\":[{}0]}}", "0,".repeat(n - 1));
+        // The object, "model", the array: three values besides the numbers.
+        assert!(!over_value_budget(numbers(MAX_JSON_VALUES - 3).as_bytes()));
+        assert!(over_value_budget(numbers(MAX_JSON_VALUES - 2).as_bytes()));
+        let error = body_object(numbers(MAX_JSON_VALUES).as_bytes()).unwrap_err();
+        assert!(
+            error.0.starts_with("request body holds more than 250000 JSON values"),
+            "{}",
+            error.0
+        );
+        assert!(!over_value_budget(b"not json"), "the parse says what is wrong");
+        assert!(body_object(b"not json").unwrap_err().0.contains("not valid JSON"));
+        let nested = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(!over_value_budget(nested.as_bytes()));
     }
 }

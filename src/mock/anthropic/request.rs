@@ -26,14 +26,7 @@ pub(crate) enum Endpoint {
 /// # Errors
 /// [`InvalidRequest`] naming the first bad field.
 pub(crate) fn parse(body: &[u8], endpoint: Endpoint) -> Result<TurnRequest, InvalidRequest> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| InvalidRequest(format!("request body is not valid JSON: {e}")))?;
-    let Value::Object(object) = value else {
-        return Err(InvalidRequest(format!(
-            "request body must be a JSON object, got {}",
-            type_name(&value)
-        )));
-    };
+    let object = crate::mock::request::body_object(body)?;
     let model = match object.get("model") {
         Some(Value::String(model)) if !model.is_empty() => model.clone(),
         Some(Value::String(_)) => return Err(invalid("model", "must not be empty")),
