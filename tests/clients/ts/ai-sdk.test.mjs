@@ -9,27 +9,9 @@ import { createAnthropic } from "@ai-sdk/anthropic";
 import { generateObject, generateText, stepCountIs, streamObject, streamText, tool } from "ai";
 import { z } from "zod";
 import { startSluice } from "../../support/sluice.mjs";
+import { config } from "./faults.mjs";
 
 globalThis.AI_SDK_LOG_WARNINGS = false;
-
-const FAST =
-  'first_token_delay = "5ms"\ntoken_interval = "1ms"\ntool_call_delay = "5ms"\ntokens_per_response = 8\nerror_rate = 0\n';
-const FAULTS = {
-  http_529: 'kind = "http"\nstatus = 529',
-  http_429: 'kind = "http"\nstatus = 429\nretry_after = "100ms"',
-  stream_error: 'kind = "stream_error"\nafter_tokens = 3',
-  truncate: 'kind = "truncate"\nafter_tokens = 3',
-  reset: 'kind = "reset"\nafter_tokens = 3',
-  malformed: 'kind = "malformed"\nafter_tokens = 3',
-  stall: 'kind = "stall"\nafter_tokens = 3\nduration = "5s"',
-};
-
-function config({ fault, toolUse } = {}) {
-  let text = FAST;
-  if (toolUse) text += `[tool_use]\n${toolUse}\n`;
-  if (fault) text += `[[faults]]\n${FAULTS[fault]}\nevery = 1\n`;
-  return text;
-}
 
 async function mockModel(options) {
   const url = await startSluice(config(options));

@@ -12,22 +12,16 @@ import { ChatOpenAI } from "@langchain/openai";
 import { Agent, OpenAIResponsesModel, run, setTracingDisabled } from "@openai/agents";
 import OpenAI from "openai";
 import { startSluice } from "../../support/sluice.mjs";
+import { FAULTS, config as sharedConfig } from "./faults.mjs";
 
 // The Agents SDK would export traces to OpenAI; the suite reaches nothing but sluice.
 setTracingDisabled(true);
 
-const FAST =
-  'first_token_delay = "5ms"\ntoken_interval = "1ms"\ntool_call_delay = "5ms"\ntokens_per_response = 8\nerror_rate = 0\n';
-const FAULTS = {
-  http_529: 'kind = "http"\nstatus = 529',
-  http_429: 'kind = "http"\nstatus = 429\nretry_after = "100ms"',
-  stream_error: 'kind = "stream_error"\nafter_tokens = 3',
-  truncate: 'kind = "truncate"\nafter_tokens = 3',
-  reset: 'kind = "reset"\nafter_tokens = 3',
-  malformed: 'kind = "malformed"\nafter_tokens = 3',
-  stall: 'kind = "stall"\nafter_tokens = 3\nduration = "2s"',
-};
-const config = (fault) => FAST + (fault ? `[[faults]]\n${FAULTS[fault]}\nevery = 1\n` : "");
+// A shorter stall than the other suites': the TypeScript SDK's timeout covers
+// the head only, so these clients wait the stall out.
+const STALL = 'kind = "stall"\nafter_tokens = 3\nduration = "2s"';
+const config = (fault) =>
+  fault ? sharedConfig({ fault: fault === "stall" ? STALL : fault }) : sharedConfig();
 const words = (text) => text.split(/\s+/).filter(Boolean).length;
 
 async function langchainText(url) {
