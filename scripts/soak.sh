@@ -10,13 +10,24 @@
 # - reloads applied against rewrites made: must be equal;
 # - the RSS trend over the last two thirds of the run: must be flat.
 #
+# With SOAK_HOSTILE=1, a hostile mix runs beside the paced streams for the
+# whole run (scripts/soak_hostile.py): 31 MiB bodies of numbers four at a
+# time, 50 open structured-output streams of 250,000 characters, HTTP/2
+# clients that grant a 2^31 window and never read, 8 admin pollers, and live
+# control (PUT and DELETE /faults every 5 s) over a replay library of 1,000
+# cassettes (200 MB) that no request matches. It adds the peak RSS, and a
+# canary stream every half second (on a fault-free route, first token due at
+# 100 ms) whose first-token error it reports.
+#
 #   scripts/soak.sh
 #   SOAK_DURATION=2m scripts/soak.sh      # a quick look
+#   SOAK_HOSTILE=1 SOAK_DURATION=10m scripts/soak.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration="${SOAK_DURATION:-30m}"
 streams="${SOAK_STREAMS:-1000}"
+hostile="${SOAK_HOSTILE:-0}"
 cargo build --release --locked --quiet --bin sluice --example loadgen
 work="${SOAK_DIR:-$(mktemp -d)}"
 mkdir -p "$work"
@@ -26,7 +37,26 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
+if [ "$hostile" = 1 ]; then
+  mkdir -p "$work/library"
+  python3 - "$work/library" <<'PY'
+import json, sys
+head = {"sluice_cassette": 1, "request": {"method": "POST", "path": "/v1/messages", "body": {
+    "model": "m", "stream": True, "messages": [{"role": "user", "content": "no request asks this"}]}},
+    "response": {"status": 200, "head_ms": 1.0, "headers": {"content-type": "text/event-stream"}}}
+event = 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"%s"}}\n\n'
+lines = [json.dumps(head)] + [json.dumps({"at_ms": 1.0 + i, "sse": event % ("x" * 100)}) for i in range(1000)]
+text = "\n".join(lines) + "\n"
+for n in range(1000):
+    open(f"{sys.argv[1]}/{n:04}.jsonl", "w").write(text)
+PY
+fi
+
 config() {
+  replay=""
+  if [ "$hostile" = 1 ]; then
+    printf -v replay '[replay]\ndir = "%s"\nfallback = "generate"\n\n[profiles.canary]\nerror_rate = 0\nfirst_token_delay = "100ms"\n\n[[routes]]\nname = "canary"\nprofile = "canary"\nheaders = { "x-canary" = "1" }\n' "$work/library"
+  fi
   cat <<TOML
 error_rate = 0.1
 first_token_delay = "$1"
@@ -59,6 +89,8 @@ after_tokens = 4
 [[faults]]
 kind = "slow_head"
 duration = "500ms"
+
+$replay
 TOML
 }
 
@@ -85,6 +117,13 @@ target/release/examples/loadgen --url "$url" --pid "$pid" --concurrency "$stream
   >"$work/loadgen.out" 2>&1 &
 loadgen=$!
 pids+=("$loadgen")
+if [ "$hostile" = 1 ]; then
+  seconds=$(python3 -c "import sys; d=sys.argv[1]; print(int(d[:-1]) * (60 if d.endswith('m') else 1))" "$duration")
+  python=python3
+  [ -x .venv-test/bin/python ] && python=.venv-test/bin/python # h2, for the HTTP/2 clients
+  "$python" scripts/soak_hostile.py "$url" "$admin" "$seconds" >"$work/hostile.out" 2>&1 &
+  pids+=("$!")
+fi
 
 rewrites=0
 started=$(date +%s)
@@ -106,6 +145,12 @@ while kill -0 "$loadgen" 2>/dev/null; do
   fi
 done
 wait "$loadgen" || true
+peak=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+echo "sluice's peak RSS: $peak KiB"
+if [ "$hostile" = 1 ]; then
+  sleep 5
+  cat "$work/hostile.out"
+fi
 sleep 2 # the last rewrite's debounce
 applied=$(metric 'sluice_config_reloads_total{result="applied"}')
 unchanged=$(metric 'sluice_config_reloads_total{result="unchanged"}')
@@ -116,11 +161,12 @@ grep WARN "$work/sluice.err" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-200 | sort | 
 echo "loadgen's unexplained errors:"
 grep -c "without x-sluice-fault" "$work/loadgen.out" || true
 grep "without x-sluice-fault" "$work/loadgen.out" | head -5 || true
-python3 - "$work/soak.json" "$rewrites" "${applied:-0}" "${unchanged:-0}" "${rejected:-0}" "${rss_series[@]}" <<'PY'
+python3 - "$work/soak.json" "$hostile" "$rewrites" "${applied:-0}" "${unchanged:-0}" "${rejected:-0}" "${rss_series[@]}" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
-rewrites, applied, unchanged, rejected = (float(x) for x in sys.argv[2:6])
-rss = [int(x) for x in sys.argv[6:]]
+hostile = sys.argv[2] == "1"
+rewrites, applied, unchanged, rejected = (float(x) for x in sys.argv[3:7])
+rss = [int(x) for x in sys.argv[7:]]
 ends = report.get("ends", {})
 failed = {k: v for k, v in ends.items() if k not in ("Complete", "Left") and not k.endswith("+fault")}
 explained = sum(v for k, v in ends.items() if k.endswith("+fault"))
@@ -132,7 +178,9 @@ if rss:
     tail = rss[len(rss) // 3:]
     print(f"RSS per minute (KiB): {rss}")
     print(f"RSS over the last {len(tail)} minutes: min {min(tail)}, max {max(tail)}, first {tail[0]}, last {tail[-1]}")
-ok = not failed and applied == rewrites and unchanged == 0 and rejected == 0
+# The hostile mix's PUT and DELETE /faults are applied changes too.
+reloads_ok = applied >= rewrites if hostile else applied == rewrites
+ok = not failed and reloads_ok and unchanged == 0 and rejected == 0
 print("SOAK", "PASS" if ok else "FAIL")
 sys.exit(0 if ok else 1)
 PY

@@ -97,6 +97,12 @@ async fn admit<'a>(
     let body = read_body(body, &head.headers, &snapshot.config)
         .await
         .map_err(|refusal| Box::new(Answer::unrouted(refusal, api.dialect)))?;
+    // Counted before anything reads it, facts included: a body over the
+    // budget is refused after a walk of its first values, not of all of them.
+    if crate::mock::request::over_value_budget(&body) {
+        let refusal = Refusal::InvalidRequest(crate::mock::request::over_budget_message());
+        return Err(Box::new(Answer::unrouted(refusal, api.dialect)));
+    }
     let arrival = Instant::now();
     let facts = BodyFacts::read(&body);
     let exchange = Exchange::begin(app, snapshot, &head, Some(&facts), api.dialect, arrival)?;

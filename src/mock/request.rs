@@ -89,10 +89,7 @@ pub(crate) fn body_object(body: &[u8]) -> Result<serde_json::Map<String, Value>,
     // A parsed tree costs about 40 bytes a value: a 31 MiB body of numbers
     // was 1.2 GB and 3 s of CPU. Counted first, without building anything.
     if over_value_budget(body) {
-        return Err(InvalidRequest(format!(
-            "request body holds more than {MAX_JSON_VALUES} JSON values; the sluice mock reads \
-             at most that many (docs/reliability.md)"
-        )));
+        return Err(InvalidRequest(over_budget_message()));
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| InvalidRequest(format!("request body is not valid JSON: {e}")))?;
@@ -235,6 +232,14 @@ pub(crate) fn type_name(value: &Value) -> &'static str {
 /// The most JSON values (numbers, strings, items, objects...) a request body
 /// the mock parses may hold: its parsed tree then stays near 10 MB.
 pub(crate) const MAX_JSON_VALUES: usize = 250_000;
+
+/// Why a body over [`MAX_JSON_VALUES`] is refused.
+pub(crate) fn over_budget_message() -> String {
+    format!(
+        "request body holds more than {MAX_JSON_VALUES} JSON values; the sluice mock reads at \
+         most that many (docs/reliability.md)"
+    )
+}
 
 /// Whether `body` holds more than [`MAX_JSON_VALUES`] JSON values, counted
 /// by walking it without building anything and stopping at the budget. A
