@@ -48,8 +48,11 @@ print(f"errors:              {errors['value'] * 100:.2f}% ({errors['passes']} of
 # whole, k6's once it has written it); a few ms later at most on loopback.
 # Over TLS k6 speaks HTTP/2, and its client marks the request written only
 # after a hop between goroutines, once sluice may already have it whole: on
-# a busy 2-core CI machine that was 0.35 ms, so 1 ms of slack there.
-slack = 1.0 if os.environ.get("K6_TLS") else 0.0
+# a busy 2-core CI machine that was 0.35 ms, and 1.12 ms on a clean-clone run
+# on 2026-12-06 (first token min 98.88 ms, median 100.36). That is k6's
+# clock, not sluice's (exact timing is tested on the paused clock), so 3 ms
+# of slack there.
+slack = 3.0 if os.environ.get("K6_TLS") else 0.0
 assert 100.0 - slack <= first["min"] and first["med"] <= 110.0, "first-token latency is not near 100 ms"
 assert 600.0 - slack <= tool["min"] and tool["med"] <= 610.0, "tool invocation is not near 600 ms"
 print(f"k6 {sys.argv[2]}: 1 passed, 0 failed")
