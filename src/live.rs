@@ -175,7 +175,7 @@ impl Live {
     /// [`StartError`] when the upstream settings are unusable.
     pub fn start(source: Source, first: Loaded, metrics: Arc<Metrics>) -> Result<Self, StartError> {
         let Loaded { text, config } = first;
-        let replay_listing = listing(&config);
+        let replay_listing = listing(config.replay.as_ref().map(|replay| replay.dir.as_path()));
         let hash = fingerprint(&text, &source, None, &replay_listing);
         let upstream = config.upstream.as_ref().map(UpstreamClient::new).transpose()?;
         let replay = config.replay.as_ref().map(Library::load).transpose()?.map(Arc::new);
@@ -281,8 +281,8 @@ impl Live {
             config.record = current.config.record.clone();
         }
         let replay_listing = {
-            let config = config.clone();
-            tokio::task::spawn_blocking(move || listing(&config)).await.unwrap_or_default()
+            let dir = config.replay.as_ref().map(|replay| replay.dir.clone());
+            tokio::task::spawn_blocking(move || listing(dir.as_deref())).await.unwrap_or_default()
         };
         let hash = fingerprint(
             &text,
@@ -344,12 +344,8 @@ impl Live {
 
 /// The listing of `[replay]`'s folder (names, sizes, modification times),
 /// empty without `[replay]`.
-fn listing(config: &Config) -> String {
-    config
-        .replay
-        .as_ref()
-        .map(|replay| crate::cassette::replay::fingerprint(&replay.dir))
-        .unwrap_or_default()
+fn listing(dir: Option<&Path>) -> String {
+    dir.map(crate::cassette::replay::fingerprint).unwrap_or_default()
 }
 
 /// Tells configs apart: the file's text, the layers over it, the runtime

@@ -279,11 +279,13 @@ impl Library {
         if let Some(found) = self.shelves.get(&key).and_then(|shelf| self.serve(shelf, &body)) {
             return Some((found, Found::ByRule));
         }
-        let excerpt: String = key.value.chars().take(400).collect();
-        tracing::debug!(path, stream, key = %excerpt, "no cassette matches by the rule");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let excerpt: String = key.value.chars().take(400).collect();
+            tracing::debug!(path, stream, key = %excerpt, "no cassette matches by the rule");
+        }
         let position = Key { value: self.position_of(&body), ..key };
         let found = self.positions.get(&position).and_then(|shelf| self.serve(shelf, &body));
-        if found.is_none() {
+        if found.is_none() && tracing::enabled!(tracing::Level::DEBUG) {
             // What was looked for, for a user finding out why nothing matched.
             let excerpt: String = position.value.chars().take(400).collect();
             tracing::debug!(path, stream, key = %excerpt, "no cassette matches");

@@ -437,9 +437,7 @@ impl<'a> Exchange<'a> {
             // sluice's figures replace a source's for the families it limits;
             // a family it does not limit keeps the upstream's figures, or
             // reports no limit (`docs/rate-limits.md`).
-            for (name, _) in &self.limit_headers {
-                headers.remove(name);
-            }
+            // `insert` replaces every value a source sent under that name.
             for (name, value) in &self.limit_headers {
                 headers.insert(name.clone(), value.clone());
             }

@@ -87,18 +87,19 @@ pub(crate) async fn forward(
         tape.respond(&head);
     }
     let settings = upstream.settings();
+    let event_stream = is_event_stream(&head.headers);
     let compressed = head
         .headers
         .get(CONTENT_ENCODING)
         .is_some_and(|encoding| !encoding.as_bytes().eq_ignore_ascii_case(b"identity"));
-    if compressed && is_event_stream(&head.headers) {
+    if compressed && event_stream {
         warn!(
             upstream = upstream.label(),
             "the upstream compressed an event stream although sluice asked for identity; it is \
              passed through whole, without its delays and faults"
         );
     }
-    if is_event_stream(&head.headers) && !compressed {
+    if event_stream && !compressed {
         head.headers.remove(CONTENT_LENGTH);
         let splitter = SseSplitter::new(dialect.classifier(), settings.max_event_size);
         let records = SseRecords::new(body, splitter, settings.stream_idle_timeout);

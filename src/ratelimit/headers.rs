@@ -193,7 +193,7 @@ pub(crate) fn complete(dialect: Dialect, headers: &mut hyper::HeaderMap, now: Sy
 /// Anthropic rounds token counts left down to the thousand (never
 /// promising tokens that are not there); small test limits stay exact.
 fn round_tokens(remaining: u64, limit: u64) -> u64 {
-    if limit >= 1000 && limit != UNLIMITED.limit { remaining - remaining % 1000 } else { remaining }
+    if limit >= 1000 { remaining - remaining % 1000 } else { remaining }
 }
 
 /// `now + wait`, rounded up to the whole second, as RFC 3339 UTC.
