@@ -179,6 +179,11 @@ pub async fn serve_loaded(
                         () = tokio::time::sleep(Duration::from_millis(100)) => {}
                         () = &mut shutdown => break,
                     }
+                    // A freed fd goes to the spare first, so the next
+                    // client at the limit can be refused too.
+                    if reserve.is_none() {
+                        reserve = spare_fd();
+                    }
                     continue;
                 }
             },

@@ -603,6 +603,70 @@ fn at_the_fd_limit_half_heads_are_shed_and_new_clients_are_served() {
     assert!(!logs.contains("panicked"), "{logs}");
 }
 
+/// At the open-file limit a new client still gets the documented 503, not a
+/// connection left in the backlog: the spare fd is given up to answer it.
+/// `prlimit` lowers the running process's limit to the fds it holds, so the
+/// next `accept` fails with `EMFILE`.
+#[test]
+fn at_emfile_a_waiting_client_is_answered_with_a_503() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("s.toml");
+    std::fs::write(&config, FAST).unwrap();
+    let (mut child, api, _) = spawn_with_ulimit("true", &config);
+    let pid = child.id().to_string();
+    let ask = || {
+        let mut tcp = std::net::TcpStream::connect(api).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let request = b"GET /__sluice/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+        tcp.write_all(request).unwrap();
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).map(|_| String::from_utf8_lossy(&answer).into_owned())
+    };
+    // Served once, so the accept loop (and its spare fd) is running.
+    assert!(ask().unwrap().starts_with("HTTP/1.1 200"));
+    // Wait until sluice has closed that connection's socket, so the count
+    // below is of the fds it keeps.
+    let port = format!("{:04X}", api.port());
+    let connections = || {
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
+        let open = table.lines().skip(1).filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields[1].rsplit(':').next().unwrap();
+            local_port == port && fields[3] != "0A" && fields[9] != "0"
+        });
+        open.count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while connections() > 0 {
+        assert!(std::time::Instant::now() < deadline, "the served connection never closed");
+        std::thread::yield_now();
+    }
+    // The limit bounds fd numbers, not their count: set it at the lowest
+    // free number, so that no new fd can be made.
+    let held: std::collections::BTreeSet<usize> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().parse().unwrap())
+        .collect();
+    let lowest_free = (0..).find(|fd| !held.contains(fd)).unwrap();
+    let limit = format!("--nofile={lowest_free}:{lowest_free}");
+    let lowered = std::process::Command::new("prlimit").args(["--pid", &pid, &limit]).status();
+    assert!(lowered.unwrap().success());
+    let answers = [ask(), ask()];
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+    let mut logs = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    let _ = child.wait();
+    let [first, second] = answers.map(|answer| {
+        answer.unwrap_or_else(|error| panic!("no answer at the limit: {error}\n{logs}"))
+    });
+    assert!(first.starts_with("HTTP/1.1 503"), "{first}\n{logs}");
+    // The refusal's fd is free again once it closes: the next client is
+    // served, or refused again if the spare was taken back first.
+    assert!(second.starts_with("HTTP/1.1 200") || second.starts_with("HTTP/1.1 503"), "{second}");
+    assert!(logs.contains("accept failed: at the open-file limit"), "{logs}");
+}
+
 // ---- logs ----
 
 /// Runs the binary with `args` until its banner's last line, then stops it; its stderr.
