@@ -136,6 +136,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    #[cfg(not(target_env = "msvc"))]
+    return_freed_memory();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -364,6 +366,31 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Freed memory goes back to the system within seconds, even when the
+/// process is idle: jemalloc purges only when it is called unless its
+/// background thread runs, so a burst (200 HTTP/2 streams a client never
+/// read, a large body) left its pages resident for good. Unused pages are
+/// returned after `dirty_decay_ms` (jemalloc's 10 s), and at once rather
+/// than after a second, lazy stage (`muzzy_decay_ms = 0`), so RSS shows it
+/// (docs/reliability.md, "Memory returned").
+#[cfg(not(target_env = "msvc"))]
+fn return_freed_memory() {
+    use tikv_jemalloc_ctl::{Access, AsName};
+    // Arena 0 exists already (this thread allocated); later ones take the
+    // `arenas.` default. A failure leaves jemalloc's defaults in force.
+    for key in [&b"arenas.muzzy_decay_ms\0"[..], &b"arena.0.muzzy_decay_ms\0"[..]] {
+        if let Err(error) = key.name().write(0_isize) {
+            eprintln!("sluice: jemalloc setting not applied: {error}");
+        }
+    }
+    // One purging thread is enough for a process this size (jemalloc's
+    // default starts one per CPU).
+    let _ = tikv_jemalloc_ctl::max_background_threads::write(1);
+    if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
+        eprintln!("sluice: jemalloc's background purge not started: {error}");
+    }
+}
 
 /// The `--listen` that PID 1 was given, when PID 1 is sluice (in a
 /// container); `None` elsewhere or when it was given none.
