@@ -38,6 +38,9 @@ pub(crate) const FORMAT: u32 = 1;
 pub(crate) const MAX_CASSETTE_BYTES: usize = 16 * 1024 * 1024;
 /// The most events (or body chunks) in one cassette.
 pub(crate) const MAX_EVENTS: usize = 100_000;
+/// JSON values in a cassette's head line: the mock's request budget and
+/// room for the head's own fields and headers.
+pub(crate) const MAX_HEAD_VALUES: usize = crate::mock::request::MAX_JSON_VALUES + 4_096;
 /// The value a redacted header or field is replaced by.
 pub(crate) const REDACTED: &str = "[redacted]";
 
@@ -239,6 +242,19 @@ impl Cassette {
         }
         let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
         let (_, first) = lines.next().ok_or_else(|| line_error(1, "empty: no head line"))?;
+        // Counted before it is parsed: a head of millions of numbers would
+        // become a tree 40 times its size, and no request the mock admits
+        // could match it anyway.
+        if crate::mock::request::json_values_within(first.as_bytes(), MAX_HEAD_VALUES).is_none() {
+            return Err(line_error(
+                1,
+                format!(
+                    "the head holds more than {MAX_HEAD_VALUES} JSON values; the mock admits a \
+                     request of at most {} (docs/reliability.md)",
+                    crate::mock::request::MAX_JSON_VALUES
+                ),
+            ));
+        }
         let head: Head = serde_json::from_str(first)
             .map_err(|e| line_error(1, format!("not a cassette head: {e}")))?;
         if head.sluice_cassette != FORMAT {

@@ -40,6 +40,10 @@ use crate::sse::split::Event;
 pub(crate) const MAX_CASSETTES: usize = 10_000;
 /// The most bytes of cassettes read from one folder.
 pub(crate) const MAX_LIBRARY_BYTES: u64 = 512 * 1024 * 1024;
+/// The most JSON values in all recorded requests of a folder together: the
+/// library keeps each request's body to match against, and a parsed value
+/// costs tens of bytes (about 200 MiB at most).
+pub(crate) const MAX_LIBRARY_VALUES: usize = 5_000_000;
 
 /// Why a folder of cassettes cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,12 @@ pub enum ReplayError {
         "[replay] {0}: more than {MAX_CASSETTES} cassettes or {MAX_LIBRARY_BYTES} bytes; split them into folders"
     )]
     TooMany(PathBuf),
+    /// Past [`MAX_LIBRARY_VALUES`].
+    #[error(
+        "[replay] {0}: the recorded requests hold more than {MAX_LIBRARY_VALUES} JSON values \
+         together (they are kept in memory to match); split them into folders"
+    )]
+    TooManyValues(PathBuf),
 }
 
 /// Spans that change from run to run, and what each becomes: ids (UUIDs,
@@ -218,8 +228,14 @@ impl Library {
             shelves: HashMap::new(),
             positions: HashMap::new(),
         };
+        let mut values_left = MAX_LIBRARY_VALUES;
         for (name, path) in files {
             let text = read_bounded(&path)?;
+            let head = text.lines().find(|line| !line.trim().is_empty()).unwrap_or_default();
+            match crate::mock::request::json_values_within(head.as_bytes(), values_left) {
+                Some(values) => values_left -= values,
+                None => return Err(ReplayError::TooManyValues(dir.clone())),
+            }
             let cassette = Cassette::parse(&text)
                 .map_err(|e| ReplayError::Invalid { path: path.clone(), message: e.to_string() })?;
             let recorded = ready(&cassette, name)
@@ -636,6 +652,40 @@ mod tests {
         }
         match Library::load(&replay_of(dir.path())) {
             Err(ReplayError::TooMany(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A head line of millions of numbers (15 MiB, under the byte bound)
+    /// is refused before it is parsed, and so is a folder whose recorded
+    /// requests together pass the library's value budget.
+    #[test]
+    fn heads_are_bounded_in_json_values_one_by_one_and_together() {
+        fn cassette(numbers: usize) -> String {
+            let zeros = vec!["0"; numbers].join(",");
+            format!(
+                "{{\"sluice_cassette\":1,\"request\":{{\"method\":\"POST\",\"path\":\"/v1/messages\",\
+                 \"body\":{{\"model\":\"m\",\"stream\":false,\"metadata\":[{zeros}],\
+                 \"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}}},\"response\":{{\"status\":200,\
+                 \"head_ms\":1.0,\"headers\":{{\"content-type\":\"application/json\"}}}}}}\n\
+                 {{\"at_ms\":2.0,\"body\":\"{{}}\"}}\n"
+            )
+        }
+        let big = cassette(7_500_000);
+        assert!(big.len() < crate::cassette::MAX_CASSETTE_BYTES);
+        let refused = Cassette::parse(&big).unwrap_err().to_string();
+        assert!(refused.contains("more than 254096 JSON values"), "{refused}");
+        assert!(Cassette::parse(&cassette(240_000)).is_ok());
+
+        let dir = tempfile::tempdir().unwrap();
+        let under = cassette(240_000);
+        for n in 0..(MAX_LIBRARY_VALUES / 240_000) {
+            std::fs::write(dir.path().join(format!("{n:02}.jsonl")), &under).unwrap();
+        }
+        assert_eq!(Library::load(&replay_of(dir.path())).unwrap().len(), 20);
+        std::fs::write(dir.path().join("99.jsonl"), &under).unwrap();
+        match Library::load(&replay_of(dir.path())) {
+            Err(ReplayError::TooManyValues(_)) => {}
             other => panic!("{other:?}"),
         }
     }

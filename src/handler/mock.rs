@@ -99,14 +99,39 @@ async fn admit<'a>(
         .map_err(|refusal| Box::new(Answer::unrouted(refusal, api.dialect)))?;
     // Counted before anything reads it, facts included: a body over the
     // budget is refused after a walk of its first values, not of all of them.
-    if crate::mock::request::over_value_budget(&body) {
+    let counted = body.clone();
+    let facts = off_shard(body.len(), move || {
+        let over = crate::mock::request::over_value_budget(&counted);
+        (!over).then(|| BodyFacts::read(&counted))
+    })
+    .await
+    .map_err(|refusal| Box::new(Answer::unrouted(refusal, api.dialect)))?;
+    let Some(facts) = facts else {
         let refusal = Refusal::InvalidRequest(crate::mock::request::over_budget_message());
         return Err(Box::new(Answer::unrouted(refusal, api.dialect)));
-    }
+    };
     let arrival = Instant::now();
-    let facts = BodyFacts::read(&body);
     let exchange = Exchange::begin(app, snapshot, &head, Some(&facts), api.dialect, arrival)?;
     Ok((body, exchange))
+}
+
+/// Bodies larger than this are counted and parsed on tokio's blocking pool,
+/// not on the thread that paces other streams: a 20 MB body under the value
+/// budget parses for tens of milliseconds (docs/reliability.md).
+const OFF_SHARD_BODY: usize = 256 * 1024;
+
+/// Runs `work` (a walk or parse of a `body_len`-byte body) here when the
+/// body is small, else on the blocking pool.
+async fn off_shard<T: Send + 'static>(
+    body_len: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Refusal> {
+    if body_len <= OFF_SHARD_BODY {
+        return Ok(work());
+    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| Refusal::BodyUnreadable(format!("the body was not read: {error}")))
 }
 
 /// A reply through the whole pipeline.
@@ -122,13 +147,24 @@ async fn generate(
         Ok(admitted) => admitted,
         Err(answer) => return *answer,
     };
-    let parsed = match (codec.parse)(&body) {
-        Ok(parsed) => parsed,
-        Err(invalid) => return exchange.refuse(Refusal::InvalidRequest(invalid.0)),
+    let library = snapshot.replay.as_ref().filter(|_| snapshot.config.replay.is_some()).cloned();
+    let (read, find_path) = (body.clone(), path.clone());
+    let parse = codec.parse;
+    let read = off_shard(body.len(), move || {
+        let parsed = parse(&read)?;
+        Ok::<_, mock::InvalidRequest>((
+            parsed,
+            library.and_then(|library| library.find(&find_path, &read)),
+        ))
+    });
+    let (parsed, found) = match read.await {
+        Ok(Ok(read)) => read,
+        Ok(Err(invalid)) => return exchange.refuse(Refusal::InvalidRequest(invalid.0)),
+        Err(refusal) => return exchange.refuse(refusal),
     };
     if let (Some(library), Some(replay)) = (&snapshot.replay, &snapshot.config.replay) {
         let metrics = app.metrics();
-        match library.find(&path, &body) {
+        match found {
             Some((recorded, found)) => {
                 metrics.replay(match found {
                     Found::ByRule => "replayed",

@@ -245,11 +245,21 @@ pub(crate) fn over_budget_message() -> String {
 /// by walking it without building anything and stopping at the budget. A
 /// body that is not JSON is not over: the parse that follows says why.
 pub(crate) fn over_value_budget(body: &[u8]) -> bool {
+    json_values_within(body, MAX_JSON_VALUES).is_none()
+}
+
+/// How many JSON values `json` holds, or `None` past `budget` (counted
+/// without building anything, stopping at the budget). Text that is not
+/// JSON counts what was read before the error.
+pub(crate) fn json_values_within(json: &[u8], budget: usize) -> Option<usize> {
     use serde::de::DeserializeSeed as _;
-    let left = std::cell::Cell::new(MAX_JSON_VALUES);
-    let mut json = serde_json::Deserializer::from_slice(body);
-    let counted = Count(&left).deserialize(&mut json);
-    counted.is_err() && left.get() == 0
+    let left = std::cell::Cell::new(budget);
+    let mut reader = serde_json::Deserializer::from_slice(json);
+    let counted = Count(&left).deserialize(&mut reader);
+    if counted.is_err() && left.get() == 0 {
+        return None;
+    }
+    Some(budget - left.get())
 }
 
 /// A JSON walk that counts each value against a budget, and fails when the
