@@ -17,10 +17,15 @@ the paced streams' first-token error, unexplained failures) say what it cost.
   (header `x-canary: 1`, first token due at 100 ms), whose first-token error
   (how much later than 100 ms its first token came) it reports.
 
-Usage: soak_hostile.py URL ADMIN_URL SECONDS
+Usage: soak_hostile.py URL ADMIN_URL SECONDS [WORKERS]
+
+WORKERS (say `large_bodies,canary`) runs only those, to measure one kind of
+load in isolation; HOSTILE_BODY_PAUSE (seconds, default 10) is the pause
+between rounds of large bodies (0: back to back).
 """
 
 import json
+import os
 import socket
 import sys
 import threading
@@ -29,6 +34,8 @@ import urllib.request
 from urllib.parse import urlparse
 
 URL, ADMIN, SECONDS = sys.argv[1], sys.argv[2], float(sys.argv[3])
+ONLY = sys.argv[4].split(",") if len(sys.argv) > 4 else None
+BODY_PAUSE = float(os.environ.get("HOSTILE_BODY_PAUSE", "10"))
 STOP = time.monotonic() + SECONDS
 ADDR = (urlparse(URL).hostname, urlparse(URL).port)
 COUNTS = {}
@@ -69,7 +76,7 @@ def large_bodies() -> None:
         for thread in threads:
             thread.join()
         count("large bodies sent")
-        time.sleep(10)
+        time.sleep(BODY_PAUSE)
 
 
 def structured_output() -> None:
@@ -199,6 +206,8 @@ def canary() -> None:
 def main() -> None:
     workers = [large_bodies, structured_output, non_reading_h2, live_control, canary]
     workers += [admin_poller] * 8
+    if ONLY:
+        workers = [work for work in workers if work.__name__ in ONLY]
     threads = [threading.Thread(target=work, daemon=True) for work in workers]
     for thread in threads:
         thread.start()
