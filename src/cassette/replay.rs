@@ -232,9 +232,14 @@ impl Library {
         for (name, path) in files {
             let text = read_bounded(&path)?;
             let head = text.lines().find(|line| !line.trim().is_empty()).unwrap_or_default();
-            match crate::mock::request::json_values_within(head.as_bytes(), values_left) {
+            let budget = values_left.min(super::MAX_HEAD_VALUES);
+            match crate::mock::request::json_values_within(head.as_bytes(), budget) {
                 Some(values) => values_left -= values,
-                None => return Err(ReplayError::TooManyValues(dir.clone())),
+                None if budget < super::MAX_HEAD_VALUES => {
+                    return Err(ReplayError::TooManyValues(dir.clone()));
+                }
+                // Past a head's own budget: `Cassette::parse` refuses it, with its line.
+                None => {}
             }
             let cassette = Cassette::parse(&text)
                 .map_err(|e| ReplayError::Invalid { path: path.clone(), message: e.to_string() })?;
@@ -675,6 +680,10 @@ mod tests {
         assert!(big.len() < crate::cassette::MAX_CASSETTE_BYTES);
         let refused = Cassette::parse(&big).unwrap_err().to_string();
         assert!(refused.contains("more than 254096 JSON values"), "{refused}");
+        let alone = tempfile::tempdir().unwrap();
+        std::fs::write(alone.path().join("big.jsonl"), &big).unwrap();
+        let refused = Library::load(&replay_of(alone.path())).unwrap_err().to_string();
+        assert!(refused.contains("big.jsonl: line 1: the head holds more than"), "{refused}");
         assert!(Cassette::parse(&cassette(240_000)).is_ok());
 
         let dir = tempfile::tempdir().unwrap();
