@@ -1003,3 +1003,36 @@ fn overload_is_a_profile_knob() {
     let patch = parse_runtime_patch(r#"{"overload": "stretch"}"#).unwrap();
     assert_eq!(patch.overload, Some(crate::shape::Overload::Stretch));
 }
+
+/// The README's first k6 run starts sluice with `SLUICE_SEED=3875`: with the
+/// default profile (0.5 % errors) that seed draws no fault in its first
+/// 2,000 requests, so the run's `errors < 1%` threshold passes however many
+/// requests a slow or fast machine makes. Without a seed, about 106
+/// requests at 0.5 % give two errors or more (over 1 %) one run in ten.
+#[test]
+fn the_readmes_first_run_seed_draws_no_fault_in_its_first_two_thousand_requests() {
+    use crate::shape::plan::{FaultPlan, RequestClock, request_rng};
+    let profile = Config::default().profile;
+    let faulted = (0..2_000u64).filter(|&number| {
+        let clock = RequestClock { route_request: number, since_start: Some(Duration::ZERO) };
+        let plan = FaultPlan::draw(
+            profile.error_rate,
+            &profile.faults,
+            clock,
+            &mut request_rng(3875, number),
+        );
+        plan.fault.is_some()
+    });
+    assert_eq!(faulted.count(), 0);
+    let unseeded_like = (0..2_000u64).filter(|&number| {
+        let clock = RequestClock { route_request: number, since_start: Some(Duration::ZERO) };
+        let plan = FaultPlan::draw(
+            profile.error_rate,
+            &profile.faults,
+            clock,
+            &mut request_rng(64, number),
+        );
+        plan.fault.is_some()
+    });
+    assert!(unseeded_like.count() > 0, "another seed does draw faults");
+}
