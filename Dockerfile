@@ -1,9 +1,11 @@
 # sluice as a container: `docker build -t sluice .` then
 #   docker run --rm -p 3456:3456 sluice                      # the mock
 #   docker run --rm -p 3456:3456 -e SLUICE_UPSTREAM=https://api.anthropic.com sluice   # proxy
-# The config is read from /etc/sluice/sluice.toml (SLUICE_CONFIG); mount your
-# own over it: -v "$PWD/my.toml:/etc/sluice/sluice.toml:ro". Environment
-# variables (FIRST_TOKEN_DELAY, ERROR_RATE, ...) override it.
+# The config is read from /etc/sluice/sluice.toml (SLUICE_CONFIG); mount a
+# folder holding your sluice.toml over /etc/sluice, not the single file, so
+# edits on the host reach sluice: -v "$PWD/conf:/etc/sluice:ro"
+# (docs/live-control.md). Environment variables (FIRST_TOKEN_DELAY,
+# ERROR_RATE, ...) override it.
 # scripts/image-test.sh builds this image and runs its checks.
 
 FROM rust:1.95-slim-bookworm AS build

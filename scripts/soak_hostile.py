@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The hostile mix `scripts/soak.sh` runs beside its paced streams when
-SOAK_HOSTILE=1 (docs/reliability.md, "Soak"): each kind of load a hardening
+SOAK_HOSTILE=1 (docs/reliability.md, "Summary and the soak"): each kind of load a hardening
 review found to cost memory or block live control, at once, for the whole
 run. It prints what it did and what failed; the soak's own figures (RSS,
 the paced streams' first-token error, unexplained failures) say what it cost.

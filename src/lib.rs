@@ -29,8 +29,9 @@
 //!                                           events due together go out as one chunk
 //! ```
 //!
-//! Modules, from the top down (imports point down only; `tests/module_graph.rs`
-//! checks there is no cycle):
+//! Modules, from the entry points to the leaves (the import graph has no
+//! cycle, which `tests/module_graph.rs` checks; imports do not all point down
+//! this list):
 //!
 //! - `server`: accept loop, admin listener, graceful shutdown; [`serve`] and [`run`].
 //! - [`shards`]: the threads connections are served on (one single-threaded

@@ -362,7 +362,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 }
 
 /// jemalloc: about 10 % less CPU than the system allocator on the per-token
-/// path, and less memory at thousands of streams (README "Performance").
+/// path, and less memory at thousands of streams (docs/performance.md).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -373,7 +373,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// read, a large body) left its pages resident for good. Unused pages are
 /// returned after `dirty_decay_ms` (jemalloc's 10 s), and at once rather
 /// than after a second, lazy stage (`muzzy_decay_ms = 0`), so RSS shows it
-/// (docs/reliability.md, "Memory returned").
+/// (docs/reliability.md, "Connections (both listeners)").
 #[cfg(not(target_env = "msvc"))]
 fn return_freed_memory() {
     use tikv_jemalloc_ctl::{Access, AsName};

@@ -1,4 +1,4 @@
-//! The module graph has no cycle (`docs/architecture.md`, "Module map").
+//! The module graph has no cycle (`docs/architecture.md`, "Modules").
 //!
 //! Reads `src/` as text and collects every path a module names outside its
 //! tests: `crate::a::...` is an edge to the top-level module `a`, and

@@ -29,7 +29,7 @@ pub struct Timing {
 
 /// What a token released late (the machine could not keep up, or the
 /// client read slowly) does to the tokens after it (`overload`, per
-/// profile; README, "Timing").
+/// profile; docs/timing.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overload {
     /// Keep the schedule: each deadline counts from the previous deadline,

@@ -1,7 +1,7 @@
 """instructor against sluice mock: structured output through a forced tool
 (instructor's ANTHROPIC_TOOLS mode), whole and as streamed partial objects,
 validated on the first request, and what each injected fault does to it
-(README "Works with"). instructor is a structured-output library with no
+(docs/clients.md). instructor is a structured-output library with no
 agent loop of its own, so the loop tests live with LangChain and pydantic-ai."""
 
 import anthropic

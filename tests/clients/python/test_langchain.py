@@ -1,7 +1,7 @@
 """LangChain (`langchain-anthropic`'s ChatAnthropic) against sluice mock:
 streamed text, a tool call whose input validates, structured output
 (`with_structured_output`, a forced tool) streaming and not, agent loops that
-end in text, and what each injected fault does to it (README "Works with")."""
+end in text, and what each injected fault does to it (docs/clients.md)."""
 
 import json
 

@@ -1,7 +1,7 @@
 """pydantic-ai against sluice mock: streamed text, a tool call whose input
 validates, structured output (pydantic-ai's output tool) streaming and not,
 agent loops that end in text, and what each injected fault does to it
-(README "Works with")."""
+(docs/clients.md)."""
 
 import asyncio
 

@@ -2,7 +2,7 @@
 // streamed text, a tool call whose input validates, structured output (the
 // native output_config.format and the forced "json" tool) streaming and not,
 // agent loops that end in text, and what each injected fault does to
-// streamText (README "Works with"). Run with `node --test` from this folder.
+// streamText (docs/clients.md). Run with `node --test` from this folder.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createAnthropic } from "@ai-sdk/anthropic";

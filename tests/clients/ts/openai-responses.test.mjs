@@ -1,7 +1,7 @@
 // OpenAI Responses API clients against sluice mock: LangChain.js
 // (`@langchain/openai`'s ChatOpenAI with `useResponsesApi`) and the OpenAI
 // Agents SDK (`@openai/agents`, a streamed run). Each streams a reply, and
-// each injected fault surfaces as documented (README "Works with"); above
+// each injected fault surfaces as documented (docs/clients.md); above
 // all a `stream_error` rejects instead of returning the partial text: sluice
 // fails a Responses stream as the live API does, with the `error` event
 // nested under `error` and then `response.failed` (docs/protocols.md §3.3).
