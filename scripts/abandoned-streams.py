@@ -8,8 +8,10 @@ Flat RSS means a client that leaves releases its stream at once.
       --error-rate 0 --first-token-delay 40s &
   scripts/abandoned-streams.py $! 5
 
-Run sluice with _RJEM_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0 to see
-what is really held rather than what jemalloc keeps cached.
+sluice returns freed pages about 10 s after they are freed (jemalloc's
+background thread; docs/reliability.md). To see what is really held at once,
+rather than what jemalloc keeps for those seconds, run sluice with
+_RJEM_MALLOC_CONF=dirty_decay_ms:0.
 """
 import json
 import socket

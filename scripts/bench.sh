@@ -190,5 +190,5 @@ for n in 1000 4000; do
   stop "$upstream_pid"
 done
 
-python3 scripts/bench_table.py "$out" >"$out/results.md"
+python3 scripts/bench-table.py "$out" >"$out/results.md"
 cat "$out/results.md"

@@ -65,7 +65,7 @@ python3 - "$work" <<'PY'
 import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, "scripts")
-from perf_groups import groups, load
+from perfgroups import groups, load
 work = sys.argv[1]
 GROUPS = groups("own code (sluice; nginx)", lambda dso: dso.startswith("nginx"))
 sluice, sluice_us, sluice_top, _, sluice_data = load(f"{work}/sluice.txt", f"{work}/sluice.json", GROUPS)

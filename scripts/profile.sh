@@ -58,7 +58,7 @@ python3 - "$work" "$n" <<'PY'
 import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, "scripts")
-from perf_groups import groups, load
+from perfgroups import groups, load
 work, n = sys.argv[1], sys.argv[2]
 GROUPS = groups("own code (sluice; the floor)", lambda dso: dso == "floor")
 sluice, sluice_us, top, sluice_kernel, _ = load(f"{work}/sluice.txt", f"{work}/sluice.json", GROUPS)

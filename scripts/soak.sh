@@ -11,7 +11,7 @@
 # - the RSS trend over the last two thirds of the run: must be flat.
 #
 # With SOAK_HOSTILE=1, a hostile mix runs beside the paced streams for the
-# whole run (scripts/soak_hostile.py): 31 MiB bodies of numbers four at a
+# whole run (scripts/soak-hostile.py): 31 MiB bodies of numbers four at a
 # time, 50 open structured-output streams of 250,000 characters, HTTP/2
 # clients that grant a 2^31 window and never read, 8 admin pollers, and live
 # control (PUT and DELETE /faults every 5 s) over a replay library of 1,000
@@ -121,7 +121,7 @@ if [ "$hostile" = 1 ]; then
   seconds=$(python3 -c "import sys; d=sys.argv[1]; print(int(d[:-1]) * (60 if d.endswith('m') else 1))" "$duration")
   python=python3
   [ -x .venv-test/bin/python ] && python=.venv-test/bin/python # h2, for the HTTP/2 clients
-  "$python" scripts/soak_hostile.py "$url" "$admin" "$seconds" >"$work/hostile.out" 2>&1 &
+  "$python" scripts/soak-hostile.py "$url" "$admin" "$seconds" >"$work/hostile.out" 2>&1 &
   pids+=("$!")
 fi
 

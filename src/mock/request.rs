@@ -106,10 +106,7 @@ pub(crate) fn body_object(body: &[u8]) -> Result<serde_json::Map<String, Value>,
 ///
 /// # Errors
 /// [`InvalidRequest`] naming `field`.
-pub(crate) fn required_string(
-    object: &serde_json::Map<String, Value>,
-    field: &str,
-) -> Result<String, InvalidRequest> {
+pub(crate) fn required_string(object: &JsonObject, field: &str) -> Result<String, InvalidRequest> {
     match object.get(field) {
         Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
         Some(Value::String(_)) => Err(invalid(field, "must not be empty")),
@@ -125,7 +122,7 @@ pub(crate) fn required_string(
 /// # Errors
 /// [`InvalidRequest`] naming `field`.
 pub(crate) fn optional_bool(
-    object: &serde_json::Map<String, Value>,
+    object: &JsonObject,
     field: &str,
 ) -> Result<Option<bool>, InvalidRequest> {
     match object.get(field) {
@@ -142,7 +139,7 @@ pub(crate) fn optional_bool(
 /// # Errors
 /// [`InvalidRequest`] naming `field`.
 pub(crate) fn optional_count(
-    object: &serde_json::Map<String, Value>,
+    object: &JsonObject,
     field: &str,
 ) -> Result<Option<u64>, InvalidRequest> {
     match object.get(field) {
@@ -215,6 +212,68 @@ pub(crate) fn tool_rounds(messages: &[Value], called: impl Fn(&Value) -> bool) -
 /// A rough token count of a body (4 bytes a token), at least 1.
 pub(crate) fn rough_tokens(body: &[u8]) -> u64 {
     (body.len() as u64 / 4).max(1)
+}
+
+/// A JSON object, as a request's tools are.
+type JsonObject = serde_json::Map<String, Value>;
+
+/// The objects of a request's `tools` array, with their index: the part of
+/// tool parsing every API shares. An absent or `null` list is empty.
+pub(crate) fn tool_objects(
+    tools: Option<&Value>,
+) -> Result<Vec<(usize, &JsonObject)>, InvalidRequest> {
+    let tools = match tools {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(tools)) => tools,
+        Some(other) => {
+            return Err(invalid(
+                "tools",
+                format_args!("expected an array, got {}", type_name(other)),
+            ));
+        }
+    };
+    let mut objects = Vec::with_capacity(tools.len());
+    for (i, tool) in tools.iter().enumerate() {
+        let Value::Object(tool) = tool else {
+            return Err(invalid(
+                &format!("tools.{i}"),
+                format_args!("expected an object, got {}", type_name(tool)),
+            ));
+        };
+        objects.push((i, tool));
+    }
+    Ok(objects)
+}
+
+/// A tool's non-empty `name`, in `object`; `prefix` names `object` in errors.
+pub(crate) fn tool_name(object: &JsonObject, prefix: &str) -> Result<String, InvalidRequest> {
+    match object.get("name") {
+        Some(Value::String(name)) if !name.is_empty() => Ok(name.clone()),
+        Some(other) => Err(invalid(
+            &format!("{prefix}.name"),
+            format_args!("expected a non-empty string, got {other}"),
+        )),
+        None => Err(invalid(&format!("{prefix}.name"), "field required")),
+    }
+}
+
+/// A tool's JSON Schema object at `key` in `object`; when it is absent,
+/// `absent` (or an error when there is none: the field is required).
+pub(crate) fn tool_schema(
+    object: &JsonObject,
+    key: &str,
+    prefix: &str,
+    absent: Option<Value>,
+) -> Result<Value, InvalidRequest> {
+    match (object.get(key), absent) {
+        (Some(schema @ Value::Object(_)), _) => Ok(schema.clone()),
+        (None | Some(Value::Null), Some(absent)) => Ok(absent),
+        (None, None) => Err(invalid(&format!("{prefix}.{key}"), "field required")),
+        (Some(other), _) => Err(invalid(
+            &format!("{prefix}.{key}"),
+            format_args!("expected a JSON Schema object, got {}", type_name(other)),
+        )),
+    }
 }
 
 /// How a JSON value's type is named in errors.

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::mock::request::{
     InvalidRequest, OutputSchema, Tool, ToolChoice, TurnRequest, invalid, message_list,
-    rough_tokens, tool_rounds, type_name,
+    rough_tokens, tool_name, tool_objects, tool_rounds, tool_schema, type_name,
 };
 
 /// What is required of the body: the Messages API needs `max_tokens`,
@@ -172,49 +172,14 @@ fn parse_output_format(
 }
 
 fn parse_tools(tools: Option<&Value>) -> Result<Vec<Tool>, InvalidRequest> {
-    let tools = match tools {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(tools)) => tools,
-        Some(other) => {
-            return Err(invalid(
-                "tools",
-                format_args!("expected an array, got {}", type_name(other)),
-            ));
-        }
-    };
-    let mut parsed = Vec::with_capacity(tools.len());
-    for (i, tool) in tools.iter().enumerate() {
-        let Value::Object(tool) = tool else {
-            return Err(invalid(
-                &format!("tools.{i}"),
-                format_args!("expected an object, got {}", type_name(tool)),
-            ));
-        };
-        let name = match tool.get("name") {
-            Some(Value::String(name)) if !name.is_empty() => name.clone(),
-            Some(other) => {
-                return Err(invalid(
-                    &format!("tools.{i}.name"),
-                    format_args!("expected a non-empty string, got {other}"),
-                ));
-            }
-            None => return Err(invalid(&format!("tools.{i}.name"), "field required")),
-        };
+    let mut parsed = Vec::new();
+    for (i, tool) in tool_objects(tools)? {
+        let prefix = format!("tools.{i}");
+        let name = tool_name(tool, &prefix)?;
         if is_server_tool(tool) {
             continue; // e.g. {"type": "web_search_20250305"}: run by the provider, never returned as tool_use
         }
-        let input_schema = match tool.get("input_schema") {
-            Some(schema @ Value::Object(_)) => schema.clone(),
-            Some(other) => {
-                return Err(invalid(
-                    &format!("tools.{i}.input_schema"),
-                    format_args!("expected a JSON Schema object, got {}", type_name(other)),
-                ));
-            }
-            None => {
-                return Err(invalid(&format!("tools.{i}.input_schema"), "field required"));
-            }
-        };
+        let input_schema = tool_schema(tool, "input_schema", &prefix, None)?;
         parsed.push(Tool { name, input_schema });
     }
     Ok(parsed)

@@ -11,7 +11,10 @@ pub(crate) mod responses;
 
 use serde_json::{Map, Value};
 
-use super::request::{InvalidRequest, OutputSchema, Tool, ToolChoice, invalid, type_name};
+use super::request::{
+    InvalidRequest, OutputSchema, Tool, ToolChoice, invalid, tool_name, tool_objects, tool_schema,
+    type_name,
+};
 use super::{MockApi, MockEndpoint, Serve};
 use crate::dialect::Dialect;
 
@@ -59,24 +62,8 @@ pub(crate) fn parse_tools(
     tools: Option<&Value>,
     shape: Shape,
 ) -> Result<Vec<Tool>, InvalidRequest> {
-    let tools = match tools {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(tools)) => tools,
-        Some(other) => {
-            return Err(invalid(
-                "tools",
-                format_args!("expected an array, got {}", type_name(other)),
-            ));
-        }
-    };
-    let mut parsed = Vec::with_capacity(tools.len());
-    for (i, tool) in tools.iter().enumerate() {
-        let Value::Object(tool) = tool else {
-            return Err(invalid(
-                &format!("tools.{i}"),
-                format_args!("expected an object, got {}", type_name(tool)),
-            ));
-        };
+    let mut parsed = Vec::new();
+    for (i, tool) in tool_objects(tools)? {
         match tool.get("type").and_then(Value::as_str) {
             Some("function") => {}
             Some(_) => continue,
@@ -95,27 +82,10 @@ pub(crate) fn parse_tools(
             },
             Shape::Responses => (tool, format!("tools.{i}")),
         };
-        let name = match function.get("name") {
-            Some(Value::String(name)) if !name.is_empty() => name.clone(),
-            Some(other) => {
-                return Err(invalid(
-                    &format!("{prefix}.name"),
-                    format_args!("expected a non-empty string, got {other}"),
-                ));
-            }
-            None => return Err(invalid(&format!("{prefix}.name"), "field required")),
-        };
+        let name = tool_name(function, &prefix)?;
         // A function without parameters takes an empty object.
-        let input_schema = match function.get("parameters") {
-            None | Some(Value::Null) => serde_json::json!({"type": "object", "properties": {}}),
-            Some(schema @ Value::Object(_)) => schema.clone(),
-            Some(other) => {
-                return Err(invalid(
-                    &format!("{prefix}.parameters"),
-                    format_args!("expected a JSON Schema object, got {}", type_name(other)),
-                ));
-            }
-        };
+        let empty = serde_json::json!({"type": "object", "properties": {}});
+        let input_schema = tool_schema(function, "parameters", &prefix, Some(empty))?;
         parsed.push(Tool { name, input_schema });
     }
     Ok(parsed)

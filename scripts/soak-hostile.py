@@ -17,7 +17,7 @@ the paced streams' first-token error, unexplained failures) say what it cost.
   (header `x-canary: 1`, first token due at 100 ms), whose first-token error
   (how much later than 100 ms its first token came) it reports.
 
-Usage: soak_hostile.py URL ADMIN_URL SECONDS [WORKERS]
+Usage: soak-hostile.py URL ADMIN_URL SECONDS [WORKERS]
 
 WORKERS (say `large_bodies,canary`) runs only those, to measure one kind of
 load in isolation; HOSTILE_BODY_PAUSE (seconds, default 10) is the pause

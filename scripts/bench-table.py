@@ -1,5 +1,5 @@
 """Turns bench/*.json (examples/loadgen reports) into the markdown tables of
-the README's Performance section. Usage: python3 scripts/bench_table.py bench"""
+the README's Performance section. Usage: python3 scripts/bench-table.py bench"""
 
 import json
 import os
