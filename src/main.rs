@@ -31,60 +31,98 @@ use tracing_subscriber::EnvFilter;
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    config: ConfigFile,
+    #[command(flatten)]
+    serve: ServeFlags,
+}
+
+/// `--config`, for the commands that read a config file by that flag.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct ConfigFile {
     /// TOML config file (see config/sluice.toml for every knob).
-    #[arg(long, env = "SLUICE_CONFIG", global = true, value_name = "FILE")]
+    #[arg(long, env = "SLUICE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+/// The flags of a running sluice: the last layer over the file and the
+/// environment. Given before the subcommand or after it (after wins).
+#[derive(Debug, Clone, Default, clap::Args)]
+struct ServeFlags {
     /// Address to listen on, e.g. 0.0.0.0:3456 or 127.0.0.1:0.
-    #[arg(long, global = true, value_parser = value::listen, value_name = "ADDR")]
+    #[arg(long, value_parser = value::listen, value_name = "ADDR")]
     listen: Option<SocketAddr>,
     /// Delay before the first token, e.g. 100ms (a bare number is milliseconds).
-    #[arg(long, global = true, value_parser = value::env_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = value::env_duration, value_name = "DURATION")]
     first_token_delay: Option<Duration>,
     /// Minimum time between tokens, e.g. 20ms.
-    #[arg(long, global = true, value_parser = value::env_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = value::env_duration, value_name = "DURATION")]
     token_interval: Option<Duration>,
     /// Text tokens in a mock reply.
-    #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..=100_000), value_name = "N")]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000), value_name = "N")]
     tokens_per_response: Option<u32>,
     /// Extra delay before a tool call starts, e.g. 500ms.
-    #[arg(long, global = true, value_parser = value::env_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = value::env_duration, value_name = "DURATION")]
     tool_call_delay: Option<Duration>,
     /// Share of requests that get an injected error: 0.005 or 0.5%.
-    #[arg(long, global = true, value_parser = value::rate_text, value_name = "RATE")]
+    #[arg(long, value_parser = value::rate_text, value_name = "RATE")]
     error_rate: Option<f64>,
     /// Seed for every random draw (faults, text, ids), for reproducible runs.
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, value_name = "N")]
     seed: Option<u64>,
     /// Upstream base URL for proxy mode, e.g. https://api.anthropic.com.
-    #[arg(long, global = true, value_parser = value::upstream_url, value_name = "URL")]
+    #[arg(long, value_parser = value::upstream_url, value_name = "URL")]
     upstream: Option<hyper::Uri>,
     /// Address of the admin listener (metrics, config, reload, faults), e.g.
     /// 127.0.0.1:9090 (the default) or 127.0.0.1:0.
-    #[arg(long, global = true, value_parser = value::listen, value_name = "ADDR")]
+    #[arg(long, value_parser = value::listen, value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
     /// This replica's stable name in a fleet (the pod name): mixed into the
     /// seed so that replicas draw different, reproducible streams.
-    #[arg(long, global = true, value_parser = value::replica, value_name = "NAME")]
+    #[arg(long, env = "SLUICE_REPLICA", value_parser = value::replica, value_name = "NAME")]
     replica: Option<String>,
     /// The instant fault windows count from, shared by a fleet, e.g.
     /// 2026-12-01T10:00:00Z (default: the process start).
-    #[arg(long, global = true, value_parser = value::epoch, value_name = "TIME")]
+    #[arg(long, env = "SLUICE_EPOCH", value_parser = value::epoch, value_name = "TIME")]
     epoch: Option<std::time::SystemTime>,
     /// Proxy mode: write every exchange as a cassette into this folder
     /// (`[record] dir`; docs/record-replay.md).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
     /// Mock mode: answer from the cassettes in this folder (`[replay] dir`).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     replay: Option<PathBuf>,
     /// Threads that serve connections, each with its own single-threaded
     /// runtime and timer (default: one per core; docs/performance.md).
-    #[arg(long, env = "SLUICE_WORKERS", global = true, value_parser = clap::value_parser!(u16).range(1..=1024), value_name = "N")]
+    #[arg(long, env = "SLUICE_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024), value_name = "N")]
     workers: Option<u16>,
     /// Log format on stderr: `text` (coloured only on a terminal) or `json`
     /// (one object per line, for log shippers).
-    #[arg(long, env = "SLUICE_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+}
+
+impl ServeFlags {
+    /// These flags, each one not given taken from `earlier`.
+    fn or(self, earlier: Self) -> Self {
+        Self {
+            listen: self.listen.or(earlier.listen),
+            first_token_delay: self.first_token_delay.or(earlier.first_token_delay),
+            token_interval: self.token_interval.or(earlier.token_interval),
+            tokens_per_response: self.tokens_per_response.or(earlier.tokens_per_response),
+            tool_call_delay: self.tool_call_delay.or(earlier.tool_call_delay),
+            error_rate: self.error_rate.or(earlier.error_rate),
+            seed: self.seed.or(earlier.seed),
+            upstream: self.upstream.or(earlier.upstream),
+            admin_listen: self.admin_listen.or(earlier.admin_listen),
+            replica: self.replica.or(earlier.replica),
+            epoch: self.epoch.or(earlier.epoch),
+            record: self.record.or(earlier.record),
+            replay: self.replay.or(earlier.replay),
+            workers: self.workers.or(earlier.workers),
+            log_format: self.log_format.or(earlier.log_format),
+        }
+    }
 }
 
 /// How logs are written.
@@ -100,18 +138,37 @@ enum LogFormat {
 enum Command {
     /// Serve the built-in mock (Anthropic Messages, OpenAI Chat Completions
     /// and Responses, embeddings, models), even if an upstream is configured.
-    Mock,
+    Mock {
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        serve: ServeFlags,
+    },
     /// Proxy every request to the upstream (--upstream, SLUICE_UPSTREAM or
     /// [upstream] url), shaping its SSE streams.
-    Proxy,
+    Proxy {
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        serve: ServeFlags,
+    },
     /// Exit 0 if a sluice on this machine answers on the configured port (for
     /// Docker's HEALTHCHECK), else 1.
-    Health,
+    Health {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// The address sluice listens on, if not the config's (in a
+        /// container, PID 1's own --listen is read).
+        #[arg(long, value_parser = value::listen, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
     /// Validate a config file as start-up and reload do (environment and flags
     /// included) and print the effective settings; exit 0 if valid, 1 if not.
     Check {
         /// The TOML file.
         file: PathBuf,
+        #[command(flatten)]
+        serve: ServeFlags,
     },
     /// Measure the timing of the recorded streams in a folder of cassettes,
     /// per model and path, and print it with [profiles.NAME] blocks and
@@ -155,74 +212,88 @@ fn main() -> ExitCode {
     }
 }
 
+/// What was asked for, once the flags before and after the subcommand are
+/// merged.
+enum Mode {
+    /// Proxy when an upstream is configured, else the mock.
+    Either,
+    Mock,
+    Proxy,
+    /// `check FILE`.
+    Check(PathBuf),
+    /// `health`, with the `--listen` it was given.
+    Health(Option<SocketAddr>),
+}
+
 async fn start(args: Args) -> anyhow::Result<()> {
-    if let Some(Command::Profile { dir }) = &args.command {
-        print!("{}", sluice::cassette::profile::report(dir)?);
-        return Ok(());
-    }
-    if let Some(Command::Cert { names, out }) = &args.command {
-        let mut all = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-        all.extend(names.iter().filter(|n| !n.is_empty()).cloned());
-        all.dedup();
-        let generated = sluice::tls::generate(&all)?;
-        for path in sluice::tls::write(&generated, out)? {
-            println!("wrote {}", path.display());
+    let Args { command, config: top_config, serve: top_flags } = args;
+    let (mode, config_file, flags) = match command {
+        Some(Command::Profile { dir }) => {
+            print!("{}", sluice::cassette::profile::report(&dir)?);
+            return Ok(());
         }
-        println!(
-            "certificate for {}; serve it with [tls] cert = \"{}\" and key = \"{}\"; \
-             clients trust {} (SSL_CERT_FILE, NODE_EXTRA_CA_CERTS)",
-            all.join(", "),
-            out.join("cert.pem").display(),
-            out.join("key.pem").display(),
-            out.join("ca.pem").display()
-        );
-        return Ok(());
-    }
+        Some(Command::Cert { names, out }) => return make_certificate(&names, &out),
+        None => (Mode::Either, top_config.config, top_flags),
+        Some(Command::Mock { config, serve }) => {
+            (Mode::Mock, config.config.or(top_config.config), serve.or(top_flags))
+        }
+        Some(Command::Proxy { config, serve }) => {
+            (Mode::Proxy, config.config.or(top_config.config), serve.or(top_flags))
+        }
+        Some(Command::Check { file, serve }) => {
+            (Mode::Check(file.clone()), Some(file), serve.or(top_flags))
+        }
+        Some(Command::Health { config, listen }) => {
+            let listen = listen.or(top_flags.listen);
+            (Mode::Health(listen), config.config.or(top_config.config), top_flags)
+        }
+    };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("sluice=info"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match args.log_format {
+    match flags.log_format.unwrap_or(LogFormat::Text) {
         LogFormat::Json => logs.json().init(),
         // Colour codes only where a terminal shows them, not in `docker logs` or a file.
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
     }
-    let layers = vec![Overrides::from_env(|name| std::env::var(name).ok())?, flag_overrides(&args)];
-    let path = match &args.command {
-        Some(Command::Check { file }) => Some(file.clone()),
-        _ => args.config.clone(),
-    };
+    let mock_only = matches!(mode, Mode::Mock);
+    let layers = vec![
+        Overrides::from_env(|name| std::env::var(name).ok())?,
+        flag_overrides(&flags, mock_only),
+    ];
     // One read of the file, layered once (config::layer::build); the server
     // starts from this very config, and reloads build theirs the same way.
-    let source = match path {
+    let source = match config_file {
         Some(path) => Source::File { path, layers },
         None => Source::Fixed(Box::new(layer::build(Base::Defaults, &layers, None)?)),
     };
     let first = source.load()?;
     let config = &first.config;
-    match &args.command {
-        Some(Command::Check { file }) => {
+    match &mode {
+        Mode::Check(file) => {
             let settings = serde_json::to_string_pretty(&sluice::config::describe(config, None))?;
             println!("{settings}");
             eprintln!("sluice check: {} is valid", file.display());
             return Ok(());
         }
-        Some(Command::Health) => {
+        Mode::Health(listen) => {
             // In a container sluice is PID 1, and `docker run IMAGE --listen ...`
             // gives it flags that HEALTHCHECK's `sluice health` does not get:
             // read the port from PID 1's own command line.
-            let port = match (args.listen, pid1_listen()) {
+            let port = match (listen, pid1_listen()) {
                 (None, Some(listen)) => listen.port(),
-                _ => config.listen.port(),
+                (Some(listen), _) => listen.port(),
+                (None, None) => config.listen.port(),
             };
             return check_health(port, config.tls.is_some())
                 .with_context(|| format!("no healthy sluice on 127.0.0.1:{port}"));
         }
-        Some(Command::Proxy) => anyhow::ensure!(
+        Mode::Proxy => anyhow::ensure!(
             config.upstream.is_some(),
             "proxy mode needs an upstream: pass --upstream URL, set SLUICE_UPSTREAM, \
              or add [upstream] url = \"...\" to the config"
         ),
-        Some(Command::Mock | Command::Cert { .. } | Command::Profile { .. }) | None => {}
+        Mode::Mock | Mode::Either => {}
     }
     // Thousands of streams need thousands of fds; the default soft limit is often 1,024.
     let open_files = sluice::server::raise_open_file_limit();
@@ -260,7 +331,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
     // Connections run on one shard per core, away from tokio's work stealing
     // (sluice::shards: about 6 % less CPU per paced event at 2,000 streams
     // on two cores, and no futex calls between workers).
-    let workers = args.workers.map_or_else(
+    let workers = flags.workers.map_or_else(
         || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         usize::from,
     );
@@ -270,7 +341,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
 }
 
 /// The flags, as the last layer over the file and the environment.
-fn flag_overrides(args: &Args) -> Overrides {
+fn flag_overrides(args: &ServeFlags, mock_only: bool) -> Overrides {
     Overrides {
         listen: args.listen,
         port: None,
@@ -288,12 +359,32 @@ fn flag_overrides(args: &Args) -> Overrides {
         seed: args.seed,
         upstream: args.upstream.clone(),
         admin_listen: args.admin_listen,
-        mock_only: matches!(args.command, Some(Command::Mock)),
+        mock_only,
         record: args.record.clone(),
         replay: args.replay.clone(),
         replica: args.replica.clone(),
         epoch: args.epoch,
     }
+}
+
+/// `sluice cert`: a CA and a certificate for `names` (and localhost), into `out`.
+fn make_certificate(names: &[String], out: &std::path::Path) -> anyhow::Result<()> {
+    let mut all = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    all.extend(names.iter().filter(|n| !n.is_empty()).cloned());
+    all.dedup();
+    let generated = sluice::tls::generate(&all)?;
+    for path in sluice::tls::write(&generated, out)? {
+        println!("wrote {}", path.display());
+    }
+    println!(
+        "certificate for {}; serve it with [tls] cert = \"{}\" and key = \"{}\"; \
+         clients trust {} (SSL_CERT_FILE, NODE_EXTRA_CA_CERTS)",
+        all.join(", "),
+        out.join("cert.pem").display(),
+        out.join("key.pem").display(),
+        out.join("ca.pem").display()
+    );
+    Ok(())
 }
 
 /// One `GET /__sluice/health` on loopback, with std only: the runtime image has no curl.
@@ -405,5 +496,11 @@ fn pid1_listen() -> Option<SocketAddr> {
     if program != "sluice" {
         return None;
     }
-    Args::try_parse_from(&argv).ok()?.listen
+    let Args { command, serve, .. } = Args::try_parse_from(&argv).ok()?;
+    match command {
+        Some(Command::Mock { serve: after, .. } | Command::Proxy { serve: after, .. }) => {
+            after.listen.or(serve.listen)
+        }
+        _ => serve.listen,
+    }
 }

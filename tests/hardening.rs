@@ -944,3 +944,58 @@ async fn idle_keep_alive_connections_do_not_lock_the_admin_port_out() {
     }
     assert!((1..=3).contains(&closed), "{closed} idle connections shed");
 }
+
+// ---- command line ----
+
+fn help_of(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Each subcommand's `--help` lists its own flags: `cert` and `profile` none
+/// of the server's, `check` its file one way only, and the fleet flags name
+/// their variables.
+#[test]
+fn each_subcommands_help_shows_its_own_flags() {
+    let cert = help_of(&["cert", "--help"]);
+    assert!(cert.contains("--names") && cert.contains("--out"), "{cert}");
+    for foreign in ["--tokens-per-response", "--upstream", "--listen", "--config"] {
+        assert!(!cert.contains(foreign), "cert lists {foreign}: {cert}");
+    }
+    let profile = help_of(&["profile", "--help"]);
+    assert!(!profile.contains("--listen") && !profile.contains("--config"), "{profile}");
+    let check = help_of(&["check", "--help"]);
+    assert!(check.contains("<FILE>") && !check.contains("--config"), "{check}");
+    let health = help_of(&["health", "--help"]);
+    assert!(health.contains("--listen") && !health.contains("--error-rate"), "{health}");
+    for serving in [&["mock", "--help"][..], &["proxy", "--help"], &["--help"]] {
+        let help = help_of(serving);
+        assert!(help.contains("[env: SLUICE_REPLICA="), "{serving:?}: {help}");
+        assert!(help.contains("[env: SLUICE_EPOCH="), "{serving:?}: {help}");
+        assert!(help.contains("--first-token-delay"), "{serving:?}: {help}");
+    }
+}
+
+/// A flag works before the subcommand and after it; after wins.
+#[test]
+fn serving_flags_go_before_or_after_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("s.toml");
+    std::fs::write(&config, FAST).unwrap();
+    let check = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .env_remove("SLUICE_CONFIG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let path = config.to_str().unwrap();
+    let before = check(&["--error-rate", "0.25", "check", path]);
+    let after = check(&["check", path, "--error-rate", "0.5"]);
+    let both = check(&["--error-rate", "0.25", "check", path, "--error-rate", "0.75"]);
+    let rate = |settings: &Value| settings["error_rate"].as_f64();
+    assert_eq!((rate(&before), rate(&after), rate(&both)), (Some(0.25), Some(0.5), Some(0.75)));
+}
