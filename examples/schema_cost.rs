@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use sluice::mock::schema;
-use sluice::shape::plan::request_rng;
+use sluice::shape::request_rng;
 use tokio::time::Instant;
 
 fn main() -> anyhow::Result<()> {

@@ -11,7 +11,7 @@ use crate::mock::anthropic::{self, Endpoint};
 use crate::mock::openai;
 use crate::mock::schema;
 use crate::mock::{self, Reply, text};
-use crate::shape::plan::request_rng;
+use crate::shape::request_rng;
 use crate::sse::{SseRecord, SseSplitter};
 
 /// The SSE splitter under every dialect's classifier, fed `data` in chunks

@@ -66,6 +66,7 @@ pub mod cassette;
 pub mod config;
 pub(crate) mod connection;
 pub(crate) mod dialect;
+pub mod fault;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub(crate) mod handler;
@@ -90,7 +91,7 @@ pub use proxy::ClientError;
 pub use server::{run, serve};
 
 use config::{ConfigSource, HeadTiming};
-use shape::{Fault, Schedule};
+use fault::{Fault, Schedule};
 
 /// The start-up banner, in the Node mock's words: where it listens, what it
 /// serves (the mock's endpoint or the proxy's upstream), and the effective

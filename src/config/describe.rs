@@ -4,7 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{Config, ConfigSource, HeadTiming, Profile, ProfilePatch, RateLimits};
-use crate::shape::{Delay, Fault, Schedule, WeightedFault};
+use crate::fault::{Schedule, WeightedFault};
+use crate::shape::Delay;
 
 /// The effective settings of `config`, with `runtime` overrides shown apart.
 pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
@@ -278,47 +279,8 @@ fn faults(faults: &[WeightedFault]) -> Value {
                     }
                 }
             }
-            let mut put = |k: &str, v: Value| {
-                out.insert(k.into(), v);
-            };
-            match &f.fault {
-                Fault::Http(h) => {
-                    put("status", json!(h.status));
-                    if let Some(r) = h.retry_after {
-                        put("retry_after", json!(format!("{r:?}")));
-                    }
-                    if let Some(m) = &h.message {
-                        put("message", json!(m));
-                    }
-                    if let Some(s) = h.should_retry {
-                        put("should_retry", json!(s));
-                    }
-                    if h.rate_limit_headers {
-                        put("rate_limit_headers", json!(true));
-                    }
-                    if let Some(t) = &h.error_type {
-                        put("error_type", json!(t));
-                    }
-                }
-                Fault::StreamError { after_tokens, error_type, message } => {
-                    put("after_tokens", json!(after_tokens));
-                    put("error_type", json!(error_type));
-                    if let Some(message) = message {
-                        put("message", json!(message));
-                    }
-                }
-                Fault::Reset { after_tokens }
-                | Fault::Truncate { after_tokens }
-                | Fault::Malformed { after_tokens } => {
-                    put("after_tokens", json!(after_tokens));
-                }
-                Fault::Stall { after_tokens, duration } => {
-                    put("after_tokens", json!(after_tokens));
-                    if let Some(d) = duration {
-                        put("duration", json!(format!("{d:?}")));
-                    }
-                }
-                Fault::SlowHead { duration } => put("duration", json!(format!("{duration:?}"))),
+            for (key, value) in f.fault.describe() {
+                out.insert(key.into(), value);
             }
             Value::Object(out)
         })

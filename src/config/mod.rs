@@ -23,7 +23,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::shape::{Delay, Fault, HttpFault, Overload, Schedule, Timing, WeightedFault};
+use crate::fault::{Fault, HttpFault, Schedule, WeightedFault};
+use crate::shape::{Delay, Overload, Timing};
 
 /// Where a config came from, for the banner and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,8 @@ use super::{
     Replay, ReplayFallback, ReplayMatch, ReplayTiming, Route, RouteMatch, Tls, TlsCertificate,
     ToolPick, ToolUsePatch, Upstream, value,
 };
-use crate::shape::{Delay, Fault, HttpFault, Overload, Schedule, WeightedFault};
+use crate::fault::{Fault, FaultError, Given, Schedule, WeightedFault, kind_form};
+use crate::shape::{Delay, Overload};
 
 /// Declares the knobs of a profile once, as the file writes them, and
 /// makes from that one list: [`RawConfig`] (the top level: the knobs and the
@@ -186,24 +187,22 @@ enum RawSize {
     Text(String),
 }
 
-/// One `[[faults]]` table; which keys apply depends on `kind`.
+/// One `[[faults]]` table: `kind`, `weight`, at most one schedule, and the
+/// kind's own keys, which `crate::fault` reads.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFault {
-    kind: Spanned<String>,
+#[serde(transparent)]
+struct RawFault(BTreeMap<String, Spanned<Value>>);
+
+/// The keys every fault kind takes.
+const COMMON: [&str; 6] = ["kind", "weight", "first_requests", "every", "from", "until"];
+
+/// A fault's common keys, typed.
+struct CommonKeys {
     weight: Option<Spanned<i64>>,
     first_requests: Option<Spanned<i64>>,
     every: Option<Spanned<i64>>,
     from: Option<Spanned<String>>,
     until: Option<Spanned<String>>,
-    status: Option<Spanned<i64>>,
-    retry_after: Option<Spanned<String>>,
-    message: Option<Spanned<String>>,
-    should_retry: Option<Spanned<bool>>,
-    rate_limit_headers: Option<Spanned<bool>>,
-    after_tokens: Option<Spanned<i64>>,
-    error_type: Option<Spanned<String>>,
-    duration: Option<Spanned<String>>,
 }
 
 /// One `[[routes]]` table.
@@ -306,19 +305,14 @@ pub(super) const CHOICE_FORM: &str =
 pub(super) const SEED_FORM: &str = "a whole number from 0 to 9223372036854775807";
 pub(super) const HEAD_FORM: &str =
     "\"first_token\" (hold the head until the first token) or \"immediate\"";
-pub(super) const KIND_FORM: &str = "one of \"http\", \"stream_error\", \"reset\", \"truncate\", \"stall\", \"slow_head\", \"malformed\"";
-pub(super) const STATUS_FORM: &str =
-    "an HTTP error status from 400 to 599, such as 429, 500 or 529";
 pub(super) const WEIGHT_FORM: &str = "a whole number from 1 to 1000000";
 pub(super) const COUNT_FORM: &str = "a whole number from 1 to 1000000000";
-pub(super) const TOKENS_AFTER_FORM: &str = "a whole number of tokens from 0 to 1000000";
 pub(super) const DELAY_FORM: &str = "a duration such as \"100ms\", or a distribution such as \
     { dist = \"uniform\", min = \"50ms\", max = \"150ms\" }, { dist = \"normal\", mean = \"100ms\", stddev = \"20ms\" } \
     or { dist = \"lognormal\", p50 = \"100ms\", p99 = \"400ms\" }, each at most 7 days (\"168h\")";
 pub(super) const DIST_FORM: &str =
     "\"uniform\" (min, max), \"normal\" (mean, stddev) or \"lognormal\" (p50, p99)";
 const API_FORM: &str = "\"anthropic\", \"openai\", \"openai-chat\" or \"openai-responses\"";
-const ERROR_TYPE_FORM: &str = "an error type of lowercase letters and _, such as \"insufficient_quota\" or \"overloaded_error\"";
 pub(super) const MODELS_FORM: &str = "a list of 1 to 1000 model ids, each 1 to 256 characters without \"/\", such as [\"gpt-4o-mini\"]";
 const NAME_FORM: &str = "a non-empty name used by no other route";
 pub(super) const GLOB_FORM: &str = "a glob such as \"/v1/*\" or \"claude-*-haiku*\"";
@@ -493,7 +487,8 @@ impl Knobs<'_> {
                 .faults
                 .as_ref()
                 .map(|faults| {
-                    faults.iter().map(|f| f.get_ref().validate(at, &key("faults."))).collect()
+                    let prefix = key("faults.");
+                    faults.iter().map(|f| f.get_ref().validate(at, &prefix, &f.span())).collect()
                 })
                 .transpose()?,
             tool_use: match self.tool_use {
@@ -630,117 +625,81 @@ pub(super) fn tokens_per_response(n: i64) -> Result<u32, &'static str> {
 }
 
 impl RawFault {
-    /// The keys given, with their spans, beyond `kind`.
-    fn given(&self) -> Vec<(&'static str, Range<usize>)> {
-        let mut keys = Vec::new();
-        macro_rules! note {
-            ($($field:ident),*) => {
-                $(if let Some(value) = &self.$field { keys.push((stringify!($field), value.span())); })*
-            };
-        }
-        note!(
-            weight,
-            first_requests,
-            every,
-            from,
-            until,
-            status,
-            retry_after,
-            message,
-            should_retry
-        );
-        note!(rate_limit_headers, after_tokens, error_type, duration);
-        keys
-    }
-
-    fn validate(&self, at: &Locator<'_>, prefix: &str) -> Result<WeightedFault, ConfigError> {
+    /// The fault, its weight and schedule; `table` is where the table is,
+    /// for a missing `kind`.
+    fn validate(
+        &self,
+        at: &Locator<'_>,
+        prefix: &str,
+        table: &Range<usize>,
+    ) -> Result<WeightedFault, ConfigError> {
         let key = |name: &str| format!("{prefix}{name}");
-        let kind = self.kind.get_ref().as_str();
-        let specific: &[&str] = match kind {
-            "http" => &[
-                "status",
-                "retry_after",
-                "message",
-                "should_retry",
-                "rate_limit_headers",
-                "error_type",
-            ],
-            "stream_error" => &["after_tokens", "error_type", "message"],
-            "reset" | "truncate" | "malformed" => &["after_tokens"],
-            "stall" => &["after_tokens", "duration"],
-            "slow_head" => &["duration"],
-            _ => return Err(at.invalid(&self.kind, &key("kind"), KIND_FORM)),
-        };
-        const COMMON: [&str; 5] = ["weight", "first_requests", "every", "from", "until"];
-        for (name, span) in self.given() {
-            if !COMMON.contains(&name) && !specific.contains(&name) {
-                let expected =
-                    format!("no {name} for kind {kind:?}; it takes {}", specific.join(", "));
-                return Err(at.error(&span, &key(name), "(given)".to_string(), &expected));
+        let (kind, kind_span) = match self.0.get("kind") {
+            Some(kind) => match kind.get_ref().as_str() {
+                Some(name) => (name, kind.span()),
+                None => {
+                    let given = kind.get_ref().to_string();
+                    return Err(at.error(&kind.span(), &key("kind"), given, &kind_form()));
+                }
+            },
+            None => {
+                return Err(at.error(table, &key("kind"), "(missing)".to_string(), &kind_form()));
             }
-        }
-        let missing = |name: &str, expected: &str| {
-            at.error(&self.kind.span(), &key(name), "(missing)".to_string(), expected)
         };
+        let common = self.common(at, prefix)?;
+        let own = self.0.iter().filter(|(name, _)| !COMMON.contains(&name.as_str()));
+        let given = Given::new(own.map(|(name, value)| (name.as_str(), value.get_ref())));
+        let fault = Fault::read(kind, &given).map_err(|error: FaultError| {
+            let span = self.0.get(&error.key).map_or(kind_span.clone(), Spanned::span);
+            let value = error.given.unwrap_or_else(|| "(missing)".to_string());
+            at.error(&span, &key(&error.key), value, &error.expected)
+        })?;
         let weight = at
-            .check(&self.weight, &key("weight"), |&w| {
+            .check(&common.weight, &key("weight"), |&w| {
                 u32::try_from(w).ok().filter(|w| (1..=1_000_000).contains(w)).ok_or(WEIGHT_FORM)
             })?
             .unwrap_or(1);
-        let after_tokens = at
-            .check(&self.after_tokens, &key("after_tokens"), |&n| {
-                u32::try_from(n).ok().filter(|n| *n <= 1_000_000).ok_or(TOKENS_AFTER_FORM)
-            })?
-            .unwrap_or(0);
-        let duration = at.check(&self.duration, &key("duration"), |s| value::duration(s))?;
-        let message = self.message.as_ref().map(|m| m.get_ref().clone());
-        let fault = match kind {
-            "http" => {
-                let status = match &self.status {
-                    Some(status) => u16::try_from(*status.get_ref())
-                        .ok()
-                        .filter(|s| (400..=599).contains(s))
-                        .ok_or_else(|| at.invalid(status, &key("status"), STATUS_FORM))?,
-                    None => return Err(missing("status", STATUS_FORM)),
-                };
-                Fault::Http(HttpFault {
-                    status,
-                    retry_after: at
-                        .check(&self.retry_after, &key("retry_after"), |s| value::duration(s))?,
-                    message,
-                    should_retry: self.should_retry.as_ref().map(|b| *b.get_ref()),
-                    rate_limit_headers: self
-                        .rate_limit_headers
-                        .as_ref()
-                        .is_some_and(|b| *b.get_ref()),
-                    error_type: at.check(&self.error_type, &key("error_type"), |t| {
-                        let fine = !t.is_empty()
-                            && t.len() <= 64
-                            && t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-                        if fine { Ok(t.clone()) } else { Err(ERROR_TYPE_FORM) }
-                    })?,
-                })
-            }
-            "stream_error" => {
-                let error_type = self
-                    .error_type
-                    .as_ref()
-                    .map_or("overloaded_error", |t| t.get_ref())
-                    .to_string();
-                Fault::StreamError { after_tokens, error_type, message }
-            }
-            "reset" => Fault::Reset { after_tokens },
-            "truncate" => Fault::Truncate { after_tokens },
-            "malformed" => Fault::Malformed { after_tokens },
-            "stall" => Fault::Stall { after_tokens, duration },
-            _ => Fault::SlowHead {
-                duration: duration.ok_or_else(|| missing("duration", value::DURATION_FORM))?,
-            },
-        };
-        Ok(WeightedFault { weight, fault, schedule: self.schedule(at, prefix)? })
+        Ok(WeightedFault { weight, fault, schedule: common.schedule(at, prefix, &kind_span)? })
     }
 
-    fn schedule(&self, at: &Locator<'_>, prefix: &str) -> Result<Schedule, ConfigError> {
+    /// `weight` and the schedule keys, each of its type.
+    fn common(&self, at: &Locator<'_>, prefix: &str) -> Result<CommonKeys, ConfigError> {
+        let typed = |name: &str, expected: &str| {
+            self.0
+                .get(name)
+                .map(|value| (value, at.invalid(value, &format!("{prefix}{name}"), expected)))
+        };
+        let integer = |name: &str, expected: &str| match typed(name, expected) {
+            None => Ok(None),
+            Some((value, error)) => match value.get_ref().as_integer() {
+                Some(n) => Ok(Some(Spanned::new(value.span(), n))),
+                None => Err(error),
+            },
+        };
+        let text = |name: &str| match typed(name, value::DURATION_FORM) {
+            None => Ok(None),
+            Some((value, error)) => match value.get_ref().as_str() {
+                Some(s) => Ok(Some(Spanned::new(value.span(), s.to_string()))),
+                None => Err(error),
+            },
+        };
+        Ok(CommonKeys {
+            weight: integer("weight", WEIGHT_FORM)?,
+            first_requests: integer("first_requests", COUNT_FORM)?,
+            every: integer("every", COUNT_FORM)?,
+            from: text("from")?,
+            until: text("until")?,
+        })
+    }
+}
+
+impl CommonKeys {
+    fn schedule(
+        &self,
+        at: &Locator<'_>,
+        prefix: &str,
+        kind_span: &Range<usize>,
+    ) -> Result<Schedule, ConfigError> {
         let key = |name: &str| format!("{prefix}{name}");
         let count = |field: &Option<Spanned<i64>>, name: &str| {
             at.check(field, &key(name), |&n| {
@@ -756,12 +715,7 @@ impl RawFault {
             + usize::from(from.is_some() || until.is_some());
         if schedules > 1 {
             let expected = "one schedule per fault: first_requests, every, or a from/until window";
-            return Err(at.error(
-                &self.kind.span(),
-                &key("schedule"),
-                "(several)".to_string(),
-                expected,
-            ));
+            return Err(at.error(kind_span, &key("schedule"), "(several)".to_string(), expected));
         }
         Ok(match (first, every, from, until) {
             (Some(n), ..) => Schedule::FirstRequests(n),
@@ -771,7 +725,7 @@ impl RawFault {
                 let from = from.unwrap_or(Duration::ZERO);
                 let until = until.unwrap_or(Duration::MAX);
                 if until <= from {
-                    let span = self.until.as_ref().map_or(self.kind.span(), Spanned::span);
+                    let span = self.until.as_ref().map_or(kind_span.clone(), Spanned::span);
                     return Err(at.error(
                         &span,
                         &key("until"),
@@ -1101,7 +1055,7 @@ pub(super) fn fault_from_header(header: &str) -> Result<Fault, ConfigError> {
         message: error.message().to_string(),
     })?;
     let at = Locator { text: &toml, origin: ORIGIN, positions: false };
-    Ok(fault.validate(&at, "")?.fault)
+    Ok(fault.validate(&at, "", &(0..0))?.fault)
 }
 
 /// Runtime overrides from a JSON object, with the same checks as a profile.

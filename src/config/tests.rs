@@ -8,6 +8,9 @@ use std::time::Duration;
 use super::layer::Overrides;
 use super::raw::*;
 use super::*;
+use crate::fault::{
+    Malformed, Reset, STATUS_FORM, SlowHead, Stall, StreamError, Truncate, kind_form,
+};
 
 /// A file as start-up reads it, with no environment or flags.
 fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -206,7 +209,7 @@ fn bad_faults_are_located() {
     );
     assert_eq!(
         error("[[faults]]\nkind = \"explode\"\nstatus = 500\n"),
-        format!("test.toml:2:8: invalid faults.kind \"explode\": expected {KIND_FORM}")
+        format!("test.toml:2:8: invalid faults.kind \"explode\": expected {}", kind_form())
     );
     assert_eq!(
         error("[[faults]]\nkind = \"http\"\n"),
@@ -476,29 +479,32 @@ fn every_fault_kind_is_read() {
         ),
         (
             "kind = \"stream_error\"\nafter_tokens = 5",
-            Fault::StreamError {
+            Fault::StreamError(StreamError {
                 after_tokens: 5,
                 error_type: "overloaded_error".into(),
                 message: None,
-            },
+            }),
         ),
         (
             "kind = \"stream_error\"\nerror_type = \"api_error\"\nmessage = \"boom\"",
-            Fault::StreamError {
+            Fault::StreamError(StreamError {
                 after_tokens: 0,
                 error_type: "api_error".into(),
                 message: Some("boom".into()),
-            },
+            }),
         ),
-        ("kind = \"reset\"\nafter_tokens = 3", Fault::Reset { after_tokens: 3 }),
-        ("kind = \"truncate\"\nafter_tokens = 10", Fault::Truncate { after_tokens: 10 }),
+        ("kind = \"reset\"\nafter_tokens = 3", Fault::Reset(Reset { after_tokens: 3 })),
+        ("kind = \"truncate\"\nafter_tokens = 10", Fault::Truncate(Truncate { after_tokens: 10 })),
         (
             "kind = \"stall\"\nafter_tokens = 2\nduration = \"30s\"",
-            Fault::Stall { after_tokens: 2, duration: Some(ms(30_000)) },
+            Fault::Stall(Stall { after_tokens: 2, duration: Some(ms(30_000)) }),
         ),
-        ("kind = \"stall\"", Fault::Stall { after_tokens: 0, duration: None }),
-        ("kind = \"slow_head\"\nduration = \"2s\"", Fault::SlowHead { duration: ms(2000) }),
-        ("kind = \"malformed\"\nafter_tokens = 1", Fault::Malformed { after_tokens: 1 }),
+        ("kind = \"stall\"", Fault::Stall(Stall { after_tokens: 0, duration: None })),
+        (
+            "kind = \"slow_head\"\nduration = \"2s\"",
+            Fault::SlowHead(SlowHead { duration: ms(2000) }),
+        ),
+        ("kind = \"malformed\"\nafter_tokens = 1", Fault::Malformed(Malformed { after_tokens: 1 })),
     ];
     for (body, expected) in table {
         assert_eq!(only_fault(&format!("[[faults]]\n{body}\n")).fault, expected, "{body}");
@@ -591,7 +597,7 @@ fn profiles_routes_and_control_are_read() {
     assert_eq!(slow.timing.first_token_delay, ms(2000).into());
     assert_eq!(slow.timing.token_interval, ms(20).into(), "inherited from the default profile");
     assert_eq!(slow.error_rate, 0.5);
-    assert_eq!(slow.faults[0].fault, Fault::Stall { after_tokens: 3, duration: None });
+    assert_eq!(slow.faults[0].fault, Fault::Stall(Stall { after_tokens: 3, duration: None }));
     assert_eq!(config.routes.len(), 2);
     assert_eq!(config.routes[0].name, "slow-scenario");
     assert_eq!(config.routes[0].profile.as_deref(), Some("slow"));
@@ -641,15 +647,15 @@ fn bad_routes_are_located() {
 fn a_fault_can_be_written_as_a_header_value() {
     assert_eq!(
         parse_fault_header("stream_error; after_tokens=3").unwrap(),
-        Fault::StreamError {
+        Fault::StreamError(StreamError {
             after_tokens: 3,
             error_type: "overloaded_error".into(),
             message: None
-        }
+        })
     );
     assert_eq!(
         parse_fault_header("slow_head;duration=250ms").unwrap(),
-        Fault::SlowHead { duration: ms(250) }
+        Fault::SlowHead(SlowHead { duration: ms(250) })
     );
     let message = parse_fault_header("http; status=700").unwrap_err().to_string();
     assert!(
@@ -1011,7 +1017,8 @@ fn overload_is_a_profile_knob() {
 /// requests at 0.5 % give two errors or more (over 1 %) one run in ten.
 #[test]
 fn the_readmes_first_run_seed_draws_no_fault_in_its_first_two_thousand_requests() {
-    use crate::shape::plan::{FaultPlan, RequestClock, request_rng};
+    use crate::fault::{FaultPlan, RequestClock};
+    use crate::shape::request_rng;
     let profile = Config::default().profile;
     let faulted = (0..2_000u64).filter(|&number| {
         let clock = RequestClock { route_request: number, since_start: Some(Duration::ZERO) };

@@ -12,8 +12,7 @@ use std::time::Duration;
 pub use crate::shape::MAX_DURATION;
 
 /// What a duration may look like, for error messages.
-pub(crate) const DURATION_FORM: &str =
-    "a duration such as \"100ms\", \"1.5s\" or \"2s\", at most 7 days (\"168h\")";
+pub(crate) use crate::shape::DURATION_FORM;
 /// What a duration from the environment may look like (the seed's form).
 pub(crate) const ENV_DURATION_FORM: &str = "milliseconds such as 100, or a duration such as \"100ms\" \
      or \"2s\", at most 7 days (\"168h\")";
@@ -65,31 +64,10 @@ pub fn replica(text: &str) -> Result<String, &'static str> {
     }
 }
 
-/// `"100ms"`, `"2s"`, `"1m 30s"`, `"1.5s"` (humantime's forms, plus
-/// decimals), at most [`MAX_DURATION`].
+/// A duration such as `"100ms"`, `"1.5s"` or `"2s"`, at most [`MAX_DURATION`]
+/// (`crate::shape::parse_duration`, which the fault kinds read too).
 pub fn duration(text: &str) -> Result<Duration, &'static str> {
-    let text = text.trim();
-    if let Ok(parsed) = humantime::parse_duration(text) {
-        return bounded(parsed).ok_or(DURATION_FORM);
-    }
-    // humantime has no fractions; "1.5s" and "0.25ms" are too natural to refuse.
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or(DURATION_FORM)?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| DURATION_FORM)?;
-    let unit_seconds = match unit.trim() {
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(DURATION_FORM),
-    };
-    Duration::try_from_secs_f64(number * unit_seconds).ok().and_then(bounded).ok_or(DURATION_FORM)
-}
-
-/// `duration` if it is at most [`MAX_DURATION`].
-fn bounded(duration: Duration) -> Option<Duration> {
-    (duration <= MAX_DURATION).then_some(duration)
+    crate::shape::parse_duration(text)
 }
 
 /// A duration from the environment: a bare number is milliseconds, as in the
@@ -99,7 +77,7 @@ pub fn env_duration(text: &str) -> Result<Duration, &'static str> {
     if let Ok(millis) = text.parse::<f64>() {
         return Duration::try_from_secs_f64(millis / 1000.0)
             .ok()
-            .and_then(bounded)
+            .filter(|d| *d <= MAX_DURATION)
             .ok_or(ENV_DURATION_FORM);
     }
     duration(text).map_err(|_| ENV_DURATION_FORM)

@@ -10,8 +10,8 @@ use hyper::http::request::Parts;
 use tracing::warn;
 
 use crate::config::{Profile, parse_fault_header};
+use crate::fault::Fault;
 use crate::live::Snapshot;
-use crate::shape::Fault;
 
 /// Request header picking a profile (when `[control] headers = true`).
 pub(crate) const PROFILE_CONTROL: &str = "x-sluice-profile";

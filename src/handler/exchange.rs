@@ -17,8 +17,8 @@
 //! Each ending decides whether the planned fault applied, counts and logs it
 //! once, marks the head (`x-sluice-route`, `x-sluice-config`,
 //! `x-sluice-fault`), and reports the [`Outcome`] for the metrics. A new
-//! fault kind is one arm in [`stream_fault`]; a new source is one more
-//! caller of [`Exchange::stream`].
+//! fault kind is a file in `crate::fault` (what it does to a stream is its
+//! `on_stream`); a new source is one more caller of [`Exchange::stream`].
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -38,6 +38,7 @@ use super::{App, CONFIG_HEADER, FAULT_HEADER, ROUTE_HEADER};
 use crate::config::{Profile, RateLimits};
 use crate::connection::ResetHandle;
 use crate::dialect::{Dialect, StreamSoFar};
+use crate::fault::{Fault, FaultPlan, OnStream, RequestClock};
 use crate::live::Snapshot;
 use crate::metrics::OpenStream;
 use crate::mock::text::random_id;
@@ -46,10 +47,8 @@ use crate::ratelimit::{Charge, ClientKey, Decision, Limited, SetId, Settlement};
 use crate::response::{Body, BoxError};
 use crate::route::BodyFacts;
 use crate::shape::head::{self, HeadHold, HeadTiming};
-use crate::shape::plan::request_rng;
-use crate::shape::{
-    Arrival, Fault, FaultPlan, Pacer, RequestClock, Shaper, StreamAction, StreamFault,
-};
+use crate::shape::request_rng;
+use crate::shape::{Arrival, Pacer, Shaper};
 use crate::sse::SseRecord;
 
 /// A request's answer, with what the metrics count it as.
@@ -231,8 +230,8 @@ impl<'a> Exchange<'a> {
     /// After how many tokens a planned `stream_error` fires, if one is planned
     /// (a source that numbers its events gives the error event its number).
     pub(crate) fn planned_stream_error(&self) -> Option<u32> {
-        match self.plan.fault {
-            Some(Fault::StreamError { after_tokens, .. }) => Some(after_tokens),
+        match &self.plan.fault {
+            Some(Fault::StreamError(error)) => Some(error.after_tokens),
             _ => None,
         }
     }
@@ -313,11 +312,10 @@ impl<'a> Exchange<'a> {
         S: Stream<Item = Result<SseRecord, BoxError>> + Send + 'static,
     {
         let slow = self.slow_head();
-        let fault = self
-            .plan
-            .fault
-            .as_ref()
-            .and_then(|f| stream_fault(f, self.dialect, &self.request_id, &so_far));
+        let fault = self.plan.fault.as_ref().and_then(|fault| {
+            let request_id = &self.request_id;
+            fault.on_stream(&OnStream { dialect: self.dialect, request_id, so_far: &so_far })
+        });
         let applies = slow > Duration::ZERO || fault.is_some();
         let outcome = self.outcome(applies, head.status);
         self.mark(&mut head.headers, applies);
@@ -405,8 +403,8 @@ impl<'a> Exchange<'a> {
 
     /// The extra wait of a `slow_head` fault, if that is the plan.
     fn slow_head(&self) -> Duration {
-        match self.plan.fault {
-            Some(Fault::SlowHead { duration }) => duration,
+        match &self.plan.fault {
+            Some(Fault::SlowHead(slow)) => slow.duration,
             _ => Duration::ZERO,
         }
     }
@@ -496,30 +494,6 @@ fn admit(
     };
     admission.limit_headers = headers::headers(dialect, &levels, SystemTime::now());
     admission
-}
-
-/// The stream fault a fault becomes on a stream of `dialect`; `None` for
-/// faults that act before the head.
-pub(crate) fn stream_fault(
-    fault: &Fault,
-    dialect: Dialect,
-    request_id: &str,
-    so_far: &StreamSoFar,
-) -> Option<StreamFault> {
-    let (after_tokens, action) = match fault {
-        Fault::Http(_) | Fault::SlowHead { .. } => return None,
-        Fault::StreamError { after_tokens, error_type, message } => {
-            let message =
-                message.as_deref().unwrap_or_else(|| dialect.stream_error_message(error_type));
-            let event = dialect.error_event(error_type, message, request_id, so_far);
-            (*after_tokens, StreamAction::ErrorEvent(event))
-        }
-        Fault::Reset { after_tokens } => (*after_tokens, StreamAction::Reset),
-        Fault::Truncate { after_tokens } => (*after_tokens, StreamAction::Truncate),
-        Fault::Stall { after_tokens, duration } => (*after_tokens, StreamAction::Stall(*duration)),
-        Fault::Malformed { after_tokens } => (*after_tokens, StreamAction::Malformed),
-    };
-    Some(StreamFault { after_tokens, action })
 }
 
 /// The event that ends a stream cut short by shutdown: the dialect's error

@@ -15,10 +15,10 @@ use hyper::header::{ALLOW, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Response, StatusCode};
 
 use crate::dialect::Dialect;
+use crate::fault::HttpFault;
 use crate::proxy::UpstreamError;
 use crate::ratelimit::{Limited, headers};
 use crate::response::{self, Body};
-use crate::shape::HttpFault;
 
 /// Header marking a response that sluice made because the upstream failed.
 pub(crate) const ERROR_HEADER: &str = "x-sluice-error";

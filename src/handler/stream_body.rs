@@ -335,7 +335,7 @@ mod tests {
     use http_body_util::BodyExt as _;
 
     use super::*;
-    use crate::shape::plan::request_rng;
+    use crate::shape::request_rng;
     use crate::shape::{Arrival, Pacer, Shaper, StreamAction, StreamFault, Timing};
     use crate::sse::EventKind::{self, Content, Other};
 

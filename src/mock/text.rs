@@ -308,7 +308,7 @@ impl TokenCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shape::plan::request_rng;
+    use crate::shape::request_rng;
 
     #[test]
     fn text_is_sentences_of_words_and_replays_for_a_seed() {

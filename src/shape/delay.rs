@@ -109,7 +109,7 @@ impl fmt::Display for Delay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shape::plan::request_rng;
+    use crate::shape::request_rng;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

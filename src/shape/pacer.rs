@@ -120,7 +120,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::shape::plan::request_rng;
+    use crate::shape::request_rng;
     use EventKind::{Content, Other, ToolStart};
 
     fn ms(n: u64) -> Duration {

@@ -7,7 +7,7 @@ use super::*;
 use crate::config::{ToolPick, ToolUse};
 use crate::mock::reply::{Block, Reply, StopReason};
 use crate::mock::request::TurnRequest;
-use crate::shape::plan::request_rng;
+use crate::shape::request_rng;
 
 fn request(extra: Value) -> TurnRequest {
     let mut body = json!({"model": "claude-mock-1", "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]});

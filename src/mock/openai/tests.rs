@@ -10,7 +10,7 @@ use super::{chat, embeddings, responses};
 use crate::config::ToolUse;
 use crate::mock::reply::Reply;
 use crate::mock::request::{ToolChoice, TurnRequest};
-use crate::shape::plan::request_rng;
+use crate::shape::request_rng;
 use crate::sse::EventKind;
 
 fn chat_request(extra: Value) -> TurnRequest {

@@ -203,7 +203,7 @@ fn readable(hir: Hir, stretch: Stretch) -> Hir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shape::plan::request_rng;
+    use crate::shape::request_rng;
 
     fn draws(pattern: &str) -> Vec<String> {
         let generator = Generator::compile(pattern, Stretch::SHORT).unwrap();

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::shape::plan::request_rng;
+use crate::shape::request_rng;
 
 fn sample_of(schema: Value) -> Value {
     sample(&schema, &mut request_rng(1, 0)).unwrap()

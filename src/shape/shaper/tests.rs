@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
 use super::*;
-use crate::shape::plan::request_rng;
+use crate::shape::request_rng;
 use crate::shape::{Overload, Timing};
 use crate::sse::EventKind::{self, Content, Other, ToolStart};
 

@@ -1,157 +1,13 @@
-//! What happens to one request, decided once at its arrival: which fault, if
-//! any, fires. Pure and seeded: no clock, no I/O, no global generator.
-//!
-//! Every request gets its own random stream, [`request_rng`]`(seed, n)` for the
-//! n-th request since start. ChaCha8 keyed by the config `seed` with the request
-//! number as its stream id gives independent draws per request, needs no lock
-//! on the hot path, and replays exactly: the same seed and the same request
-//! order give the same faults and the same mock text. `rand_chacha` promises
-//! its output for a seed will not change between versions; a golden-value test
-//! below pins it all the same.
+//! What happens to one request, decided once at its admission: which fault,
+//! if any, fires. Pure and seeded: no clock, no I/O, no global generator; the
+//! draws come from the request's own stream (`crate::shape::request_rng`).
 
 use std::time::Duration;
 
-use rand::{RngExt, SeedableRng};
+use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
-/// An HTTP error answered instead of the response (before any head is sent).
-#[derive(Debug, Clone, PartialEq)]
-pub struct HttpFault {
-    /// Status code, e.g. 529.
-    pub status: u16,
-    /// Sent as `retry-after` (whole seconds, rounded up) and `retry-after-ms`.
-    pub retry_after: Option<Duration>,
-    /// `error.message`; the provider's usual text for the status when `None`.
-    pub message: Option<String>,
-    /// Sent as `x-should-retry`, which the SDKs obey over the status.
-    pub should_retry: Option<bool>,
-    /// Send the provider's rate-limit headers, exhausted.
-    pub rate_limit_headers: bool,
-    /// The error's `type` (and OpenAI's `code`), such as `insufficient_quota`;
-    /// the provider's usual type for the status when `None`.
-    pub error_type: Option<String>,
-}
-
-/// The closed set of faults. A new kind is a new variant: the compiler then
-/// lists every `match` that must learn it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Fault {
-    /// Answer with an HTTP error and a provider-shaped body.
-    Http(HttpFault),
-    /// After `after_tokens` tokens, the provider's mid-stream error event,
-    /// then the end of the stream.
-    StreamError {
-        /// Tokens released first.
-        after_tokens: u32,
-        /// `error.type`, e.g. `overloaded_error`.
-        error_type: String,
-        /// `error.message`; the provider's usual one for the type when `None`.
-        message: Option<String>,
-    },
-    /// After `after_tokens` tokens, the connection is reset (TCP RST).
-    Reset {
-        /// Tokens released first.
-        after_tokens: u32,
-    },
-    /// After `after_tokens` tokens, a clean end without the final event.
-    Truncate {
-        /// Tokens released first.
-        after_tokens: u32,
-    },
-    /// After `after_tokens` tokens, nothing more; the connection stays open
-    /// for `duration` (then closes cleanly), or until the client leaves.
-    Stall {
-        /// Tokens released first.
-        after_tokens: u32,
-        /// How long to stay open; `None` is until the client leaves.
-        duration: Option<Duration>,
-    },
-    /// The response head (and so everything) is held for `duration`.
-    SlowHead {
-        /// The extra wait.
-        duration: Duration,
-    },
-    /// The token after `after_tokens` tokens is sent corrupted (its JSON cut
-    /// in half); the stream then goes on.
-    Malformed {
-        /// Tokens released first.
-        after_tokens: u32,
-    },
-}
-
-impl Fault {
-    /// The kind's name, as written in the config.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Fault::Http(_) => "http",
-            Fault::StreamError { .. } => "stream_error",
-            Fault::Reset { .. } => "reset",
-            Fault::Truncate { .. } => "truncate",
-            Fault::Stall { .. } => "stall",
-            Fault::SlowHead { .. } => "slow_head",
-            Fault::Malformed { .. } => "malformed",
-        }
-    }
-
-    /// How the fault is named in the `x-sluice-fault` header and in logs: the
-    /// kind and every parameter it was given, in the `kind; key=value` form
-    /// the `x-sluice-inject` header accepts, so that a test can tell one
-    /// injected fault from another and send it again, e.g.
-    /// `http; status=429; retry_after=2s; should_retry=false` or
-    /// `stall; after_tokens=5; duration=30s`. A message that the header form
-    /// cannot carry (a `;`, or anything but printable ASCII) is left out.
-    pub fn label(&self) -> String {
-        let mut label = self.kind().to_string();
-        let mut put = |key: &str, value: &dyn std::fmt::Display| {
-            label.push_str(&format!("; {key}={value}"));
-        };
-        let message = |message: &Option<String>| {
-            message.clone().filter(|m| {
-                !m.is_empty()
-                    && !m.contains(';')
-                    && m.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
-            })
-        };
-        match self {
-            Fault::Http(http) => {
-                put("status", &http.status);
-                if let Some(error_type) = &http.error_type {
-                    put("error_type", error_type);
-                }
-                if let Some(after) = http.retry_after {
-                    put("retry_after", &format!("{after:?}"));
-                }
-                if let Some(should_retry) = http.should_retry {
-                    put("should_retry", &should_retry);
-                }
-                if http.rate_limit_headers {
-                    put("rate_limit_headers", &true);
-                }
-                if let Some(message) = message(&http.message) {
-                    put("message", &message);
-                }
-            }
-            Fault::StreamError { after_tokens, error_type, message: text } => {
-                put("after_tokens", after_tokens);
-                put("error_type", error_type);
-                if let Some(text) = message(text) {
-                    put("message", &text);
-                }
-            }
-            Fault::Reset { after_tokens }
-            | Fault::Truncate { after_tokens }
-            | Fault::Malformed { after_tokens } => put("after_tokens", after_tokens),
-            Fault::Stall { after_tokens, duration } => {
-                put("after_tokens", after_tokens);
-                if let Some(duration) = duration {
-                    put("duration", &format!("{duration:?}"));
-                }
-            }
-            Fault::SlowHead { duration } => put("duration", &format!("{duration:?}")),
-        }
-        label
-    }
-}
+use super::Fault;
 
 /// When a fault fires.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,13 +47,6 @@ pub(crate) struct RequestClock {
     /// Time from the epoch (or sluice's start) to its arrival; `None`
     /// before the epoch, when no window is open yet.
     pub since_start: Option<Duration>,
-}
-
-/// The random stream of the `request_number`-th request under `seed`.
-pub fn request_rng(seed: u64, request_number: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(request_number);
-    rng
 }
 
 /// What the shaper and the server must do to one request.
@@ -249,6 +98,8 @@ impl FaultPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::{HttpFault, Truncate};
+    use crate::shape::request_rng;
 
     fn http_fault(status: u16) -> Fault {
         Fault::Http(HttpFault {
@@ -276,15 +127,6 @@ mod tests {
     fn at(n: u64) -> RequestClock {
         RequestClock { route_request: n, since_start: Some(Duration::ZERO) }
     }
-
-    #[test]
-    fn request_streams_are_stable_across_versions() {
-        // If this changes, every recorded seed stops replaying.
-        let first: Vec<u64> = (0..3).map(|n| request_rng(42, n).random::<u64>()).collect();
-        assert_eq!(first, GOLDEN_FIRST_DRAWS);
-    }
-    const GOLDEN_FIRST_DRAWS: [u64; 3] =
-        [12578764544318200737, 13222472167927179408, 3387013202841124863];
 
     #[test]
     fn the_same_seed_and_order_give_the_same_faults() {
@@ -402,14 +244,17 @@ mod tests {
     fn before_the_epoch_no_window_is_open() {
         let window = WeightedFault {
             weight: 1,
-            fault: Fault::Truncate { after_tokens: 0 },
+            fault: Fault::Truncate(Truncate { after_tokens: 0 }),
             schedule: Schedule::Window { from: Duration::ZERO, until: Duration::from_secs(10) },
         };
         let faults = [window];
         let at = |since_start| RequestClock { route_request: 0, since_start };
         let draw = |clock| FaultPlan::draw(0.0, &faults, clock, &mut request_rng(1, 0)).fault;
         assert_eq!(draw(at(None)), None);
-        assert_eq!(draw(at(Some(Duration::ZERO))), Some(Fault::Truncate { after_tokens: 0 }));
+        assert_eq!(
+            draw(at(Some(Duration::ZERO))),
+            Some(Fault::Truncate(Truncate { after_tokens: 0 }))
+        );
         assert_eq!(draw(at(Some(Duration::from_secs(10)))), None);
     }
 }
