@@ -33,13 +33,14 @@
 //! cycle, which `tests/module_graph.rs` checks; imports do not all point down
 //! this list):
 //!
-//! - `server`: accept loop, admin listener, graceful shutdown; [`serve`] and [`run`].
-//! - [`shards`]: the threads connections are served on (one single-threaded
-//!   runtime per core, each with its own precise timer), when the binary installs them.
-//! - [`tls`]: TLS on the API listener (`[tls]`, `docs/tls.md`): the certificate
-//!   (PEM files, reloaded; or a CA and leaf made at start), ALPN, handshakes.
+//! - `server`: serving the API, the admin listener, graceful shutdown;
+//!   [`serve`] and [`run`].
+//! - [`listener`]: the transport both ports share: the `Listener` (the cap
+//!   and what happens past it, the open-file limit), a connection's I/O and
+//!   bounds (`connection`), TLS as an adapter ([`listener::tls`], `[tls]`,
+//!   `docs/tls.md`), and the threads connections are served on
+//!   ([`listener::shards`]).
 //! - `admin`: admin endpoints (`/metrics`, `/config`, `/reload`, `/faults`).
-//! - `connection`: a client connection's I/O and bounds (header read and idle timeouts).
 //! - `handler`: one request: admission, the exchange (the fault protocol of both
 //!   modes), typed refusals, the mock's and the proxy's paths, the streamed body.
 //! - `mock`: the mock by API (`mock::anthropic`), a dialect-neutral reply plan,
@@ -52,8 +53,11 @@
 //! - `ratelimit`: `[rate_limits]` buckets, the providers' rate-limit headers,
 //!   and the verdict on client discipline (`docs/rate-limits.md`).
 //! - `metrics`: Prometheus metrics.
-//! - [`shape`]: fault plan, delays, the timing rule, the shaper, the head's
-//!   release, and the precise timer. Every wait on the data path is here.
+//! - [`fault`]: the fault kinds, one file each, and the draw of a request's
+//!   fault at admission.
+//! - [`shape`]: each request's random stream, delays, the timing rule, the
+//!   shaper, the head's release, and the precise timer. Every wait on the
+//!   data path is here.
 //! - `dialect`: provider wire facts (Anthropic, OpenAI): event classes, errors.
 //! - `sse`: the event record, its encoding, and the verbatim splitter.
 //! - [`config`]: TOML file, environment and flags → a validated [`Config`].
@@ -64,12 +68,12 @@ pub(crate) mod admin;
 pub mod bench_hooks;
 pub mod cassette;
 pub mod config;
-pub(crate) mod connection;
 pub(crate) mod dialect;
 pub mod fault;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub(crate) mod handler;
+pub mod listener;
 pub mod live;
 pub(crate) mod metrics;
 pub mod mock;
@@ -79,9 +83,7 @@ pub(crate) mod response;
 pub(crate) mod route;
 pub mod server;
 pub mod shape;
-pub mod shards;
 pub(crate) mod sse;
-pub mod tls;
 
 use std::net::SocketAddr;
 

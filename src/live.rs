@@ -159,7 +159,7 @@ pub enum StartError {
     Client(#[from] ClientError),
     /// The API listener's TLS (`[tls]`) cannot start.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::listener::tls::TlsError),
     /// `[replay]`'s cassettes cannot be served.
     #[error(transparent)]
     Replay(#[from] ReplayError),

@@ -296,7 +296,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
         Mode::Mock | Mode::Either => {}
     }
     // Thousands of streams need thousands of fds; the default soft limit is often 1,024.
-    let open_files = sluice::server::raise_open_file_limit();
+    let open_files = sluice::listener::raise_open_file_limit();
     tracing::debug!(?open_files, "open-file limit");
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
@@ -335,7 +335,9 @@ async fn start(args: Args) -> anyhow::Result<()> {
         || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         usize::from,
     );
-    sluice::shards::Shards::start(workers).context("starting the worker threads")?.install();
+    sluice::listener::shards::Shards::start(workers)
+        .context("starting the worker threads")?
+        .install();
     sluice::server::serve_loaded(source, first, listener, admin, shutdown, grace).await?;
     Ok(())
 }
@@ -372,8 +374,8 @@ fn make_certificate(names: &[String], out: &std::path::Path) -> anyhow::Result<(
     let mut all = vec!["localhost".to_string(), "127.0.0.1".to_string()];
     all.extend(names.iter().filter(|n| !n.is_empty()).cloned());
     all.dedup();
-    let generated = sluice::tls::generate(&all)?;
-    for path in sluice::tls::write(&generated, out)? {
+    let generated = sluice::listener::tls::generate(&all)?;
+    for path in sluice::listener::tls::write(&generated, out)? {
         println!("wrote {}", path.display());
     }
     println!(

@@ -1,9 +1,9 @@
-//! The accept loop: one task per connection, HTTP/1.1 and HTTP/2 (h2c, or
-//! by ALPN over TLS when `[tls]` is set: the handshake is made on the
-//! connection's task, `crate::tls`), the admin listener, config watching, and
-//! graceful shutdown. Knows nothing of SSE; every request goes to
-//! `App::handle`, with the connection's `ResetHandle` in its extensions so a
-//! `reset` fault can end the connection with a real TCP RST.
+//! Serving the API: the app, the admin listener, config watching, and
+//! graceful shutdown, with each accepted connection ([`crate::listener`]: the
+//! door, the client IO, TLS as an adapter) served as HTTP/1.1 or HTTP/2 (h2c,
+//! or by ALPN over TLS when `[tls]` is set). Knows nothing of SSE; every
+//! request goes to `App::handle`, with the connection's `ResetHandle` in its
+//! extensions so a `reset` fault can end the connection with a real TCP RST.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,21 +13,20 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
-use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::cassette::record::Recorder;
-use crate::connection::{self, ClientIo, ConnState, RateLimitedLog, Tracked};
+use crate::listener::connection::{self, ClientIo, ResetHandle, Tracked};
+use crate::listener::tls::TlsListener;
+use crate::listener::{Accepted, Listener, WhenFull};
 
 use crate::config::Config;
-use crate::connection::ResetHandle;
 use crate::handler::{App, StreamEnd};
 use crate::live::{self, Live, Loaded, Source, StartError};
 use crate::metrics::Metrics;
-use crate::tls::TlsListener;
 
 /// Serves `config` on `listener` until `shutdown` completes (no admin
 /// listener, no reload). See [`serve`].
@@ -143,149 +142,98 @@ pub async fn serve_loaded(
     // streams (12.5 MiB). hyper's default per stream is 400 KiB, which such a
     // client turned into about 108 MiB a connection (docs/reliability.md).
     builder.http2().max_send_buf_size(H2_SEND_BUFFER).max_concurrent_streams(H2_MAX_STREAMS);
-    let max_connections = connection_cap(live.snapshot().config.limits.max_connections);
-    let permits = Arc::new(Semaphore::new(max_connections));
-    let lingering = Arc::new(Semaphore::new(LINGERING));
-    let mut reserve = spare_fd();
-    let closed = Arc::new(Notify::new());
-    let mut accept_errors = RateLimitedLog::new(Duration::from_secs(5));
-    let mut refusals = RateLimitedLog::new(Duration::from_secs(5));
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = api.accept() => match accepted {
-                Ok(connection) => connection,
-                Err(error) => {
-                    // At the open-file limit the connection waits in the
-                    // backlog; the spare fd lets it be answered with the
-                    // documented 503 instead (then the spare is taken again).
-                    if at_fd_limit(&error) && let Some(spare) = reserve.take() {
-                        drop(spare);
-                        let one = tokio::time::timeout(Duration::from_millis(10), api.accept());
-                        if let Ok(Ok((tcp, _))) = one.await {
-                            refuse(tcp, &lingering);
-                        }
-                        reserve = spare_fd();
-                    }
-                    // Wait for a connection to close (or 100 ms), then accept
-                    // again, instead of spinning.
-                    if let Some(count) = accept_errors.hit() {
-                        warn!(%error, count, "accept failed: at the open-file limit? \
-                            idle and half-sent connections close after [limits] idle_timeout \
-                            and header_read_timeout");
-                    }
-                    tokio::select! {
-                        () = closed.notified() => {}
-                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
-                        () = &mut shutdown => break,
-                    }
-                    // A freed fd goes to the spare first, so the next
-                    // client at the limit can be refused too.
-                    if reserve.is_none() {
-                        reserve = spare_fd();
-                    }
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        if reserve.is_none() {
-            reserve = spare_fd();
-        }
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            if let Some(count) = refusals.hit() {
-                warn!(
-                    max_connections,
-                    count, "connection refused with 503: at [limits] max_connections"
-                );
-            }
-            refuse(tcp, &lingering);
-            continue;
-        };
-        if let Err(error) = tcp.set_nodelay(true) {
-            debug!(%peer, %error, "could not disable Nagle");
-        }
-        let reset = ResetHandle::default();
-        let state = ConnState::new(Arc::clone(&closed));
-        let app = Arc::clone(&app);
-        let requests = Arc::clone(&state);
-        let handler_reset = reset.clone();
-        let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+    let max_connections = live.snapshot().config.limits.max_connections;
+    let mut listener =
+        Listener::new(api, "API", max_connections, WhenFull::Refuse, draining.clone());
+    // The API listener stops when `shutdown` completes, not on a token.
+    let never = CancellationToken::new();
+    let accepting = async {
+        while let Some(accepted) = listener.accept(&never).await {
+            let Accepted { tcp, peer, state, close, slot } = accepted;
+            let reset = ResetHandle::default();
             let app = Arc::clone(&app);
-            let h2 = request.version() == hyper::Version::HTTP_2;
-            let in_flight = requests.request_started(h2);
-            if !h2 {
-                // On HTTP/2 a failed body resets only its own stream.
-                request.extensions_mut().insert(handler_reset.clone());
-            }
-            // Boxed, so each connection holds a pointer to the handler's
-            // state while a request is in it, not a slot the size of that
-            // state for as long as it is open (5 KiB an idle stream).
-            Box::pin(async move {
-                let response = app.handle(request).await?;
-                Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
-            })
-        });
-        let live = Arc::clone(&live);
-        let (builder, drain, tls) = (builder.clone(), draining.clone(), tls.clone());
-        let metrics = Arc::clone(&metrics);
-        // The proxy stays on the multi-threaded runtime: its upstream pool is
-        // shared, so on shards a pooled connection's task would live on the
-        // shard that opened it and every proxied stream could cross threads
-        // (first tokens at 4,000 proxied streams were 4x later at the p99).
-        let on_shards = live.snapshot().config.upstream.is_none();
-        crate::shards::spawn_connection(on_shards, tcp, move |tcp| async move {
-            let limits = || live.snapshot().config.limits;
-            let ended = match tls {
-                None => {
-                    let io = ClientIo::new(tcp, Some(reset), Arc::clone(&state));
-                    let connection = builder.serve_connection(TokioIo::new(io), service);
-                    connection::watch(connection.into_owned(), state, limits, Some(drain)).await
+            let requests = Arc::clone(&state);
+            let handler_reset = reset.clone();
+            let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                let app = Arc::clone(&app);
+                let h2 = request.version() == hyper::Version::HTTP_2;
+                let in_flight = requests.request_started(h2);
+                if !h2 {
+                    // On HTTP/2 a failed body resets only its own stream.
+                    request.extensions_mut().insert(handler_reset.clone());
                 }
-                // Boxed: inline, a TLS connection's state (the handshake's and
-                // rustls's) made every connection's future 7.7 KiB instead of
-                // 4.0, and an idle plain-HTTP stream 31.7 KiB instead of 26.7.
-                Some(tls) => {
-                    Box::pin(async move {
-                        let wrap = |tcp| ClientIo::new(tcp, Some(reset), Arc::clone(&state));
-                        let timeout = limits().header_read_timeout;
-                        match tls.accept(tcp, wrap, timeout).await {
-                            Ok(stream) => {
-                                metrics.tls_handshake("ok");
-                                let connection =
-                                    builder.serve_connection(TokioIo::new(stream), service);
-                                let connection = connection.into_owned();
-                                connection::watch(connection, state, limits, Some(drain)).await
+                // Boxed, so each connection holds a pointer to the handler's
+                // state while a request is in it, not a slot the size of that
+                // state for as long as it is open (5 KiB an idle stream).
+                Box::pin(async move {
+                    let response = app.handle(request).await?;
+                    Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
+                })
+            });
+            let live = Arc::clone(&live);
+            let (builder, tls) = (builder.clone(), tls.clone());
+            let metrics = Arc::clone(&metrics);
+            // The proxy stays on the multi-threaded runtime: its upstream pool is
+            // shared, so on shards a pooled connection's task would live on the
+            // shard that opened it and every proxied stream could cross threads
+            // (first tokens at 4,000 proxied streams were 4x later at the p99).
+            let on_shards = live.snapshot().config.upstream.is_none();
+            crate::listener::shards::spawn_connection(on_shards, tcp, move |tcp| async move {
+                let limits = || live.snapshot().config.limits;
+                let ended = match tls {
+                    None => {
+                        let io = ClientIo::new(tcp, Some(reset), Arc::clone(&state));
+                        let connection = builder.serve_connection(TokioIo::new(io), service);
+                        connection::watch(connection.into_owned(), state, limits, Some(close)).await
+                    }
+                    // TLS adapts the accepted connection on its own task. Boxed:
+                    // inline, a TLS connection's state (the handshake's and
+                    // rustls's) made every connection's future 7.7 KiB instead of
+                    // 4.0, and an idle plain-HTTP stream 31.7 KiB instead of 26.7.
+                    Some(tls) => {
+                        Box::pin(async move {
+                            let wrap = |tcp| ClientIo::new(tcp, Some(reset), Arc::clone(&state));
+                            match tls.accept(tcp, wrap, limits().header_read_timeout).await {
+                                Ok(stream) => {
+                                    metrics.tls_handshake("ok");
+                                    let connection =
+                                        builder.serve_connection(TokioIo::new(stream), service);
+                                    let connection = connection.into_owned();
+                                    connection::watch(connection, state, limits, Some(close)).await
+                                }
+                                Err(failure) => {
+                                    metrics.tls_handshake(failure.label());
+                                    debug!(%peer, %failure, "TLS handshake failed");
+                                    Ok(())
+                                }
                             }
-                            Err(failure) => {
-                                metrics.tls_handshake(failure.label());
-                                debug!(%peer, %failure, "TLS handshake failed");
-                                Ok(())
-                            }
-                        }
-                    })
-                    .await
+                        })
+                        .await
+                    }
+                };
+                if let Err(error) = ended {
+                    // Clients hang up all the time; not a warning.
+                    debug!(%peer, %error, "connection ended with an error");
                 }
-            };
-            if let Err(error) = ended {
-                // Clients hang up all the time; not a warning.
-                debug!(%peer, %error, "connection ended with an error");
-            }
-            drop(permit);
-        });
+                drop(slot);
+            });
+        }
+    };
+    tokio::select! {
+        () = accepting => {}
+        () = shutdown => {}
     }
-    drop(api);
+    let closed = listener.close();
     draining.cancel();
     info!(?grace, "shutting down: no new connections; waiting for responses in flight");
-    // Each connection holds a permit until it ends: all of them back means
+    // Each connection holds its slot until it ends: all of them back means
     // every connection has finished (or been dropped).
-    let all_permits = u32::try_from(max_connections).unwrap_or(u32::MAX);
-    let all_done = permits.acquire_many(all_permits);
-    tokio::pin!(all_done);
-    if tokio::time::timeout(grace, &mut all_done).await.is_err() {
+    let all_ended = closed.all_ended();
+    tokio::pin!(all_ended);
+    if tokio::time::timeout(grace, &mut all_ended).await.is_err() {
         warn!(?grace, "grace period over: ending the remaining streams at their next event");
         end_streams.end();
-        if tokio::time::timeout(Duration::from_secs(2), &mut all_done).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(2), &mut all_ended).await.is_err() {
             warn!("some connections did not close; dropping them");
         }
     }
@@ -297,108 +245,6 @@ pub async fn serve_loaded(
 pub(crate) const H2_SEND_BUFFER: usize = 64 * 1024;
 /// HTTP/2 streams open at once on one connection (`SETTINGS_MAX_CONCURRENT_STREAMS`).
 pub(crate) const H2_MAX_STREAMS: u32 = 200;
-
-/// A file descriptor kept open to be given up at the open-file limit, so
-/// that one waiting connection can be accepted and refused with a 503.
-fn spare_fd() -> Option<std::fs::File> {
-    std::fs::File::open("/dev/null").ok()
-}
-
-/// Whether `error` is the process or system running out of file descriptors.
-fn at_fd_limit(error: &std::io::Error) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::io::Errno;
-        matches!(Errno::from_io_error(error), Some(Errno::MFILE | Errno::NFILE))
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = error;
-        false
-    }
-}
-
-/// Refused connections whose request is read and dropped after the 503, at
-/// most, and for how long and how much each.
-const LINGERING: usize = 32;
-const LINGER_TIME: Duration = Duration::from_millis(250);
-const LINGER_BYTES: usize = 64 * 1024;
-
-/// Answers a connection over the cap with a 503 (a non-blocking write into
-/// a fresh socket's buffer) and closes it. Closing a socket whose request is
-/// still unread sends a TCP reset, which can reach the client before it has
-/// read the 503 (a POST's body is usually there already): so the write side
-/// is shut first and what the client sent is read and dropped, for at most
-/// [`LINGER_TIME`] and [`LINGER_BYTES`], by at most [`LINGERING`] refusals
-/// at once (past that, the socket is closed at once).
-fn refuse(tcp: TcpStream, lingering: &Arc<Semaphore>) {
-    const BODY: &str = r#"{"type":"error","error":{"type":"overloaded_error","message":"sluice is at [limits] max_connections; retry later"}}"#;
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    let _ = tcp.try_write(response.as_bytes());
-    let Ok(permit) = Arc::clone(lingering).try_acquire_owned() else { return };
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut tcp = tcp;
-        let _ = tcp.shutdown().await;
-        let mut sink = [0u8; 4096];
-        let mut left = LINGER_BYTES;
-        let drain = async {
-            while left > 0 {
-                match tcp.read(&mut sink).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(read) => left = left.saturating_sub(read),
-                }
-            }
-        };
-        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
-        drop(permit);
-    });
-}
-
-/// `wanted`, lowered to what the open-file limit leaves room for (a few
-/// dozen fds are kept for listeners, the upstream pool, the config and logs).
-fn connection_cap(wanted: usize) -> usize {
-    const RESERVED: u64 = 64;
-    #[cfg(target_os = "linux")]
-    {
-        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-        if let Some(limit) = limit {
-            let room = usize::try_from(limit.saturating_sub(RESERVED).max(1)).unwrap_or(usize::MAX);
-            if room < wanted {
-                info!(
-                    wanted,
-                    open_file_limit = limit,
-                    cap = room,
-                    "[limits] max_connections lowered to fit the open-file limit"
-                );
-                return room;
-            }
-        }
-    }
-    wanted
-}
-
-/// Raises the soft limit on open files to the hard limit, so that thousands
-/// of streams do not run into a default of 1,024. Returns the limit in force.
-pub fn raise_open_file_limit() -> Option<u64> {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::process::{Resource, getrlimit, setrlimit};
-        let mut limit = getrlimit(Resource::Nofile);
-        if limit.current < limit.maximum {
-            limit.current = limit.maximum;
-            if let Err(error) = setrlimit(Resource::Nofile, limit) {
-                debug!(%error, "could not raise the open-file limit");
-            }
-        }
-        getrlimit(Resource::Nofile).current
-    }
-    #[cfg(not(target_os = "linux"))]
-    None
-}
 
 #[cfg(unix)]
 fn reload_on_hangup(live: Arc<Live>) {

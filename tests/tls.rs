@@ -135,7 +135,7 @@ async fn a_client_that_does_not_trust_the_ca_or_speaks_plain_http_is_refused_alo
     let sluice = start_with_admin(&toml).await;
     let ca = written(&ca_out).await;
     // Another CA: verification fails on the client's side, and sluice counts it.
-    let other = sluice::tls::generate(&["localhost".to_string()]).unwrap();
+    let other = sluice::listener::tls::generate(&["localhost".to_string()]).unwrap();
     let refused = over_tls(sluice.api, other.ca_pem.as_bytes(), b"h2").await;
     let refused = refused.err().unwrap();
     assert!(refused.starts_with("invalid peer certificate"), "{refused}");
@@ -159,7 +159,7 @@ async fn a_client_that_does_not_trust_the_ca_or_speaks_plain_http_is_refused_alo
     assert_eq!(count("ok").await, 1.0);
 }
 
-fn write_pair(dir: &Path, generated: &sluice::tls::Generated) {
+fn write_pair(dir: &Path, generated: &sluice::listener::tls::Generated) {
     // As a Secret update or a deploy writes them: the new files renamed over the old.
     for (name, text) in [("cert.pem", &generated.cert_pem), ("key.pem", &generated.key_pem)] {
         let staged = dir.join(format!("{name}.new"));
@@ -172,7 +172,7 @@ fn write_pair(dir: &Path, generated: &sluice::tls::Generated) {
 async fn new_certificate_files_take_over_new_connections_and_no_stream_drops() {
     let dir = temp_dir();
     let names = ["localhost".to_string(), "127.0.0.1".to_string()];
-    let first = sluice::tls::generate(&names).unwrap();
+    let first = sluice::listener::tls::generate(&names).unwrap();
     write_pair(dir.path(), &first);
     // A long stream: 50 tokens 100 ms apart.
     let toml = format!(
@@ -189,7 +189,7 @@ async fn new_certificate_files_take_over_new_connections_and_no_stream_drops() {
     std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(over_tls(addr, first.ca_pem.as_bytes(), b"h2").await.is_ok(), "still the first");
-    let second = sluice::tls::generate(&names).unwrap();
+    let second = sluice::listener::tls::generate(&names).unwrap();
     write_pair(dir.path(), &second);
     eventually("the new certificate", || async {
         over_tls(addr, second.ca_pem.as_bytes(), b"http/1.1").await.ok()

@@ -32,13 +32,13 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::config::{describe, parse_runtime_patch};
-use crate::connection::{self, ClientIo, ConnState, RateLimitedLog, Tracked};
 use crate::handler::App;
+use crate::listener::connection::{self, ClientIo, Tracked};
+use crate::listener::{Accepted, Listener, WhenFull};
 use crate::live::Reload;
 
 type AdminBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
@@ -47,45 +47,6 @@ type AdminBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 const MAX_ADMIN_CONNECTIONS: usize = 64;
 /// How long a new admin connection waits for the idle one shed for it to close.
 const SHED_WAIT: Duration = Duration::from_secs(1);
-
-/// The admin connections open now, so that an idle one can be shed for a new
-/// one: idle keep-alive connections must not lock the admin port out.
-#[derive(Debug, Default)]
-struct Open {
-    connections: std::sync::Mutex<slab::Slab<(Arc<ConnState>, CancellationToken)>>,
-}
-
-impl Open {
-    fn add(&self, state: Arc<ConnState>, close: CancellationToken) -> Option<usize> {
-        self.connections.lock().ok().map(|mut open| open.insert((state, close)))
-    }
-
-    fn remove(&self, key: Option<usize>) {
-        if let (Some(key), Ok(mut open)) = (key, self.connections.lock()) {
-            open.try_remove(key);
-        }
-    }
-
-    /// Closes the connection idle the longest (none in flight), if any.
-    fn shed_idle(&self) -> bool {
-        let Ok(open) = self.connections.lock() else { return false };
-        let idlest = open
-            .iter()
-            .filter_map(|(_, (state, close))| {
-                let idle = state.idle_since()?;
-                Some((state.opened() + Duration::from_nanos(idle), close))
-            })
-            .filter(|(_, close)| !close.is_cancelled())
-            .min_by_key(|(since, _)| *since);
-        match idlest {
-            Some((_, close)) => {
-                close.cancel();
-                true
-            }
-            None => false,
-        }
-    }
-}
 
 /// Serves the admin endpoints on `listener` until `stop` is cancelled;
 /// `draining` (shutdown has begun) turns `/ready` to 503.
@@ -96,55 +57,19 @@ pub(crate) async fn serve(
     stop: CancellationToken,
 ) {
     // Admin clients are a scraper, a script or two: a small cap is plenty,
-    // and keeps a flood of them from taking fds the API listener needs.
-    let permits = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
-    let open = Arc::new(Open::default());
-    let closed = Arc::new(Notify::new());
-    let mut accept_errors = RateLimitedLog::new(Duration::from_secs(5));
-    let mut refusals = RateLimitedLog::new(Duration::from_secs(5));
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(connection) => connection,
-                Err(error) => {
-                    if let Some(count) = accept_errors.hit() {
-                        warn!(%error, count, "admin accept failed");
-                    }
-                    tokio::select! {
-                        () = closed.notified() => {}
-                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
-                        () = stop.cancelled() => return,
-                    }
-                    continue;
-                }
-            },
-            () = stop.cancelled() => return,
-        };
-        let permit = match Arc::clone(&permits).try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            // Full: the longest-idle connection makes room, if one is idle.
-            Err(_) if open.shed_idle() => {
-                tokio::time::timeout(SHED_WAIT, Arc::clone(&permits).acquire_owned())
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-            }
-            Err(_) => None,
-        };
-        let Some(permit) = permit else {
-            if let Some(count) = refusals.hit() {
-                warn!(
-                    count,
-                    max = MAX_ADMIN_CONNECTIONS,
-                    "admin connection refused: too many open, none idle"
-                );
-            }
-            continue;
-        };
-        let state = ConnState::new(Arc::clone(&closed));
-        let close = CancellationToken::new();
-        let key = open.add(Arc::clone(&state), close.clone());
-        let open = Arc::clone(&open);
+    // and keeps a flood of them from taking fds the API listener needs. At
+    // the cap the longest-idle one makes room, so idle keep-alive
+    // connections cannot lock the admin port out.
+    let when_full = WhenFull::ShedIdle(SHED_WAIT);
+    let mut listener = Listener::new(
+        listener,
+        "admin",
+        MAX_ADMIN_CONNECTIONS,
+        when_full,
+        CancellationToken::new(),
+    );
+    while let Some(accepted) = listener.accept(&stop).await {
+        let Accepted { tcp, peer, state, close, slot } = accepted;
         let io = ClientIo::new(tcp, None, Arc::clone(&state));
         let live = Arc::clone(app.live());
         let app = Arc::clone(&app);
@@ -165,8 +90,7 @@ pub(crate) async fn serve(
             if let Err(error) = connection::watch(connection, state, limits, Some(close)).await {
                 debug!(%peer, %error, "admin connection ended with an error");
             }
-            open.remove(key);
-            drop(permit);
+            drop(slot);
         });
     }
 }

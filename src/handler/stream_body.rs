@@ -25,7 +25,7 @@ use slab::Slab;
 use tokio::time::Instant;
 
 use super::control::ControlGuard;
-use crate::connection::ResetHandle;
+use crate::listener::connection::ResetHandle;
 use crate::metrics::{Metrics, OpenStream};
 use crate::ratelimit::Settlement;
 use crate::response::BoxError;

@@ -200,7 +200,7 @@ mod precise {
         }
 
         /// Makes every gate made on this thread from now on use this timer,
-        /// before the process-wide one: a data-plane shard (`crate::shards`)
+        /// before the process-wide one: a data-plane shard (`listener/shards.rs`)
         /// has a timer of its own on its single-threaded runtime, so its
         /// streams' wake-ups never cross to another thread.
         pub fn install_on_this_thread(self) {

@@ -34,7 +34,7 @@ use tokio_rustls::server::TlsStream;
 use tracing::{info, warn};
 
 use crate::config::{Tls, TlsCertificate};
-use crate::connection::RateLimitedLog;
+use crate::listener::connection::RateLimitedLog;
 
 /// How often the certificate files are looked at for a change.
 const FILE_POLL: Duration = Duration::from_secs(2);
