@@ -16,14 +16,11 @@ use serde_json::{Value, json};
 use support::upstreams;
 use support::{
     admin_request, drain, eventually, messages, metric, ms, open, send, start, start_with_admin,
+    text_request,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-fn text_request() -> Value {
-    json!({"model": "m", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "hi"}]})
-}
 
 fn with_headers(
     mut request: Request<Full<Bytes>>,
@@ -41,7 +38,7 @@ fn with_headers(
 const FAST: &str = "error_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntool_call_delay = \"0ms\"\ntokens_per_response = 5\n";
 
 fn proxy(url: &str, knobs: &str, upstream_extra: &str) -> String {
-    format!("{FAST}{knobs}\n[upstream]\nurl = \"{url}\"\n{upstream_extra}\n")
+    support::proxy_config(url, &format!("{FAST}{knobs}"), upstream_extra)
 }
 
 const MESSAGE_START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n";

@@ -50,8 +50,7 @@ async fn start_file_with_grace(toml: &str, grace: Duration) -> Running {
 }
 
 async fn admin_json(running: &Running, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let received = send(running.admin, admin_request(method, path, body)).await;
-    (received.status.as_u16(), received.json())
+    support::admin_json(running.admin, method, path, body).await
 }
 
 async fn version(running: &Running) -> String {

@@ -6,7 +6,7 @@ mod support;
 use serde_json::{Value, json};
 use support::{messages, ms, raw, send, start};
 
-const NO_ERRORS: &str = "error_rate = 0\nseed = 1\n";
+use support::NO_ERRORS;
 
 fn text_request(stream: bool) -> Value {
     json!({"model": "claude-mock-1", "max_tokens": 1024, "stream": stream,

@@ -14,7 +14,7 @@ use hyper::Request;
 use serde_json::{Value, json};
 use support::{ms, send, start};
 
-const NO_ERRORS: &str = "error_rate = 0\nseed = 1";
+use support::NO_ERRORS;
 
 fn post(path: &str, body: &Value) -> Request<Full<Bytes>> {
     Request::post(path)

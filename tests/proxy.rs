@@ -14,17 +14,7 @@ use support::upstreams::{self, Fake};
 use support::{messages, ms, send, start};
 use tokio::time::Instant;
 
-/// A proxy config: `knobs` at the top level, then the upstream.
-fn proxy(url: &str, knobs: &str, upstream_extra: &str) -> String {
-    format!("error_rate = 0\n{knobs}\n[upstream]\nurl = \"{url}\"\n{upstream_extra}\n")
-}
-
-const NO_DELAYS: &str =
-    "first_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntool_call_delay = \"0ms\"";
-
-fn text_request() -> serde_json::Value {
-    json!({"model": "m", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "hi"}]})
-}
+use support::{NO_DELAYS, proxy_config as proxy, text_request};
 
 /// An Anthropic stream with text and a tool call, as the real API writes it.
 const STREAM: [&str; 12] = [

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 use serde_json::{Value, json};
-use support::{Received, admin_request, metric, ms, send, start_with_admin, upstreams};
+use support::{Received, metric, ms, send, start_with_admin, upstreams};
 
 /// No delays, so the paused clock moves only when a test sleeps.
 const INSTANT: &str = "error_rate = 0\nseed = 1\nfirst_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntool_call_delay = \"0ms\"\n";
@@ -37,7 +37,7 @@ fn header<'a>(received: &'a Received, name: &str) -> &'a str {
 }
 
 async fn admin_json(admin: std::net::SocketAddr, method: &str, path: &str, body: &str) -> Value {
-    send(admin, admin_request(method, path, body)).await.json()
+    support::admin_json(admin, method, path, body).await.1
 }
 
 /// The verdict on `key` in `GET /rate-limits`.

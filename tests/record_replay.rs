@@ -28,7 +28,11 @@ tool_call_delay = "25ms"
 tokens_per_response = 12
 "#;
 
-const NO_DELAYS: &str = "error_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntool_call_delay = \"0ms\"\n";
+/// No random faults and no delays.
+const NO_DELAYS: &str = concat!(
+    "error_rate = 0\n",
+    "first_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntool_call_delay = \"0ms\"\n"
+);
 
 fn post(path: &str, body: &Value) -> Request<Full<Bytes>> {
     Request::post(path)

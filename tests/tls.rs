@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-const TIMING: &str = "error_rate = 0\nseed = 1\n";
+use support::NO_ERRORS as TIMING;
 
 /// A rustls client that trusts only `ca_pem`, offering `alpn`.
 fn connector(ca_pem: &[u8], alpn: &[&[u8]]) -> TlsConnector {

@@ -238,3 +238,39 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// No random faults, and a fixed seed: the same text and ids every run.
+#[allow(dead_code, reason = "not every test binary uses every helper")]
+pub const NO_ERRORS: &str = "error_rate = 0\nseed = 1\n";
+
+/// Every delay zero (the knobs only; add `error_rate` as needed).
+#[allow(dead_code, reason = "not every test binary uses every helper")]
+pub const NO_DELAYS: &str =
+    "first_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntool_call_delay = \"0ms\"\n";
+
+/// A proxy config: `knobs` at the top level (no random faults unless they
+/// say so), then `[upstream]` at `url` with `upstream_extra`.
+#[allow(dead_code, reason = "not every test binary uses every helper")]
+pub fn proxy_config(url: &str, knobs: &str, upstream_extra: &str) -> String {
+    let errors = if knobs.contains("error_rate") { "" } else { "error_rate = 0\n" };
+    format!("{errors}{knobs}\n[upstream]\nurl = \"{url}\"\n{upstream_extra}\n")
+}
+
+/// A streamed Messages request for a short text reply.
+#[allow(dead_code, reason = "not every test binary uses every helper")]
+pub fn text_request() -> serde_json::Value {
+    serde_json::json!({"model": "m", "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]})
+}
+
+/// An admin call's status and JSON body.
+#[allow(dead_code, reason = "not every test binary uses every helper")]
+pub async fn admin_json(
+    admin: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let received = send(admin, admin_request(method, path, body)).await;
+    (received.status.as_u16(), received.json())
+}
