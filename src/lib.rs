@@ -64,6 +64,7 @@
 //! - `response`: the response body type and dialect-shaped error responses.
 
 pub(crate) mod admin;
+pub(crate) mod app;
 #[doc(hidden)]
 pub mod bench_hooks;
 pub mod cassette;

@@ -88,7 +88,7 @@ impl BodyFacts {
             },
             stream: matches!(facts.stream, Scalar::Flag(true)),
             has_tools: matches!(facts.tools, Scalar::Items(items) if items > 0),
-            input_tokens: crate::mock::request::rough_tokens(body),
+            input_tokens: rough_tokens(body),
             max_tokens: count(&facts.max_tokens)
                 .or_else(|| count(&facts.max_completion_tokens))
                 .or_else(|| count(&facts.max_output_tokens)),
@@ -268,6 +268,12 @@ fn takes(api: Api, dialect: Dialect) -> bool {
             | (Api::OpenAiChat, Dialect::OpenAiChat)
             | (Api::OpenAiResponses, Dialect::OpenAiResponses)
     )
+}
+
+/// A rough token count of a body (4 bytes a token), at least 1: the
+/// estimate routes, limits and the mock's `count_tokens` all use.
+pub(crate) fn rough_tokens(body: &[u8]) -> u64 {
+    (body.len() as u64 / 4).max(1)
 }
 
 #[cfg(test)]

@@ -23,8 +23,8 @@ use crate::listener::connection::{self, ClientIo, ResetHandle, Tracked};
 use crate::listener::tls::TlsListener;
 use crate::listener::{Accepted, Listener, WhenFull};
 
+use crate::app::{App, StreamEnd};
 use crate::config::Config;
-use crate::handler::{App, StreamEnd};
 use crate::live::{self, Live, Loaded, Source, StartError};
 use crate::metrics::Metrics;
 

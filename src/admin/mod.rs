@@ -35,8 +35,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::app::App;
 use crate::config::{describe, parse_runtime_patch};
-use crate::handler::App;
 use crate::listener::connection::{self, ClientIo, Tracked};
 use crate::listener::{Accepted, Listener, WhenFull};
 use crate::live::Reload;

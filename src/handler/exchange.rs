@@ -41,13 +41,13 @@ use crate::fault::{Fault, FaultPlan, OnStream, RequestClock};
 use crate::listener::connection::ResetHandle;
 use crate::live::Snapshot;
 use crate::metrics::OpenStream;
-use crate::mock::text::random_id;
 use crate::ratelimit::headers::{self, Header};
 use crate::ratelimit::{Charge, ClientKey, Decision, Limited, SetId, Settlement};
 use crate::response::{Body, BoxError};
 use crate::route::BodyFacts;
 use crate::shape::head::{self, HeadHold, HeadTiming};
 use crate::shape::request_rng;
+use crate::shape::rng::random_id;
 use crate::shape::{Arrival, Pacer, Shaper};
 use crate::sse::SseRecord;
 

@@ -14,17 +14,17 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use hyper::body::{Body, Frame, SizeHint};
-use slab::Slab;
 use tokio::time::Instant;
 
 use super::control::ControlGuard;
+use crate::app::{EndWatch, StreamEnd};
 use crate::listener::connection::ResetHandle;
 use crate::metrics::{Metrics, OpenStream};
 use crate::ratelimit::Settlement;
@@ -34,90 +34,6 @@ use crate::sse::SseRecord;
 
 /// Records coalesced into one frame stop growing it past this many bytes.
 const MAX_FRAME: usize = 16 * 1024;
-
-/// Ends every open stream at its next event boundary when [`end`](Self::end)
-/// is called. Cheap on the hot path: a stream checks one atomic per poll and
-/// registers its waker once, not per event (a `CancellationToken` takes a
-/// lock shared by every stream on each check).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct StreamEnd(Arc<EndState>);
-
-#[derive(Debug, Default)]
-struct EndState {
-    ended: AtomicBool,
-    waiting: Mutex<Slab<Waker>>,
-}
-
-impl StreamEnd {
-    /// A signal not yet given.
-    pub(crate) fn new() -> Self {
-        Self::default()
-    }
-
-    /// Ends every stream at its next event boundary, waking the idle ones.
-    pub(crate) fn end(&self) {
-        self.0.ended.store(true, Ordering::Release);
-        let wakers: Vec<Waker> = match self.0.waiting.lock() {
-            Ok(mut waiting) => waiting.drain().collect(),
-            Err(poisoned) => poisoned.into_inner().drain().collect(),
-        };
-        wakers.into_iter().for_each(Waker::wake);
-    }
-
-    /// Whether [`end`](Self::end) was called.
-    pub(crate) fn is_ended(&self) -> bool {
-        self.0.ended.load(Ordering::Acquire)
-    }
-
-    /// Resolves once [`end`](Self::end) is called: a head still held then
-    /// goes out at once, so its stream gets the same clean end as the others.
-    pub(crate) async fn ended(&self) {
-        let mut watch = EndWatch { end: self.clone(), registered: None };
-        std::future::poll_fn(|cx| {
-            if watch.poll_ended(cx) { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
-        })
-        .await;
-    }
-}
-
-/// One stream's registration with a [`StreamEnd`].
-#[derive(Debug)]
-struct EndWatch {
-    end: StreamEnd,
-    /// The slab key and the waker registered under it.
-    registered: Option<(usize, Waker)>,
-}
-
-impl EndWatch {
-    /// Whether the stream must end; otherwise makes sure `cx` is woken when it must.
-    fn poll_ended(&mut self, cx: &Context<'_>) -> bool {
-        if self.end.is_ended() {
-            return true;
-        }
-        if self.registered.as_ref().is_some_and(|(_, waker)| waker.will_wake(cx.waker())) {
-            return false;
-        }
-        if let Ok(mut waiting) = self.end.0.waiting.lock() {
-            if let Some((key, _)) = self.registered.take() {
-                waiting.try_remove(key);
-            }
-            let key = waiting.insert(cx.waker().clone());
-            self.registered = Some((key, cx.waker().clone()));
-        }
-        // `end` may have run between the check above and the registration.
-        self.end.is_ended()
-    }
-}
-
-impl Drop for EndWatch {
-    fn drop(&mut self) {
-        if let Some((key, _)) = self.registered.take()
-            && let Ok(mut waiting) = self.end.0.waiting.lock()
-        {
-            waiting.try_remove(key);
-        }
-    }
-}
 
 /// What a [`ShapedBody`] carries besides its records.
 #[derive(Debug)]
@@ -183,7 +99,7 @@ impl ShapedBody {
             records,
             failed: None,
             yielded_before_fail: false,
-            watch: EndWatch { end, registered: None },
+            watch: EndWatch::new(end),
             farewell: Some(farewell),
             done: false,
             last_token: None,
@@ -273,7 +189,7 @@ impl Body for ShapedBody {
                 return this.fail(error);
             }
         }
-        if this.watch.end.is_ended() {
+        if this.watch.is_ended() {
             return this.farewell();
         }
         let mut first: Option<Bytes> = None;
@@ -461,7 +377,7 @@ mod tests {
         let expected = rows(&[("start ", 0), ("a ", 100), ("farewell", 110)]);
         assert_eq!((first, ended_first), (expected.clone(), 110));
         assert_eq!((second, ended_second), (expected, 110));
-        assert!(end.0.waiting.lock().unwrap().is_empty(), "nothing stays registered");
+        assert_eq!(end.registered(), 0, "nothing stays registered");
     }
 
     #[tokio::test(start_paused = true)]

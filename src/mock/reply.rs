@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use super::request::{InvalidRequest, ToolChoice, TurnRequest};
 use super::schema;
-use super::text::{LazyTokens, Pieces, random_id};
+use super::text::{LazyTokens, Pieces};
 use crate::config::{ToolPick, ToolUse};
+use crate::shape::rng::random_id;
 
 /// Why the reply stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

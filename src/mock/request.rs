@@ -209,11 +209,6 @@ pub(crate) fn tool_rounds(messages: &[Value], called: impl Fn(&Value) -> bool) -
     u32::try_from(rounds).unwrap_or(u32::MAX)
 }
 
-/// A rough token count of a body (4 bytes a token), at least 1.
-pub(crate) fn rough_tokens(body: &[u8]) -> u64 {
-    (body.len() as u64 / 4).max(1)
-}
-
 /// A JSON object, as a request's tools are.
 type JsonObject = serde_json::Map<String, Value>;
 

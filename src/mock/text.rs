@@ -71,13 +71,6 @@ const WORDS: &[&str] = &[
     "calmly",
 ];
 
-/// A base62 identifier of 24 characters, like the provider's `msg_...`,
-/// `toolu_...` and `req_...` suffixes.
-pub(crate) fn random_id(rng: &mut impl Rng) -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    (0..24).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
-}
-
 /// Text cut into pieces (tokens, or JSON fragments): one string and the cut
 /// points, two allocations instead of one per piece. An open stream holds its
 /// reply's pieces until its last token.

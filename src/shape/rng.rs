@@ -9,7 +9,7 @@
 //! seed will not change between versions; a golden-value test below pins it
 //! all the same.
 
-use rand::SeedableRng;
+use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// The random stream of the `request_number`-th request under `seed`.
@@ -17,6 +17,13 @@ pub fn request_rng(seed: u64, request_number: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(request_number);
     rng
+}
+
+/// A base62 identifier of 24 characters, like the provider's `msg_...`,
+/// `toolu_...` and `req_...` suffixes.
+pub(crate) fn random_id(rng: &mut impl Rng) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..24).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@
 use serde_json::{Map, Value};
 
 use crate::mock::request::{
-    InvalidRequest, OutputSchema, Tool, ToolChoice, TurnRequest, invalid, message_list,
-    rough_tokens, tool_name, tool_objects, tool_rounds, tool_schema, type_name,
+    InvalidRequest, OutputSchema, Tool, ToolChoice, TurnRequest, invalid, message_list, tool_name,
+    tool_objects, tool_rounds, tool_schema, type_name,
 };
+use crate::route::rough_tokens;
 
 /// What is required of the body: the Messages API needs `max_tokens`,
 /// `count_tokens` does not.

@@ -28,9 +28,10 @@ use crate::mock::Codec;
 use crate::mock::reply::{Block, Reply, StopReason};
 use crate::mock::request::{
     InvalidRequest, TurnRequest, body_object, invalid, message_list, optional_bool, optional_count,
-    required_string, rough_tokens, tool_rounds, type_name,
+    required_string, tool_rounds, type_name,
 };
 use crate::mock::text::TokenCursor;
+use crate::route::rough_tokens;
 use crate::sse::{EventKind, SseRecord, encode_data};
 
 /// Chat Completions' request parser and encoders.

@@ -26,10 +26,11 @@ use crate::dialect::StreamSoFar;
 use crate::mock::reply::{Block, Reply, StopReason};
 use crate::mock::request::{
     InvalidRequest, TurnRequest, body_object, invalid, optional_bool, optional_count,
-    required_string, rough_tokens, type_name,
+    required_string, type_name,
 };
 use crate::mock::text::TokenCursor;
 use crate::mock::{Codec, Events};
+use crate::route::rough_tokens;
 use crate::sse::{EventKind, SseRecord, encode_event};
 
 /// The Responses API's request parser and encoders.

@@ -1,0 +1,228 @@
+//! The state every connection shares: the live config, the metrics, the
+//! seed and the request counter, the rate-limit buckets and verdicts, the
+//! recorder, and the signal that ends every stream at shutdown. The server
+//! makes one [`App`]; the handler answers requests with it (`App::handle`
+//! is in `handler/mod.rs`); the admin endpoints read and change it. It sits
+//! below both, so the admin port does not depend on the request path.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use slab::Slab;
+use tokio::time::Instant;
+
+use crate::cassette::record::Recorder;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::ratelimit::Limiter;
+use crate::ratelimit::verdict::Verdicts;
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub(crate) struct App {
+    live: Arc<Live>,
+    metrics: Arc<Metrics>,
+    seed: u64,
+    started: Instant,
+    requests: AtomicU64,
+    active_controlled: Arc<AtomicUsize>,
+    end_streams: StreamEnd,
+    limiter: Arc<Limiter>,
+    verdicts: Verdicts,
+    /// `[record]`: tapes each proxied exchange, when set.
+    recorder: Option<Recorder>,
+    /// The last `GET /rate-limits` report and when it was made; held while
+    /// one is made, so concurrent pollers wait for it instead of each
+    /// walking every bucket set.
+    rate_limit_report: tokio::sync::Mutex<Option<(Instant, Arc<serde_json::Value>)>>,
+}
+
+impl App {
+    /// Serves the live config; `seed` keys every random draw; once
+    /// `end_streams` is ended, every stream in flight ends at its next event
+    /// boundary; `recorder` records proxied exchanges.
+    pub(crate) fn new(
+        live: Arc<Live>,
+        metrics: Arc<Metrics>,
+        seed: u64,
+        end_streams: StreamEnd,
+        recorder: Option<Recorder>,
+    ) -> Self {
+        Self {
+            live,
+            metrics,
+            seed,
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+            active_controlled: Arc::new(AtomicUsize::new(0)),
+            end_streams,
+            limiter: Arc::new(Limiter::default()),
+            verdicts: Verdicts::default(),
+            recorder,
+            rate_limit_report: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The cache of the admin's rate-limit report.
+    pub(crate) fn rate_limit_report(
+        &self,
+    ) -> &tokio::sync::Mutex<Option<(Instant, Arc<serde_json::Value>)>> {
+        &self.rate_limit_report
+    }
+
+    /// The recorder, when `[record]` is set (proxy mode).
+    pub(crate) fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
+    }
+
+    /// The live config.
+    pub(crate) fn live(&self) -> &Arc<Live> {
+        &self.live
+    }
+
+    /// The metrics.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The next request's number (0, 1, ...).
+    pub(crate) fn next_request(&self) -> u64 {
+        self.requests.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The seed of every request's random stream.
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Where fault windows stand now: time since `epoch` (wall clock, shared
+    /// by a fleet), `None` before it; without an epoch, time since start.
+    pub(crate) fn window_clock(&self, epoch: Option<std::time::SystemTime>) -> Option<Duration> {
+        match epoch {
+            Some(epoch) => std::time::SystemTime::now().duration_since(epoch).ok(),
+            None => Some(self.started.elapsed()),
+        }
+    }
+
+    /// Header-driven faults in flight.
+    pub(crate) fn active_controlled(&self) -> &Arc<AtomicUsize> {
+        &self.active_controlled
+    }
+
+    /// Every `[rate_limits]` bucket, kept across reloads.
+    pub(crate) fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    /// What each client did after being told to wait.
+    pub(crate) fn verdicts(&self) -> &Verdicts {
+        &self.verdicts
+    }
+
+    /// The signal that ends every stream at shutdown.
+    pub(crate) fn stream_end(&self) -> &StreamEnd {
+        &self.end_streams
+    }
+}
+
+/// Ends every open stream at its next event boundary when [`end`](Self::end)
+/// is called. Cheap on the hot path: a stream checks one atomic per poll and
+/// registers its waker once, not per event (a `CancellationToken` takes a
+/// lock shared by every stream on each check).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamEnd(Arc<EndState>);
+
+#[derive(Debug, Default)]
+struct EndState {
+    ended: AtomicBool,
+    waiting: Mutex<Slab<Waker>>,
+}
+
+impl StreamEnd {
+    /// A signal not yet given.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ends every stream at its next event boundary, waking the idle ones.
+    pub(crate) fn end(&self) {
+        self.0.ended.store(true, Ordering::Release);
+        let wakers: Vec<Waker> = match self.0.waiting.lock() {
+            Ok(mut waiting) => waiting.drain().collect(),
+            Err(poisoned) => poisoned.into_inner().drain().collect(),
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Streams registered to be woken at the end (for tests: none stays).
+    #[cfg(test)]
+    pub(crate) fn registered(&self) -> usize {
+        self.0.waiting.lock().map_or(0, |waiting| waiting.len())
+    }
+
+    /// Whether [`end`](Self::end) was called.
+    pub(crate) fn is_ended(&self) -> bool {
+        self.0.ended.load(Ordering::Acquire)
+    }
+
+    /// Resolves once [`end`](Self::end) is called: a head still held then
+    /// goes out at once, so its stream gets the same clean end as the others.
+    pub(crate) async fn ended(&self) {
+        let mut watch = EndWatch { end: self.clone(), registered: None };
+        std::future::poll_fn(|cx| {
+            if watch.poll_ended(cx) { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        })
+        .await;
+    }
+}
+
+/// One stream's registration with a [`StreamEnd`].
+#[derive(Debug)]
+pub(crate) struct EndWatch {
+    end: StreamEnd,
+    /// The slab key and the waker registered under it.
+    registered: Option<(usize, Waker)>,
+}
+
+impl EndWatch {
+    /// A stream's watch on `end`, not registered yet.
+    pub(crate) fn new(end: StreamEnd) -> Self {
+        Self { end, registered: None }
+    }
+
+    /// Whether [`StreamEnd::end`] was called (without registering).
+    pub(crate) fn is_ended(&self) -> bool {
+        self.end.is_ended()
+    }
+
+    /// Whether the stream must end; otherwise makes sure `cx` is woken when it must.
+    pub(crate) fn poll_ended(&mut self, cx: &Context<'_>) -> bool {
+        if self.end.is_ended() {
+            return true;
+        }
+        if self.registered.as_ref().is_some_and(|(_, waker)| waker.will_wake(cx.waker())) {
+            return false;
+        }
+        if let Ok(mut waiting) = self.end.0.waiting.lock() {
+            if let Some((key, _)) = self.registered.take() {
+                waiting.try_remove(key);
+            }
+            let key = waiting.insert(cx.waker().clone());
+            self.registered = Some((key, cx.waker().clone()));
+        }
+        // `end` may have run between the check above and the registration.
+        self.end.is_ended()
+    }
+}
+
+impl Drop for EndWatch {
+    fn drop(&mut self) {
+        if let Some((key, _)) = self.registered.take()
+            && let Ok(mut waiting) = self.end.0.waiting.lock()
+        {
+            waiting.try_remove(key);
+        }
+    }
+}
