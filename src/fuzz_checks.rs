@@ -7,12 +7,12 @@
 
 use crate::config::{self, value};
 use crate::dialect::Dialect;
+use crate::framing::{Framing, Record};
 use crate::mock::anthropic::{self, Endpoint};
 use crate::mock::openai;
 use crate::mock::schema;
 use crate::mock::{self, Reply, text};
 use crate::shape::request_rng;
-use crate::sse::{SseRecord, SseSplitter};
 
 /// The SSE splitter under every dialect's classifier, fed `data` in chunks
 /// whose sizes come from the data itself: the records re-join into exactly
@@ -21,10 +21,11 @@ use crate::sse::{SseRecord, SseSplitter};
 /// reads it to settle `[rate_limits]`.
 pub fn sse_split(data: &[u8]) {
     let Some((&cut_seed, stream)) = data.split_first() else { return };
-    for dialect in [Dialect::Anthropic, Dialect::OpenAiChat, Dialect::OpenAiResponses] {
+    let dialects = [Dialect::Anthropic, Dialect::OpenAiChat, Dialect::OpenAiResponses];
+    for (framing, dialect) in Framing::ALL.into_iter().flat_map(|f| dialects.map(|d| (f, d))) {
         let max_event = 64;
-        let mut splitter = SseSplitter::new(dialect.classifier(), max_event);
-        let mut records: Vec<SseRecord> = Vec::new();
+        let mut splitter = framing.splitter(dialect.classifier(), max_event);
+        let mut records: Vec<Record> = Vec::new();
         let mut at = 0;
         let mut step = usize::from(cut_seed % 17) + 1;
         while at < stream.len() {

@@ -17,8 +17,8 @@
 //!            └──────────┬────────────┘  seeded fault plan (shape::plan), once, at arrival
 //!          ┌────────────┴─────────────┐
 //!          ▼                          ▼
-//!   mock::<api> reply           proxy: upstream body → sse::SseSplitter → dialect classify
-//!   (instant source)            (live source)          both: a Stream of sse::SseRecord
+//!   mock::<api> reply           proxy: upstream body → framing::Splitter → dialect classify
+//!   (instant source)            (live source)          both: a Stream of framing::Record
 //!          └────────────┬─────────────┘
 //!                       ▼
 //!            ┌───────────────────────┐
@@ -62,7 +62,9 @@
 //!   shaper, the head's release, and the precise timer. Every wait on the
 //!   data path is here.
 //! - `dialect`: provider wire facts (Anthropic, OpenAI): event classes, errors.
-//! - `sse`: the event record, its encoding, and the verbatim splitter.
+//! - `framing`: the event record, and how a stream format is split and
+//!   written (`framing::sse`: server-sent events, their encoders and the
+//!   verbatim splitter).
 //! - [`config`]: TOML file, environment and flags → a validated [`Config`].
 //! - `response`: the response body type and dialect-shaped error responses.
 
@@ -75,6 +77,7 @@ pub mod cassette;
 pub mod config;
 pub(crate) mod dialect;
 pub mod fault;
+pub(crate) mod framing;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub(crate) mod handler;
@@ -88,7 +91,6 @@ pub(crate) mod response;
 pub(crate) mod route;
 pub mod server;
 pub mod shape;
-pub(crate) mod sse;
 
 pub use banner::banner;
 pub use config::Config;

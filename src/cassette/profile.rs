@@ -20,8 +20,8 @@ use std::time::Duration;
 use super::Cassette;
 use super::replay::{MAX_CASSETTES, ReplayError, read_bounded};
 use crate::dialect::Dialect;
-use crate::sse::EventKind;
-use crate::sse::split::Event;
+use crate::framing::Event;
+use crate::framing::EventKind;
 
 /// What one model on one path did across its recorded streams.
 #[derive(Debug, Default)]

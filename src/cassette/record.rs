@@ -37,10 +37,10 @@ use super::{
     Cassette, FORMAT, Head, MAX_CASSETTE_BYTES, MAX_EVENTS, Piece, Redaction, RequestPart,
     ResponsePart,
 };
-use crate::config::Record;
+use crate::config::Record as RecordSettings;
+use crate::framing::Record;
 use crate::metrics::Metrics;
 use crate::response::BoxError;
-use crate::sse::SseRecord;
 
 /// Tapes waiting for the writer; past this, new cassettes are dropped.
 const QUEUE: usize = 256;
@@ -73,7 +73,10 @@ pub struct RecordError {
 
 impl Recorder {
     /// Makes `[record] dir` if missing and starts the writer thread.
-    pub(crate) fn start(config: &Record, metrics: Arc<Metrics>) -> Result<Self, RecordError> {
+    pub(crate) fn start(
+        config: &RecordSettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, RecordError> {
         let dir = config.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|source| RecordError { dir: dir.clone(), source })?;
         let folder =
@@ -417,9 +420,9 @@ impl<S> Taped<S> {
 
 impl<S> Stream for Taped<S>
 where
-    S: Stream<Item = Result<SseRecord, BoxError>>,
+    S: Stream<Item = Result<Record, BoxError>>,
 {
-    type Item = Result<SseRecord, BoxError>;
+    type Item = Result<Record, BoxError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
@@ -450,7 +453,7 @@ pub(crate) trait Weighed {
     fn weight(&self) -> usize;
 }
 
-impl Weighed for SseRecord {
+impl Weighed for Record {
     fn weight(&self) -> usize {
         self.raw.len().max(1)
     }
@@ -611,7 +614,7 @@ mod tests {
     #[tokio::test]
     async fn all_tapes_together_hold_no_more_than_the_budget() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Record {
+        let config = RecordSettings {
             dir: dir.path().to_path_buf(),
             redact_headers: vec![],
             redact_fields: vec![],

@@ -33,8 +33,8 @@ use serde_json::Value;
 use super::{Cassette, REDACTED};
 use crate::config::{Replay, ReplayMatch};
 use crate::dialect::Dialect;
-use crate::sse::SseRecord;
-use crate::sse::split::Event;
+use crate::framing::Event;
+use crate::framing::Record;
 
 /// The most cassettes one folder may hold.
 pub(crate) const MAX_CASSETTES: usize = 10_000;
@@ -153,7 +153,7 @@ pub(crate) struct Recorded {
     /// When the head arrived, from the request.
     pub(crate) head_at: Duration,
     /// SSE: each event, classified, with its offset. Empty otherwise.
-    pub(crate) events: Vec<(Duration, SseRecord)>,
+    pub(crate) events: Vec<(Duration, Record)>,
     /// Not SSE: the whole body.
     pub(crate) body: Bytes,
     /// Whether the response is an SSE stream.
@@ -407,7 +407,7 @@ fn ready(cassette: &Cassette, name: String) -> Result<Recorded, String> {
             if let Some(tokens) = crate::ratelimit::usage::output_tokens(&piece.bytes) {
                 output_tokens = tokens;
             }
-            events.push((piece.at, SseRecord { raw: piece.bytes.clone(), kind }));
+            events.push((piece.at, Record { raw: piece.bytes.clone(), kind }));
         } else {
             body.extend_from_slice(&piece.bytes);
         }

@@ -15,7 +15,7 @@ use memchr::memmem;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::sse::{Event, EventKind};
+use crate::framing::{Event, EventKind};
 
 /// The `error.type` the real API pairs with an HTTP status. The SDKs choose
 /// the exception class from the status; the type is what users read.
@@ -189,7 +189,7 @@ fn classify_by_type(data: &[u8]) -> EventKind {
 #[cfg(test)]
 mod classify_tests {
     use super::*;
-    use crate::sse::Event;
+    use crate::framing::Event;
 
     fn kind(raw: &str) -> EventKind {
         classify(&Event::parse(raw.as_bytes()))

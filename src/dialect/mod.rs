@@ -12,7 +12,8 @@
 pub(crate) mod anthropic;
 pub(crate) mod openai;
 
-use crate::sse::{Event, EventKind, SseRecord, encode_data, encode_event};
+use crate::framing::sse::{encode_data, encode_event};
+use crate::framing::{Event, EventKind, Framing, Record};
 
 /// What a source knows of a stream that a mid-stream error ends; only the
 /// Responses API's error events use it.
@@ -49,7 +50,14 @@ impl Dialect {
         }
     }
 
-    /// The classifier the SSE splitter applies to each complete event.
+    /// The framing of this dialect's streams.
+    pub(crate) fn framing(self) -> Framing {
+        match self {
+            Self::Anthropic | Self::OpenAiChat | Self::OpenAiResponses => Framing::Sse,
+        }
+    }
+
+    /// The classifier a splitter applies to each complete event.
     pub(crate) fn classifier(self) -> fn(&Event<'_>) -> EventKind {
         match self {
             Self::Anthropic => anthropic::classify,
@@ -105,7 +113,7 @@ impl Dialect {
         message: &str,
         request_id: &str,
         so_far: &StreamSoFar,
-    ) -> SseRecord {
+    ) -> Record {
         match self {
             Self::Anthropic => {
                 let (_, kind, _) = anthropic::injected(529, Some(error_type));
@@ -124,7 +132,7 @@ impl Dialect {
                     so_far.sequence,
                     so_far.response.clone(),
                 );
-                SseRecord { raw: raw.into(), kind: EventKind::Other }
+                Record { raw: raw.into(), kind: EventKind::Other }
             }
         }
     }

@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::sse::{Event, EventKind};
+use crate::framing::{Event, EventKind};
 
 /// OpenAI's message for an exhausted quota (a 429 that must not be retried).
 pub(crate) const QUOTA_MESSAGE: &str = "You exceeded your current quota, please check your plan and \

@@ -23,7 +23,8 @@ impl Kind for Malformed {
         vec![("after_tokens", Param::Count(u64::from(self.after_tokens)))]
     }
 
-    fn on_stream(&self, _stream: &OnStream<'_>) -> Option<StreamFault> {
-        Some(StreamFault { after_tokens: self.after_tokens, action: StreamAction::Malformed })
+    fn on_stream(&self, stream: &OnStream<'_>) -> Option<StreamFault> {
+        let action = StreamAction::Malformed(stream.dialect.framing());
+        Some(StreamFault { after_tokens: self.after_tokens, action })
     }
 }

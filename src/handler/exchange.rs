@@ -38,6 +38,7 @@ use super::{App, CONFIG_HEADER, FAULT_HEADER, ROUTE_HEADER};
 use crate::config::{Profile, RateLimits};
 use crate::dialect::{Dialect, StreamSoFar};
 use crate::fault::{Fault, FaultPlan, OnStream, RequestClock};
+use crate::framing::Record;
 use crate::listener::connection::ResetHandle;
 use crate::live::Snapshot;
 use crate::metrics::OpenStream;
@@ -49,7 +50,6 @@ use crate::shape::head::{self, HeadHold, HeadTiming};
 use crate::shape::request_rng;
 use crate::shape::rng::random_id;
 use crate::shape::{Arrival, Pacer, Shaper};
-use crate::sse::SseRecord;
 
 /// A request's answer, with what the metrics count it as.
 #[derive(Debug)]
@@ -309,7 +309,7 @@ impl<'a> Exchange<'a> {
         so_far: StreamSoFar,
     ) -> Answer
     where
-        S: Stream<Item = Result<SseRecord, BoxError>> + Send + 'static,
+        S: Stream<Item = Result<Record, BoxError>> + Send + 'static,
     {
         let slow = self.slow_head();
         let fault = self.plan.fault.as_ref().and_then(|fault| {
@@ -366,7 +366,7 @@ impl<'a> Exchange<'a> {
     /// would have); only a slow head applies of the planned faults.
     pub(crate) async fn whole_after<S>(self, source: S, mut response: Response<Body>) -> Answer
     where
-        S: Stream<Item = Result<SseRecord, BoxError>> + Send,
+        S: Stream<Item = Result<Record, BoxError>> + Send,
     {
         let slow = self.slow_head();
         let applies = slow > Duration::ZERO;
@@ -498,7 +498,7 @@ fn admit(
 
 /// The event that ends a stream cut short by shutdown: the dialect's error
 /// event, so a client can tell it from a complete answer.
-fn farewell(dialect: Dialect, request_id: &str) -> SseRecord {
+fn farewell(dialect: Dialect, request_id: &str) -> Record {
     dialect.error_event(
         "api_error",
         "sluice is shutting down; this stream was ended early",

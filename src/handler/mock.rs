@@ -22,12 +22,12 @@ use crate::cassette::replay::Recorded;
 use crate::config::{ReplayFallback, ReplayMatch, ReplayTiming};
 use crate::dialect::Dialect;
 use crate::dialect::StreamSoFar;
+use crate::framing::Record;
 use crate::live::Snapshot;
 use crate::mock::{self, Codec, MockApi, Reply, Serve};
 use crate::response::{self, BoxError};
 use crate::route::BodyFacts;
 use crate::shape::head::HeadHold;
-use crate::sse::SseRecord;
 
 /// Routes a request in mock mode.
 pub(crate) async fn serve(
@@ -259,7 +259,7 @@ async fn play(mut exchange: Exchange<'_>, recorded: &Recorded, timing: ReplayTim
             Delivery::Recorded(recorded.events.iter().map(|(at, _)| scale(*at)).collect())
         }
     };
-    let records: Vec<Result<SseRecord, BoxError>> =
+    let records: Vec<Result<Record, BoxError>> =
         recorded.events.iter().map(|(_, record)| Ok(record.clone())).collect();
     let source = futures_util::stream::iter(records);
     exchange.stream(head, source, delivery, HeadHold::MOCK, StreamSoFar::default()).await
@@ -270,7 +270,7 @@ fn records(
     codec: Codec,
     reply: Reply,
     request: &mock::TurnRequest,
-) -> impl futures_util::Stream<Item = Result<crate::sse::SseRecord, BoxError>> + Send + 'static {
+) -> impl futures_util::Stream<Item = Result<crate::framing::Record, BoxError>> + Send + 'static {
     futures_util::stream::iter((codec.events)(reply, request).map(Ok::<_, BoxError>))
 }
 

@@ -5,7 +5,7 @@
 //! ```text
 //! request ─▶ Exchange::begin ─▶ HTTP fault? answered (the upstream is never called)
 //!         ─▶ upstream (crate::proxy: pooled, TLS, h1/h2) ─▶ head
-//!             SSE:   body ─▶ SseRecords (split, classify) ─▶ [taped and read
+//!             SSE:   body ─▶ Records (split, classify) ─▶ [taped and read
 //!                    ahead on a task, when [record]] ─▶ [usage watch, when
 //!                    [rate_limits] settle output] ─▶ Exchange::stream
 //!             other: body passed through; Exchange::whole holds the head
@@ -22,7 +22,7 @@ use std::time::Duration;
 use futures_util::future::Either;
 use http_body_util::{BodyExt, BodyStream, Full, StreamBody};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
+use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Request, Response};
 use tokio::time::Instant;
 use tracing::warn;
@@ -33,12 +33,12 @@ use super::refusal::Refusal;
 use super::request_body::read_body;
 use crate::cassette::record::{Taped, TapedBody, read_ahead};
 use crate::dialect::{Dialect, StreamSoFar};
+use crate::framing::Framing;
 use crate::live::Snapshot;
-use crate::proxy::{SseRecords, UpstreamClient, UpstreamError, strip_hop_by_hop};
+use crate::proxy::{Records, UpstreamClient, UpstreamError, strip_hop_by_hop};
 use crate::ratelimit::usage::SettleOnUsage;
 use crate::route::BodyFacts;
 use crate::shape::head::HeadHold;
-use crate::sse::SseSplitter;
 
 /// Sends `request` to the upstream and shapes the answer by the profile and
 /// fault decided at its arrival.
@@ -87,7 +87,12 @@ pub(crate) async fn forward(
         tape.respond(&head);
     }
     let settings = upstream.settings();
-    let event_stream = is_event_stream(&head.headers);
+    let framing = head
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Framing::of_content_type);
+    let event_stream = framing.is_some();
     let compressed = head
         .headers
         .get(CONTENT_ENCODING)
@@ -99,10 +104,10 @@ pub(crate) async fn forward(
              passed through whole, without its delays and faults"
         );
     }
-    if event_stream && !compressed {
+    if let (Some(framing), false) = (framing, compressed) {
         head.headers.remove(CONTENT_LENGTH);
-        let splitter = SseSplitter::new(dialect.classifier(), settings.max_event_size);
-        let records = SseRecords::new(body, splitter, settings.stream_idle_timeout);
+        let splitter = framing.splitter(dialect.classifier(), settings.max_event_size);
+        let records = Records::new(body, splitter, settings.stream_idle_timeout);
         // A taped upstream is read ahead of the shaper, so that each event is
         // stamped when it arrives, before any delay sluice adds.
         let records = match tape {
@@ -154,13 +159,4 @@ fn refuse_upgrade(
         });
     }
     Ok(response)
-}
-
-/// `text/event-stream`, with or without parameters.
-fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
 }

@@ -25,12 +25,12 @@ use tokio::time::Instant;
 
 use super::control::ControlGuard;
 use crate::app::{EndWatch, StreamEnd};
+use crate::framing::Record;
 use crate::listener::connection::ResetHandle;
 use crate::metrics::{Metrics, OpenStream};
 use crate::ratelimit::Settlement;
 use crate::response::BoxError;
 use crate::shape::InjectedReset;
-use crate::sse::SseRecord;
 
 /// Records coalesced into one frame stop growing it past this many bytes.
 const MAX_FRAME: usize = 16 * 1024;
@@ -53,15 +53,15 @@ pub(crate) struct BodyParts {
     /// Given when shutdown's grace period is over.
     pub(crate) end: StreamEnd,
     /// Sent last when the stream is ended that way (the dialect's error event).
-    pub(crate) farewell: SseRecord,
+    pub(crate) farewell: Record,
 }
 
-type Records = Pin<Box<dyn Stream<Item = Result<SseRecord, BoxError>> + Send>>;
+type Records = Pin<Box<dyn Stream<Item = Result<Record, BoxError>> + Send>>;
 
 /// A shaped stream as an HTTP body; see the module docs.
 pub(crate) struct ShapedBody {
     /// Released before the head went out (the head waited for them).
-    released: VecDeque<Result<SseRecord, BoxError>>,
+    released: VecDeque<Result<Record, BoxError>>,
     records: Records,
     /// An error that came after records already gathered into a frame.
     failed: Option<BoxError>,
@@ -69,7 +69,7 @@ pub(crate) struct ShapedBody {
     /// hyper writes the frame out before the error aborts the connection.
     yielded_before_fail: bool,
     watch: EndWatch,
-    farewell: Option<SseRecord>,
+    farewell: Option<Record>,
     done: bool,
     last_token: Option<Instant>,
     arrival: Instant,
@@ -89,7 +89,7 @@ impl std::fmt::Debug for ShapedBody {
 impl ShapedBody {
     /// The body of `records`, after the ones `released` before the head.
     pub(crate) fn new(
-        released: Vec<Result<SseRecord, BoxError>>,
+        released: Vec<Result<Record, BoxError>>,
         records: Records,
         parts: BodyParts,
     ) -> Self {
@@ -113,7 +113,7 @@ impl ShapedBody {
     }
 
     /// The next released record, if one is ready now.
-    fn poll_record(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<SseRecord, BoxError>>> {
+    fn poll_record(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Record, BoxError>>> {
         match self.released.pop_front() {
             Some(item) => Poll::Ready(Some(item)),
             None => self.records.as_mut().poll_next(cx),
@@ -122,7 +122,7 @@ impl ShapedBody {
 
     /// Records a token's metrics. `now` is read once per frame: the records
     /// of one frame go out together (and reading the clock is not free in a VM).
-    fn count(&mut self, record: &SseRecord, now: &mut Option<Instant>) {
+    fn count(&mut self, record: &Record, now: &mut Option<Instant>) {
         if record.kind.is_content() {
             let now = *now.get_or_insert_with(Instant::now);
             match self.last_token {
@@ -251,16 +251,16 @@ mod tests {
     use http_body_util::BodyExt as _;
 
     use super::*;
+    use crate::framing::EventKind::{self, Content, Other};
     use crate::shape::request_rng;
     use crate::shape::{Arrival, Pacer, Shaper, StreamAction, StreamFault, Timing};
-    use crate::sse::EventKind::{self, Content, Other};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
-    fn record(kind: EventKind, text: &'static str) -> Result<SseRecord, BoxError> {
-        Ok(SseRecord { raw: Bytes::from_static(text.as_bytes()), kind })
+    fn record(kind: EventKind, text: &'static str) -> Result<Record, BoxError> {
+        Ok(Record { raw: Bytes::from_static(text.as_bytes()), kind })
     }
 
     /// `start a b c stop end` shaped with 100 ms to the first token, 20 ms between.
@@ -294,7 +294,7 @@ mod tests {
             metrics: Arc::clone(&metrics),
             arrival: Instant::now(),
             end: end.clone(),
-            farewell: SseRecord { raw: Bytes::from_static(b"farewell"), kind: Other },
+            farewell: Record { raw: Bytes::from_static(b"farewell"), kind: Other },
         };
         (ShapedBody::new(Vec::new(), records, parts), metrics)
     }
@@ -336,7 +336,7 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             arrival: Instant::now(),
             end: StreamEnd::new(),
-            farewell: SseRecord { raw: Bytes::new(), kind: Other },
+            farewell: Record { raw: Bytes::new(), kind: Other },
         };
         let released = vec![record(Other, "head "), record(Content, "first ")];
         let body = ShapedBody::new(released, shaped(None), parts);

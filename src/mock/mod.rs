@@ -23,10 +23,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
 use crate::dialect::Dialect;
-use crate::sse::SseRecord;
+use crate::framing::Record;
 
 /// A reply's SSE records, in order, made as they are pulled.
-pub(crate) type Events = Box<dyn Iterator<Item = SseRecord> + Send>;
+pub(crate) type Events = Box<dyn Iterator<Item = Record> + Send>;
 
 /// How a generating endpoint reads its requests and writes its replies.
 #[derive(Debug, Clone, Copy)]

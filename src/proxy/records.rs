@@ -1,4 +1,4 @@
-//! [`SseRecords`]: an upstream response body as a `Stream` of SSE records,
+//! [`Records`]: an upstream response body as a `Stream` of SSE records,
 //! the proxy's source for the shaper. It pulls a body frame only when the
 //! records of the previous one have all been taken, so a shaper that holds a
 //! record back holds the upstream back too.
@@ -20,16 +20,17 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tracing::warn;
 
+use crate::framing::Record;
+use crate::framing::Splitter;
 use crate::response::BoxError;
-use crate::sse::{SseRecord, SseSplitter};
 
 pin_project! {
     /// The records of an SSE body, byte-for-byte.
-    pub(crate) struct SseRecords<B> {
+    pub(crate) struct Records<B> {
         #[pin]
         body: B,
-        splitter: SseSplitter,
-        ready: VecDeque<SseRecord>,
+        splitter: Splitter,
+        ready: VecDeque<Record>,
         ended: bool,
         idle: Duration,
         // Since when sluice has been waiting on the body, if it is.
@@ -43,9 +44,9 @@ pin_project! {
 #[error("the upstream sent nothing for {0:?} ([upstream] stream_idle_timeout)")]
 pub(crate) struct UpstreamIdle(pub(crate) Duration);
 
-impl<B> SseRecords<B> {
+impl<B> Records<B> {
     /// Splits `body` with `splitter`; `idle` bounds each wait on the body.
-    pub(crate) fn new(body: B, splitter: SseSplitter, idle: Duration) -> Self {
+    pub(crate) fn new(body: B, splitter: Splitter, idle: Duration) -> Self {
         Self {
             body,
             splitter,
@@ -58,12 +59,12 @@ impl<B> SseRecords<B> {
     }
 }
 
-impl<B> Stream for SseRecords<B>
+impl<B> Stream for Records<B>
 where
     B: Body<Data = bytes::Bytes>,
     B::Error: Into<BoxError>,
 {
-    type Item = Result<SseRecord, BoxError>;
+    type Item = Result<Record, BoxError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();

@@ -13,9 +13,9 @@ use pin_project_lite::pin_project;
 use serde_json::Value;
 
 use super::Settlement;
+use crate::framing::Event;
+use crate::framing::Record;
 use crate::response::BoxError;
-use crate::sse::SseRecord;
-use crate::sse::split::Event;
 
 /// The output tokens an event reports, if it reports any. Events without
 /// `_tokens"` in their bytes (every token delta, in practice) are not parsed.
@@ -51,9 +51,9 @@ impl<S> SettleOnUsage<S> {
 
 impl<S> Stream for SettleOnUsage<S>
 where
-    S: Stream<Item = Result<SseRecord, BoxError>>,
+    S: Stream<Item = Result<Record, BoxError>>,
 {
-    type Item = Result<SseRecord, BoxError>;
+    type Item = Result<Record, BoxError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();

@@ -11,8 +11,8 @@ use futures_util::{Stream, StreamExt};
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::framing::Record;
 use crate::response::BoxError;
-use crate::sse::SseRecord;
 
 /// When the response head of a stream is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +67,9 @@ pub(crate) async fn gather_first_token<S>(
     timing: HeadTiming,
     hold: HeadHold,
     stop: impl Future<Output = ()>,
-) -> Vec<Result<SseRecord, BoxError>>
+) -> Vec<Result<Record, BoxError>>
 where
-    S: Stream<Item = Result<SseRecord, BoxError>> + Unpin,
+    S: Stream<Item = Result<Record, BoxError>> + Unpin,
 {
     let mut released = Vec::new();
     if timing == HeadTiming::Immediate {

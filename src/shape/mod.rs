@@ -5,7 +5,7 @@
 //! is the timing rule as arithmetic on instants, and
 //! `Shaper` is the only `Stream` on the data path that waits: it releases the
 //! source's records on the pacer's schedule. The mock and the proxy both feed
-//! it a `Stream` of `SseRecord`s, so they behave the
+//! it a `Stream` of `Record`s, so they behave the
 //! same for the same config.
 
 pub mod delay;

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::delay::Delay;
 use super::later;
-use crate::sse::EventKind;
+use crate::framing::EventKind;
 
 /// The delays of one profile.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

@@ -22,8 +22,9 @@ use tokio::time::Instant;
 
 use super::pacer::Pacer;
 use super::timer::Gate;
+use crate::framing::Framing;
+use crate::framing::Record;
 use crate::response::BoxError;
-use crate::sse::{SseRecord, corrupt};
 
 /// When a record counts as having arrived from its source.
 #[derive(Debug, Clone)]
@@ -49,7 +50,7 @@ pub(crate) enum Arrival {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum StreamAction {
     /// Send this error event, then end the stream.
-    ErrorEvent(SseRecord),
+    ErrorEvent(Record),
     /// Fail the body with [`InjectedReset`]; the server resets the connection.
     Reset,
     /// End the stream cleanly, without its final event.
@@ -57,7 +58,7 @@ pub(crate) enum StreamAction {
     /// Send nothing more; end cleanly after the duration, or never.
     Stall(Option<Duration>),
     /// Send the token corrupted, then go on.
-    Malformed,
+    Malformed(Framing),
 }
 
 /// A stream fault: what, and after how many tokens.
@@ -76,7 +77,7 @@ pub(crate) struct InjectedReset;
 
 #[derive(Debug)]
 enum Held {
-    Record(SseRecord),
+    Record(Record),
     Fire(StreamAction),
 }
 
@@ -142,10 +143,10 @@ impl<S> Shaper<S> {
 
 impl<S, E> Stream for Shaper<S>
 where
-    S: Stream<Item = Result<SseRecord, E>>,
+    S: Stream<Item = Result<Record, E>>,
     E: Into<BoxError>,
 {
-    type Item = Result<SseRecord, BoxError>;
+    type Item = Result<Record, BoxError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
@@ -180,7 +181,9 @@ where
                                 .as_ref()
                                 .is_some_and(|f| f.after_tokens == *this.released_tokens);
                         match this.fault.take_if(|_| fires).map(|f| f.action) {
-                            Some(StreamAction::Malformed) => record = corrupt(&record),
+                            Some(StreamAction::Malformed(framing)) => {
+                                record = framing.corrupt(&record)
+                            }
                             Some(action) => {
                                 this.gate.reset(at);
                                 *this.held = Some(Held::Fire(action));
@@ -195,7 +198,7 @@ where
                         return Poll::Ready(Some(Err(error.into())));
                     }
                     None => match this.fault.take().map(|f| f.action) {
-                        Some(action) if action != StreamAction::Malformed => {
+                        Some(action) if !matches!(action, StreamAction::Malformed(_)) => {
                             (Held::Fire(action), now)
                         }
                         _ => {
@@ -243,7 +246,7 @@ where
                         *this.state = State::Ended;
                         return Poll::Ready(Some(Err(Box::new(InjectedReset))));
                     }
-                    StreamAction::Truncate | StreamAction::Malformed => {
+                    StreamAction::Truncate | StreamAction::Malformed(_) => {
                         *this.state = State::Ended;
                         return Poll::Ready(None);
                     }

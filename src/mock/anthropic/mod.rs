@@ -22,7 +22,8 @@ use super::reply::{Block, Reply, StopReason};
 use super::text::TokenCursor;
 use super::{Codec, InstantError, InstantRequest, MockApi, MockEndpoint, Serve};
 use crate::dialect::Dialect;
-use crate::sse::{EventKind, SseRecord, encode_event};
+use crate::framing::sse::encode_event;
+use crate::framing::{EventKind, Record};
 pub(crate) use request::{Endpoint, parse};
 
 /// The mock of the Messages API: `POST /v1/messages`, and
@@ -50,7 +51,7 @@ fn count_tokens(request: &InstantRequest<'_>) -> Result<String, InstantError> {
 }
 
 /// The stream of SSE records, built one event at a time as it is pulled.
-pub(crate) fn events(reply: Reply) -> impl Iterator<Item = SseRecord> + Send {
+pub(crate) fn events(reply: Reply) -> impl Iterator<Item = Record> + Send {
     Events { reply, step: Step::MessageStart, text: None }
 }
 
@@ -112,7 +113,7 @@ fn delta_capacity(delta_type: &str, field: &str, fragment: &str) -> usize {
 
 /// A `content_block_delta` event, encoded without building a JSON value:
 /// `{"type":"content_block_delta","index":I,"delta":{"type":T,"F":"…"}}`.
-fn encode_delta(index: usize, delta_type: &str, field: &str, fragment: &str) -> SseRecord {
+fn encode_delta(index: usize, delta_type: &str, field: &str, fragment: &str) -> Record {
     let mut raw = BytesMut::with_capacity(delta_capacity(delta_type, field, fragment));
     raw.put_slice(DELTA_PREFIX);
     raw.put_slice(itoa::Buffer::new().format(index).as_bytes());
@@ -124,7 +125,7 @@ fn encode_delta(index: usize, delta_type: &str, field: &str, fragment: &str) -> 
     // Infallible into memory; escapes the fragment as JSON.
     let _ = serde_json::to_writer((&mut raw).writer(), fragment);
     raw.put_slice(b"}}\n\n");
-    SseRecord { raw: raw.freeze(), kind: EventKind::Content }
+    Record { raw: raw.freeze(), kind: EventKind::Content }
 }
 
 /// Where [`Events`] is in the grammar.
@@ -164,7 +165,7 @@ impl Events {
         if piece < count { Step::Delta(index, piece) } else { Step::BlockStop(index) }
     }
 
-    fn record(&mut self, step: Step) -> Option<SseRecord> {
+    fn record(&mut self, step: Step) -> Option<Record> {
         let reply = &self.reply;
         let (name, payload, kind) = match step {
             Step::MessageStart => (
@@ -233,9 +234,9 @@ impl Events {
 }
 
 impl Iterator for Events {
-    type Item = SseRecord;
+    type Item = Record;
 
-    fn next(&mut self) -> Option<SseRecord> {
+    fn next(&mut self) -> Option<Record> {
         let step = self.step;
         self.step = match step {
             Step::MessageStart => Step::Ping,

@@ -24,6 +24,8 @@ use bytes::{BufMut as _, BytesMut};
 use serde_json::{Value, json};
 
 use super::{Shape, parse_format, parse_stream, parse_tool_choice, parse_tools, quoted, unix_now};
+use crate::framing::sse::encode_data;
+use crate::framing::{EventKind, Record};
 use crate::mock::Codec;
 use crate::mock::reply::{Block, Reply, StopReason};
 use crate::mock::request::{
@@ -32,7 +34,6 @@ use crate::mock::request::{
 };
 use crate::mock::text::TokenCursor;
 use crate::route::rough_tokens;
-use crate::sse::{EventKind, SseRecord, encode_data};
 
 /// Chat Completions' request parser and encoders.
 pub(crate) const CODEC: Codec = Codec {
@@ -229,7 +230,7 @@ struct ChatEvents {
 pub(crate) fn events(
     reply: Reply,
     request: &TurnRequest,
-) -> impl Iterator<Item = SseRecord> + Send + use<> {
+) -> impl Iterator<Item = Record> + Send + use<> {
     let created = unix_now();
     let head = format!(
         "{{\"id\":\"chatcmpl-{}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":{},\"system_fingerprint\":\"fp_sluice\",\"choices\":[{{\"index\":0,\"delta\":",
@@ -275,7 +276,7 @@ enum Delta {
 }
 
 /// `data: HEAD {delta} TAIL\n\n`, the fragment escaped as JSON in place.
-fn delta_chunk(head: &str, tail: &str, delta: Delta, fragment: &str) -> SseRecord {
+fn delta_chunk(head: &str, tail: &str, delta: Delta, fragment: &str) -> Record {
     let mut raw = BytesMut::with_capacity(head.len() + tail.len() + fragment.len() * 5 / 4 + 64);
     raw.put_slice(b"data: ");
     raw.put_slice(head.as_bytes());
@@ -295,12 +296,12 @@ fn delta_chunk(head: &str, tail: &str, delta: Delta, fragment: &str) -> SseRecor
     }
     raw.put_slice(tail.as_bytes());
     raw.put_slice(b"\n\n");
-    SseRecord { raw: raw.freeze(), kind: EventKind::Content }
+    Record { raw: raw.freeze(), kind: EventKind::Content }
 }
 
 impl ChatEvents {
     /// `data: HEAD delta TAIL\n\n`.
-    fn chunk(&self, delta: &str, kind: EventKind) -> SseRecord {
+    fn chunk(&self, delta: &str, kind: EventKind) -> Record {
         let mut raw =
             BytesMut::with_capacity(6 + self.head.len() + delta.len() + self.tail.len() + 2);
         raw.put_slice(b"data: ");
@@ -308,7 +309,7 @@ impl ChatEvents {
         raw.put_slice(delta.as_bytes());
         raw.put_slice(self.tail.as_bytes());
         raw.put_slice(b"\n\n");
-        SseRecord { raw: raw.freeze(), kind }
+        Record { raw: raw.freeze(), kind }
     }
 
     fn after_block(&self, index: usize) -> Step {
@@ -320,7 +321,7 @@ impl ChatEvents {
         if piece < count { Step::Delta(index, piece) } else { self.after_block(index) }
     }
 
-    fn record(&mut self, step: Step) -> Option<SseRecord> {
+    fn record(&mut self, step: Step) -> Option<Record> {
         match step {
             // The live API opens a turn that starts with a tool call with
             // `content: null` (an empty string makes `@ai-sdk/openai` open an
@@ -378,7 +379,7 @@ impl ChatEvents {
                 raw.put_slice(b"{}");
                 raw.put_slice(tail.as_bytes());
                 raw.put_slice(b"\n\n");
-                Some(SseRecord { raw: raw.freeze(), kind: EventKind::Other })
+                Some(Record { raw: raw.freeze(), kind: EventKind::Other })
             }
             Step::Usage => {
                 let chunk = json!({
@@ -399,9 +400,9 @@ impl ChatEvents {
 }
 
 impl Iterator for ChatEvents {
-    type Item = SseRecord;
+    type Item = Record;
 
-    fn next(&mut self) -> Option<SseRecord> {
+    fn next(&mut self) -> Option<Record> {
         let step = self.step;
         self.step = match step {
             Step::Role if self.reply.blocks.is_empty() => Step::Finish,

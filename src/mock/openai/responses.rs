@@ -23,6 +23,8 @@ use serde_json::{Map, Value, json};
 
 use super::{Shape, parse_format, parse_stream, parse_tool_choice, parse_tools, unix_now};
 use crate::dialect::StreamSoFar;
+use crate::framing::sse::encode_event;
+use crate::framing::{EventKind, Record};
 use crate::mock::reply::{Block, Reply, StopReason};
 use crate::mock::request::{
     InvalidRequest, TurnRequest, body_object, invalid, optional_bool, optional_count,
@@ -31,7 +33,6 @@ use crate::mock::request::{
 use crate::mock::text::TokenCursor;
 use crate::mock::{Codec, Events};
 use crate::route::rough_tokens;
-use crate::sse::{EventKind, SseRecord, encode_event};
 
 /// The Responses API's request parser and encoders.
 pub(crate) const CODEC: Codec = Codec {
@@ -313,7 +314,7 @@ struct ResponseEvents {
 pub(crate) fn events(
     reply: Reply,
     request: &TurnRequest,
-) -> impl Iterator<Item = SseRecord> + Send + use<> {
+) -> impl Iterator<Item = Record> + Send + use<> {
     // The echoed fields, not the tools' schemas again: what the events need.
     let request = TurnRequest { tools: Vec::new(), ..request.clone() };
     let ids = reply.blocks.iter().map(|block| item_id(&reply, block)).collect();
@@ -336,7 +337,7 @@ fn delta_event(
     text_part: bool,
     fragment: &str,
     sequence: u64,
-) -> SseRecord {
+) -> Record {
     let mut raw =
         BytesMut::with_capacity(160 + kind.len() * 2 + item_id.len() + fragment.len() * 5 / 4);
     raw.put_slice(b"event: ");
@@ -359,7 +360,7 @@ fn delta_event(
     raw.put_slice(b",\"sequence_number\":");
     raw.put_slice(itoa::Buffer::new().format(sequence).as_bytes());
     raw.put_slice(b"}\n\n");
-    SseRecord { raw: raw.freeze(), kind: EventKind::Content }
+    Record { raw: raw.freeze(), kind: EventKind::Content }
 }
 
 impl ResponseEvents {
@@ -381,7 +382,7 @@ impl ResponseEvents {
     }
 
     /// An event whose `data` is `payload` with its `type` and `sequence_number`.
-    fn event(&self, kind: &str, mut payload: Value, event_kind: EventKind) -> SseRecord {
+    fn event(&self, kind: &str, mut payload: Value, event_kind: EventKind) -> Record {
         if let Value::Object(object) = &mut payload {
             object.insert("type".to_string(), json!(kind));
             object.insert("sequence_number".to_string(), json!(self.sequence));
@@ -389,7 +390,7 @@ impl ResponseEvents {
         encode_event(kind, &payload.to_string(), event_kind)
     }
 
-    fn record(&mut self, step: Step) -> Option<SseRecord> {
+    fn record(&mut self, step: Step) -> Option<Record> {
         let reply = &self.reply;
         let record = match step {
             Step::Created | Step::InProgress => {
@@ -517,9 +518,9 @@ impl ResponseEvents {
 }
 
 impl Iterator for ResponseEvents {
-    type Item = SseRecord;
+    type Item = Record;
 
-    fn next(&mut self) -> Option<SseRecord> {
+    fn next(&mut self) -> Option<Record> {
         let step = self.step;
         self.step = match step {
             Step::Created => Step::InProgress,

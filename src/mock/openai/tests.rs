@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 
 use super::{chat, embeddings, responses};
 use crate::config::ToolUse;
+use crate::framing::EventKind;
 use crate::mock::reply::Reply;
 use crate::mock::request::{ToolChoice, TurnRequest};
 use crate::shape::request_rng;
-use crate::sse::EventKind;
 
 fn chat_request(extra: Value) -> TurnRequest {
     let mut body = json!({"model": "gpt-mock", "messages": [{"role": "user", "content": "hi"}]});

@@ -8,16 +8,16 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
 use super::*;
+use crate::framing::EventKind::{self, Content, Other, ToolStart};
 use crate::shape::request_rng;
 use crate::shape::{Overload, Timing};
-use crate::sse::EventKind::{self, Content, Other, ToolStart};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn record(kind: EventKind, text: &'static str) -> Result<SseRecord, Infallible> {
-    Ok(SseRecord { raw: Bytes::from_static(text.as_bytes()), kind })
+fn record(kind: EventKind, text: &'static str) -> Result<Record, Infallible> {
+    Ok(Record { raw: Bytes::from_static(text.as_bytes()), kind })
 }
 
 fn pacer() -> Pacer {
@@ -36,7 +36,7 @@ fn timing(overload: Overload) -> Timing {
 /// (bytes or "ERR", time) of each item, and the time the stream ended.
 async fn run<S>(shaper: Shaper<S>, t0: Instant) -> (Vec<(String, Duration)>, Duration)
 where
-    S: Stream<Item = Result<SseRecord, Infallible>>,
+    S: Stream<Item = Result<Record, Infallible>>,
 {
     let items = shaper
         .map(|item| {
@@ -55,7 +55,7 @@ fn expected(rows: &[(&str, u64)]) -> Vec<(String, Duration)> {
     rows.iter().map(|&(text, at)| (text.to_string(), ms(at))).collect()
 }
 
-fn text_stream() -> impl Stream<Item = Result<SseRecord, Infallible>> {
+fn text_stream() -> impl Stream<Item = Result<Record, Infallible>> {
     stream::iter([
         record(Other, "start"),
         record(Content, "a"),
@@ -69,7 +69,7 @@ fn text_stream() -> impl Stream<Item = Result<SseRecord, Infallible>> {
 fn shaped(
     fault: Option<StreamFault>,
     t0: Instant,
-) -> Shaper<impl Stream<Item = Result<SseRecord, Infallible>>> {
+) -> Shaper<impl Stream<Item = Result<Record, Infallible>>> {
     Shaper::new(text_stream(), pacer(), Arrival::AtRequestStart(t0)).with_fault(fault)
 }
 
@@ -126,9 +126,9 @@ async fn a_live_source_adds_the_delay_to_its_own_timing() {
 #[tokio::test(start_paused = true)]
 async fn errors_from_the_source_pass_through_and_end_the_stream() {
     let source = stream::iter([
-        Ok(SseRecord { raw: Bytes::from_static(b"a"), kind: Content }),
+        Ok(Record { raw: Bytes::from_static(b"a"), kind: Content }),
         Err("upstream reset"),
-        Ok(SseRecord { raw: Bytes::from_static(b"b"), kind: Content }),
+        Ok(Record { raw: Bytes::from_static(b"b"), kind: Content }),
     ]);
     let t0 = Instant::now();
     let items: Vec<_> = Shaper::new(source, pacer(), Arrival::AtRequestStart(t0)).collect().await;
@@ -138,7 +138,7 @@ async fn errors_from_the_source_pass_through_and_end_the_stream() {
 }
 
 fn error_event() -> StreamAction {
-    StreamAction::ErrorEvent(SseRecord { raw: Bytes::from_static(b"ERROR-EVENT"), kind: Other })
+    StreamAction::ErrorEvent(Record { raw: Bytes::from_static(b"ERROR-EVENT"), kind: Other })
 }
 
 #[tokio::test(start_paused = true)]
@@ -206,7 +206,7 @@ async fn a_malformed_token_goes_out_corrupted_and_the_stream_goes_on() {
         record(Other, "stop"),
     ]);
     let shaper = Shaper::new(source, pacer(), Arrival::AtRequestStart(t0))
-        .with_fault(after(1, StreamAction::Malformed));
+        .with_fault(after(1, StreamAction::Malformed(crate::framing::Framing::Sse)));
     let (items, _) = run(shaper, t0).await;
     assert_eq!(items.len(), 3);
     assert_eq!(items[1].0, "event: content_block_delta\ndata: {\"type\":\"content_bl\n\n");

@@ -1,4 +1,4 @@
-//! [`SseSplitter`]: cuts an upstream SSE byte stream into [`SseRecord`]s while
+//! [`SseSplitter`]: cuts an upstream SSE byte stream into [`Record`]s while
 //! keeping every byte, so that records passed on unchanged re-join into
 //! exactly the bytes the upstream sent, whatever its chunking. Sans-io: bytes
 //! in, records out.
@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use bytes::{Bytes, BytesMut};
 use memchr::memchr2;
 
-use super::{EventKind, SseRecord};
+use crate::framing::{EventKind, Record};
 
 /// Splits bytes into records; `classify` names each complete event.
 #[derive(Debug)]
@@ -53,7 +53,7 @@ impl SseSplitter {
     ///
     /// A record that lies whole inside `chunk` is a slice of it, not a copy;
     /// only an event cut across chunks is gathered in the splitter's buffer.
-    pub(crate) fn push(&mut self, chunk: Bytes, out: &mut impl Extend<SseRecord>) {
+    pub(crate) fn push(&mut self, chunk: Bytes, out: &mut impl Extend<Record>) {
         // `chunk[start..]` is not yet in a record nor in `buf`.
         let mut start = 0;
         let mut at = 0;
@@ -99,19 +99,19 @@ impl SseSplitter {
     /// The stream ended: whatever is left, an event without its blank line,
     /// as one unclassified record (the SDKs drop such an event; passing it
     /// on keeps the bytes identical).
-    pub(crate) fn finish(&mut self) -> Option<SseRecord> {
+    pub(crate) fn finish(&mut self) -> Option<Record> {
         if self.buf.is_empty() {
             return None;
         }
-        Some(SseRecord { raw: self.buf.split().freeze(), kind: EventKind::Other })
+        Some(Record { raw: self.buf.split().freeze(), kind: EventKind::Other })
     }
 
     /// `raw` as a record; an event that is being passed through for its
     /// size stays unclassified.
-    fn record(&self, raw: Bytes) -> SseRecord {
+    fn record(&self, raw: Bytes) -> Record {
         let kind =
             if self.oversized { EventKind::Other } else { (self.classify)(&Event::parse(&raw)) };
-        SseRecord { raw, kind }
+        Record { raw, kind }
     }
 }
 

@@ -8,7 +8,7 @@ use crate::dialect::Dialect;
 
 /// Splits `chunks`: the records completed by a blank line, then the whole
 /// output with the remainder at the end (what the client receives).
-fn split_parts(chunks: &[&[u8]], max_event: usize) -> (Vec<SseRecord>, Vec<SseRecord>) {
+fn split_parts(chunks: &[&[u8]], max_event: usize) -> (Vec<Record>, Vec<Record>) {
     let mut splitter = SseSplitter::new(Dialect::Anthropic.classifier(), max_event);
     let mut out = Vec::new();
     for chunk in chunks {
@@ -19,16 +19,16 @@ fn split_parts(chunks: &[&[u8]], max_event: usize) -> (Vec<SseRecord>, Vec<SseRe
     (complete, out)
 }
 
-fn split(chunks: &[&[u8]], max_event: usize) -> Vec<SseRecord> {
+fn split(chunks: &[&[u8]], max_event: usize) -> Vec<Record> {
     split_parts(chunks, max_event).1
 }
 
-fn joined(records: &[SseRecord]) -> Vec<u8> {
+fn joined(records: &[Record]) -> Vec<u8> {
     records.iter().flat_map(|r| r.raw.iter().copied()).collect()
 }
 
 /// (event name, data) of every event that complete records dispatch.
-fn events(records: &[SseRecord]) -> Vec<(Option<String>, String)> {
+fn events(records: &[Record]) -> Vec<(Option<String>, String)> {
     records
         .iter()
         .map(|r| Event::parse(&r.raw))
@@ -173,7 +173,7 @@ proptest! {
 fn whole_events_are_slices_of_their_chunk_and_only_a_cut_one_is_copied() {
     let mut splitter = SseSplitter::new(Dialect::Anthropic.classifier(), 64 * 1024);
     let chunk = Bytes::from_static(b"data: 1\n\ndata: 2\n\ndata: 3");
-    let inside = |record: &SseRecord| {
+    let inside = |record: &Record| {
         let range = chunk.as_ptr_range();
         range.contains(&record.raw.as_ptr())
     };
