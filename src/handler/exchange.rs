@@ -134,13 +134,124 @@ struct Admission {
     limited: Option<Limited>,
 }
 
+/// Phase 1, route: which route and profile, and the request's number and
+/// random stream.
+struct Routed {
+    route: String,
+    profile: Arc<Profile>,
+    number: u64,
+    rng: ChaCha8Rng,
+    clock: RequestClock,
+}
+
+/// Phase 2, plan: control headers applied, the fault drawn, the id made.
+struct Planned {
+    plan: FaultPlan,
+    guard: Option<ControlGuard>,
+    /// A bad control header: the request is answered with a 400 naming it.
+    refused: Option<String>,
+    request_id: String,
+}
+
+/// Phase 3, admit: who the client is, its verdict, and its rate limits.
+struct Admitted {
+    client: Option<ClientKey>,
+    verdict: Option<String>,
+    admission: Admission,
+}
+
+impl Routed {
+    /// The first route that matches wins; its profile, and the request's
+    /// place in sluice's and in its route's count.
+    fn route(
+        app: &App,
+        snapshot: &Snapshot,
+        head: &request::Parts,
+        body: Option<&BodyFacts>,
+    ) -> Self {
+        let route = snapshot.router.select(&head.method, head.uri.path(), &head.headers, body);
+        let number = app.next_request();
+        let since_start = app.window_clock(snapshot.config.epoch);
+        Self {
+            route: route.name.clone(),
+            profile: Arc::clone(&route.profile),
+            number,
+            rng: request_rng(app.seed(), number),
+            clock: RequestClock { route_request: route.next_request(), since_start },
+        }
+    }
+}
+
+impl Planned {
+    /// Control headers may change the profile and force a fault; the draws
+    /// are the same, in the same order, whatever the outcome, so a seed
+    /// replays whatever the headers said.
+    fn plan(app: &App, snapshot: &Snapshot, head: &request::Parts, routed: &mut Routed) -> Self {
+        let control = control::apply(snapshot, head, &mut routed.profile, app.active_controlled());
+        let profile = &routed.profile;
+        let (plan, guard, refused) = match control {
+            Ok(control) => {
+                let mut plan = FaultPlan::draw(
+                    profile.error_rate,
+                    &profile.faults,
+                    routed.clock,
+                    &mut routed.rng,
+                );
+                if control.fault.is_some() {
+                    plan.fault = control.fault;
+                }
+                (plan, control.guard, None)
+            }
+            Err(message) => (FaultPlan::default(), None, Some(message)),
+        };
+        let request_id = format!("req_{}", random_id(&mut routed.rng));
+        Self { plan, guard, refused, request_id }
+    }
+}
+
+impl Admitted {
+    /// Rate limits and the verdict come after the draws, which they never
+    /// change: the client is known when limits, a fault that tells it to
+    /// wait, or the verdict need it.
+    fn admit(
+        app: &App,
+        head: &request::Parts,
+        body: Option<&BodyFacts>,
+        dialect: Dialect,
+        routed: &Routed,
+        planned: &Planned,
+    ) -> Self {
+        let limits = routed.profile.rate_limits;
+        let tells = matches!(&planned.plan.fault, Some(Fault::Http(http))
+            if http.retry_after.is_some() || http.should_retry == Some(false));
+        let client = (limits.is_active() || tells || app.verdicts().watching())
+            .then(|| ClientKey::of(&head.headers));
+        let now = Instant::now();
+        let mut verdict = None;
+        let mut admission = Admission::default();
+        if let (Some(client), None) = (&client, &planned.refused) {
+            let flags = app.verdicts().arrive(client, now);
+            app.metrics().discipline(&flags);
+            verdict = flags.header();
+            if limits.is_active() {
+                admission = admit(app, &limits, &routed.route, client, body, dialect, now);
+            }
+        }
+        Self { client, verdict, admission }
+    }
+}
+
 impl<'a> Exchange<'a> {
-    /// Decides everything about a request at its arrival: route (first match
-    /// wins), profile, control headers, numbers, and the fault.
+    /// Decides everything about a request at its arrival, in three phases:
+    /// [`Routed::route`] (route, profile, the request's number and random
+    /// stream), [`Planned::plan`] (control headers, the fault, the id) and
+    /// [`Admitted::admit`] (verdict and rate limits). Then the request is
+    /// answered now, or handed back to its source.
     ///
     /// # Errors
     /// The answer, when the request is answered now: a bad control header
-    /// (400 naming it) or an injected HTTP fault (the source is never asked).
+    /// (400 naming it), a rate limit (429), or an injected HTTP fault (the
+    /// source is never asked).
     pub(crate) fn begin(
         app: &'a App,
         snapshot: &Snapshot,
@@ -149,77 +260,55 @@ impl<'a> Exchange<'a> {
         dialect: Dialect,
         arrival: Instant,
     ) -> Result<Self, Box<Answer>> {
-        let reset = head.extensions.get::<ResetHandle>().cloned();
-        let route = snapshot.router.select(&head.method, head.uri.path(), &head.headers, body);
-        let mut profile = Arc::clone(&route.profile);
-        let number = app.next_request();
-        let mut rng = request_rng(app.seed(), number);
-        let since_start = app.window_clock(snapshot.config.epoch);
-        let clock = RequestClock { route_request: route.next_request(), since_start };
-        let control = control::apply(snapshot, head, &mut profile, app.active_controlled());
-        // The same draws, in the same order, whatever the outcome.
-        let (plan, guard, refused) = match control {
-            Ok(control) => {
-                let mut plan =
-                    FaultPlan::draw(profile.error_rate, &profile.faults, clock, &mut rng);
-                if control.fault.is_some() {
-                    plan.fault = control.fault;
-                }
-                (plan, control.guard, None)
-            }
-            Err(message) => (FaultPlan::default(), None, Some(message)),
-        };
-        let request_id = format!("req_{}", random_id(&mut rng));
-        // Rate limits and the verdict come after the draws, which they never change.
-        let limits = profile.rate_limits;
-        let tells = matches!(&plan.fault, Some(Fault::Http(http))
-            if http.retry_after.is_some() || http.should_retry == Some(false));
-        let client = (limits.is_active() || tells || app.verdicts().watching())
-            .then(|| ClientKey::of(&head.headers));
-        let now = Instant::now();
-        let mut verdict = None;
-        let mut admission = Admission::default();
-        if let (Some(client), None) = (&client, &refused) {
-            let flags = app.verdicts().arrive(client, now);
-            app.metrics().discipline(&flags);
-            verdict = flags.header();
-            if limits.is_active() {
-                admission = admit(app, &limits, route.name.as_str(), client, body, dialect, now);
-            }
-        }
+        let mut routed = Routed::route(app, snapshot, head, body);
+        let planned = Planned::plan(app, snapshot, head, &mut routed);
+        let admitted = Admitted::admit(app, head, body, dialect, &routed, &planned);
+        let Planned { plan, guard, refused, request_id } = planned;
+        let Admitted { client, verdict, admission } = admitted;
+        let limited_here = routed.profile.rate_limits.is_active();
         let exchange = Self {
             app,
             dialect,
             head_timing: snapshot.config.head,
             arrival,
-            reset,
-            number,
-            rng,
-            route: route.name.clone(),
-            profile,
+            reset: head.extensions.get::<ResetHandle>().cloned(),
+            number: routed.number,
+            rng: routed.rng,
+            route: routed.route,
+            profile: routed.profile,
             plan,
             request_id,
             version: snapshot.version.to_string(),
             guard,
             open: refused.is_none().then(|| app.metrics().stream_opened()),
             client,
-            limited_here: limits.is_active(),
+            limited_here,
             limit_headers: admission.limit_headers,
             verdict,
             settlement: admission.settlement,
         };
+        exchange.answer_now(refused, admission.limited)
+    }
+
+    /// The answer at admission, if there is one: a bad control header, a
+    /// rate limit, or an injected HTTP fault; otherwise the exchange goes on.
+    fn answer_now(
+        self,
+        refused: Option<String>,
+        limited: Option<Limited>,
+    ) -> Result<Self, Box<Answer>> {
         if let Some(message) = refused {
-            return Err(Box::new(exchange.refuse(Refusal::BadControlHeader(message))));
+            return Err(Box::new(self.refuse(Refusal::BadControlHeader(message))));
         }
-        if let Some(limited) = admission.limited {
-            app.metrics().rate_limited(limited.kind.label());
-            return Err(Box::new(exchange.refuse(Refusal::RateLimited(limited))));
+        if let Some(limited) = limited {
+            self.app.metrics().rate_limited(limited.kind.label());
+            return Err(Box::new(self.refuse(Refusal::RateLimited(limited))));
         }
-        if let Some(Fault::Http(http)) = &exchange.plan.fault {
+        if let Some(Fault::Http(http)) = &self.plan.fault {
             let refusal = Refusal::Injected(http.clone());
-            return Err(Box::new(exchange.refuse(refusal)));
+            return Err(Box::new(self.refuse(refusal)));
         }
-        Ok(exchange)
+        Ok(self)
     }
 
     /// The profile it gets, and its random stream, for the source's draws.
