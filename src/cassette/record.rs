@@ -138,6 +138,69 @@ impl Recorder {
     }
 }
 
+/// Recording as a phase of a proxied request, with one method per phase:
+/// [`Recording::start`] when the request is admitted, [`Recording::head`]
+/// when the upstream's head arrives, then [`Recording::events`] for an
+/// event stream or [`Recording::body`] for any other body. Without
+/// `[record]` every phase passes its input through untouched.
+#[derive(Debug)]
+pub(crate) struct Recording(Option<Tape>);
+
+/// An event stream, recorded or as it was.
+pub(crate) type RecordedEvents<S> = futures_util::future::Either<ReadAhead<Record>, S>;
+
+impl Recording {
+    /// The request's phase: a tape of its method, path, headers and `body`
+    /// (when read), if `recorder` is set.
+    pub(crate) fn start(
+        recorder: Option<&Recorder>,
+        head: &hyper::http::request::Parts,
+        body: &[u8],
+        arrival: Instant,
+    ) -> Self {
+        Self(recorder.map(|recorder| recorder.tape(head, body, arrival)))
+    }
+
+    /// The response head's phase: its status and headers, stamped now.
+    pub(crate) fn head(&mut self, head: &hyper::http::response::Parts) {
+        if let Some(tape) = &mut self.0 {
+            tape.respond(head);
+        }
+    }
+
+    /// Each event's phase: a recorded stream is read ahead of the shaper on
+    /// a task of its own, so that each event is stamped when it arrives,
+    /// before any delay sluice adds.
+    pub(crate) fn events<S>(self, records: S) -> RecordedEvents<S>
+    where
+        S: Stream<Item = Result<Record, BoxError>> + Send + 'static,
+    {
+        match self.0 {
+            Some(tape) => {
+                futures_util::future::Either::Left(read_ahead(Taped::new(records, Some(tape))))
+            }
+            None => futures_util::future::Either::Right(records),
+        }
+    }
+
+    /// A body that is not an event stream, recorded frame by frame (read
+    /// ahead too), or as it was.
+    pub(crate) fn body<B>(self, body: B) -> crate::response::Body
+    where
+        B: Body<Data = Bytes, Error = BoxError> + Send + 'static,
+    {
+        use http_body_util::BodyExt as _;
+        match self.0 {
+            Some(tape) => {
+                let frames =
+                    read_ahead(http_body_util::BodyStream::new(TapedBody::new(body, tape)));
+                http_body_util::StreamBody::new(frames).boxed_unsync()
+            }
+            None => body.boxed_unsync(),
+        }
+    }
+}
+
 /// One exchange being recorded. Dropped before [`Tape::finish`], it is
 /// counted as incomplete and not written.
 #[derive(Debug)]
@@ -470,7 +533,7 @@ impl Weighed for Frame<Bytes> {
 /// in a buffer of at most [`READ_AHEAD_BYTES`] (one item larger than that
 /// waits alone). Dropping the returned stream (the client left) ends the task
 /// and drops `source`, which closes the upstream's stream.
-pub(crate) fn read_ahead<S, T>(source: S) -> ReadAhead<T>
+fn read_ahead<S, T>(source: S) -> ReadAhead<T>
 where
     S: Stream<Item = Result<T, BoxError>> + Send + 'static,
     T: Weighed + Send + 'static,

@@ -5,12 +5,16 @@
 //! ```text
 //! request ─▶ Exchange::begin ─▶ HTTP fault? answered (the upstream is never called)
 //!         ─▶ upstream (crate::proxy: pooled, TLS, h1/h2) ─▶ head
-//!             SSE:   body ─▶ Records (split, classify) ─▶ [taped and read
-//!                    ahead on a task, when [record]] ─▶ [usage watch, when
-//!                    [rate_limits] settle output] ─▶ Exchange::stream
-//!             other: body passed through; Exchange::whole holds the head
-//!                    first_token_delay (configurable)
+//!             events: body ─▶ Records (split by its framing, classified)
+//!                    ─▶ Recording::events (taped and read ahead on a task,
+//!                    when [record]) ─▶ [usage watch, when [rate_limits]
+//!                    settle output] ─▶ Exchange::stream
+//!             other: body passed through (Recording::body); Exchange::whole
+//!                    holds the head first_token_delay (configurable)
 //! ```
+//!
+//! Recording is a phase beside the others ([`Recording`]: start, head,
+//! events or body), a no-op without `[record]`.
 //!
 //! Bodies stream both ways without buffering. An event no fault touches is
 //! written byte-for-byte, so with no fault planned the client receives
@@ -19,8 +23,7 @@
 
 use std::time::Duration;
 
-use futures_util::future::Either;
-use http_body_util::{BodyExt, BodyStream, Full, StreamBody};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Request, Response};
@@ -31,7 +34,7 @@ use super::control::CONTROL_HEADERS;
 use super::exchange::{Answer, Delivery, Exchange};
 use super::refusal::Refusal;
 use super::request_body::read_body;
-use crate::cassette::record::{Taped, TapedBody, read_ahead};
+use crate::cassette::record::Recording;
 use crate::dialect::{Dialect, StreamSoFar};
 use crate::framing::Framing;
 use crate::live::Snapshot;
@@ -74,7 +77,7 @@ pub(crate) async fn forward(
     for name in CONTROL_HEADERS {
         head.headers.remove(name);
     }
-    let mut tape = recorder.map(|recorder| recorder.tape(&head, &read, arrival));
+    let mut recording = Recording::start(recorder, &head, &read, arrival);
     let sent = upstream.send(Request::from_parts(head, body)).await;
     let response = match sent.and_then(|response| refuse_upgrade(upstream, response)) {
         Ok(response) => response,
@@ -83,9 +86,7 @@ pub(crate) async fn forward(
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     head.version = hyper::Version::default();
-    if let Some(tape) = &mut tape {
-        tape.respond(&head);
-    }
+    recording.head(&head);
     let settings = upstream.settings();
     let framing = head
         .headers
@@ -108,12 +109,7 @@ pub(crate) async fn forward(
         head.headers.remove(CONTENT_LENGTH);
         let splitter = framing.splitter(dialect.classifier(), settings.max_event_size);
         let records = Records::new(body, splitter, settings.stream_idle_timeout);
-        // A taped upstream is read ahead of the shaper, so that each event is
-        // stamped when it arrives, before any delay sluice adds.
-        let records = match tape {
-            Some(tape) => Either::Left(read_ahead(Taped::new(records, Some(tape)))),
-            None => Either::Right(records),
-        };
+        let records = recording.events(records);
         let hold = HeadHold::upstream(settings.head_hold_bytes, settings.head_hold_time);
         // An upstream's events are not counted: its error event carries no sequence number.
         if let Some(settlement) = exchange.take_settlement() {
@@ -132,15 +128,7 @@ pub(crate) async fn forward(
     } else {
         Duration::ZERO
     };
-    let body = body.map_err(Into::into);
-    let body = match tape {
-        Some(tape) => {
-            let frames = read_ahead(BodyStream::new(TapedBody::new(body, tape)));
-            StreamBody::new(frames).boxed_unsync()
-        }
-        None => body.boxed_unsync(),
-    };
-    exchange.whole(head, body, delay).await
+    exchange.whole(head, recording.body(body.map_err(Into::into)), delay).await
 }
 
 /// A `101 Switching Protocols` answer is an upstream protocol error: the
