@@ -145,11 +145,10 @@ pub async fn serve_loaded(
     let max_connections = live.snapshot().config.limits.max_connections;
     let mut listener =
         Listener::new(api, "API", max_connections, WhenFull::Refuse, draining.clone());
-    // The API listener stops when `shutdown` completes, not on a token.
-    let never = CancellationToken::new();
+    // Accepting stops when `shutdown` completes (the loop is dropped there).
     let accepting = async {
-        while let Some(accepted) = listener.accept(&never).await {
-            let Accepted { tcp, peer, state, close, slot } = accepted;
+        loop {
+            let Accepted { tcp, peer, state, close, slot } = listener.accept().await;
             let reset = ResetHandle::default();
             let app = Arc::clone(&app);
             let requests = Arc::clone(&state);

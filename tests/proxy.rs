@@ -14,7 +14,12 @@ use support::upstreams::{self, Fake};
 use support::{messages, ms, send, start};
 use tokio::time::Instant;
 
-use support::{NO_DELAYS, proxy_config as proxy, text_request};
+use support::{NO_DELAYS, text_request};
+
+/// A proxy config with no random faults: `knobs`, then the upstream.
+fn proxy(url: &str, knobs: &str, upstream_extra: &str) -> String {
+    support::proxy_config(url, &format!("error_rate = 0\n{knobs}"), upstream_extra)
+}
 
 /// An Anthropic stream with text and a tool call, as the real API writes it.
 const STREAM: [&str; 12] = [

@@ -68,8 +68,11 @@ pub(crate) async fn serve(
         when_full,
         CancellationToken::new(),
     );
-    while let Some(accepted) = listener.accept(&stop).await {
-        let Accepted { tcp, peer, state, close, slot } = accepted;
+    loop {
+        let Accepted { tcp, peer, state, close, slot } = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => return,
+        };
         let io = ClientIo::new(tcp, None, Arc::clone(&state));
         let live = Arc::clone(app.live());
         let app = Arc::clone(&app);

@@ -237,6 +237,12 @@ fn offset(ms: f64) -> Option<Duration> {
 impl Cassette {
     /// Reads a cassette's text.
     pub(crate) fn parse(text: &str) -> Result<Self, CassetteError> {
+        Self::parse_counted(text).map(|(cassette, _)| cassette)
+    }
+
+    /// [`Cassette::parse`], and how many JSON values its head holds (the
+    /// replay library keeps each head's request, and bounds their sum).
+    pub(crate) fn parse_counted(text: &str) -> Result<(Self, usize), CassetteError> {
         if text.len() > MAX_CASSETTE_BYTES {
             return Err(CassetteError::TooLarge);
         }
@@ -245,7 +251,9 @@ impl Cassette {
         // Counted before it is parsed: a head of millions of numbers would
         // become a tree 40 times its size, and no request the mock admits
         // could match it anyway.
-        if crate::mock::request::json_values_within(first.as_bytes(), MAX_HEAD_VALUES).is_none() {
+        let Some(values) =
+            crate::mock::request::json_values_within(first.as_bytes(), MAX_HEAD_VALUES)
+        else {
             return Err(line_error(
                 1,
                 format!(
@@ -254,7 +262,7 @@ impl Cassette {
                     crate::mock::request::MAX_JSON_VALUES
                 ),
             ));
-        }
+        };
         let head: Head = serde_json::from_str(first)
             .map_err(|e| line_error(1, format!("not a cassette head: {e}")))?;
         if head.sluice_cassette != FORMAT {
@@ -307,7 +315,7 @@ impl Cassette {
             };
             pieces.push(Piece { at, bytes });
         }
-        Ok(Self { head, pieces })
+        Ok((Self { head, pieces }, values))
     }
 
     /// The cassette's text: the head, then one line a piece.

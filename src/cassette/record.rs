@@ -25,7 +25,9 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use futures_util::{Stream, StreamExt};
+use http_body_util::{BodyExt as _, BodyStream, StreamBody};
 use hyper::body::{Body, Frame};
 use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -147,7 +149,7 @@ impl Recorder {
 pub(crate) struct Recording(Option<Tape>);
 
 /// An event stream, recorded or as it was.
-pub(crate) type RecordedEvents<S> = futures_util::future::Either<ReadAhead<Record>, S>;
+pub(crate) type RecordedEvents<S> = Either<ReadAhead<Record>, S>;
 
 impl Recording {
     /// The request's phase: a tape of its method, path, headers and `body`
@@ -176,10 +178,8 @@ impl Recording {
         S: Stream<Item = Result<Record, BoxError>> + Send + 'static,
     {
         match self.0 {
-            Some(tape) => {
-                futures_util::future::Either::Left(read_ahead(Taped::new(records, Some(tape))))
-            }
-            None => futures_util::future::Either::Right(records),
+            Some(tape) => Either::Left(read_ahead(Taped::new(records, Some(tape)))),
+            None => Either::Right(records),
         }
     }
 
@@ -189,12 +189,10 @@ impl Recording {
     where
         B: Body<Data = Bytes, Error = BoxError> + Send + 'static,
     {
-        use http_body_util::BodyExt as _;
         match self.0 {
             Some(tape) => {
-                let frames =
-                    read_ahead(http_body_util::BodyStream::new(TapedBody::new(body, tape)));
-                http_body_util::StreamBody::new(frames).boxed_unsync()
+                let frames = read_ahead(BodyStream::new(TapedBody::new(body, tape)));
+                StreamBody::new(frames).boxed_unsync()
             }
             None => body.boxed_unsync(),
         }

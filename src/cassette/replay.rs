@@ -231,18 +231,13 @@ impl Library {
         let mut values_left = MAX_LIBRARY_VALUES;
         for (name, path) in files {
             let text = read_bounded(&path)?;
-            let head = text.lines().find(|line| !line.trim().is_empty()).unwrap_or_default();
-            let budget = values_left.min(super::MAX_HEAD_VALUES);
-            match crate::mock::request::json_values_within(head.as_bytes(), budget) {
-                Some(values) => values_left -= values,
-                None if budget < super::MAX_HEAD_VALUES => {
-                    return Err(ReplayError::TooManyValues(dir.clone()));
-                }
-                // Past a head's own budget: `Cassette::parse` refuses it, with its line.
-                None => {}
-            }
-            let cassette = Cassette::parse(&text)
+            // Each head is counted (and bounded) as it is parsed; the sum is
+            // bounded here.
+            let (cassette, values) = Cassette::parse_counted(&text)
                 .map_err(|e| ReplayError::Invalid { path: path.clone(), message: e.to_string() })?;
+            values_left = values_left
+                .checked_sub(values)
+                .ok_or_else(|| ReplayError::TooManyValues(dir.clone()))?;
             let recorded = ready(&cassette, name)
                 .map_err(|message| ReplayError::Invalid { path: path.clone(), message })?;
             library.add(&cassette, recorded);

@@ -664,23 +664,22 @@ impl RawFault {
 
     /// `weight` and the schedule keys, each of its type.
     fn common(&self, at: &Locator<'_>, prefix: &str) -> Result<CommonKeys, ConfigError> {
-        let typed = |name: &str, expected: &str| {
-            self.0
-                .get(name)
-                .map(|value| (value, at.invalid(value, &format!("{prefix}{name}"), expected)))
+        // A present key of the wrong type is refused where it stands.
+        let refuse = |value: &Spanned<Value>, name: &str, expected: &str| {
+            at.invalid(value, &format!("{prefix}{name}"), expected)
         };
-        let integer = |name: &str, expected: &str| match typed(name, expected) {
+        let integer = |name: &str, expected: &str| match self.0.get(name) {
             None => Ok(None),
-            Some((value, error)) => match value.get_ref().as_integer() {
+            Some(value) => match value.get_ref().as_integer() {
                 Some(n) => Ok(Some(Spanned::new(value.span(), n))),
-                None => Err(error),
+                None => Err(refuse(value, name, expected)),
             },
         };
-        let text = |name: &str| match typed(name, value::DURATION_FORM) {
+        let text = |name: &str| match self.0.get(name) {
             None => Ok(None),
-            Some((value, error)) => match value.get_ref().as_str() {
+            Some(value) => match value.get_ref().as_str() {
                 Some(s) => Ok(Some(Spanned::new(value.span(), s.to_string()))),
-                None => Err(error),
+                None => Err(refuse(value, name, value::DURATION_FORM)),
             },
         };
         Ok(CommonKeys {

@@ -24,7 +24,7 @@ mod truncate;
 use std::time::Duration;
 
 use crate::dialect::{Dialect, StreamSoFar};
-use crate::shape::{MAX_DURATION, StreamFault};
+use crate::shape::StreamFault;
 
 pub use http::HttpFault;
 #[cfg(test)]
@@ -273,11 +273,9 @@ impl<'a> Given<'a> {
     /// A duration at `key`, such as `"30s"`.
     fn duration(&self, key: &str) -> Result<Option<Duration>, FaultError> {
         let Some(value) = self.get(key) else { return Ok(None) };
+        // `parse_duration` bounds it to `MAX_DURATION`.
         let parsed = value.as_str().and_then(|text| crate::shape::parse_duration(text).ok());
-        parsed
-            .filter(|d| *d <= MAX_DURATION)
-            .map(Some)
-            .ok_or_else(|| self.refuse(key, DURATION_FORM))
+        parsed.map(Some).ok_or_else(|| self.refuse(key, DURATION_FORM))
     }
 
     /// Text at `key`.

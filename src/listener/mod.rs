@@ -109,26 +109,23 @@ impl Listener {
         }
     }
 
-    /// The next connection with room for it; `None` once `stop` is
-    /// cancelled. Connections past the cap are answered here by the
-    /// [`WhenFull`] policy and never returned.
-    pub(crate) async fn accept(&mut self, stop: &CancellationToken) -> Option<Accepted> {
+    /// The next connection with room for it. Connections past the cap are
+    /// answered here by the [`WhenFull`] policy and never returned. Safe to
+    /// cancel (a caller stops accepting by dropping this future).
+    pub(crate) async fn accept(&mut self) -> Accepted {
         loop {
-            let (tcp, peer) = tokio::select! {
-                accepted = self.tcp.accept() => match accepted {
-                    Ok(connection) => connection,
-                    Err(error) => {
-                        self.after_accept_error(&error, stop).await?;
-                        continue;
-                    }
-                },
-                () = stop.cancelled() => return None,
+            let (tcp, peer) = match self.tcp.accept().await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    self.after_accept_error(&error).await;
+                    continue;
+                }
             };
             if self.reserve.is_none() {
                 self.reserve = spare_fd();
             }
             if let Some(accepted) = self.admit(tcp, peer).await {
-                return Some(accepted);
+                return accepted;
             }
         }
     }
@@ -136,12 +133,8 @@ impl Listener {
     /// At the open-file limit the connection waits in the backlog; the spare
     /// fd lets it be answered with the documented 503 instead (then the spare
     /// is taken again). Then waits for a connection to close (or 100 ms)
-    /// instead of spinning; `None` when `stop` is cancelled meanwhile.
-    async fn after_accept_error(
-        &mut self,
-        error: &std::io::Error,
-        stop: &CancellationToken,
-    ) -> Option<()> {
+    /// instead of spinning.
+    async fn after_accept_error(&mut self, error: &std::io::Error) {
         if at_fd_limit(error)
             && let Some(spare) = self.reserve.take()
         {
@@ -157,17 +150,12 @@ impl Listener {
                 idle and half-sent connections close after [limits] idle_timeout \
                 and header_read_timeout");
         }
-        tokio::select! {
-            () = self.closed.notified() => {}
-            () = tokio::time::sleep(Duration::from_millis(100)) => {}
-            () = stop.cancelled() => return None,
-        }
+        let _ = tokio::time::timeout(Duration::from_millis(100), self.closed.notified()).await;
         // A freed fd goes to the spare first, so the next client at the
         // limit can be refused too.
         if self.reserve.is_none() {
             self.reserve = spare_fd();
         }
-        Some(())
     }
 
     /// Lets `tcp` in if there is room (or room is made), else answers it by

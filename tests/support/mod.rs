@@ -248,12 +248,11 @@ pub const NO_ERRORS: &str = "error_rate = 0\nseed = 1\n";
 pub const NO_DELAYS: &str =
     "first_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntool_call_delay = \"0ms\"\n";
 
-/// A proxy config: `knobs` at the top level (no random faults unless they
-/// say so), then `[upstream]` at `url` with `upstream_extra`.
+/// A proxy config: `knobs` at the top level, then `[upstream]` at `url`
+/// with `upstream_extra`.
 #[allow(dead_code, reason = "not every test binary uses every helper")]
 pub fn proxy_config(url: &str, knobs: &str, upstream_extra: &str) -> String {
-    let errors = if knobs.contains("error_rate") { "" } else { "error_rate = 0\n" };
-    format!("{errors}{knobs}\n[upstream]\nurl = \"{url}\"\n{upstream_extra}\n")
+    format!("{knobs}\n[upstream]\nurl = \"{url}\"\n{upstream_extra}\n")
 }
 
 /// A streamed Messages request for a short text reply.
