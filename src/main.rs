@@ -100,6 +100,11 @@ struct ServeFlags {
     /// (one object per line, for log shippers).
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
+    /// Once both ports are bound, write their URLs and the process id to this
+    /// file as one JSON object (for scripts that start sluice on port 0;
+    /// docs/testing.md, "Starting sluice from a script").
+    #[arg(long, env = "SLUICE_READY_FILE", value_name = "FILE")]
+    ready_file: Option<PathBuf>,
 }
 
 impl ServeFlags {
@@ -121,6 +126,7 @@ impl ServeFlags {
             replay: self.replay.or(earlier.replay),
             workers: self.workers.or(earlier.workers),
             log_format: self.log_format.or(earlier.log_format),
+            ready_file: self.ready_file.or(earlier.ready_file),
         }
     }
 }
@@ -324,6 +330,10 @@ async fn start(args: Args) -> anyhow::Result<()> {
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
     let shutdown = shutdown_signal();
     print!("{}", sluice::banner(config, addr, admin_addr));
+    let ready = match &flags.ready_file {
+        Some(path) => Some(ReadyFile::write(path, config.tls.is_some(), addr, admin_addr)?),
+        None => None,
+    };
     let grace = config.shutdown_grace;
     // Tokens are released on sluice's own sub-millisecond timer, not tokio's 1 ms one.
     #[cfg(target_os = "linux")]
@@ -338,8 +348,56 @@ async fn start(args: Args) -> anyhow::Result<()> {
     sluice::listener::shards::Shards::start(workers)
         .context("starting the worker threads")?
         .install();
-    sluice::server::serve_loaded(source, first, listener, admin, shutdown, grace).await?;
+    let served =
+        sluice::server::serve_loaded(source, first, listener, admin, shutdown, grace).await;
+    drop(ready);
+    served?;
     Ok(())
+}
+
+/// The file `--ready-file` names: `{"api": URL, "admin": URL or null, "pid": N}`,
+/// written whole (a temporary file renamed over it, so a reader that polls
+/// for it never sees half of it) once the listeners are bound, and removed
+/// when sluice exits normally, so that a file left behind means a crash.
+struct ReadyFile(PathBuf);
+
+impl ReadyFile {
+    fn write(
+        path: &std::path::Path,
+        tls: bool,
+        api: SocketAddr,
+        admin: Option<SocketAddr>,
+    ) -> anyhow::Result<Self> {
+        // A client on this machine reaches a listener bound to all interfaces on loopback.
+        let reachable = |addr: SocketAddr| match addr {
+            SocketAddr::V4(v4) if v4.ip().is_unspecified() => {
+                SocketAddr::from(([127, 0, 0, 1], v4.port()))
+            }
+            SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, v6.port()))
+            }
+            other => other,
+        };
+        let scheme = if tls { "https" } else { "http" };
+        let ready = serde_json::json!({
+            "api": format!("{scheme}://{}", reachable(api)),
+            "admin": admin.map(|admin| format!("http://{}", reachable(admin))),
+            "pid": std::process::id(),
+        });
+        let mut staged = path.as_os_str().to_owned();
+        staged.push(".partial");
+        let staged = PathBuf::from(staged);
+        let context = || format!("writing the ready file {}", path.display());
+        std::fs::write(&staged, format!("{ready}\n")).with_context(context)?;
+        std::fs::rename(&staged, path).with_context(context)?;
+        Ok(Self(path.to_path_buf()))
+    }
+}
+
+impl Drop for ReadyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// The flags, as the last layer over the file and the environment.

@@ -1,12 +1,13 @@
 """Shared by the Python tests (tests/sdk/python, tests/clients/python): starts the real sluice binary on a free port with a given config.
 
 The binary is $SLUICE_BIN, else target/release/sluice, else target/debug/sluice.
-sluice prints its banner, which names the bound address, on stdout.
+sluice writes the bound addresses to the file its --ready-file flag names.
 """
 
+import json
 import os
 import pathlib
-import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -28,39 +29,40 @@ def sluice_binary() -> str:
 
 
 class Sluice:
+    """The binary, started on free ports; `url` and `admin` come from the file
+    its `--ready-file` flag writes once both ports are bound (docs/testing.md,
+    "Starting sluice from a script")."""
+
     def __init__(self, config: str, mode: str = "mock"):
-        self.config_file = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-        self.config_file.write(config)
-        self.config_file.close()
+        self.work = tempfile.mkdtemp(prefix="sluice-")
+        config_path = os.path.join(self.work, "sluice.toml")
+        ready_path = os.path.join(self.work, "ready.json")
+        with open(config_path, "w") as file:
+            file.write(config)
         env = {
             k: v
             for k, v in os.environ.items()
-            if k not in ("PORT", "ERROR_RATE", "SLUICE_CONFIG", "SLUICE_UPSTREAM")
+            if k not in ("PORT", "ERROR_RATE", "SLUICE_CONFIG", "SLUICE_UPSTREAM", "SLUICE_READY_FILE")
         }
         self.process = subprocess.Popen(
-            [sluice_binary(), mode, "--config", self.config_file.name, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
-            stdout=subprocess.PIPE,
+            [
+                sluice_binary(), mode, "--config", config_path, "--listen", "127.0.0.1:0",
+                "--admin-listen", "127.0.0.1:0", "--ready-file", ready_path,
+            ],
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            text=True,
             env=env,
         )
         deadline = time.monotonic() + 10
-        self.url = None
-        self.admin = None
-        assert self.process.stdout is not None
-        while (self.url is None or self.admin is None) and time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            match = re.search(r"running on (https?://127\.0\.0\.1:\d+)", line)
-            if match:
-                self.url = match.group(1)
-            admin = re.search(r"Admin: (http://127\.0\.0\.1:\d+)", line)
-            if admin:
-                self.admin = admin.group(1)
-        if self.url is None or self.admin is None:
-            self.stop()
-            raise RuntimeError("sluice did not print its address within 10 s")
+        while not os.path.exists(ready_path):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("sluice exited or was not ready within 10 s")
+            time.sleep(0.01)
+        with open(ready_path) as file:
+            ready = json.load(file)
+        self.url = ready["api"]
+        self.admin = ready["admin"]
 
     def stop(self):
         self.process.terminate()
@@ -68,7 +70,7 @@ class Sluice:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
-        os.unlink(self.config_file.name)
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -184,44 +183,20 @@ fn upstream_credentials_reach_no_body_log_or_banner() {
     use std::io::{BufRead, BufReader, Read};
     let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let upstream = format!("http://user:hunter2@{refused}");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--error-rate",
-            "0",
-        ])
-        .args(["--upstream", &upstream])
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
+        .args(["proxy", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--error-rate", "0", "--upstream", &upstream])
         .env("RUST_LOG", "trace")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::piped());
+    let support::Spawned { mut child, api, admin, .. } = support::spawn_ready(command);
+    // The banner is whole once sluice is ready: it is printed first.
     let mut banner = String::new();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut api = None;
-    let mut admin = None;
-    for _ in 0..40 {
-        let mut line = String::new();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        banner.push_str(&line);
-        if let Some(rest) = line.strip_prefix("[sluice] Proxy running on http://") {
-            api = Some(rest.trim().to_string());
-        }
-        if let Some(rest) = line.strip_prefix("[sluice] Admin: http://") {
-            admin = Some(rest.split(' ').next().unwrap().to_string());
-        }
-        if line.starts_with("  - Seed") {
-            break;
-        }
+    while !banner.lines().any(|line| line.starts_with("  - Seed")) {
+        assert!(stdout.read_line(&mut banner).unwrap() > 0, "the banner ended early: {banner}");
     }
-    let api: SocketAddr = api.unwrap().parse().unwrap();
-    let admin: SocketAddr = admin.unwrap().parse().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (body, config) = runtime.block_on(async {
         let received = send(api, messages(&text_request())).await;
@@ -512,37 +487,18 @@ async fn a_refused_post_gets_the_whole_503_not_a_reset() {
     }
 }
 
-/// Starts the binary under `sh -c "ulimit ...; exec sluice ..."`; returns
-/// the child and the API and admin addresses from its banner.
-fn spawn_with_ulimit(
-    ulimit: &str,
-    config: &std::path::Path,
-) -> (support::KillOnDrop, SocketAddr, SocketAddr) {
-    use std::io::{BufRead, BufReader};
+/// Starts the binary under `sh -c "ulimit ...; exec sluice ..."`, ready.
+fn spawn_with_ulimit(ulimit: &str, config: &std::path::Path) -> support::Spawned {
     let script = format!(
         "{ulimit}; exec \"$0\" mock --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --config \"$1\""
     );
-    let mut child = support::KillOnDrop(
-        std::process::Command::new("sh")
-            .args(["-c", &script, env!("CARGO_BIN_EXE_sluice")])
-            .arg(config)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (mut api, mut admin) = (None, None);
-    for line in stdout.lines().map_while(Result::ok) {
-        if let Some((_, rest)) = line.split_once(" mock running on http://") {
-            api = Some(rest.trim().parse().unwrap());
-        }
-        if let Some(rest) = line.strip_prefix("[sluice] Admin: http://") {
-            admin = Some(rest.split(' ').next().unwrap().parse().unwrap());
-            break;
-        }
-    }
-    (child, api.unwrap(), admin.unwrap())
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", &script, env!("CARGO_BIN_EXE_sluice")])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    support::spawn_ready(command)
 }
 
 #[test]
@@ -550,7 +506,8 @@ fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("s.toml");
     std::fs::write(&config, FAST).unwrap();
-    let (mut child, _, _) = spawn_with_ulimit("ulimit -S -n 100 && ulimit -H -n 4096", &config);
+    let support::Spawned { mut child, .. } =
+        spawn_with_ulimit("ulimit -S -n 100 && ulimit -H -n 4096", &config);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
     let _ = child.kill();
     let _ = child.wait();
@@ -566,7 +523,7 @@ fn at_the_fd_limit_half_heads_are_shed_and_new_clients_are_served() {
     let config = dir.path().join("s.toml");
     std::fs::write(&config, format!("{FAST}[limits]\nheader_read_timeout = \"300ms\"\n")).unwrap();
     // 128 fds: sluice caps itself at 64 connections (it keeps 64 fds spare).
-    let (mut child, api, _) = spawn_with_ulimit("ulimit -n 128", &config);
+    let support::Spawned { mut child, api, .. } = spawn_with_ulimit("ulimit -n 128", &config);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let served_at = runtime.block_on(async {
         let mut half_heads = Vec::new();
@@ -610,7 +567,7 @@ fn at_emfile_a_waiting_client_is_answered_with_a_503() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("s.toml");
     std::fs::write(&config, FAST).unwrap();
-    let (mut child, api, _) = spawn_with_ulimit("true", &config);
+    let support::Spawned { mut child, api, .. } = spawn_with_ulimit("true", &config);
     let pid = child.id().to_string();
     let ask = || {
         let mut tcp = std::net::TcpStream::connect(api).unwrap();
@@ -739,7 +696,7 @@ fn non_reading_http2_clients_hold_a_bounded_buffer_that_is_returned_after() {
     let endless = "error_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\n\
         tokens_per_response = 100000\n";
     std::fs::write(&config, endless).unwrap();
-    let (mut child, api, _) = spawn_with_ulimit("true", &config);
+    let support::Spawned { mut child, api, .. } = spawn_with_ulimit("true", &config);
     let pid = child.id();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let before = rss_kib(pid);
@@ -813,19 +770,17 @@ fn non_reading_http2_clients_hold_a_bounded_buffer_that_is_returned_after() {
 
 // ---- logs ----
 
-/// Runs the binary with `args` until its banner's last line, then stops it; its stderr.
+/// Runs the binary with `args` until it is ready, then stops it; its stderr.
 fn logs_of(args: &[&str]) -> String {
-    use std::io::{BufRead, BufReader, Read};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+    use std::io::Read;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
         .args(["mock", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(args)
         .env("RUST_LOG", "sluice=debug")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let _ = stdout.lines().map_while(Result::ok).find(|line| line.starts_with("  - Seed"));
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let support::Spawned { mut child, .. } = support::spawn_ready(command);
     let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let mut logs = String::new();
     child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();

@@ -441,6 +441,58 @@ fn sluice_binary() -> &'static str {
     env!("CARGO_BIN_EXE_sluice")
 }
 
+/// `--ready-file`: written whole once both ports are bound, naming them and
+/// the process; removed at a normal exit. With the admin listener off,
+/// `admin` is null.
+#[cfg(unix)]
+#[test]
+fn the_ready_file_names_the_ports_and_is_removed_at_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready.json");
+    let mut command = std::process::Command::new(sluice_binary());
+    command
+        .args(["mock", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .arg("--ready-file")
+        .arg(&ready)
+        .env_remove("SLUICE_READY_FILE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = support::KillOnDrop(command.spawn().unwrap());
+    let written = support::wait_ready(&mut child, &ready);
+    let url = |key: &str| written[key].as_str().unwrap().to_string();
+    assert_eq!(written["pid"], child.id());
+    assert_eq!(written.as_object().unwrap().len(), 3, "api, admin and pid: {written}");
+    let port = url("api").strip_prefix("http://127.0.0.1:").map(str::parse::<u16>);
+    let api = SocketAddr::from(([127, 0, 0, 1], port.expect("a loopback URL").unwrap()));
+    assert!(url("admin").starts_with("http://127.0.0.1:"), "{written}");
+    assert!(!dir.path().join("ready.json.partial").exists(), "the staged file was renamed");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let health = runtime.block_on(send(api, support::raw("GET", "/__sluice/health", b"")));
+    assert_eq!(health.status, 200);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+    assert!(!ready.exists(), "removed at a normal exit");
+
+    // By the environment, with the admin listener off.
+    let config = dir.path().join("no-admin.toml");
+    std::fs::write(&config, "[admin]\nenabled = false\n").unwrap();
+    let mut command = std::process::Command::new(sluice_binary());
+    command
+        .args(["mock", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("SLUICE_READY_FILE", &ready)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = support::KillOnDrop(command.spawn().unwrap());
+    let written = support::wait_ready(&mut child, &ready);
+    assert_eq!(written["admin"], serde_json::Value::Null);
+    assert!(written["api"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{written}");
+}
+
 #[test]
 fn check_validates_and_prints_the_effective_settings() {
     let dir = tempfile::tempdir().unwrap();
@@ -469,30 +521,19 @@ fn check_validates_and_prints_the_effective_settings() {
 #[cfg(unix)]
 #[test]
 fn sighup_reloads_the_file() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sluice.toml");
     std::fs::write(&path, "error_rate = 0\n").unwrap();
-    let mut child = std::process::Command::new(sluice_binary())
+    let mut command = std::process::Command::new(sluice_binary());
+    command
         .args(["mock", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--config"])
         .arg(&path)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let admin = stdout
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.strip_prefix("[sluice] Admin: http://")
-                .map(|rest| rest.split(' ').next().unwrap().to_string())
-        })
-        .unwrap();
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let support::Spawned { mut child, admin, .. } = support::spawn_ready(command);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let unchanged = r#"sluice_config_reloads_total{result="unchanged"}"#;
-    let count = |admin: &str| {
-        let admin: SocketAddr = admin.parse().unwrap();
+    let count = |admin: SocketAddr| {
         runtime.block_on(async {
             let text = send(admin, admin_request("GET", "/metrics", "")).await.body();
             String::from_utf8(text.to_vec())
@@ -502,7 +543,7 @@ fn sighup_reloads_the_file() {
                 .unwrap_or(0.0)
         })
     };
-    assert_eq!(count(&admin), 0.0);
+    assert_eq!(count(admin), 0.0);
     let status = std::process::Command::new("kill")
         .args(["-HUP", &child.id().to_string()])
         .status()
@@ -511,7 +552,7 @@ fn sighup_reloads_the_file() {
     // At most 5 s: 250 polls, 20 ms apart.
     let reloaded = (0..250).any(|_| {
         std::thread::sleep(Duration::from_millis(20));
-        count(&admin) >= 1.0
+        count(admin) >= 1.0
     });
     assert!(reloaded, "SIGHUP did not reload within 5 s");
     let _ = child.kill();
@@ -585,7 +626,7 @@ async fn the_polling_watcher_picks_up_edits() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_single_file_bind_mount_reloads_in_place_writes_and_warns_on_a_rename() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::Read;
     let namespaces = std::process::Command::new("unshare").args(["-m", "true"]).status();
     if !namespaces.is_ok_and(|status| status.success()) {
         eprintln!("skipped: no mount namespaces here (unshare -m needs root)");
@@ -601,23 +642,14 @@ fn a_single_file_bind_mount_reloads_in_place_writes_and_warns_on_a_rename() {
     std::fs::write(&host_file, "error_rate = 0\nfirst_token_delay = \"10ms\"\n").unwrap();
     std::fs::write(&container_file, "").unwrap();
     let script = "mount --bind \"$1\" \"$2\" && exec \"$0\" mock --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --config \"$2\"";
-    let mut child = std::process::Command::new("unshare")
+    let mut command = std::process::Command::new("unshare");
+    command
         .args(["-m", "--propagation", "private", "sh", "-c", script, env!("CARGO_BIN_EXE_sluice")])
         .arg(&host_file)
         .arg(&container_file)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let admin: SocketAddr = stdout
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.strip_prefix("[sluice] Admin: http://")
-                .map(|rest| rest.split(' ').next().unwrap().parse().unwrap())
-        })
-        .unwrap();
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let support::Spawned { mut child, admin, .. } = support::spawn_ready(command);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let delay = || {
         runtime.block_on(async {

@@ -239,6 +239,45 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A sluice process started by a test, its ports read from the file
+/// `--ready-file` names (docs/testing.md, "Starting sluice from a script");
+/// killed when dropped.
+pub struct Spawned {
+    pub child: KillOnDrop,
+    pub api: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// Runs `command` (the binary, or a wrapper that execs it; stdout and stderr
+/// as the caller set them) with `SLUICE_READY_FILE` in its environment, and
+/// waits at most 10 s for sluice to write the file. The command must bind
+/// both ports (`--listen 127.0.0.1:0 --admin-listen 127.0.0.1:0`).
+pub fn spawn_ready(mut command: std::process::Command) -> Spawned {
+    let ready_dir = tempfile::tempdir().unwrap();
+    let ready = ready_dir.path().join("ready.json");
+    let mut child = KillOnDrop(command.env("SLUICE_READY_FILE", &ready).spawn().unwrap());
+    let written = wait_ready(&mut child, &ready);
+    let addr = |key: &str| -> SocketAddr {
+        written[key].as_str().unwrap().strip_prefix("http://").unwrap().parse().unwrap()
+    };
+    assert_eq!(written["pid"], child.id(), "the ready file names the process");
+    Spawned { api: addr("api"), admin: addr("admin"), child }
+}
+
+/// Waits at most 10 s for `child` to write its ready file at `ready`; its JSON.
+pub fn wait_ready(child: &mut KillOnDrop, ready: &std::path::Path) -> serde_json::Value {
+    let deadline = std::time::SystemTime::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(ready) {
+            return serde_json::from_str(&text).unwrap();
+        }
+        let exited = child.try_wait().unwrap();
+        assert!(exited.is_none(), "sluice exited ({exited:?}) before it was ready");
+        assert!(std::time::SystemTime::now() < deadline, "sluice was not ready within 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// No random faults, and a fixed seed: the same text and ids every run.
 #[allow(dead_code, reason = "not every test binary uses every helper")]
 pub const NO_ERRORS: &str = "error_rate = 0\nseed = 1\n";

@@ -5,10 +5,9 @@
 import { after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 
 const root = resolve(import.meta.dirname, "../..");
 const binary =
@@ -23,29 +22,29 @@ export async function startSluice(config) {
   return (await startSluiceWithAdmin(config)).url;
 }
 
-/** Starts sluice with `config`; resolves to `{ url, admin }` once the banner names both. */
+/**
+ * Starts sluice with `config`; resolves to `{ url, admin }` from the file its
+ * `--ready-file` flag writes once both ports are bound (docs/testing.md,
+ * "Starting sluice from a script").
+ */
 export async function startSluiceWithAdmin(config) {
   assert.ok(binary, "no sluice binary: run `cargo build --release` or set SLUICE_BIN");
-  const file = join(mkdtempSync(join(tmpdir(), "sluice-")), "sluice.toml");
+  const work = mkdtempSync(join(tmpdir(), "sluice-"));
+  const file = join(work, "sluice.toml");
+  const ready = join(work, "ready.json");
   writeFileSync(file, config);
-  const { PORT, ERROR_RATE, SLUICE_CONFIG, ...env } = process.env;
-  const child = spawn(binary, ["mock", "--config", file, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"], {
-    env,
-    stdio: ["ignore", "pipe", "ignore"],
-  });
+  const { PORT, ERROR_RATE, SLUICE_CONFIG, SLUICE_READY_FILE, ...env } = process.env;
+  const args = ["mock", "--config", file, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
+  const child = spawn(binary, [...args, "--ready-file", ready], { env, stdio: "ignore" });
   running.push(child);
-  const lines = createInterface({ input: child.stdout });
-  const timeout = setTimeout(() => child.kill("SIGKILL"), 10_000);
-  let url;
-  try {
-    for await (const line of lines) {
-      const match = line.match(/running on (https?:\/\/127\.0\.0\.1:\d+)/);
-      if (match) url = match[1];
-      const admin = line.match(/Admin: (http:\/\/127\.0\.0\.1:\d+)/);
-      if (url && admin) return { url, admin: admin[1] };
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(ready)) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error("sluice exited or was not ready within 10 s");
     }
-  } finally {
-    clearTimeout(timeout);
+    await new Promise((done) => setTimeout(done, 10));
   }
-  throw new Error("sluice exited without printing its address");
+  const { api, admin } = JSON.parse(readFileSync(ready, "utf8"));
+  return { url: api, admin };
 }
