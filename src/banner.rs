@@ -65,6 +65,20 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
             tools.max_rounds
         ));
     }
+    let thinking_pace = timing.thinking_interval.unwrap_or(timing.token_interval);
+    let delay_before = match timing.first_token_delay_before {
+        crate::shape::FirstOutput::Thinking => "first token delay before it",
+        crate::shape::FirstOutput::Text => "first token delay after it",
+    };
+    lines.push(if config.upstream.is_none() {
+        format!(
+            "  - Thinking (when asked): {} tokens, one every {thinking_pace}, {delay_before}{}",
+            profile.thinking.tokens,
+            if profile.thinking.redacted { ", redacted" } else { "" }
+        )
+    } else {
+        format!("  - Thinking: one token every {thinking_pace}, {delay_before}")
+    });
     lines.push(format!("  - Error rate: {}% ({})", profile.error_rate * 100.0, fault_mix(config)));
     if let Some(limits) = rate_limits_line(&profile.rate_limits) {
         lines.push(format!("  - Rate limits: {limits}"));

@@ -51,7 +51,7 @@ pub fn sse_split(data: &[u8]) {
 /// within the schema budget. An embeddings request is answered within its
 /// own bound (2^20 numbers).
 pub fn request(data: &[u8]) {
-    let _ = anthropic::parse(data, Endpoint::CountTokens);
+    let _ = anthropic::parse(data, &mock::HeadFacts::default(), Endpoint::CountTokens);
     let mut rng = request_rng(0, 0);
     if let Ok(json) = openai::embeddings::answer(data, &mut rng) {
         assert!(json.len() < 40 * (1 << 20), "{} bytes of embeddings", json.len());
@@ -63,10 +63,15 @@ pub fn request(data: &[u8]) {
     ];
     for serve in codecs {
         let mock::Serve::Generate(codec) = serve else { continue };
-        let Ok(request) = (codec.parse)(data) else { continue };
+        let Ok(request) = (codec.parse)(data, &mock::HeadFacts::default()) else { continue };
         let mut rng = request_rng(0, 0);
-        let Ok(reply) = Reply::generate(&request, 50, &crate::config::ToolUse::DEFAULT, &mut rng)
-        else {
+        let Ok(reply) = Reply::generate(
+            &request,
+            50,
+            &crate::config::ToolUse::DEFAULT,
+            &crate::config::Thinking::DEFAULT,
+            &mut rng,
+        ) else {
             continue;
         };
         let message = (codec.message)(&reply, &request);

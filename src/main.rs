@@ -415,6 +415,7 @@ fn flag_overrides(args: &ServeFlags, mock_only: bool) -> Overrides {
             faults: None,
             tool_use: Default::default(),
             rate_limits: None,
+            thinking: Default::default(),
         },
         seed: args.seed,
         upstream: args.upstream.clone(),

@@ -5,6 +5,7 @@
 //! | `sluice_requests_total` | counter | `route`, `mode` (mock/proxy), `outcome` |
 //! | `sluice_faults_injected_total` | counter | `kind` |
 //! | `sluice_first_token_delay_seconds` | histogram | time from arrival to the first token, as released |
+//! | `sluice_time_to_first_text_seconds` | histogram | time from arrival to the first visible token (text or tool call, not thinking), as released |
 //! | `sluice_token_gap_seconds` | histogram | gap between consecutive tokens, as released |
 //! | `sluice_release_lateness_seconds` | histogram | how late each token was released against its schedule |
 //! | `sluice_open_streams` | gauge | streaming responses in flight |
@@ -121,6 +122,7 @@ pub(crate) struct Metrics {
     requests: Family<RequestLabels, Counter>,
     faults: Family<KindLabel, Counter>,
     first_token: DurationHistogram,
+    first_text: DurationHistogram,
     token_gap: DurationHistogram,
     lateness: DurationHistogram,
     open_streams: Gauge,
@@ -165,6 +167,15 @@ impl Metrics {
             "Time from a request's arrival to its first token, as released to the client",
             Unit::Seconds,
             first_token.clone(),
+        );
+        // 1 ms to about 33 s, doubling: thinking can take many seconds.
+        let first_text = DurationHistogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register_with_unit(
+            "time_to_first_text",
+            "Time from a request's arrival to its first visible token (text or a tool call, \
+             after any thinking), as released to the client",
+            Unit::Seconds,
+            first_text.clone(),
         );
         // 0.5 ms to about 8 s, doubling.
         let token_gap = DurationHistogram::new(exponential_buckets(0.0005, 2.0, 15));
@@ -249,6 +260,7 @@ impl Metrics {
             requests,
             faults,
             first_token,
+            first_text,
             token_gap,
             lateness,
             open_streams,
@@ -312,6 +324,11 @@ impl Metrics {
     /// Records a first token's delay.
     pub(crate) fn first_token(&self, delay: Duration) {
         self.first_token.observe(delay);
+    }
+
+    /// Records the time to a stream's first visible token.
+    pub(crate) fn first_text(&self, delay: Duration) {
+        self.first_text.observe(delay);
     }
 
     /// Records a gap between tokens.

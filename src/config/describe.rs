@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Config, ConfigSource, HeadTiming, Profile, ProfilePatch, RateLimits};
+use super::{Config, ConfigSource, HeadTiming, Profile, ProfilePatch, RateLimits, ThinkingPatch};
 use crate::fault::{Schedule, WeightedFault};
 use crate::shape::Delay;
 
@@ -189,6 +189,14 @@ fn profile(profile: &Profile) -> Value {
             "parallel_calls": profile.tool_use.parallel_calls,
         },
         "rate_limits": rate_limits(&profile.rate_limits),
+        "thinking": {
+            "tokens": profile.thinking.tokens,
+            "token_interval": delay(
+                profile.timing.thinking_interval.as_ref().unwrap_or(&profile.timing.token_interval),
+            ),
+            "first_token_delay_before": profile.timing.first_token_delay_before.as_str(),
+            "redacted": profile.thinking.redacted,
+        },
     })
 }
 
@@ -241,6 +249,23 @@ fn patch_json(patch: &ProfilePatch) -> Value {
     }
     if let Some(limits) = &patch.rate_limits {
         out.insert("rate_limits".into(), rate_limits(limits));
+    }
+    let thinking = &patch.thinking;
+    if *thinking != ThinkingPatch::default() {
+        let mut keys = Map::new();
+        let mut put = |key: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                keys.insert(key.into(), value);
+            }
+        };
+        put("tokens", thinking.tokens.map(|n| json!(n)));
+        put("token_interval", thinking.token_interval.as_ref().map(delay));
+        put(
+            "first_token_delay_before",
+            thinking.first_token_delay_before.map(|f| json!(f.as_str())),
+        );
+        put("redacted", thinking.redacted.map(|r| json!(r)));
+        out.insert("thinking".into(), Value::Object(keys));
     }
     Value::Object(out)
 }

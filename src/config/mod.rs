@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::fault::{Fault, HttpFault, Schedule, WeightedFault};
-use crate::shape::{Delay, Overload, Timing};
+use crate::shape::{Delay, FirstOutput, Overload, Timing};
 
 /// Where a config came from, for the banner and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +52,37 @@ pub struct Profile {
     pub tool_use: ToolUse,
     /// Stateful rate limits (`[rate_limits]`); inactive when it limits nothing.
     pub rate_limits: RateLimits,
+    /// What the mock thinks when a request asks it to (`[thinking]`; its
+    /// pace is in `timing`).
+    pub thinking: Thinking,
+}
+
+/// `[thinking]` in a profile: the reasoning the mock streams when a request
+/// asks for it (docs/timing.md, "Thinking").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thinking {
+    /// Thinking tokens at full effort, before the request's budget caps them.
+    pub tokens: u32,
+    /// Anthropic: a `redacted_thinking` block instead of a `thinking` one.
+    pub redacted: bool,
+}
+
+impl Thinking {
+    /// 100 tokens, readable.
+    pub const DEFAULT: Self = Self { tokens: 100, redacted: false };
+}
+
+/// `[thinking]` in a profile: only the keys it names.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ThinkingPatch {
+    /// `tokens`.
+    pub tokens: Option<u32>,
+    /// `token_interval`.
+    pub token_interval: Option<Delay>,
+    /// `first_token_delay_before`.
+    pub first_token_delay_before: Option<FirstOutput>,
+    /// `redacted`.
+    pub redacted: Option<bool>,
 }
 
 /// `[rate_limits]` in a profile: token buckets that refill continuously,
@@ -223,6 +254,8 @@ pub struct ProfilePatch {
     pub tool_use: ToolUsePatch,
     /// `[rate_limits]` (replaces the default's whole table when given).
     pub rate_limits: Option<RateLimits>,
+    /// `[thinking]` keys (each over the default's).
+    pub thinking: ThinkingPatch,
 }
 
 impl ProfilePatch {
@@ -234,12 +267,21 @@ impl ProfilePatch {
                 token_interval: self.token_interval.unwrap_or(base.timing.token_interval),
                 tool_call_delay: self.tool_call_delay.unwrap_or(base.timing.tool_call_delay),
                 overload: self.overload.unwrap_or(base.timing.overload),
+                thinking_interval: self.thinking.token_interval.or(base.timing.thinking_interval),
+                first_token_delay_before: self
+                    .thinking
+                    .first_token_delay_before
+                    .unwrap_or(base.timing.first_token_delay_before),
             },
             tokens_per_response: self.tokens_per_response.unwrap_or(base.tokens_per_response),
             error_rate: self.error_rate.unwrap_or(base.error_rate),
             faults: self.faults.clone().unwrap_or_else(|| base.faults.clone()),
             tool_use: self.tool_use.over(&base.tool_use),
             rate_limits: self.rate_limits.unwrap_or(base.rate_limits),
+            thinking: Thinking {
+                tokens: self.thinking.tokens.unwrap_or(base.thinking.tokens),
+                redacted: self.thinking.redacted.unwrap_or(base.thinking.redacted),
+            },
         }
     }
 }
@@ -673,12 +715,15 @@ impl Default for Config {
                     token_interval: Duration::from_millis(20).into(),
                     tool_call_delay: Duration::from_millis(500).into(),
                     overload: Overload::CatchUp,
+                    thinking_interval: None,
+                    first_token_delay_before: FirstOutput::Thinking,
                 },
                 tokens_per_response: 50,
                 error_rate: 0.005,
                 faults: default_faults(),
                 tool_use: ToolUse::DEFAULT,
                 rate_limits: RateLimits::default(),
+                thinking: Thinking::DEFAULT,
             },
             profiles: BTreeMap::new(),
             routes: Vec::new(),

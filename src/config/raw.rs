@@ -12,11 +12,11 @@ use toml::{Spanned, Value};
 
 use super::{
     Alpn, Api, Config, ConfigError, HeadTiming, LimitKey, Limits, ProfilePatch, RateLimits, Record,
-    Replay, ReplayFallback, ReplayMatch, ReplayTiming, Route, RouteMatch, Tls, TlsCertificate,
-    ToolPick, ToolUsePatch, Upstream, value,
+    Replay, ReplayFallback, ReplayMatch, ReplayTiming, Route, RouteMatch, ThinkingPatch, Tls,
+    TlsCertificate, ToolPick, ToolUsePatch, Upstream, value,
 };
 use crate::fault::{Fault, FaultError, Given, Schedule, WeightedFault, kind_form};
-use crate::shape::{Delay, Overload};
+use crate::shape::{Delay, FirstOutput, Overload};
 
 /// Declares the knobs of a profile once, as the file writes them, and
 /// makes from that one list: [`RawConfig`] (the top level: the knobs and the
@@ -95,6 +95,8 @@ profile_knobs! {
     tool_use: RawToolUse,
     /// `[rate_limits]`.
     rate_limits: RawRateLimits,
+    /// `[thinking]`.
+    thinking: RawThinking,
 }
 
 /// `[limits]`.
@@ -166,6 +168,16 @@ struct RawToolUse {
     choice: Option<Spanned<String>>,
     max_rounds: Option<Spanned<i64>>,
     parallel_calls: Option<Spanned<i64>>,
+}
+
+/// `[thinking]`, at the top level or in a profile.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThinking {
+    tokens: Option<Spanned<i64>>,
+    token_interval: Option<Spanned<Value>>,
+    first_token_delay_before: Option<Spanned<String>>,
+    redacted: Option<bool>,
 }
 
 /// `[rate_limits]`, at the top level or in a profile.
@@ -326,6 +338,8 @@ pub(super) const BURST_FORM: &str = "a whole number of requests from 1 to 100000
 pub(super) const LIMIT_KEY_FORM: &str =
     "\"api_key\" (each API key on each route), \"route\" or \"global\"";
 const PATH_FORM: &str = "a file path";
+const THINKING_TOKENS_FORM: &str = "a whole number of tokens from 0 to 100000";
+const FIRST_OUTPUT_FORM: &str = "\"thinking\" (the delay comes before the first output, thinking included) or \"text\" (thinking streams from the start; the delay comes before the first text)";
 const OVERLOAD_FORM: &str = "\"catch_up\" (keep the schedule: tokens after a late one go out at once) or \"stretch\" (keep every gap: the stream ends later)";
 const DIR_FORM: &str = "a folder path such as \"cassettes\"";
 const REDACT_HEADERS_FORM: &str = "a list of up to 100 header names such as [\"x-user-email\"]";
@@ -500,6 +514,37 @@ impl Knobs<'_> {
                 .as_ref()
                 .map(|limits| limits.validate(at, &key("rate_limits.")))
                 .transpose()?,
+            thinking: match self.thinking {
+                Some(thinking) => thinking.validate(at, &key("thinking."))?,
+                None => ThinkingPatch::default(),
+            },
+        })
+    }
+}
+
+impl RawThinking {
+    /// The keys as a patch; `prefix` names them in errors.
+    fn validate(&self, at: &Locator<'_>, prefix: &str) -> Result<ThinkingPatch, ConfigError> {
+        let key = |name: &str| format!("{prefix}{name}");
+        Ok(ThinkingPatch {
+            tokens: at.check(&self.tokens, &key("tokens"), |&n| {
+                u32::try_from(n).ok().filter(|n| *n <= 100_000).ok_or(THINKING_TOKENS_FORM)
+            })?,
+            token_interval: self
+                .token_interval
+                .as_ref()
+                .map(|value| parse_delay(at, value, &key("token_interval")))
+                .transpose()?,
+            first_token_delay_before: at.check(
+                &self.first_token_delay_before,
+                &key("first_token_delay_before"),
+                |text| match text.as_str() {
+                    "thinking" => Ok(FirstOutput::Thinking),
+                    "text" => Ok(FirstOutput::Text),
+                    _ => Err(FIRST_OUTPUT_FORM),
+                },
+            )?,
+            redacted: self.redacted,
         })
     }
 }

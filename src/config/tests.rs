@@ -143,6 +143,7 @@ fn every_knob_is_read() {
             token_interval: ms(5).into(),
             tool_call_delay: ms(1500).into(),
             overload: crate::shape::Overload::CatchUp,
+            ..Timing::default()
         }
     );
     assert_eq!(config.profile.tokens_per_response, 12);
@@ -282,6 +283,7 @@ fn the_node_mocks_environment_variables_override_the_file() {
             token_interval: ms(5).into(),
             tool_call_delay: ms(1500).into(),
             overload: crate::shape::Overload::CatchUp,
+            ..Timing::default()
         }
     );
     assert_eq!(config.profile.tokens_per_response, 10);

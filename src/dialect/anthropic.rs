@@ -122,8 +122,8 @@ mod tests {
     }
 }
 
-/// Timing class of an Anthropic event (`docs/protocols.md` §4): text, thinking
-/// and tool-argument deltas are tokens; opening a `tool_use` (or server tool)
+/// Timing class of an Anthropic event (`docs/protocols.md` §4): text and
+/// tool-argument deltas are tokens, thinking deltas thinking tokens; opening a `tool_use` (or server tool)
 /// block starts a tool call; everything else, unknown events included, is
 /// other. Only deltas and block starts have their JSON read.
 pub(crate) fn classify(event: &Event<'_>) -> EventKind {
@@ -141,13 +141,13 @@ pub(crate) fn classify(event: &Event<'_>) -> EventKind {
             // only be JSON structure, never the inside of a string.
             static DELTA_TYPE: LazyLock<memmem::Finder<'static>> =
                 LazyLock::new(|| memmem::Finder::new(br#""delta":{"type":""#));
-            let token = DELTA_TYPE.find(data).is_some_and(|at| {
-                let kind = &data[at + DELTA_TYPE.needle().len()..];
-                [&b"text_delta\""[..], b"input_json_delta\"", b"thinking_delta\""]
-                    .iter()
-                    .any(|t| kind.starts_with(t))
-            });
-            if token { EventKind::Content } else { classify_by_type(data) }
+            let delta = DELTA_TYPE.find(data).map(|at| &data[at + DELTA_TYPE.needle().len()..]);
+            match delta {
+                Some(kind) if kind.starts_with(b"text_delta\"") => EventKind::Content,
+                Some(kind) if kind.starts_with(b"input_json_delta\"") => EventKind::Content,
+                Some(kind) if kind.starts_with(b"thinking_delta\"") => EventKind::Thinking,
+                _ => classify_by_type(data),
+            }
         }
         "content_block_start" => classify_by_type(data),
         _ => EventKind::Other,
@@ -175,7 +175,8 @@ fn classify_by_type(data: &[u8]) -> EventKind {
     let inner = |typed: Option<Typed>| typed.and_then(|t| t.kind).unwrap_or_default();
     match peek.kind.as_deref() {
         Some("content_block_delta") => match inner(peek.delta).as_str() {
-            "text_delta" | "input_json_delta" | "thinking_delta" => EventKind::Content,
+            "text_delta" | "input_json_delta" => EventKind::Content,
+            "thinking_delta" => EventKind::Thinking,
             _ => EventKind::Other,
         },
         Some("content_block_start") => match inner(peek.content_block).as_str() {
@@ -213,7 +214,7 @@ mod classify_tests {
             (
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"h"}}"#,
                 "content_block_delta",
-                EventKind::Content,
+                EventKind::Thinking,
             ),
             (
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"s"}}"#,

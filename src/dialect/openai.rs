@@ -161,9 +161,10 @@ struct ToolCallDelta {
 }
 
 /// Chat Completions: a chunk opening a tool call (it carries the call's `id`)
-/// starts a tool call; one with content, reasoning, refusal or tool
-/// arguments is a token; role-only, finish, usage, `[DONE]` and comments are
-/// other.
+/// starts a tool call; one with content, refusal or tool arguments is a
+/// token; one with only reasoning (`reasoning_content`, as vLLM and other
+/// compatible servers stream it) is a thinking token; role-only, finish,
+/// usage, `[DONE]` and comments are other.
 pub(crate) fn classify_chat(event: &Event<'_>) -> EventKind {
     let Some(data) = event.data.as_deref() else {
         return EventKind::Other;
@@ -176,11 +177,11 @@ pub(crate) fn classify_chat(event: &Event<'_>) -> EventKind {
         if delta.tool_calls.iter().any(|call| call.id.is_some()) {
             return EventKind::ToolStart;
         }
-        let has_text = [&delta.content, &delta.reasoning_content, &delta.refusal]
-            .iter()
-            .any(|text| text.as_deref().is_some_and(|t| !t.is_empty()));
-        if has_text || !delta.tool_calls.is_empty() {
+        let given = |text: &Option<String>| text.as_deref().is_some_and(|t| !t.is_empty());
+        if given(&delta.content) || given(&delta.refusal) || !delta.tool_calls.is_empty() {
             kind = EventKind::Content;
+        } else if given(&delta.reasoning_content) && kind == EventKind::Other {
+            kind = EventKind::Thinking;
         }
     }
     kind
@@ -199,8 +200,10 @@ struct Item {
     kind: Option<String>,
 }
 
-/// Responses: every `*.delta` is a token; an output item that is a function
-/// or custom tool call starts a tool call.
+/// Responses: every `*.delta` is a token, a reasoning one
+/// (`response.reasoning_summary_text.delta`, `response.reasoning_text.delta`)
+/// a thinking token; an output item that is a function or custom tool call
+/// starts a tool call.
 pub(crate) fn classify_responses(event: &Event<'_>) -> EventKind {
     let Some(data) = event.data.as_deref() else {
         return EventKind::Other;
@@ -208,6 +211,9 @@ pub(crate) fn classify_responses(event: &Event<'_>) -> EventKind {
     let name = event.name.map(str::to_owned);
     let parsed = serde_json::from_slice::<ResponsesEvent>(data).ok();
     let kind = name.or_else(|| parsed.as_ref().and_then(|p| p.kind.clone())).unwrap_or_default();
+    if kind.starts_with("response.reasoning") && kind.ends_with(".delta") {
+        return EventKind::Thinking;
+    }
     if kind.ends_with(".delta") {
         return EventKind::Content;
     }
@@ -236,7 +242,10 @@ mod tests {
                 EventKind::Other,
             ),
             (r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#, EventKind::Content),
-            (r#"{"choices":[{"index":0,"delta":{"reasoning_content":"hm"}}]}"#, EventKind::Content),
+            (
+                r#"{"choices":[{"index":0,"delta":{"reasoning_content":"hm"}}]}"#,
+                EventKind::Thinking,
+            ),
             (
                 r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]}}]}"#,
                 EventKind::ToolStart,
@@ -289,6 +298,10 @@ mod tests {
         assert_eq!(
             kind("response.completed", r#"{"type":"response.completed"}"#),
             EventKind::Other
+        );
+        assert_eq!(
+            kind("response.reasoning_summary_text.delta", r#"{"delta":"hm"}"#),
+            EventKind::Thinking
         );
     }
 

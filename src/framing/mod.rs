@@ -23,9 +23,13 @@ pub(crate) use sse::split::Event;
 /// What an event means for timing. The shaper knows nothing else about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EventKind {
-    /// Model output: a text, thinking or tool-argument fragment. Paced by
+    /// Visible model output: a text or tool-argument fragment. Paced by
     /// `token_interval`; the first one by `first_token_delay`.
     Content,
+    /// Reasoning the model streams before it answers (an Anthropic
+    /// `thinking_delta`, a Responses reasoning-summary delta). Model output,
+    /// paced by `[thinking] token_interval`; not visible text.
+    Thinking,
     /// The event that opens a tool call (Anthropic `content_block_start` of a
     /// `tool_use` block). Model output too, released `tool_call_delay` later
     /// than a plain content event would be.
@@ -36,9 +40,16 @@ pub(crate) enum EventKind {
 }
 
 impl EventKind {
-    /// Whether the event is model output, i.e. counts as a token for pacing
-    /// and for "first token" (the response head is held until one is released).
+    /// Whether the event is model output, thinking included, i.e. counts as a
+    /// token for pacing, for "first token" (the response head is held until
+    /// one is released) and for a fault's `after_tokens`.
     pub(crate) fn is_content(self) -> bool {
+        matches!(self, Self::Content | Self::Thinking | Self::ToolStart)
+    }
+
+    /// Whether the event is output the app shows its user: text or a tool
+    /// call, not thinking (time to first text counts to the first of these).
+    pub(crate) fn is_visible(self) -> bool {
         matches!(self, Self::Content | Self::ToolStart)
     }
 }

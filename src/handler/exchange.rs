@@ -120,6 +120,8 @@ pub(crate) struct Exchange<'a> {
     verdict: Option<String>,
     /// Settles its output tokens when its response ends.
     settlement: Option<Settlement>,
+    /// Thinking tokens its source does not stream ([`Self::thinks_unseen`]).
+    unseen_thinking: u32,
 }
 
 /// Header naming what a request did wrong after being told to wait
@@ -286,6 +288,7 @@ impl<'a> Exchange<'a> {
             limit_headers: admission.limit_headers,
             verdict,
             settlement: admission.settlement,
+            unseen_thinking: 0,
         };
         exchange.answer_now(refused, admission.limited)
     }
@@ -352,6 +355,13 @@ impl<'a> Exchange<'a> {
         if let Some(settlement) = self.settlement.as_mut() {
             settlement.produced(tokens);
         }
+    }
+
+    /// The source thinks `tokens` tokens it does not stream (a reasoning
+    /// model behind Chat Completions, a redacted thinking block): their time
+    /// goes before the first visible output.
+    pub(crate) fn thinks_unseen(&mut self, tokens: usize) {
+        self.unseen_thinking = u32::try_from(tokens).unwrap_or(u32::MAX);
     }
 
     /// Answers with `refusal` in the request's dialect. An injected HTTP
@@ -424,7 +434,7 @@ impl<'a> Exchange<'a> {
             }
         };
         let metrics = Arc::clone(self.app.metrics());
-        let pacer = Pacer::new(timing, self.rng.clone());
+        let pacer = Pacer::new(timing, self.rng.clone()).with_unseen_thinking(self.unseen_thinking);
         let mut shaped = Box::pin(
             Shaper::new(source, pacer, arrival)
                 .with_fault(fault)
@@ -460,7 +470,8 @@ impl<'a> Exchange<'a> {
         let slow = self.slow_head();
         let applies = slow > Duration::ZERO;
         let release = crate::shape::later(self.arrival, slow);
-        let pacer = Pacer::new(self.profile.timing, self.rng.clone());
+        let pacer = Pacer::new(self.profile.timing, self.rng.clone())
+            .with_unseen_thinking(self.unseen_thinking);
         let shaped = Shaper::new(source, pacer, Arrival::AtRequestStart(release));
         // At the end of shutdown's grace the reply goes out at once.
         tokio::select! {

@@ -24,7 +24,7 @@ use crate::dialect::Dialect;
 use crate::dialect::StreamSoFar;
 use crate::framing::Record;
 use crate::live::Snapshot;
-use crate::mock::{self, Codec, MockApi, Reply, Serve};
+use crate::mock::{self, Codec, HeadFacts, MockApi, Reply, Serve};
 use crate::response::{self, BoxError};
 use crate::route::BodyFacts;
 use crate::shape::head::HeadHold;
@@ -143,6 +143,7 @@ async fn generate(
     request: Request<Incoming>,
 ) -> Answer {
     let path = request.uri().path().to_owned();
+    let head_facts = HeadFacts::read(request.headers());
     let (body, mut exchange) = match admit(app, snapshot, api, request).await {
         Ok(admitted) => admitted,
         Err(answer) => return *answer,
@@ -151,7 +152,7 @@ async fn generate(
     let (read, find_path) = (body.clone(), path.clone());
     let parse = codec.parse;
     let read = off_shard(body.len(), move || {
-        let parsed = parse(&read)?;
+        let parsed = parse(&read, &head_facts)?;
         Ok::<_, mock::InvalidRequest>((
             parsed,
             library.and_then(|library| library.find(&find_path, &read)),
@@ -199,8 +200,8 @@ async fn generate(
         }
     }
     let (profile, rng) = exchange.profile_and_rng();
-    let reply = match Reply::generate(&parsed, profile.tokens_per_response, &profile.tool_use, rng)
-    {
+    let knobs = (profile.tokens_per_response, &profile.tool_use, &profile.thinking);
+    let reply = match Reply::generate(&parsed, knobs.0, knobs.1, knobs.2, rng) {
         Ok(reply) => reply,
         Err(invalid) => {
             debug!(request = exchange.number(), error = %invalid, "schema refused: past the budget or unsatisfiable");
@@ -208,6 +209,9 @@ async fn generate(
         }
     };
     exchange.produces(u64::try_from(reply.output_tokens()).unwrap_or(u64::MAX));
+    if let Some(thought) = &reply.thought {
+        exchange.thinks_unseen(thought.unseen());
+    }
     if !parsed.stream {
         let message = (codec.message)(&reply, &parsed);
         let response =

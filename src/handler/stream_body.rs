@@ -72,6 +72,8 @@ pub(crate) struct ShapedBody {
     farewell: Option<Record>,
     done: bool,
     last_token: Option<Instant>,
+    /// Whether a visible token (not thinking) has gone out.
+    text_seen: bool,
     arrival: Instant,
     metrics: Arc<Metrics>,
     reset: Option<ResetHandle>,
@@ -103,6 +105,7 @@ impl ShapedBody {
             farewell: Some(farewell),
             done: false,
             last_token: None,
+            text_seen: false,
             arrival,
             metrics,
             reset,
@@ -130,6 +133,10 @@ impl ShapedBody {
                 Some(previous) => self.metrics.token_gap(now.saturating_duration_since(previous)),
             }
             self.last_token = Some(now);
+            if record.kind.is_visible() && !self.text_seen {
+                self.text_seen = true;
+                self.metrics.first_text(now.saturating_duration_since(self.arrival));
+            }
         }
     }
 

@@ -17,7 +17,7 @@ pub mod schema;
 pub(crate) mod text;
 
 pub(crate) use reply::Reply;
-pub(crate) use request::{InvalidRequest, TurnRequest};
+pub(crate) use request::{HeadFacts, InvalidRequest, TurnRequest};
 
 use rand_chacha::ChaCha8Rng;
 
@@ -31,8 +31,9 @@ pub(crate) type Events = Box<dyn Iterator<Item = Record> + Send>;
 /// How a generating endpoint reads its requests and writes its replies.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Codec {
-    /// Parses and validates a request body into a turn.
-    pub(crate) parse: fn(&[u8]) -> Result<TurnRequest, InvalidRequest>,
+    /// Parses and validates a request body (and what its head says of the
+    /// API version and betas) into a turn.
+    pub(crate) parse: fn(&[u8], &HeadFacts) -> Result<TurnRequest, InvalidRequest>,
     /// A reply as its SSE stream; the request is there for what the API
     /// echoes or lets a client ask of the encoding (OpenAI's
     /// `stream_options.include_usage`, for one).

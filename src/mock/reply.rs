@@ -7,10 +7,10 @@ use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
-use super::request::{InvalidRequest, ToolChoice, TurnRequest};
+use super::request::{InvalidRequest, Shown, ToolChoice, TurnRequest};
 use super::schema;
 use super::text::{LazyTokens, Pieces};
-use crate::config::{ToolPick, ToolUse};
+use crate::config::{Thinking, ToolPick, ToolUse};
 use crate::shape::rng::random_id;
 
 /// Why the reply stopped.
@@ -64,6 +64,29 @@ impl Block {
     }
 }
 
+/// The thinking before the answer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Thought {
+    /// The thinking text, one token per delta; its length is the thinking's
+    /// token count however it is shown.
+    pub(crate) tokens: LazyTokens,
+    /// How the client sees it.
+    pub(crate) shown: Shown,
+}
+
+impl Thought {
+    /// Its tokens.
+    pub(crate) fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Tokens thought but not streamed: their time goes before the first
+    /// visible output.
+    pub(crate) fn unseen(&self) -> usize {
+        if self.shown == Shown::Streamed { 0 } else { self.len() }
+    }
+}
+
 /// The whole answer to one request.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Reply {
@@ -73,7 +96,9 @@ pub(crate) struct Reply {
     pub(crate) model: String,
     /// `usage.input_tokens`.
     pub(crate) input_tokens: u64,
-    /// The content blocks, in order.
+    /// Thinking before the blocks, if the request asked for it.
+    pub(crate) thought: Option<Thought>,
+    /// The visible content blocks, in order.
     pub(crate) blocks: Vec<Block>,
     /// Why it stopped.
     pub(crate) stop_reason: StopReason,
@@ -91,6 +116,11 @@ impl Reply {
     /// drawn from `rng` than before these knobs existed, so seeded runs
     /// replay the same bytes.
     ///
+    /// When the request asks for reasoning this turn, a [`Thought`] of
+    /// `thinking.tokens` × the effort's share, at most the request's
+    /// `budget_tokens`, comes first; the visible output gets what is left of
+    /// `max_tokens` (at least one token).
+    ///
     /// # Errors
     /// [`InvalidRequest`] naming `tools.N.input_schema` when a chosen tool's
     /// schema asks for an input past the [`schema::Budget`] or cannot be
@@ -99,11 +129,30 @@ impl Reply {
         request: &TurnRequest,
         tokens_per_response: u32,
         tool_use: &ToolUse,
+        thinking: &Thinking,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self, InvalidRequest> {
         let calls = tool_calls(request, tool_use, rng);
         let max_tokens = usize::try_from(request.max_tokens).unwrap_or(usize::MAX);
         let id = random_id(rng);
+        // Drawn after the id, so a request without reasoning draws as before.
+        let thought = request.reasoning.filter(|asked| asked.this_turn).map(|asked| {
+            let wanted = (f64::from(thinking.tokens) * asked.effort.share()).round();
+            // At most 100,000 × 1.0: the cast cannot truncate.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let mut count = wanted as usize;
+            if let Some(budget) = asked.budget_tokens {
+                count = count.min(usize::try_from(budget).unwrap_or(usize::MAX));
+            }
+            count = count.min(max_tokens.saturating_sub(1));
+            let shown = if asked.shown == Shown::Streamed && thinking.redacted {
+                Shown::Opaque
+            } else {
+                asked.shown
+            };
+            Thought { tokens: LazyTokens::new(count, rng), shown }
+        });
+        let max_tokens = max_tokens.saturating_sub(thought.as_ref().map_or(0, Thought::len)).max(1);
         let (blocks, stop_reason) = if let (true, Some(output)) =
             (calls.is_empty(), &request.output_schema)
         {
@@ -142,14 +191,20 @@ impl Reply {
             id,
             model: request.model.clone(),
             input_tokens: request.input_tokens,
+            thought,
             blocks,
             stop_reason,
         })
     }
 
-    /// Output tokens: one per delta.
+    /// Output tokens, thinking included: one per delta.
     pub(crate) fn output_tokens(&self) -> usize {
-        self.blocks.iter().map(Block::len).sum()
+        self.thinking_tokens() + self.blocks.iter().map(Block::len).sum::<usize>()
+    }
+
+    /// Thinking tokens (OpenAI's `reasoning_tokens`).
+    pub(crate) fn thinking_tokens(&self) -> usize {
+        self.thought.as_ref().map_or(0, Thought::len)
     }
 }
 

@@ -38,6 +38,137 @@ pub(crate) struct TurnRequest {
     /// Fields the API echoes in its reply as the request gave them (the
     /// Responses API's `tools`, `text`, `instructions`, ...); `Null` for none.
     pub(crate) echo: Value,
+    /// What the request asks the model to think before it answers; `None`
+    /// for no thinking.
+    pub(crate) reasoning: Option<Reasoning>,
+}
+
+/// Thinking a request asks for (Anthropic `thinking`, OpenAI `reasoning`
+/// and `reasoning_effort`), dialect-neutral.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reasoning {
+    /// The most thinking tokens (Anthropic `budget_tokens`).
+    pub(crate) budget_tokens: Option<u64>,
+    /// How hard to think: a share of `[thinking] tokens`.
+    pub(crate) effort: Effort,
+    /// How the client sees the thinking.
+    pub(crate) shown: Shown,
+    /// Whether this turn thinks: a turn that goes on after tool results
+    /// thinks again only with interleaved thinking (Anthropic), while a
+    /// new turn always does.
+    pub(crate) this_turn: bool,
+    /// Responses: the reasoning item carries `encrypted_content`, for the
+    /// client to send back (`include: ["reasoning.encrypted_content"]`).
+    pub(crate) encrypted: bool,
+}
+
+/// OpenAI's reasoning efforts, as its 400 lists them.
+const OPENAI_EFFORTS: &str = "'none', 'minimal', 'low', 'medium', 'high', and 'xhigh'";
+
+/// An OpenAI `reasoning_effort` or `reasoning.effort` (`field`), as the API
+/// checks it.
+///
+/// # Errors
+/// [`InvalidRequest`] naming `field`, with the values the API lists.
+pub(crate) fn openai_effort(value: &Value, field: &str) -> Result<Effort, InvalidRequest> {
+    value.as_str().and_then(Effort::parse).ok_or_else(|| {
+        invalid(
+            field,
+            format_args!("Invalid value: {value}. Supported values are: {OPENAI_EFFORTS}."),
+        )
+    })
+}
+
+/// How a client sees the model's thinking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shown {
+    /// Streamed: Anthropic `thinking` blocks, a Responses reasoning summary.
+    Streamed,
+    /// Present but unreadable: an Anthropic `redacted_thinking` block, a
+    /// Responses reasoning item without a summary. It takes its time before
+    /// the first visible output.
+    Opaque,
+    /// Not sent at all, only counted (Chat Completions' reasoning tokens).
+    Hidden,
+}
+
+/// Reasoning effort, as the APIs name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effort {
+    /// OpenAI `none`: no reasoning.
+    None,
+    /// OpenAI `minimal`.
+    Minimal,
+    /// `low`.
+    Low,
+    /// `medium`.
+    Medium,
+    /// `high` (Anthropic's default).
+    High,
+    /// Anthropic `max`, OpenAI `xhigh`.
+    Max,
+}
+
+impl Effort {
+    /// Its name on the wire (OpenAI's `xhigh` is read as `Max`).
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "none" => Self::None,
+            "minimal" => Self::Minimal,
+            "low" => Self::Low,
+            "medium" => Self::Medium,
+            "high" => Self::High,
+            "max" | "xhigh" => Self::Max,
+            _ => return None,
+        })
+    }
+
+    /// The share of `[thinking] tokens` thought at this effort
+    /// (docs/timing.md, "Thinking").
+    pub(crate) fn share(self) -> f64 {
+        match self {
+            Self::None => 0.0,
+            Self::Minimal => 0.125,
+            Self::Low => 0.25,
+            Self::Medium => 0.5,
+            Self::High | Self::Max => 1.0,
+        }
+    }
+}
+
+/// What a codec reads from the request's head besides its body: the API
+/// version and beta features the client asked for (Anthropic's
+/// `anthropic-version` and `anthropic-beta`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HeadFacts {
+    /// `anthropic-version`, if sent.
+    pub(crate) version: Option<String>,
+    /// Every `anthropic-beta` value, split at commas.
+    pub(crate) betas: Vec<String>,
+}
+
+impl HeadFacts {
+    /// Reads them from `headers`; values that are not text are skipped.
+    pub(crate) fn read(headers: &hyper::HeaderMap) -> Self {
+        let version =
+            headers.get("anthropic-version").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let betas = headers
+            .get_all("anthropic-beta")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(|beta| beta.trim().to_owned())
+            .filter(|beta| !beta.is_empty())
+            // A client sends a handful; a hostile one is not kept past this.
+            .take(64)
+            .collect();
+        Self { version, betas }
+    }
+
+    /// Whether the client asked for the beta feature `name`.
+    pub(crate) fn beta(&self, name: &str) -> bool {
+        self.betas.iter().any(|beta| beta == name)
+    }
 }
 
 /// The schema structured output must follow, and the field it came in.

@@ -84,6 +84,21 @@ impl Delay {
             .unwrap_or(Duration::ZERO)
     }
 
+    /// The sum of `count` draws, at most [`MAX_DURATION`](super::MAX_DURATION):
+    /// the time `count` tokens paced by this delay take. A fixed delay takes
+    /// nothing from `rng`; a distribution draws once per token, as pacing would.
+    pub fn sum(&self, count: u32, rng: &mut impl Rng) -> Duration {
+        let longest = super::MAX_DURATION;
+        if let Self::Fixed(each) = *self {
+            return each.saturating_mul(count).min(longest);
+        }
+        let mut total = Duration::ZERO;
+        for _ in 0..count {
+            total = total.saturating_add(self.sample(rng)).min(longest);
+        }
+        total
+    }
+
     /// The typical value: the constant, mean or median.
     pub fn typical(&self) -> Duration {
         match *self {
@@ -159,6 +174,23 @@ mod tests {
         let p99 = percentile(&values, 0.99);
         assert!((p50 - 100.0).abs() < 3.0, "p50 {p50}");
         assert!((p99 - 400.0).abs() < 25.0, "p99 {p99}");
+    }
+
+    #[test]
+    fn a_sum_is_the_sum_of_the_draws_pacing_would_make() {
+        let mut rng = request_rng(1, 0);
+        let before = rng.clone();
+        assert_eq!(Delay::Fixed(ms(5)).sum(300, &mut rng), ms(1_500));
+        assert_eq!(rng, before, "a fixed delay draws nothing");
+        assert_eq!(Delay::Fixed(ms(5)).sum(0, &mut rng), Duration::ZERO);
+        let week = crate::shape::MAX_DURATION;
+        assert_eq!(Delay::Fixed(week).sum(u32::MAX, &mut rng), week, "bounded, no overflow");
+        let jittered = Delay::Uniform { min: ms(10), max: ms(30) };
+        let mut one_by_one = request_rng(2, 0);
+        let each: Duration = (0..50).map(|_| jittered.sample(&mut one_by_one)).sum();
+        let mut summed = request_rng(2, 0);
+        assert_eq!(jittered.sum(50, &mut summed), each);
+        assert_eq!(summed, one_by_one, "the same draws, in the same order");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub(crate) mod timer;
 
 pub use delay::Delay;
 pub(crate) use pacer::Pacer;
-pub use pacer::{Overload, Timing};
+pub use pacer::{FirstOutput, Overload, Timing};
 pub use rng::request_rng;
 pub(crate) use shaper::{Arrival, InjectedReset, Shaper, StreamAction, StreamFault};
 #[cfg(target_os = "linux")]

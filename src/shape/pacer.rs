@@ -7,6 +7,8 @@
 //! A jittered delay is drawn each time it applies (the interval once per
 //! token) from the request's own random stream.
 
+use std::time::Duration;
+
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
@@ -25,6 +27,34 @@ pub struct Timing {
     pub tool_call_delay: Delay,
     /// What a late release does to the tokens after it.
     pub overload: Overload,
+    /// Spacing after a thinking token (`[thinking] token_interval`);
+    /// `None` paces thinking as text, by `token_interval`.
+    pub thinking_interval: Option<Delay>,
+    /// Which output `first_token_delay` is held before.
+    pub first_token_delay_before: FirstOutput,
+}
+
+/// The output `first_token_delay` is held before (`[thinking]
+/// first_token_delay_before`; docs/timing.md, "Thinking").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FirstOutput {
+    /// The first output event of any kind, thinking included: the delay is
+    /// the model's time to its first token, and thinking comes after it.
+    #[default]
+    Thinking,
+    /// The first visible text or tool call: thinking streams at its own pace
+    /// from the start, and the delay is added after it.
+    Text,
+}
+
+impl FirstOutput {
+    /// Its name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Thinking => "thinking",
+            Self::Text => "text",
+        }
+    }
 }
 
 /// What a token released late (the machine could not keep up, or the
@@ -59,32 +89,79 @@ impl Overload {
 pub(crate) struct Pacer {
     timing: Timing,
     rng: ChaCha8Rng,
-    last_content: Option<Instant>,
+    /// The last model output released, and whether it was thinking (the
+    /// gap after it is then the thinking interval).
+    last_content: Option<(Instant, EventKind)>,
     last_release: Option<Instant>,
+    /// Whether `first_token_delay` has been added.
+    first_delay_added: bool,
+    /// Thinking the source does not stream (an OpenAI Chat reasoning model):
+    /// its time, added before the first visible output.
+    unseen_thinking: Duration,
 }
 
 impl Pacer {
     /// A pacer for one request; jittered delays are drawn from `rng`.
     pub fn new(timing: Timing, rng: ChaCha8Rng) -> Self {
-        Self { timing, rng, last_content: None, last_release: None }
+        Self {
+            timing,
+            rng,
+            last_content: None,
+            last_release: None,
+            first_delay_added: false,
+            unseen_thinking: Duration::ZERO,
+        }
+    }
+
+    /// The source thinks `tokens` tokens it does not send: they take the time
+    /// streamed thinking would (`[thinking] token_interval` each), before the
+    /// first visible output.
+    pub(crate) fn with_unseen_thinking(mut self, tokens: u32) -> Self {
+        let interval = self.timing.thinking_interval.unwrap_or(self.timing.token_interval);
+        self.unseen_thinking = interval.sum(tokens, &mut self.rng);
+        self
     }
 
     /// When the record that arrived at `arrival` may be released.
     ///
-    /// - content: `arrival + first_token_delay` for the first one, then
-    ///   `max(arrival, previous content release + token_interval)`;
-    /// - tool start: as content, plus `tool_call_delay`;
+    /// - model output (thinking, text, tool start): `arrival` for the first
+    ///   one, then `max(arrival, previous output's release + the interval
+    ///   after it)`, where the interval after a thinking token is
+    ///   `[thinking] token_interval` and after any other `token_interval`;
+    ///   plus `first_token_delay` on the first output, or on the first
+    ///   visible one when `first_token_delay_before = "text"`;
+    ///   plus unseen thinking on the first visible one;
+    /// - tool start: plus `tool_call_delay`;
     /// - other: at arrival, but never before a record released earlier, so
     ///   order is kept and nothing overtakes the content before it.
+    ///
+    /// Without thinking this is the rule of `docs/timing.md`: the first token
+    /// at `arrival + first_token_delay`, each next one `token_interval` on.
     pub(crate) fn release_at(&mut self, arrival: Instant, kind: EventKind) -> Instant {
         let wanted = match kind {
             EventKind::Other => arrival,
-            EventKind::Content | EventKind::ToolStart => {
-                let paced = match self.last_content {
-                    None => later(arrival, self.timing.first_token_delay.sample(&mut self.rng)),
-                    Some(previous) => arrival
-                        .max(later(previous, self.timing.token_interval.sample(&mut self.rng))),
+            EventKind::Content | EventKind::Thinking | EventKind::ToolStart => {
+                let mut paced = match self.last_content {
+                    None => arrival,
+                    Some((previous, previous_kind)) => {
+                        let interval = match previous_kind {
+                            EventKind::Thinking => {
+                                self.timing.thinking_interval.unwrap_or(self.timing.token_interval)
+                            }
+                            _ => self.timing.token_interval,
+                        };
+                        arrival.max(later(previous, interval.sample(&mut self.rng)))
+                    }
                 };
+                let delay_here = kind.is_visible()
+                    || self.timing.first_token_delay_before == FirstOutput::Thinking;
+                if !self.first_delay_added && delay_here {
+                    paced = later(paced, self.timing.first_token_delay.sample(&mut self.rng));
+                    self.first_delay_added = true;
+                }
+                if kind.is_visible() {
+                    paced = later(paced, std::mem::take(&mut self.unseen_thinking));
+                }
                 if kind == EventKind::ToolStart {
                     later(paced, self.timing.tool_call_delay.sample(&mut self.rng))
                 } else {
@@ -94,7 +171,7 @@ impl Pacer {
         };
         let at = self.last_release.map_or(wanted, |last| wanted.max(last));
         if kind.is_content() {
-            self.last_content = Some(at);
+            self.last_content = Some((at, kind));
         }
         self.last_release = Some(at);
         at
@@ -109,7 +186,8 @@ impl Pacer {
     /// with [`Overload::Stretch`], the next token's interval counts from there.
     pub(crate) fn released(&mut self, actual: Instant) {
         if self.stretches() {
-            self.last_content = self.last_content.map(|scheduled| scheduled.max(actual));
+            self.last_content =
+                self.last_content.map(|(scheduled, kind)| (scheduled.max(actual), kind));
             self.last_release = self.last_release.map(|scheduled| scheduled.max(actual));
         }
     }
@@ -121,7 +199,7 @@ mod tests {
 
     use super::*;
     use crate::shape::request_rng;
-    use EventKind::{Content, Other, ToolStart};
+    use EventKind::{Content, Other, Thinking, ToolStart};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -133,6 +211,7 @@ mod tests {
             token_interval: ms(interval).into(),
             tool_call_delay: ms(tool).into(),
             overload: Overload::CatchUp,
+            ..Timing::default()
         }
     }
 
@@ -201,6 +280,7 @@ mod tests {
             token_interval: Delay::Uniform { min: ms(10), max: ms(30) },
             tool_call_delay: ms(0).into(),
             overload: Overload::CatchUp,
+            ..Timing::default()
         };
         let records: Vec<_> = (0..200).map(|_| (0, Content)).collect();
         let first = schedule(jittered, &records);
@@ -209,6 +289,50 @@ mod tests {
         let gaps: Vec<u64> = first.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(gaps.iter().all(|g| (10..=30).contains(g)), "{gaps:?}");
         assert!(gaps.iter().any(|&g| g != gaps[0]), "the interval varies per token");
+    }
+
+    fn thinking_timing(before: FirstOutput) -> Timing {
+        Timing {
+            thinking_interval: Some(ms(5).into()),
+            first_token_delay_before: before,
+            ..timing(100, 20, 500)
+        }
+    }
+
+    #[test]
+    fn thinking_tokens_are_paced_by_their_own_interval_and_text_follows_exactly() {
+        // Three thinking tokens, a signature, then text: the first text token
+        // is at first_token_delay + 3 × the thinking interval.
+        let records = [
+            (0, Other),
+            (0, Thinking),
+            (0, Thinking),
+            (0, Thinking),
+            (0, Other),
+            (0, Content),
+            (0, Content),
+        ];
+        let before_thinking = schedule(thinking_timing(FirstOutput::Thinking), &records);
+        assert_eq!(before_thinking, [0, 100, 105, 110, 110, 115, 135]);
+        // The delay before the first text: thinking streams from the start.
+        let before_text = schedule(thinking_timing(FirstOutput::Text), &records);
+        assert_eq!(before_text, [0, 0, 5, 10, 10, 115, 135]);
+        // Without a thinking interval of its own, thinking is paced as text.
+        let as_text = Timing { thinking_interval: None, ..thinking_timing(FirstOutput::Thinking) };
+        assert_eq!(schedule(as_text, &records), [0, 100, 120, 140, 140, 160, 180]);
+    }
+
+    #[test]
+    fn unseen_thinking_takes_its_time_before_the_first_visible_output() {
+        let t0 = Instant::now();
+        let timing = thinking_timing(FirstOutput::Thinking);
+        let mut pacer = Pacer::new(timing, request_rng(0, 0)).with_unseen_thinking(40);
+        let offsets: Vec<u128> = [Other, Content, Content, ToolStart]
+            .into_iter()
+            .map(|kind| (pacer.release_at(t0, kind) - t0).as_millis())
+            .collect();
+        // 100 ms to the first token, 40 × 5 ms of thinking, then the text's pace.
+        assert_eq!(offsets, [0, 300, 320, 840]);
     }
 
     #[test]

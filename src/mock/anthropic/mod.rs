@@ -11,16 +11,20 @@
 //!
 //! with dense block indexes from 0, one block open at a time, cumulative
 //! `usage.output_tokens` in `message_delta`, and `"type"` equal to the event
-//! name inside every JSON payload.
+//! name inside every JSON payload. A reply that thinks opens with a
+//! `thinking` block (its `thinking_delta`s, then one `signature_delta`) or a
+//! whole `redacted_thinking` block, at index 0 ([`thinking`]).
 
 pub(crate) mod request;
+pub(crate) mod thinking;
 
 use bytes::{BufMut as _, BytesMut};
 use serde_json::{Value, json};
 
-use super::reply::{Block, Reply, StopReason};
+use super::reply::{Block, Reply, StopReason, Thought};
+use super::request::Shown;
 use super::text::TokenCursor;
-use super::{Codec, InstantError, InstantRequest, MockApi, MockEndpoint, Serve};
+use super::{Codec, HeadFacts, InstantError, InstantRequest, MockApi, MockEndpoint, Serve};
 use crate::dialect::Dialect;
 use crate::framing::sse::encode_event;
 use crate::framing::{EventKind, Record};
@@ -38,7 +42,7 @@ pub(crate) const API: MockApi = MockApi {
 };
 
 const CODEC: Codec = Codec {
-    parse: |body| parse(body, Endpoint::Messages),
+    parse: |body, head| parse(body, head, Endpoint::Messages),
     events: |reply, _| Box::new(events(reply)),
     message: |reply, _| message(reply).to_string(),
     failure_at: None,
@@ -46,13 +50,13 @@ const CODEC: Codec = Codec {
 
 /// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`.
 fn count_tokens(request: &InstantRequest<'_>) -> Result<String, InstantError> {
-    let parsed = parse(request.body, Endpoint::CountTokens)?;
+    let parsed = parse(request.body, &HeadFacts::default(), Endpoint::CountTokens)?;
     Ok(json!({"input_tokens": parsed.input_tokens}).to_string())
 }
 
 /// The stream of SSE records, built one event at a time as it is pulled.
 pub(crate) fn events(reply: Reply) -> impl Iterator<Item = Record> + Send {
-    Events { reply, step: Step::MessageStart, text: None }
+    Events { reply, step: Step::MessageStart, text: None, signer: thinking::Signer::default() }
 }
 
 /// `stop_reason` on the wire.
@@ -66,16 +70,16 @@ pub(crate) fn stop_reason(reason: StopReason) -> &'static str {
 
 /// The non-streaming response body (`docs/protocols.md` §2.3).
 pub(crate) fn message(reply: &Reply) -> Value {
-    let content: Vec<Value> = reply
-        .blocks
-        .iter()
-        .map(|block| match block {
+    let thought = reply.thought.as_ref().map(|thought| thought_block(reply, thought, true));
+    let content: Vec<Value> = thought
+        .into_iter()
+        .chain(reply.blocks.iter().map(|block| match block {
             Block::Text { tokens } => json!({"type": "text", "text": tokens.concat()}),
             Block::Json { fragments } => json!({"type": "text", "text": fragments.as_str()}),
             Block::ToolUse { id, name, input, .. } => {
                 json!({"type": "tool_use", "id": format!("toolu_{id}"), "name": name, "input": input})
             }
-        })
+        }))
         .collect();
     json!({
         "id": format!("msg_{}", reply.id),
@@ -87,6 +91,21 @@ pub(crate) fn message(reply: &Reply) -> Value {
         "stop_sequence": null,
         "usage": usage(reply, reply.output_tokens()),
     })
+}
+
+/// A thinking block whole (`whole`: the non-streamed message), or as its
+/// `content_block_start` opens it (empty text and signature).
+fn thought_block(reply: &Reply, thought: &Thought, whole: bool) -> Value {
+    match thought.shown {
+        Shown::Streamed if whole => {
+            let text = thought.tokens.concat();
+            json!({"type": "thinking", "thinking": text, "signature": thinking::signature(&text)})
+        }
+        Shown::Streamed => json!({"type": "thinking", "thinking": "", "signature": ""}),
+        Shown::Opaque | Shown::Hidden => {
+            json!({"type": "redacted_thinking", "data": thinking::redacted_data(&reply.id)})
+        }
+    }
 }
 
 fn usage(reply: &Reply, output_tokens: usize) -> Value {
@@ -113,7 +132,13 @@ fn delta_capacity(delta_type: &str, field: &str, fragment: &str) -> usize {
 
 /// A `content_block_delta` event, encoded without building a JSON value:
 /// `{"type":"content_block_delta","index":I,"delta":{"type":T,"F":"…"}}`.
-fn encode_delta(index: usize, delta_type: &str, field: &str, fragment: &str) -> Record {
+fn encode_delta(
+    kind: EventKind,
+    index: usize,
+    delta_type: &str,
+    field: &str,
+    fragment: &str,
+) -> Record {
     let mut raw = BytesMut::with_capacity(delta_capacity(delta_type, field, fragment));
     raw.put_slice(DELTA_PREFIX);
     raw.put_slice(itoa::Buffer::new().format(index).as_bytes());
@@ -125,7 +150,7 @@ fn encode_delta(index: usize, delta_type: &str, field: &str, fragment: &str) -> 
     // Infallible into memory; escapes the fragment as JSON.
     let _ = serde_json::to_writer((&mut raw).writer(), fragment);
     raw.put_slice(b"}}\n\n");
-    Record { raw: raw.freeze(), kind: EventKind::Content }
+    Record { raw: raw.freeze(), kind }
 }
 
 /// Where [`Events`] is in the grammar.
@@ -142,18 +167,52 @@ enum Step {
 }
 
 /// The reply's SSE records, in order; an `Iterator`, so the mock's source is
-/// `stream::iter` and costs nothing until pulled.
+/// `stream::iter` and costs nothing until pulled. Indexes are the wire's:
+/// with a thought, block 0 is its thinking block and visible block `i` is
+/// at `i + 1`.
 #[derive(Debug)]
 pub(crate) struct Events {
     reply: Reply,
     step: Step,
-    /// The text block being streamed, and the cursor making its tokens.
+    /// The text or thinking block being streamed, and the cursor making its tokens.
     text: Option<(usize, TokenCursor)>,
+    /// The signature of the thinking streamed so far.
+    signer: thinking::Signer,
+}
+
+/// What is at a wire index.
+enum WireBlock<'a> {
+    Thought(&'a Thought),
+    Visible(&'a Block),
 }
 
 impl Events {
+    /// Blocks before the visible ones: 1 with a thought.
+    fn thoughts(&self) -> usize {
+        usize::from(self.reply.thought.is_some())
+    }
+
+    fn block(&self, index: usize) -> Option<WireBlock<'_>> {
+        match index.checked_sub(self.thoughts()) {
+            None => self.reply.thought.as_ref().map(WireBlock::Thought),
+            Some(visible) => self.reply.blocks.get(visible).map(WireBlock::Visible),
+        }
+    }
+
+    /// Deltas of the block at `index`: a thinking block's tokens and its
+    /// signature; none for a redacted one, which comes whole.
+    fn deltas(&self, index: usize) -> usize {
+        match self.block(index) {
+            Some(WireBlock::Thought(thought)) if thought.shown == Shown::Streamed => {
+                thought.len() + 1
+            }
+            Some(WireBlock::Thought(_)) | None => 0,
+            Some(WireBlock::Visible(block)) => block.len(),
+        }
+    }
+
     fn after_block(&self, index: usize) -> Step {
-        if index + 1 < self.reply.blocks.len() {
+        if index + 1 < self.thoughts() + self.reply.blocks.len() {
             Step::BlockStart(index + 1)
         } else {
             Step::MessageDelta
@@ -161,8 +220,16 @@ impl Events {
     }
 
     fn after_delta(&self, index: usize, piece: usize) -> Step {
-        let count = self.reply.blocks.get(index).map_or(0, Block::len);
-        if piece < count { Step::Delta(index, piece) } else { Step::BlockStop(index) }
+        if piece < self.deltas(index) { Step::Delta(index, piece) } else { Step::BlockStop(index) }
+    }
+
+    /// The next token of the text or thinking block at `index`.
+    fn next_token(&mut self, index: usize, tokens: &super::text::LazyTokens) -> Option<&str> {
+        if self.text.as_ref().is_none_or(|(at, _)| *at != index) {
+            self.text = Some((index, tokens.cursor()));
+        }
+        let (_, cursor) = self.text.as_mut()?;
+        cursor.next_token()
     }
 
     fn record(&mut self, step: Step) -> Option<Record> {
@@ -178,11 +245,14 @@ impl Events {
             ),
             Step::Ping => ("ping", json!({"type": "ping"}), EventKind::Other),
             Step::BlockStart(index) => {
-                let (block, kind) = match reply.blocks.get(index)? {
-                    Block::Text { .. } | Block::Json { .. } => {
+                let (block, kind) = match self.block(index)? {
+                    WireBlock::Thought(thought) => {
+                        (thought_block(reply, thought, false), EventKind::Other)
+                    }
+                    WireBlock::Visible(Block::Text { .. } | Block::Json { .. }) => {
                         (json!({"type": "text", "text": ""}), EventKind::Other)
                     }
-                    Block::ToolUse { id, name, .. } => (
+                    WireBlock::Visible(Block::ToolUse { id, name, .. }) => (
                         json!({"type": "tool_use", "id": format!("toolu_{id}"), "name": name, "input": {}}),
                         EventKind::ToolStart,
                     ),
@@ -193,18 +263,34 @@ impl Events {
             }
             Step::Delta(index, piece) => {
                 // The hot path (one per token): written straight into one buffer.
-                return match reply.blocks.get(index)? {
-                    Block::Text { tokens } => {
-                        if self.text.as_ref().is_none_or(|(at, _)| *at != index) {
-                            self.text = Some((index, tokens.cursor()));
-                        }
-                        let (_, cursor) = self.text.as_mut()?;
-                        Some(encode_delta(index, "text_delta", "text", cursor.next_token()?))
+                let content = EventKind::Content;
+                return match self.block(index)? {
+                    WireBlock::Thought(thought) if piece < thought.len() => {
+                        let tokens = thought.tokens.clone();
+                        let token = self.next_token(index, &tokens)?.to_owned();
+                        self.signer.update(&token);
+                        let kind = EventKind::Thinking;
+                        Some(encode_delta(kind, index, "thinking_delta", "thinking", &token))
                     }
-                    Block::Json { fragments, .. } => {
-                        Some(encode_delta(index, "text_delta", "text", fragments.get(piece)?))
+                    WireBlock::Thought(_) => {
+                        let signature = std::mem::take(&mut self.signer).finish();
+                        let kind = EventKind::Other;
+                        Some(encode_delta(kind, index, "signature_delta", "signature", &signature))
                     }
-                    Block::ToolUse { fragments, .. } => Some(encode_delta(
+                    WireBlock::Visible(Block::Text { tokens }) => {
+                        let tokens = tokens.clone();
+                        let token = self.next_token(index, &tokens)?;
+                        Some(encode_delta(content, index, "text_delta", "text", token))
+                    }
+                    WireBlock::Visible(Block::Json { fragments, .. }) => Some(encode_delta(
+                        content,
+                        index,
+                        "text_delta",
+                        "text",
+                        fragments.get(piece)?,
+                    )),
+                    WireBlock::Visible(Block::ToolUse { fragments, .. }) => Some(encode_delta(
+                        content,
                         index,
                         "input_json_delta",
                         "partial_json",
@@ -240,7 +326,7 @@ impl Iterator for Events {
         let step = self.step;
         self.step = match step {
             Step::MessageStart => Step::Ping,
-            Step::Ping if self.reply.blocks.is_empty() => Step::MessageDelta,
+            Step::Ping if self.thoughts() + self.reply.blocks.len() == 0 => Step::MessageDelta,
             Step::Ping => Step::BlockStart(0),
             Step::BlockStart(index) => self.after_delta(index, 0),
             Step::Delta(index, piece) => self.after_delta(index, piece + 1),

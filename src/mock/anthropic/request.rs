@@ -1,14 +1,14 @@
 //! Validation of a `POST /v1/messages` body, as the real API does it: the
 //! first problem found is named by its field path (`messages.0.role`) in a 400
 //! `invalid_request_error`. What the mock does not use (system, metadata,
-//! thinking, temperature, ...) is accepted and ignored, as current and older
-//! SDKs both send it.
+//! temperature, ...) is accepted and ignored, as current and older SDKs both
+//! send it. `thinking` is read by [`super::thinking`].
 
 use serde_json::{Map, Value};
 
 use crate::mock::request::{
-    InvalidRequest, OutputSchema, Tool, ToolChoice, TurnRequest, invalid, message_list, tool_name,
-    tool_objects, tool_rounds, tool_schema, type_name,
+    HeadFacts, InvalidRequest, OutputSchema, Tool, ToolChoice, TurnRequest, invalid, message_list,
+    tool_name, tool_objects, tool_rounds, tool_schema, type_name,
 };
 use crate::route::rough_tokens;
 
@@ -26,7 +26,11 @@ pub(crate) enum Endpoint {
 ///
 /// # Errors
 /// [`InvalidRequest`] naming the first bad field.
-pub(crate) fn parse(body: &[u8], endpoint: Endpoint) -> Result<TurnRequest, InvalidRequest> {
+pub(crate) fn parse(
+    body: &[u8],
+    head: &HeadFacts,
+    endpoint: Endpoint,
+) -> Result<TurnRequest, InvalidRequest> {
     let object = crate::mock::request::body_object(body)?;
     let model = match object.get("model") {
         Some(Value::String(model)) if !model.is_empty() => model.clone(),
@@ -65,6 +69,13 @@ pub(crate) fn parse(body: &[u8], endpoint: Endpoint) -> Result<TurnRequest, Inva
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let output_schema = parse_output_format(&object)?;
+    let given_max = (endpoint == Endpoint::Messages).then_some(max_tokens);
+    let reasoning = super::thinking::parse(&object, head, given_max, &tool_choice, tool_rounds)?;
+    if reasoning.is_some()
+        && let Some(Value::Array(messages)) = object.get("messages")
+    {
+        super::thinking::check_history(messages, tool_rounds)?;
+    }
     Ok(TurnRequest {
         model,
         max_tokens,
@@ -78,6 +89,7 @@ pub(crate) fn parse(body: &[u8], endpoint: Endpoint) -> Result<TurnRequest, Inva
         stream_usage: false,
         stop: Vec::new(),
         echo: Value::Null,
+        reasoning,
     })
 }
 
@@ -234,7 +246,8 @@ mod tests {
     use super::*;
 
     fn parse_value(body: Value) -> Result<TurnRequest, String> {
-        parse(body.to_string().as_bytes(), Endpoint::Messages).map_err(|e| e.0)
+        parse(body.to_string().as_bytes(), &HeadFacts::default(), Endpoint::Messages)
+            .map_err(|e| e.0)
     }
 
     fn minimal() -> Value {
@@ -271,7 +284,6 @@ mod tests {
             json!([{"type": "text", "text": "be terse", "cache_control": {"type": "ephemeral"}}]);
         body["temperature"] = json!(0.2);
         body["metadata"] = json!({"user_id": "u"});
-        body["thinking"] = json!({"type": "enabled", "budget_tokens": 2048});
         body["messages"] = json!([{"role": "system", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": "hi"}]}]);
         assert!(parse_value(body).is_ok());
     }
@@ -351,16 +363,17 @@ mod tests {
 
     #[test]
     fn invalid_json_and_non_objects_are_named() {
-        let error = parse(b"{\"model\": ", Endpoint::Messages).unwrap_err().0;
+        let error =
+            parse(b"{\"model\": ", &HeadFacts::default(), Endpoint::Messages).unwrap_err().0;
         assert!(error.starts_with("request body is not valid JSON: EOF while parsing"), "{error}");
-        let error = parse(b"[1]", Endpoint::Messages).unwrap_err().0;
+        let error = parse(b"[1]", &HeadFacts::default(), Endpoint::Messages).unwrap_err().0;
         assert_eq!(error, "request body must be a JSON object, got an array");
     }
 
     #[test]
     fn count_tokens_does_not_need_max_tokens() {
         let body = without("max_tokens").to_string();
-        assert!(parse(body.as_bytes(), Endpoint::CountTokens).is_ok());
+        assert!(parse(body.as_bytes(), &HeadFacts::default(), Endpoint::CountTokens).is_ok());
     }
 
     #[test]

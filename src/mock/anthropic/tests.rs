@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::config::{ToolPick, ToolUse};
+use crate::config::{Thinking, ToolPick, ToolUse};
+use crate::mock::HeadFacts;
 use crate::mock::reply::{Block, Reply, StopReason};
 use crate::mock::request::TurnRequest;
 use crate::shape::request_rng;
@@ -14,7 +15,7 @@ fn request(extra: Value) -> TurnRequest {
     for (key, value) in extra.as_object().unwrap() {
         body[key] = value.clone();
     }
-    parse(body.to_string().as_bytes(), Endpoint::Messages).unwrap()
+    parse(body.to_string().as_bytes(), &HeadFacts::default(), Endpoint::Messages).unwrap()
 }
 
 fn weather_tools() -> Value {
@@ -46,8 +47,14 @@ fn names(events: &[(String, Value, EventKind)]) -> Vec<&str> {
 
 #[test]
 fn a_text_reply_streams_the_full_grammar() {
-    let reply = Reply::generate(&request(json!({})), 50, &ToolUse::DEFAULT, &mut request_rng(1, 0))
-        .unwrap();
+    let reply = Reply::generate(
+        &request(json!({})),
+        50,
+        &ToolUse::DEFAULT,
+        &Thinking::DEFAULT,
+        &mut request_rng(1, 0),
+    )
+    .unwrap();
     let message = message(&reply);
     let events = decoded(reply);
     let mut expected = vec!["message_start", "ping", "content_block_start"];
@@ -85,6 +92,7 @@ fn max_tokens_caps_the_reply() {
         &request(json!({"max_tokens": 7})),
         50,
         &ToolUse::DEFAULT,
+        &Thinking::DEFAULT,
         &mut request_rng(1, 0),
     )
     .unwrap();
@@ -99,6 +107,7 @@ fn a_tool_request_streams_a_tool_call_whose_fragments_join_to_its_input() {
         &request(json!({"tools": weather_tools()})),
         50,
         &ToolUse::DEFAULT,
+        &Thinking::DEFAULT,
         &mut request_rng(2, 0),
     )
     .unwrap();
@@ -123,8 +132,14 @@ fn a_tool_request_streams_a_tool_call_whose_fragments_join_to_its_input() {
 #[test]
 fn tool_choice_decides_which_tool_or_none() {
     let tool_name = |extra: Value| {
-        let reply =
-            Reply::generate(&request(extra), 5, &ToolUse::DEFAULT, &mut request_rng(3, 0)).unwrap();
+        let reply = Reply::generate(
+            &request(extra),
+            5,
+            &ToolUse::DEFAULT,
+            &Thinking::DEFAULT,
+            &mut request_rng(3, 0),
+        )
+        .unwrap();
         match &reply.blocks[0] {
             Block::ToolUse { name, .. } => Some(name.clone()),
             Block::Text { .. } | Block::Json { .. } => None,
@@ -169,6 +184,7 @@ fn tool_fragments_never_exceed_max_tokens() {
         &request(json!({"tools": schema, "max_tokens": 4})),
         50,
         &ToolUse::DEFAULT,
+        &Thinking::DEFAULT,
         &mut request_rng(4, 0),
     )
     .unwrap();
@@ -181,13 +197,31 @@ fn tool_fragments_never_exceed_max_tokens() {
 
 #[test]
 fn the_same_stream_gives_the_same_reply() {
-    let a = Reply::generate(&request(json!({})), 50, &ToolUse::DEFAULT, &mut request_rng(8, 2))
-        .unwrap();
-    let b = Reply::generate(&request(json!({})), 50, &ToolUse::DEFAULT, &mut request_rng(8, 2))
-        .unwrap();
+    let a = Reply::generate(
+        &request(json!({})),
+        50,
+        &ToolUse::DEFAULT,
+        &Thinking::DEFAULT,
+        &mut request_rng(8, 2),
+    )
+    .unwrap();
+    let b = Reply::generate(
+        &request(json!({})),
+        50,
+        &ToolUse::DEFAULT,
+        &Thinking::DEFAULT,
+        &mut request_rng(8, 2),
+    )
+    .unwrap();
     assert_eq!(a, b);
-    let c = Reply::generate(&request(json!({})), 50, &ToolUse::DEFAULT, &mut request_rng(8, 3))
-        .unwrap();
+    let c = Reply::generate(
+        &request(json!({})),
+        50,
+        &ToolUse::DEFAULT,
+        &Thinking::DEFAULT,
+        &mut request_rng(8, 3),
+    )
+    .unwrap();
     assert_ne!(a, c);
 }
 
@@ -200,7 +234,7 @@ fn the_fast_delta_encoding_matches_serde_json() {
         "unicode é ✓ \u{2028}",
         "{\"a\": [1, 2]}",
     ] {
-        let fast = encode_delta(3, "text_delta", "text", fragment);
+        let fast = encode_delta(EventKind::Content, 3, "text_delta", "text", fragment);
         let data = json!({"type": "content_block_delta", "index": 3, "delta": {"type": "text_delta", "text": fragment}});
         let slow = encode_event("content_block_delta", &data.to_string(), EventKind::Content);
         assert_eq!(fast, slow, "{fragment:?}");
@@ -216,7 +250,7 @@ fn a_delta_is_encoded_into_a_buffer_sized_for_it_without_growing() {
             ["", " the", " a longer token of text", "\"quoted\"", "{\"city\": \"Paris\"}"]
         {
             for index in [0, 7, 123_456] {
-                let encoded = encode_delta(index, delta_type, field, fragment);
+                let encoded = encode_delta(EventKind::Content, index, delta_type, field, fragment);
                 let room = delta_capacity(delta_type, field, fragment);
                 assert!(
                     encoded.raw.len() <= room,
@@ -269,6 +303,7 @@ fn the_default_tool_use_calls_the_first_tool_once_and_answers_a_result_in_text()
             &request(json!({"tools": tools, "messages": with_rounds(0)})),
             5,
             &ToolUse::DEFAULT,
+            &Thinking::DEFAULT,
             &mut request_rng(seed, 0),
         )
         .unwrap();
@@ -277,6 +312,7 @@ fn the_default_tool_use_calls_the_first_tool_once_and_answers_a_result_in_text()
             &request(json!({"tools": tools, "messages": with_rounds(1)})),
             5,
             &ToolUse::DEFAULT,
+            &Thinking::DEFAULT,
             &mut request_rng(seed, 0),
         )
         .unwrap();
@@ -293,6 +329,7 @@ fn max_rounds_ends_an_agent_loop_in_text() {
             &request(json!({"tools": tools, "messages": with_rounds(rounds)})),
             5,
             &tool_use,
+            &Thinking::DEFAULT,
             &mut request_rng(1, rounds as u64),
         )
         .unwrap();
@@ -302,8 +339,10 @@ fn max_rounds_ends_an_agent_loop_in_text() {
     }
     // max_rounds = 0: auto never calls; a forced choice still does.
     let never = ToolUse { max_rounds: 0, ..ToolUse::DEFAULT };
-    let generate =
-        |extra: Value| Reply::generate(&request(extra), 5, &never, &mut request_rng(1, 0)).unwrap();
+    let generate = |extra: Value| {
+        Reply::generate(&request(extra), 5, &never, &Thinking::DEFAULT, &mut request_rng(1, 0))
+            .unwrap()
+    };
     assert!(calls(&generate(json!({"tools": tools}))).is_empty());
     assert_eq!(
         calls(&generate(json!({"tools": tools, "tool_choice": {"type": "any"}}))),
@@ -319,6 +358,7 @@ fn probability_uniform_and_glob_choices_are_seeded_draws() {
             &request(json!({"tools": tools})),
             5,
             tool_use,
+            &Thinking::DEFAULT,
             &mut request_rng(seed, 0),
         )
         .unwrap();
@@ -356,6 +396,7 @@ fn parallel_calls_stream_one_block_each() {
         &request(json!({"tools": weather_tools()})),
         5,
         &tool_use,
+        &Thinking::DEFAULT,
         &mut request_rng(5, 0),
     )
     .unwrap();
@@ -383,6 +424,7 @@ fn parallel_calls_stream_one_block_each() {
         &request(json!({"tools": weather_tools(), "tool_choice": {"type": "auto", "disable_parallel_tool_use": true}})),
         5,
         &tool_use,
+        &Thinking::DEFAULT,
         &mut request_rng(5, 0),
     )
     .unwrap();
@@ -400,9 +442,14 @@ fn structured_output_is_json_of_the_schema_streamed_as_text() {
         (1, json!({"output_config": {"format": {"type": "json_schema", "schema": schema}}})),
         (2, json!({"output_format": {"type": "json_schema", "schema": schema}})),
     ] {
-        let reply =
-            Reply::generate(&request(extra), 50, &ToolUse::DEFAULT, &mut request_rng(seed, 0))
-                .unwrap();
+        let reply = Reply::generate(
+            &request(extra),
+            50,
+            &ToolUse::DEFAULT,
+            &Thinking::DEFAULT,
+            &mut request_rng(seed, 0),
+        )
+        .unwrap();
         assert_eq!(reply.stop_reason, StopReason::EndTurn);
         let message = message(&reply);
         let text = message["content"][0]["text"].as_str().unwrap().to_string();
@@ -417,7 +464,143 @@ fn structured_output_is_json_of_the_schema_streamed_as_text() {
     // A tool the request forces is called even with an output format.
     let forced = json!({"output_config": {"format": {"type": "json_schema", "schema": schema}},
         "tools": weather_tools(), "tool_choice": {"type": "any"}});
-    let reply =
-        Reply::generate(&request(forced), 50, &ToolUse::DEFAULT, &mut request_rng(3, 0)).unwrap();
+    let reply = Reply::generate(
+        &request(forced),
+        50,
+        &ToolUse::DEFAULT,
+        &Thinking::DEFAULT,
+        &mut request_rng(3, 0),
+    )
+    .unwrap();
     assert_eq!(calls(&reply), ["get_weather"]);
+}
+
+fn thinking_reply(extra: Value, thinking: &Thinking, seed: u64) -> Reply {
+    let mut asked =
+        json!({"max_tokens": 4096, "thinking": {"type": "enabled", "budget_tokens": 2048}});
+    for (key, value) in extra.as_object().unwrap() {
+        asked[key] = value.clone();
+    }
+    Reply::generate(&request(asked), 5, &ToolUse::DEFAULT, thinking, &mut request_rng(seed, 0))
+        .unwrap()
+}
+
+#[test]
+fn a_thinking_reply_opens_with_a_signed_thinking_block() {
+    let thinking = Thinking { tokens: 12, redacted: false };
+    let reply = thinking_reply(json!({}), &thinking, 4);
+    let message = message(&reply);
+    let events = decoded(reply);
+    let mut expected = vec!["message_start", "ping", "content_block_start"];
+    expected.extend(std::iter::repeat_n("content_block_delta", 12 + 1));
+    expected.extend(["content_block_stop", "content_block_start"]);
+    expected.extend(std::iter::repeat_n("content_block_delta", 5));
+    expected.extend(["content_block_stop", "message_delta", "message_stop"]);
+    assert_eq!(names(&events), expected);
+    assert_eq!(
+        events[2].1["content_block"],
+        json!({"type": "thinking", "thinking": "", "signature": ""})
+    );
+    let thinking_deltas: Vec<_> =
+        events.iter().filter(|(_, d, _)| d["delta"]["type"] == "thinking_delta").collect();
+    assert_eq!(thinking_deltas.len(), 12);
+    assert!(
+        thinking_deltas.iter().all(|(_, d, kind)| d["index"] == 0 && *kind == EventKind::Thinking)
+    );
+    let streamed: String =
+        thinking_deltas.iter().map(|(_, d, _)| d["delta"]["thinking"].as_str().unwrap()).collect();
+    let signature = &events[3 + 12].1["delta"];
+    assert_eq!(
+        signature["type"], "signature_delta",
+        "one signature, after the last thinking delta"
+    );
+    assert_eq!(signature["signature"], json!(thinking::signature(&streamed)));
+    assert_eq!(events[3 + 12].2, EventKind::Other, "a signature is not a token");
+    assert_eq!(events[17].1["index"], 1, "the text block comes second");
+    assert_eq!(
+        message["content"][0],
+        json!({"type": "thinking", "thinking": streamed, "signature": thinking::signature(&streamed)})
+    );
+    assert_eq!(message["content"][1]["type"], "text");
+    assert_eq!(message["usage"]["output_tokens"], json!(12 + 5), "thinking counts as output");
+    assert_eq!(events[events.len() - 2].1["usage"]["output_tokens"], json!(17));
+}
+
+#[test]
+fn a_redacted_thought_comes_whole_and_thinking_is_capped_by_budget_and_effort() {
+    let redacted = Thinking { tokens: 12, redacted: true };
+    let reply = thinking_reply(json!({}), &redacted, 4);
+    assert_eq!(reply.thought.as_ref().unwrap().unseen(), 12, "its time is spent unseen");
+    let message = message(&reply);
+    let events = decoded(reply);
+    assert_eq!(
+        &names(&events)[..5],
+        [
+            "message_start",
+            "ping",
+            "content_block_start",
+            "content_block_stop",
+            "content_block_start"
+        ]
+    );
+    let block = &events[2].1["content_block"];
+    assert_eq!(block["type"], "redacted_thinking");
+    assert_eq!(block["data"], message["content"][0]["data"]);
+    assert!(!events.iter().any(|(_, _, kind)| *kind == EventKind::Thinking));
+
+    let many = Thinking { tokens: 100_000, redacted: false };
+    assert_eq!(
+        thinking_reply(json!({}), &many, 1).thinking_tokens(),
+        2048,
+        "at most budget_tokens"
+    );
+    let adaptive = |effort: &str| {
+        let asked = json!({"thinking": {"type": "adaptive"}, "output_config": {"effort": effort}});
+        thinking_reply(asked, &Thinking { tokens: 400, redacted: false }, 1).thinking_tokens()
+    };
+    assert_eq!(
+        [adaptive("low"), adaptive("medium"), adaptive("high"), adaptive("max")],
+        [100, 200, 400, 400]
+    );
+    // max_tokens bounds thinking and text together: text keeps at least one.
+    let asked = json!({"max_tokens": 3000, "thinking": {"type": "enabled", "budget_tokens": 2999}});
+    let reply = thinking_reply(asked, &many, 1);
+    assert_eq!((reply.thinking_tokens(), reply.output_tokens()), (2999, 3000));
+    assert_eq!(reply.stop_reason, StopReason::MaxTokens);
+}
+
+#[test]
+fn a_turn_after_tool_results_thinks_again_only_when_interleaved() {
+    let thinking = Thinking { tokens: 8, redacted: false };
+    let first = thinking_reply(
+        json!({"tools": weather_tools(), "tool_choice": {"type": "auto"}}),
+        &thinking,
+        2,
+    );
+    let message = message(&first);
+    assert_eq!(message["content"][0]["type"], "thinking");
+    assert_eq!(message["content"][1]["type"], "tool_use");
+    let id = message["content"][1]["id"].clone();
+    let history = json!([
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": message["content"]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "18C"}]}
+    ]);
+    let body = json!({"model": "m", "max_tokens": 4096, "messages": history, "tools": weather_tools(),
+        "thinking": {"type": "enabled", "budget_tokens": 2048}});
+    let parse_with = |betas: &[&str]| {
+        let head =
+            HeadFacts { version: None, betas: betas.iter().map(|b| (*b).to_string()).collect() };
+        parse(body.to_string().as_bytes(), &head, Endpoint::Messages)
+    };
+    let plain = parse_with(&[]).expect("the signed history is accepted");
+    assert!(!plain.reasoning.unwrap().this_turn);
+    let after =
+        Reply::generate(&plain, 5, &ToolUse::DEFAULT, &thinking, &mut request_rng(2, 1)).unwrap();
+    assert!(after.thought.is_none(), "no new thinking block");
+    let interleaved = parse_with(&[thinking::INTERLEAVED_BETA]).unwrap();
+    let after =
+        Reply::generate(&interleaved, 5, &ToolUse::DEFAULT, &thinking, &mut request_rng(2, 1))
+            .unwrap();
+    assert_eq!(after.thinking_tokens(), 8, "interleaved: thinking after the tool result");
 }

@@ -29,8 +29,8 @@ use crate::framing::{EventKind, Record};
 use crate::mock::Codec;
 use crate::mock::reply::{Block, Reply, StopReason};
 use crate::mock::request::{
-    InvalidRequest, TurnRequest, body_object, invalid, message_list, optional_bool, optional_count,
-    required_string, tool_rounds, type_name,
+    HeadFacts, InvalidRequest, Reasoning, Shown, TurnRequest, body_object, invalid, message_list,
+    openai_effort, optional_bool, optional_count, required_string, tool_rounds, type_name,
 };
 use crate::mock::text::TokenCursor;
 use crate::route::rough_tokens;
@@ -50,7 +50,7 @@ const ROLES: [&str; 6] = ["developer", "system", "user", "assistant", "tool", "f
 ///
 /// # Errors
 /// [`InvalidRequest`] naming the first bad field.
-pub(crate) fn parse(body: &[u8]) -> Result<TurnRequest, InvalidRequest> {
+pub(crate) fn parse(body: &[u8], _head: &HeadFacts) -> Result<TurnRequest, InvalidRequest> {
     let object = body_object(body)?;
     let model = required_string(&object, "model")?;
     let tool_rounds = validate_messages(object.get("messages"))?;
@@ -85,6 +85,17 @@ pub(crate) fn parse(body: &[u8]) -> Result<TurnRequest, InvalidRequest> {
         "response_format.json_schema.schema",
         Shape::Chat,
     )?;
+    // A reasoning model thinks before its first chunk and streams none of it.
+    let reasoning = match object.get("reasoning_effort") {
+        None | Some(Value::Null) => None,
+        Some(effort) => Some(Reasoning {
+            budget_tokens: None,
+            effort: openai_effort(effort, "reasoning_effort")?,
+            shown: Shown::Hidden,
+            this_turn: true,
+            encrypted: false,
+        }),
+    };
     let max_tokens = match optional_count(&object, "max_completion_tokens")? {
         Some(max) => max,
         None => optional_count(&object, "max_tokens")?.unwrap_or(u64::MAX),
@@ -102,6 +113,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<TurnRequest, InvalidRequest> {
         stream_usage: stream && stream_usage,
         stop,
         echo: Value::Null,
+        reasoning,
     })
 }
 
@@ -154,7 +166,7 @@ fn usage(reply: &Reply) -> Value {
         "completion_tokens": completion,
         "total_tokens": reply.input_tokens.saturating_add(completion),
         "prompt_tokens_details": {"cached_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reply.thinking_tokens()},
     })
 }
 

@@ -6,6 +6,14 @@
 //!
 //! ```text
 //! response.created, response.in_progress                       other
+//! reasoning, when asked (output_index 0, the items after it shift by one):
+//!        response.output_item.added (reasoning)                other
+//!        with a summary asked for:
+//!        response.reasoning_summary_part.added                 other
+//!        response.reasoning_summary_text.delta × tokens        thinking
+//!        response.reasoning_summary_text.done                  other
+//!        response.reasoning_summary_part.done                  other
+//!        response.output_item.done                             other
 //! text:  response.output_item.added (message)                  other
 //!        response.content_part.added                           other
 //!        response.output_text.delta × tokens                   token
@@ -25,10 +33,10 @@ use super::{Shape, parse_format, parse_stream, parse_tool_choice, parse_tools, u
 use crate::dialect::StreamSoFar;
 use crate::framing::sse::encode_event;
 use crate::framing::{EventKind, Record};
-use crate::mock::reply::{Block, Reply, StopReason};
+use crate::mock::reply::{Block, Reply, StopReason, Thought};
 use crate::mock::request::{
-    InvalidRequest, TurnRequest, body_object, invalid, optional_bool, optional_count,
-    required_string, type_name,
+    Effort, HeadFacts, InvalidRequest, Reasoning, Shown, TurnRequest, body_object, invalid,
+    openai_effort, optional_bool, optional_count, required_string, type_name,
 };
 use crate::mock::text::TokenCursor;
 use crate::mock::{Codec, Events};
@@ -93,7 +101,7 @@ const ECHOED: [&str; 10] = [
 ///
 /// # Errors
 /// [`InvalidRequest`] naming the first bad field.
-pub(crate) fn parse(body: &[u8]) -> Result<TurnRequest, InvalidRequest> {
+pub(crate) fn parse(body: &[u8], _head: &HeadFacts) -> Result<TurnRequest, InvalidRequest> {
     let object = body_object(body)?;
     let model = required_string(&object, "model")?;
     let tool_rounds = validate_input(object.get("input"))?;
@@ -140,7 +148,48 @@ pub(crate) fn parse(body: &[u8]) -> Result<TurnRequest, InvalidRequest> {
         stream_usage: false,
         stop: Vec::new(),
         echo: Value::Object(echo),
+        reasoning: parse_reasoning(&object)?,
     })
+}
+
+/// `reasoning` (`effort`, `summary`) and `include`: a reasoning item whose
+/// summary streams when one is asked for, and that carries
+/// `encrypted_content` when `include` asks for it.
+fn parse_reasoning(object: &Map<String, Value>) -> Result<Option<Reasoning>, InvalidRequest> {
+    let reasoning = match object.get("reasoning") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(reasoning)) => reasoning,
+        Some(other) => {
+            return Err(invalid(
+                "reasoning",
+                format_args!("expected an object, got {}", type_name(other)),
+            ));
+        }
+    };
+    let effort = match reasoning.get("effort") {
+        None | Some(Value::Null) => Effort::Medium,
+        Some(effort) => openai_effort(effort, "reasoning.effort")?,
+    };
+    let shown = match reasoning.get("summary") {
+        None | Some(Value::Null) => Shown::Opaque,
+        Some(Value::String(summary))
+            if ["auto", "concise", "detailed"].contains(&summary.as_str()) =>
+        {
+            Shown::Streamed
+        }
+        Some(other) => {
+            return Err(invalid(
+                "reasoning.summary",
+                format_args!(
+                    "Invalid value: {other}. Supported values are: 'auto', 'concise', and 'detailed'."
+                ),
+            ));
+        }
+    };
+    let encrypted = object.get("include").and_then(Value::as_array).is_some_and(|include| {
+        include.iter().any(|item| item.as_str() == Some("reasoning.encrypted_content"))
+    });
+    Ok(Some(Reasoning { budget_tokens: None, effort, shown, this_turn: true, encrypted }))
 }
 
 /// Checks `input` (a string or a list of items); returns the tool rounds it
@@ -213,6 +262,23 @@ fn item(reply: &Reply, block: &Block) -> Value {
     }
 }
 
+/// The reasoning item (`done`: with its summary).
+fn reasoning_item(reply: &Reply, request: &TurnRequest, done: bool) -> Option<Value> {
+    let thought = reply.thought.as_ref()?;
+    let summary = if done && thought.shown == Shown::Streamed {
+        json!([{"type": "summary_text", "text": thought.tokens.concat()}])
+    } else {
+        json!([])
+    };
+    let mut item =
+        json!({"type": "reasoning", "id": format!("rs_{}", reply.id), "summary": summary});
+    if request.reasoning.is_some_and(|asked| asked.encrypted) {
+        // Opaque, as the API's is; what a client sends back, not what it reads.
+        item["encrypted_content"] = json!(format!("sluice-reasoning-{}", reply.id));
+    }
+    Some(item)
+}
+
 fn message_item(reply: &Reply, block: &Block, text: &str, status: &str) -> Value {
     json!({
         "type": "message", "id": item_id(reply, block), "status": status, "role": "assistant",
@@ -226,7 +292,7 @@ fn usage(reply: &Reply) -> Value {
         "input_tokens": reply.input_tokens,
         "input_tokens_details": {"cached_tokens": 0},
         "output_tokens": output,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": reply.thinking_tokens()},
         "total_tokens": reply.input_tokens.saturating_add(output),
     })
 }
@@ -252,13 +318,15 @@ fn response_object(reply: &Reply, request: &TurnRequest, status: Status, created
         "metadata": {},
         "model": reply.model,
         "output": if done {
-            Value::Array(reply.blocks.iter().map(|block| item(reply, block)).collect())
+            let reasoning = reasoning_item(reply, request, true);
+            let items = reply.blocks.iter().map(|block| item(reply, block));
+            Value::Array(reasoning.into_iter().chain(items).collect())
         } else {
             json!([])
         },
         "parallel_tool_calls": true,
         "previous_response_id": null,
-        "reasoning": {"effort": null, "summary": null},
+        "reasoning": reasoning_echo(request),
         "service_tier": "default",
         "store": false,
         "temperature": 1.0,
@@ -283,11 +351,34 @@ fn response_object(reply: &Reply, request: &TurnRequest, status: Status, created
     response
 }
 
+/// The response's `reasoning`: the effort and summary asked for.
+fn reasoning_echo(request: &TurnRequest) -> Value {
+    let Some(asked) = request.reasoning else {
+        return json!({"effort": null, "summary": null});
+    };
+    let effort = match asked.effort {
+        Effort::None => "none",
+        Effort::Minimal => "minimal",
+        Effort::Low => "low",
+        Effort::Medium => "medium",
+        Effort::High => "high",
+        Effort::Max => "xhigh",
+    };
+    let summary = if asked.shown == Shown::Streamed { json!("auto") } else { Value::Null };
+    json!({"effort": effort, "summary": summary})
+}
+
 /// Where [`ResponseEvents`] is in the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Created,
     InProgress,
+    ReasoningAdded,
+    SummaryPartAdded,
+    SummaryDelta(usize),
+    SummaryTextDone,
+    SummaryPartDone,
+    ReasoningDone,
     ItemAdded(usize),
     PartAdded(usize),
     Delta(usize, usize),
@@ -363,6 +454,25 @@ fn delta_event(
     Record { raw: raw.freeze(), kind: EventKind::Content }
 }
 
+/// A `response.reasoning_summary_text.delta` event (one per thinking token).
+fn summary_delta(item_id: &str, fragment: &str, sequence: u64) -> Record {
+    let kind = "response.reasoning_summary_text.delta";
+    let mut raw = BytesMut::with_capacity(200 + item_id.len() + fragment.len() * 5 / 4);
+    raw.put_slice(b"event: ");
+    raw.put_slice(kind.as_bytes());
+    raw.put_slice(b"\ndata: {\"type\":\"");
+    raw.put_slice(kind.as_bytes());
+    raw.put_slice(b"\",\"item_id\":\"");
+    raw.put_slice(item_id.as_bytes());
+    raw.put_slice(b"\",\"output_index\":0,\"summary_index\":0,\"delta\":");
+    // Infallible into memory.
+    let _ = serde_json::to_writer((&mut raw).writer(), fragment);
+    raw.put_slice(b",\"sequence_number\":");
+    raw.put_slice(itoa::Buffer::new().format(sequence).as_bytes());
+    raw.put_slice(b"}\n\n");
+    Record { raw: raw.freeze(), kind: EventKind::Thinking }
+}
+
 impl ResponseEvents {
     fn is_call(&self, index: usize) -> bool {
         matches!(self.reply.blocks.get(index), Some(Block::ToolUse { .. }))
@@ -390,9 +500,84 @@ impl ResponseEvents {
         encode_event(kind, &payload.to_string(), event_kind)
     }
 
+    /// The summary's tokens, when it streams one.
+    fn summary_len(&self) -> Option<usize> {
+        self.reply.thought.as_ref().filter(|t| t.shown == Shown::Streamed).map(Thought::len)
+    }
+
+    fn after_summary_delta(&self, piece: usize) -> Step {
+        if self.summary_len().is_some_and(|len| piece < len) {
+            Step::SummaryDelta(piece)
+        } else {
+            Step::SummaryTextDone
+        }
+    }
+
+    /// The first step after `response.in_progress`.
+    fn after_start(&self) -> Step {
+        match (&self.reply.thought, self.reply.blocks.is_empty()) {
+            (Some(_), _) => Step::ReasoningAdded,
+            (None, true) => Step::Completed,
+            (None, false) => Step::ItemAdded(0),
+        }
+    }
+
+    /// A reasoning event of `kind` on output item 0, with `fields`.
+    fn reasoning_event(&self, kind: &str, fields: Value) -> Record {
+        let mut payload = json!({"item_id": format!("rs_{}", self.reply.id), "output_index": 0, "summary_index": 0});
+        if let (Value::Object(payload), Value::Object(fields)) = (&mut payload, fields) {
+            payload.extend(fields);
+        }
+        self.event(kind, payload, EventKind::Other)
+    }
+
     fn record(&mut self, step: Step) -> Option<Record> {
         let reply = &self.reply;
+        // Output index of visible item `index`: after the reasoning item.
+        let offset = usize::from(reply.thought.is_some());
         let record = match step {
+            Step::ReasoningAdded => {
+                let item = reasoning_item(reply, &self.request, false)?;
+                self.event(
+                    "response.output_item.added",
+                    json!({"output_index": 0, "item": item}),
+                    EventKind::Other,
+                )
+            }
+            Step::SummaryPartAdded => self.reasoning_event(
+                "response.reasoning_summary_part.added",
+                json!({"part": {"type": "summary_text", "text": ""}}),
+            ),
+            Step::SummaryDelta(_) => {
+                let thought = reply.thought.as_ref()?;
+                if self.text.as_ref().is_none_or(|(at, _)| *at != usize::MAX) {
+                    self.text = Some((usize::MAX, thought.tokens.cursor()));
+                }
+                let id = format!("rs_{}", reply.id);
+                let sequence = self.sequence;
+                let (_, cursor) = self.text.as_mut()?;
+                let token = cursor.next_token()?;
+                summary_delta(&id, token, sequence)
+            }
+            Step::SummaryTextDone => {
+                let text = reply.thought.as_ref()?.tokens.concat();
+                self.reasoning_event("response.reasoning_summary_text.done", json!({"text": text}))
+            }
+            Step::SummaryPartDone => {
+                let text = reply.thought.as_ref()?.tokens.concat();
+                self.reasoning_event(
+                    "response.reasoning_summary_part.done",
+                    json!({"part": {"type": "summary_text", "text": text}}),
+                )
+            }
+            Step::ReasoningDone => {
+                let item = reasoning_item(reply, &self.request, true)?;
+                self.event(
+                    "response.output_item.done",
+                    json!({"output_index": 0, "item": item}),
+                    EventKind::Other,
+                )
+            }
             Step::Created | Step::InProgress => {
                 let kind =
                     if step == Step::Created { "response.created" } else { "response.in_progress" };
@@ -416,13 +601,13 @@ impl ResponseEvents {
                 };
                 self.event(
                     "response.output_item.added",
-                    json!({"output_index": index, "item": item}),
+                    json!({"output_index": index + offset, "item": item}),
                     kind,
                 )
             }
             Step::PartAdded(index) => {
                 let block = reply.blocks.get(index)?;
-                let payload = json!({"item_id": item_id(reply, block), "output_index": index, "content_index": 0,
+                let payload = json!({"item_id": item_id(reply, block), "output_index": index + offset, "content_index": 0,
                     "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}});
                 self.event("response.content_part.added", payload, EventKind::Other)
             }
@@ -437,12 +622,19 @@ impl ResponseEvents {
                         }
                         let (_, cursor) = self.text.as_mut()?;
                         let token = cursor.next_token()?;
-                        delta_event("response.output_text.delta", id, index, true, token, sequence)
+                        delta_event(
+                            "response.output_text.delta",
+                            id,
+                            index + offset,
+                            true,
+                            token,
+                            sequence,
+                        )
                     }
                     Block::Json { fragments, .. } => delta_event(
                         "response.output_text.delta",
                         id,
-                        index,
+                        index + offset,
                         true,
                         fragments.get(piece)?,
                         sequence,
@@ -450,7 +642,7 @@ impl ResponseEvents {
                     Block::ToolUse { fragments, .. } => delta_event(
                         "response.function_call_arguments.delta",
                         id,
-                        index,
+                        index + offset,
                         false,
                         fragments.get(piece)?,
                         sequence,
@@ -463,20 +655,20 @@ impl ResponseEvents {
                 match block {
                     Block::ToolUse { input, .. } => self.event(
                         "response.function_call_arguments.done",
-                        json!({"item_id": id, "output_index": index, "arguments": input.to_string()}),
+                        json!({"item_id": id, "output_index": index + offset, "arguments": input.to_string()}),
                         EventKind::Other,
                     ),
                     Block::Text { tokens } => {
                         let text = tokens.concat();
                         self.event(
                             "response.output_text.done",
-                            json!({"item_id": id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
+                            json!({"item_id": id, "output_index": index + offset, "content_index": 0, "text": text, "logprobs": []}),
                             EventKind::Other,
                         )
                     }
                     Block::Json { fragments } => self.event(
                         "response.output_text.done",
-                        json!({"item_id": id, "output_index": index, "content_index": 0, "text": fragments.as_str(), "logprobs": []}),
+                        json!({"item_id": id, "output_index": index + offset, "content_index": 0, "text": fragments.as_str(), "logprobs": []}),
                         EventKind::Other,
                     ),
                 }
@@ -488,7 +680,7 @@ impl ResponseEvents {
                     Block::Json { fragments } => fragments.as_str().to_string(),
                     Block::ToolUse { .. } => return None,
                 };
-                let payload = json!({"item_id": item_id(reply, block), "output_index": index, "content_index": 0,
+                let payload = json!({"item_id": item_id(reply, block), "output_index": index + offset, "content_index": 0,
                     "part": {"type": "output_text", "text": text, "annotations": [], "logprobs": []}});
                 self.event("response.content_part.done", payload, EventKind::Other)
             }
@@ -496,7 +688,7 @@ impl ResponseEvents {
                 let item = item(reply, reply.blocks.get(index)?);
                 self.event(
                     "response.output_item.done",
-                    json!({"output_index": index, "item": item}),
+                    json!({"output_index": index + offset, "item": item}),
                     EventKind::Other,
                 )
             }
@@ -524,8 +716,14 @@ impl Iterator for ResponseEvents {
         let step = self.step;
         self.step = match step {
             Step::Created => Step::InProgress,
-            Step::InProgress if self.reply.blocks.is_empty() => Step::Completed,
-            Step::InProgress => Step::ItemAdded(0),
+            Step::InProgress => self.after_start(),
+            Step::ReasoningAdded if self.summary_len().is_some() => Step::SummaryPartAdded,
+            Step::ReasoningAdded | Step::SummaryPartDone => Step::ReasoningDone,
+            Step::SummaryPartAdded => self.after_summary_delta(0),
+            Step::SummaryDelta(piece) => self.after_summary_delta(piece + 1),
+            Step::SummaryTextDone => Step::SummaryPartDone,
+            Step::ReasoningDone if self.reply.blocks.is_empty() => Step::Completed,
+            Step::ReasoningDone => Step::ItemAdded(0),
             Step::ItemAdded(index) if self.is_call(index) => self.after_delta(index, 0),
             Step::ItemAdded(index) => Step::PartAdded(index),
             Step::PartAdded(index) => self.after_delta(index, 0),

@@ -7,8 +7,9 @@
 use serde_json::{Value, json};
 
 use super::{chat, embeddings, responses};
-use crate::config::ToolUse;
+use crate::config::{Thinking, ToolUse};
 use crate::framing::EventKind;
+use crate::mock::HeadFacts;
 use crate::mock::reply::Reply;
 use crate::mock::request::{ToolChoice, TurnRequest};
 use crate::shape::request_rng;
@@ -18,11 +19,11 @@ fn chat_request(extra: Value) -> TurnRequest {
     for (key, value) in extra.as_object().unwrap() {
         body[key] = value.clone();
     }
-    chat::parse(body.to_string().as_bytes()).unwrap()
+    chat::parse(body.to_string().as_bytes(), &HeadFacts::default()).unwrap()
 }
 
 fn chat_error(body: Value) -> String {
-    chat::parse(body.to_string().as_bytes()).unwrap_err().0
+    chat::parse(body.to_string().as_bytes(), &HeadFacts::default()).unwrap_err().0
 }
 
 fn responses_request(extra: Value) -> TurnRequest {
@@ -30,7 +31,7 @@ fn responses_request(extra: Value) -> TurnRequest {
     for (key, value) in extra.as_object().unwrap() {
         body[key] = value.clone();
     }
-    responses::parse(body.to_string().as_bytes()).unwrap()
+    responses::parse(body.to_string().as_bytes(), &HeadFacts::default()).unwrap()
 }
 
 fn weather_tools_chat() -> Value {
@@ -44,7 +45,8 @@ fn weather_tools_responses() -> Value {
 }
 
 fn reply(request: &TurnRequest, tokens: u32) -> Reply {
-    Reply::generate(request, tokens, &ToolUse::DEFAULT, &mut request_rng(7, 0)).unwrap()
+    Reply::generate(request, tokens, &ToolUse::DEFAULT, &Thinking::DEFAULT, &mut request_rng(7, 0))
+        .unwrap()
 }
 
 /// Each chunk's JSON (or `[DONE]` as a string) and its kind.
@@ -315,7 +317,8 @@ fn responses_requests_count_rounds_and_take_a_text_format() {
         json!({"text": {"format": {"type": "json_schema", "name": "x", "schema": schema, "strict": true}}}),
     );
     assert_eq!(request.output_schema.as_ref().unwrap().schema, schema);
-    let error = responses::parse(br#"{"model": "m", "input": 3}"#).unwrap_err().0;
+    let error =
+        responses::parse(br#"{"model": "m", "input": 3}"#, &HeadFacts::default()).unwrap_err().0;
     assert!(error.starts_with("input: expected a string or an array"), "{error}");
 }
 
@@ -401,4 +404,92 @@ fn a_stop_sequence_ends_the_text_before_it() {
         .collect();
     assert_eq!(streamed, content);
     assert!(chat_error(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": "x".repeat(300)})).starts_with("stop:"));
+}
+
+fn thinking_reply(request: &TurnRequest, tokens: u32) -> Reply {
+    let thinking = Thinking { tokens: 40, redacted: false };
+    Reply::generate(request, tokens, &ToolUse::DEFAULT, &thinking, &mut request_rng(7, 0)).unwrap()
+}
+
+#[test]
+fn a_chat_reasoning_effort_thinks_unseen_and_counts_its_tokens() {
+    let request = chat_request(json!({"stream": true, "reasoning_effort": "low",
+        "stream_options": {"include_usage": true}}));
+    let reply = thinking_reply(&request, 6);
+    assert_eq!(reply.thinking_tokens(), 10, "a quarter of 40 at low effort");
+    assert_eq!(reply.thought.as_ref().unwrap().unseen(), 10, "nothing of it streams");
+    let message = chat::message(&reply);
+    assert_eq!(message["usage"]["completion_tokens"], 16);
+    assert_eq!(message["usage"]["completion_tokens_details"]["reasoning_tokens"], 10);
+    let chunks = chat_chunks(&request, reply);
+    assert_eq!(chunks.len(), 1 + 6 + 1 + 1 + 1, "the same chunks as without reasoning");
+    assert_eq!(
+        chunks[chunks.len() - 2].0["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        10
+    );
+    assert_eq!(
+        chat_error(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "huge"})
+        ),
+        "reasoning_effort: Invalid value: \"huge\". Supported values are: 'none', 'minimal', 'low', 'medium', 'high', and 'xhigh'."
+    );
+}
+
+#[test]
+fn a_responses_reasoning_summary_streams_first_and_shifts_the_items() {
+    let request = responses_request(json!({"stream": true,
+        "reasoning": {"effort": "medium", "summary": "auto"}, "include": ["reasoning.encrypted_content"]}));
+    let reply = thinking_reply(&request, 4);
+    assert_eq!(reply.thinking_tokens(), 20);
+    let completed: Value =
+        serde_json::from_str(&(responses::CODEC.message)(&reply, &request)).unwrap();
+    let events = responses_events(&request, reply);
+    let names: Vec<&str> = events.iter().map(|(n, ..)| n.as_str()).collect();
+    let mut expected = vec![
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.reasoning_summary_part.added",
+    ];
+    expected.extend(std::iter::repeat_n("response.reasoning_summary_text.delta", 20));
+    expected.extend([
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]);
+    expected.extend(std::iter::repeat_n("response.output_text.delta", 4));
+    expected.extend([
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]);
+    assert_eq!(names, expected);
+    let deltas: Vec<_> =
+        events.iter().filter(|(n, ..)| n.ends_with("summary_text.delta")).collect();
+    assert!(deltas.iter().all(|(_, d, kind)| *kind == EventKind::Thinking
+        && d["output_index"] == 0
+        && d["summary_index"] == 0));
+    let summary: String = deltas.iter().map(|(_, d, _)| d["delta"].as_str().unwrap()).collect();
+    let done = &events[4 + 20].1;
+    assert_eq!(done["text"], json!(summary));
+    let text_added = &events[4 + 20 + 3].1;
+    assert_eq!(text_added["output_index"], 1, "the message is output item 1");
+    let output = &completed["output"];
+    assert_eq!(output[0]["type"], "reasoning");
+    assert_eq!(output[0]["summary"][0]["text"], json!(summary));
+    assert!(output[0]["encrypted_content"].is_string());
+    assert_eq!(output[1]["type"], "message");
+    assert_eq!(completed["usage"]["output_tokens_details"]["reasoning_tokens"], 20);
+    assert_eq!(completed["reasoning"], json!({"effort": "medium", "summary": "auto"}));
+    // Without a summary the item comes and goes with nothing in it; its time is unseen.
+    let opaque = responses_request(json!({"stream": true, "reasoning": {"effort": "high"}}));
+    let reply = thinking_reply(&opaque, 4);
+    assert_eq!(reply.thought.as_ref().unwrap().unseen(), 40);
+    let events = responses_events(&opaque, reply);
+    assert_eq!(events[2].1["item"], events[3].1["item"]);
+    assert_eq!(events[3].1["item"]["summary"], json!([]));
+    assert!(events[3].1["item"].get("encrypted_content").is_none());
 }

@@ -30,6 +30,7 @@ fn timing(overload: Overload) -> Timing {
         token_interval: ms(20).into(),
         tool_call_delay: ms(500).into(),
         overload,
+        ..Timing::default()
     }
 }
 
