@@ -69,6 +69,9 @@ pub(crate) fn parse(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let output_schema = parse_output_format(&object)?;
+    if head.version.as_deref().is_some_and(|version| version >= VERSION_2026_10_21) {
+        refuse_what_the_new_version_removed(&object)?;
+    }
     let given_max = (endpoint == Endpoint::Messages).then_some(max_tokens);
     let reasoning = super::thinking::parse(&object, head, given_max, &tool_choice, tool_rounds)?;
     if reasoning.is_some()
@@ -91,6 +94,50 @@ pub(crate) fn parse(
         echo: Value::Null,
         reasoning,
     })
+}
+
+/// The first API version since 2023-06-01 (`docs/protocols.md` §6): the
+/// current SDKs send it, and it refuses what older versions accepted.
+pub(crate) const VERSION_2026_10_21: &str = "2026-10-21";
+
+/// What version 2026-10-21 refuses (`docs/protocols.md` §6): the sampling
+/// parameters, `document` blocks in assistant messages, and citations on
+/// user text.
+fn refuse_what_the_new_version_removed(object: &Map<String, Value>) -> Result<(), InvalidRequest> {
+    for field in ["temperature", "top_p", "top_k"] {
+        if object.get(field).is_some_and(|value| !value.is_null()) {
+            return Err(InvalidRequest(format!("`{field}` is deprecated for this model.")));
+        }
+    }
+    let Some(Value::Array(messages)) = object.get("messages") else { return Ok(()) };
+    for (i, message) in messages.iter().enumerate() {
+        let role = message.get("role").and_then(Value::as_str);
+        let Some(Value::Array(blocks)) = message.get("content") else { continue };
+        for (j, block) in blocks.iter().enumerate() {
+            let kind = block.get("type").and_then(Value::as_str);
+            if role == Some("assistant") && kind == Some("document") {
+                return Err(invalid(
+                    &format!("messages.{i}.content.{j}"),
+                    format_args!(
+                        "`document` blocks are not accepted in `assistant` messages with \
+                         anthropic-version {VERSION_2026_10_21}"
+                    ),
+                ));
+            }
+            let cited =
+                block.get("citations").and_then(Value::as_array).is_some_and(|c| !c.is_empty());
+            if role == Some("user") && kind == Some("text") && cited {
+                return Err(invalid(
+                    &format!("messages.{i}.content.{j}.citations"),
+                    format_args!(
+                        "`citations` must be empty on `text` blocks in `user` messages with \
+                         anthropic-version {VERSION_2026_10_21}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks `messages`; returns the tool rounds the conversation ends with.
@@ -445,6 +492,51 @@ mod tests {
         assert_eq!(request.output_schema, Some(expected));
         let request = parse_value(with("output_config", json!({"effort": "high"}))).unwrap();
         assert_eq!(request.output_schema, None);
+    }
+
+    #[test]
+    fn version_2026_10_21_refuses_what_it_removed_and_2023_06_01_does_not() {
+        let new = HeadFacts { version: Some("2026-10-21".into()), betas: Vec::new() };
+        let old = HeadFacts { version: Some("2023-06-01".into()), betas: Vec::new() };
+        let parse_with = |head: &HeadFacts, body: Value| {
+            parse(body.to_string().as_bytes(), head, Endpoint::Messages)
+                .map(|_| ())
+                .map_err(|e| e.0)
+        };
+        for field in ["temperature", "top_p", "top_k"] {
+            let body = with(field, json!(0.5));
+            assert_eq!(parse_with(&old, body.clone()), Ok(()));
+            assert_eq!(parse_with(&HeadFacts::default(), body.clone()), Ok(()));
+            assert_eq!(
+                parse_with(&new, body),
+                Err(format!("`{field}` is deprecated for this model."))
+            );
+        }
+        let document = with(
+            "messages",
+            json!([
+                {"role": "user", "content": "summarise"},
+                {"role": "assistant", "content": [{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}]},
+                {"role": "user", "content": "go on"}
+            ]),
+        );
+        assert_eq!(parse_with(&old, document.clone()), Ok(()));
+        let error = parse_with(&new, document).unwrap_err();
+        assert!(error.starts_with("messages.1.content.0: `document` blocks"), "{error}");
+        let cited = with(
+            "messages",
+            json!([{"role": "user", "content": [
+            {"type": "text", "text": "x", "citations": [{"type": "char_location", "cited_text": "x"}]}]}]),
+        );
+        assert_eq!(parse_with(&old, cited.clone()), Ok(()));
+        let error = parse_with(&new, cited).unwrap_err();
+        assert!(error.starts_with("messages.0.content.0.citations:"), "{error}");
+        let uncited = with(
+            "messages",
+            json!([{"role": "user", "content": [
+            {"type": "text", "text": "x", "citations": []}]}]),
+        );
+        assert_eq!(parse_with(&new, uncited), Ok(()));
     }
 
     #[test]

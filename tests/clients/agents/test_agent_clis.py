@@ -99,8 +99,10 @@ def workdir():
         yield work, home
 
 
-def claude(base_url: str, prompt: str, work: pathlib.Path, home: pathlib.Path) -> subprocess.CompletedProcess:
-    env = {
+def claude(
+    base_url: str, prompt: str, work: pathlib.Path, home: pathlib.Path, **extra_env: str
+) -> subprocess.CompletedProcess:
+    env = extra_env | {
         "PATH": os.environ["PATH"],
         "HOME": str(home),
         "ANTHROPIC_BASE_URL": base_url,
@@ -155,6 +157,24 @@ def test_claude_code_makes_two_calls_when_the_mock_picks_bash(sluice_with_admin,
     assert run.returncode == 0, outcome(run)
     # One tool call (a shell command the headless CLI refuses), then the answer.
     assert model_requests(mock.admin) == 2
+
+
+def test_claude_code_thinks_calls_a_tool_and_sends_its_thinking_back(sluice_with_admin, workdir):
+    """With extended thinking on (MAX_THINKING_TOKENS), each reply starts with
+    a signed thinking block; the turn after the tool result sends it back,
+    and the mock checks its signature as the API does."""
+    work, home = workdir
+    mock = sluice_with_admin(FAST + '[tool_use]\nchoice = "Bash"\n[thinking]\ntokens = 12\n')
+    run = claude(mock.url, "say hi", work, home, MAX_THINKING_TOKENS="2048")
+    assert run.returncode == 0, outcome(run)
+    assert model_requests(mock.admin) == 2
+    samples = metrics(mock.admin)
+    refused = total(samples, 'sluice_requests_total{route="default",mode="mock",outcome="client_error"')
+    assert refused == 0, samples
+    # Thinking streamed before the first text: the first token came earlier.
+    first_token = samples["sluice_first_token_delay_seconds_sum"]
+    first_text = samples["sluice_time_to_first_text_seconds_sum"]
+    assert first_text > first_token, samples
 
 
 def test_claude_code_sessions_recorded_through_the_proxy_replay_whole(sluice_with_admin, workdir):

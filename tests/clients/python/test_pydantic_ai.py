@@ -117,3 +117,36 @@ def test_each_fault_surfaces_as_documented(sluice, fault):
     except Exception as error:  # the outcome under test
         outcome = error
     assert EXPECTED[fault](outcome), repr(outcome)
+
+
+THINKING = "[thinking]\ntokens = 12\n"
+
+
+def test_an_agent_loop_with_thinking_sends_the_signed_blocks_back(sluice):
+    """The model thinks, calls the tool, and answers after the result:
+    pydantic-ai keeps the thinking part (with its signature) in the history
+    it sends back, which the mock checks as the API does."""
+    from pydantic_ai.models.anthropic import AnthropicModelSettings
+
+    calls = []
+    settings = AnthropicModelSettings(
+        max_tokens=2048, anthropic_thinking={"type": "enabled", "budget_tokens": 1024}
+    )
+    agent = Agent(
+        model(sluice(config() + THINKING)),
+        tools=[weather_tool("get_weather", calls)],
+        model_settings=settings,
+    )
+    result = agent.run_sync("weather in Paris?")
+    assert len(calls) == 1
+    kinds = [part.part_kind for message in result.all_messages() for part in message.parts]
+    assert kinds.count("thinking") == 1, kinds
+    thinking = next(
+        part
+        for message in result.all_messages()
+        for part in message.parts
+        if part.part_kind == "thinking"
+    )
+    assert thinking.signature and thinking.content
+    assert result.usage.requests == 2
+    assert len(result.output.split()) == 8
