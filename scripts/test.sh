@@ -102,6 +102,7 @@ run "k6 baseline over TLS (HTTP/2), k6 trusting only the CA sluice made" \
   env K6_TLS=1 K6_SCENARIO_DURATION=5s scripts/k6-baseline.sh
 run "k6 live control: degrade and recover sluice through the admin API mid-run" scripts/k6-live.sh
 run "k6 rate limits: a patient and a hasty client, told apart by sluice's verdict" scripts/k6-rate-limits.sh
+run "k6 thinking: time to first text of a reasoning model (config/examples/reasoning.toml)" scripts/k6-thinking.sh
 run "deployment: Kubernetes manifests render and validate offline; the CI example passes actionlint" \
   scripts/validate-deploy.sh
 run "fleet: three replicas in network namespaces behind nginx, k6 through the balancer (scripts/fleet-test.sh)" \

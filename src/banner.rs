@@ -27,6 +27,7 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
     };
     let head = match config.head {
         HeadTiming::FirstToken => "response head held until the first token",
+        HeadTiming::FirstText => "response head held until the first text, after any thinking",
         HeadTiming::Immediate => "response head sent at once",
     };
     let mut lines = Vec::new();

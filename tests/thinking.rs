@@ -154,3 +154,19 @@ async fn a_fault_after_n_tokens_counts_thinking_tokens() {
     let text = deltas.iter().filter(|(kind, _)| kind == "text_delta").count();
     assert_eq!(text, 2, "30 thinking tokens and 2 of text, then the cut");
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_the_head_held_for_the_first_text_time_to_first_byte_is_time_to_first_text() {
+    let sluice = start(&format!("head = \"first_text\"\n{THINKING}")).await;
+    let received = send(sluice.addr, messages(&thinking_request(true))).await;
+    assert_eq!(received.head_at, ms(250), "what k6 sees as time to first byte");
+    let deltas = deltas(&received.events());
+    assert!(deltas[..30].iter().all(|(kind, at)| kind == "thinking_delta" && *at == ms(250)));
+    let text: Vec<Duration> =
+        deltas.iter().filter(|(kind, _)| kind == "text_delta").map(|(_, at)| *at).collect();
+    assert_eq!(text, [ms(250), ms(270), ms(290), ms(310), ms(330)]);
+    // Without thinking it is the first token, as with "first_token".
+    let plain = json!({"model": "m", "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(send(sluice.addr, messages(&plain)).await.head_at, ms(100));
+}

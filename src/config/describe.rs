@@ -32,6 +32,7 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
         "head".into(),
         json!(match config.head {
             HeadTiming::FirstToken => "first_token",
+            HeadTiming::FirstText => "first_text",
             HeadTiming::Immediate => "immediate",
         }),
     );

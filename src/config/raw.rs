@@ -315,8 +315,8 @@ pub(super) const PARALLEL_FORM: &str = "a whole number of calls from 1 to 16";
 pub(super) const CHOICE_FORM: &str =
     "\"first\", \"uniform\", or a tool name or glob such as \"search_*\"";
 pub(super) const SEED_FORM: &str = "a whole number from 0 to 9223372036854775807";
-pub(super) const HEAD_FORM: &str =
-    "\"first_token\" (hold the head until the first token) or \"immediate\"";
+pub(super) const HEAD_FORM: &str = "\"first_token\" (hold the head until the first token), \
+    \"first_text\" (until the first text or tool call, after any thinking) or \"immediate\"";
 pub(super) const WEIGHT_FORM: &str = "a whole number from 1 to 1000000";
 pub(super) const COUNT_FORM: &str = "a whole number from 1 to 1000000000";
 pub(super) const DELAY_FORM: &str = "a duration such as \"100ms\", or a distribution such as \
@@ -392,6 +392,7 @@ impl RawConfig {
         }
         if let Some(head) = at.check(&self.head, "head", |s| match s.as_str() {
             "first_token" => Ok(HeadTiming::FirstToken),
+            "first_text" => Ok(HeadTiming::FirstText),
             "immediate" => Ok(HeadTiming::Immediate),
             _ => Err(HEAD_FORM),
         })? {

@@ -21,9 +21,19 @@ pub enum HeadTiming {
     /// only time to first byte (k6's `timings.waiting`) measures the
     /// first-token delay. The default.
     FirstToken,
+    /// Held until the first visible token (text or a tool call), thinking
+    /// held with it: a client that sees only time to first byte measures
+    /// the time to first text of a reasoning model (docs/timing.md,
+    /// "Thinking"). Without thinking, the same as `FirstToken`.
+    FirstText,
     /// Sent at once, with the non-content preamble (`message_start`).
     Immediate,
 }
+
+/// The most a head held for the first text gathers of thinking before it
+/// goes out anyway (docs/reliability.md): 100,000 thinking tokens would be
+/// some 12 MB of events.
+const MAX_HELD_THINKING: usize = 1024 * 1024;
 
 /// How much a held head may gather before its first token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +66,8 @@ pub(crate) async fn hold_until(release: Instant, stop: impl Future<Output = ()>)
 /// The records released before the head goes out: with
 /// [`HeadTiming::FirstToken`], everything up to and including the first
 /// content event (or the stream's end or error); with
-/// [`HeadTiming::Immediate`], nothing.
+/// [`HeadTiming::FirstText`], up to the first visible one, at most
+/// [`MAX_HELD_THINKING`] bytes; with [`HeadTiming::Immediate`], nothing.
 ///
 /// What is held meanwhile is bounded by `hold`: past its bytes or its time
 /// the head goes out with what was held, and the rest of the stream follows
@@ -72,9 +83,11 @@ where
     S: Stream<Item = Result<Record, BoxError>> + Unpin,
 {
     let mut released = Vec::new();
-    if timing == HeadTiming::Immediate {
-        return released;
-    }
+    let bytes = match timing {
+        HeadTiming::Immediate => return released,
+        HeadTiming::FirstToken => hold.bytes,
+        HeadTiming::FirstText => hold.bytes.min(MAX_HELD_THINKING),
+    };
     let deadline = hold.time.map(|time| super::later(Instant::now(), time));
     let mut held = 0usize;
     let mut stop = std::pin::pin!(stop);
@@ -97,13 +110,16 @@ where
             () = &mut stop => break,
         };
         let Some(item) = next else { break };
-        let done = item.as_ref().map_or(true, |record| record.kind.is_content());
+        let done = item.as_ref().map_or(true, |record| match timing {
+            HeadTiming::FirstText => record.kind.is_visible(),
+            HeadTiming::FirstToken | HeadTiming::Immediate => record.kind.is_content(),
+        });
         held = held.saturating_add(item.as_ref().map_or(0, |record| record.raw.len()));
         released.push(item);
         if done {
             break;
         }
-        if held >= hold.bytes {
+        if held >= bytes {
             debug!(held, "no first token yet: head sent with what was held");
             break;
         }
