@@ -197,6 +197,7 @@ fn profile(profile: &Profile) -> Value {
             ),
             "first_token_delay_before": profile.timing.first_token_delay_before.as_str(),
             "redacted": profile.thinking.redacted,
+            "reasoning_content": profile.thinking.reasoning_content,
         },
     })
 }
@@ -266,6 +267,7 @@ fn patch_json(patch: &ProfilePatch) -> Value {
             thinking.first_token_delay_before.map(|f| json!(f.as_str())),
         );
         put("redacted", thinking.redacted.map(|r| json!(r)));
+        put("reasoning_content", thinking.reasoning_content.map(|r| json!(r)));
         out.insert("thinking".into(), Value::Object(keys));
     }
     Value::Object(out)

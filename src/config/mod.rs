@@ -65,11 +65,15 @@ pub struct Thinking {
     pub tokens: u32,
     /// Anthropic: a `redacted_thinking` block instead of a `thinking` one.
     pub redacted: bool,
+    /// OpenAI Chat: stream the thinking as `reasoning_content` deltas, as
+    /// vLLM, DeepSeek and other compatible servers do (the API itself
+    /// streams none).
+    pub reasoning_content: bool,
 }
 
 impl Thinking {
     /// 100 tokens, readable.
-    pub const DEFAULT: Self = Self { tokens: 100, redacted: false };
+    pub const DEFAULT: Self = Self { tokens: 100, redacted: false, reasoning_content: false };
 }
 
 /// `[thinking]` in a profile: only the keys it names.
@@ -83,6 +87,8 @@ pub struct ThinkingPatch {
     pub first_token_delay_before: Option<FirstOutput>,
     /// `redacted`.
     pub redacted: Option<bool>,
+    /// `reasoning_content`.
+    pub reasoning_content: Option<bool>,
 }
 
 /// `[rate_limits]` in a profile: token buckets that refill continuously,
@@ -281,6 +287,10 @@ impl ProfilePatch {
             thinking: Thinking {
                 tokens: self.thinking.tokens.unwrap_or(base.thinking.tokens),
                 redacted: self.thinking.redacted.unwrap_or(base.thinking.redacted),
+                reasoning_content: self
+                    .thinking
+                    .reasoning_content
+                    .unwrap_or(base.thinking.reasoning_content),
             },
         }
     }

@@ -178,6 +178,7 @@ struct RawThinking {
     token_interval: Option<Spanned<Value>>,
     first_token_delay_before: Option<Spanned<String>>,
     redacted: Option<bool>,
+    reasoning_content: Option<bool>,
 }
 
 /// `[rate_limits]`, at the top level or in a profile.
@@ -546,6 +547,7 @@ impl RawThinking {
                 },
             )?,
             redacted: self.redacted,
+            reasoning_content: self.reasoning_content,
         })
     }
 }

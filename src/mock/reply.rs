@@ -145,10 +145,10 @@ impl Reply {
                 count = count.min(usize::try_from(budget).unwrap_or(usize::MAX));
             }
             count = count.min(max_tokens.saturating_sub(1));
-            let shown = if asked.shown == Shown::Streamed && thinking.redacted {
-                Shown::Opaque
-            } else {
-                asked.shown
+            let shown = match asked.shown {
+                Shown::Streamed if thinking.redacted => Shown::Opaque,
+                Shown::Hidden if thinking.reasoning_content => Shown::Streamed,
+                shown => shown,
             };
             Thought { tokens: LazyTokens::new(count, rng), shown }
         });

@@ -487,7 +487,7 @@ fn thinking_reply(extra: Value, thinking: &Thinking, seed: u64) -> Reply {
 
 #[test]
 fn a_thinking_reply_opens_with_a_signed_thinking_block() {
-    let thinking = Thinking { tokens: 12, redacted: false };
+    let thinking = Thinking { tokens: 12, redacted: false, reasoning_content: false };
     let reply = thinking_reply(json!({}), &thinking, 4);
     let message = message(&reply);
     let events = decoded(reply);
@@ -528,7 +528,7 @@ fn a_thinking_reply_opens_with_a_signed_thinking_block() {
 
 #[test]
 fn a_redacted_thought_comes_whole_and_thinking_is_capped_by_budget_and_effort() {
-    let redacted = Thinking { tokens: 12, redacted: true };
+    let redacted = Thinking { tokens: 12, redacted: true, reasoning_content: false };
     let reply = thinking_reply(json!({}), &redacted, 4);
     assert_eq!(reply.thought.as_ref().unwrap().unseen(), 12, "its time is spent unseen");
     let message = message(&reply);
@@ -548,7 +548,7 @@ fn a_redacted_thought_comes_whole_and_thinking_is_capped_by_budget_and_effort() 
     assert_eq!(block["data"], message["content"][0]["data"]);
     assert!(!events.iter().any(|(_, _, kind)| *kind == EventKind::Thinking));
 
-    let many = Thinking { tokens: 100_000, redacted: false };
+    let many = Thinking { tokens: 100_000, redacted: false, reasoning_content: false };
     assert_eq!(
         thinking_reply(json!({}), &many, 1).thinking_tokens(),
         2048,
@@ -556,7 +556,12 @@ fn a_redacted_thought_comes_whole_and_thinking_is_capped_by_budget_and_effort() 
     );
     let adaptive = |effort: &str| {
         let asked = json!({"thinking": {"type": "adaptive"}, "output_config": {"effort": effort}});
-        thinking_reply(asked, &Thinking { tokens: 400, redacted: false }, 1).thinking_tokens()
+        thinking_reply(
+            asked,
+            &Thinking { tokens: 400, redacted: false, reasoning_content: false },
+            1,
+        )
+        .thinking_tokens()
     };
     assert_eq!(
         [adaptive("low"), adaptive("medium"), adaptive("high"), adaptive("max")],
@@ -571,7 +576,7 @@ fn a_redacted_thought_comes_whole_and_thinking_is_capped_by_budget_and_effort() 
 
 #[test]
 fn a_turn_after_tool_results_thinks_again_only_when_interleaved() {
-    let thinking = Thinking { tokens: 8, redacted: false };
+    let thinking = Thinking { tokens: 8, redacted: false, reasoning_content: false };
     let first = thinking_reply(
         json!({"tools": weather_tools(), "tool_choice": {"type": "auto"}}),
         &thinking,
@@ -603,4 +608,79 @@ fn a_turn_after_tool_results_thinks_again_only_when_interleaved() {
         Reply::generate(&interleaved, 5, &ToolUse::DEFAULT, &thinking, &mut request_rng(2, 1))
             .unwrap();
     assert_eq!(after.thinking_tokens(), 8, "interleaved: thinking after the tool result");
+}
+
+proptest::proptest! {
+    /// Whatever the thinking, budget, tools and lengths, the stream keeps the
+    /// grammar: dense indexes from 0, the thought first, one signature that
+    /// signs the streamed thinking just before its block stops, and usage and
+    /// the non-streamed message agree with what streamed.
+    #[test]
+    fn a_thinking_stream_keeps_the_grammar_and_agrees_with_its_message(
+        seed in 0u64..10_000,
+        thinking_tokens in 0u32..300,
+        redacted in proptest::bool::ANY,
+        budget in 1024u64..4000,
+        headroom in 1u64..3000,
+        with_tools in proptest::bool::ANY,
+        text_tokens in 1u32..120,
+    ) {
+        let mut asked = json!({"max_tokens": budget + headroom,
+            "thinking": {"type": "enabled", "budget_tokens": budget}});
+        if with_tools {
+            asked["tools"] = weather_tools();
+        }
+        let thinking = Thinking { tokens: thinking_tokens, redacted, reasoning_content: false };
+        let reply = Reply::generate(&request(asked), text_tokens, &ToolUse::DEFAULT, &thinking, &mut request_rng(seed, 0)).unwrap();
+        let expected_thinking = usize::try_from(thinking_tokens).unwrap();
+        proptest::prop_assert_eq!(reply.thinking_tokens(), expected_thinking);
+        let message = message(&reply);
+        let output_tokens = reply.output_tokens();
+        let events = decoded(reply);
+        let mut open: Option<u64> = None;
+        let mut next_index = 0u64;
+        let mut thinking_text = String::new();
+        let mut signatures = Vec::new();
+        let mut last_delta_type = String::new();
+        let mut content_deltas = 0usize;
+        for (name, data, _) in &events {
+            match name.as_str() {
+                "content_block_start" => {
+                    proptest::prop_assert!(open.is_none(), "one block open at a time");
+                    proptest::prop_assert_eq!(data["index"].as_u64(), Some(next_index));
+                    open = Some(next_index);
+                    next_index += 1;
+                }
+                "content_block_delta" => {
+                    proptest::prop_assert_eq!(data["index"].as_u64(), open);
+                    let kind = data["delta"]["type"].as_str().unwrap().to_string();
+                    match kind.as_str() {
+                        "thinking_delta" => thinking_text.push_str(data["delta"]["thinking"].as_str().unwrap()),
+                        "signature_delta" => signatures.push(data["delta"]["signature"].as_str().unwrap().to_string()),
+                        _ => content_deltas += 1,
+                    }
+                    last_delta_type = kind;
+                }
+                "content_block_stop" => {
+                    proptest::prop_assert_eq!(data["index"].as_u64(), open);
+                    if open == Some(0) && !redacted {
+                        proptest::prop_assert_eq!(&last_delta_type, "signature_delta", "the signature ends the thinking block");
+                    }
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        proptest::prop_assert_eq!(&message["content"][0]["type"], if redacted { "redacted_thinking" } else { "thinking" });
+        if redacted {
+            proptest::prop_assert!(signatures.is_empty() && thinking_text.is_empty());
+        } else {
+            proptest::prop_assert_eq!(signatures.clone(), vec![thinking::signature(&thinking_text)]);
+            proptest::prop_assert_eq!(&message["content"][0]["thinking"], &json!(thinking_text));
+            proptest::prop_assert_eq!(&message["content"][0]["signature"], &json!(signatures[0]));
+        }
+        proptest::prop_assert_eq!(output_tokens, expected_thinking + content_deltas);
+        proptest::prop_assert_eq!(&events[events.len() - 2].1["usage"]["output_tokens"], &json!(output_tokens));
+        proptest::prop_assert_eq!(&message["usage"]["output_tokens"], &json!(output_tokens));
+    }
 }

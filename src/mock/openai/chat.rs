@@ -6,6 +6,8 @@
 //! ```text
 //! role chunk (delta.role; content "", or null   other: goes out with the first token
 //!   when the turn starts with a tool call)
+//! reasoning chunks, one thinking token each     thinking: only with [thinking]
+//!   (delta.reasoning_content)                   reasoning_content = true
 //! content chunks, one token each               token
 //! per tool call: first fragment (id, type, name, arguments "")   tool start
 //!                argument fragments (index, arguments)           token
@@ -27,7 +29,7 @@ use super::{Shape, parse_format, parse_stream, parse_tool_choice, parse_tools, q
 use crate::framing::sse::encode_data;
 use crate::framing::{EventKind, Record};
 use crate::mock::Codec;
-use crate::mock::reply::{Block, Reply, StopReason};
+use crate::mock::reply::{Block, Reply, StopReason, Thought};
 use crate::mock::request::{
     HeadFacts, InvalidRequest, Reasoning, Shown, TurnRequest, body_object, invalid, message_list,
     openai_effort, optional_bool, optional_count, required_string, tool_rounds, type_name,
@@ -190,6 +192,9 @@ pub(crate) fn message(reply: &Reply) -> Value {
         }
     }
     let mut message = json!({"role": "assistant", "content": content, "refusal": null});
+    if let Some(thought) = reply.thought.as_ref().filter(|t| t.shown == Shown::Streamed) {
+        message["reasoning_content"] = json!(thought.tokens.concat());
+    }
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
     }
@@ -213,6 +218,8 @@ pub(crate) fn message(reply: &Reply) -> Value {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Role,
+    /// A thinking token as `reasoning_content`.
+    Reasoning(usize),
     /// A block's first chunk: a tool call's opening fragment; nothing for text.
     BlockStart(usize),
     Delta(usize, usize),
@@ -285,6 +292,8 @@ enum Delta {
     Content,
     /// `{"tool_calls": [{"index": N, "function": {"arguments": "..."}}]}`.
     Arguments(usize),
+    /// `{"reasoning_content": "..."}`.
+    Reasoning,
 }
 
 /// `data: HEAD {delta} TAIL\n\n`, the fragment escaped as JSON in place.
@@ -294,6 +303,7 @@ fn delta_chunk(head: &str, tail: &str, delta: Delta, fragment: &str) -> Record {
     raw.put_slice(head.as_bytes());
     match delta {
         Delta::Content => raw.put_slice(b"{\"content\":"),
+        Delta::Reasoning => raw.put_slice(b"{\"reasoning_content\":"),
         Delta::Arguments(index) => {
             raw.put_slice(b"{\"tool_calls\":[{\"index\":");
             raw.put_slice(itoa::Buffer::new().format(index).as_bytes());
@@ -303,12 +313,14 @@ fn delta_chunk(head: &str, tail: &str, delta: Delta, fragment: &str) -> Record {
     // Infallible into memory.
     let _ = serde_json::to_writer((&mut raw).writer(), fragment);
     match delta {
-        Delta::Content => raw.put_slice(b"}"),
+        Delta::Content | Delta::Reasoning => raw.put_slice(b"}"),
         Delta::Arguments(_) => raw.put_slice(b"}}]}"),
     }
     raw.put_slice(tail.as_bytes());
     raw.put_slice(b"\n\n");
-    Record { raw: raw.freeze(), kind: EventKind::Content }
+    let kind =
+        if matches!(delta, Delta::Reasoning) { EventKind::Thinking } else { EventKind::Content };
+    Record { raw: raw.freeze(), kind }
 }
 
 impl ChatEvents {
@@ -322,6 +334,22 @@ impl ChatEvents {
         raw.put_slice(self.tail.as_bytes());
         raw.put_slice(b"\n\n");
         Record { raw: raw.freeze(), kind }
+    }
+
+    /// The streamed thinking's tokens (none unless it streams).
+    fn reasoning_len(&self) -> usize {
+        self.reply.thought.as_ref().filter(|t| t.shown == Shown::Streamed).map_or(0, Thought::len)
+    }
+
+    /// After the reasoning chunk `piece`: the next one, or the answer.
+    fn after_reasoning(&self, piece: usize) -> Step {
+        if piece < self.reasoning_len() {
+            Step::Reasoning(piece)
+        } else if self.reply.blocks.is_empty() {
+            Step::Finish
+        } else {
+            Step::BlockStart(0)
+        }
     }
 
     fn after_block(&self, index: usize) -> Step {
@@ -358,6 +386,15 @@ impl ChatEvents {
                 // Text has no opening chunk: its first token is its first chunk.
                 Block::Text { .. } | Block::Json { .. } => self.next(),
             },
+            Step::Reasoning(_) => {
+                let tokens = self.reply.thought.as_ref()?.tokens.clone();
+                if self.text.as_ref().is_none_or(|(at, _)| *at != usize::MAX) {
+                    self.text = Some((usize::MAX, tokens.cursor()));
+                }
+                let (head, tail) = (self.head.as_str(), self.tail);
+                let (_, cursor) = self.text.as_mut()?;
+                Some(delta_chunk(head, tail, Delta::Reasoning, cursor.next_token()?))
+            }
             Step::Delta(index, piece) => {
                 let call = self.call_index.get(index).copied().unwrap_or(0);
                 let (head, tail) = (self.head.as_str(), self.tail);
@@ -417,8 +454,8 @@ impl Iterator for ChatEvents {
     fn next(&mut self) -> Option<Record> {
         let step = self.step;
         self.step = match step {
-            Step::Role if self.reply.blocks.is_empty() => Step::Finish,
-            Step::Role => Step::BlockStart(0),
+            Step::Role => self.after_reasoning(0),
+            Step::Reasoning(piece) => self.after_reasoning(piece + 1),
             Step::BlockStart(index) => self.after_delta(index, 0),
             Step::Delta(index, piece) => self.after_delta(index, piece + 1),
             Step::Finish if self.include_usage => Step::Usage,

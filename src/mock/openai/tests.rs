@@ -407,7 +407,7 @@ fn a_stop_sequence_ends_the_text_before_it() {
 }
 
 fn thinking_reply(request: &TurnRequest, tokens: u32) -> Reply {
-    let thinking = Thinking { tokens: 40, redacted: false };
+    let thinking = Thinking { tokens: 40, redacted: false, reasoning_content: false };
     Reply::generate(request, tokens, &ToolUse::DEFAULT, &thinking, &mut request_rng(7, 0)).unwrap()
 }
 
@@ -492,4 +492,26 @@ fn a_responses_reasoning_summary_streams_first_and_shifts_the_items() {
     assert_eq!(events[2].1["item"], events[3].1["item"]);
     assert_eq!(events[3].1["item"]["summary"], json!([]));
     assert!(events[3].1["item"].get("encrypted_content").is_none());
+}
+
+#[test]
+fn with_reasoning_content_on_chat_streams_its_thinking_first() {
+    let request = chat_request(json!({"stream": true, "reasoning_effort": "high"}));
+    let thinking = Thinking { tokens: 5, redacted: false, reasoning_content: true };
+    let reply =
+        Reply::generate(&request, 3, &ToolUse::DEFAULT, &thinking, &mut request_rng(7, 0)).unwrap();
+    let message = chat::message(&reply);
+    let chunks = chat_chunks(&request, reply);
+    assert_eq!(chunks.len(), 1 + 5 + 3 + 1 + 1, "role, 5 reasoning, 3 text, finish, [DONE]");
+    let reasoning: String = chunks[1..6]
+        .iter()
+        .map(|(chunk, kind)| {
+            assert_eq!(*kind, EventKind::Thinking);
+            assert!(chunk["choices"][0]["delta"].get("content").is_none());
+            chunk["choices"][0]["delta"]["reasoning_content"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(chunks[6..9].iter().all(|(_, kind)| *kind == EventKind::Content));
+    assert_eq!(message["choices"][0]["message"]["reasoning_content"], json!(reasoning));
+    assert_eq!(message["usage"]["completion_tokens_details"]["reasoning_tokens"], 5);
 }
