@@ -734,6 +734,7 @@ fn every_example_config_is_valid() {
             "outage-window.toml",
             "overload-storm.toml",
             "rate-limits.toml",
+            "reasoning.toml",
             "slow-tool-calls.toml"
         ]
     );
