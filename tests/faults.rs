@@ -181,6 +181,25 @@ async fn truncate_closes_cleanly_without_the_final_event() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn stop_ends_the_turn_early_with_its_stop_reason() {
+    for mode in MODES {
+        let (sluice, _upstream) = launch(mode, &always("kind = \"stop\"\nafter_tokens = 3")).await;
+        let out = stream_through(&sluice).await;
+        assert_eq!(out.status, 200, "{mode:?}");
+        assert_eq!(out.headers["x-sluice-fault"], "stop; after_tokens=3");
+        assert_eq!(out.deltas(), 3, "{mode:?}");
+        let names = out.names();
+        assert_eq!(&names[names.len() - 2..], ["message_delta", "message_stop"], "{mode:?}");
+        let (_, data, at) = &out.events[out.events.len() - 2];
+        let delta: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(delta["delta"]["stop_reason"], "refusal", "{mode:?}");
+        assert_eq!(delta["usage"]["output_tokens"], 3, "{mode:?}");
+        assert_eq!(*at, ms(160), "{mode:?}: where the fourth token was due");
+        assert_eq!(out.end, End::Clean, "{mode:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn stall_stops_sending_and_holds_the_connection() {
     for mode in MODES {
         let (sluice, _upstream) =

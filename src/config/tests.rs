@@ -9,7 +9,8 @@ use super::layer::Overrides;
 use super::raw::*;
 use super::*;
 use crate::fault::{
-    Malformed, Reset, STATUS_FORM, SlowHead, Stall, StreamError, Truncate, kind_form,
+    Malformed, Reset, STATUS_FORM, SlowHead, Stall, Stop, StopReason, StreamError, Truncate,
+    kind_form,
 };
 
 /// A file as start-up reads it, with no environment or flags.
@@ -507,6 +508,14 @@ fn every_fault_kind_is_read() {
             Fault::SlowHead(SlowHead { duration: ms(2000) }),
         ),
         ("kind = \"malformed\"\nafter_tokens = 1", Fault::Malformed(Malformed { after_tokens: 1 })),
+        (
+            "kind = \"stop\"\nafter_tokens = 4",
+            Fault::Stop(Stop { after_tokens: 4, stop_reason: StopReason::Refusal }),
+        ),
+        (
+            "kind = \"stop\"\nstop_reason = \"pause_turn\"",
+            Fault::Stop(Stop { after_tokens: 0, stop_reason: StopReason::PauseTurn }),
+        ),
     ];
     for (body, expected) in table {
         assert_eq!(only_fault(&format!("[[faults]]\n{body}\n")).fault, expected, "{body}");

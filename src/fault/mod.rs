@@ -18,6 +18,7 @@ pub(crate) mod plan;
 mod reset;
 mod slow_head;
 mod stall;
+mod stop;
 mod stream_error;
 mod truncate;
 
@@ -35,6 +36,7 @@ pub use plan::{Schedule, WeightedFault};
 pub use reset::Reset;
 pub use slow_head::SlowHead;
 pub use stall::Stall;
+pub use stop::{Stop, StopReason};
 pub use stream_error::StreamError;
 pub use truncate::Truncate;
 
@@ -127,6 +129,8 @@ kinds! {
     SlowHead(SlowHead),
     /// The token after N tokens is sent corrupted; the stream goes on.
     Malformed(Malformed),
+    /// After N tokens, the turn ends early with a stop reason (`refusal`).
+    Stop(Stop),
 }
 
 /// What `kind` may be.

@@ -46,9 +46,6 @@ impl Kind for StreamError {
             .unwrap_or_else(|| stream.dialect.stream_error_message(&self.error_type));
         let event =
             stream.dialect.error_event(&self.error_type, message, stream.request_id, stream.so_far);
-        Some(StreamFault {
-            after_tokens: self.after_tokens,
-            action: StreamAction::ErrorEvent(event),
-        })
+        Some(StreamFault { after_tokens: self.after_tokens, action: StreamAction::EndWith(event) })
     }
 }

@@ -319,11 +319,13 @@ impl<'a> Exchange<'a> {
         (&self.profile, &mut self.rng)
     }
 
-    /// After how many tokens a planned `stream_error` fires, if one is planned
-    /// (a source that numbers its events gives the error event its number).
+    /// After how many tokens a planned `stream_error` or `stop` fires, if one
+    /// is planned (a source that numbers its events, or names its stream,
+    /// gives the event that ends it its number and name).
     pub(crate) fn planned_stream_error(&self) -> Option<u32> {
         match &self.plan.fault {
             Some(Fault::StreamError(error)) => Some(error.after_tokens),
+            Some(Fault::Stop(stop)) => Some(stop.after_tokens),
             _ => None,
         }
     }

@@ -40,9 +40,9 @@ pub(crate) struct Codec {
     pub(crate) events: fn(Reply, &TurnRequest) -> Events,
     /// A reply as its non-streaming JSON body.
     pub(crate) message: fn(&Reply, &TurnRequest) -> String,
-    /// For an API whose error events name the stream they end (Responses'
-    /// `sequence_number` and `response.failed`): what a stream fault after
-    /// N tokens knows of the stream it replaces the rest of.
+    /// For an API whose last events name the stream they end (Responses'
+    /// `sequence_number` and response, Chat's id and model): what a stream
+    /// fault after N tokens knows of the stream it replaces the rest of.
     pub(crate) failure_at: Option<fn(&Reply, &TurnRequest, u32) -> crate::dialect::StreamSoFar>,
 }
 

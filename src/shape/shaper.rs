@@ -49,8 +49,9 @@ pub(crate) enum Arrival {
 /// What a stream fault does when it fires.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum StreamAction {
-    /// Send this error event, then end the stream.
-    ErrorEvent(Record),
+    /// Send this record, then end the stream: the provider's error event,
+    /// or its own end of a turn the model stopped early.
+    EndWith(Record),
     /// Fail the body with [`InjectedReset`]; the server resets the connection.
     Reset,
     /// End the stream cleanly, without its final event.
@@ -238,7 +239,7 @@ where
                     return Poll::Ready(Some(Ok(record)));
                 }
                 Some(Held::Fire(action)) => match action {
-                    StreamAction::ErrorEvent(record) => {
+                    StreamAction::EndWith(record) => {
                         *this.state = State::Ended;
                         return Poll::Ready(Some(Ok(record)));
                     }

@@ -26,6 +26,7 @@ use bytes::{BufMut as _, BytesMut};
 use serde_json::{Value, json};
 
 use super::{Shape, parse_format, parse_stream, parse_tool_choice, parse_tools, quoted, unix_now};
+use crate::dialect::StreamSoFar;
 use crate::framing::sse::encode_data;
 use crate::framing::{EventKind, Record};
 use crate::mock::Codec;
@@ -42,8 +43,16 @@ pub(crate) const CODEC: Codec = Codec {
     parse,
     events: |reply, request| Box::new(events(reply, request)),
     message: |reply, _| message(reply).to_string(),
-    failure_at: None,
+    failure_at: Some(failure_at),
 };
+
+/// What a fault that ends the stream after N tokens writes into its last
+/// chunk so that it belongs to this stream: the id, model and time.
+fn failure_at(reply: &Reply, _request: &TurnRequest, _after_tokens: u32) -> StreamSoFar {
+    let response = json!({"id": format!("chatcmpl-{}", reply.id), "model": reply.model,
+        "created": unix_now()});
+    StreamSoFar { sequence: None, response: Some(response) }
+}
 
 /// Roles a Chat message may have.
 const ROLES: [&str; 6] = ["developer", "system", "user", "assistant", "tool", "function"];

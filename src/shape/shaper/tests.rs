@@ -139,7 +139,7 @@ async fn errors_from_the_source_pass_through_and_end_the_stream() {
 }
 
 fn error_event() -> StreamAction {
-    StreamAction::ErrorEvent(Record { raw: Bytes::from_static(b"ERROR-EVENT"), kind: Other })
+    StreamAction::EndWith(Record { raw: Bytes::from_static(b"ERROR-EVENT"), kind: Other })
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,0 +1,153 @@
+//! `stop`: N tokens, then the model stops early and says why, as a model
+//! that refuses mid-answer or pauses a long server-side loop does: the
+//! stream ends cleanly, with the provider's own end of a turn and its stop
+//! reason (`docs/protocols.md` §5). Not an error: the SDKs return what came
+//! with the reason, and the app must read it.
+
+use serde_json::json;
+
+use super::{FaultError, Given, Kind, OnStream, Param};
+use crate::dialect::Dialect;
+use crate::framing::{EventKind, Record};
+use crate::shape::{StreamAction, StreamFault};
+
+/// Why the model stopped, in Anthropic's words; each API has its own
+/// (`docs/protocols.md` §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The model declined to go on (a safety classifier stepped in).
+    Refusal,
+    /// A long server-side tool loop paused; the client sends the turn back
+    /// to let it go on.
+    PauseTurn,
+    /// The output limit was reached.
+    MaxTokens,
+}
+
+impl StopReason {
+    /// Its name in the config and in Anthropic's `stop_reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refusal => "refusal",
+            Self::PauseTurn => "pause_turn",
+            Self::MaxTokens => "max_tokens",
+        }
+    }
+
+    /// Chat Completions' `finish_reason` for it.
+    fn chat_finish(self) -> &'static str {
+        match self {
+            Self::Refusal => "content_filter",
+            Self::PauseTurn => "stop",
+            Self::MaxTokens => "length",
+        }
+    }
+
+    /// The Responses API's `incomplete_details.reason`; `None` for a turn
+    /// that completes.
+    fn responses_incomplete(self) -> Option<&'static str> {
+        match self {
+            Self::Refusal => Some("content_filter"),
+            Self::PauseTurn => None,
+            Self::MaxTokens => Some("max_output_tokens"),
+        }
+    }
+}
+
+/// After `after_tokens` tokens, the turn ends with `stop_reason`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stop {
+    /// Tokens released first.
+    pub after_tokens: u32,
+    /// Why the model stopped.
+    pub stop_reason: StopReason,
+}
+
+/// What `stop_reason` may be.
+const STOP_REASON_FORM: &str = "\"refusal\", \"pause_turn\" or \"max_tokens\"";
+
+impl Kind for Stop {
+    const NAME: &'static str = "stop";
+    const KEYS: &'static [&'static str] = &["after_tokens", "stop_reason"];
+
+    fn read(given: &Given<'_>) -> Result<Self, FaultError> {
+        let stop_reason = match given.text("stop_reason")?.as_deref() {
+            None | Some("refusal") => StopReason::Refusal,
+            Some("pause_turn") => StopReason::PauseTurn,
+            Some("max_tokens") => StopReason::MaxTokens,
+            Some(_) => return Err(given.refuse("stop_reason", STOP_REASON_FORM)),
+        };
+        Ok(Self { after_tokens: given.after_tokens()?, stop_reason })
+    }
+
+    fn params(&self) -> Vec<(&'static str, Param)> {
+        let mut params = vec![("after_tokens", Param::Count(u64::from(self.after_tokens)))];
+        if self.stop_reason != StopReason::Refusal {
+            params.push(("stop_reason", Param::Text(self.stop_reason.as_str().to_string())));
+        }
+        params
+    }
+
+    fn on_stream(&self, stream: &OnStream<'_>) -> Option<StreamFault> {
+        let end = self.end(stream);
+        Some(StreamFault { after_tokens: self.after_tokens, action: StreamAction::EndWith(end) })
+    }
+}
+
+impl Stop {
+    /// The provider's end of a stopped turn, in the stream's dialect: the
+    /// events after the last token, through the final one.
+    fn end(&self, stream: &OnStream<'_>) -> Record {
+        let reason = self.stop_reason;
+        let so_far = stream.so_far.response.as_ref();
+        let raw = match stream.dialect {
+            Dialect::Anthropic => {
+                let delta = json!({"type": "message_delta",
+                    "delta": {"stop_reason": reason.as_str(), "stop_sequence": null},
+                    "usage": {"output_tokens": self.after_tokens}});
+                format!(
+                    "event: message_delta\ndata: {delta}\n\nevent: message_stop\ndata: {}\n\n",
+                    json!({"type": "message_stop"})
+                )
+            }
+            Dialect::OpenAiChat => {
+                // The stream's own id and model when its source told them (the mock).
+                let field = |key: &str, default: serde_json::Value| {
+                    so_far.and_then(|r| r.get(key)).cloned().unwrap_or(default)
+                };
+                let chunk = json!({
+                    "id": field("id", json!("chatcmpl-sluice")),
+                    "object": "chat.completion.chunk",
+                    "created": field("created", json!(0)),
+                    "model": field("model", json!("")),
+                    "choices": [{"index": 0, "delta": {}, "logprobs": null,
+                        "finish_reason": reason.chat_finish()}],
+                });
+                format!("data: {chunk}\n\ndata: [DONE]\n\n")
+            }
+            Dialect::OpenAiResponses => {
+                let mut response = so_far.cloned().unwrap_or_else(|| {
+                    let id = stream.request_id.strip_prefix("req_").unwrap_or(stream.request_id);
+                    json!({"id": format!("resp_{id}"), "object": "response", "output": []})
+                });
+                let name = match reason.responses_incomplete() {
+                    Some(why) => {
+                        response["status"] = json!("incomplete");
+                        response["incomplete_details"] = json!({"reason": why});
+                        "response.incomplete"
+                    }
+                    None => {
+                        response["status"] = json!("completed");
+                        "response.completed"
+                    }
+                };
+                let mut event = json!({"type": name, "response": response});
+                if let Some(sequence) = stream.so_far.sequence {
+                    event["sequence_number"] = json!(sequence);
+                }
+                format!("event: {name}\ndata: {event}\n\n")
+            }
+        };
+        Record { raw: raw.into(), kind: EventKind::Other }
+    }
+}
