@@ -188,6 +188,7 @@ fn profile(profile: &Profile) -> Value {
             "choice": profile.tool_use.choice.to_string(),
             "max_rounds": profile.tool_use.max_rounds,
             "parallel_calls": profile.tool_use.parallel_calls,
+            "web_search": profile.tool_use.web_search,
         },
         "rate_limits": rate_limits(&profile.rate_limits),
         "thinking": {
@@ -247,6 +248,7 @@ fn patch_json(patch: &ProfilePatch) -> Value {
         put("choice", tool_use.choice.as_ref().map(|c| json!(c.to_string())));
         put("max_rounds", tool_use.max_rounds.map(|n| json!(n)));
         put("parallel_calls", tool_use.parallel_calls.map(|n| json!(n)));
+        put("web_search", tool_use.web_search.map(|p| json!(p)));
         out.insert("tool_use".into(), Value::Object(keys));
     }
     if let Some(limits) = &patch.rate_limits {

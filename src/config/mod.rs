@@ -168,13 +168,21 @@ pub struct ToolUse {
     /// Tool calls in one turn (parallel tool use), unless the request sets
     /// `tool_choice.disable_parallel_tool_use`.
     pub parallel_calls: u32,
+    /// Share of requests offering the web search server tool that search
+    /// before they answer, in text that cites a result (0 to 1).
+    pub web_search: f64,
 }
 
 impl ToolUse {
     /// Every `auto` request with tools calls the first tool, once; a tool
     /// result is answered in text.
-    pub const DEFAULT: Self =
-        Self { probability: 1.0, choice: ToolPick::First, max_rounds: 1, parallel_calls: 1 };
+    pub const DEFAULT: Self = Self {
+        probability: 1.0,
+        choice: ToolPick::First,
+        max_rounds: 1,
+        parallel_calls: 1,
+        web_search: 0.0,
+    };
 }
 
 /// Which of the request's tools a call uses.
@@ -220,6 +228,8 @@ pub struct ToolUsePatch {
     pub max_rounds: Option<u32>,
     /// `parallel_calls`.
     pub parallel_calls: Option<u32>,
+    /// `web_search`.
+    pub web_search: Option<f64>,
 }
 
 impl ToolUsePatch {
@@ -230,6 +240,7 @@ impl ToolUsePatch {
             choice: self.choice.clone().unwrap_or_else(|| base.choice.clone()),
             max_rounds: self.max_rounds.unwrap_or(base.max_rounds),
             parallel_calls: self.parallel_calls.unwrap_or(base.parallel_calls),
+            web_search: self.web_search.unwrap_or(base.web_search),
         }
     }
 

@@ -168,6 +168,7 @@ struct RawToolUse {
     choice: Option<Spanned<String>>,
     max_rounds: Option<Spanned<i64>>,
     parallel_calls: Option<Spanned<i64>>,
+    web_search: Option<Spanned<f64>>,
 }
 
 /// `[thinking]`, at the top level or in a profile.
@@ -603,6 +604,7 @@ impl RawToolUse {
             parallel_calls: at.check(&self.parallel_calls, &key("parallel_calls"), |&n| {
                 u32::try_from(n).ok().filter(|n| (1..=16).contains(n)).ok_or(PARALLEL_FORM)
             })?,
+            web_search: at.check(&self.web_search, &key("web_search"), |&p| value::rate(p))?,
         })
     }
 }

@@ -798,13 +798,20 @@ fn limits_watch_and_the_new_upstream_keys_are_read_and_checked() {
 fn tool_use_is_read_at_the_top_level_in_profiles_and_at_runtime() {
     let config = parse(
         "[tool_use]\nprobability = 0.5\nchoice = \"uniform\"\nmax_rounds = 3\nparallel_calls = 2\n\
+         web_search = 0.25\n\
          [profiles.search.tool_use]\nchoice = \"search_*\"\n[profiles.plain]\nerror_rate = 0.1\n",
     )
     .unwrap();
     let top = &config.profile.tool_use;
     assert_eq!(
         *top,
-        ToolUse { probability: 0.5, choice: ToolPick::Uniform, max_rounds: 3, parallel_calls: 2 }
+        ToolUse {
+            probability: 0.5,
+            choice: ToolPick::Uniform,
+            max_rounds: 3,
+            parallel_calls: 2,
+            web_search: 0.25
+        }
     );
     let search = config.profile_named("search").unwrap().tool_use;
     assert_eq!(search.choice, ToolPick::Named(glob::Pattern::new("search_*").unwrap()));

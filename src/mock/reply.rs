@@ -32,6 +32,9 @@ pub(crate) enum Block {
     Text {
         /// The tokens; concatenated they are the text.
         tokens: LazyTokens,
+        /// The search result it cites, after a web search (boxed: most text
+        /// cites nothing, and a block is moved with every reply).
+        citation: Option<Box<Citation>>,
     },
     /// Structured output (`output_config.format`): JSON made from the
     /// requested schema, streamed as text deltas, as the real API does.
@@ -53,11 +56,46 @@ pub(crate) enum Block {
     },
 }
 
+/// A web search the provider runs before it answers (Anthropic's
+/// `web_search` server tool): a call whose input streams as a client tool's
+/// does, then its results, whole.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WebSearch {
+    /// A random id (`srvtoolu_` on the wire).
+    pub(crate) id: String,
+    /// The tool's name (`web_search`).
+    pub(crate) name: String,
+    /// `{"query": ...}`.
+    pub(crate) input: Value,
+    /// `input` as compact JSON, cut into `input_json_delta` fragments.
+    pub(crate) fragments: Pieces,
+    /// The pages found.
+    pub(crate) results: Vec<SearchResult>,
+}
+
+/// A page a web search found (made up, under `example.com`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SearchResult {
+    /// Its URL.
+    pub(crate) url: String,
+    /// Its title.
+    pub(crate) title: String,
+}
+
+/// Where a text's claim comes from: a search result and the words cited.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Citation {
+    /// The page.
+    pub(crate) source: SearchResult,
+    /// The words of the page the text relies on.
+    pub(crate) cited_text: String,
+}
+
 impl Block {
     /// How many deltas it streams.
     pub(crate) fn len(&self) -> usize {
         match self {
-            Block::Text { tokens } => tokens.len(),
+            Block::Text { tokens, .. } => tokens.len(),
             Block::Json { fragments, .. } => fragments.len(),
             Block::ToolUse { fragments, .. } => fragments.len(),
         }
@@ -98,6 +136,8 @@ pub(crate) struct Reply {
     pub(crate) input_tokens: u64,
     /// Thinking before the blocks, if the request asked for it.
     pub(crate) thought: Option<Thought>,
+    /// A web search after the thinking and before the blocks.
+    pub(crate) search: Option<WebSearch>,
     /// The visible content blocks, in order.
     pub(crate) blocks: Vec<Block>,
     /// Why it stopped.
@@ -153,6 +193,7 @@ impl Reply {
             Thought { tokens: LazyTokens::new(count, rng), shown }
         });
         let max_tokens = max_tokens.saturating_sub(thought.as_ref().map_or(0, Thought::len)).max(1);
+        let mut search = None;
         let (blocks, stop_reason) = if let (true, Some(output)) =
             (calls.is_empty(), &request.output_schema)
         {
@@ -164,10 +205,19 @@ impl Reply {
             let wanted = tokens_per_response as usize;
             let count = wanted.min(max_tokens);
             let stop = if count < wanted { StopReason::MaxTokens } else { StopReason::EndTurn };
+            search = request
+                .web_search
+                .as_ref()
+                .filter(|_| draw(tool_use.web_search, rng))
+                .map(|name| web_search(name, rng));
+            let citation = search.as_ref().and_then(|search| search.results.first()).cloned();
+            let citation = citation.map(|source| {
+                Box::new(Citation { source, cited_text: LazyTokens::new(12, rng).concat() })
+            });
             let mut tokens = LazyTokens::new(count, rng);
             // A stop sequence ends the turn as its end would: not a cut by max_tokens.
             let stop = if tokens.cut_at_stop(&request.stop) { StopReason::EndTurn } else { stop };
-            (vec![Block::Text { tokens }], stop)
+            (vec![Block::Text { tokens, citation }], stop)
         } else {
             // Each call's input gets its share of max_tokens.
             let share = (max_tokens / calls.len()).max(1);
@@ -192,20 +242,45 @@ impl Reply {
             model: request.model.clone(),
             input_tokens: request.input_tokens,
             thought,
+            search,
             blocks,
             stop_reason,
         })
     }
 
-    /// Output tokens, thinking included: one per delta.
+    /// Output tokens, thinking and a search's query included: one per delta.
     pub(crate) fn output_tokens(&self) -> usize {
-        self.thinking_tokens() + self.blocks.iter().map(Block::len).sum::<usize>()
+        let query = self.search.as_ref().map_or(0, |search| search.fragments.len());
+        self.thinking_tokens() + query + self.blocks.iter().map(Block::len).sum::<usize>()
     }
 
     /// Thinking tokens (OpenAI's `reasoning_tokens`).
     pub(crate) fn thinking_tokens(&self) -> usize {
         self.thought.as_ref().map_or(0, Thought::len)
     }
+}
+
+/// Whether an event of `probability` happens: drawn only when it can go
+/// either way, so 0 and 1 take nothing from `rng` and seeded runs replay.
+fn draw(probability: f64, rng: &mut ChaCha8Rng) -> bool {
+    probability >= 1.0 || (probability > 0.0 && rng.random_bool(probability))
+}
+
+/// A web search by the server tool `name`: its call, with a query, and its
+/// three results.
+fn web_search(name: &str, rng: &mut ChaCha8Rng) -> WebSearch {
+    let id = random_id(rng);
+    let query = LazyTokens::new(4, rng).concat();
+    let query = query.trim_end_matches('.').to_string();
+    let input = serde_json::json!({"query": query});
+    let fragments = fragments(&input.to_string(), usize::MAX, rng);
+    let results = (1..=3)
+        .map(|n| SearchResult {
+            url: format!("https://example.com/sluice/{id}/{n}"),
+            title: LazyTokens::new(5, rng).concat(),
+        })
+        .collect();
+    WebSearch { id, name: name.to_string(), input, fragments, results }
 }
 
 /// The indexes of the tools this turn calls, in order; empty for a text

@@ -41,6 +41,8 @@ pub(crate) struct TurnRequest {
     /// What the request asks the model to think before it answers; `None`
     /// for no thinking.
     pub(crate) reasoning: Option<Reasoning>,
+    /// The name of the web search server tool the request offers, if any.
+    pub(crate) web_search: Option<String>,
 }
 
 /// Thinking a request asks for (Anthropic `thinking`, OpenAI `reasoning`

@@ -21,7 +21,7 @@ pub(crate) mod thinking;
 use bytes::{BufMut as _, BytesMut};
 use serde_json::{Value, json};
 
-use super::reply::{Block, Reply, StopReason, Thought};
+use super::reply::{Block, Citation, Reply, SearchResult, StopReason, Thought, WebSearch};
 use super::request::Shown;
 use super::text::TokenCursor;
 use super::{Codec, HeadFacts, InstantError, InstantRequest, MockApi, MockEndpoint, Serve};
@@ -71,10 +71,20 @@ pub(crate) fn stop_reason(reason: StopReason) -> &'static str {
 /// The non-streaming response body (`docs/protocols.md` §2.3).
 pub(crate) fn message(reply: &Reply) -> Value {
     let thought = reply.thought.as_ref().map(|thought| thought_block(reply, thought, true));
+    let search = reply.search.iter().flat_map(|search| {
+        let call = json!({"type": "server_tool_use", "id": format!("srvtoolu_{}", search.id),
+            "name": search.name, "input": search.input});
+        [call, search_result_block(search)]
+    });
     let content: Vec<Value> = thought
         .into_iter()
+        .chain(search)
         .chain(reply.blocks.iter().map(|block| match block {
-            Block::Text { tokens } => json!({"type": "text", "text": tokens.concat()}),
+            Block::Text { tokens, citation: None } => {
+                json!({"type": "text", "text": tokens.concat()})
+            }
+            Block::Text { tokens, citation: Some(citation) } => json!({"type": "text",
+                "text": tokens.concat(), "citations": [citation_json(citation)]}),
             Block::Json { fragments } => json!({"type": "text", "text": fragments.as_str()}),
             Block::ToolUse { id, name, input, .. } => {
                 json!({"type": "tool_use", "id": format!("toolu_{id}"), "name": name, "input": input})
@@ -108,13 +118,49 @@ fn thought_block(reply: &Reply, thought: &Thought, whole: bool) -> Value {
     }
 }
 
+/// A search's results, whole, as the `web_search_tool_result` block.
+fn search_result_block(search: &WebSearch) -> Value {
+    let results: Vec<Value> = search.results.iter().map(search_result).collect();
+    json!({"type": "web_search_tool_result", "tool_use_id": format!("srvtoolu_{}", search.id),
+        "content": results})
+}
+
+fn search_result(result: &SearchResult) -> Value {
+    json!({"type": "web_search_result", "url": result.url, "title": result.title,
+        "encrypted_content": opaque(&result.url), "page_age": null})
+}
+
+fn citation_json(citation: &Citation) -> Value {
+    json!({"type": "web_search_result_location", "url": citation.source.url,
+        "title": citation.source.title, "encrypted_index": opaque(&citation.cited_text),
+        "cited_text": citation.cited_text})
+}
+
+/// Opaque base64, as the API's encrypted fields are, and stable for `seed`.
+fn opaque(seed: &str) -> String {
+    thinking::redacted_data(seed)
+}
+
+/// `message_delta`'s usage: the output so far, and the searches made.
+fn delta_usage(reply: &Reply) -> Value {
+    let mut usage = json!({"output_tokens": reply.output_tokens()});
+    if reply.search.is_some() {
+        usage["server_tool_use"] = json!({"web_search_requests": 1});
+    }
+    usage
+}
+
 fn usage(reply: &Reply, output_tokens: usize) -> Value {
-    json!({
+    let mut usage = json!({
         "input_tokens": reply.input_tokens,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
         "output_tokens": output_tokens,
-    })
+    });
+    if reply.search.is_some() {
+        usage["server_tool_use"] = json!({"web_search_requests": 1});
+    }
+    usage
 }
 
 const DELTA_PREFIX: &[u8] =
@@ -183,19 +229,25 @@ pub(crate) struct Events {
 /// What is at a wire index.
 enum WireBlock<'a> {
     Thought(&'a Thought),
+    SearchCall(&'a WebSearch),
+    SearchResults(&'a WebSearch),
     Visible(&'a Block),
 }
 
 impl Events {
-    /// Blocks before the visible ones: 1 with a thought.
+    /// Blocks before the visible ones: 1 for a thought, 2 for a search.
     fn thoughts(&self) -> usize {
-        usize::from(self.reply.thought.is_some())
+        usize::from(self.reply.thought.is_some()) + 2 * usize::from(self.reply.search.is_some())
     }
 
     fn block(&self, index: usize) -> Option<WireBlock<'_>> {
-        match index.checked_sub(self.thoughts()) {
-            None => self.reply.thought.as_ref().map(WireBlock::Thought),
-            Some(visible) => self.reply.blocks.get(visible).map(WireBlock::Visible),
+        let thought = usize::from(self.reply.thought.is_some());
+        match (index.checked_sub(self.thoughts()), &self.reply.search) {
+            (Some(visible), _) => self.reply.blocks.get(visible).map(WireBlock::Visible),
+            (None, _) if index < thought => self.reply.thought.as_ref().map(WireBlock::Thought),
+            (None, Some(search)) if index == thought => Some(WireBlock::SearchCall(search)),
+            (None, Some(search)) => Some(WireBlock::SearchResults(search)),
+            (None, None) => None,
         }
     }
 
@@ -206,7 +258,12 @@ impl Events {
             Some(WireBlock::Thought(thought)) if thought.shown == Shown::Streamed => {
                 thought.len() + 1
             }
-            Some(WireBlock::Thought(_)) | None => 0,
+            Some(WireBlock::Thought(_) | WireBlock::SearchResults(_)) | None => 0,
+            Some(WireBlock::SearchCall(search)) => search.fragments.len(),
+            // A cited text opens with its citation.
+            Some(WireBlock::Visible(block @ Block::Text { citation: Some(_), .. })) => {
+                block.len() + 1
+            }
             Some(WireBlock::Visible(block)) => block.len(),
         }
     }
@@ -249,6 +306,14 @@ impl Events {
                     WireBlock::Thought(thought) => {
                         (thought_block(reply, thought, false), EventKind::Other)
                     }
+                    WireBlock::SearchCall(search) => (
+                        json!({"type": "server_tool_use", "id": format!("srvtoolu_{}", search.id),
+                            "name": search.name, "input": {}}),
+                        EventKind::ToolStart,
+                    ),
+                    WireBlock::SearchResults(search) => {
+                        (search_result_block(search), EventKind::Other)
+                    }
                     WireBlock::Visible(Block::Text { .. } | Block::Json { .. }) => {
                         (json!({"type": "text", "text": ""}), EventKind::Other)
                     }
@@ -277,7 +342,23 @@ impl Events {
                         let kind = EventKind::Other;
                         Some(encode_delta(kind, index, "signature_delta", "signature", &signature))
                     }
-                    WireBlock::Visible(Block::Text { tokens }) => {
+                    WireBlock::SearchCall(search) => Some(encode_delta(
+                        content,
+                        index,
+                        "input_json_delta",
+                        "partial_json",
+                        search.fragments.get(piece)?,
+                    )),
+                    WireBlock::SearchResults(_) => None,
+                    WireBlock::Visible(Block::Text { citation: Some(citation), .. })
+                        if piece == 0 =>
+                    {
+                        let delta = json!({"type": "content_block_delta", "index": index,
+                            "delta": {"type": "citations_delta", "citation": citation_json(citation)}});
+                        let data = delta.to_string();
+                        Some(encode_event("content_block_delta", &data, EventKind::Other))
+                    }
+                    WireBlock::Visible(Block::Text { tokens, .. }) => {
                         let tokens = tokens.clone();
                         let token = self.next_token(index, &tokens)?;
                         Some(encode_delta(content, index, "text_delta", "text", token))
@@ -307,7 +388,7 @@ impl Events {
                 "message_delta",
                 json!({"type": "message_delta",
                     "delta": {"stop_reason": stop_reason(reply.stop_reason), "stop_sequence": null},
-                    "usage": {"output_tokens": reply.output_tokens()}}),
+                    "usage": delta_usage(reply)}),
                 EventKind::Other,
             ),
             Step::MessageStop => {

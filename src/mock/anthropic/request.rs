@@ -62,6 +62,7 @@ pub(crate) fn parse(
         }
     };
     let tools = parse_tools(object.get("tools"))?;
+    let web_search = web_search_tool(object.get("tools"));
     let tool_choice = parse_tool_choice(object.get("tool_choice"), &tools)?;
     let disable_parallel_tool_use = object
         .get("tool_choice")
@@ -93,6 +94,7 @@ pub(crate) fn parse(
         stop: Vec::new(),
         echo: Value::Null,
         reasoning,
+        web_search,
     })
 }
 
@@ -243,6 +245,16 @@ fn parse_tools(tools: Option<&Value>) -> Result<Vec<Tool>, InvalidRequest> {
         parsed.push(Tool { name, input_schema });
     }
     Ok(parsed)
+}
+
+/// The name of the web search server tool offered (`{"type":
+/// "web_search_20250305", "name": "web_search"}`), if one is.
+fn web_search_tool(tools: Option<&Value>) -> Option<String> {
+    tools?.as_array()?.iter().find_map(|tool| {
+        let kind = tool.get("type")?.as_str()?;
+        kind.starts_with("web_search")
+            .then(|| tool.get("name").and_then(Value::as_str).unwrap_or("web_search").to_string())
+    })
 }
 
 fn is_server_tool(tool: &Map<String, Value>) -> bool {

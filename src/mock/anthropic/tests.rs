@@ -684,3 +684,78 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&message["usage"]["output_tokens"], &json!(output_tokens));
     }
 }
+
+fn searching() -> ToolUse {
+    ToolUse { web_search: 1.0, ..ToolUse::DEFAULT }
+}
+
+#[test]
+fn a_request_offering_web_search_gets_a_search_its_results_and_cited_text() {
+    let asked =
+        json!({"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]});
+    let reply = Reply::generate(
+        &request(asked.clone()),
+        6,
+        &searching(),
+        &Thinking::DEFAULT,
+        &mut request_rng(5, 0),
+    )
+    .unwrap();
+    let query_fragments = reply.search.as_ref().unwrap().fragments.len();
+    let message = message(&reply);
+    let events = decoded(reply);
+    let starts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.0 == "content_block_start")
+        .map(|e| &e.1["content_block"])
+        .collect();
+    assert_eq!(starts[0]["type"], "server_tool_use");
+    assert!(starts[0]["id"].as_str().unwrap().starts_with("srvtoolu_"));
+    assert_eq!(starts[0]["name"], "web_search");
+    assert_eq!(starts[1]["type"], "web_search_tool_result");
+    assert_eq!(starts[1]["tool_use_id"], starts[0]["id"]);
+    assert_eq!(starts[1]["content"].as_array().unwrap().len(), 3);
+    assert_eq!(starts[2]["type"], "text");
+    let kinds: Vec<EventKind> =
+        events.iter().filter(|e| e.0 == "content_block_start").map(|e| e.2).collect();
+    assert_eq!(kinds, [EventKind::ToolStart, EventKind::Other, EventKind::Other]);
+    let query: String = events
+        .iter()
+        .filter(|e| e.1["index"] == 0 && e.1["delta"]["type"] == "input_json_delta")
+        .map(|e| e.1["delta"]["partial_json"].as_str().unwrap())
+        .collect();
+    let query: Value = serde_json::from_str(&query).unwrap();
+    assert_eq!(query, message["content"][0]["input"]);
+    let text_deltas: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.1["index"] == 2 && e.0 == "content_block_delta")
+        .map(|e| &e.1["delta"])
+        .collect();
+    assert_eq!(text_deltas[0]["type"], "citations_delta", "the citation opens the text");
+    assert_eq!(text_deltas[0]["citation"], message["content"][2]["citations"][0]);
+    assert_eq!(text_deltas[0]["citation"]["url"], starts[1]["content"][0]["url"]);
+    assert_eq!(text_deltas.len(), 1 + 6);
+    let usage = &events[events.len() - 2].1["usage"];
+    assert_eq!(usage["server_tool_use"]["web_search_requests"], 1);
+    assert_eq!(usage["output_tokens"], json!(query_fragments + 6));
+    assert_eq!(message["usage"]["server_tool_use"], usage["server_tool_use"]);
+    // Off by default, and with none offered.
+    let plain = Reply::generate(
+        &request(asked),
+        6,
+        &ToolUse::DEFAULT,
+        &Thinking::DEFAULT,
+        &mut request_rng(5, 0),
+    )
+    .unwrap();
+    assert!(plain.search.is_none());
+    let none = Reply::generate(
+        &request(json!({})),
+        6,
+        &searching(),
+        &Thinking::DEFAULT,
+        &mut request_rng(5, 0),
+    )
+    .unwrap();
+    assert!(none.search.is_none());
+}

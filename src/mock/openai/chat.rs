@@ -125,6 +125,7 @@ pub(crate) fn parse(body: &[u8], _head: &HeadFacts) -> Result<TurnRequest, Inval
         stop,
         echo: Value::Null,
         reasoning,
+        web_search: None,
     })
 }
 
@@ -187,7 +188,7 @@ pub(crate) fn message(reply: &Reply) -> Value {
     let mut calls = Vec::new();
     for block in &reply.blocks {
         match block {
-            Block::Text { tokens } => {
+            Block::Text { tokens, .. } => {
                 content.get_or_insert_with(String::new).push_str(&tokens.concat())
             }
             Block::Json { fragments } => {
@@ -409,7 +410,7 @@ impl ChatEvents {
                 let (head, tail) = (self.head.as_str(), self.tail);
                 // The hot path (one per token): written straight into one buffer.
                 match self.reply.blocks.get(index)? {
-                    Block::Text { tokens } => {
+                    Block::Text { tokens, .. } => {
                         if self.text.as_ref().is_none_or(|(at, _)| *at != index) {
                             self.text = Some((index, tokens.cursor()));
                         }

@@ -149,6 +149,7 @@ pub(crate) fn parse(body: &[u8], _head: &HeadFacts) -> Result<TurnRequest, Inval
         stop: Vec::new(),
         echo: Value::Object(echo),
         reasoning: parse_reasoning(&object)?,
+        web_search: None,
     })
 }
 
@@ -253,7 +254,7 @@ fn item_id(reply: &Reply, block: &Block) -> String {
 /// An output item, done.
 fn item(reply: &Reply, block: &Block) -> Value {
     match block {
-        Block::Text { tokens } => message_item(reply, block, &tokens.concat(), "completed"),
+        Block::Text { tokens, .. } => message_item(reply, block, &tokens.concat(), "completed"),
         Block::Json { fragments } => message_item(reply, block, fragments.as_str(), "completed"),
         Block::ToolUse { id, name, input, .. } => json!({
             "type": "function_call", "id": format!("fc_{id}"), "call_id": format!("call_{id}"),
@@ -616,7 +617,7 @@ impl ResponseEvents {
                 let id = self.ids.get(index)?;
                 let sequence = self.sequence;
                 match block {
-                    Block::Text { tokens } => {
+                    Block::Text { tokens, .. } => {
                         if self.text.as_ref().is_none_or(|(at, _)| *at != index) {
                             self.text = Some((index, tokens.cursor()));
                         }
@@ -658,7 +659,7 @@ impl ResponseEvents {
                         json!({"item_id": id, "output_index": index + offset, "arguments": input.to_string()}),
                         EventKind::Other,
                     ),
-                    Block::Text { tokens } => {
+                    Block::Text { tokens, .. } => {
                         let text = tokens.concat();
                         self.event(
                             "response.output_text.done",
@@ -676,7 +677,7 @@ impl ResponseEvents {
             Step::PartDone(index) => {
                 let block = reply.blocks.get(index)?;
                 let text = match block {
-                    Block::Text { tokens } => tokens.concat(),
+                    Block::Text { tokens, .. } => tokens.concat(),
                     Block::Json { fragments } => fragments.as_str().to_string(),
                     Block::ToolUse { .. } => return None,
                 };

@@ -177,3 +177,23 @@ def test_structured_output_parses_into_the_model_with_its_constraints(sluice):
         forecast = message.parsed_output
         assert isinstance(forecast, Forecast)
         assert 1 <= forecast.days <= 7 and 0 < forecast.confidence < 1
+
+
+def test_a_web_search_streams_its_call_results_and_cited_text(sluice):
+    url = sluice(FAST + "[tool_use]\nweb_search = 1.0\n")
+    with client(url).messages.stream(
+        model="claude-mock-1",
+        max_tokens=1024,
+        tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}],
+        messages=[{"role": "user", "content": "What happened today?"}],
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert "citation" in kinds, kinds
+    assert [block.type for block in final.content] == ["server_tool_use", "web_search_tool_result", "text"]
+    call, results, text = final.content
+    assert call.id.startswith("srvtoolu_") and call.input["query"]
+    assert results.tool_use_id == call.id and len(results.content) == 3
+    assert text.citations[0].url == results.content[0].url
+    assert final.usage.server_tool_use.web_search_requests == 1
+    assert final.stop_reason == "end_turn"
