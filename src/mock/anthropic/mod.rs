@@ -226,6 +226,24 @@ pub(crate) struct Events {
     signer: thinking::Signer,
 }
 
+/// What is at wire index `index` of `reply`: its thought, its search's call
+/// and results, then its visible blocks.
+fn block_at(reply: &Reply, index: usize) -> Option<WireBlock<'_>> {
+    let thought = usize::from(reply.thought.is_some());
+    match (index.checked_sub(before_visible(reply)), &reply.search) {
+        (Some(visible), _) => reply.blocks.get(visible).map(WireBlock::Visible),
+        (None, _) if index < thought => reply.thought.as_ref().map(WireBlock::Thought),
+        (None, Some(search)) if index == thought => Some(WireBlock::SearchCall(search)),
+        (None, Some(search)) => Some(WireBlock::SearchResults(search)),
+        (None, None) => None,
+    }
+}
+
+/// Wire blocks before the visible ones: 1 for a thought, 2 for a search.
+fn before_visible(reply: &Reply) -> usize {
+    usize::from(reply.thought.is_some()) + 2 * usize::from(reply.search.is_some())
+}
+
 /// What is at a wire index.
 enum WireBlock<'a> {
     Thought(&'a Thought),
@@ -235,20 +253,13 @@ enum WireBlock<'a> {
 }
 
 impl Events {
-    /// Blocks before the visible ones: 1 for a thought, 2 for a search.
+    /// Blocks before the visible ones.
     fn thoughts(&self) -> usize {
-        usize::from(self.reply.thought.is_some()) + 2 * usize::from(self.reply.search.is_some())
+        before_visible(&self.reply)
     }
 
     fn block(&self, index: usize) -> Option<WireBlock<'_>> {
-        let thought = usize::from(self.reply.thought.is_some());
-        match (index.checked_sub(self.thoughts()), &self.reply.search) {
-            (Some(visible), _) => self.reply.blocks.get(visible).map(WireBlock::Visible),
-            (None, _) if index < thought => self.reply.thought.as_ref().map(WireBlock::Thought),
-            (None, Some(search)) if index == thought => Some(WireBlock::SearchCall(search)),
-            (None, Some(search)) => Some(WireBlock::SearchResults(search)),
-            (None, None) => None,
-        }
+        block_at(&self.reply, index)
     }
 
     /// Deltas of the block at `index`: a thinking block's tokens and its
@@ -280,12 +291,18 @@ impl Events {
         if piece < self.deltas(index) { Step::Delta(index, piece) } else { Step::BlockStop(index) }
     }
 
-    /// The next token of the text or thinking block at `index`.
-    fn next_token(&mut self, index: usize, tokens: &super::text::LazyTokens) -> Option<&str> {
-        if self.text.as_ref().is_none_or(|(at, _)| *at != index) {
-            self.text = Some((index, tokens.cursor()));
+    /// The next token of `tokens`, the text or thinking of the block at
+    /// `index`: a field of the events' own, so that the reply stays borrowed
+    /// while the cursor moves (no copy of the generator per token).
+    fn next_token<'a>(
+        text: &'a mut Option<(usize, TokenCursor)>,
+        index: usize,
+        tokens: &super::text::LazyTokens,
+    ) -> Option<&'a str> {
+        if text.as_ref().is_none_or(|(at, _)| *at != index) {
+            *text = Some((index, tokens.cursor()));
         }
-        let (_, cursor) = self.text.as_mut()?;
+        let (_, cursor) = text.as_mut()?;
         cursor.next_token()
     }
 
@@ -329,13 +346,12 @@ impl Events {
             Step::Delta(index, piece) => {
                 // The hot path (one per token): written straight into one buffer.
                 let content = EventKind::Content;
-                return match self.block(index)? {
+                return match block_at(reply, index)? {
                     WireBlock::Thought(thought) if piece < thought.len() => {
-                        let tokens = thought.tokens.clone();
-                        let token = self.next_token(index, &tokens)?.to_owned();
-                        self.signer.update(&token);
+                        let token = Self::next_token(&mut self.text, index, &thought.tokens)?;
+                        self.signer.update(token);
                         let kind = EventKind::Thinking;
-                        Some(encode_delta(kind, index, "thinking_delta", "thinking", &token))
+                        Some(encode_delta(kind, index, "thinking_delta", "thinking", token))
                     }
                     WireBlock::Thought(_) => {
                         let signature = std::mem::take(&mut self.signer).finish();
@@ -359,8 +375,7 @@ impl Events {
                         Some(encode_event("content_block_delta", &data, EventKind::Other))
                     }
                     WireBlock::Visible(Block::Text { tokens, .. }) => {
-                        let tokens = tokens.clone();
-                        let token = self.next_token(index, &tokens)?;
+                        let token = Self::next_token(&mut self.text, index, tokens)?;
                         Some(encode_delta(content, index, "text_delta", "text", token))
                     }
                     WireBlock::Visible(Block::Json { fragments, .. }) => Some(encode_delta(
