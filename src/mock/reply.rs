@@ -135,9 +135,11 @@ pub(crate) struct Reply {
     /// `usage.input_tokens`.
     pub(crate) input_tokens: u64,
     /// Thinking before the blocks, if the request asked for it.
-    pub(crate) thought: Option<Thought>,
+    /// (Boxed, as the search: most replies have neither, and an open
+    /// stream holds its reply.)
+    pub(crate) thought: Option<Box<Thought>>,
     /// A web search after the thinking and before the blocks.
-    pub(crate) search: Option<WebSearch>,
+    pub(crate) search: Option<Box<WebSearch>>,
     /// The visible content blocks, in order.
     pub(crate) blocks: Vec<Block>,
     /// Why it stopped.
@@ -190,9 +192,10 @@ impl Reply {
                 Shown::Hidden if thinking.reasoning_content => Shown::Streamed,
                 shown => shown,
             };
-            Thought { tokens: LazyTokens::new(count, rng), shown }
+            Box::new(Thought { tokens: LazyTokens::new(count, rng), shown })
         });
-        let max_tokens = max_tokens.saturating_sub(thought.as_ref().map_or(0, Thought::len)).max(1);
+        let max_tokens =
+            max_tokens.saturating_sub(thought.as_deref().map_or(0, Thought::len)).max(1);
         let mut search = None;
         let (blocks, stop_reason) = if let (true, Some(output)) =
             (calls.is_empty(), &request.output_schema)
@@ -209,7 +212,7 @@ impl Reply {
                 .web_search
                 .as_ref()
                 .filter(|_| draw(tool_use.web_search, rng))
-                .map(|name| web_search(name, rng));
+                .map(|name| Box::new(web_search(name, rng)));
             let citation = search.as_ref().and_then(|search| search.results.first()).cloned();
             let citation = citation.map(|source| {
                 Box::new(Citation { source, cited_text: LazyTokens::new(12, rng).concat() })
@@ -256,7 +259,7 @@ impl Reply {
 
     /// Thinking tokens (OpenAI's `reasoning_tokens`).
     pub(crate) fn thinking_tokens(&self) -> usize {
-        self.thought.as_ref().map_or(0, Thought::len)
+        self.thought.as_deref().map_or(0, Thought::len)
     }
 }
 

@@ -56,7 +56,7 @@ fn count_tokens(request: &InstantRequest<'_>) -> Result<String, InstantError> {
 
 /// The stream of SSE records, built one event at a time as it is pulled.
 pub(crate) fn events(reply: Reply) -> impl Iterator<Item = Record> + Send {
-    Events { reply, step: Step::MessageStart, text: None, signer: thinking::Signer::default() }
+    Events { reply, step: Step::MessageStart, text: None, signer: None }
 }
 
 /// `stop_reason` on the wire.
@@ -223,7 +223,7 @@ pub(crate) struct Events {
     /// The text or thinking block being streamed, and the cursor making its tokens.
     text: Option<(usize, TokenCursor)>,
     /// The signature of the thinking streamed so far.
-    signer: thinking::Signer,
+    signer: Option<thinking::Signer>,
 }
 
 /// What is at wire index `index` of `reply`: its thought, its search's call
@@ -232,7 +232,7 @@ fn block_at(reply: &Reply, index: usize) -> Option<WireBlock<'_>> {
     let thought = usize::from(reply.thought.is_some());
     match (index.checked_sub(before_visible(reply)), &reply.search) {
         (Some(visible), _) => reply.blocks.get(visible).map(WireBlock::Visible),
-        (None, _) if index < thought => reply.thought.as_ref().map(WireBlock::Thought),
+        (None, _) if index < thought => reply.thought.as_deref().map(WireBlock::Thought),
         (None, Some(search)) if index == thought => Some(WireBlock::SearchCall(search)),
         (None, Some(search)) => Some(WireBlock::SearchResults(search)),
         (None, None) => None,
@@ -349,12 +349,12 @@ impl Events {
                 return match block_at(reply, index)? {
                     WireBlock::Thought(thought) if piece < thought.len() => {
                         let token = Self::next_token(&mut self.text, index, &thought.tokens)?;
-                        self.signer.update(token);
+                        self.signer.get_or_insert_default().update(token);
                         let kind = EventKind::Thinking;
                         Some(encode_delta(kind, index, "thinking_delta", "thinking", token))
                     }
                     WireBlock::Thought(_) => {
-                        let signature = std::mem::take(&mut self.signer).finish();
+                        let signature = self.signer.take().unwrap_or_default().finish();
                         let kind = EventKind::Other;
                         Some(encode_delta(kind, index, "signature_delta", "signature", &signature))
                     }

@@ -348,7 +348,7 @@ impl ChatEvents {
 
     /// The streamed thinking's tokens (none unless it streams).
     fn reasoning_len(&self) -> usize {
-        self.reply.thought.as_ref().filter(|t| t.shown == Shown::Streamed).map_or(0, Thought::len)
+        self.reply.thought.as_deref().filter(|t| t.shown == Shown::Streamed).map_or(0, Thought::len)
     }
 
     /// After the reasoning chunk `piece`: the next one, or the answer.

@@ -503,7 +503,7 @@ impl ResponseEvents {
 
     /// The summary's tokens, when it streams one.
     fn summary_len(&self) -> Option<usize> {
-        self.reply.thought.as_ref().filter(|t| t.shown == Shown::Streamed).map(Thought::len)
+        self.reply.thought.as_deref().filter(|t| t.shown == Shown::Streamed).map(Thought::len)
     }
 
     fn after_summary_delta(&self, piece: usize) -> Step {
