@@ -267,6 +267,7 @@ fn takes(api: Api, dialect: Dialect) -> bool {
             | (Api::OpenAi, Dialect::OpenAiChat | Dialect::OpenAiResponses)
             | (Api::OpenAiChat, Dialect::OpenAiChat)
             | (Api::OpenAiResponses, Dialect::OpenAiResponses)
+            | (Api::Gemini, Dialect::Gemini)
     )
 }
 

@@ -318,6 +318,8 @@ pub enum Api {
     OpenAiChat,
     /// The OpenAI Responses API (`.../responses`).
     OpenAiResponses,
+    /// The Gemini API and Vertex AI (`.../models/{model}:generateContent`).
+    Gemini,
 }
 
 impl Api {
@@ -328,6 +330,7 @@ impl Api {
             Self::OpenAi => "openai",
             Self::OpenAiChat => "openai-chat",
             Self::OpenAiResponses => "openai-responses",
+            Self::Gemini => "gemini",
         }
     }
 }

@@ -326,7 +326,8 @@ pub(super) const DELAY_FORM: &str = "a duration such as \"100ms\", or a distribu
     or { dist = \"lognormal\", p50 = \"100ms\", p99 = \"400ms\" }, each at most 7 days (\"168h\")";
 pub(super) const DIST_FORM: &str =
     "\"uniform\" (min, max), \"normal\" (mean, stddev) or \"lognormal\" (p50, p99)";
-const API_FORM: &str = "\"anthropic\", \"openai\", \"openai-chat\" or \"openai-responses\"";
+const API_FORM: &str =
+    "\"anthropic\", \"openai\", \"openai-chat\", \"openai-responses\" or \"gemini\"";
 pub(super) const MODELS_FORM: &str = "a list of 1 to 1000 model ids, each 1 to 256 characters without \"/\", such as [\"gpt-4o-mini\"]";
 const NAME_FORM: &str = "a non-empty name used by no other route";
 pub(super) const GLOB_FORM: &str = "a glob such as \"/v1/*\" or \"claude-*-haiku*\"";
@@ -816,6 +817,7 @@ impl RawRoute {
                 "openai" => Ok(Api::OpenAi),
                 "openai-chat" => Ok(Api::OpenAiChat),
                 "openai-responses" => Ok(Api::OpenAiResponses),
+                "gemini" => Ok(Api::Gemini),
                 _ => Err(API_FORM),
             })?,
         };

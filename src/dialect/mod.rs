@@ -10,6 +10,7 @@
 //! The dialect is chosen by the request path ([`Dialect::for_path`]).
 
 pub(crate) mod anthropic;
+pub(crate) mod gemini;
 pub(crate) mod openai;
 
 use crate::framing::sse::{encode_data, encode_event};
@@ -35,13 +36,18 @@ pub(crate) enum Dialect {
     OpenAiChat,
     /// OpenAI Responses (`/v1/responses`).
     OpenAiResponses,
+    /// Gemini (`/v1beta/models/{model}:generateContent` and its kin, and
+    /// Vertex AI's `.../publishers/google/models/...`).
+    Gemini,
 }
 
 impl Dialect {
     /// The dialect of a request path; unknown paths are treated as Anthropic.
     pub(crate) fn for_path(path: &str) -> Self {
         let path = path.trim_end_matches('/');
-        if path.ends_with("/chat/completions") {
+        if is_gemini_path(path) {
+            Self::Gemini
+        } else if path.ends_with("/chat/completions") {
             Self::OpenAiChat
         } else if path.ends_with("/responses") {
             Self::OpenAiResponses
@@ -53,7 +59,9 @@ impl Dialect {
     /// The framing of this dialect's streams.
     pub(crate) fn framing(self) -> Framing {
         match self {
-            Self::Anthropic | Self::OpenAiChat | Self::OpenAiResponses => Framing::Sse,
+            Self::Anthropic | Self::OpenAiChat | Self::OpenAiResponses | Self::Gemini => {
+                Framing::Sse
+            }
         }
     }
 
@@ -63,6 +71,7 @@ impl Dialect {
             Self::Anthropic => anthropic::classify,
             Self::OpenAiChat => openai::classify_chat,
             Self::OpenAiResponses => openai::classify_responses,
+            Self::Gemini => gemini::classify,
         }
     }
 
@@ -73,6 +82,7 @@ impl Dialect {
                 anthropic::error_body(anthropic::error_type_for_status(status), message, request_id)
             }
             Self::OpenAiChat | Self::OpenAiResponses => openai::error_body(status, message),
+            Self::Gemini => gemini::error_body(status, message, None),
         }
     }
 
@@ -99,6 +109,11 @@ impl Dialect {
                 let message = message.unwrap_or_else(|| openai::default_message(status, kind));
                 (status, openai::error_body_typed(kind, code, message))
             }
+            Self::Gemini => {
+                let code = gemini::wire_code(status, error_type);
+                let message = message.unwrap_or_else(|| gemini::default_message(code));
+                (code, gemini::error_body(code, message, None))
+            }
         }
     }
 
@@ -123,6 +138,12 @@ impl Dialect {
             Self::OpenAiChat => {
                 let data = openai::stream_error(error_type, message);
                 encode_data(&data, EventKind::Other)
+            }
+            Self::Gemini => {
+                // Google ends its events with CRLF pairs; so does the mock.
+                let code = gemini::wire_code(500, Some(error_type));
+                let raw = format!("data: {}\r\n\r\n", gemini::stream_error(code, message));
+                Record { raw: raw.into(), kind: EventKind::Other }
             }
             Self::OpenAiResponses => {
                 let raw = openai::responses_failure(
@@ -153,6 +174,7 @@ impl Dialect {
                 let (kind, _) = openai::type_and_code(500, Some(error_type));
                 openai::default_message(500, kind)
             }
+            Self::Gemini => gemini::default_message(gemini::wire_code(500, Some(error_type))),
         }
     }
 
@@ -187,6 +209,8 @@ impl Dialect {
                     ("x-ratelimit-reset-tokens", reset),
                 ]
             }
+            // Google sends no rate-limit headers; its 429 body says it all.
+            Self::Gemini => Vec::new(),
         }
     }
 
@@ -194,9 +218,26 @@ impl Dialect {
     pub(crate) fn request_id_header(self) -> &'static str {
         match self {
             Self::Anthropic => "request-id",
-            Self::OpenAiChat | Self::OpenAiResponses => "x-request-id",
+            Self::OpenAiChat | Self::OpenAiResponses | Self::Gemini => "x-request-id",
         }
     }
+}
+
+/// Whether `path` is the Gemini API's or Vertex AI's: a model's method
+/// (`.../models/{model}:generateContent`), or the `v1beta` model list.
+fn is_gemini_path(path: &str) -> bool {
+    const METHODS: [&str; 5] = [
+        "generateContent",
+        "streamGenerateContent",
+        "countTokens",
+        "embedContent",
+        "batchEmbedContents",
+    ];
+    // A model id may hold a `:` (an OpenAI fine-tune's does): the method is after the last.
+    let method = path.rsplit_once('/').and_then(|(_, last)| last.rsplit_once(':'));
+    let model_method = path.contains("/models/")
+        && method.is_some_and(|(model, method)| !model.is_empty() && METHODS.contains(&method));
+    model_method || path == "/v1beta/models" || path.starts_with("/v1beta/models/")
 }
 
 #[cfg(test)]
@@ -210,5 +251,16 @@ mod tests {
         assert_eq!(Dialect::for_path("/openai/v1/chat/completions/"), Dialect::OpenAiChat);
         assert_eq!(Dialect::for_path("/v1/responses"), Dialect::OpenAiResponses);
         assert_eq!(Dialect::for_path("/anything"), Dialect::Anthropic);
+        let gemini = [
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            "/v1/models/gemini-2.5-flash:generateContent",
+            "/v1beta1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-pro:generateContent",
+            "/v1beta/models",
+            "/v1beta/models/gemini-2.5-flash",
+        ];
+        for path in gemini {
+            assert_eq!(Dialect::for_path(path), Dialect::Gemini, "{path}");
+        }
+        assert_eq!(Dialect::for_path("/v1/models"), Dialect::Anthropic, "OpenAI's model list");
     }
 }

@@ -43,6 +43,15 @@ impl StopReason {
         }
     }
 
+    /// Gemini's `finishReason` for it.
+    fn gemini_finish(self) -> &'static str {
+        match self {
+            Self::Refusal => "SAFETY",
+            Self::PauseTurn => "STOP",
+            Self::MaxTokens => "MAX_TOKENS",
+        }
+    }
+
     /// The Responses API's `incomplete_details.reason`; `None` for a turn
     /// that completes.
     fn responses_incomplete(self) -> Option<&'static str> {
@@ -124,6 +133,14 @@ impl Stop {
                         "finish_reason": reason.chat_finish()}],
                 });
                 format!("data: {chunk}\n\ndata: [DONE]\n\n")
+            }
+            Dialect::Gemini => {
+                let chunk = json!({
+                    "candidates": [{"content": {"role": "model", "parts": [{"text": ""}]},
+                        "finishReason": reason.gemini_finish(), "index": 0}],
+                    "usageMetadata": {"candidatesTokenCount": self.after_tokens},
+                });
+                format!("data: {chunk}\r\n\r\n")
             }
             Dialect::OpenAiResponses => {
                 let mut response = so_far.cloned().unwrap_or_else(|| {

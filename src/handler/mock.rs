@@ -44,7 +44,11 @@ pub(crate) async fn serve(
         };
     }
     let mut allowed: Option<(&'static str, Dialect)> = None;
-    for api in mock::APIS {
+    // `GET /v1/models` is OpenAI's list and, with the v1 API, Gemini's: a
+    // Google client (its key or client header) gets Google's.
+    let google = (path == "/v1/models" || path.starts_with("/v1/models/"))
+        && mock::gemini::is_google_client(request.headers());
+    for api in mock::APIS.iter().filter(|api| !google || api.dialect == Dialect::Gemini) {
         for endpoint in api.endpoints.iter().filter(|e| e.matches(&path)) {
             let takes = method.as_str() == endpoint.method
                 || (endpoint.method == "GET" && method == Method::HEAD);
@@ -143,7 +147,7 @@ async fn generate(
     request: Request<Incoming>,
 ) -> Answer {
     let path = request.uri().path().to_owned();
-    let head_facts = HeadFacts::read(request.headers());
+    let head_facts = HeadFacts::read(request.uri(), request.headers());
     let (body, mut exchange) = match admit(app, snapshot, api, request).await {
         Ok(admitted) => admitted,
         Err(answer) => return *answer,
@@ -220,7 +224,12 @@ async fn generate(
     }
     let mut head = Response::new(()).into_parts().0;
     let headers = &mut head.headers;
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    let content_type = if parsed.array_stream {
+        "application/json; charset=UTF-8"
+    } else {
+        "text/event-stream; charset=utf-8"
+    };
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(id) = HeaderValue::from_str(exchange.request_id()) {
         headers.insert(api.dialect.request_id_header(), id);

@@ -197,6 +197,10 @@ fn rate_limited(limited: &Limited, dialect: Dialect, request_id: &str) -> Respon
             Some("rate_limit_exceeded"),
             &message,
         ),
+        Dialect::Gemini => {
+            let wait = limited.wait.map(|wait| Duration::from_millis(headers::millis_up(wait)));
+            crate::dialect::gemini::error_body(429, &message, wait)
+        }
     };
     let mut response = response::json_in(dialect, StatusCode::TOO_MANY_REQUESTS, body, request_id);
     let headers = response.headers_mut();

@@ -10,6 +10,7 @@
 //! `MockApi`; `APIS` lists them, and the handler routes by that list.
 
 pub(crate) mod anthropic;
+pub(crate) mod gemini;
 pub(crate) mod openai;
 pub(crate) mod reply;
 pub(crate) mod request;
@@ -100,6 +101,10 @@ pub(crate) struct MockEndpoint {
     pub(crate) path: &'static str,
     /// Whether it serves `path/{id}` rather than `path`.
     pub(crate) under: bool,
+    /// A model's method (Gemini's `:generateContent`): it serves
+    /// `{base}/models/{model}:{verb}` for each of Google's bases
+    /// ([`gemini::model_of`]), `path` being how the banner names it.
+    pub(crate) verb: Option<&'static str>,
     /// How it is answered.
     pub(crate) serve: Serve,
 }
@@ -107,21 +112,29 @@ pub(crate) struct MockEndpoint {
 impl MockEndpoint {
     /// `POST path`.
     pub(crate) const fn post(path: &'static str, serve: Serve) -> Self {
-        Self { method: "POST", path, under: false, serve }
+        Self { method: "POST", path, under: false, verb: None, serve }
     }
 
     /// `GET path`.
     pub(crate) const fn get(path: &'static str, serve: Serve) -> Self {
-        Self { method: "GET", path, under: false, serve }
+        Self { method: "GET", path, under: false, verb: None, serve }
     }
 
     /// `GET path/{id}`.
     pub(crate) const fn get_under(path: &'static str, serve: Serve) -> Self {
-        Self { method: "GET", path, under: true, serve }
+        Self { method: "GET", path, under: true, verb: None, serve }
+    }
+
+    /// `POST {base}/models/{model}:{verb}`, named `path` in the banner.
+    pub(crate) const fn post_model(path: &'static str, verb: &'static str, serve: Serve) -> Self {
+        Self { method: "POST", path, under: false, verb: Some(verb), serve }
     }
 
     /// Whether it serves `path` (whatever the method).
     pub(crate) fn matches(&self, path: &str) -> bool {
+        if let Some(verb) = self.verb {
+            return gemini::model_of(path).is_some_and(|(_, method)| method == verb);
+        }
         if !self.under {
             return path == self.path;
         }
@@ -149,7 +162,7 @@ pub(crate) struct MockApi {
 }
 
 /// Every mocked API. Adding one is a module and a line here.
-pub(crate) const APIS: &[MockApi] = &[anthropic::API, openai::CHAT, openai::RESPONSES];
+pub(crate) const APIS: &[MockApi] = &[anthropic::API, openai::CHAT, openai::RESPONSES, gemini::API];
 
 /// The banner's lines for the mock: what it mocks, where, and its endpoints.
 pub(crate) fn banner_lines(host: &str) -> [String; 2] {
@@ -160,6 +173,7 @@ pub(crate) fn banner_lines(host: &str) -> [String; 2] {
     let mut also: Vec<String> =
         all().filter(|e| !matches!(e.serve, Serve::Generate(_))).map(MockEndpoint::label).collect();
     also.push("GET /health".to_string());
+    dedupe(&mut also);
     let label = if generate.len() == 1 { "Endpoint" } else { "Endpoints" };
     let mocks = match names.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
@@ -173,5 +187,14 @@ pub(crate) fn banner_lines(host: &str) -> [String; 2] {
 
 /// The mock's endpoints, as a 404 names them.
 pub(crate) fn endpoints() -> Vec<String> {
-    APIS.iter().flat_map(|api| api.endpoints.iter()).map(MockEndpoint::label).collect()
+    let mut labels: Vec<String> =
+        APIS.iter().flat_map(|api| api.endpoints.iter()).map(MockEndpoint::label).collect();
+    dedupe(&mut labels);
+    labels
+}
+
+/// Leaves the first of each label (`GET /v1/models` is two APIs' endpoint).
+fn dedupe(labels: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    labels.retain(|label| seen.insert(label.clone()));
 }

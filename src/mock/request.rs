@@ -43,6 +43,9 @@ pub(crate) struct TurnRequest {
     pub(crate) reasoning: Option<Reasoning>,
     /// The name of the web search server tool the request offers, if any.
     pub(crate) web_search: Option<String>,
+    /// A stream as a JSON array rather than server-sent events (Gemini's
+    /// `streamGenerateContent` without `alt=sse`).
+    pub(crate) array_stream: bool,
 }
 
 /// Thinking a request asks for (Anthropic `thinking`, OpenAI `reasoning`
@@ -147,11 +150,15 @@ pub(crate) struct HeadFacts {
     pub(crate) version: Option<String>,
     /// Every `anthropic-beta` value, split at commas.
     pub(crate) betas: Vec<String>,
+    /// The request path (Gemini names the model and the method in it).
+    pub(crate) path: String,
+    /// Whether the query asks for server-sent events (Gemini's `alt=sse`).
+    pub(crate) alt_sse: bool,
 }
 
 impl HeadFacts {
-    /// Reads them from `headers`; values that are not text are skipped.
-    pub(crate) fn read(headers: &hyper::HeaderMap) -> Self {
+    /// Reads them from `uri` and `headers`; values that are not text are skipped.
+    pub(crate) fn read(uri: &hyper::Uri, headers: &hyper::HeaderMap) -> Self {
         let version =
             headers.get("anthropic-version").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let betas = headers
@@ -164,7 +171,9 @@ impl HeadFacts {
             // A client sends a handful; a hostile one is not kept past this.
             .take(64)
             .collect();
-        Self { version, betas }
+        let alt_sse =
+            uri.query().is_some_and(|query| query.split('&').any(|pair| pair == "alt=sse"));
+        Self { version, betas, path: uri.path().to_owned(), alt_sse }
     }
 
     /// Whether the client asked for the beta feature `name`.

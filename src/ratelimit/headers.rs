@@ -114,6 +114,8 @@ pub(crate) fn headers(dialect: Dialect, levels: &Levels, now: SystemTime) -> Vec
                 put(&names.reset, HeaderValue::from_str(&go_duration(level.until_full)).ok());
             }
         }
+        // Google sends no remaining-quota headers (docs/rate-limits.md).
+        Dialect::Gemini => {}
     }
     out
 }
@@ -251,6 +253,21 @@ pub(crate) fn go_duration(wait: Duration) -> String {
 pub(crate) fn refusal_message(dialect: Dialect, limited: &Limited) -> (&'static str, String) {
     let wait = limited.wait.map(go_duration);
     match dialect {
+        Dialect::Gemini => {
+            let what = match limited.kind {
+                LimitKind::Requests => "requests per minute",
+                LimitKind::InputTokens => "input tokens per minute",
+                LimitKind::OutputTokens => "output tokens per minute",
+                LimitKind::Tokens => "tokens per minute",
+            };
+            let model = limited.model.as_deref().unwrap_or("the model");
+            let message = format!(
+                "You exceeded your current quota of {what} for {model} (sluice [rate_limits]: \
+                 limit {}, requested {}).",
+                limited.limit, limited.requested
+            );
+            ("RESOURCE_EXHAUSTED", message)
+        }
         Dialect::Anthropic => {
             let what = match limited.kind {
                 LimitKind::Requests => "requests",

@@ -95,6 +95,7 @@ pub(crate) fn parse(
         echo: Value::Null,
         reasoning,
         web_search,
+        array_stream: false,
     })
 }
 
@@ -508,8 +509,16 @@ mod tests {
 
     #[test]
     fn version_2026_10_21_refuses_what_it_removed_and_2023_06_01_does_not() {
-        let new = HeadFacts { version: Some("2026-10-21".into()), betas: Vec::new() };
-        let old = HeadFacts { version: Some("2023-06-01".into()), betas: Vec::new() };
+        let new = HeadFacts {
+            version: Some("2026-10-21".into()),
+            betas: Vec::new(),
+            ..HeadFacts::default()
+        };
+        let old = HeadFacts {
+            version: Some("2023-06-01".into()),
+            betas: Vec::new(),
+            ..HeadFacts::default()
+        };
         let parse_with = |head: &HeadFacts, body: Value| {
             parse(body.to_string().as_bytes(), head, Endpoint::Messages)
                 .map(|_| ())

@@ -594,8 +594,11 @@ fn a_turn_after_tool_results_thinks_again_only_when_interleaved() {
     let body = json!({"model": "m", "max_tokens": 4096, "messages": history, "tools": weather_tools(),
         "thinking": {"type": "enabled", "budget_tokens": 2048}});
     let parse_with = |betas: &[&str]| {
-        let head =
-            HeadFacts { version: None, betas: betas.iter().map(|b| (*b).to_string()).collect() };
+        let head = HeadFacts {
+            version: None,
+            betas: betas.iter().map(|b| (*b).to_string()).collect(),
+            ..HeadFacts::default()
+        };
         parse(body.to_string().as_bytes(), &head, Endpoint::Messages)
     };
     let plain = parse_with(&[]).expect("the signed history is accepted");

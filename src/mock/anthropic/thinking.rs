@@ -323,8 +323,11 @@ mod tests {
     ) -> Result<Option<Reasoning>, String> {
         let mut object = Map::new();
         object.insert("thinking".into(), thinking);
-        let head =
-            HeadFacts { version: None, betas: betas.iter().map(|b| (*b).to_string()).collect() };
+        let head = HeadFacts {
+            version: None,
+            betas: betas.iter().map(|b| (*b).to_string()).collect(),
+            ..HeadFacts::default()
+        };
         parse(&object, &head, Some(max_tokens), &ToolChoice::Auto, 0).map_err(|e| e.0)
     }
 

@@ -126,6 +126,7 @@ pub(crate) fn parse(body: &[u8], _head: &HeadFacts) -> Result<TurnRequest, Inval
         echo: Value::Null,
         reasoning,
         web_search: None,
+        array_stream: false,
     })
 }
 

@@ -150,6 +150,7 @@ pub(crate) fn parse(body: &[u8], _head: &HeadFacts) -> Result<TurnRequest, Inval
         echo: Value::Object(echo),
         reasoning: parse_reasoning(&object)?,
         web_search: None,
+        array_stream: false,
     })
 }
 
