@@ -17,6 +17,7 @@
 //! usage totals. No `[DONE]`. Events end with `\r\n\r\n`, as Google's do.
 //! Without `alt=sse` the same chunks are a JSON array, streamed.
 
+mod embed;
 pub(crate) mod request;
 
 use serde_json::{Value, json};
@@ -48,6 +49,16 @@ pub(crate) const API: MockApi = MockApi {
             "/v1beta/models/{model}:countTokens",
             "countTokens",
             Serve::Instant(count_tokens),
+        ),
+        MockEndpoint::post_model(
+            "/v1beta/models/{model}:embedContent",
+            "embedContent",
+            Serve::Whole(embed::one),
+        ),
+        MockEndpoint::post_model(
+            "/v1beta/models/{model}:batchEmbedContents",
+            "batchEmbedContents",
+            Serve::Whole(embed::batch),
         ),
         MockEndpoint::get("/v1beta/models", Serve::Instant(list_models)),
         MockEndpoint::get_under("/v1beta/models", Serve::Instant(one_model)),

@@ -173,6 +173,12 @@ fn inputs(input: Option<&Value>) -> Result<Vec<Input>, InvalidRequest> {
         .collect()
 }
 
+/// The unit vector of `text`, `width` numbers: the same text gets the same
+/// vector whatever API asks (Gemini's `embedContent` too).
+pub(crate) fn text_vector(text: &str, width: usize) -> Vec<f32> {
+    vector_from_seed(Sha256::digest(text.as_bytes()).into(), width)
+}
+
 /// A unit vector of `width` numbers, the same for the same seed.
 fn vector_from_seed(seed: [u8; 32], width: usize) -> Vec<f32> {
     let mut rng = ChaCha8Rng::from_seed(seed);

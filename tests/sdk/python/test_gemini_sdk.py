@@ -126,3 +126,15 @@ def test_a_mid_stream_error_raises_after_the_tokens_before_it(sluice):
             received.append(chunk.text)
     assert len(received) == 3
     assert raised.value.code == 503
+
+
+def test_embeddings_are_the_same_vector_for_the_same_text(sluice):
+    gemini = client(sluice(FAST))
+    config = types.EmbedContentConfig(output_dimensionality=8)
+    result = gemini.models.embed_content(
+        model="gemini-embedding-001", contents=["a cat", "a dog", "a cat"], config=config
+    )
+    vectors = [embedding.values for embedding in result.embeddings]
+    assert [len(v) for v in vectors] == [8, 8, 8]
+    assert vectors[0] == vectors[2] and vectors[0] != vectors[1]
+    assert abs(sum(x * x for x in vectors[0]) - 1.0) < 1e-4, "unit length"
