@@ -56,6 +56,20 @@ impl Dialect {
         }
     }
 
+    /// The framing of a response of this dialect to a request for `path`,
+    /// with `content_type`, if it is a stream sluice can split: server-sent
+    /// events whatever the dialect, or Gemini's streamed JSON array
+    /// (`:streamGenerateContent` without `alt=sse`).
+    pub(crate) fn stream_framing(self, path: &str, content_type: &str) -> Option<Framing> {
+        Framing::of_content_type(content_type).or_else(|| {
+            let essence = content_type.split(';').next().unwrap_or_default().trim();
+            let array = self == Self::Gemini
+                && path.ends_with(":streamGenerateContent")
+                && essence.eq_ignore_ascii_case("application/json");
+            array.then_some(Framing::JsonArray)
+        })
+    }
+
     /// The framing of this dialect's streams.
     pub(crate) fn framing(self) -> Framing {
         match self {

@@ -8,15 +8,17 @@
 //! A [`Framing`] says how an upstream body is split ([`Splitter`]), how an
 //! event is read for its name and data ([`Event`], which a dialect
 //! classifies), and how the `malformed` fault breaks one. Server-sent events
-//! ([`sse`]) are the framing of the Anthropic and OpenAI streams; Gemini's
-//! JSON array and AWS's binary event stream are the next, each a module here
-//! and a variant of [`Framing`]. An injected error event is the dialect's to
+//! ([`sse`]) are the framing of the Anthropic, OpenAI and Gemini streams;
+//! Gemini's streamed JSON array ([`json_array`]) is the second; AWS's binary
+//! event stream is the next, a module here and a variant of [`Framing`]. An injected error event is the dialect's to
 //! write (`dialect/`), in its framing.
 
+pub(crate) mod json_array;
 pub(crate) mod sse;
 
 use bytes::Bytes;
 
+use json_array::JsonArraySplitter;
 use sse::SseSplitter;
 pub(crate) use sse::split::Event;
 
@@ -69,11 +71,13 @@ pub(crate) struct Record {
 pub(crate) enum Framing {
     /// `text/event-stream` (`docs/protocols.md` §1).
     Sse,
+    /// A streamed JSON array (Gemini without `alt=sse`, `docs/protocols.md` §7).
+    JsonArray,
 }
 
 impl Framing {
     /// Every framing, for the tests and fuzz targets that run per framing.
-    pub(crate) const ALL: [Framing; 1] = [Framing::Sse];
+    pub(crate) const ALL: [Framing; 2] = [Framing::Sse, Framing::JsonArray];
 
     /// The framing of a response with `content_type`, if sluice can split it.
     pub(crate) fn of_content_type(content_type: &str) -> Option<Self> {
@@ -90,6 +94,7 @@ impl Framing {
     ) -> Splitter {
         match self {
             Self::Sse => Splitter::Sse(SseSplitter::new(classify, max_event)),
+            Self::JsonArray => Splitter::JsonArray(JsonArraySplitter::new(classify, max_event)),
         }
     }
 
@@ -98,6 +103,7 @@ impl Framing {
     pub(crate) fn corrupt(self, record: &Record) -> Record {
         match self {
             Self::Sse => sse::corrupt(record),
+            Self::JsonArray => json_array::corrupt(record),
         }
     }
 }
@@ -109,6 +115,8 @@ impl Framing {
 pub(crate) enum Splitter {
     /// Server-sent events.
     Sse(SseSplitter),
+    /// A streamed JSON array.
+    JsonArray(JsonArraySplitter),
 }
 
 impl Splitter {
@@ -116,6 +124,7 @@ impl Splitter {
     pub(crate) fn push(&mut self, chunk: Bytes, out: &mut impl Extend<Record>) {
         match self {
             Self::Sse(splitter) => splitter.push(chunk, out),
+            Self::JsonArray(splitter) => splitter.push(chunk, out),
         }
     }
 
@@ -123,6 +132,7 @@ impl Splitter {
     pub(crate) fn finish(&mut self) -> Option<Record> {
         match self {
             Self::Sse(splitter) => splitter.finish(),
+            Self::JsonArray(splitter) => splitter.finish(),
         }
     }
 }
@@ -131,10 +141,12 @@ impl Splitter {
 mod tests {
     use super::*;
 
-    /// A stream in `framing`, as an upstream writes it.
-    fn sample(framing: Framing) -> &'static [u8] {
+    /// A stream in `framing`, as an upstream writes it, and its dialect.
+    fn sample(framing: Framing) -> (&'static [u8], crate::dialect::Dialect) {
+        use crate::dialect::Dialect;
         match framing {
-            Framing::Sse => b"event: message_start\r\ndata: {\"type\":\"message_start\"}\r\n\r\n: a comment\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+            Framing::JsonArray => (b"[{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"Hi\"}]},\"index\":0}]}\r\n,{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"totalTokenCount\":3}}]", Dialect::Gemini),
+            Framing::Sse => (b"event: message_start\r\ndata: {\"type\":\"message_start\"}\r\n\r\n: a comment\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", Dialect::Anthropic),
         }
     }
 
@@ -143,8 +155,8 @@ mod tests {
     #[test]
     fn every_framing_splits_byte_for_byte_at_every_cut_point() {
         for framing in Framing::ALL {
-            let stream = sample(framing);
-            let classify = crate::dialect::Dialect::Anthropic.classifier();
+            let (stream, dialect) = sample(framing);
+            let classify = dialect.classifier();
             let mut contents = None;
             for cut in 0..=stream.len() {
                 let mut splitter = framing.splitter(classify, 1 << 20);

@@ -36,7 +36,6 @@ use super::refusal::Refusal;
 use super::request_body::read_body;
 use crate::cassette::record::Recording;
 use crate::dialect::{Dialect, StreamSoFar};
-use crate::framing::Framing;
 use crate::live::Snapshot;
 use crate::proxy::{Records, UpstreamClient, UpstreamError, strip_hop_by_hop};
 use crate::ratelimit::usage::SettleOnUsage;
@@ -52,7 +51,8 @@ pub(crate) async fn forward(
     request: Request<Incoming>,
     arrival: Instant,
 ) -> Answer {
-    let dialect = Dialect::for_path(request.uri().path());
+    let path = request.uri().path().to_owned();
+    let dialect = Dialect::for_path(&path);
     let (mut head, body) = request.into_parts();
     let recorder = app.recorder();
     // The body streams through untouched unless a route must read it to
@@ -92,7 +92,7 @@ pub(crate) async fn forward(
         .headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(Framing::of_content_type);
+        .and_then(|content_type| dialect.stream_framing(&path, content_type));
     let event_stream = framing.is_some();
     let compressed = head
         .headers

@@ -105,6 +105,12 @@ pub async fn byte_per_chunk_upstream(stream: &[u8]) -> Fake {
     serve("text/event-stream", 200, chunks, Duration::ZERO).await
 }
 
+/// A streamed JSON array (Gemini without `alt=sse`), `size` bytes a chunk.
+pub async fn json_array_upstream(stream: &[u8], size: usize) -> Fake {
+    let chunks = stream.chunks(size).map(|c| (Duration::ZERO, Bytes::copy_from_slice(c))).collect();
+    serve("application/json; charset=UTF-8", 200, chunks, Duration::ZERO).await
+}
+
 /// Sends `first` records, then stalls forever with the connection open;
 /// `closed` fires when the proxy closes the connection.
 pub async fn stalling_upstream(first: &[&str]) -> Fake {

@@ -1,0 +1,143 @@
+//! Gemini over real sockets on the paused clock: the mock's stream in both
+//! framings (server-sent events with `alt=sse`, a JSON array without), and
+//! the proxy pacing a Gemini upstream's stream in both, byte for byte.
+
+#![allow(clippy::unwrap_used, reason = "a test panics on what it does not expect")]
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use serde_json::{Value, json};
+use support::{Received, ms, send, start};
+
+const QUICK: &str = "error_rate = 0\nseed = 5\ntokens_per_response = 4\n";
+const NO_DELAYS: &str =
+    "first_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntool_call_delay = \"0ms\"\n";
+
+fn ask(path: &str) -> Request<Full<Bytes>> {
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    Request::post(path)
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("x-goog-api-key", "test-key")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// Each chunk's JSON and when it arrived, from an SSE body. Line ends are
+/// read as the SSE spec (and the google-genai parsers) read them: CRLF, LF
+/// or a lone CR. (A fault that replaces an event cut between its CR and LF
+/// leaves the CR alone; that is still a line end.)
+fn sse_chunks(received: &Received) -> Vec<(Value, Duration)> {
+    let mut out = Vec::new();
+    let mut pending = String::new();
+    for (chunk, at) in &received.chunks {
+        pending.push_str(std::str::from_utf8(chunk).unwrap());
+        pending = pending.replace("\r\n", "\n").replace('\r', "\n");
+        while let Some(end) = pending.find("\n\n") {
+            let event: String = pending.drain(..end + 2).collect();
+            if event.trim().is_empty() {
+                continue; // a CR and its LF in two reads
+            }
+            let data = event.trim().strip_prefix("data: ").unwrap();
+            out.push((serde_json::from_str(data).unwrap(), *at));
+        }
+    }
+    assert!(pending.is_empty(), "{pending:?}");
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_mock_streams_chunks_on_schedule_in_both_framings() {
+    let sluice = start(QUICK).await;
+    let sse =
+        send(sluice.addr, ask("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"))
+            .await;
+    assert_eq!(sse.status, 200);
+    assert_eq!(sse.headers["content-type"], "text/event-stream; charset=utf-8");
+    let chunks = sse_chunks(&sse);
+    let times: Vec<Duration> = chunks.iter().map(|(_, at)| *at).collect();
+    assert_eq!(times, [ms(100), ms(120), ms(140), ms(160)]);
+    assert_eq!(chunks[3].0["candidates"][0]["finishReason"], "STOP");
+
+    let array =
+        send(sluice.addr, ask("/v1beta/models/gemini-2.5-flash:streamGenerateContent")).await;
+    assert_eq!(array.headers["content-type"], "application/json; charset=UTF-8");
+    let parsed: Vec<Value> = serde_json::from_slice(&array.body()).unwrap();
+    assert_eq!(parsed.len(), 4);
+    let arrivals: Vec<Duration> = array.chunks.iter().map(|(_, at)| *at).collect();
+    assert_eq!(arrivals.first(), Some(&ms(100)));
+    assert_eq!(arrivals.last(), Some(&ms(160)), "the closing bracket goes with the last chunk");
+}
+
+/// A Gemini stream's chunks, as the API writes them.
+fn gemini_chunks() -> Vec<String> {
+    let chunk = |text: &str, done: bool| {
+        let mut candidate =
+            json!({"content": {"parts": [{"text": text}], "role": "model"}, "index": 0});
+        if done {
+            candidate["finishReason"] = json!("STOP");
+        }
+        json!({"candidates": [candidate], "usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3},
+            "modelVersion": "gemini-2.5-flash", "responseId": "abc"})
+        .to_string()
+    };
+    vec![chunk("One", false), chunk(" two", false), chunk(" \"three]}\"", false), chunk(".", true)]
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_proxy_paces_a_gemini_stream_in_both_framings_and_keeps_every_byte() {
+    let chunks = gemini_chunks();
+    let array = format!("[{}]", chunks.join(",\r\n"));
+    let sse: String = chunks.iter().map(|c| format!("data: {c}\r\n\r\n")).collect();
+    let upstreams = [
+        (
+            "/v1beta/models/g:streamGenerateContent",
+            support::upstreams::json_array_upstream(array.as_bytes(), 7).await,
+            array.clone(),
+        ),
+        (
+            "/v1beta/models/g:streamGenerateContent?alt=sse",
+            support::upstreams::scripted_sse_upstream(
+                sse.as_bytes().chunks(7).map(|c| (Duration::ZERO, c.to_vec())).collect(),
+            )
+            .await,
+            sse.clone(),
+        ),
+    ];
+    for (path, upstream, sent) in upstreams {
+        let url = upstream.url();
+        let paced = start(&support::proxy_config(&url, "error_rate = 0\n", "")).await;
+        let received = send(paced.addr, ask(path)).await;
+        assert_eq!(received.status, 200, "{path}");
+        assert_eq!(received.body(), sent.as_bytes(), "{path}: paced, yet every byte as sent");
+        let arrivals: Vec<Duration> = received.chunks.iter().map(|(_, at)| *at).collect();
+        assert_eq!(arrivals.first(), Some(&ms(100)), "{path}");
+        assert_eq!(arrivals.last(), Some(&ms(160)), "{path}: 100 ms, then 20 ms a chunk");
+        let passing =
+            start(&support::proxy_config(&url, &format!("error_rate = 0\n{NO_DELAYS}"), "")).await;
+        assert_eq!(send(passing.addr, ask(path)).await.body(), sent.as_bytes(), "{path}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fault_in_a_proxied_gemini_stream_comes_in_googles_shape() {
+    let chunks = gemini_chunks();
+    let sse: String = chunks.iter().map(|c| format!("data: {c}\r\n\r\n")).collect();
+    let upstream =
+        support::upstreams::scripted_sse_upstream(vec![(Duration::ZERO, sse.into_bytes())]).await;
+    let knobs = "error_rate = 1.0\n[[faults]]\nkind = \"stream_error\"\nafter_tokens = 2\n";
+    let proxy = start(&support::proxy_config(&upstream.url(), knobs, "")).await;
+    let received = send(proxy.addr, ask("/v1beta/models/g:streamGenerateContent?alt=sse")).await;
+    let chunks = sse_chunks(&received);
+    assert_eq!(chunks.len(), 3, "two chunks, then the error");
+    let error = &chunks[2].0["error"];
+    assert_eq!(
+        (error["code"].as_u64(), error["status"].as_str()),
+        (Some(503), Some("UNAVAILABLE"))
+    );
+}
