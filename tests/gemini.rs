@@ -141,3 +141,23 @@ async fn a_fault_in_a_proxied_gemini_stream_comes_in_googles_shape() {
         (Some(503), Some("UNAVAILABLE"))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn faults_end_an_array_stream_as_a_whole_array() {
+    let config = format!(
+        "{QUICK}error_rate = 1.0\n[[faults]]\nkind = \"stream_error\"\nafter_tokens = 2\nfirst_requests = 1\n\
+         [[faults]]\nkind = \"stop\"\nafter_tokens = 1\nfirst_requests = 2\n"
+    );
+    let sluice = start(&config.replace("error_rate = 0\n", "")).await;
+    let failed = send(sluice.addr, ask("/v1beta/models/g:streamGenerateContent")).await;
+    let elements: Vec<Value> = serde_json::from_slice(&failed.body()).unwrap();
+    assert_eq!(elements.len(), 3, "two chunks and the error, a whole array");
+    assert_eq!(elements[2]["error"]["status"], "UNAVAILABLE");
+    let stopped = send(sluice.addr, ask("/v1beta/models/g:streamGenerateContent")).await;
+    let elements: Vec<Value> = serde_json::from_slice(&stopped.body()).unwrap();
+    assert_eq!(elements.len(), 2);
+    assert_eq!(
+        elements[1]["candidates"][0]["finishReason"], "SAFETY",
+        "a refusal in Gemini's words"
+    );
+}

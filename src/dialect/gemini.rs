@@ -11,7 +11,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::framing::{Event, EventKind};
+use crate::framing::{Event, EventKind, Framing};
 
 /// The `error.status` Google pairs with an HTTP code.
 pub(crate) fn status_for_code(code: u16) -> &'static str {
@@ -89,6 +89,15 @@ pub(crate) fn error_body(
 /// which the SDKs raise as `APIError` (`docs/protocols.md` §7).
 pub(crate) fn stream_error(code: u16, message: &str) -> String {
     error_body(code, message, None)
+}
+
+/// `json` as the last event of a stream in `framing`: an SSE event (with
+/// CRLF pairs, as Google's), or the array's last element and its `]`.
+pub(crate) fn last_element(json: &str, framing: Framing) -> String {
+    match framing {
+        Framing::Sse => format!("data: {json}\r\n\r\n"),
+        Framing::JsonArray => format!(",\r\n{json}]"),
+    }
 }
 
 #[derive(Deserialize)]

@@ -25,6 +25,9 @@ pub(crate) struct StreamSoFar {
     /// The response so far (`id`, `model`, `created_at`, ...), which
     /// `response.failed` carries.
     pub(crate) response: Option<serde_json::Value>,
+    /// The stream's framing: an event that ends it is written in it (a
+    /// Gemini array's last element, then its `]`).
+    pub(crate) framing: Framing,
 }
 
 /// A provider API.
@@ -154,9 +157,9 @@ impl Dialect {
                 encode_data(&data, EventKind::Other)
             }
             Self::Gemini => {
-                // Google ends its events with CRLF pairs; so does the mock.
                 let code = gemini::wire_code(500, Some(error_type));
-                let raw = format!("data: {}\r\n\r\n", gemini::stream_error(code, message));
+                let raw =
+                    gemini::last_element(&gemini::stream_error(code, message), so_far.framing);
                 Record { raw: raw.into(), kind: EventKind::Other }
             }
             Self::OpenAiResponses => {

@@ -140,7 +140,7 @@ impl Stop {
                         "finishReason": reason.gemini_finish(), "index": 0}],
                     "usageMetadata": {"candidatesTokenCount": self.after_tokens},
                 });
-                format!("data: {chunk}\r\n\r\n")
+                crate::dialect::gemini::last_element(&chunk.to_string(), stream.so_far.framing)
             }
             Dialect::OpenAiResponses => {
                 let mut response = so_far.cloned().unwrap_or_else(|| {

@@ -67,9 +67,10 @@ pub(crate) struct Record {
 }
 
 /// The stream formats sluice can split, shape and write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Framing {
     /// `text/event-stream` (`docs/protocols.md` §1).
+    #[default]
     Sse,
     /// A streamed JSON array (Gemini without `alt=sse`, `docs/protocols.md` §7).
     JsonArray,

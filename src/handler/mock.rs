@@ -22,7 +22,7 @@ use crate::cassette::replay::Recorded;
 use crate::config::{ReplayFallback, ReplayMatch, ReplayTiming};
 use crate::dialect::Dialect;
 use crate::dialect::StreamSoFar;
-use crate::framing::Record;
+use crate::framing::{Framing, Record};
 use crate::live::Snapshot;
 use crate::mock::{self, Codec, HeadFacts, MockApi, Reply, Serve};
 use crate::response::{self, BoxError};
@@ -234,10 +234,13 @@ async fn generate(
     if let Ok(id) = HeaderValue::from_str(exchange.request_id()) {
         headers.insert(api.dialect.request_id_header(), id);
     }
-    let so_far = match (codec.failure_at, exchange.planned_stream_error()) {
+    let mut so_far = match (codec.failure_at, exchange.planned_stream_error()) {
         (Some(failure_at), Some(after_tokens)) => failure_at(&reply, &parsed, after_tokens),
         _ => StreamSoFar::default(),
     };
+    if parsed.array_stream {
+        so_far.framing = Framing::JsonArray;
+    }
     let records = records(codec, reply, &parsed);
     exchange.stream(head, records, Delivery::Instant, HeadHold::MOCK, so_far).await
 }

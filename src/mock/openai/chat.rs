@@ -51,7 +51,7 @@ pub(crate) const CODEC: Codec = Codec {
 fn failure_at(reply: &Reply, _request: &TurnRequest, _after_tokens: u32) -> StreamSoFar {
     let response = json!({"id": format!("chatcmpl-{}", reply.id), "model": reply.model,
         "created": unix_now()});
-    StreamSoFar { sequence: None, response: Some(response) }
+    StreamSoFar { sequence: None, response: Some(response), ..StreamSoFar::default() }
 }
 
 /// Roles a Chat message may have.

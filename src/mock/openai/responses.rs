@@ -61,6 +61,7 @@ fn failure_at(reply: &Reply, request: &TurnRequest, after_tokens: u32) -> Stream
     StreamSoFar {
         sequence: Some(sequence_at(reply, request, after_tokens)),
         response: Some(response),
+        ..StreamSoFar::default()
     }
 }
 

@@ -138,3 +138,15 @@ def test_embeddings_are_the_same_vector_for_the_same_text(sluice):
     assert [len(v) for v in vectors] == [8, 8, 8]
     assert vectors[0] == vectors[2] and vectors[0] != vectors[1]
     assert abs(sum(x * x for x in vectors[0]) - 1.0) < 1e-4, "unit length"
+
+
+def test_a_rate_limited_request_gets_googles_429_with_retry_info(sluice):
+    gemini = client(sluice(FAST + "[rate_limits]\nrequests_per_minute = 60\nburst = 1\n"))
+    gemini.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    with pytest.raises(errors.ClientError) as raised:
+        gemini.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert raised.value.code == 429 and raised.value.status == "RESOURCE_EXHAUSTED"
+    details = raised.value.details["error"]["details"]
+    retry = [d for d in details if d["@type"] == "type.googleapis.com/google.rpc.RetryInfo"]
+    assert retry == [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}]
+    assert "Please retry in 1.0s." in raised.value.message
