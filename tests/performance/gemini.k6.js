@@ -21,54 +21,13 @@
 // first_token_delay + tool_call_delay (600 ms by default).
 import http from "k6/http";
 import exec from "k6/execution";
-import { check, sleep } from "k6";
-import { Rate, Trend } from "k6/metrics";
+import { sleep } from "k6";
+import { firstTokenLatency, options as scenarioOptions, record as recordOutcome, toolInvocation } from "./scenarios.js";
 
 const BASE_URL = __ENV.BASE_URL || "http://localhost:3456";
-const DURATION = __ENV.SCENARIO_DURATION || "30s";
 const THINK_TIME = Number(__ENV.THINK_TIME ?? 1);
 
-const firstTokenLatency = new Trend("first_token_latency", true);
-const toolInvocation = new Trend("tool_invocation", true);
-const responseTime = new Trend("response_time", true);
-const errors = new Rate("errors");
-
-function seconds(duration) {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(duration);
-  if (!match) throw new Error(`SCENARIO_DURATION must look like 30s, 500ms or 2m (got ${duration})`);
-  return Number(match[1]) * { ms: 0.001, s: 1, m: 60 }[match[2]];
-}
-
-const allScenarios = {
-  // NFR-1.1: first token latency.
-  simple_query: { executor: "constant-vus", vus: 10, duration: DURATION, exec: "simpleQuery", offset: 0 },
-  // NFR-1.3: tool invocation latency.
-  tool_call: { executor: "constant-vus", vus: 5, duration: DURATION, exec: "toolCall", offset: 1 },
-  // NFR-2.4: error rate.
-  error_injection: { executor: "constant-vus", vus: 5, duration: DURATION, exec: "errorInjection", offset: 2 },
-};
-
-const thresholdsByScenario = {
-  simple_query: { first_token_latency: ["p(95)<500"] },
-  tool_call: { tool_invocation: ["p(95)<2000"] },
-  error_injection: {},
-};
-
-const chosen = __ENV.SCENARIO ? [__ENV.SCENARIO] : Object.keys(allScenarios);
-for (const name of chosen) {
-  if (!allScenarios[name]) throw new Error(`unknown SCENARIO ${name}; use ${Object.keys(allScenarios).join(", ")}`);
-}
-
-export const options = {
-  scenarios: Object.fromEntries(
-    chosen.map((name, index) => {
-      const { offset, ...scenario } = allScenarios[name];
-      // Scenarios run one after another, as in the original setup.
-      return [name, { ...scenario, startTime: `${index * seconds(DURATION)}s` }];
-    }),
-  ),
-  thresholds: Object.assign({ errors: ["rate<0.01"] }, ...chosen.map((name) => thresholdsByScenario[name])),
-};
+export const options = scenarioOptions(__ENV.SCENARIO_DURATION || "30s", __ENV.SCENARIO);
 
 const HEADERS = {
   "content-type": "application/json",
@@ -111,14 +70,7 @@ function ask(body) {
 
 /** Records the outcome; a request succeeds when it is a 200 whose stream completed. */
 function record(response, expectations) {
-  const ok = check(response, {
-    "status is 200": (r) => r.status === 200,
-    "stream completed": (r) => typeof r.body === "string" && r.body.includes('"finishReason"'),
-    ...expectations,
-  });
-  errors.add(!ok);
-  responseTime.add(response.timings.duration);
-  return ok;
+  return recordOutcome(response, (body) => body.includes('"finishReason"'), expectations);
 }
 
 export function simpleQuery() {
