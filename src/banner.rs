@@ -66,7 +66,7 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
             tools.max_rounds
         ));
     }
-    let thinking_pace = timing.thinking_interval.unwrap_or(timing.token_interval);
+    let thinking_pace = timing.thinking_pace();
     let delay_before = match timing.first_token_delay_before {
         crate::shape::FirstOutput::Thinking => "first token delay before it",
         crate::shape::FirstOutput::Text => "first token delay after it",

@@ -193,9 +193,7 @@ fn profile(profile: &Profile) -> Value {
         "rate_limits": rate_limits(&profile.rate_limits),
         "thinking": {
             "tokens": profile.thinking.tokens,
-            "token_interval": delay(
-                profile.timing.thinking_interval.as_ref().unwrap_or(&profile.timing.token_interval),
-            ),
+            "token_interval": delay(&profile.timing.thinking_pace()),
             "first_token_delay_before": profile.timing.first_token_delay_before.as_str(),
             "redacted": profile.thinking.redacted,
             "reasoning_content": profile.thinking.reasoning_content,

@@ -312,9 +312,7 @@ fn tool_calls(request: &TurnRequest, tool_use: &ToolUse, rng: &mut ChaCha8Rng) -
                 return Vec::new();
             }
             // Drawn only when it can say no, so the default draws nothing.
-            if tool_use.probability < 1.0
-                && !(tool_use.probability > 0.0 && rng.random_bool(tool_use.probability))
-            {
+            if !draw(tool_use.probability, rng) {
                 return Vec::new();
             }
             match &tool_use.choice {

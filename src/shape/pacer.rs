@@ -34,6 +34,14 @@ pub struct Timing {
     pub first_token_delay_before: FirstOutput,
 }
 
+impl Timing {
+    /// The spacing after a thinking token: `thinking_interval`, or
+    /// `token_interval` when it is not set.
+    pub fn thinking_pace(&self) -> Delay {
+        self.thinking_interval.unwrap_or(self.token_interval)
+    }
+}
+
 /// The output `first_token_delay` is held before (`[thinking]
 /// first_token_delay_before`; docs/timing.md, "Thinking").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -117,7 +125,7 @@ impl Pacer {
     /// streamed thinking would (`[thinking] token_interval` each), before the
     /// first visible output.
     pub(crate) fn with_unseen_thinking(mut self, tokens: u32) -> Self {
-        let interval = self.timing.thinking_interval.unwrap_or(self.timing.token_interval);
+        let interval = self.timing.thinking_pace();
         self.unseen_thinking = interval.sum(tokens, &mut self.rng);
         self
     }
@@ -145,9 +153,7 @@ impl Pacer {
                     None => arrival,
                     Some((previous, previous_kind)) => {
                         let interval = match previous_kind {
-                            EventKind::Thinking => {
-                                self.timing.thinking_interval.unwrap_or(self.timing.token_interval)
-                            }
+                            EventKind::Thinking => self.timing.thinking_pace(),
                             _ => self.timing.token_interval,
                         };
                         arrival.max(later(previous, interval.sample(&mut self.rng)))
