@@ -143,7 +143,8 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the built-in mock (Anthropic Messages, OpenAI Chat Completions
-    /// and Responses, embeddings, models), even if an upstream is configured.
+    /// and Responses, Gemini and Vertex AI, embeddings, models), even if an
+    /// upstream is configured.
     Mock {
         #[command(flatten)]
         config: ConfigFile,
@@ -151,7 +152,7 @@ enum Command {
         serve: ServeFlags,
     },
     /// Proxy every request to the upstream (--upstream, SLUICE_UPSTREAM or
-    /// [upstream] url), shaping its SSE streams.
+    /// [upstream] url), shaping its streams (SSE, and Gemini's JSON arrays).
     Proxy {
         #[command(flatten)]
         config: ConfigFile,

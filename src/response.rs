@@ -44,13 +44,3 @@ pub(crate) fn json_in(
     }
     response
 }
-
-/// An error response in `dialect`'s shape.
-pub(crate) fn error_in(
-    dialect: Dialect,
-    status: StatusCode,
-    message: &str,
-    request_id: &str,
-) -> Response<Body> {
-    json_in(dialect, status, dialect.error_body(status.as_u16(), message, request_id), request_id)
-}

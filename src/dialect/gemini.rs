@@ -85,6 +85,24 @@ pub(crate) fn error_body(
     json!({"error": error}).to_string()
 }
 
+/// Whether Google answers errors on `path` as a one-element JSON array:
+/// Vertex AI does for `streamGenerateContent` (`[{"error": {...}}]`,
+/// `docs/protocols.md` §7), in either framing; the Gemini API never does.
+pub(crate) fn errors_in_array(path: &str) -> bool {
+    let Some((base, rest)) = path.rsplit_once("/models/") else {
+        return false;
+    };
+    base.starts_with("/v1")
+        && base.contains("/projects/")
+        && base.ends_with("/publishers/google")
+        && rest.rsplit_once(':').is_some_and(|(_, method)| method == "streamGenerateContent")
+}
+
+/// `body` (an error object) as Vertex AI sends a stream's errors.
+pub(crate) fn in_array(body: &str) -> String {
+    format!("[{body}]")
+}
+
 /// The mid-stream error: a `data:` line whose payload is the error object,
 /// which the SDKs raise as `APIError` (`docs/protocols.md` §7).
 pub(crate) fn stream_error(code: u16, message: &str) -> String {
@@ -191,5 +209,16 @@ mod tests {
         assert_eq!(wire_code(529, None), 503);
         assert_eq!(wire_code(500, Some("overloaded_error")), 503);
         assert_eq!(status_for_code(503), "UNAVAILABLE");
+    }
+
+    #[test]
+    fn vertex_streams_answer_errors_in_an_array() {
+        let vertex =
+            "/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash";
+        assert!(errors_in_array(&format!("{vertex}:streamGenerateContent")));
+        assert!(errors_in_array(&format!("/v1beta1{}:streamGenerateContent", &vertex[3..])));
+        assert!(!errors_in_array(&format!("{vertex}:generateContent")));
+        assert!(!errors_in_array("/v1beta/models/gemini-2.5-flash:streamGenerateContent"));
+        assert_eq!(in_array(r#"{"error":{}}"#), r#"[{"error":{}}]"#);
     }
 }

@@ -107,12 +107,14 @@ impl Dialect {
     /// answers Anthropic's 529 with its own 503) and the body, with
     /// `error_type` (in either provider's words) and `message` when the
     /// fault gives them, else the provider's usual ones for the status
-    /// (`docs/protocols.md` §3.5).
+    /// (`docs/protocols.md` §3.5). `retry_after` is the fault's wait, which
+    /// Google says in the body (`RetryInfo`) where the others use headers.
     pub(crate) fn injected_error(
         self,
         status: u16,
         error_type: Option<&str>,
         message: Option<&str>,
+        retry_after: Option<std::time::Duration>,
         request_id: &str,
     ) -> (u16, String) {
         match self {
@@ -129,7 +131,7 @@ impl Dialect {
             Self::Gemini => {
                 let code = gemini::wire_code(status, error_type);
                 let message = message.unwrap_or_else(|| gemini::default_message(code));
-                (code, gemini::error_body(code, message, None))
+                (code, gemini::error_body(code, message, retry_after))
             }
         }
     }
@@ -243,12 +245,13 @@ impl Dialect {
 /// Whether `path` is the Gemini API's or Vertex AI's: a model's method
 /// (`.../models/{model}:generateContent`), or the `v1beta` model list.
 fn is_gemini_path(path: &str) -> bool {
-    const METHODS: [&str; 5] = [
+    const METHODS: [&str; 6] = [
         "generateContent",
         "streamGenerateContent",
         "countTokens",
         "embedContent",
         "batchEmbedContents",
+        "predict",
     ];
     // A model id may hold a `:` (an OpenAI fine-tune's does): the method is after the last.
     let method = path.rsplit_once('/').and_then(|(_, last)| last.rsplit_once(':'));

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::control::{self, ControlGuard};
-use super::refusal::{Outcome, Refusal};
+use super::refusal::{ErrorForm, Outcome, Refusal};
 use super::stream_body::{BodyParts, ShapedBody};
 use super::{App, CONFIG_HEADER, FAULT_HEADER, ROUTE_HEADER};
 use crate::config::{Profile, RateLimits};
@@ -64,9 +64,9 @@ pub(crate) struct Answer {
 
 impl Answer {
     /// A refusal made before the request was admitted (no route, no seeded id).
-    pub(crate) fn unrouted(refusal: Refusal, dialect: Dialect) -> Self {
+    pub(crate) fn unrouted(refusal: Refusal, form: impl Into<ErrorForm>) -> Self {
         let outcome = refusal.outcome();
-        Self { response: refusal.into_response(dialect, &other_request_id()), outcome, route: None }
+        Self { response: refusal.into_response(form, &other_request_id()), outcome, route: None }
     }
 
     /// A local answer before routing (health, count_tokens).
@@ -92,6 +92,8 @@ pub(crate) enum Delivery {
 pub(crate) struct Exchange<'a> {
     app: &'a App,
     dialect: Dialect,
+    /// How its errors are written (Vertex AI wraps a stream's in an array).
+    error_form: ErrorForm,
     head_timing: HeadTiming,
     arrival: Instant,
     reset: Option<ResetHandle>,
@@ -271,6 +273,7 @@ impl<'a> Exchange<'a> {
         let exchange = Self {
             app,
             dialect,
+            error_form: ErrorForm::of(dialect, head.uri.path()),
             head_timing: snapshot.config.head,
             arrival,
             reset: head.extensions.get::<ResetHandle>().cloned(),
@@ -392,7 +395,7 @@ impl<'a> Exchange<'a> {
             self.app.metrics().upstream_error(failure.marker());
         }
         let outcome = refusal.outcome();
-        let mut response = refusal.into_response(self.dialect, &self.request_id);
+        let mut response = refusal.into_response(self.error_form, &self.request_id);
         self.mark(response.headers_mut(), injected);
         Answer { response, outcome, route: Some(self.route) }
     }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::exchange::{Answer, Delivery, Exchange, other_request_id};
-use super::refusal::Refusal;
+use super::refusal::{ErrorForm, Refusal};
 use super::request_body::read_body;
 use crate::cassette::replay::Found;
 use crate::cassette::replay::Recorded;
@@ -98,9 +98,10 @@ async fn admit<'a>(
     request: Request<Incoming>,
 ) -> Result<(bytes::Bytes, Exchange<'a>), Box<Answer>> {
     let (head, body) = request.into_parts();
+    let form = ErrorForm::of(api.dialect, head.uri.path());
     let body = read_body(body, &head.headers, &snapshot.config)
         .await
-        .map_err(|refusal| Box::new(Answer::unrouted(refusal, api.dialect)))?;
+        .map_err(|refusal| Box::new(Answer::unrouted(refusal, form)))?;
     // Counted before anything reads it, facts included: a body over the
     // budget is refused after a walk of its first values, not of all of them.
     let counted = body.clone();
@@ -109,10 +110,10 @@ async fn admit<'a>(
         (!over).then(|| BodyFacts::read(&counted))
     })
     .await
-    .map_err(|refusal| Box::new(Answer::unrouted(refusal, api.dialect)))?;
+    .map_err(|refusal| Box::new(Answer::unrouted(refusal, form)))?;
     let Some(facts) = facts else {
         let refusal = Refusal::InvalidRequest(crate::mock::request::over_budget_message());
-        return Err(Box::new(Answer::unrouted(refusal, api.dialect)));
+        return Err(Box::new(Answer::unrouted(refusal, form)));
     };
     let arrival = Instant::now();
     let exchange = Exchange::begin(app, snapshot, &head, Some(&facts), api.dialect, arrival)?;

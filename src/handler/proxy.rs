@@ -32,7 +32,7 @@ use tracing::warn;
 
 use super::control::CONTROL_HEADERS;
 use super::exchange::{Answer, Delivery, Exchange};
-use super::refusal::Refusal;
+use super::refusal::{ErrorForm, Refusal};
 use super::request_body::read_body;
 use crate::cassette::record::Recording;
 use crate::dialect::{Dialect, StreamSoFar};
@@ -64,7 +64,7 @@ pub(crate) async fn forward(
                 let whole = Full::new(bytes.clone()).map_err(|never| match never {}).boxed_unsync();
                 (whole, Some(facts), bytes)
             }
-            Err(refusal) => return Answer::unrouted(refusal, dialect),
+            Err(refusal) => return Answer::unrouted(refusal, ErrorForm::of(dialect, &path)),
         }
     } else {
         (body.map_err(Into::into).boxed_unsync(), None, bytes::Bytes::new())

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use hyper::header::{ALLOW, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Response, StatusCode};
 
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, gemini};
 use crate::fault::HttpFault;
 use crate::proxy::UpstreamError;
 use crate::ratelimit::{Limited, headers};
@@ -126,11 +126,18 @@ impl Refusal {
         }
     }
 
-    /// The response: `dialect`'s error body, its status, and what headers the
-    /// kind of refusal carries.
-    pub(crate) fn into_response(self, dialect: Dialect, request_id: &str) -> Response<Body> {
+    /// The response: the error body in `form`'s dialect, its status, and
+    /// what headers the kind of refusal carries.
+    pub(crate) fn into_response(
+        self,
+        form: impl Into<ErrorForm>,
+        request_id: &str,
+    ) -> Response<Body> {
+        let form = form.into();
+        let dialect = form.dialect;
         let error = |status: StatusCode, message: &str| {
-            response::error_in(dialect, status, message, request_id)
+            let body = form.wrap(dialect.error_body(status.as_u16(), message, request_id));
+            response::json_in(dialect, status, body, request_id)
         };
         match self {
             Self::BodyTooLarge { limit } => error(
@@ -162,7 +169,7 @@ impl Refusal {
                 response.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
                 response
             }
-            Self::Injected(fault) => http_fault(&fault, dialect, request_id),
+            Self::Injected(fault) => http_fault(&fault, form, request_id),
             Self::Upstream(failure) => {
                 let mut response = error(failure.status(), &failure.to_string());
                 response
@@ -170,8 +177,33 @@ impl Refusal {
                     .insert(ERROR_HEADER, HeaderValue::from_static(failure.marker()));
                 response
             }
-            Self::RateLimited(limited) => rate_limited(&limited, dialect, request_id),
+            Self::RateLimited(limited) => rate_limited(&limited, form, request_id),
         }
+    }
+}
+
+/// How a request's errors are written: in its dialect, and for Vertex AI's
+/// streams inside a one-element array ([`gemini::errors_in_array`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ErrorForm {
+    pub(crate) dialect: Dialect,
+    pub(crate) in_array: bool,
+}
+
+impl ErrorForm {
+    /// The form of errors on `path` in `dialect`.
+    pub(crate) fn of(dialect: Dialect, path: &str) -> Self {
+        Self { dialect, in_array: dialect == Dialect::Gemini && gemini::errors_in_array(path) }
+    }
+
+    fn wrap(self, body: String) -> String {
+        if self.in_array { gemini::in_array(&body) } else { body }
+    }
+}
+
+impl From<Dialect> for ErrorForm {
+    fn from(dialect: Dialect) -> Self {
+        Self { dialect, in_array: false }
     }
 }
 
@@ -186,7 +218,8 @@ pub(crate) const RATE_LIMITED_HEADER: &str = "x-sluice-rate-limited";
 /// `retry-after` (whole seconds) and `retry-after-ms`, both rounded up, when
 /// the buckets will admit the request; `x-should-retry: false` when they
 /// never can. The caller adds the rate-limit headers.
-fn rate_limited(limited: &Limited, dialect: Dialect, request_id: &str) -> Response<Body> {
+fn rate_limited(limited: &Limited, form: ErrorForm, request_id: &str) -> Response<Body> {
+    let dialect = form.dialect;
     let (error_type, message) = headers::refusal_message(dialect, limited);
     let body = match dialect {
         Dialect::Anthropic => {
@@ -199,9 +232,10 @@ fn rate_limited(limited: &Limited, dialect: Dialect, request_id: &str) -> Respon
         ),
         Dialect::Gemini => {
             let wait = limited.wait.map(|wait| Duration::from_millis(headers::millis_up(wait)));
-            crate::dialect::gemini::error_body(429, &message, wait)
+            gemini::error_body(429, &message, wait)
         }
     };
+    let body = form.wrap(body);
     let mut response = response::json_in(dialect, StatusCode::TOO_MANY_REQUESTS, body, request_id);
     let headers = response.headers_mut();
     // sluice's own limiter refused it, not an injected fault and not the
@@ -223,13 +257,16 @@ fn rate_limited(limited: &Limited, dialect: Dialect, request_id: &str) -> Respon
 /// The response of an injected HTTP fault: the dialect's body, `retry-after`
 /// and `retry-after-ms`, `x-should-retry` and rate-limit headers as configured.
 /// The caller adds the `x-sluice-fault` marker.
-fn http_fault(fault: &HttpFault, dialect: Dialect, request_id: &str) -> Response<Body> {
+fn http_fault(fault: &HttpFault, form: ErrorForm, request_id: &str) -> Response<Body> {
+    let dialect = form.dialect;
     let (status, body) = dialect.injected_error(
         fault.status,
         fault.error_type.as_deref(),
         fault.message.as_deref(),
+        fault.retry_after,
         request_id,
     );
+    let body = form.wrap(body);
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = response::json_in(dialect, status, body, request_id);
     let headers = response.headers_mut();

@@ -32,7 +32,7 @@ use crate::route::rough_tokens;
 
 /// The Gemini API's methods, under each base.
 pub(crate) const API: MockApi = MockApi {
-    name: "Gemini",
+    name: "Gemini (the Gemini API and Vertex AI)",
     dialect: Dialect::Gemini,
     endpoints: &[
         MockEndpoint::post_model(
@@ -59,6 +59,11 @@ pub(crate) const API: MockApi = MockApi {
             "/v1beta/models/{model}:batchEmbedContents",
             "batchEmbedContents",
             Serve::Whole(embed::batch),
+        ),
+        MockEndpoint::post_model(
+            "/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:predict",
+            "predict",
+            Serve::Whole(embed::predict),
         ),
         MockEndpoint::get("/v1beta/models", Serve::Instant(list_models)),
         MockEndpoint::get_under("/v1beta/models", Serve::Instant(one_model)),

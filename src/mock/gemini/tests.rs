@@ -146,3 +146,28 @@ fn bad_requests_are_named() {
     candidates["generationConfig"] = json!({"candidateCount": 2});
     assert!(error(candidates).starts_with("generationConfig.candidateCount:"));
 }
+
+#[test]
+fn vertex_predict_embeds_each_instance_within_bounds() {
+    let mut rng = request_rng(1, 0);
+    let body = json!({"instances": [{"content": "a cat"}, {"content": "a cat"}],
+        "parameters": {"outputDimensionality": 4}});
+    let answer: Value =
+        serde_json::from_str(&embed::predict(body.to_string().as_bytes(), &mut rng).unwrap())
+            .unwrap();
+    let predictions = answer["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), 2);
+    assert_eq!(predictions[0]["embeddings"]["values"].as_array().unwrap().len(), 4);
+    assert_eq!(predictions[0], predictions[1]);
+    assert_eq!(predictions[0]["embeddings"]["statistics"]["truncated"], false);
+    // Without parameters, text-embedding-005's 768.
+    let plain = json!({"instances": [{"content": "x"}]}).to_string();
+    let answer: Value =
+        serde_json::from_str(&embed::predict(plain.as_bytes(), &mut rng).unwrap()).unwrap();
+    assert_eq!(answer["predictions"][0]["embeddings"]["values"].as_array().unwrap().len(), 768);
+    // 2,048 instances of 8,192 numbers is over the 2^20 budget.
+    let many: Vec<Value> = (0..2048).map(|_| json!({"content": "x"})).collect();
+    let huge = json!({"instances": many, "parameters": {"outputDimensionality": 8192}});
+    assert!(embed::predict(huge.to_string().as_bytes(), &mut rng).is_err());
+    assert!(embed::predict(br#"{"instances": [{"content": 3}]}"#, &mut rng).is_err());
+}

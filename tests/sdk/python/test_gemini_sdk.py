@@ -1,11 +1,16 @@
-"""The official Python `google-genai` SDK against `sluice mock`'s Gemini API:
-streamed and whole text, a function-calling loop, structured output,
-thinking, count tokens, the model list, and injected errors as the SDK's own
-`APIError` (docs/mock.md, "The Gemini mock")."""
+"""The official Python `google-genai` SDK against `sluice mock`'s Gemini API
+and Vertex AI paths: streamed and whole text, a function-calling loop,
+structured output, thinking, count tokens, embeddings, the model list, and
+every fault kind as the SDK reports it (docs/clients.md, "Gemini: the Google
+SDKs")."""
 
+import datetime
+
+import httpx2
 import pytest
 from google import genai
 from google.genai import errors, types
+from google.oauth2.credentials import Credentials
 
 FAST = (
     'error_rate = 0\nfirst_token_delay = "5ms"\ntoken_interval = "1ms"\ntool_call_delay = "5ms"\n'
@@ -23,12 +28,25 @@ WEATHER = types.FunctionDeclaration(
 )
 
 
-def client(url: str) -> genai.Client:
-    return genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=url))
+BOTH = pytest.mark.parametrize("vertex", [False, True], ids=["gemini-api", "vertex-ai"])
 
 
-def test_streams_text_and_answers_whole(sluice):
-    gemini = client(sluice(FAST))
+def client(url: str, vertex: bool = False, timeout_ms: int | None = None) -> genai.Client:
+    options = types.HttpOptions(base_url=url, timeout=timeout_ms)
+    if not vertex:
+        return genai.Client(api_key="test-key", http_options=options)
+    # A bearer token that never expires, so google-auth never refreshes it:
+    # sluice accepts any and verifies none.
+    expiry = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) + datetime.timedelta(hours=1)
+    token = Credentials(token="ya29.test", expiry=expiry)
+    return genai.Client(
+        vertexai=True, project="test-project", location="us-central1", credentials=token, http_options=options
+    )
+
+
+@BOTH
+def test_streams_text_and_answers_whole(sluice, vertex):
+    gemini = client(sluice(FAST), vertex)
     chunks = list(gemini.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"))
     assert len(chunks) == 8
     text = "".join(chunk.text for chunk in chunks)
@@ -40,8 +58,9 @@ def test_streams_text_and_answers_whole(sluice):
     assert whole.model_version == "gemini-2.5-flash"
 
 
-def test_a_function_calling_loop_ends_in_text(sluice):
-    gemini = client(sluice(FAST))
+@BOTH
+def test_a_function_calling_loop_ends_in_text(sluice, vertex):
+    gemini = client(sluice(FAST), vertex)
     config = types.GenerateContentConfig(
         tools=[types.Tool(function_declarations=[WEATHER])],
         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
@@ -62,14 +81,15 @@ def test_a_function_calling_loop_ends_in_text(sluice):
     assert len(second.text.split()) == 8
 
 
-def test_structured_output_parses(sluice):
+@BOTH
+def test_structured_output_parses(sluice, vertex):
     from pydantic import BaseModel
 
     class Forecast(BaseModel):
         city: str
         days: int
 
-    gemini = client(sluice(FAST))
+    gemini = client(sluice(FAST), vertex)
     response = gemini.models.generate_content(
         model="gemini-2.5-flash",
         contents="forecast?",
@@ -89,14 +109,20 @@ def test_thoughts_stream_first_when_asked(sluice):
     assert chunks[-1].usage_metadata.thoughts_token_count == 6
 
 
-def test_count_tokens_and_the_model_list(sluice):
-    gemini = client(sluice(FAST))
+@BOTH
+def test_count_tokens(sluice, vertex):
+    gemini = client(sluice(FAST), vertex)
     counted = gemini.models.count_tokens(model="gemini-2.5-flash", contents="hello there")
     assert counted.total_tokens >= 1
+
+
+def test_the_model_list(sluice):
+    gemini = client(sluice(FAST))
     names = [model.name for model in gemini.models.list()]
     assert names == ["models/gemini-2.5-flash"]
 
 
+@BOTH
 @pytest.mark.parametrize(
     ("fault", "code", "status"),
     [
@@ -105,34 +131,79 @@ def test_count_tokens_and_the_model_list(sluice):
         ('kind = "http"\nstatus = 500', 500, "INTERNAL"),
     ],
 )
-def test_injected_errors_are_the_sdks_api_errors(sluice, fault, code, status):
+def test_injected_errors_are_the_sdks_api_errors(sluice, vertex, fault, code, status):
+    """On Vertex AI the stream's errors come as a one-element array, which
+    the SDK unwraps: the same error either way."""
     url = sluice(FAST.replace("error_rate = 0", "error_rate = 1.0") + f"[[faults]]\n{fault}\n")
-    gemini = client(url)  # held: the SDK closes its connections when the client goes
-    with pytest.raises(errors.APIError) as raised:
-        gemini.models.generate_content(model="gemini-2.5-flash", contents="hi")
-    assert raised.value.code == code
-    assert raised.value.status == status
+    gemini = client(url, vertex)  # held: the SDK closes its connections when the client goes
+    for call in (gemini.models.generate_content, gemini.models.generate_content_stream):
+        with pytest.raises(errors.APIError) as raised:
+            list(call(model="gemini-2.5-flash", contents="hi") or [])
+        assert (raised.value.code, raised.value.status) == (code, status)
+    if code == 429:
+        details = raised.value.details["error"]["details"]
+        retry = [d for d in details if d["@type"] == "type.googleapis.com/google.rpc.RetryInfo"]
+        assert retry == [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2s"}]
 
 
-def test_a_mid_stream_error_raises_after_the_tokens_before_it(sluice):
-    url = sluice(
-        FAST.replace("error_rate = 0", "error_rate = 1.0")
-        + '[[faults]]\nkind = "stream_error"\nafter_tokens = 3\n'
-    )
-    received = []
-    gemini = client(url)
-    with pytest.raises(errors.APIError) as raised:
+def stream_through(url: str, vertex: bool = False, timeout_ms: int | None = None):
+    """Streams a reply; returns the chunks received and what was raised."""
+    received, raised = [], None
+    gemini = client(url, vertex, timeout_ms)
+    try:
         for chunk in gemini.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"):
-            received.append(chunk.text)
-    assert len(received) == 3
-    assert raised.value.code == 503
+            received.append(chunk)
+    except Exception as error:  # noqa: BLE001: which error is what the test is about
+        raised = error
+    return received, raised
 
 
-def test_embeddings_are_the_same_vector_for_the_same_text(sluice):
-    gemini = client(sluice(FAST))
+FAULTY = FAST.replace("error_rate = 0", "error_rate = 1.0") + "[[faults]]\n"
+
+
+@BOTH
+@pytest.mark.parametrize(
+    ("fault", "chunks", "error"),
+    [
+        # The chunks before it, then the error chunk raised as ServerError 503.
+        ('kind = "stream_error"\nafter_tokens = 3', 3, errors.ServerError),
+        # Unnoticed: three chunks and the end, no finish reason on the last.
+        ('kind = "truncate"\nafter_tokens = 3', 3, None),
+        ('kind = "reset"\nafter_tokens = 3', 3, httpx2.ReadError),
+        # The cut chunk is not JSON: the SDK stops there.
+        ('kind = "malformed"\nafter_tokens = 3', 3, errors.UnknownApiResponseError),
+        # No duration: open until the client's 1 s read timeout gives up.
+        ('kind = "stall"\nafter_tokens = 3', 3, httpx2.ReadTimeout),
+        ('kind = "slow_head"\nduration = "30s"', 0, httpx2.ReadTimeout),
+        # A clean end: the last chunk says SAFETY (or MAX_TOKENS) and nothing is raised.
+        ('kind = "stop"\nafter_tokens = 3', 4, None),
+        ('kind = "stop"\nafter_tokens = 3\nstop_reason = "max_tokens"', 4, None),
+    ],
+    ids=["stream_error", "truncate", "reset", "malformed", "stall", "slow_head", "stop", "stop-max_tokens"],
+)
+def test_each_stream_fault_as_the_sdk_reports_it(sluice, vertex, fault, chunks, error):
+    received, raised = stream_through(sluice(FAULTY + fault + "\n"), vertex, timeout_ms=1000)
+    assert len(received) == chunks
+    assert type(raised) is error if error else raised is None, repr(raised)
+    assert all(chunk.text for chunk in received[:3])
+    finish = received[-1].candidates[0].finish_reason if received else None
+    if "stop" in fault:
+        expected = "MAX_TOKENS" if "max_tokens" in fault else "SAFETY"
+        assert finish == types.FinishReason(expected)
+    elif received:
+        assert finish is None
+
+
+@pytest.mark.parametrize(
+    ("vertex", "model"),
+    # Vertex AI answers text-embedding models on :predict, Gemini ones on :embedContent.
+    [(False, "gemini-embedding-001"), (True, "gemini-embedding-001"), (True, "text-embedding-005")],
+)
+def test_embeddings_are_the_same_vector_for_the_same_text(sluice, vertex, model):
+    gemini = client(sluice(FAST), vertex)
     config = types.EmbedContentConfig(output_dimensionality=8)
     result = gemini.models.embed_content(
-        model="gemini-embedding-001", contents=["a cat", "a dog", "a cat"], config=config
+        model=model, contents=["a cat", "a dog", "a cat"], config=config
     )
     vectors = [embedding.values for embedding in result.embeddings]
     assert [len(v) for v in vectors] == [8, 8, 8]
