@@ -516,6 +516,10 @@ fn every_fault_kind_is_read() {
             "kind = \"stop\"\nstop_reason = \"pause_turn\"",
             Fault::Stop(Stop { after_tokens: 0, stop_reason: StopReason::PauseTurn }),
         ),
+        (
+            "kind = \"stop\"\nstop_reason = \"recitation\"",
+            Fault::Stop(Stop { after_tokens: 0, stop_reason: StopReason::Recitation }),
+        ),
     ];
     for (body, expected) in table {
         assert_eq!(only_fault(&format!("[[faults]]\n{body}\n")).fault, expected, "{body}");

@@ -22,23 +22,50 @@ pub enum StopReason {
     PauseTurn,
     /// The output limit was reached.
     MaxTokens,
+    /// Gemini's `RECITATION`: the answer matched a source too closely (a
+    /// refusal on the other APIs).
+    Recitation,
+    /// Gemini's `MALFORMED_FUNCTION_CALL`: the model's call did not parse (a
+    /// turn that ends without it on the other APIs).
+    MalformedFunctionCall,
 }
 
 impl StopReason {
-    /// Its name in the config and in Anthropic's `stop_reason`.
+    /// Every reason, for the config's error message and the tests.
+    const ALL: [Self; 5] = [
+        Self::Refusal,
+        Self::PauseTurn,
+        Self::MaxTokens,
+        Self::Recitation,
+        Self::MalformedFunctionCall,
+    ];
+
+    /// Its name in the config.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Refusal => "refusal",
             Self::PauseTurn => "pause_turn",
             Self::MaxTokens => "max_tokens",
+            Self::Recitation => "recitation",
+            Self::MalformedFunctionCall => "malformed_function_call",
+        }
+    }
+
+    /// Anthropic's `stop_reason` for it.
+    fn anthropic_stop(self) -> &'static str {
+        match self {
+            Self::Refusal | Self::Recitation => "refusal",
+            Self::PauseTurn => "pause_turn",
+            Self::MaxTokens => "max_tokens",
+            Self::MalformedFunctionCall => "end_turn",
         }
     }
 
     /// Chat Completions' `finish_reason` for it.
     fn chat_finish(self) -> &'static str {
         match self {
-            Self::Refusal => "content_filter",
-            Self::PauseTurn => "stop",
+            Self::Refusal | Self::Recitation => "content_filter",
+            Self::PauseTurn | Self::MalformedFunctionCall => "stop",
             Self::MaxTokens => "length",
         }
     }
@@ -49,6 +76,8 @@ impl StopReason {
             Self::Refusal => "SAFETY",
             Self::PauseTurn => "STOP",
             Self::MaxTokens => "MAX_TOKENS",
+            Self::Recitation => "RECITATION",
+            Self::MalformedFunctionCall => "MALFORMED_FUNCTION_CALL",
         }
     }
 
@@ -56,8 +85,8 @@ impl StopReason {
     /// that completes.
     fn responses_incomplete(self) -> Option<&'static str> {
         match self {
-            Self::Refusal => Some("content_filter"),
-            Self::PauseTurn => None,
+            Self::Refusal | Self::Recitation => Some("content_filter"),
+            Self::PauseTurn | Self::MalformedFunctionCall => None,
             Self::MaxTokens => Some("max_output_tokens"),
         }
     }
@@ -73,7 +102,7 @@ pub struct Stop {
 }
 
 /// What `stop_reason` may be.
-const STOP_REASON_FORM: &str = "\"refusal\", \"pause_turn\" or \"max_tokens\"";
+const STOP_REASON_FORM: &str = "\"refusal\", \"pause_turn\", \"max_tokens\", \"recitation\" or \"malformed_function_call\"";
 
 impl Kind for Stop {
     const NAME: &'static str = "stop";
@@ -81,10 +110,11 @@ impl Kind for Stop {
 
     fn read(given: &Given<'_>) -> Result<Self, FaultError> {
         let stop_reason = match given.text("stop_reason")?.as_deref() {
-            None | Some("refusal") => StopReason::Refusal,
-            Some("pause_turn") => StopReason::PauseTurn,
-            Some("max_tokens") => StopReason::MaxTokens,
-            Some(_) => return Err(given.refuse("stop_reason", STOP_REASON_FORM)),
+            None => StopReason::Refusal,
+            Some(name) => StopReason::ALL
+                .into_iter()
+                .find(|reason| reason.as_str() == name)
+                .ok_or_else(|| given.refuse("stop_reason", STOP_REASON_FORM))?,
         };
         Ok(Self { after_tokens: given.after_tokens()?, stop_reason })
     }
@@ -112,7 +142,7 @@ impl Stop {
         let raw = match stream.dialect {
             Dialect::Anthropic => {
                 let delta = json!({"type": "message_delta",
-                    "delta": {"stop_reason": reason.as_str(), "stop_sequence": null},
+                    "delta": {"stop_reason": reason.anthropic_stop(), "stop_sequence": null},
                     "usage": {"output_tokens": self.after_tokens}});
                 format!(
                     "event: message_delta\ndata: {delta}\n\nevent: message_stop\ndata: {}\n\n",
@@ -166,5 +196,32 @@ impl Stop {
             }
         };
         Record { raw: raw.into(), kind: EventKind::Other }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reason_has_each_apis_words() {
+        // (config, Anthropic, Chat, Gemini, Responses incomplete)
+        let table = [
+            ("refusal", "refusal", "content_filter", "SAFETY", Some("content_filter")),
+            ("pause_turn", "pause_turn", "stop", "STOP", None),
+            ("max_tokens", "max_tokens", "length", "MAX_TOKENS", Some("max_output_tokens")),
+            ("recitation", "refusal", "content_filter", "RECITATION", Some("content_filter")),
+            ("malformed_function_call", "end_turn", "stop", "MALFORMED_FUNCTION_CALL", None),
+        ];
+        assert_eq!(table.len(), StopReason::ALL.len());
+        for (reason, (name, anthropic, chat, gemini, responses)) in
+            StopReason::ALL.into_iter().zip(table)
+        {
+            assert_eq!(reason.as_str(), name);
+            assert_eq!(reason.anthropic_stop(), anthropic, "{name}");
+            assert_eq!(reason.chat_finish(), chat, "{name}");
+            assert_eq!(reason.gemini_finish(), gemini, "{name}");
+            assert_eq!(reason.responses_incomplete(), responses, "{name}");
+        }
     }
 }

@@ -178,8 +178,13 @@ FAULTY = FAST.replace("error_rate = 0", "error_rate = 1.0") + "[[faults]]\n"
         # A clean end: the last chunk says SAFETY (or MAX_TOKENS) and nothing is raised.
         ('kind = "stop"\nafter_tokens = 3', 4, None),
         ('kind = "stop"\nafter_tokens = 3\nstop_reason = "max_tokens"', 4, None),
+        ('kind = "stop"\nafter_tokens = 3\nstop_reason = "recitation"', 4, None),
+        ('kind = "stop"\nafter_tokens = 3\nstop_reason = "malformed_function_call"', 4, None),
     ],
-    ids=["stream_error", "truncate", "reset", "malformed", "stall", "slow_head", "stop", "stop-max_tokens"],
+    ids=[
+        "stream_error", "truncate", "reset", "malformed", "stall", "slow_head",
+        "stop", "stop-max_tokens", "stop-recitation", "stop-malformed_function_call",
+    ],
 )
 def test_each_stream_fault_as_the_sdk_reports_it(sluice, vertex, fault, chunks, error):
     received, raised = stream_through(sluice(FAULTY + fault + "\n"), vertex, timeout_ms=1000)
@@ -188,7 +193,8 @@ def test_each_stream_fault_as_the_sdk_reports_it(sluice, vertex, fault, chunks, 
     assert all(chunk.text for chunk in received[:3])
     finish = received[-1].candidates[0].finish_reason if received else None
     if "stop" in fault:
-        expected = "MAX_TOKENS" if "max_tokens" in fault else "SAFETY"
+        reason = fault.split('stop_reason = "')[1].rstrip('"') if "stop_reason" in fault else "safety"
+        expected = {"max_tokens": "MAX_TOKENS", "safety": "SAFETY"}.get(reason, reason.upper())
         assert finish == types.FinishReason(expected)
     elif received:
         assert finish is None
