@@ -187,6 +187,7 @@ fn rate_limits_line(limits: &config::RateLimits) -> Option<String> {
     }
     let key = match limits.key {
         config::LimitKey::ApiKey => "per API key and route",
+        config::LimitKey::ApiKeyAndModel => "per API key, model and route",
         config::LimitKey::Route => "per route",
         config::LimitKey::Global => "shared by every request",
     };

@@ -45,8 +45,8 @@ pub fn rate_limit_admissions(keys: usize, requests: usize, threads: usize) -> Du
                 let mut admitted = 0usize;
                 for i in 0..requests {
                     let head = &requests_by_key[(i * 7919 + thread) % requests_by_key.len()];
-                    let client = ClientKey::of(head);
-                    let id = SetId::new(LimitKey::ApiKey, "default", Some(&client));
+                    let client = ClientKey::of(head, None);
+                    let id = SetId::new(LimitKey::ApiKey, "default", Some(&client), None);
                     let charge = Charge { input_tokens: 20, output_tokens: 4096 };
                     let decision = limiter.admit(&limits, id, "default", charge, Instant::now());
                     if let Decision::Admitted(levels) = decision {

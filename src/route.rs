@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::{HeaderMap, Method};
 
-use crate::config::{Api, Config, Profile, RouteMatch};
+use crate::config::{Api, Config, LimitKey, Profile, RouteMatch};
 use crate::dialect::Dialect;
 
 /// The name of the route a request gets when no route matches.
@@ -73,6 +73,9 @@ impl BodyFacts {
             max_completion_tokens: Scalar,
             #[serde(default)]
             max_output_tokens: Scalar,
+            /// Gemini's cap is `generationConfig.maxOutputTokens`.
+            #[serde(default, rename = "generationConfig", alias = "generation_config")]
+            generation_config: Scalar,
         }
         let Ok(facts) = serde_json::from_slice::<Facts>(body) else {
             return Self::default();
@@ -91,8 +94,24 @@ impl BodyFacts {
             input_tokens: rough_tokens(body),
             max_tokens: count(&facts.max_tokens)
                 .or_else(|| count(&facts.max_completion_tokens))
-                .or_else(|| count(&facts.max_output_tokens)),
+                .or_else(|| count(&facts.max_output_tokens))
+                .or(match facts.generation_config {
+                    Scalar::Object { max_output_tokens } => max_output_tokens,
+                    _ => None,
+                }),
         }
+    }
+
+    /// The facts of a request to `path`: the body's, and for Gemini, whose
+    /// path names the model and whether it streams, the path's
+    /// (`docs/protocols.md` §7).
+    pub(crate) fn read_request(path: &str, body: &[u8]) -> Self {
+        let mut facts = Self::read(body);
+        if let Some((model, method)) = crate::dialect::gemini::model_of(path) {
+            facts.model.get_or_insert_with(|| model.to_string());
+            facts.stream = method == "streamGenerateContent";
+        }
+        facts
     }
 }
 
@@ -107,6 +126,11 @@ enum Scalar {
     Flag(bool),
     Count(u64),
     Items(usize),
+    /// An object, with its `maxOutputTokens` (or `max_output_tokens`) when
+    /// that is a whole number; every other member is skipped unread.
+    Object {
+        max_output_tokens: Option<u64>,
+    },
 }
 
 impl<'de> serde::Deserialize<'de> for Scalar {
@@ -157,8 +181,18 @@ impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut fields: A) -> Result<Scalar, A::Error> {
-        while fields.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Other)
+        let mut max_output_tokens = None;
+        while let Some(name) = fields.next_key::<std::borrow::Cow<'de, str>>()? {
+            if matches!(name.as_ref(), "maxOutputTokens" | "max_output_tokens") {
+                // A nested value is skipped, not read into a tree.
+                if let Scalar::Count(count) = fields.next_value::<Scalar>()? {
+                    max_output_tokens = Some(count);
+                }
+            } else {
+                fields.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Scalar::Object { max_output_tokens })
     }
 }
 
@@ -198,10 +232,12 @@ impl Router {
                 state(&route.name, route.matcher.clone(), profile)
             })
             .collect();
-        // A token limit charges the body's estimate, so admission reads it.
-        let limits_tokens = std::iter::once(&default_profile)
-            .chain(profiles.values())
-            .any(|profile| profile.rate_limits.limits_tokens());
+        // A token limit charges the body's estimate, and a per-model key
+        // needs the body's model, so admission reads it.
+        let limits_tokens = std::iter::once(&default_profile).chain(profiles.values()).any(|p| {
+            p.rate_limits.limits_tokens()
+                || (p.rate_limits.is_active() && p.rate_limits.key == LimitKey::ApiKeyAndModel)
+        });
         Self {
             needs_body: limits_tokens || routes.iter().any(|r| r.matcher.needs_body()),
             default: state(DEFAULT_ROUTE, RouteMatch::default(), default_profile),
@@ -211,7 +247,7 @@ impl Router {
     }
 
     /// Whether some route reads the request body (model, stream, tools), or
-    /// some profile limits tokens.
+    /// some profile limits tokens or keys its limits by model.
     pub(crate) fn needs_body(&self) -> bool {
         self.needs_body
     }
@@ -409,5 +445,27 @@ mod tests {
         assert_eq!(responses.max_tokens, Some(7));
         assert_eq!(BodyFacts::read(b"not json"), BodyFacts::default());
         assert!(!BodyFacts::read(br#"{"tools":[]}"#).has_tools);
+    }
+
+    #[test]
+    fn a_gemini_requests_facts_come_from_its_path_and_generation_config() {
+        let body = br#"{"contents":[],"tools":[{}],"generationConfig":{"temperature":1,"maxOutputTokens":256}}"#;
+        let facts =
+            BodyFacts::read_request("/v1beta/models/gemini-2.5-flash:streamGenerateContent", body);
+        assert_eq!(facts.model.as_deref(), Some("gemini-2.5-flash"));
+        assert!(facts.stream && facts.has_tools);
+        assert_eq!(facts.max_tokens, Some(256));
+        let whole = BodyFacts::read_request(
+            "/v1/projects/p/locations/l/publishers/google/models/gemini-2.5-pro:generateContent",
+            br#"{"generation_config":{"max_output_tokens":9}}"#,
+        );
+        assert_eq!((whole.model.as_deref(), whole.stream), (Some("gemini-2.5-pro"), false));
+        assert_eq!(whole.max_tokens, Some(9));
+        // Not Gemini: the body alone; a cap nested elsewhere is not one.
+        let other =
+            BodyFacts::read_request("/v1/messages", br#"{"metadata":{"maxOutputTokens":5}}"#);
+        assert_eq!(other, BodyFacts { input_tokens: other.input_tokens, ..BodyFacts::default() });
+        let odd = BodyFacts::read(br#"{"generationConfig":{"maxOutputTokens":"many"}}"#);
+        assert_eq!(odd.max_tokens, None);
     }
 }

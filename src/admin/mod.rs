@@ -137,6 +137,9 @@ fn rate_limit_report(app: &App) -> Value {
         .into_iter()
         .map(|set| {
             let mut out = json!({"route": set.route, "client": set.client.label()});
+            if !set.model.is_empty() {
+                out["model"] = json!(set.model);
+            }
             for kind in LimitKind::ALL {
                 if let Some(level) = set.levels.get(kind) {
                     out[kind.label()] = json!({

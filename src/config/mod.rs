@@ -132,6 +132,9 @@ pub enum LimitKey {
     /// Each API key (`x-api-key` or the bearer token, hashed) on each route.
     #[default]
     ApiKey,
+    /// Each API key on each route, for each model (Google's quotas are per
+    /// project and model; OpenAI's per model).
+    ApiKeyAndModel,
     /// Every client of a route.
     Route,
     /// Every request sluice serves, whatever its route.
@@ -143,6 +146,7 @@ impl LimitKey {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ApiKey => "api_key",
+            Self::ApiKeyAndModel => "api_key_and_model",
             Self::Route => "route",
             Self::Global => "global",
         }

@@ -338,8 +338,7 @@ pub(super) const IDLE_FORM: &str = "a whole number from 0 to 100000";
 pub(super) const CONNECTIONS_FORM: &str = "a whole number from 1 to 1000000";
 pub(super) const PER_MINUTE_FORM: &str = "a whole number from 1 to 1000000000 a minute";
 pub(super) const BURST_FORM: &str = "a whole number of requests from 1 to 1000000000";
-pub(super) const LIMIT_KEY_FORM: &str =
-    "\"api_key\" (each API key on each route), \"route\" or \"global\"";
+pub(super) const LIMIT_KEY_FORM: &str = "\"api_key\" (each API key on each route), \"api_key_and_model\" (and each model), \"route\" or \"global\"";
 const PATH_FORM: &str = "a file path";
 const THINKING_TOKENS_FORM: &str = "a whole number of tokens from 0 to 100000";
 const FIRST_OUTPUT_FORM: &str = "\"thinking\" (the delay comes before the first output, thinking included) or \"text\" (thinking streams from the start; the delay comes before the first text)";
@@ -583,6 +582,7 @@ impl RawRateLimits {
             key: at
                 .check(&self.key, &key("key"), |text| match text.as_str() {
                     "api_key" => Ok(LimitKey::ApiKey),
+                    "api_key_and_model" => Ok(LimitKey::ApiKeyAndModel),
                     "route" => Ok(LimitKey::Route),
                     "global" => Ok(LimitKey::Global),
                     _ => Err(LIMIT_KEY_FORM),

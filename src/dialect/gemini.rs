@@ -85,17 +85,23 @@ pub(crate) fn error_body(
     json!({"error": error}).to_string()
 }
 
+/// The model and the method a path names, under any of Google's bases
+/// (`/v1beta`, `/v1`, or Vertex AI's `.../publishers/google`).
+pub(crate) fn model_of(path: &str) -> Option<(&str, &str)> {
+    let (base, rest) = path.rsplit_once("/models/")?;
+    let known_base = matches!(base, "/v1beta" | "/v1" | "/v1alpha")
+        || (base.starts_with("/v1") && base.ends_with("/publishers/google"));
+    let (model, method) = rest.rsplit_once(':')?;
+    (known_base && !model.is_empty() && !model.contains('/') && !method.is_empty())
+        .then_some((model, method))
+}
+
 /// Whether Google answers errors on `path` as a one-element JSON array:
 /// Vertex AI does for `streamGenerateContent` (`[{"error": {...}}]`,
 /// `docs/protocols.md` §7), in either framing; the Gemini API never does.
 pub(crate) fn errors_in_array(path: &str) -> bool {
-    let Some((base, rest)) = path.rsplit_once("/models/") else {
-        return false;
-    };
-    base.starts_with("/v1")
-        && base.contains("/projects/")
-        && base.ends_with("/publishers/google")
-        && rest.rsplit_once(':').is_some_and(|(_, method)| method == "streamGenerateContent")
+    model_of(path).is_some_and(|(_, method)| method == "streamGenerateContent")
+        && path.contains("/projects/")
 }
 
 /// `body` (an error object) as Vertex AI sends a stream's errors.

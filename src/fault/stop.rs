@@ -102,7 +102,8 @@ pub struct Stop {
 }
 
 /// What `stop_reason` may be.
-const STOP_REASON_FORM: &str = "\"refusal\", \"pause_turn\", \"max_tokens\", \"recitation\" or \"malformed_function_call\"";
+const STOP_REASON_FORM: &str =
+    "\"refusal\", \"pause_turn\", \"max_tokens\", \"recitation\" or \"malformed_function_call\"";
 
 impl Kind for Stop {
     const NAME: &'static str = "stop";

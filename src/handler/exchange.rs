@@ -43,7 +43,7 @@ use crate::listener::connection::ResetHandle;
 use crate::live::Snapshot;
 use crate::metrics::OpenStream;
 use crate::ratelimit::headers::{self, Header};
-use crate::ratelimit::{Charge, ClientKey, Decision, Limited, SetId, Settlement};
+use crate::ratelimit::{Charge, ClientKey, Decision, Limited, SetId, SetName, Settlement};
 use crate::response::{Body, BoxError};
 use crate::route::BodyFacts;
 use crate::shape::head::{self, HeadHold, HeadTiming};
@@ -229,7 +229,7 @@ impl Admitted {
         let tells = matches!(&planned.plan.fault, Some(Fault::Http(http))
             if http.retry_after.is_some() || http.should_retry == Some(false));
         let client = (limits.is_active() || tells || app.verdicts().watching())
-            .then(|| ClientKey::of(&head.headers));
+            .then(|| ClientKey::of(&head.headers, head.uri.query()));
         let now = Instant::now();
         let mut verdict = None;
         let mut admission = Admission::default();
@@ -574,13 +574,15 @@ fn admit(
     dialect: Dialect,
     now: Instant,
 ) -> Admission {
-    let id = SetId::new(limits.key, route, Some(client));
+    let model = body.and_then(|facts| facts.model.as_deref());
+    let id = SetId::new(limits.key, route, Some(client), model);
     let charge = Charge {
         input_tokens: body.map_or(0, |facts| facts.input_tokens),
         output_tokens: body.and_then(|facts| facts.max_tokens).unwrap_or(0),
     };
     let mut admission = Admission::default();
-    let levels = match app.limiter().admit(limits, id, route, charge, now) {
+    let name = SetName { route, model };
+    let levels = match app.limiter().admit(limits, id, name, charge, now) {
         Decision::Admitted(levels) => {
             let settles =
                 limits.output_tokens_per_minute.is_some() || limits.tokens_per_minute.is_some();

@@ -105,9 +105,10 @@ async fn admit<'a>(
     // Counted before anything reads it, facts included: a body over the
     // budget is refused after a walk of its first values, not of all of them.
     let counted = body.clone();
+    let path = head.uri.path().to_owned();
     let facts = off_shard(body.len(), move || {
         let over = crate::mock::request::over_value_budget(&counted);
-        (!over).then(|| BodyFacts::read(&counted))
+        (!over).then(|| BodyFacts::read_request(&path, &counted))
     })
     .await
     .map_err(|refusal| Box::new(Answer::unrouted(refusal, form)))?;

@@ -60,7 +60,7 @@ pub(crate) async fn forward(
     let (body, facts, read) = if snapshot.router.needs_body() || recorder.is_some() {
         match read_body(body, &head.headers, &snapshot.config).await {
             Ok(bytes) => {
-                let facts = BodyFacts::read(&bytes);
+                let facts = BodyFacts::read_request(&path, &bytes);
                 let whole = Full::new(bytes.clone()).map_err(|never| match never {}).boxed_unsync();
                 (whole, Some(facts), bytes)
             }

@@ -176,14 +176,24 @@ pub(crate) struct ClientKey {
 }
 
 impl ClientKey {
-    /// The request's `x-api-key`, or else its bearer token, hashed.
-    pub(crate) fn of(headers: &HeaderMap) -> Self {
+    /// The request's `x-api-key`, `x-goog-api-key`, bearer token or `key`
+    /// query parameter (Google's, in `query`), the first there is, hashed.
+    pub(crate) fn of(headers: &HeaderMap, query: Option<&str>) -> Self {
         static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-        let key = headers.get(&X_API_KEY).map(|v| v.as_bytes()).or_else(|| {
-            let value = headers.get(AUTHORIZATION)?.as_bytes();
-            let scheme = value.get(..7)?;
-            scheme.eq_ignore_ascii_case(b"bearer ").then(|| value.get(7..)).flatten()
-        });
+        static X_GOOG_API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
+        let key = headers
+            .get(&X_API_KEY)
+            .or_else(|| headers.get(&X_GOOG_API_KEY))
+            .map(|v| v.as_bytes())
+            .or_else(|| {
+                let value = headers.get(AUTHORIZATION)?.as_bytes();
+                let scheme = value.get(..7)?;
+                scheme.eq_ignore_ascii_case(b"bearer ").then(|| value.get(7..)).flatten()
+            })
+            .or_else(|| {
+                let pairs = query?.split('&');
+                pairs.filter_map(|pair| pair.strip_prefix("key=")).next().map(str::as_bytes)
+            });
         let Some(key) = key.filter(|k| !k.is_empty()) else {
             return Self { id: 0 };
         };
@@ -201,30 +211,57 @@ impl ClientKey {
 }
 
 /// Which requests share a set of buckets: a hash of the route's name (the
-/// same across reloads) and the client's key id. `Copy`, so a request
-/// allocates nothing to find its set.
+/// same across reloads), the client's key id, and for `api_key_and_model` a
+/// hash of the model. `Copy`, so a request allocates nothing to find its set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct SetId {
     /// A hash of the route's name (0 for `global`).
     route: u64,
     /// The client's key id (0 for `route` and `global`).
     client: u64,
+    /// A hash of the model (0 unless `api_key_and_model`, or no model).
+    model: u64,
 }
 
 impl SetId {
-    /// The set of `limits.key` for a request of `client` on `route`.
-    pub(crate) fn new(key: LimitKey, route: &str, client: Option<&ClientKey>) -> Self {
-        let route_hash = || {
+    /// The set of `limits.key` for a request of `client` on `route`, for
+    /// `model` (the request's, when known).
+    pub(crate) fn new(
+        key: LimitKey,
+        route: &str,
+        client: Option<&ClientKey>,
+        model: Option<&str>,
+    ) -> Self {
+        let hash = |name: &str| {
             use std::hash::{Hash, Hasher};
             let mut hasher = std::hash::DefaultHasher::new();
-            route.hash(&mut hasher);
+            name.hash(&mut hasher);
             hasher.finish().max(1)
         };
+        let client = client.map_or(0, |c| c.id);
         match key {
-            LimitKey::Global => Self { route: 0, client: 0 },
-            LimitKey::Route => Self { route: route_hash(), client: 0 },
-            LimitKey::ApiKey => Self { route: route_hash(), client: client.map_or(0, |c| c.id) },
+            LimitKey::Global => Self { route: 0, client: 0, model: 0 },
+            LimitKey::Route => Self { route: hash(route), client: 0, model: 0 },
+            LimitKey::ApiKey => Self { route: hash(route), client, model: 0 },
+            LimitKey::ApiKeyAndModel => {
+                Self { route: hash(route), client, model: model.map_or(0, hash) }
+            }
         }
+    }
+}
+
+/// How the admin report names a set of buckets.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SetName<'a> {
+    /// The route's name.
+    pub(crate) route: &'a str,
+    /// The model, for `api_key_and_model`.
+    pub(crate) model: Option<&'a str>,
+}
+
+impl<'a> From<&'a str> for SetName<'a> {
+    fn from(route: &'a str) -> Self {
+        Self { route, model: None }
     }
 }
 
@@ -234,6 +271,8 @@ struct BucketSet {
     buckets: [Option<(Spec, Bucket)>; 4],
     /// The route's name (empty for `global`).
     route: Box<str>,
+    /// The model's name (empty unless `api_key_and_model`).
+    model: Box<str>,
 }
 
 impl BucketSet {
@@ -309,11 +348,11 @@ impl Limiter {
     /// Charges `charge` to `id`'s buckets under `limits` at `now`, if every
     /// one holds it; otherwise takes nothing and says which limit refused
     /// it and for how long.
-    pub(crate) fn admit(
+    pub(crate) fn admit<'a>(
         &self,
         limits: &RateLimits,
         id: SetId,
-        route: &str,
+        name: impl Into<SetName<'a>>,
         charge: Charge,
         now: Instant,
     ) -> Decision {
@@ -329,8 +368,17 @@ impl Limiter {
             Entry::Occupied(set) => set.into_ref(),
             Entry::Vacant(vacant) => {
                 self.held.fetch_add(1, Ordering::Relaxed);
-                let name = if limits.key == LimitKey::Global { "" } else { route };
-                vacant.insert(BucketSet { route: name.into(), ..BucketSet::default() })
+                let name = name.into();
+                let route = if limits.key == LimitKey::Global { "" } else { name.route };
+                let model = match limits.key {
+                    LimitKey::ApiKeyAndModel => name.model.unwrap_or_default(),
+                    _ => "",
+                };
+                vacant.insert(BucketSet {
+                    route: route.into(),
+                    model: model.into(),
+                    ..BucketSet::default()
+                })
             }
         };
         set.refresh(limits, now);
@@ -463,6 +511,7 @@ impl Limiter {
                 }
                 SetReport {
                     route: set.route.to_string(),
+                    model: set.model.to_string(),
                     client: ClientKey { id: set.key().client },
                     levels,
                 }
@@ -485,6 +534,8 @@ impl Limiter {
 pub(crate) struct SetReport {
     /// Its route (empty for `global`).
     pub(crate) route: String,
+    /// Its model (empty unless `api_key_and_model`).
+    pub(crate) model: String,
     /// Its client (id 0 for `route`, `global`, or no key).
     pub(crate) client: ClientKey,
     /// Its levels now.

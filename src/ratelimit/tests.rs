@@ -13,7 +13,7 @@ fn per_minute(requests: u64, burst: u64) -> RateLimits {
 }
 
 fn id(client: u64) -> SetId {
-    SetId::new(LimitKey::ApiKey, "default", Some(&ClientKey { id: client }))
+    SetId::new(LimitKey::ApiKey, "default", Some(&ClientKey { id: client }), None)
 }
 
 fn admitted(decision: &Decision) -> bool {
@@ -171,17 +171,62 @@ async fn keys_have_their_own_buckets_and_route_and_global_share_one() {
         admitted(&limiter.admit(&limits, id(2), "default", Charge::default(), now)),
         "another key"
     );
-    let other_route = SetId::new(LimitKey::ApiKey, "other", Some(&ClientKey { id: 1 }));
+    let other_route = SetId::new(LimitKey::ApiKey, "other", Some(&ClientKey { id: 1 }), None);
     assert!(admitted(&limiter.admit(&limits, other_route, "default", Charge::default(), now)));
     for key in [LimitKey::Route, LimitKey::Global] {
-        let a = SetId::new(key, "r", Some(&ClientKey { id: 1 }));
-        let b = SetId::new(key, if key == LimitKey::Global { "s" } else { "r" }, None);
+        let a = SetId::new(key, "r", Some(&ClientKey { id: 1 }), None);
+        let b = SetId::new(key, if key == LimitKey::Global { "s" } else { "r" }, None, None);
         assert!(admitted(&limiter.admit(&limits, a, "default", Charge::default(), now)));
         assert!(
             !admitted(&limiter.admit(&limits, b, "default", Charge::default(), now)),
             "{key:?} is shared"
         );
     }
+}
+
+#[test]
+fn per_model_keys_give_each_model_its_own_buckets() {
+    let limiter = Limiter::default();
+    let now = Instant::now();
+    let limits = RateLimits { key: LimitKey::ApiKeyAndModel, ..per_minute(1, 1) };
+    let client = ClientKey { id: 7 };
+    let on = |model| SetId::new(LimitKey::ApiKeyAndModel, "r", Some(&client), Some(model));
+    let flash = SetName { route: "r", model: Some("gemini-2.5-flash") };
+    assert!(admitted(&limiter.admit(
+        &limits,
+        on("gemini-2.5-flash"),
+        flash,
+        Charge::default(),
+        now
+    )));
+    assert!(!admitted(&limiter.admit(
+        &limits,
+        on("gemini-2.5-flash"),
+        flash,
+        Charge::default(),
+        now
+    )));
+    let pro = SetName { route: "r", model: Some("gemini-2.5-pro") };
+    assert!(
+        admitted(&limiter.admit(&limits, on("gemini-2.5-pro"), pro, Charge::default(), now)),
+        "another model, the same key"
+    );
+    let other = SetId::new(
+        LimitKey::ApiKeyAndModel,
+        "r",
+        Some(&ClientKey { id: 8 }),
+        Some("gemini-2.5-flash"),
+    );
+    assert!(admitted(&limiter.admit(&limits, other, flash, Charge::default(), now)), "another key");
+    // Under `api_key` the model does not split the set.
+    assert_eq!(
+        SetId::new(LimitKey::ApiKey, "r", Some(&client), Some("a")),
+        SetId::new(LimitKey::ApiKey, "r", Some(&client), Some("b"))
+    );
+    let mut models: Vec<String> =
+        limiter.report(10, now).into_iter().map(|set| set.model).collect();
+    models.sort();
+    assert_eq!(models, ["gemini-2.5-flash", "gemini-2.5-flash", "gemini-2.5-pro"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -232,12 +277,18 @@ async fn a_reload_changes_the_rates_and_keeps_the_levels() {
 #[test]
 fn a_client_is_a_hash_of_its_key_never_the_key() {
     let mut headers = HeaderMap::new();
-    assert_eq!(ClientKey::of(&headers).label(), "anonymous");
+    assert_eq!(ClientKey::of(&headers, None).label(), "anonymous");
+    assert_eq!(ClientKey::of(&headers, Some("alt=sse&keys=1")).label(), "anonymous");
     headers.insert("authorization", "Bearer sk-test-1".parse().unwrap());
-    let bearer = ClientKey::of(&headers);
+    let bearer = ClientKey::of(&headers, None);
     let mut other = HeaderMap::new();
     other.insert("x-api-key", "sk-test-1".parse().unwrap());
-    assert_eq!(ClientKey::of(&other), bearer, "the same key, either header");
+    assert_eq!(ClientKey::of(&other, None), bearer, "the same key, either header");
+    let mut google = HeaderMap::new();
+    google.insert("x-goog-api-key", "sk-test-1".parse().unwrap());
+    assert_eq!(ClientKey::of(&google, None), bearer, "Google's header");
+    let query = ClientKey::of(&HeaderMap::new(), Some("alt=sse&key=sk-test-1"));
+    assert_eq!(query, bearer, "Google's ?key=");
     // The label is the first 12 hex digits of the key's SHA-256.
     let digest = Sha256::digest(b"sk-test-1");
     let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();

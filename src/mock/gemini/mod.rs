@@ -27,6 +27,7 @@ use super::request::Shown;
 use super::text::TokenCursor;
 use super::{Codec, InstantError, InstantRequest, MockApi, MockEndpoint, Serve};
 use crate::dialect::Dialect;
+pub(crate) use crate::dialect::gemini::model_of;
 use crate::framing::{EventKind, Record};
 use crate::route::rough_tokens;
 
@@ -85,17 +86,6 @@ const CODEC: Codec = Codec {
     message: |reply, _| message(reply).to_string(),
     failure_at: None,
 };
-
-/// The model and the method a path names, under any of Google's bases
-/// (`/v1beta`, `/v1`, or Vertex AI's `.../publishers/google`).
-pub(crate) fn model_of(path: &str) -> Option<(&str, &str)> {
-    let (base, rest) = path.rsplit_once("/models/")?;
-    let known_base = matches!(base, "/v1beta" | "/v1" | "/v1alpha")
-        || (base.starts_with("/v1") && base.ends_with("/publishers/google"));
-    let (model, method) = rest.rsplit_once(':')?;
-    (known_base && !model.is_empty() && !model.contains('/') && !method.is_empty())
-        .then_some((model, method))
-}
 
 /// `POST ...:countTokens`: `{"totalTokens": N}`, about 4 bytes a token.
 fn count_tokens(request: &InstantRequest<'_>) -> Result<String, InstantError> {

@@ -227,3 +227,28 @@ def test_a_rate_limited_request_gets_googles_429_with_retry_info(sluice):
     retry = [d for d in details if d["@type"] == "type.googleapis.com/google.rpc.RetryInfo"]
     assert retry == [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}]
     assert "Please retry in 1.0s." in raised.value.message
+
+
+def test_quota_is_per_key_and_model_with_google_keys_read(sluice):
+    """`key = "api_key_and_model"`: each model its own buckets, as Google
+    counts quota; the key is read from x-goog-api-key (the SDK's) and ?key=."""
+    import urllib.error
+    import urllib.request
+
+    url = sluice(FAST + '[rate_limits]\nrequests_per_minute = 60\nburst = 1\nkey = "api_key_and_model"\n')
+    gemini = client(url)
+    gemini.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    gemini.models.generate_content(model="gemini-2.5-pro", contents="hi")  # another model: admitted
+    with pytest.raises(errors.ClientError) as raised:
+        gemini.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert raised.value.code == 429
+    # The same key in the query is the same client: refused too.
+    body = b'{"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}'
+    asked = urllib.request.Request(f"{url}/v1beta/models/gemini-2.5-pro:generateContent?key=test-key", data=body)
+    with pytest.raises(urllib.error.HTTPError) as by_query:
+        urllib.request.urlopen(asked, timeout=10)
+    assert by_query.value.code == 429
+    # Another key is another client.
+    other = urllib.request.Request(f"{url}/v1beta/models/gemini-2.5-pro:generateContent?key=other", data=body)
+    with urllib.request.urlopen(other, timeout=10) as answered:
+        assert answered.status == 200
