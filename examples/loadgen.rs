@@ -46,8 +46,9 @@ struct Args {
     /// Ask for a tool call (the request carries a tool).
     #[arg(long)]
     tools: bool,
-    /// Which API to ask: `anthropic` (`POST /v1/messages`) or `openai`
-    /// (`POST /v1/chat/completions`).
+    /// Which API to ask: `anthropic` (`POST /v1/messages`), `openai`
+    /// (`POST /v1/chat/completions`) or `gemini`
+    /// (`POST /v1beta/models/bench:streamGenerateContent?alt=sse`).
     #[arg(long, value_enum, default_value_t = Api::Anthropic)]
     api: Api,
     /// Distinct API keys to spread the requests over (`sk-load-0`, ...), as
@@ -205,6 +206,8 @@ enum Api {
     Anthropic,
     /// Chat Completions.
     Openai,
+    /// Gemini's `streamGenerateContent`, in SSE.
+    Gemini,
 }
 
 /// What an SSE event is, for the timing figures.
@@ -212,7 +215,6 @@ enum Api {
 enum Seen {
     Token,
     ToolStart,
-    Final,
     Other,
 }
 
@@ -237,6 +239,23 @@ impl Api {
                 }
                 request_bytes("/v1/chat/completions", &body, key)
             }
+            Api::Gemini => {
+                let mut body = json!({"contents": [{"role": "user", "parts": [{"text": "Benchmark request"}]}],
+                    "generationConfig": {"maxOutputTokens": max_tokens}});
+                if tools {
+                    body["tools"] = json!([{"functionDeclarations": [{"name": "lookup", "parameters": {"type": "object",
+                        "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}}, "required": ["query", "limit"]}}]}]);
+                }
+                request_bytes("/v1beta/models/bench:streamGenerateContent?alt=sse", &body, key)
+            }
+        }
+    }
+
+    /// What ends an SSE event: a blank line, which Google writes with CRLFs.
+    fn event_end(self) -> &'static [u8] {
+        match self {
+            Api::Gemini => b"\r\n\r\n",
+            Api::Anthropic | Api::Openai => b"\n\n",
         }
     }
 
@@ -249,16 +268,12 @@ impl Api {
                     Seen::Token
                 } else if event.starts_with(b"event: content_block_start") && has(b"\"tool_use\"") {
                     Seen::ToolStart
-                } else if event.starts_with(b"event: message_stop") {
-                    Seen::Final
                 } else {
                     Seen::Other
                 }
             }
             Api::Openai => {
-                if event.starts_with(b"data: [DONE]") {
-                    Seen::Final
-                } else if has(b"\"tool_calls\":[{") && has(b"\"id\":\"call_") {
+                if has(b"\"tool_calls\":[{") && has(b"\"id\":\"call_") {
                     Seen::ToolStart
                 } else if (has(b"\"delta\":{\"content\":\"") && !has(b"\"content\":\"\""))
                     || has(b"\"function\":{\"arguments\":\"")
@@ -268,6 +283,25 @@ impl Api {
                     Seen::Other
                 }
             }
+            Api::Gemini => {
+                if has(b"\"functionCall\"") {
+                    Seen::ToolStart
+                } else if has(b"\"text\":\"") && !has(b"\"text\":\"\"") && !has(b"\"thought\":true") {
+                    Seen::Token
+                } else {
+                    Seen::Other
+                }
+            }
+        }
+    }
+
+    /// Whether `event` is the stream's last: `message_stop`, `[DONE]`, or
+    /// Gemini's chunk with `finishReason` (which may carry a token too).
+    fn ends(self, event: &[u8]) -> bool {
+        match self {
+            Api::Anthropic => event.starts_with(b"event: message_stop"),
+            Api::Openai => event.starts_with(b"data: [DONE]"),
+            Api::Gemini => memchr::memmem::find(event, b"\"finishReason\"").is_some(),
         }
     }
 }
@@ -877,7 +911,8 @@ impl SseTimer {
     fn feed(&mut self, data: &[u8], now: Instant, samples: &mut Samples) {
         self.pending.extend_from_slice(data);
         let mut consumed = 0;
-        while let Some(end) = memchr::memmem::find(&self.pending[consumed..], b"\n\n") {
+        let separator = self.api.event_end();
+        while let Some(end) = memchr::memmem::find(&self.pending[consumed..], separator) {
             let event = &self.pending[consumed..consumed + end];
             samples.events += 1;
             match self.api.classify(event) {
@@ -892,10 +927,10 @@ impl SseTimer {
                     samples.tool.push(micros(now - self.sent));
                     self.last_token = Some(now);
                 }
-                Seen::Final => self.complete = true,
                 Seen::Other => {}
             }
-            consumed += end + 2;
+            self.complete |= self.api.ends(event);
+            consumed += end + separator.len();
         }
         self.pending.drain(..consumed);
     }

@@ -70,6 +70,11 @@ for n in 100 1000 2000 4000; do
     load mock-openai-paced-1000 --api openai --url "$url" --pid "$pid" --metrics "$admin" --concurrency 1000 \
       --ramp 2s --expect-first-token 100ms --expect-gap 20ms
     stop "$pid"
+    # And in Gemini's (streamGenerateContent?alt=sse, one whole response a chunk).
+    start mock
+    load mock-gemini-paced-1000 --api gemini --url "$url" --pid "$pid" --metrics "$admin" --concurrency 1000 \
+      --ramp 2s --expect-first-token 100ms --expect-gap 20ms
+    stop "$pid"
   fi
 done
 

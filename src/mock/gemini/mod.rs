@@ -225,9 +225,47 @@ enum Step {
     Done,
 }
 
+/// A chunk of one text part, encoded once a reply with a marker for its
+/// text: each token's chunk is `head`, the token as a JSON string, `tail`,
+/// the same bytes [`chunk`] makes, without building its tree a token.
+struct Template {
+    head: Box<str>,
+    tail: Box<str>,
+}
+
+impl Template {
+    /// A text that no token is: where the token goes.
+    const MARK: &'static str = "\u{0}sluice-token\u{0}";
+
+    /// The template of `reply`'s not-last chunks of one `part` (a JSON
+    /// object with [`Self::MARK`] as its text).
+    fn of(reply: &Reply, part: Value) -> Self {
+        let encoded = chunk(reply, vec![part], false).to_string();
+        let mark = Value::from(Self::MARK).to_string();
+        let (head, tail) = encoded.split_once(&mark).unwrap_or((&encoded, ""));
+        Self { head: head.into(), tail: tail.into() }
+    }
+
+    /// The chunk of `token`, between `before` and `after` (the framing).
+    fn render(&self, token: &str, before: &str, after: &str) -> bytes::Bytes {
+        let size = before.len() + self.head.len() + token.len() + 2 + self.tail.len() + after.len();
+        let mut out = Vec::with_capacity(size + size / 8);
+        out.extend_from_slice(before.as_bytes());
+        out.extend_from_slice(self.head.as_bytes());
+        // Writing a string to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, token);
+        out.extend_from_slice(self.tail.as_bytes());
+        out.extend_from_slice(after.as_bytes());
+        out.into()
+    }
+}
+
 /// The reply's chunks, made as they are pulled.
 struct Events {
     reply: Reply,
+    /// A text token's chunk, and a thought token's.
+    text_template: Template,
+    thought_template: Template,
     step: Step,
     /// A JSON array rather than SSE.
     array: bool,
@@ -238,7 +276,17 @@ struct Events {
 
 /// The stream of chunks (see the module docs).
 pub(crate) fn events(reply: Reply, array: bool) -> impl Iterator<Item = Record> + Send {
-    let mut events = Events { reply, step: Step::Done, array, started: false, text: None };
+    let text_template = Template::of(&reply, json!({"text": Template::MARK}));
+    let thought_template = Template::of(&reply, json!({"text": Template::MARK, "thought": true}));
+    let mut events = Events {
+        reply,
+        text_template,
+        thought_template,
+        step: Step::Done,
+        array,
+        started: false,
+        text: None,
+    };
     events.step = events.first();
     events
 }
@@ -288,13 +336,8 @@ impl Events {
 
     /// A chunk as a record: SSE, or an element of the array.
     fn record(&mut self, value: &Value, kind: EventKind) -> Record {
-        let raw = match (self.array, self.started) {
-            (false, _) => format!("data: {value}\r\n\r\n"),
-            (true, false) => format!("[{value}"),
-            (true, true) => format!(",\r\n{value}"),
-        };
-        self.started = true;
-        Record { raw: raw.into(), kind }
+        let (before, after) = framing(self.array, &mut self.started);
+        Record { raw: format!("{before}{value}{after}").into(), kind }
     }
 
     fn make(&mut self, step: Step) -> Option<Record> {
@@ -305,9 +348,9 @@ impl Events {
                     self.text = Some((usize::MAX, thought.tokens.cursor()));
                 }
                 let token = self.text.as_mut()?.1.next_token()?;
-                let value =
-                    chunk(&self.reply, vec![json!({"text": token, "thought": true})], false);
-                Some(self.record(&value, EventKind::Thinking))
+                let (before, after) = framing(self.array, &mut self.started);
+                let raw = self.thought_template.render(token, before, after);
+                Some(Record { raw, kind: EventKind::Thinking })
             }
             Step::Token(index, piece) => {
                 let last = piece + 1 >= self.token_count(index);
@@ -322,8 +365,13 @@ impl Events {
                     Block::Json { fragments } => fragments.get(piece)?,
                     Block::ToolUse { .. } => return None,
                 };
-                let value = chunk(&self.reply, vec![json!({"text": token})], last);
-                Some(self.record(&value, EventKind::Content))
+                if last {
+                    let value = chunk(&self.reply, vec![json!({"text": token})], true);
+                    return Some(self.record(&value, EventKind::Content));
+                }
+                let (before, after) = framing(self.array, &mut self.started);
+                let raw = self.text_template.render(token, before, after);
+                Some(Record { raw, kind: EventKind::Content })
             }
             Step::Calls => {
                 let value = chunk(&self.reply, call_parts(&self.reply), true);
@@ -337,6 +385,19 @@ impl Events {
             Step::Done => None,
         }
     }
+}
+
+/// What goes before and after the next chunk: SSE's `data:` and blank
+/// line, or the array's `[` (the first chunk, then `started`) or `,` and a
+/// line end.
+fn framing(array: bool, started: &mut bool) -> (&'static str, &'static str) {
+    let around = match (array, *started) {
+        (false, _) => ("data: ", "\r\n\r\n"),
+        (true, false) => ("[", ""),
+        (true, true) => (",\r\n", ""),
+    };
+    *started = true;
+    around
 }
 
 impl Iterator for Events {

@@ -171,3 +171,32 @@ fn vertex_predict_embeds_each_instance_within_bounds() {
     assert!(embed::predict(huge.to_string().as_bytes(), &mut rng).is_err());
     assert!(embed::predict(br#"{"instances": [{"content": 3}]}"#, &mut rng).is_err());
 }
+
+mod templates {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn reply() -> Reply {
+        let request = parsed(hello(), "/v1beta/models/g:streamGenerateContent");
+        Reply::generate(&request, 5, &ToolUse::DEFAULT, &Thinking::DEFAULT, &mut request_rng(1, 0))
+            .unwrap()
+    }
+
+    proptest! {
+        /// A token's chunk from the template is byte for byte the chunk
+        /// built as a tree, whatever the token holds (quotes, controls,
+        /// any Unicode, the marker's own text).
+        #[test]
+        fn a_templated_chunk_is_the_built_chunk(token in "(\\PC|[\"\\\\\u{0}-\u{1f}]|sluice-token){0,12}") {
+            let reply = reply();
+            let text = Template::of(&reply, json!({"text": Template::MARK}));
+            let built = chunk(&reply, vec![json!({"text": token})], false).to_string();
+            prop_assert_eq!(&text.render(&token, "", "")[..], built.as_bytes());
+            let thought = Template::of(&reply, json!({"text": Template::MARK, "thought": true}));
+            let built = chunk(&reply, vec![json!({"text": token, "thought": true})], false);
+            let framed = format!("data: {built}\r\n\r\n");
+            prop_assert_eq!(&thought.render(&token, "data: ", "\r\n\r\n")[..], framed.as_bytes());
+        }
+    }
+}
