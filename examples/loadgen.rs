@@ -286,7 +286,8 @@ impl Api {
             Api::Gemini => {
                 if has(b"\"functionCall\"") {
                     Seen::ToolStart
-                } else if has(b"\"text\":\"") && !has(b"\"text\":\"\"") && !has(b"\"thought\":true") {
+                } else if has(b"\"text\":\"") && !has(b"\"text\":\"\"") && !has(b"\"thought\":true")
+                {
                     Seen::Token
                 } else {
                     Seen::Other

@@ -161,3 +161,81 @@ async fn faults_end_an_array_stream_as_a_whole_array() {
         "a refusal in Gemini's words"
     );
 }
+
+/// Each stream fault through the proxy, in both framings: what the client
+/// reads is the upstream's first chunks byte for byte, then the fault in
+/// Google's form; only the faults that end the turn close the array.
+#[tokio::test(start_paused = true)]
+async fn each_stream_fault_in_a_proxied_gemini_stream_in_both_framings() {
+    let chunks = gemini_chunks();
+    let array = format!("[{}]", chunks.join(",\r\n"));
+    let sse: String = chunks.iter().map(|c| format!("data: {c}\r\n\r\n")).collect();
+    let kept_sse: String = chunks[..2].iter().map(|c| format!("data: {c}\r\n\r\n")).collect();
+    let kept_array = format!("[{},\r\n{}", chunks[0], chunks[1]);
+    for fault in ["truncate", "malformed", "stop", "stream_error"] {
+        let knobs = format!("error_rate = 1.0\n[[faults]]\nkind = \"{fault}\"\nafter_tokens = 2\n");
+        // Server-sent events.
+        let upstream = support::upstreams::scripted_sse_upstream(
+            sse.as_bytes().chunks(5).map(|c| (Duration::ZERO, c.to_vec())).collect(),
+        )
+        .await;
+        let proxy = start(&support::proxy_config(&upstream.url(), &knobs, "")).await;
+        let path = "/v1beta/models/g:streamGenerateContent?alt=sse";
+        let body = send(proxy.addr, ask(path)).await.body();
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(text.starts_with(&kept_sse), "{fault}: {text}");
+        let rest = &text[kept_sse.len()..];
+        match fault {
+            "truncate" => assert_eq!(rest, "", "{fault}"),
+            "malformed" => {
+                let data = rest.split("\r\n\r\n").next().unwrap().strip_prefix("data: ").unwrap();
+                assert!(serde_json::from_str::<Value>(data).is_err(), "{fault}: cut in half");
+            }
+            _ => {
+                let data = rest.strip_prefix("data: ").unwrap().strip_suffix("\r\n\r\n").unwrap();
+                let last: Value = serde_json::from_str(data).unwrap();
+                let said = if fault == "stop" {
+                    last["candidates"][0]["finishReason"].clone()
+                } else {
+                    last["error"]["status"].clone()
+                };
+                let expected = if fault == "stop" { "SAFETY" } else { "UNAVAILABLE" };
+                assert_eq!(said, expected, "{fault}");
+            }
+        }
+        // The JSON array.
+        let upstream = support::upstreams::json_array_upstream(array.as_bytes(), 5).await;
+        let proxy = start(&support::proxy_config(&upstream.url(), &knobs, "")).await;
+        let body = send(proxy.addr, ask("/v1beta/models/g:streamGenerateContent")).await.body();
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(text.starts_with(&kept_array), "{fault}: {text}");
+        let whole = serde_json::from_str::<Vec<Value>>(text);
+        match fault {
+            "truncate" => assert_eq!(text, kept_array, "{fault}: unterminated"),
+            "malformed" => assert!(whole.is_err(), "{fault}"),
+            _ => assert_eq!(whole.unwrap().len(), 3, "{fault}: a whole array"),
+        }
+    }
+}
+
+/// An injected error before a Vertex AI stream comes in a one-element
+/// array, in the proxy as in the mock; the Gemini API's is a plain object.
+#[tokio::test(start_paused = true)]
+async fn an_injected_error_on_a_vertex_stream_comes_in_an_array() {
+    let upstream = support::upstreams::json_array_upstream(b"[]", 5).await;
+    let knobs = "error_rate = 1.0\n[[faults]]\nkind = \"http\"\nstatus = 529\n";
+    let proxy = start(&support::proxy_config(&upstream.url(), knobs, "")).await;
+    let mock = start(&format!("{QUICK}{knobs}").replace("error_rate = 0\n", "")).await;
+    let vertex = "/v1/projects/p/locations/us-central1/publishers/google/models/g";
+    for addr in [proxy.addr, mock.addr] {
+        let wrapped = send(addr, ask(&format!("{vertex}:streamGenerateContent?alt=sse"))).await;
+        assert_eq!(wrapped.status, 503);
+        let body: Value = wrapped.json();
+        assert_eq!(body[0]["error"]["status"], "UNAVAILABLE");
+        assert_eq!(body.as_array().map(Vec::len), Some(1));
+        let plain = send(addr, ask(&format!("{vertex}:generateContent"))).await.json();
+        assert_eq!(plain["error"]["code"], 503);
+        let gemini_api = send(addr, ask("/v1beta/models/g:streamGenerateContent")).await.json();
+        assert_eq!(gemini_api["error"]["code"], 503);
+    }
+}

@@ -4,11 +4,13 @@
 //! in, records out.
 //!
 //! WHATWG "event stream interpretation": lines end with CRLF, a lone LF or a
-//! lone CR, mixed freely; a blank line dispatches the event. A CRLF may be
-//! split across two reads. A record is therefore cut right after the line end
-//! of a blank line; when that line end is a CR whose LF has not arrived yet,
-//! the LF becomes the first byte of the next record (it is still a line end,
-//! so the events parsed from the records are the same at every cut point).
+//! lone CR, mixed freely; a blank line dispatches the event. A record is cut
+//! right after the line end of a blank line, its CRLF whole (Google writes
+//! `\r\n\r\n`). A CRLF may be split across two reads: a record that ends
+//! with a CR at the end of a read goes on at once, and when the LF comes it
+//! is a record of its own ([`EventKind::Other`]), so that a fault that
+//! replaces or drops the next event still sends it: the bytes stay the
+//! upstream's up to the fault.
 //!
 //! Memory is bounded: an event that grows past `max_event` bytes is passed on
 //! as it arrives, unclassified ([`EventKind::Other`]), until its blank line.
@@ -29,6 +31,8 @@ pub(crate) struct SseSplitter {
     line_len: usize,
     /// The last byte scanned was a CR: an LF right after it belongs to it.
     pending_cr: bool,
+    /// That CR ended the last record (it was the last byte of a read).
+    cr_closed_record: bool,
     /// The open event outgrew `max_event` and is being passed through.
     oversized: bool,
     max_event: usize,
@@ -43,6 +47,7 @@ impl SseSplitter {
             buf: BytesMut::new(),
             line_len: 0,
             pending_cr: false,
+            cr_closed_record: false,
             oversized: false,
             max_event: max_event.max(1),
             classify,
@@ -62,17 +67,32 @@ impl SseSplitter {
             if end > at {
                 self.line_len += end - at;
                 self.pending_cr = false;
+                self.cr_closed_record = false;
             }
             let byte = chunk[end];
             at = end + 1;
             if byte == b'\n' && self.pending_cr {
                 self.pending_cr = false; // the LF of a CRLF: the line already ended
+                if std::mem::take(&mut self.cr_closed_record) {
+                    // The rest of the CRLF that closed the last record.
+                    out.extend(Some(Record {
+                        raw: chunk.slice(start..at),
+                        kind: EventKind::Other,
+                    }));
+                    start = at;
+                }
                 continue;
             }
+            self.cr_closed_record = false;
             self.pending_cr = byte == b'\r';
             let blank = self.line_len == 0;
             self.line_len = 0;
             if blank {
+                if self.pending_cr && chunk.get(at) == Some(&b'\n') {
+                    // The blank line's CRLF is whole in this read: the record keeps it.
+                    at += 1;
+                    self.pending_cr = false;
+                }
                 let raw = if self.buf.is_empty() {
                     chunk.slice(start..at)
                 } else {
@@ -80,6 +100,7 @@ impl SseSplitter {
                     self.buf.split().freeze()
                 };
                 out.extend(Some(self.record(raw)));
+                self.cr_closed_record = self.pending_cr;
                 self.oversized = false;
                 start = at;
             }
@@ -87,6 +108,7 @@ impl SseSplitter {
         if at < chunk.len() {
             self.line_len += chunk.len() - at;
             self.pending_cr = false;
+            self.cr_closed_record = false;
         }
         self.buf.extend_from_slice(&chunk[start..]);
         if !self.buf.is_empty() && (self.oversized || self.buf.len() > self.max_event) {

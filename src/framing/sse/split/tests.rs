@@ -185,3 +185,20 @@ fn whole_events_are_slices_of_their_chunk_and_only_a_cut_one_is_copied() {
     assert_eq!(records[2].raw, "data: 3\n\n");
     assert!(!inside(&records[2]), "the event cut across chunks is gathered");
 }
+
+#[test]
+fn a_crlf_blank_line_stays_with_its_event_and_a_split_one_leaves_its_lf_alone() {
+    let google = b"data: {\"a\":1}\r\n\r\ndata: {\"a\":2}\r\n\r\n";
+    let raws: Vec<Bytes> = split(&[google], 1024).into_iter().map(|r| r.raw).collect();
+    assert_eq!(raws, ["data: {\"a\":1}\r\n\r\n", "data: {\"a\":2}\r\n\r\n"]);
+    // Cut between the blank line's CR and LF: the event goes on at once, and
+    // the LF, when it comes, is a record of its own, not part of the next event.
+    let cut = split(&[b"data: 1\r\n\r", b"\ndata: 2\r\n\r\n"], 1024);
+    let raws: Vec<&[u8]> = cut.iter().map(|r| &r.raw[..]).collect();
+    assert_eq!(raws, [&b"data: 1\r\n\r"[..], b"\n", b"data: 2\r\n\r\n"]);
+    assert_eq!(cut[1].kind, EventKind::Other);
+    // A lone CR ending a record with no LF after it: nothing is made of the next event's first byte.
+    let lone = split(&[b"data: 1\r\r", b"data: 2\r\r"], 1024);
+    let raws: Vec<&[u8]> = lone.iter().map(|r| &r.raw[..]).collect();
+    assert_eq!(raws, [&b"data: 1\r\r"[..], b"data: 2\r\r"]);
+}
