@@ -5,8 +5,9 @@
 //! The format is JSON Lines, one file per exchange, so that a cassette can
 //! be read, edited and diffed: the first line is the [`Head`] (the request,
 //! redacted, and the response head with its offset), and each line after it
-//! is one SSE event's exact bytes, or one chunk of a body that is not a
-//! stream, with its offset from the request's arrival in milliseconds:
+//! is one SSE event's exact bytes, one element of Gemini's streamed JSON
+//! array, or one chunk of a body that is not a stream, with its offset from
+//! the request's arrival in milliseconds:
 //!
 //! ```text
 //! {"sluice_cassette":1,"recorded_at":"…","request":{…},"response":{"status":200,"head_ms":310.2,…}}
@@ -337,9 +338,19 @@ impl Cassette {
         out
     }
 
-    /// The model the request named, if any.
+    /// The model the request named, if any: in its body, or in a Gemini
+    /// path.
     pub(crate) fn model(&self) -> Option<&str> {
-        self.head.request.body.get("model").and_then(Value::as_str)
+        let in_body = self.head.request.body.get("model").and_then(Value::as_str);
+        in_body.or_else(|| crate::dialect::gemini::model_of(self.path()).map(|(model, _)| model))
+    }
+
+    /// The framing of the recorded response when it is a stream: SSE by its
+    /// content type, or Gemini's JSON array by its path; `None` for a whole
+    /// body.
+    pub(crate) fn framing(&self) -> Option<crate::framing::Framing> {
+        let content_type = self.head.response.headers.get("content-type")?;
+        crate::dialect::Dialect::for_path(self.path()).stream_framing(self.path(), content_type)
     }
 
     /// The request path without its query.

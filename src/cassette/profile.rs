@@ -20,8 +20,8 @@ use std::time::Duration;
 use super::Cassette;
 use super::replay::{MAX_CASSETTES, ReplayError, read_bounded};
 use crate::dialect::Dialect;
-use crate::framing::Event;
 use crate::framing::EventKind;
+use crate::framing::Framing;
 
 /// What one model on one path did across its recorded streams.
 #[derive(Debug, Default)]
@@ -61,16 +61,16 @@ pub fn report(dir: &Path) -> Result<String, ReplayError> {
             .map_err(|e| ReplayError::Invalid { path: path.clone(), message: e.to_string() })?;
         read += 1;
         let response = &cassette.head.response;
-        if response.status != 200 || !response.is_event_stream() {
+        let Some(framing) = cassette.framing().filter(|_| response.status == 200) else {
             skipped += 1;
             continue;
-        }
+        };
         let model = cassette.model().unwrap_or("(no model)").to_string();
         let group = groups.entry((model, cassette.path().to_string())).or_default();
-        measure(&cassette, group);
+        measure(&cassette, framing, group);
     }
     let mut out = format!(
-        "# sluice profile: {read} cassettes in {} ({skipped} skipped: not a 200 SSE stream)\n",
+        "# sluice profile: {read} cassettes in {} ({skipped} skipped: not a 200 stream)\n",
         dir.display()
     );
     for ((model, path), measured) in &groups {
@@ -79,13 +79,13 @@ pub fn report(dir: &Path) -> Result<String, ReplayError> {
     Ok(out)
 }
 
-fn measure(cassette: &Cassette, into: &mut Measured) {
+fn measure(cassette: &Cassette, framing: Framing, into: &mut Measured) {
     let classify = Dialect::for_path(cassette.path()).classifier();
     let mut previous: Option<Duration> = None;
     let mut first_is_tool = false;
     let mut count = 0u64;
     for piece in &cassette.pieces {
-        let kind = classify(&Event::parse(&piece.bytes));
+        let kind = framing.kind_of(&piece.bytes, classify);
         if !kind.is_content() {
             continue;
         }

@@ -33,8 +33,7 @@ use serde_json::Value;
 use super::{Cassette, REDACTED};
 use crate::config::{Replay, ReplayMatch};
 use crate::dialect::Dialect;
-use crate::framing::Event;
-use crate::framing::Record;
+use crate::framing::{Framing, Record};
 
 /// The most cassettes one folder may hold.
 pub(crate) const MAX_CASSETTES: usize = 10_000;
@@ -152,21 +151,24 @@ pub(crate) struct Recorded {
     pub(crate) headers: HeaderMap,
     /// When the head arrived, from the request.
     pub(crate) head_at: Duration,
-    /// SSE: each event, classified, with its offset. Empty otherwise.
+    /// A stream: each event (or array element), classified, with its
+    /// offset. Empty otherwise.
     pub(crate) events: Vec<(Duration, Record)>,
-    /// Not SSE: the whole body.
+    /// Not a stream: the whole body.
     pub(crate) body: Bytes,
-    /// Whether the response is an SSE stream.
-    pub(crate) stream: bool,
+    /// The stream's framing: SSE, or Gemini's JSON array; `None` for a
+    /// whole body.
+    pub(crate) framing: Option<Framing>,
     /// The output tokens its usage reports (0 when it reports none).
     pub(crate) output_tokens: u64,
 }
 
-/// Which cassettes a request may get: its path, stream choice and the rule's key.
+/// Which cassettes a request may get: its path, stream choice (and its
+/// framing) and the rule's key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     path: String,
-    stream: bool,
+    stream: Option<Framing>,
     value: String,
 }
 
@@ -249,7 +251,7 @@ impl Library {
         let body = &cassette.head.request.body;
         let key = Key {
             path: cassette.path().to_string(),
-            stream: recorded.stream,
+            stream: recorded.framing,
             value: self.key_of(body),
         };
         let index = self.cassettes.len();
@@ -286,25 +288,30 @@ impl Library {
         self.cassettes.len()
     }
 
-    /// The cassette for a request to `path` with `body`, if one matches, and
+    /// The cassette for a request to `path` with `body` that asks for a
+    /// stream in `stream`'s framing (or a whole answer), if one matches, and
     /// how it was found.
-    pub(crate) fn find(&self, path: &str, body: &[u8]) -> Option<(Arc<Recorded>, Found)> {
+    pub(crate) fn find(
+        &self,
+        path: &str,
+        stream: Option<Framing>,
+        body: &[u8],
+    ) -> Option<(Arc<Recorded>, Found)> {
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
         let key = Key { path: path.to_string(), stream, value: self.key_of(&body) };
         if let Some(found) = self.shelves.get(&key).and_then(|shelf| self.serve(shelf, &body)) {
             return Some((found, Found::ByRule));
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
             let excerpt: String = key.value.chars().take(400).collect();
-            tracing::debug!(path, stream, key = %excerpt, "no cassette matches by the rule");
+            tracing::debug!(path, ?stream, key = %excerpt, "no cassette matches by the rule");
         }
         let position = Key { value: self.position_of(&body), ..key };
         let found = self.positions.get(&position).and_then(|shelf| self.serve(shelf, &body));
         if found.is_none() && tracing::enabled!(tracing::Level::DEBUG) {
             // What was looked for, for a user finding out why nothing matched.
             let excerpt: String = position.value.chars().take(400).collect();
-            tracing::debug!(path, stream, key = %excerpt, "no cassette matches");
+            tracing::debug!(path, ?stream, key = %excerpt, "no cassette matches");
         }
         Some((found?, Found::ByPosition))
     }
@@ -391,14 +398,14 @@ fn ready(cassette: &Cassette, name: String) -> Result<Recorded, String> {
         };
         headers.append(name, value);
     }
-    let stream = response.is_event_stream();
+    let framing = cassette.framing();
     let classify = Dialect::for_path(cassette.path()).classifier();
     let mut events = Vec::new();
     let mut body = bytes::BytesMut::new();
     let mut output_tokens = 0;
     for piece in &cassette.pieces {
-        if stream {
-            let kind = classify(&Event::parse(&piece.bytes));
+        if let Some(framing) = framing {
+            let kind = framing.kind_of(&piece.bytes, classify);
             if let Some(tokens) = crate::ratelimit::usage::output_tokens(&piece.bytes) {
                 output_tokens = tokens;
             }
@@ -408,7 +415,7 @@ fn ready(cassette: &Cassette, name: String) -> Result<Recorded, String> {
         }
     }
     let body = body.freeze();
-    if !stream {
+    if framing.is_none() {
         output_tokens = serde_json::from_slice::<Value>(&body)
             .ok()
             .and_then(|json| {
@@ -418,7 +425,7 @@ fn ready(cassette: &Cassette, name: String) -> Result<Recorded, String> {
             .unwrap_or(0);
     }
     let head_at = super::offset(response.head_ms).unwrap_or_default();
-    Ok(Recorded { name, status, headers, head_at, events, body, stream, output_tokens })
+    Ok(Recorded { name, status, headers, head_at, events, body, framing, output_tokens })
 }
 
 /// The same body, but a recorded `"[redacted]"` matches any value, key
@@ -450,10 +457,19 @@ fn conversation_place(body: &Value) -> (String, usize) {
             .map(canonical)
             .unwrap_or_default()
     };
-    match (body.get("messages"), body.get("input")) {
-        (Some(Value::Array(messages)), _) => (first_user(messages), messages.len()),
-        (_, Some(input @ Value::String(_))) => (canonical(input), 1),
-        (_, Some(Value::Array(items))) => (first_user(items), items.len()),
+    let first_user_parts = |contents: &Vec<Value>| {
+        contents
+            .iter()
+            .find(|c| c.get("role").and_then(Value::as_str).unwrap_or("user") == "user")
+            .and_then(|c| c.get("parts"))
+            .map(canonical)
+            .unwrap_or_default()
+    };
+    match (body.get("messages"), body.get("input"), body.get("contents")) {
+        (Some(Value::Array(messages)), _, _) => (first_user(messages), messages.len()),
+        (_, Some(input @ Value::String(_)), _) => (canonical(input), 1),
+        (_, Some(Value::Array(items)), _) => (first_user(items), items.len()),
+        (_, _, Some(Value::Array(contents))) => (first_user_parts(contents), contents.len()),
         _ => (String::new(), 0),
     }
 }
@@ -474,10 +490,18 @@ pub(crate) fn last_user_message(body: &Value) -> String {
             _ => None,
         }
     };
-    let content = match (body.get("messages"), body.get("input")) {
-        (Some(Value::Array(messages)), _) => messages.iter().rev().find_map(said),
-        (_, Some(input @ Value::String(_))) => Some(input.clone()),
-        (_, Some(Value::Array(items))) => items.iter().rev().find_map(said),
+    // Gemini: a `contents` entry with role `user` (or none), its parts whole
+    // (a function's response is a user part too).
+    let gemini_said = |c: &Value| -> Option<Value> {
+        (c.get("role").and_then(Value::as_str).unwrap_or("user") == "user")
+            .then(|| c.get("parts").cloned())
+            .flatten()
+    };
+    let content = match (body.get("messages"), body.get("input"), body.get("contents")) {
+        (Some(Value::Array(messages)), _, _) => messages.iter().rev().find_map(said),
+        (_, Some(input @ Value::String(_)), _) => Some(input.clone()),
+        (_, Some(Value::Array(items)), _) => items.iter().rev().find_map(said),
+        (_, _, Some(Value::Array(contents))) => contents.iter().rev().find_map(gemini_said),
         _ => None,
     };
     content.map(|c| canonical(&c)).unwrap_or_default()
@@ -534,6 +558,16 @@ mod tests {
             r#"{"content":"18 C","role":"tool","tool_call_id":"call_1"}"#
         );
         assert_eq!(last_user_message(&json!({"model": "m"})), "");
+        let gemini = json!({"contents": [
+            {"role": "user", "parts": [{"text": "first"}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {"ok": 1}}}]},
+        ]});
+        assert_eq!(
+            last_user_message(&gemini),
+            r#"[{"functionResponse":{"name":"f","response":{"ok":1}}}]"#
+        );
+        assert_eq!(conversation_place(&gemini), (r#"[{"text":"first"}]"#.to_string(), 3));
     }
 
     /// What agent CLIs put in a request that changes every run, from real
@@ -596,7 +630,8 @@ mod tests {
         let library = Library::load(&config).unwrap();
         let ask = |messages: Value| {
             let body = json!({"model": "m", "messages": messages}).to_string();
-            library.find("/v1/messages", body.as_bytes()).map(|(r, found)| (r.name.clone(), found))
+            let found = library.find("/v1/messages", None, body.as_bytes());
+            found.map(|(r, found)| (r.name.clone(), found))
         };
         assert_eq!(ask(json!([first])), Some(("turn1.jsonl".into(), Found::ByRule)));
         let same = json!([first, call, tool_result("the sub-agent said A")]);

@@ -106,17 +106,23 @@ impl JsonArraySplitter {
         }
     }
 
-    /// An element record's kind: its JSON, without what comes before it.
+    /// An element record's kind.
     fn kind_of(&self, raw: &Bytes) -> EventKind {
-        let element = raw
-            .iter()
-            .position(|b| !matches!(b, b'[' | b',' | b' ' | b'\t' | b'\r' | b'\n'))
-            .map_or(&raw[..0], |at| &raw[at..]);
-        if element.first() != Some(&b'{') {
-            return EventKind::Other;
-        }
-        (self.classify)(&Event { name: None, data: Some(Cow::Borrowed(element)) })
+        element_kind(raw, self.classify)
     }
+}
+
+/// An element record's kind by `classify`: its JSON, without what comes
+/// before it.
+pub(crate) fn element_kind(raw: &[u8], classify: fn(&Event<'_>) -> EventKind) -> EventKind {
+    let element = raw
+        .iter()
+        .position(|b| !matches!(b, b'[' | b',' | b' ' | b'\t' | b'\r' | b'\n'))
+        .map_or(&raw[..0], |at| &raw[at..]);
+    if element.first() != Some(&b'{') {
+        return EventKind::Other;
+    }
+    classify(&Event { name: None, data: Some(Cow::Borrowed(element)) })
 }
 
 /// `record` broken as the `malformed` fault sends it: its element cut in

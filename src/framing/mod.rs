@@ -67,7 +67,7 @@ pub(crate) struct Record {
 }
 
 /// The stream formats sluice can split, shape and write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) enum Framing {
     /// `text/event-stream` (`docs/protocols.md` §1).
     #[default]
@@ -84,6 +84,15 @@ impl Framing {
     pub(crate) fn of_content_type(content_type: &str) -> Option<Self> {
         let essence = content_type.split(';').next().unwrap_or_default().trim();
         essence.eq_ignore_ascii_case("text/event-stream").then_some(Self::Sse)
+    }
+
+    /// The kind of one whole record of this framing (an SSE event, or an
+    /// array element with the bytes before it), as its splitter names it.
+    pub(crate) fn kind_of(self, raw: &Bytes, classify: fn(&Event<'_>) -> EventKind) -> EventKind {
+        match self {
+            Self::Sse => classify(&Event::parse(raw)),
+            Self::JsonArray => json_array::element_kind(raw, classify),
+        }
     }
 
     /// A splitter for a body in this framing, whose events `classify` names,

@@ -159,10 +159,13 @@ async fn generate(
     let parse = codec.parse;
     let read = off_shard(body.len(), move || {
         let parsed = parse(&read, &head_facts)?;
-        Ok::<_, mock::InvalidRequest>((
-            parsed,
-            library.and_then(|library| library.find(&find_path, &read)),
-        ))
+        let framing = match (parsed.stream, parsed.array_stream) {
+            (false, _) => None,
+            (true, false) => Some(Framing::Sse),
+            (true, true) => Some(Framing::JsonArray),
+        };
+        let found = library.and_then(|library| library.find(&find_path, framing, &read));
+        Ok::<_, mock::InvalidRequest>((parsed, found))
     });
     let (parsed, found) = match read.await {
         Ok(Ok(read)) => read,
@@ -259,7 +262,7 @@ async fn play(mut exchange: Exchange<'_>, recorded: &Recorded, timing: ReplayTim
         ReplayTiming::Scaled(factor) => at.mul_f64(factor),
         ReplayTiming::Recorded | ReplayTiming::Configured => at,
     };
-    if !recorded.stream {
+    let Some(framing) = recorded.framing else {
         let delay = match timing {
             ReplayTiming::Configured => {
                 let (profile, rng) = exchange.profile_and_rng();
@@ -270,7 +273,7 @@ async fn play(mut exchange: Exchange<'_>, recorded: &Recorded, timing: ReplayTim
         let extra = delay.saturating_sub(exchange.arrival().elapsed());
         let body = Full::new(recorded.body.clone()).map_err(|never| match never {}).boxed_unsync();
         return exchange.whole(head, body, extra).await;
-    }
+    };
     let delivery = match timing {
         ReplayTiming::Configured => Delivery::Instant,
         ReplayTiming::Recorded | ReplayTiming::Scaled(_) => {
@@ -280,7 +283,8 @@ async fn play(mut exchange: Exchange<'_>, recorded: &Recorded, timing: ReplayTim
     let records: Vec<Result<Record, BoxError>> =
         recorded.events.iter().map(|(_, record)| Ok(record.clone())).collect();
     let source = futures_util::stream::iter(records);
-    exchange.stream(head, source, delivery, HeadHold::MOCK, StreamSoFar::default()).await
+    let so_far = StreamSoFar { framing, ..StreamSoFar::default() };
+    exchange.stream(head, source, delivery, HeadHold::MOCK, so_far).await
 }
 
 /// The reply's records as the shaper's source: made as they are pulled.

@@ -3,7 +3,9 @@
 //! provider puts in its last events. Anthropic's `message_delta` (and
 //! `message_start`) carry `usage.output_tokens`; a Chat Completions chunk
 //! `usage.completion_tokens` (with `stream_options.include_usage`); the
-//! Responses API's `response.completed` `response.usage.output_tokens`.
+//! Responses API's `response.completed` `response.usage.output_tokens`;
+//! Gemini's chunks `usageMetadata.candidatesTokenCount` plus
+//! `thoughtsTokenCount`, in an SSE event or an element of a JSON array.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -18,8 +20,12 @@ use crate::framing::Record;
 use crate::response::BoxError;
 
 /// The output tokens an event reports, if it reports any. Events without
-/// `_tokens"` in their bytes (every token delta, in practice) are not parsed.
+/// `_tokens"` (or Gemini's `candidatesTokenCount"`) in their bytes (every
+/// token delta, in practice) are not parsed.
 pub(crate) fn output_tokens(raw: &[u8]) -> Option<u64> {
+    if memchr::memmem::find(raw, b"candidatesTokenCount\"").is_some() {
+        return gemini_output_tokens(raw);
+    }
     memchr::memmem::find(raw, b"_tokens\"")?;
     let data = Event::parse(raw).data?;
     let event: Value = serde_json::from_slice(&data).ok()?;
@@ -28,6 +34,26 @@ pub(crate) fn output_tokens(raw: &[u8]) -> Option<u64> {
         if *field == "usage" { Some(value) } else { value.get("usage") }
     })?;
     usage.get("output_tokens").or_else(|| usage.get("completion_tokens"))?.as_u64()
+}
+
+/// A Gemini chunk's output: `candidatesTokenCount` and `thoughtsTokenCount`
+/// (thoughts are billed as output), from an SSE event or an array element.
+/// A chunk before the last reports the prompt alone: no output.
+fn gemini_output_tokens(raw: &[u8]) -> Option<u64> {
+    let event = Event::parse(raw);
+    let element = raw
+        .iter()
+        .position(|b| !matches!(b, b'[' | b',' | b' ' | b'\t' | b'\r' | b'\n'))
+        .map_or(&raw[..0], |at| &raw[at..]);
+    let element = element.strip_suffix(b"]").unwrap_or(element);
+    let json = match &event.data {
+        Some(data) => serde_json::from_slice::<Value>(data).ok()?,
+        None => serde_json::from_slice::<Value>(element).ok()?,
+    };
+    let usage = json.get("usageMetadata")?;
+    let count = |field: &str| usage.get(field).and_then(Value::as_u64);
+    let candidates = count("candidatesTokenCount")?;
+    Some(candidates.saturating_add(count("thoughtsTokenCount").unwrap_or(0)))
 }
 
 pin_project! {
@@ -73,7 +99,15 @@ mod tests {
 
     #[test]
     fn usage_is_read_from_each_providers_last_events() {
-        let cases: [(&[u8], Option<u64>); 7] = [
+        let cases: [(&[u8], Option<u64>); 11] = [
+            (
+                b"data: {\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":12,\"thoughtsTokenCount\":5}}\r\n\r\n",
+                Some(17),
+            ),
+            (b",\r\n{\"candidates\":[],\"usageMetadata\":{\"candidatesTokenCount\":7}}]", Some(7)),
+            (b"[{\"candidates\":[],\"usageMetadata\":{\"candidatesTokenCount\":2}}", Some(2)),
+            // A chunk before the last: the prompt alone, not parsed.
+            (b"data: {\"usageMetadata\":{\"promptTokenCount\":3,\"totalTokenCount\":3}}\r\n\r\n", None),
             (
                 b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":42}}\n\n",
                 Some(42),
