@@ -42,5 +42,10 @@ pub(crate) fn json_in(
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert(dialect.request_id_header(), id);
     }
+    if let Some((name, value)) = dialect.error_headers(status.as_u16())
+        && let Ok(value) = HeaderValue::from_str(&value)
+    {
+        headers.insert(name, value);
+    }
     response
 }

@@ -117,9 +117,10 @@ pub(crate) fn stream_error(code: u16, message: &str) -> String {
 
 /// `json` as the last event of a stream in `framing`: an SSE event (with
 /// CRLF pairs, as Google's), or the array's last element and its `]`.
+/// (Google never sends an AWS event stream; that framing gets the SSE form.)
 pub(crate) fn last_element(json: &str, framing: Framing) -> String {
     match framing {
-        Framing::Sse => format!("data: {json}\r\n\r\n"),
+        Framing::Sse | Framing::EventStream => format!("data: {json}\r\n\r\n"),
         Framing::JsonArray => format!(",\r\n{json}]"),
     }
 }

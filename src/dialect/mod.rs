@@ -10,6 +10,7 @@
 //! The dialect is chosen by the request path ([`Dialect::for_path`]).
 
 pub(crate) mod anthropic;
+pub(crate) mod bedrock;
 pub(crate) mod gemini;
 pub(crate) mod openai;
 
@@ -42,13 +43,18 @@ pub(crate) enum Dialect {
     /// Gemini (`/v1beta/models/{model}:generateContent` and its kin, and
     /// Vertex AI's `.../publishers/google/models/...`).
     Gemini,
+    /// Amazon Bedrock's runtime (`/model/{modelId}/converse-stream` and its
+    /// kin).
+    Bedrock,
 }
 
 impl Dialect {
     /// The dialect of a request path; unknown paths are treated as Anthropic.
     pub(crate) fn for_path(path: &str) -> Self {
         let path = path.trim_end_matches('/');
-        if is_gemini_path(path) {
+        if bedrock::model_of(path).is_some() {
+            Self::Bedrock
+        } else if is_gemini_path(path) {
             Self::Gemini
         } else if path.ends_with("/chat/completions") {
             Self::OpenAiChat
@@ -79,6 +85,7 @@ impl Dialect {
             Self::Anthropic | Self::OpenAiChat | Self::OpenAiResponses | Self::Gemini => {
                 Framing::Sse
             }
+            Self::Bedrock => Framing::EventStream,
         }
     }
 
@@ -89,6 +96,7 @@ impl Dialect {
             Self::OpenAiChat => openai::classify_chat,
             Self::OpenAiResponses => openai::classify_responses,
             Self::Gemini => gemini::classify,
+            Self::Bedrock => bedrock::classify,
         }
     }
 
@@ -100,6 +108,20 @@ impl Dialect {
             }
             Self::OpenAiChat | Self::OpenAiResponses => openai::error_body(status, message),
             Self::Gemini => gemini::error_body(status, message, None),
+            Self::Bedrock => bedrock::error_body(message),
+        }
+    }
+
+    /// Headers an error response of `status` carries besides its body:
+    /// Bedrock names its exception in `x-amzn-ErrorType`, which the AWS SDKs
+    /// map to their exception classes.
+    pub(crate) fn error_headers(self, status: u16) -> Option<(&'static str, String)> {
+        match self {
+            Self::Bedrock if status >= 400 => {
+                let (exception, _) = bedrock::exception_for(status, None);
+                Some(("x-amzn-errortype", bedrock::error_type_header(exception)))
+            }
+            _ => None,
         }
     }
 
@@ -133,6 +155,11 @@ impl Dialect {
                 let message = message.unwrap_or_else(|| gemini::default_message(code));
                 (code, gemini::error_body(code, message, retry_after))
             }
+            Self::Bedrock => {
+                let (exception, status) = bedrock::exception_for(status, error_type);
+                let message = message.unwrap_or_else(|| bedrock::default_message(exception));
+                (status, bedrock::error_body(message))
+            }
         }
     }
 
@@ -164,6 +191,12 @@ impl Dialect {
                     gemini::last_element(&gemini::stream_error(code, message), so_far.framing);
                 Record { raw: raw.into(), kind: EventKind::Other }
             }
+            Self::Bedrock => {
+                let exception = bedrock::stream_exception(error_type);
+                let payload = bedrock::error_body(message);
+                let raw = crate::framing::event_stream::exception(exception, payload.as_bytes());
+                Record { raw, kind: EventKind::Other }
+            }
             Self::OpenAiResponses => {
                 let raw = openai::responses_failure(
                     error_type,
@@ -194,6 +227,9 @@ impl Dialect {
                 openai::default_message(500, kind)
             }
             Self::Gemini => gemini::default_message(gemini::wire_code(500, Some(error_type))),
+            Self::Bedrock => {
+                bedrock::default_message(bedrock::exception_for(500, Some(error_type)).0)
+            }
         }
     }
 
@@ -228,8 +264,8 @@ impl Dialect {
                     ("x-ratelimit-reset-tokens", reset),
                 ]
             }
-            // Google sends no rate-limit headers; its 429 body says it all.
-            Self::Gemini => Vec::new(),
+            // Google and AWS send no rate-limit headers; their 429 body says it all.
+            Self::Gemini | Self::Bedrock => Vec::new(),
         }
     }
 
@@ -238,6 +274,7 @@ impl Dialect {
         match self {
             Self::Anthropic => "request-id",
             Self::OpenAiChat | Self::OpenAiResponses | Self::Gemini => "x-request-id",
+            Self::Bedrock => "x-amzn-requestid",
         }
     }
 }

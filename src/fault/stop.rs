@@ -81,6 +81,16 @@ impl StopReason {
         }
     }
 
+    /// Bedrock Converse's `stopReason` for it.
+    fn bedrock_stop(self) -> &'static str {
+        match self {
+            Self::Refusal | Self::Recitation => "content_filtered",
+            Self::PauseTurn => "end_turn",
+            Self::MaxTokens => "max_tokens",
+            Self::MalformedFunctionCall => "malformed_tool_use",
+        }
+    }
+
     /// The Responses API's `incomplete_details.reason`; `None` for a turn
     /// that completes.
     fn responses_incomplete(self) -> Option<&'static str> {
@@ -141,6 +151,18 @@ impl Stop {
         let reason = self.stop_reason;
         let so_far = stream.so_far.response.as_ref();
         let raw = match stream.dialect {
+            Dialect::Bedrock => {
+                // Converse's end: the open block's stop, the stop reason, the usage.
+                use crate::framing::event_stream::event;
+                let stop = json!({"stopReason": reason.bedrock_stop()}).to_string();
+                let usage = json!({"usage": {"inputTokens": 0, "outputTokens": self.after_tokens,
+                    "totalTokens": self.after_tokens}, "metrics": {"latencyMs": 0}})
+                .to_string();
+                let mut raw = event("contentBlockStop", br#"{"contentBlockIndex":0}"#).to_vec();
+                raw.extend_from_slice(&event("messageStop", stop.as_bytes()));
+                raw.extend_from_slice(&event("metadata", usage.as_bytes()));
+                return Record { raw: raw.into(), kind: EventKind::Other };
+            }
             Dialect::Anthropic => {
                 let delta = json!({"type": "message_delta",
                     "delta": {"stop_reason": reason.anthropic_stop(), "stop_sequence": null},
@@ -206,18 +228,47 @@ mod tests {
 
     #[test]
     fn each_reason_has_each_apis_words() {
-        // (config, Anthropic, Chat, Gemini, Responses incomplete)
+        // (config, Anthropic, Chat, Gemini, Responses incomplete, Bedrock)
         let table = [
-            ("refusal", "refusal", "content_filter", "SAFETY", Some("content_filter")),
-            ("pause_turn", "pause_turn", "stop", "STOP", None),
-            ("max_tokens", "max_tokens", "length", "MAX_TOKENS", Some("max_output_tokens")),
-            ("recitation", "refusal", "content_filter", "RECITATION", Some("content_filter")),
-            ("malformed_function_call", "end_turn", "stop", "MALFORMED_FUNCTION_CALL", None),
+            (
+                "refusal",
+                "refusal",
+                "content_filter",
+                "SAFETY",
+                Some("content_filter"),
+                "content_filtered",
+            ),
+            ("pause_turn", "pause_turn", "stop", "STOP", None, "end_turn"),
+            (
+                "max_tokens",
+                "max_tokens",
+                "length",
+                "MAX_TOKENS",
+                Some("max_output_tokens"),
+                "max_tokens",
+            ),
+            (
+                "recitation",
+                "refusal",
+                "content_filter",
+                "RECITATION",
+                Some("content_filter"),
+                "content_filtered",
+            ),
+            (
+                "malformed_function_call",
+                "end_turn",
+                "stop",
+                "MALFORMED_FUNCTION_CALL",
+                None,
+                "malformed_tool_use",
+            ),
         ];
         assert_eq!(table.len(), StopReason::ALL.len());
-        for (reason, (name, anthropic, chat, gemini, responses)) in
+        for (reason, (name, anthropic, chat, gemini, responses, bedrock)) in
             StopReason::ALL.into_iter().zip(table)
         {
+            assert_eq!(reason.bedrock_stop(), bedrock, "{name}");
             assert_eq!(reason.as_str(), name);
             assert_eq!(reason.anthropic_stop(), anthropic, "{name}");
             assert_eq!(reason.chat_finish(), chat, "{name}");

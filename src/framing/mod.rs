@@ -10,14 +10,16 @@
 //! classifies), and how the `malformed` fault breaks one. Server-sent events
 //! ([`sse`]) are the framing of the Anthropic, OpenAI and Gemini streams;
 //! Gemini's streamed JSON array ([`json_array`]) is the second; AWS's binary
-//! event stream is the next, a module here and a variant of [`Framing`]. An injected error event is the dialect's to
-//! write (`dialect/`), in its framing.
+//! event stream ([`event_stream`], Bedrock's) the third. An injected error
+//! event is the dialect's to write (`dialect/`), in its framing.
 
+pub(crate) mod event_stream;
 pub(crate) mod json_array;
 pub(crate) mod sse;
 
 use bytes::Bytes;
 
+use event_stream::EventStreamSplitter;
 use json_array::JsonArraySplitter;
 use sse::SseSplitter;
 pub(crate) use sse::split::Event;
@@ -74,15 +76,20 @@ pub(crate) enum Framing {
     Sse,
     /// A streamed JSON array (Gemini without `alt=sse`, `docs/protocols.md` §7).
     JsonArray,
+    /// AWS's binary event stream (Bedrock, `docs/protocols.md` §8).
+    EventStream,
 }
 
 impl Framing {
     /// Every framing, for the tests and fuzz targets that run per framing.
-    pub(crate) const ALL: [Framing; 2] = [Framing::Sse, Framing::JsonArray];
+    pub(crate) const ALL: [Framing; 3] = [Framing::Sse, Framing::JsonArray, Framing::EventStream];
 
     /// The framing of a response with `content_type`, if sluice can split it.
     pub(crate) fn of_content_type(content_type: &str) -> Option<Self> {
         let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if essence.eq_ignore_ascii_case("application/vnd.amazon.eventstream") {
+            return Some(Self::EventStream);
+        }
         essence.eq_ignore_ascii_case("text/event-stream").then_some(Self::Sse)
     }
 
@@ -92,6 +99,7 @@ impl Framing {
         match self {
             Self::Sse => classify(&Event::parse(raw)),
             Self::JsonArray => json_array::element_kind(raw, classify),
+            Self::EventStream => event_stream::frame_kind(raw, classify),
         }
     }
 
@@ -105,6 +113,9 @@ impl Framing {
         match self {
             Self::Sse => Splitter::Sse(SseSplitter::new(classify, max_event)),
             Self::JsonArray => Splitter::JsonArray(JsonArraySplitter::new(classify, max_event)),
+            Self::EventStream => {
+                Splitter::EventStream(EventStreamSplitter::new(classify, max_event))
+            }
         }
     }
 
@@ -114,6 +125,7 @@ impl Framing {
         match self {
             Self::Sse => sse::corrupt(record),
             Self::JsonArray => json_array::corrupt(record),
+            Self::EventStream => event_stream::corrupt(record),
         }
     }
 }
@@ -127,6 +139,8 @@ pub(crate) enum Splitter {
     Sse(SseSplitter),
     /// A streamed JSON array.
     JsonArray(JsonArraySplitter),
+    /// AWS's binary event stream.
+    EventStream(EventStreamSplitter),
 }
 
 impl Splitter {
@@ -135,6 +149,7 @@ impl Splitter {
         match self {
             Self::Sse(splitter) => splitter.push(chunk, out),
             Self::JsonArray(splitter) => splitter.push(chunk, out),
+            Self::EventStream(splitter) => splitter.push(chunk, out),
         }
     }
 
@@ -143,6 +158,7 @@ impl Splitter {
         match self {
             Self::Sse(splitter) => splitter.finish(),
             Self::JsonArray(splitter) => splitter.finish(),
+            Self::EventStream(splitter) => splitter.finish(),
         }
     }
 }
@@ -152,12 +168,21 @@ mod tests {
     use super::*;
 
     /// A stream in `framing`, as an upstream writes it, and its dialect.
-    fn sample(framing: Framing) -> (&'static [u8], crate::dialect::Dialect) {
+    fn sample(framing: Framing) -> (Vec<u8>, crate::dialect::Dialect) {
         use crate::dialect::Dialect;
-        match framing {
+        let (stream, dialect): (&[u8], Dialect) = match framing {
+            Framing::EventStream => {
+                let frames = [
+                    event_stream::event("messageStart", br#"{"role":"assistant"}"#),
+                    event_stream::event("contentBlockDelta", br#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#),
+                    event_stream::event("messageStop", br#"{"stopReason":"end_turn"}"#),
+                ];
+                return (frames.concat(), Dialect::Bedrock);
+            }
             Framing::JsonArray => (b"[{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"Hi\"}]},\"index\":0}]}\r\n,{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"totalTokenCount\":3}}]", Dialect::Gemini),
             Framing::Sse => (b"event: message_start\r\ndata: {\"type\":\"message_start\"}\r\n\r\n: a comment\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", Dialect::Anthropic),
-        }
+        };
+        (stream.to_vec(), dialect)
     }
 
     /// Every framing's splitter gives back exactly the bytes it was given,
@@ -191,5 +216,9 @@ mod tests {
             Some(Framing::Sse)
         );
         assert_eq!(Framing::of_content_type("application/json"), None);
+        assert_eq!(
+            Framing::of_content_type("application/vnd.amazon.eventstream"),
+            Some(Framing::EventStream)
+        );
     }
 }

@@ -234,6 +234,7 @@ fn rate_limited(limited: &Limited, form: ErrorForm, request_id: &str) -> Respons
             let wait = limited.wait.map(|wait| Duration::from_millis(headers::millis_up(wait)));
             gemini::error_body(429, &message, wait)
         }
+        Dialect::Bedrock => crate::dialect::bedrock::error_body(&message),
     };
     let body = form.wrap(body);
     let mut response = response::json_in(dialect, StatusCode::TOO_MANY_REQUESTS, body, request_id);

@@ -114,8 +114,8 @@ pub(crate) fn headers(dialect: Dialect, levels: &Levels, now: SystemTime) -> Vec
                 put(&names.reset, HeaderValue::from_str(&go_duration(level.until_full)).ok());
             }
         }
-        // Google sends no remaining-quota headers (docs/rate-limits.md).
-        Dialect::Gemini => {}
+        // Google and AWS send no remaining-quota headers (docs/rate-limits.md).
+        Dialect::Gemini | Dialect::Bedrock => {}
     }
     out
 }
@@ -253,6 +253,13 @@ pub(crate) fn go_duration(wait: Duration) -> String {
 pub(crate) fn refusal_message(dialect: Dialect, limited: &Limited) -> (&'static str, String) {
     let wait = limited.wait.map(go_duration);
     match dialect {
+        Dialect::Bedrock => {
+            // Bedrock's own words for any of its quotas.
+            let message = "Too many requests, please wait before trying again. (sluice \
+                           [rate_limits])"
+                .to_string();
+            ("ThrottlingException", message)
+        }
         Dialect::Gemini => {
             let what = match limited.kind {
                 LimitKind::Requests => "requests per minute",
