@@ -21,8 +21,13 @@ use crate::shape::request_rng;
 /// reads it to settle `[rate_limits]`.
 pub fn sse_split(data: &[u8]) {
     let Some((&cut_seed, stream)) = data.split_first() else { return };
-    let dialects =
-        [Dialect::Anthropic, Dialect::OpenAiChat, Dialect::OpenAiResponses, Dialect::Gemini];
+    let dialects = [
+        Dialect::Anthropic,
+        Dialect::OpenAiChat,
+        Dialect::OpenAiResponses,
+        Dialect::Gemini,
+        Dialect::Bedrock,
+    ];
     for (framing, dialect) in Framing::ALL.into_iter().flat_map(|f| dialects.map(|d| (f, d))) {
         let max_event = 64;
         let mut splitter = framing.splitter(dialect.classifier(), max_event);
@@ -62,6 +67,7 @@ pub fn request(data: &[u8]) {
         mock::openai::CHAT.endpoints[0].serve,
         mock::openai::RESPONSES.endpoints[0].serve,
         mock::gemini::API.endpoints[0].serve,
+        mock::bedrock::API.endpoints[0].serve,
     ];
     for serve in codecs {
         let mock::Serve::Generate(codec) = serve else { continue };

@@ -304,6 +304,7 @@ fn takes(api: Api, dialect: Dialect) -> bool {
             | (Api::OpenAiChat, Dialect::OpenAiChat)
             | (Api::OpenAiResponses, Dialect::OpenAiResponses)
             | (Api::Gemini, Dialect::Gemini)
+            | (Api::Bedrock, Dialect::Bedrock)
     )
 }
 

@@ -208,7 +208,7 @@ async fn routes_can_tell_the_dialects_apart() {
 #[test]
 fn a_route_api_must_be_one_sluice_knows() {
     let error =
-        sluice::Config::from_toml_str("[[routes]]\nname = \"x\"\napi = \"bedrock\"", "t.toml")
+        sluice::Config::from_toml_str("[[routes]]\nname = \"x\"\napi = \"azure\"", "t.toml")
             .unwrap_err();
     assert!(error.to_string().contains("routes.api"), "{error}");
 }

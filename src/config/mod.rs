@@ -324,6 +324,8 @@ pub enum Api {
     OpenAiResponses,
     /// The Gemini API and Vertex AI (`.../models/{model}:generateContent`).
     Gemini,
+    /// Amazon Bedrock's runtime (`/model/{modelId}/converse-stream`, ...).
+    Bedrock,
 }
 
 impl Api {
@@ -335,6 +337,7 @@ impl Api {
             Self::OpenAiChat => "openai-chat",
             Self::OpenAiResponses => "openai-responses",
             Self::Gemini => "gemini",
+            Self::Bedrock => "bedrock",
         }
     }
 }

@@ -327,7 +327,7 @@ pub(super) const DELAY_FORM: &str = "a duration such as \"100ms\", or a distribu
 pub(super) const DIST_FORM: &str =
     "\"uniform\" (min, max), \"normal\" (mean, stddev) or \"lognormal\" (p50, p99)";
 const API_FORM: &str =
-    "\"anthropic\", \"openai\", \"openai-chat\", \"openai-responses\" or \"gemini\"";
+    "\"anthropic\", \"openai\", \"openai-chat\", \"openai-responses\", \"gemini\" or \"bedrock\"";
 pub(super) const MODELS_FORM: &str = "a list of 1 to 1000 model ids, each 1 to 256 characters without \"/\", such as [\"gpt-4o-mini\"]";
 const NAME_FORM: &str = "a non-empty name used by no other route";
 pub(super) const GLOB_FORM: &str = "a glob such as \"/v1/*\" or \"claude-*-haiku*\"";
@@ -818,6 +818,7 @@ impl RawRoute {
                 "openai-chat" => Ok(Api::OpenAiChat),
                 "openai-responses" => Ok(Api::OpenAiResponses),
                 "gemini" => Ok(Api::Gemini),
+                "bedrock" => Ok(Api::Bedrock),
                 _ => Err(API_FORM),
             })?,
         };

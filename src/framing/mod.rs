@@ -93,6 +93,15 @@ impl Framing {
         essence.eq_ignore_ascii_case("text/event-stream").then_some(Self::Sse)
     }
 
+    /// The `content-type` a stream in this framing is sent with.
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Self::Sse => "text/event-stream; charset=utf-8",
+            Self::JsonArray => "application/json; charset=UTF-8",
+            Self::EventStream => "application/vnd.amazon.eventstream",
+        }
+    }
+
     /// The kind of one whole record of this framing (an SSE event, or an
     /// array element with the bytes before it), as its splitter names it.
     pub(crate) fn kind_of(self, raw: &Bytes, classify: fn(&Event<'_>) -> EventKind) -> EventKind {

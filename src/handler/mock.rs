@@ -229,12 +229,8 @@ async fn generate(
     }
     let mut head = Response::new(()).into_parts().0;
     let headers = &mut head.headers;
-    let content_type = if parsed.array_stream {
-        "application/json; charset=UTF-8"
-    } else {
-        "text/event-stream; charset=utf-8"
-    };
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let framing = if parsed.array_stream { Framing::JsonArray } else { api.dialect.framing() };
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(framing.content_type()));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(id) = HeaderValue::from_str(exchange.request_id()) {
         headers.insert(api.dialect.request_id_header(), id);
@@ -243,9 +239,7 @@ async fn generate(
         (Some(failure_at), Some(after_tokens)) => failure_at(&reply, &parsed, after_tokens),
         _ => StreamSoFar::default(),
     };
-    if parsed.array_stream {
-        so_far.framing = Framing::JsonArray;
-    }
+    so_far.framing = framing;
     let records = records(codec, reply, &parsed);
     exchange.stream(head, records, Delivery::Instant, HeadHold::MOCK, so_far).await
 }

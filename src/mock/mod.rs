@@ -10,6 +10,7 @@
 //! `MockApi`; `APIS` lists them, and the handler routes by that list.
 
 pub(crate) mod anthropic;
+pub(crate) mod bedrock;
 pub(crate) mod gemini;
 pub(crate) mod openai;
 pub(crate) mod reply;
@@ -101,10 +102,9 @@ pub(crate) struct MockEndpoint {
     pub(crate) path: &'static str,
     /// Whether it serves `path/{id}` rather than `path`.
     pub(crate) under: bool,
-    /// A model's method (Gemini's `:generateContent`): it serves
-    /// `{base}/models/{model}:{verb}` for each of Google's bases
-    /// ([`gemini::model_of`]), `path` being how the banner names it.
-    pub(crate) verb: Option<&'static str>,
+    /// A model's method in the path (Gemini's `:generateContent`, Bedrock's
+    /// `/converse-stream`), `path` being how the banner names it.
+    pub(crate) verb: Option<ModelMethod>,
     /// How it is answered.
     pub(crate) serve: Serve,
 }
@@ -127,13 +127,35 @@ impl MockEndpoint {
 
     /// `POST {base}/models/{model}:{verb}`, named `path` in the banner.
     pub(crate) const fn post_model(path: &'static str, verb: &'static str, serve: Serve) -> Self {
-        Self { method: "POST", path, under: false, verb: Some(verb), serve }
+        Self { method: "POST", path, under: false, verb: Some(ModelMethod::Gemini(verb)), serve }
+    }
+
+    /// `POST /model/{modelId}/{operation}` (Bedrock), named `path` in the banner.
+    pub(crate) const fn post_bedrock(
+        path: &'static str,
+        operation: &'static str,
+        serve: Serve,
+    ) -> Self {
+        Self {
+            method: "POST",
+            path,
+            under: false,
+            verb: Some(ModelMethod::Bedrock(operation)),
+            serve,
+        }
     }
 
     /// Whether it serves `path` (whatever the method).
     pub(crate) fn matches(&self, path: &str) -> bool {
-        if let Some(verb) = self.verb {
-            return gemini::model_of(path).is_some_and(|(_, method)| method == verb);
+        match self.verb {
+            Some(ModelMethod::Gemini(verb)) => {
+                return gemini::model_of(path).is_some_and(|(_, method)| method == verb);
+            }
+            Some(ModelMethod::Bedrock(operation)) => {
+                return crate::dialect::bedrock::model_of(path)
+                    .is_some_and(|(_, op)| op == operation);
+            }
+            None => {}
         }
         if !self.under {
             return path == self.path;
@@ -150,6 +172,16 @@ impl MockEndpoint {
     }
 }
 
+/// A model's method named in a path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ModelMethod {
+    /// `{base}/models/{model}:{verb}` for each of Google's bases
+    /// ([`gemini::model_of`]).
+    Gemini(&'static str),
+    /// `/model/{modelId}/{operation}` ([`crate::dialect::bedrock::model_of`]).
+    Bedrock(&'static str),
+}
+
 /// One mocked API: what the banner calls it, its dialect, its endpoints.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MockApi {
@@ -162,7 +194,8 @@ pub(crate) struct MockApi {
 }
 
 /// Every mocked API. Adding one is a module and a line here.
-pub(crate) const APIS: &[MockApi] = &[anthropic::API, openai::CHAT, openai::RESPONSES, gemini::API];
+pub(crate) const APIS: &[MockApi] =
+    &[anthropic::API, openai::CHAT, openai::RESPONSES, gemini::API, bedrock::API];
 
 /// The banner's lines for the mock: what it mocks, where, and its endpoints.
 pub(crate) fn banner_lines(host: &str) -> [String; 2] {
