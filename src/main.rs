@@ -143,7 +143,7 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the built-in mock (Anthropic Messages, OpenAI Chat Completions
-    /// and Responses, Gemini and Vertex AI, embeddings, models), even if an
+    /// and Responses, Gemini and Vertex AI, Bedrock, embeddings, models), even if an
     /// upstream is configured.
     Mock {
         #[command(flatten)]
@@ -152,7 +152,7 @@ enum Command {
         serve: ServeFlags,
     },
     /// Proxy every request to the upstream (--upstream, SLUICE_UPSTREAM or
-    /// [upstream] url), shaping its streams (SSE, and Gemini's JSON arrays).
+    /// [upstream] url), shaping its streams (SSE, Gemini's JSON arrays, AWS event streams).
     Proxy {
         #[command(flatten)]
         config: ConfigFile,

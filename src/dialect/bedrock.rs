@@ -83,6 +83,22 @@ pub(crate) fn error_type_header(exception: &str) -> String {
     format!("{exception}:http://internal.amazon.com/coral/com.amazon.bedrock/")
 }
 
+/// A `chunk` frame (Invoke's stream) carrying one of the model's own events,
+/// `json`, in base64; an Anthropic `message_stop` gets the invocation
+/// metrics Bedrock adds to it.
+pub(crate) fn chunk(json: &[u8], input_tokens: u64, output_tokens: u64) -> bytes::Bytes {
+    let data = match serde_json::from_slice::<Value>(json) {
+        Ok(mut stop) if stop["type"] == "message_stop" => {
+            stop["amazon-bedrock-invocationMetrics"] = json!({"inputTokenCount": input_tokens,
+                "outputTokenCount": output_tokens, "invocationLatency": 0, "firstByteLatency": 0});
+            stop.to_string().into_bytes()
+        }
+        _ => json.to_vec(),
+    };
+    let payload = json!({"bytes": BASE64.encode(&data)}).to_string();
+    crate::framing::event_stream::event("chunk", payload.as_bytes())
+}
+
 /// An error body: `{"message": ...}`.
 pub(crate) fn error_body(message: &str) -> String {
     json!({"message": message}).to_string()

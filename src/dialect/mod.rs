@@ -29,6 +29,19 @@ pub(crate) struct StreamSoFar {
     /// The stream's framing: an event that ends it is written in it (a
     /// Gemini array's last element, then its `]`).
     pub(crate) framing: Framing,
+    /// Bedrock Invoke: the stream's events are the model's own (Anthropic's
+    /// Messages events), each in a `chunk` frame.
+    pub(crate) bedrock_invoke: bool,
+}
+
+impl StreamSoFar {
+    /// What is known of a stream of `dialect` in `framing` for `path`, before
+    /// its first event.
+    pub(crate) fn of(dialect: Dialect, framing: Framing, path: &str) -> Self {
+        let bedrock_invoke = dialect == Dialect::Bedrock
+            && bedrock::model_of(path).is_some_and(|(_, op)| op.starts_with("invoke"));
+        Self { framing, bedrock_invoke, ..Self::default() }
+    }
 }
 
 /// A provider API.

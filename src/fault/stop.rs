@@ -151,6 +151,17 @@ impl Stop {
         let reason = self.stop_reason;
         let so_far = stream.so_far.response.as_ref();
         let raw = match stream.dialect {
+            Dialect::Bedrock if stream.so_far.bedrock_invoke => {
+                // Invoke's end is the model's own (Anthropic's), each event in a chunk.
+                use crate::dialect::bedrock::chunk;
+                let delta = json!({"type": "message_delta",
+                    "delta": {"stop_reason": reason.anthropic_stop(), "stop_sequence": null},
+                    "usage": {"output_tokens": self.after_tokens}});
+                let after = u64::from(self.after_tokens);
+                let mut raw = chunk(delta.to_string().as_bytes(), 0, after).to_vec();
+                raw.extend_from_slice(&chunk(br#"{"type":"message_stop"}"#, 0, after));
+                return Record { raw: raw.into(), kind: EventKind::Other };
+            }
             Dialect::Bedrock => {
                 // Converse's end: the open block's stop, the stop reason, the usage.
                 use crate::framing::event_stream::event;

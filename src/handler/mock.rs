@@ -240,6 +240,7 @@ async fn generate(
         _ => StreamSoFar::default(),
     };
     so_far.framing = framing;
+    so_far.bedrock_invoke = StreamSoFar::of(api.dialect, framing, &path).bedrock_invoke;
     let records = records(codec, reply, &parsed);
     exchange.stream(head, records, Delivery::Instant, HeadHold::MOCK, so_far).await
 }

@@ -1,11 +1,13 @@
-//! Amazon Bedrock's Converse API (`docs/protocols.md` §8): a request parsed
-//! into a [`TurnRequest`] ([`request`]), and a [`Reply`] encoded as the
+//! Amazon Bedrock's runtime (`docs/protocols.md` §8): Converse, a request
+//! parsed into a [`TurnRequest`] ([`request`]) and a [`Reply`] encoded as the
 //! `ConverseStream` event stream ([`events`]) or as one `Converse` response
-//! ([`message`]).
+//! ([`message`]); and Invoke for Anthropic models ([`invoke`]).
 //!
 //! ```text
-//! POST /model/{modelId}/converse-stream      (application/vnd.amazon.eventstream)
-//! POST /model/{modelId}/converse             (application/json)
+//! POST /model/{modelId}/converse-stream               (application/vnd.amazon.eventstream)
+//! POST /model/{modelId}/converse                      (application/json)
+//! POST /model/{modelId}/invoke-with-response-stream   (Messages events in chunk frames)
+//! POST /model/{modelId}/invoke                        (the Messages response)
 //! ```
 //!
 //! A stream is one frame an event, each payload the event's flat member:
@@ -15,6 +17,7 @@
 //! `metadata` with the usage. A reply's frames are made when the request
 //! is admitted (about 100 bytes a token).
 
+pub(crate) mod invoke;
 pub(crate) mod request;
 
 use serde_json::{Value, json};
@@ -29,13 +32,27 @@ use crate::framing::{EventKind, Record};
 
 /// The Converse API's operations.
 pub(crate) const API: MockApi = MockApi {
-    name: "Amazon Bedrock Converse",
+    name: "Amazon Bedrock",
     dialect: Dialect::Bedrock,
     endpoints: &[
         MockEndpoint::post_bedrock("/model/{modelId}/converse-stream", "converse-stream", CODEC),
         MockEndpoint::post_bedrock("/model/{modelId}/converse", "converse", CODEC),
+        MockEndpoint::post_bedrock(
+            "/model/{modelId}/invoke-with-response-stream",
+            "invoke-with-response-stream",
+            INVOKE,
+        ),
+        MockEndpoint::post_bedrock("/model/{modelId}/invoke", "invoke", INVOKE),
     ],
 };
+
+/// Invoke, for Anthropic models: the Messages API in Bedrock's wrapping.
+const INVOKE: Serve = Serve::Generate(Codec {
+    parse: invoke::parse,
+    events: |reply, _| Box::new(invoke::events(reply)),
+    message: |reply, _| super::anthropic::message(reply).to_string(),
+    failure_at: None,
+});
 
 const CODEC: Serve = Serve::Generate(Codec {
     parse: request::parse,

@@ -163,3 +163,76 @@ def test_each_stream_fault_as_boto3_reports_it(sluice, fault, received, error):
         assert "messageStop" not in names
     if "stop" in fault and "after" in fault:
         assert names[-3:] == ["contentBlockStop", "messageStop", "metadata"]
+
+
+# A Messages request's messages (Invoke's body is the Messages API's).
+HI = [{"role": "user", "content": "hi"}]
+INVOKE_BODY = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64, "messages": HI}
+
+
+def test_invoke_streams_the_messages_events_in_chunks(sluice):
+    import json
+
+    bedrock = client(sluice(FAST))
+    body = json.dumps(INVOKE_BODY)
+    streamed = bedrock.invoke_model_with_response_stream(modelId=MODEL, body=body)
+    events = [json.loads(event["chunk"]["bytes"]) for event in streamed["body"]]
+    assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
+    text = "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta")
+    assert len(text.split()) == 8
+    assert events[-1]["amazon-bedrock-invocationMetrics"]["outputTokenCount"] == 8
+    whole = json.loads(bedrock.invoke_model(modelId=MODEL, body=body)["body"].read())
+    assert whole["type"] == "message" and whole["stop_reason"] == "end_turn"
+
+
+def anthropic_bedrock(url: str):
+    from anthropic import AnthropicBedrock
+
+    return AnthropicBedrock(
+        aws_access_key="AKIDEXAMPLE",
+        aws_secret_key="not-a-secret",
+        aws_region="us-east-1",
+        base_url=url,
+        max_retries=0,
+        timeout=1,
+    )
+
+
+def test_the_anthropic_sdks_bedrock_client_streams_through_invoke(sluice):
+    claude = anthropic_bedrock(sluice(FAST))
+    with claude.messages.stream(model=MODEL, max_tokens=64, messages=HI) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert len(text.split()) == 8
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens == 8
+    whole = claude.messages.create(model=MODEL, max_tokens=64, messages=HI)
+    assert len(whole.content[0].text.split()) == 8
+
+
+@pytest.mark.parametrize(
+    ("fault", "words", "outcome"),
+    [
+        ('kind = "http"\nstatus = 529', 0, "ServiceUnavailableError"),
+        ('kind = "http"\nstatus = 429', 0, "RateLimitError"),
+        # The exception frame, raised as the SDK's APIStatusError.
+        ('kind = "stream_error"\nafter_tokens = 3', 3, "APIStatusError"),
+        # Unnoticed: the text so far, no stop reason.
+        ('kind = "truncate"\nafter_tokens = 3', 3, None),
+        # The cut chunk is skipped: one word fewer, and the turn ends as usual.
+        ('kind = "malformed"\nafter_tokens = 3', 7, "end_turn"),
+        ('kind = "stop"\nafter_tokens = 3', 3, "refusal"),
+    ],
+    ids=["http_529", "http_429", "stream_error", "truncate", "malformed", "stop"],
+)
+def test_each_fault_through_anthropic_bedrock(sluice, fault, words, outcome):
+    claude = anthropic_bedrock(sluice(FAULTY + fault + "\n"))
+    pieces = []
+    try:
+        with claude.messages.stream(model=MODEL, max_tokens=64, messages=HI) as stream:
+            for piece in stream.text_stream:
+                pieces.append(piece)
+            result = stream.get_final_message().stop_reason
+    except Exception as error:  # noqa: BLE001: which error is what the test is about
+        result = type(error).__name__
+    assert len("".join(pieces).split()) == words
+    assert result == outcome
