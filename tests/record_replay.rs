@@ -519,3 +519,49 @@ async fn gemini_streams_replay_byte_identical_in_both_framings() {
     assert_eq!(unmatched.status, 400);
     assert_eq!(unmatched.headers["x-sluice-replay"], "unmatched");
 }
+
+/// A Bedrock stream (AWS's binary event stream) is recorded frame by frame
+/// in a readable form (`frame`: its headers and JSON payload), and replayed
+/// byte for byte; the SigV4 authorization is not written.
+#[tokio::test(start_paused = true)]
+async fn bedrock_frames_are_recorded_readable_and_replay_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = start(JITTERY_MOCK).await;
+    let proxy = start(&format!(
+        "{NO_DELAYS}[record]\ndir = \"{}\"\n[upstream]\nurl = \"http://{}\"\n",
+        dir.path().display(),
+        upstream.addr
+    ))
+    .await;
+    let ask = |text: &str| {
+        let body = json!({"messages": [{"role": "user", "content": [{"text": text}]}]});
+        Request::post("/model/anthropic.claude-x-v1%3A0/converse-stream")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .header("authorization", "AWS4-HMAC-SHA256 Credential=AKID-SECRET/x, Signature=SECRET")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    };
+    let proxied = send(proxy.addr, ask("frames, please")).await;
+    assert_eq!(proxied.status, 200);
+    let [(_, text)] = &written(dir.path(), 1)[..] else { panic!("one cassette") };
+    assert!(!text.contains("SECRET"), "{text}");
+    let lines: Vec<Value> =
+        text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() > 5);
+    for line in &lines {
+        let frame = &line["frame"];
+        assert_eq!(frame["headers"][":message-type"], "event", "{line}");
+        assert!(frame["payload"].is_object(), "{line}");
+    }
+    assert_eq!(lines[0]["frame"]["headers"][":event-type"], "messageStart");
+    assert_eq!(lines[0]["frame"]["payload"], json!({"role": "assistant"}));
+    let replay = start(&format!(
+        "{NO_DELAYS}[replay]\ndir = \"{}\"\nmatch = \"last_user_message\"\ntiming = \"recorded\"\n",
+        dir.path().display()
+    ))
+    .await;
+    let replayed = send(replay.addr, ask("frames, please")).await;
+    assert_eq!(replayed.status, 200);
+    assert_eq!(replayed.body(), proxied.body(), "replayed bytes differ");
+}

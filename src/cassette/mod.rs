@@ -6,8 +6,9 @@
 //! be read, edited and diffed: the first line is the [`Head`] (the request,
 //! redacted, and the response head with its offset), and each line after it
 //! is one SSE event's exact bytes, one element of Gemini's streamed JSON
-//! array, or one chunk of a body that is not a stream, with its offset from
-//! the request's arrival in milliseconds:
+//! array, one AWS event-stream frame (readable: its headers and JSON
+//! payload), or one chunk of a body that is not a stream, with its offset
+//! from the request's arrival in milliseconds:
 //!
 //! ```text
 //! {"sluice_cassette":1,"recorded_at":"…","request":{…},"response":{"status":200,"head_ms":310.2,…}}
@@ -179,6 +180,42 @@ struct Line {
     body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     body_base64: Option<String>,
+    /// An AWS event-stream frame, readable: its string headers, in order,
+    /// and its JSON payload (written only when they re-encode to the
+    /// recorded bytes exactly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    frame: Option<FrameLine>,
+}
+
+/// A readable event-stream frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrameLine {
+    headers: serde_json::Map<String, Value>,
+    payload: Value,
+}
+
+impl FrameLine {
+    /// `bytes` as a readable frame, if it reads back byte for byte.
+    fn of(bytes: &Bytes) -> Option<Self> {
+        let (headers, payload) = crate::framing::event_stream::string_headers(bytes)?;
+        let payload: Value = serde_json::from_slice(&payload).ok()?;
+        let headers = headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        let line = Self { headers, payload };
+        (line.bytes().ok()? == *bytes).then_some(line)
+    }
+
+    /// The frame's bytes.
+    fn bytes(&self) -> Result<Bytes, &'static str> {
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| value.as_str().map(|v| (name.as_str(), v)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("a frame's header values are strings")?;
+        let payload = self.payload.to_string();
+        Ok(crate::framing::event_stream::with_headers(&headers, payload.as_bytes()))
+    }
 }
 
 /// One event (or body chunk) and its offset from the request.
@@ -290,6 +327,19 @@ impl Cassette {
             let decode = |b64: &String| {
                 BASE64.decode(b64).map_err(|e| line_error(number, format!("bad base64: {e}")))
             };
+            if let Line {
+                frame: Some(frame),
+                sse: None,
+                sse_base64: None,
+                body: None,
+                body_base64: None,
+                ..
+            } = &line
+            {
+                let bytes = frame.bytes().map_err(|e| line_error(number, e))?;
+                pieces.push(Piece { at, bytes });
+                continue;
+            }
             let bytes = match (stream, &line) {
                 (
                     true,
@@ -324,9 +374,12 @@ impl Cassette {
         let mut out = serde_json::to_string(&self.head).unwrap_or_default();
         out.push('\n');
         let stream = self.head.response.is_event_stream();
+        let frames = self.framing() == Some(crate::framing::Framing::EventStream);
         for piece in &self.pieces {
             let mut line = Line { at_ms: millis(piece.at), ..Line::default() };
+            let frame = frames.then(|| FrameLine::of(&piece.bytes)).flatten();
             match (std::str::from_utf8(&piece.bytes), stream) {
+                _ if frame.is_some() => line.frame = frame,
                 (Ok(text), true) => line.sse = Some(text.to_string()),
                 (Ok(text), false) => line.body = Some(text.to_string()),
                 (Err(_), true) => line.sse_base64 = Some(BASE64.encode(&piece.bytes)),

@@ -167,6 +167,33 @@ pub(crate) fn exception(exception_type: &str, payload: &[u8]) -> Bytes {
     )
 }
 
+/// A frame of string headers, in the order given, and `payload`.
+pub(crate) fn with_headers(headers: &[(&str, &str)], payload: &[u8]) -> Bytes {
+    let headers = headers
+        .iter()
+        .map(|(name, value)| {
+            Header::new((*name).to_string(), HeaderValue::String((*value).to_string().into()))
+        })
+        .collect();
+    encode(headers, payload)
+}
+
+/// A frame's headers, when every one is a string, and its payload.
+pub(crate) fn string_headers(raw: &[u8]) -> Option<(Vec<(String, String)>, Bytes)> {
+    let message = read_message_from(raw).ok()?;
+    let headers = message
+        .headers()
+        .iter()
+        .map(|h| match h.value() {
+            HeaderValue::String(value) => {
+                Some((h.name().as_str().to_string(), value.as_str().to_string()))
+            }
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((headers, message.payload().clone()))
+}
+
 fn encode(headers: Vec<Header>, payload: &[u8]) -> Bytes {
     let message = Message::new_from_parts(headers, Bytes::copy_from_slice(payload));
     let mut out = Vec::with_capacity(payload.len() + 96);

@@ -156,12 +156,12 @@ async fn generate(
     };
     let library = snapshot.replay.as_ref().filter(|_| snapshot.config.replay.is_some()).cloned();
     let (read, find_path) = (body.clone(), path.clone());
-    let parse = codec.parse;
+    let (parse, dialect) = (codec.parse, api.dialect);
     let read = off_shard(body.len(), move || {
         let parsed = parse(&read, &head_facts)?;
         let framing = match (parsed.stream, parsed.array_stream) {
             (false, _) => None,
-            (true, false) => Some(Framing::Sse),
+            (true, false) => Some(dialect.framing()),
             (true, true) => Some(Framing::JsonArray),
         };
         let found = library.and_then(|library| library.find(&find_path, framing, &read));
