@@ -107,6 +107,8 @@ run "k6 baseline's scenarios against the OpenAI mock (tests/performance/openai.k
   env K6_SCRIPT=tests/performance/openai.k6.js scripts/k6-baseline.sh
 run "k6 baseline's scenarios against the Gemini mock (tests/performance/gemini.k6.js)" \
   env K6_SCRIPT=tests/performance/gemini.k6.js scripts/k6-baseline.sh
+run "k6 baseline's scenarios against the Bedrock mock, frames decoded in the script (tests/performance/bedrock.k6.js)" \
+  env K6_SCRIPT=tests/performance/bedrock.k6.js scripts/k6-baseline.sh
 run "k6 baseline over TLS (HTTP/2), k6 trusting only the CA sluice made" \
   env K6_TLS=1 K6_SCENARIO_DURATION=5s scripts/k6-baseline.sh
 run "k6 live control: degrade and recover sluice through the admin API mid-run" scripts/k6-live.sh
