@@ -47,8 +47,9 @@ struct Args {
     #[arg(long)]
     tools: bool,
     /// Which API to ask: `anthropic` (`POST /v1/messages`), `openai`
-    /// (`POST /v1/chat/completions`) or `gemini`
-    /// (`POST /v1beta/models/bench:streamGenerateContent?alt=sse`).
+    /// (`POST /v1/chat/completions`), `gemini`
+    /// (`POST /v1beta/models/bench:streamGenerateContent?alt=sse`) or `bedrock`
+    /// (`POST /model/bench/converse-stream`).
     #[arg(long, value_enum, default_value_t = Api::Anthropic)]
     api: Api,
     /// Distinct API keys to spread the requests over (`sk-load-0`, ...), as
@@ -208,6 +209,8 @@ enum Api {
     Openai,
     /// Gemini's `streamGenerateContent`, in SSE.
     Gemini,
+    /// Bedrock's `ConverseStream`, in AWS's binary event stream.
+    Bedrock,
 }
 
 /// What an SSE event is, for the timing figures.
@@ -248,14 +251,36 @@ impl Api {
                 }
                 request_bytes("/v1beta/models/bench:streamGenerateContent?alt=sse", &body, key)
             }
+            Api::Bedrock => {
+                let mut body = json!({"messages": [{"role": "user", "content": [{"text": "Benchmark request"}]}],
+                    "inferenceConfig": {"maxTokens": max_tokens}});
+                if tools {
+                    body["toolConfig"] = json!({"tools": [{"toolSpec": {"name": "lookup", "inputSchema": {"json": {"type": "object",
+                        "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}}, "required": ["query", "limit"]}}}}]});
+                }
+                request_bytes("/model/bench/converse-stream", &body, key)
+            }
         }
+    }
+
+    /// The length of the first whole event in `pending`, and the bytes it
+    /// takes with its separator: an SSE event to its blank line, or an
+    /// event-stream frame by its prelude's length.
+    fn next_event(self, pending: &[u8]) -> Option<(usize, usize)> {
+        if self == Api::Bedrock {
+            let total = u32::from_be_bytes(pending.get(..4)?.try_into().ok()?) as usize;
+            return (total >= 16 && pending.len() >= total).then_some((total, total));
+        }
+        let separator = self.event_end();
+        let end = memchr::memmem::find(pending, separator)?;
+        Some((end, end + separator.len()))
     }
 
     /// What ends an SSE event: a blank line, which Google writes with CRLFs.
     fn event_end(self) -> &'static [u8] {
         match self {
             Api::Gemini => b"\r\n\r\n",
-            Api::Anthropic | Api::Openai => b"\n\n",
+            Api::Anthropic | Api::Openai | Api::Bedrock => b"\n\n",
         }
     }
 
@@ -283,6 +308,15 @@ impl Api {
                     Seen::Other
                 }
             }
+            Api::Bedrock => {
+                if has(b"contentBlockStart") {
+                    Seen::ToolStart
+                } else if has(b"contentBlockDelta") {
+                    Seen::Token
+                } else {
+                    Seen::Other
+                }
+            }
             Api::Gemini => {
                 if has(b"\"functionCall\"") {
                     Seen::ToolStart
@@ -303,6 +337,7 @@ impl Api {
             Api::Anthropic => event.starts_with(b"event: message_stop"),
             Api::Openai => event.starts_with(b"data: [DONE]"),
             Api::Gemini => memchr::memmem::find(event, b"\"finishReason\"").is_some(),
+            Api::Bedrock => memchr::memmem::find(event, b"messageStop").is_some(),
         }
     }
 }
@@ -912,8 +947,7 @@ impl SseTimer {
     fn feed(&mut self, data: &[u8], now: Instant, samples: &mut Samples) {
         self.pending.extend_from_slice(data);
         let mut consumed = 0;
-        let separator = self.api.event_end();
-        while let Some(end) = memchr::memmem::find(&self.pending[consumed..], separator) {
+        while let Some((end, taken)) = self.api.next_event(&self.pending[consumed..]) {
             let event = &self.pending[consumed..consumed + end];
             samples.events += 1;
             match self.api.classify(event) {
@@ -931,7 +965,7 @@ impl SseTimer {
                 Seen::Other => {}
             }
             self.complete |= self.api.ends(event);
-            consumed += end + separator.len();
+            consumed += taken;
         }
         self.pending.drain(..consumed);
     }

@@ -65,7 +65,7 @@ print("**Mock, the Node mock's defaults** (100 ms first token, 20 ms interval, 5
 print("| streams | streams/s | tokens/s | first token p50 / p99 ms | error p99 / max ms | gap p99 ms | gap error p99 / max ms | sluice late p99 ≤ ms | failed | sluice CPU cores | % core per 1k events/s | peak RSS MiB | loadgen cores | machine busy % |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for n, name in [(100, "mock-paced-100"), (1000, "mock-paced-1000"), ("1000 OpenAI Chat", "mock-openai-paced-1000"),
-                ("1000 Gemini", "mock-gemini-paced-1000"),
+                ("1000 Gemini", "mock-gemini-paced-1000"), ("1000 Bedrock", "mock-bedrock-paced-1000"),
                 (2000, "mock-paced-2000"), (4000, "mock-paced-4000")]:
     run = load(name)
     if not run:

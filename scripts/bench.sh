@@ -75,6 +75,11 @@ for n in 100 1000 2000 4000; do
     load mock-gemini-paced-1000 --api gemini --url "$url" --pid "$pid" --metrics "$admin" --concurrency 1000 \
       --ramp 2s --expect-first-token 100ms --expect-gap 20ms
     stop "$pid"
+    # And in Bedrock's (ConverseStream, AWS's binary event stream).
+    start mock
+    load mock-bedrock-paced-1000 --api bedrock --url "$url" --pid "$pid" --metrics "$admin" --concurrency 1000 \
+      --ramp 2s --expect-first-token 100ms --expect-gap 20ms
+    stop "$pid"
   fi
 done
 
