@@ -80,6 +80,27 @@ fn requests() -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// The jittery mock, and a proxy in front of it that records into `dir`.
+async fn recording_proxy(dir: &Path) -> (support::Sluice, support::Sluice) {
+    let upstream = start(JITTERY_MOCK).await;
+    let proxy = start(&format!(
+        "{NO_DELAYS}[record]\ndir = \"{}\"\n[upstream]\nurl = \"http://{}\"\n",
+        dir.display(),
+        upstream.addr
+    ))
+    .await;
+    (upstream, proxy)
+}
+
+/// A mock replaying `dir` by last user message at the recorded offsets.
+async fn replaying_mock(dir: &Path) -> support::Sluice {
+    start(&format!(
+        "{NO_DELAYS}[replay]\ndir = \"{}\"\nmatch = \"last_user_message\"\ntiming = \"recorded\"\n",
+        dir.display()
+    ))
+    .await
+}
+
 fn cassettes(dir: &Path) -> Vec<(String, String)> {
     let mut found: Vec<(String, String)> = std::fs::read_dir(dir)
         .unwrap()
@@ -130,13 +151,7 @@ fn event_arrivals(received: &Received) -> Vec<Duration> {
 #[tokio::test(start_paused = true)]
 async fn recorded_streams_replay_byte_identical_at_their_recorded_offsets_in_every_dialect() {
     let dir = tempfile::tempdir().unwrap();
-    let upstream = start(JITTERY_MOCK).await;
-    let proxy = start(&format!(
-        "{NO_DELAYS}[record]\ndir = \"{}\"\n[upstream]\nurl = \"http://{}\"\n",
-        dir.path().display(),
-        upstream.addr
-    ))
-    .await;
+    let (_upstream, proxy) = recording_proxy(dir.path()).await;
     let mut through_proxy = Vec::new();
     for (path, body) in requests() {
         let received = send(proxy.addr, post(path, &body)).await;
@@ -145,11 +160,7 @@ async fn recorded_streams_replay_byte_identical_at_their_recorded_offsets_in_eve
     }
     let recorded = written(dir.path(), requests().len());
 
-    let replay = start(&format!(
-        "{NO_DELAYS}[replay]\ndir = \"{}\"\nmatch = \"last_user_message\"\ntiming = \"recorded\"\n",
-        dir.path().display()
-    ))
-    .await;
+    let replay = replaying_mock(dir.path()).await;
     // Each event as the client saw it through the proxy while recording, and
     // as it sees it replayed: both one hop from sluice, so the same transit.
     let mut errors = Vec::new();
@@ -475,13 +486,7 @@ fn gemini(path: &str, message: &str) -> Request<Full<Bytes>> {
 #[tokio::test(start_paused = true)]
 async fn gemini_streams_replay_byte_identical_in_both_framings() {
     let dir = tempfile::tempdir().unwrap();
-    let upstream = start(JITTERY_MOCK).await;
-    let proxy = start(&format!(
-        "{NO_DELAYS}[record]\ndir = \"{}\"\n[upstream]\nurl = \"http://{}\"\n",
-        dir.path().display(),
-        upstream.addr
-    ))
-    .await;
+    let (_upstream, proxy) = recording_proxy(dir.path()).await;
     let base = "/v1beta/models/gemini-2.5-flash";
     let asked = [
         (format!("{base}:streamGenerateContent?alt=sse&key=AIza-SECRET-query"), "in sse"),
@@ -498,11 +503,7 @@ async fn gemini_streams_replay_byte_identical_in_both_framings() {
     for (_, text) in &recorded {
         assert!(!text.contains("SECRET"), "no key in a cassette: {text}");
     }
-    let replay = start(&format!(
-        "{NO_DELAYS}[replay]\ndir = \"{}\"\nmatch = \"last_user_message\"\ntiming = \"recorded\"\n",
-        dir.path().display()
-    ))
-    .await;
+    let replay = replaying_mock(dir.path()).await;
     for ((path, message), through_proxy) in asked.iter().zip(&proxied) {
         let replayed = send(replay.addr, gemini(path, message)).await;
         assert_eq!(replayed.status, 200, "{path}");
@@ -526,13 +527,7 @@ async fn gemini_streams_replay_byte_identical_in_both_framings() {
 #[tokio::test(start_paused = true)]
 async fn bedrock_frames_are_recorded_readable_and_replay_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
-    let upstream = start(JITTERY_MOCK).await;
-    let proxy = start(&format!(
-        "{NO_DELAYS}[record]\ndir = \"{}\"\n[upstream]\nurl = \"http://{}\"\n",
-        dir.path().display(),
-        upstream.addr
-    ))
-    .await;
+    let (_upstream, proxy) = recording_proxy(dir.path()).await;
     let ask = |text: &str| {
         let body = json!({"messages": [{"role": "user", "content": [{"text": text}]}]});
         Request::post("/model/anthropic.claude-x-v1%3A0/converse-stream")
@@ -556,11 +551,7 @@ async fn bedrock_frames_are_recorded_readable_and_replay_byte_identical() {
     }
     assert_eq!(lines[0]["frame"]["headers"][":event-type"], "messageStart");
     assert_eq!(lines[0]["frame"]["payload"], json!({"role": "assistant"}));
-    let replay = start(&format!(
-        "{NO_DELAYS}[replay]\ndir = \"{}\"\nmatch = \"last_user_message\"\ntiming = \"recorded\"\n",
-        dir.path().display()
-    ))
-    .await;
+    let replay = replaying_mock(dir.path()).await;
     let replayed = send(replay.addr, ask("frames, please")).await;
     assert_eq!(replayed.status, 200);
     assert_eq!(replayed.body(), proxied.body(), "replayed bytes differ");

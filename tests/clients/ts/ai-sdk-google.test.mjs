@@ -8,7 +8,7 @@ import { createGoogleGenerativeAI } from "@ai-sdk/google";
 import { generateObject, generateText, stepCountIs, streamText, tool } from "ai";
 import { z } from "zod";
 import { startSluice } from "../../support/sluice.mjs";
-import { config } from "./faults.mjs";
+import { config, streamOutcome } from "./faults.mjs";
 
 globalThis.AI_SDK_LOG_WARNINGS = false;
 
@@ -104,25 +104,7 @@ test("constraints the provider drops are not met: the tool input is marked inval
 });
 
 // What each fault does to streamText (retries off, a 1 s abort signal).
-async function streamOutcome(fault) {
-  const errors = [];
-  const { model } = await mockModel({ fault });
-  const result = streamText({
-    model,
-    prompt: "hi",
-    abortSignal: AbortSignal.timeout(1000),
-    onError: ({ error }) => errors.push(error),
-    ...common,
-  });
-  let text = "";
-  try {
-    for await (const delta of result.textStream) text += delta;
-  } catch (error) {
-    return { thrown: error.name, errors };
-  }
-  const finish = await result.finishReason.catch((error) => `rejected: ${error.name}`);
-  return { words: text.trim() ? text.trim().split(/\s+/).length : 0, finish, errors };
-}
+const faultOutcome = async (fault) => streamOutcome((await mockModel({ fault })).model, common);
 
 const EXPECTED = {
   http_529: (o) => o.words === 0 && o.finish === "rejected: AI_NoOutputGeneratedError" && o.errors[0].statusCode === 503,
@@ -140,7 +122,7 @@ const EXPECTED = {
 
 for (const fault of Object.keys(EXPECTED)) {
   test(`the ${fault} fault surfaces as documented`, async () => {
-    const outcome = await streamOutcome(fault);
+    const outcome = await faultOutcome(fault);
     assert.ok(EXPECTED[fault](outcome), JSON.stringify({ ...outcome, errors: outcome.errors.map(String) }));
   });
 }

@@ -9,7 +9,7 @@ import { createAnthropic } from "@ai-sdk/anthropic";
 import { generateObject, generateText, stepCountIs, streamObject, streamText, tool } from "ai";
 import { z } from "zod";
 import { startSluice } from "../../support/sluice.mjs";
-import { config } from "./faults.mjs";
+import { config, streamOutcome } from "./faults.mjs";
 
 globalThis.AI_SDK_LOG_WARNINGS = false;
 
@@ -119,24 +119,7 @@ test("a twenty-tool agent loop ends in text within max_rounds", async () => {
 // What each fault does to streamText (retries off, a 1 s abort signal):
 // streamText does not throw for most of them; errors reach onError, and the
 // text and finishReason are what a user's code sees.
-async function streamOutcome(fault) {
-  const errors = [];
-  const result = streamText({
-    model: await mockModel({ fault }),
-    prompt: "hi",
-    abortSignal: AbortSignal.timeout(1000),
-    onError: ({ error }) => errors.push(error),
-    ...common,
-  });
-  let text = "";
-  try {
-    for await (const delta of result.textStream) text += delta;
-  } catch (error) {
-    return { thrown: error.name, errors };
-  }
-  const finish = await result.finishReason.catch((error) => `rejected: ${error.name}`);
-  return { words: text.trim() ? text.trim().split(/\s+/).length : 0, finish, errors };
-}
+const faultOutcome = async (fault) => streamOutcome(await mockModel({ fault }), common);
 
 const EXPECTED = {
   http_529: (o) => o.words === 0 && o.finish === "rejected: AI_NoOutputGeneratedError" && o.errors[0].statusCode === 529,
@@ -154,7 +137,7 @@ const EXPECTED = {
 
 for (const fault of Object.keys(EXPECTED)) {
   test(`the ${fault} fault surfaces as documented`, async () => {
-    const outcome = await streamOutcome(fault);
+    const outcome = await faultOutcome(fault);
     assert.ok(EXPECTED[fault](outcome), JSON.stringify({ ...outcome, errors: outcome.errors.map(String) }));
   });
 }
