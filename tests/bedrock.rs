@@ -160,3 +160,23 @@ async fn an_injected_error_names_its_exception() {
     assert_eq!(refused.json(), json!({"message": "Bedrock is unable to process your request."}));
     assert!(refused.headers.contains_key("x-amzn-requestid"));
 }
+
+/// An upstream whose reads cut frames anywhere (7 bytes a chunk, and 1):
+/// paced, every frame still reaches the client byte for byte.
+#[tokio::test(start_paused = true)]
+async fn awkward_chunking_across_frames_keeps_every_byte() {
+    let direct = start(&format!("{QUICK}{NO_DELAYS}")).await;
+    let stream = send(direct.addr, ask(STREAM)).await.body();
+    for size in [7, 1] {
+        let upstream = support::upstreams::event_stream_upstream(&stream, size).await;
+        let proxy = start(&support::proxy_config(&upstream.url(), "error_rate = 0\n", "")).await;
+        let received = send(proxy.addr, ask(STREAM)).await;
+        assert_eq!(received.body(), stream, "{size} bytes a read");
+        let deltas: Vec<Duration> = frames(&received)
+            .iter()
+            .filter(|(n, ..)| n == "contentBlockDelta")
+            .map(|(.., at)| *at)
+            .collect();
+        assert_eq!(deltas, [100, 120, 140, 160].map(ms), "{size} bytes a read");
+    }
+}

@@ -111,6 +111,13 @@ pub async fn json_array_upstream(stream: &[u8], size: usize) -> Fake {
     serve("application/json; charset=UTF-8", 200, chunks, Duration::ZERO).await
 }
 
+/// An AWS event stream (Bedrock), `size` bytes a chunk, cut anywhere in
+/// its frames.
+pub async fn event_stream_upstream(stream: &[u8], size: usize) -> Fake {
+    let chunks = stream.chunks(size).map(|c| (Duration::ZERO, Bytes::copy_from_slice(c))).collect();
+    serve("application/vnd.amazon.eventstream", 200, chunks, Duration::ZERO).await
+}
+
 /// Sends `first` records, then stalls forever with the connection open;
 /// `closed` fires when the proxy closes the connection.
 pub async fn stalling_upstream(first: &[&str]) -> Fake {
