@@ -76,6 +76,9 @@ impl BodyFacts {
             /// Gemini's cap is `generationConfig.maxOutputTokens`.
             #[serde(default, rename = "generationConfig", alias = "generation_config")]
             generation_config: Scalar,
+            /// Bedrock Converse's is `inferenceConfig.maxTokens`.
+            #[serde(default, rename = "inferenceConfig")]
+            inference_config: Scalar,
         }
         let Ok(facts) = serde_json::from_slice::<Facts>(body) else {
             return Self::default();
@@ -95,8 +98,9 @@ impl BodyFacts {
             max_tokens: count(&facts.max_tokens)
                 .or_else(|| count(&facts.max_completion_tokens))
                 .or_else(|| count(&facts.max_output_tokens))
-                .or(match facts.generation_config {
-                    Scalar::Object { max_output_tokens } => max_output_tokens,
+                .or(match (facts.generation_config, facts.inference_config) {
+                    (Scalar::Object { max_output_tokens: cap }, _)
+                    | (_, Scalar::Object { max_output_tokens: cap }) => cap,
                     _ => None,
                 }),
         }
@@ -110,6 +114,9 @@ impl BodyFacts {
         if let Some((model, method)) = crate::dialect::gemini::model_of(path) {
             facts.model.get_or_insert_with(|| model.to_string());
             facts.stream = method == "streamGenerateContent";
+        } else if let Some((model, operation)) = crate::dialect::bedrock::model_of(path) {
+            facts.model.get_or_insert_with(|| model.into_owned());
+            facts.stream = matches!(operation, "converse-stream" | "invoke-with-response-stream");
         }
         facts
     }
@@ -126,8 +133,9 @@ enum Scalar {
     Flag(bool),
     Count(u64),
     Items(usize),
-    /// An object, with its `maxOutputTokens` (or `max_output_tokens`) when
-    /// that is a whole number; every other member is skipped unread.
+    /// An object, with its `maxOutputTokens` (or `max_output_tokens`, or
+    /// Bedrock's `maxTokens`) when that is a whole number; every other member
+    /// is skipped unread.
     Object {
         max_output_tokens: Option<u64>,
     },
@@ -183,7 +191,7 @@ impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut fields: A) -> Result<Scalar, A::Error> {
         let mut max_output_tokens = None;
         while let Some(name) = fields.next_key::<std::borrow::Cow<'de, str>>()? {
-            if matches!(name.as_ref(), "maxOutputTokens" | "max_output_tokens") {
+            if matches!(name.as_ref(), "maxOutputTokens" | "max_output_tokens" | "maxTokens") {
                 // A nested value is skipped, not read into a tree.
                 if let Scalar::Count(count) = fields.next_value::<Scalar>()? {
                     max_output_tokens = Some(count);
@@ -468,5 +476,12 @@ mod tests {
         assert_eq!(other, BodyFacts { input_tokens: other.input_tokens, ..BodyFacts::default() });
         let odd = BodyFacts::read(br#"{"generationConfig":{"maxOutputTokens":"many"}}"#);
         assert_eq!(odd.max_tokens, None);
+        let bedrock = BodyFacts::read_request(
+            "/model/anthropic.claude-x-v1%3A0/converse-stream",
+            br#"{"messages":[],"inferenceConfig":{"maxTokens":77}}"#,
+        );
+        assert_eq!(bedrock.model.as_deref(), Some("anthropic.claude-x-v1:0"));
+        assert!(bedrock.stream);
+        assert_eq!(bedrock.max_tokens, Some(77));
     }
 }

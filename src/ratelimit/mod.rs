@@ -176,8 +176,9 @@ pub(crate) struct ClientKey {
 }
 
 impl ClientKey {
-    /// The request's `x-api-key`, `x-goog-api-key`, bearer token or `key`
-    /// query parameter (Google's, in `query`), the first there is, hashed.
+    /// The request's `x-api-key`, `x-goog-api-key`, bearer token, SigV4
+    /// access key id (AWS's `Credential=AKID/...`) or `key` query parameter
+    /// (Google's, in `query`), the first there is, hashed.
     pub(crate) fn of(headers: &HeaderMap, query: Option<&str>) -> Self {
         static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
         static X_GOOG_API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
@@ -189,6 +190,14 @@ impl ClientKey {
                 let value = headers.get(AUTHORIZATION)?.as_bytes();
                 let scheme = value.get(..7)?;
                 scheme.eq_ignore_ascii_case(b"bearer ").then(|| value.get(7..)).flatten()
+            })
+            .or_else(|| {
+                // SigV4: the access key id, which names the AWS identity.
+                let value = headers.get(AUTHORIZATION)?.as_bytes();
+                let rest = value.strip_prefix(b"AWS4-HMAC-SHA256 ")?;
+                let at = memchr::memmem::find(rest, b"Credential=")? + b"Credential=".len();
+                let id = &rest[at..];
+                Some(&id[..memchr::memchr(b'/', id).unwrap_or(id.len())])
             })
             .or_else(|| {
                 let pairs = query?.split('&');

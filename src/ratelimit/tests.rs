@@ -289,6 +289,11 @@ fn a_client_is_a_hash_of_its_key_never_the_key() {
     assert_eq!(ClientKey::of(&google, None), bearer, "Google's header");
     let query = ClientKey::of(&HeaderMap::new(), Some("alt=sse&key=sk-test-1"));
     assert_eq!(query, bearer, "Google's ?key=");
+    let mut signed = HeaderMap::new();
+    let sigv4 = "AWS4-HMAC-SHA256 Credential=sk-test-1/20261207/us-east-1/bedrock/aws4_request, \
+                 SignedHeaders=host;x-amz-date, Signature=abc";
+    signed.insert("authorization", sigv4.parse().unwrap());
+    assert_eq!(ClientKey::of(&signed, None), bearer, "a SigV4 access key id");
     // The label is the first 12 hex digits of the key's SHA-256.
     let digest = Sha256::digest(b"sk-test-1");
     let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();

@@ -5,7 +5,10 @@
 //! `usage.completion_tokens` (with `stream_options.include_usage`); the
 //! Responses API's `response.completed` `response.usage.output_tokens`;
 //! Gemini's chunks `usageMetadata.candidatesTokenCount` plus
-//! `thoughtsTokenCount`, in an SSE event or an element of a JSON array.
+//! `thoughtsTokenCount`, in an SSE event or an element of a JSON array;
+//! Bedrock Converse's `metadata` frame `usage.outputTokens`. (A Bedrock
+//! Invoke stream's usage is inside base64 and is not read: it stays charged
+//! at its cap.)
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -25,6 +28,11 @@ use crate::response::BoxError;
 pub(crate) fn output_tokens(raw: &[u8]) -> Option<u64> {
     if memchr::memmem::find(raw, b"candidatesTokenCount\"").is_some() {
         return gemini_output_tokens(raw);
+    }
+    if memchr::memmem::find(raw, b"\"outputTokens\"").is_some() {
+        let (_, payload) = crate::framing::event_stream::string_headers(raw)?;
+        let metadata: Value = serde_json::from_slice(&payload).ok()?;
+        return metadata.get("usage")?.get("outputTokens")?.as_u64();
     }
     memchr::memmem::find(raw, b"_tokens\"")?;
     let data = Event::parse(raw).data?;
@@ -99,6 +107,11 @@ mod tests {
 
     #[test]
     fn usage_is_read_from_each_providers_last_events() {
+        let metadata = crate::framing::event_stream::event(
+            "metadata",
+            br#"{"usage":{"inputTokens":3,"outputTokens":21,"totalTokens":24},"metrics":{"latencyMs":5}}"#,
+        );
+        assert_eq!(output_tokens(&metadata), Some(21), "a Bedrock metadata frame");
         let cases: [(&[u8], Option<u64>); 11] = [
             (
                 b"data: {\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":12,\"thoughtsTokenCount\":5}}\r\n\r\n",

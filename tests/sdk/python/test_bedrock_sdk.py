@@ -236,3 +236,25 @@ def test_each_fault_through_anthropic_bedrock(sluice, fault, words, outcome):
         result = type(error).__name__
     assert len("".join(pieces).split()) == words
     assert result == outcome
+
+
+def test_rate_limits_are_per_access_key_and_model(sluice):
+    """`[rate_limits] key = "api_key_and_model"`: the SigV4 access key id is
+    the client, and each model has its own buckets, as Bedrock's quotas are
+    per account and model; the 429 is boto3's ThrottlingException."""
+    # One request a minute: nothing refills while the test runs, however slow the machine.
+    url = sluice(FAST + '[rate_limits]\nrequests_per_minute = 1\nburst = 1\nkey = "api_key_and_model"\n')
+    bedrock = client(url)
+    bedrock.converse(modelId=MODEL, messages=ask("hi"))
+    bedrock.converse(modelId="amazon.nova-pro-v1:0", messages=ask("hi"))  # another model
+    with pytest.raises(bedrock.exceptions.ThrottlingException):
+        bedrock.converse(modelId=MODEL, messages=ask("hi"))
+    other = boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=url,
+        aws_access_key_id="AKIDOTHERCLIENT",
+        aws_secret_access_key="not-a-secret",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    assert other.converse(modelId=MODEL, messages=ask("hi"))["stopReason"] == "end_turn"
