@@ -112,6 +112,7 @@ impl Pieces {
     }
 
     /// Every piece, in order.
+    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
         (0..self.len()).filter_map(|i| self.get(i))
     }

@@ -14,8 +14,7 @@
 //! `messageStart`, then per content block its deltas (a `toolUse` block
 //! opens with `contentBlockStart`; text and reasoning do not) and
 //! `contentBlockStop`, then `messageStop` with the stop reason and
-//! `metadata` with the usage. A reply's frames are made when the request
-//! is admitted (about 100 bytes a token).
+//! `metadata` with the usage. Each frame is made when it is pulled.
 
 pub(crate) mod invoke;
 pub(crate) mod request;
@@ -25,6 +24,7 @@ use serde_json::{Value, json};
 use super::anthropic::thinking::signature;
 use super::reply::{Block, Reply, StopReason};
 use super::request::Shown;
+use super::text::TokenCursor;
 use super::{Codec, MockApi, MockEndpoint, Serve};
 use crate::dialect::Dialect;
 use crate::framing::event_stream::event;
@@ -56,7 +56,7 @@ const INVOKE: Serve = Serve::Generate(Codec {
 
 const CODEC: Serve = Serve::Generate(Codec {
     parse: request::parse,
-    events: |reply, _| Box::new(events(&reply).into_iter()),
+    events: |reply, _| Box::new(events(reply)),
     message: |reply, _| message(reply).to_string(),
     failure_at: None,
 });
@@ -125,60 +125,182 @@ fn frame(name: &str, payload: &Value, kind: EventKind) -> Record {
     Record { raw: event(name, payload.to_string().as_bytes()), kind }
 }
 
-/// The `ConverseStream` frames of `reply` (see the module docs).
-pub(crate) fn events(reply: &Reply) -> Vec<Record> {
-    let mut out = vec![frame("messageStart", &json!({"role": "assistant"}), EventKind::Other)];
-    let mut index = 0u32;
-    let stop = |index: u32| json!({"contentBlockIndex": index});
-    if let Some(thought) =
-        reply.thought.as_deref().filter(|t| t.shown == Shown::Streamed && t.len() > 0)
-    {
-        let mut cursor = thought.tokens.cursor();
-        while let Some(token) = cursor.next_token() {
-            let delta = json!({"contentBlockIndex": index,
-                "delta": {"reasoningContent": {"text": token}}});
-            out.push(frame("contentBlockDelta", &delta, EventKind::Thinking));
+/// Where [`Events`] is in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Start,
+    /// The next thinking token.
+    Thought,
+    /// The thinking block's signature, then its stop.
+    Signature,
+    ThoughtStop,
+    /// Block `index` of the reply, at `piece`; a tool call's start first.
+    Block {
+        index: usize,
+        piece: usize,
+        started: bool,
+    },
+    BlockStop(usize),
+    MessageStop,
+    Metadata,
+    Done,
+}
+
+/// The `ConverseStream` frames of a reply (see the module docs), each made
+/// when it is pulled: an open stream holds its reply, not its frames.
+struct Events {
+    reply: Reply,
+    step: Step,
+    /// The text being streamed (the thinking, or a text block).
+    cursor: Option<TokenCursor>,
+    /// Wire index of the reply's first block: 1 after a thinking block.
+    first_index: usize,
+}
+
+/// The `ConverseStream` frames of `reply`.
+pub(crate) fn events(reply: Reply) -> impl Iterator<Item = Record> + Send {
+    let thinks = streamed_thought(&reply).is_some();
+    Events { reply, step: Step::Start, cursor: None, first_index: usize::from(thinks) }
+}
+
+fn streamed_thought(reply: &Reply) -> Option<&super::reply::Thought> {
+    reply.thought.as_deref().filter(|t| t.shown == Shown::Streamed && t.len() > 0)
+}
+
+impl Events {
+    fn block_step(&self, index: usize) -> Step {
+        if index < self.reply.blocks.len() {
+            Step::Block { index, piece: 0, started: false }
+        } else {
+            Step::MessageStop
         }
-        let signed = json!({"contentBlockIndex": index,
-            "delta": {"reasoningContent": {"signature": signature(&thought.tokens.concat())}}});
-        out.push(frame("contentBlockDelta", &signed, EventKind::Other));
-        out.push(frame("contentBlockStop", &stop(index), EventKind::Other));
-        index += 1;
     }
-    for block in &reply.blocks {
-        match block {
-            Block::Text { tokens, .. } => {
-                let mut cursor = tokens.cursor();
-                while let Some(token) = cursor.next_token() {
-                    let delta = json!({"contentBlockIndex": index, "delta": {"text": token}});
-                    out.push(frame("contentBlockDelta", &delta, EventKind::Content));
+
+    /// The frame of the current step, moving on; `None` once done.
+    fn make(&mut self) -> Option<Record> {
+        loop {
+            match self.step {
+                Step::Start => {
+                    self.step =
+                        if self.first_index == 1 { Step::Thought } else { self.block_step(0) };
+                    return Some(frame(
+                        "messageStart",
+                        &json!({"role": "assistant"}),
+                        EventKind::Other,
+                    ));
                 }
-            }
-            Block::Json { fragments } => {
-                for piece in fragments.iter() {
-                    let delta = json!({"contentBlockIndex": index, "delta": {"text": piece}});
-                    out.push(frame("contentBlockDelta", &delta, EventKind::Content));
+                Step::Thought => {
+                    let thought = streamed_thought(&self.reply)?;
+                    let cursor = self.cursor.get_or_insert_with(|| thought.tokens.cursor());
+                    if let Some(token) = cursor.next_token() {
+                        let delta = json!({"contentBlockIndex": 0,
+                            "delta": {"reasoningContent": {"text": token}}});
+                        return Some(frame("contentBlockDelta", &delta, EventKind::Thinking));
+                    }
+                    self.cursor = None;
+                    self.step = Step::Signature;
                 }
-            }
-            Block::ToolUse { id, name, fragments, .. } => {
-                let start = json!({"contentBlockIndex": index,
-                    "start": {"toolUse": {"toolUseId": tool_use_id(id), "name": name}}});
-                out.push(frame("contentBlockStart", &start, EventKind::ToolStart));
-                for piece in fragments.iter() {
-                    let delta = json!({"contentBlockIndex": index,
-                        "delta": {"toolUse": {"input": piece}}});
-                    out.push(frame("contentBlockDelta", &delta, EventKind::Content));
+                Step::Signature => {
+                    let thought = streamed_thought(&self.reply)?;
+                    let signed = json!({"contentBlockIndex": 0, "delta": {"reasoningContent":
+                        {"signature": signature(&thought.tokens.concat())}}});
+                    self.step = Step::ThoughtStop;
+                    return Some(frame("contentBlockDelta", &signed, EventKind::Other));
                 }
+                Step::ThoughtStop => {
+                    self.step = self.block_step(0);
+                    return Some(frame(
+                        "contentBlockStop",
+                        &json!({"contentBlockIndex": 0}),
+                        EventKind::Other,
+                    ));
+                }
+                Step::Block { index, piece, started } => {
+                    let at = index + self.first_index;
+                    let next = Step::Block { index, piece: piece + 1, started: true };
+                    match self.reply.blocks.get(index)? {
+                        Block::Text { tokens, .. } => {
+                            let cursor = self.cursor.get_or_insert_with(|| tokens.cursor());
+                            if let Some(token) = cursor.next_token() {
+                                let delta =
+                                    json!({"contentBlockIndex": at, "delta": {"text": token}});
+                                return Some(frame(
+                                    "contentBlockDelta",
+                                    &delta,
+                                    EventKind::Content,
+                                ));
+                            }
+                            self.cursor = None;
+                        }
+                        Block::Json { fragments } => {
+                            if let Some(piece) = fragments.get(piece) {
+                                let delta =
+                                    json!({"contentBlockIndex": at, "delta": {"text": piece}});
+                                self.step = next;
+                                return Some(frame(
+                                    "contentBlockDelta",
+                                    &delta,
+                                    EventKind::Content,
+                                ));
+                            }
+                        }
+                        Block::ToolUse { id, name, fragments, .. } => {
+                            if !started {
+                                let start = json!({"contentBlockIndex": at,
+                                    "start": {"toolUse": {"toolUseId": tool_use_id(id), "name": name}}});
+                                self.step = Step::Block { index, piece, started: true };
+                                return Some(frame(
+                                    "contentBlockStart",
+                                    &start,
+                                    EventKind::ToolStart,
+                                ));
+                            }
+                            if let Some(piece) = fragments.get(piece) {
+                                let delta = json!({"contentBlockIndex": at,
+                                    "delta": {"toolUse": {"input": piece}}});
+                                self.step = next;
+                                return Some(frame(
+                                    "contentBlockDelta",
+                                    &delta,
+                                    EventKind::Content,
+                                ));
+                            }
+                        }
+                    }
+                    self.step = Step::BlockStop(index);
+                }
+                Step::BlockStop(index) => {
+                    self.step = self.block_step(index + 1);
+                    let stop = json!({"contentBlockIndex": index + self.first_index});
+                    return Some(frame("contentBlockStop", &stop, EventKind::Other));
+                }
+                Step::MessageStop => {
+                    self.step = Step::Metadata;
+                    let stop = json!({"stopReason": stop_reason(self.reply.stop_reason)});
+                    return Some(frame("messageStop", &stop, EventKind::Other));
+                }
+                Step::Metadata => {
+                    self.step = Step::Done;
+                    let metadata =
+                        json!({"usage": usage(&self.reply), "metrics": {"latencyMs": 0}});
+                    return Some(frame("metadata", &metadata, EventKind::Other));
+                }
+                Step::Done => return None,
             }
         }
-        out.push(frame("contentBlockStop", &stop(index), EventKind::Other));
-        index += 1;
     }
-    let stop_event = json!({"stopReason": stop_reason(reply.stop_reason)});
-    out.push(frame("messageStop", &stop_event, EventKind::Other));
-    let metadata = json!({"usage": usage(reply), "metrics": {"latencyMs": 0}});
-    out.push(frame("metadata", &metadata, EventKind::Other));
-    out
+}
+
+impl Iterator for Events {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        let record = self.make();
+        if record.is_none() {
+            self.step = Step::Done;
+        }
+        record
+    }
 }
 
 #[cfg(test)]

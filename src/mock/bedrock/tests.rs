@@ -46,7 +46,7 @@ fn a_text_stream_is_a_delta_a_token_then_the_stop_and_the_usage() {
         Reply::generate(&request, 5, &ToolUse::DEFAULT, &Thinking::DEFAULT, &mut request_rng(1, 0))
             .unwrap();
     let whole = message(&reply);
-    let records = events(&reply);
+    let records: Vec<Record> = events(reply.clone()).collect();
     let frames = decoded(&records);
     let names: Vec<&str> = frames.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names.first(), Some(&"messageStart"));
@@ -75,7 +75,7 @@ fn a_tool_call_opens_its_block_and_streams_its_input() {
     let reply =
         Reply::generate(&request, 5, &ToolUse::DEFAULT, &Thinking::DEFAULT, &mut request_rng(1, 0))
             .unwrap();
-    let records = events(&reply);
+    let records: Vec<Record> = events(reply.clone()).collect();
     let frames = decoded(&records);
     let (name, start) = &frames[1];
     assert_eq!(name, "contentBlockStart");
