@@ -567,17 +567,13 @@ fn at_the_fd_limit_half_heads_are_shed_and_new_clients_are_served() {
 /// `prlimit` lowers the running process's limit to the fds it holds, so the
 /// next `accept` fails with `EMFILE`.
 ///
-/// Ignored in the test command: under CPU load (two busy loops beside it) it
-/// failed 5 times in 25, and 2 in 25 with the config watcher out of the way,
-/// sluice never answering the client. The test is at fault: it sets the
-/// limit at the lowest free fd *number*, and when a hole sits below a
-/// listener's spare (`/dev/null`), the spare is above the limit, so giving
-/// it up frees no usable slot (seen: limit 23, spare at fd 24). A process
-/// that reaches its limit by count holds its spare below it. Until the test
-/// fills the holes first, run it with `cargo test --test hardening --
-/// --ignored at_emfile`.
+/// The limit is set at the lowest free fd *number*. A hole below a
+/// listener's spare (`/dev/null`) would leave the spare above the limit, so
+/// that giving it up frees no usable slot (seen: limit 23, spare at fd 24;
+/// under CPU load the test then failed 5 times in 25): idle connections
+/// fill the holes first, as a process that reaches its limit by count has
+/// its spare below it.
 #[test]
-#[ignore = "the limit it sets can fall below a spare fd; see the comment above"]
 fn at_emfile_a_waiting_client_is_answered_with_a_503() {
     use std::io::{Read, Write};
     // Flags, not a file: a watched file is opened now and then, and an fd
@@ -608,9 +604,9 @@ fn at_emfile_a_waiting_client_is_answered_with_a_503() {
         });
         open.count()
     };
-    let wait_until_closed = || {
+    let wait_until_closed = |fillers: usize| {
         let mut tries = 0;
-        while connections() > 0 {
+        while connections() > fillers {
             tries += 1;
             assert!(tries < 1_000, "the served connection never closed");
             std::thread::sleep(Duration::from_millis(10));
@@ -621,12 +617,34 @@ fn at_emfile_a_waiting_client_is_answered_with_a_503() {
     // a moment when the fds were listed (the config watcher reads the file)
     // leaves a number free, and the client is then served: list again.
     let mut first = None;
+    // Idle connections that fill the holes among sluice's fd numbers: a
+    // limit at the lowest free number must sit above every fd it holds,
+    // its listeners' spares included, as a process that reaches its limit
+    // by count does.
+    let mut fillers = Vec::new();
     for _ in 0..20 {
-        wait_until_closed();
+        wait_until_closed(fillers.len());
         let held: std::collections::BTreeSet<usize> = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().parse().unwrap())
             .collect();
+        let highest = held.iter().copied().max().unwrap_or(0);
+        let holes = (0..highest).filter(|fd| !held.contains(fd)).count();
+        if holes > 0 {
+            for _ in 0..holes {
+                fillers.push(std::net::TcpStream::connect(api).unwrap());
+            }
+            // Until sluice has accepted them (each takes the lowest free number).
+            let accepted =
+                |want: usize| std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() >= want;
+            let mut tries = 0;
+            while !accepted(held.len() + holes) {
+                tries += 1;
+                assert!(tries < 1_000, "sluice never accepted the idle connections");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            continue;
+        }
         let lowest_free = (0..).find(|fd| !held.contains(fd)).unwrap();
         let limit = format!("--nofile={lowest_free}:{lowest_free}");
         let lowered = std::process::Command::new("prlimit").args(["--pid", &pid, &limit]).status();
