@@ -112,13 +112,20 @@ impl JsonArraySplitter {
     }
 }
 
-/// An element record's kind by `classify`: its JSON, without what comes
-/// before it.
-pub(crate) fn element_kind(raw: &[u8], classify: fn(&Event<'_>) -> EventKind) -> EventKind {
+/// An element record's JSON: without the `[` or `,` and white space before
+/// it, nor the array's `]` after the last.
+pub(crate) fn element(raw: &[u8]) -> &[u8] {
     let element = raw
         .iter()
         .position(|b| !matches!(b, b'[' | b',' | b' ' | b'\t' | b'\r' | b'\n'))
         .map_or(&raw[..0], |at| &raw[at..]);
+    element.strip_suffix(b"]").unwrap_or(element)
+}
+
+/// An element record's kind by `classify`: its JSON, without what comes
+/// before it.
+pub(crate) fn element_kind(raw: &[u8], classify: fn(&Event<'_>) -> EventKind) -> EventKind {
+    let element = element(raw);
     if element.first() != Some(&b'{') {
         return EventKind::Other;
     }

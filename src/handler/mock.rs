@@ -235,12 +235,14 @@ async fn generate(
     if let Ok(id) = HeaderValue::from_str(exchange.request_id()) {
         headers.insert(api.dialect.request_id_header(), id);
     }
-    let mut so_far = match (codec.failure_at, exchange.planned_stream_error()) {
-        (Some(failure_at), Some(after_tokens)) => failure_at(&reply, &parsed, after_tokens),
-        _ => StreamSoFar::default(),
+    let known = StreamSoFar::of(api.dialect, framing, &path);
+    let so_far = match (codec.failure_at, exchange.planned_stream_error()) {
+        (Some(failure_at), Some(after_tokens)) => {
+            let failure = failure_at(&reply, &parsed, after_tokens);
+            StreamSoFar { sequence: failure.sequence, response: failure.response, ..known }
+        }
+        _ => known,
     };
-    so_far.framing = framing;
-    so_far.bedrock_invoke = StreamSoFar::of(api.dialect, framing, &path).bedrock_invoke;
     let records = records(codec, reply, &parsed);
     exchange.stream(head, records, Delivery::Instant, HeadHold::MOCK, so_far).await
 }

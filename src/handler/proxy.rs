@@ -116,11 +116,17 @@ pub(crate) async fn forward(
             // Output is settled to the usage the stream reports at its end.
             let records = SettleOnUsage::new(records, settlement);
             return exchange
-                .stream(head, records, Delivery::Live, hold, so_far(dialect, framing, &path))
+                .stream(
+                    head,
+                    records,
+                    Delivery::Live,
+                    hold,
+                    StreamSoFar::of(dialect, framing, &path),
+                )
                 .await;
         }
         return exchange
-            .stream(head, records, Delivery::Live, hold, so_far(dialect, framing, &path))
+            .stream(head, records, Delivery::Live, hold, StreamSoFar::of(dialect, framing, &path))
             .await;
     }
     // Added to the upstream's own time to its head, as for a first token.
@@ -149,10 +155,4 @@ fn refuse_upgrade(
         });
     }
     Ok(response)
-}
-
-/// What a fault that ends a proxied stream knows of it: its framing and its
-/// path's (an upstream's events are not counted or read for ids).
-fn so_far(dialect: Dialect, framing: crate::framing::Framing, path: &str) -> StreamSoFar {
-    StreamSoFar::of(dialect, framing, path)
 }

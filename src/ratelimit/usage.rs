@@ -49,14 +49,9 @@ pub(crate) fn output_tokens(raw: &[u8]) -> Option<u64> {
 /// A chunk before the last reports the prompt alone: no output.
 fn gemini_output_tokens(raw: &[u8]) -> Option<u64> {
     let event = Event::parse(raw);
-    let element = raw
-        .iter()
-        .position(|b| !matches!(b, b'[' | b',' | b' ' | b'\t' | b'\r' | b'\n'))
-        .map_or(&raw[..0], |at| &raw[at..]);
-    let element = element.strip_suffix(b"]").unwrap_or(element);
     let json = match &event.data {
         Some(data) => serde_json::from_slice::<Value>(data).ok()?,
-        None => serde_json::from_slice::<Value>(element).ok()?,
+        None => serde_json::from_slice::<Value>(crate::framing::json_array::element(raw)).ok()?,
     };
     let usage = json.get("usageMetadata")?;
     let count = |field: &str| usage.get(field).and_then(Value::as_u64);
