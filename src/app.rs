@@ -1,6 +1,6 @@
 //! The state every connection shares: the live config, the metrics, the
 //! seed and the request counter, the rate-limit buckets and verdicts, the
-//! recorder, and the signal that ends every stream at shutdown. The server
+//! capacity pools, the recorder, and the signal that ends every stream at shutdown. The server
 //! makes one [`App`]; the handler answers requests with it (`App::handle`
 //! is in `handler/mod.rs`); the admin endpoints read and change it. It sits
 //! below both, so the admin port does not depend on the request path.
@@ -13,6 +13,7 @@ use std::time::Duration;
 use slab::Slab;
 use tokio::time::Instant;
 
+use crate::capacity::Pools;
 use crate::cassette::record::Recorder;
 use crate::live::Live;
 use crate::metrics::Metrics;
@@ -31,6 +32,8 @@ pub(crate) struct App {
     end_streams: StreamEnd,
     limiter: Arc<Limiter>,
     verdicts: Verdicts,
+    /// Each route's `[capacity]` places and queue, kept across reloads.
+    pools: Pools,
     /// `[record]`: tapes each proxied exchange, when set.
     recorder: Option<Recorder>,
     /// The last `GET /rate-limits` report and when it was made; held while
@@ -60,6 +63,7 @@ impl App {
             end_streams,
             limiter: Arc::new(Limiter::default()),
             verdicts: Verdicts::default(),
+            pools: Pools::default(),
             recorder,
             rate_limit_report: tokio::sync::Mutex::new(None),
         }
@@ -109,6 +113,11 @@ impl App {
     /// Header-driven faults in flight.
     pub(crate) fn active_controlled(&self) -> &Arc<AtomicUsize> {
         &self.active_controlled
+    }
+
+    /// Each route's `[capacity]` pool.
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.pools
     }
 
     /// Every `[rate_limits]` bucket, kept across reloads.

@@ -84,6 +84,9 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
     if let Some(limits) = rate_limits_line(&profile.rate_limits) {
         lines.push(format!("  - Rate limits: {limits}"));
     }
+    if let Some(capacity) = capacity_line(&profile.capacity) {
+        lines.push(format!("  - Capacity: {capacity}"));
+    }
     lines.push(match (config.seed, &config.replica) {
         (Some(seed), None) => {
             format!("  - Seed: {seed} (same seed and request order, same faults and text)")
@@ -192,6 +195,31 @@ fn rate_limits_line(limits: &config::RateLimits) -> Option<String> {
         config::LimitKey::Global => "shared by every request",
     };
     Some(format!("{}, {key}", parts.join(", ")))
+}
+
+/// `50 in service per route (queue 100, shed after 60s as overloaded),
+/// delays x3 at capacity, prefill 200ms per 1k input tokens (this replica)`,
+/// or `None` when `[capacity]` changes nothing.
+fn capacity_line(capacity: &config::Capacity) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(max) = capacity.max_concurrent {
+        parts.push(format!(
+            "{max} in service per route (queue {}, shed after {} as {})",
+            capacity.queue(),
+            humantime::format_duration(capacity.queue_timeout),
+            capacity.shed.as_str()
+        ));
+        if capacity.factor_at_capacity > 1.0 {
+            parts.push(format!("delays x{} at capacity", capacity.factor_at_capacity));
+        }
+    }
+    if !capacity.prefill_per_1k_tokens.is_zero() {
+        parts.push(format!(
+            "prefill {} per 1k input tokens",
+            humantime::format_duration(capacity.prefill_per_1k_tokens)
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("{} (this replica)", parts.join(", ")))
 }
 
 fn fault_mix(config: &Config) -> String {

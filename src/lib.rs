@@ -73,6 +73,7 @@ pub(crate) mod app;
 mod banner;
 #[doc(hidden)]
 pub mod bench_hooks;
+pub(crate) mod capacity;
 pub mod cassette;
 pub mod config;
 pub(crate) mod dialect;

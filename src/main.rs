@@ -417,6 +417,7 @@ fn flag_overrides(args: &ServeFlags, mock_only: bool) -> Overrides {
             tool_use: Default::default(),
             rate_limits: None,
             thinking: Default::default(),
+            capacity: None,
         },
         seed: args.seed,
         upstream: args.upstream.clone(),

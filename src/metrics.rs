@@ -16,6 +16,10 @@
 //! | `sluice_rate_limited_total` | counter | `limit` (requests/input_tokens/output_tokens/tokens): 429s of `[rate_limits]` |
 //! | `sluice_client_discipline_total` | counter | `kind` (early_retry/immediate_retry/retry_storm/ignored_should_retry/patient_retry) |
 //! | `sluice_client_early_retry_seconds` | histogram | how long before its `retry-after` an early retry came |
+//! | `sluice_capacity_in_service` | gauge | `route`: requests in service under `[capacity]` |
+//! | `sluice_capacity_queued` | gauge | `route`: requests waiting for a place in service |
+//! | `sluice_capacity_queue_wait_seconds` | histogram | how long each request served under `[capacity]` waited for its place |
+//! | `sluice_capacity_shed_total` | counter | `route`, `api`: requests shed by `[capacity]` |
 
 use std::time::Duration;
 
@@ -135,6 +139,21 @@ pub(crate) struct Metrics {
     early_by: DurationHistogram,
     cassettes: Family<ResultLabel, Counter>,
     replays: Family<ResultLabel, Counter>,
+    in_service: Family<RouteLabel, Gauge>,
+    queued: Family<RouteLabel, Gauge>,
+    queue_wait: DurationHistogram,
+    shed: Family<ShedLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShedLabels {
+    route: String,
+    api: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -255,7 +274,38 @@ impl Metrics {
              not_found (no match, 404)",
             replays.clone(),
         );
+        let in_service = Family::<RouteLabel, Gauge>::default();
+        registry.register(
+            "capacity_in_service",
+            "Requests in service under [capacity], by route (per replica)",
+            in_service.clone(),
+        );
+        let queued = Family::<RouteLabel, Gauge>::default();
+        registry.register(
+            "capacity_queued",
+            "Requests waiting for a place in service under [capacity], by route (per replica)",
+            queued.clone(),
+        );
+        // 1 ms to about 65 s, doubling; a request served at once counts in the first.
+        let queue_wait = DurationHistogram::new(exponential_buckets(0.001, 2.0, 17));
+        registry.register_with_unit(
+            "capacity_queue_wait",
+            "How long each request served under [capacity] waited for its place in service",
+            Unit::Seconds,
+            queue_wait.clone(),
+        );
+        let shed = Family::<ShedLabels, Counter>::default();
+        registry.register(
+            "capacity_shed",
+            "Requests shed by [capacity] (its queue was full, or they waited queue_timeout), by \
+             route and API",
+            shed.clone(),
+        );
         Self {
+            in_service,
+            queued,
+            queue_wait,
+            shed,
             registry,
             requests,
             faults,
@@ -274,6 +324,25 @@ impl Metrics {
             cassettes,
             replays,
         }
+    }
+
+    /// The gauges of `route`'s capacity pool.
+    pub(crate) fn pool_gauges(&self, route: &str) -> crate::capacity::PoolGauges {
+        let label = RouteLabel { route: route.to_string() };
+        crate::capacity::PoolGauges {
+            in_service: self.in_service.get_or_create(&label).clone(),
+            queued: self.queued.get_or_create(&label).clone(),
+        }
+    }
+
+    /// Records how long a request waited for its place in service.
+    pub(crate) fn queue_wait(&self, waited: Duration) {
+        self.queue_wait.observe(waited);
+    }
+
+    /// Counts a request shed by `route`'s capacity, in `api`.
+    pub(crate) fn shed(&self, route: &str, api: &'static str) {
+        self.shed.get_or_create(&ShedLabels { route: route.to_string(), api }).inc();
     }
 
     /// Counts a recorded exchange by what became of it.

@@ -242,9 +242,11 @@ impl Router {
             .collect();
         // A token limit charges the body's estimate, and a per-model key
         // needs the body's model, so admission reads it.
+        // Prefill counts the body's input tokens too.
         let limits_tokens = std::iter::once(&default_profile).chain(profiles.values()).any(|p| {
             p.rate_limits.limits_tokens()
                 || (p.rate_limits.is_active() && p.rate_limits.key == LimitKey::ApiKeyAndModel)
+                || !p.capacity.prefill_per_1k_tokens.is_zero()
         });
         Self {
             needs_body: limits_tokens || routes.iter().any(|r| r.matcher.needs_body()),
@@ -255,7 +257,7 @@ impl Router {
     }
 
     /// Whether some route reads the request body (model, stream, tools), or
-    /// some profile limits tokens or keys its limits by model.
+    /// some profile limits tokens, keys its limits by model or has a prefill.
     pub(crate) fn needs_body(&self) -> bool {
         self.needs_body
     }

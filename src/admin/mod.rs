@@ -11,6 +11,7 @@
 //! | `DELETE /faults` | clears the runtime overrides |
 //! | `GET /rate-limits` | the `[rate_limits]` buckets' levels and each client's verdict ([`rate_limit_report`]) |
 //! | `DELETE /rate-limits` | forgets every bucket and verdict: every key starts full and clean |
+//! | `GET /capacity` | each `[capacity]` route's requests in service and queued, now |
 //!
 //! With `token` set, every request needs `Authorization: Bearer <token>`,
 //! but for `GET /health` and `GET /ready` (the platform's probes carry none).
@@ -298,14 +299,26 @@ async fn answer(
             *app.rate_limit_report().lock().await = None;
             json_response(StatusCode::OK, &json!({"result": "cleared"}))
         }
+        (&Method::GET, "/capacity") => {
+            let routes: Vec<Value> = app
+                .pools()
+                .census()
+                .into_iter()
+                .map(|(route, in_service, queued)| {
+                    json!({"route": route, "in_service": in_service, "queued": queued})
+                })
+                .collect();
+            json_response(StatusCode::OK, &json!({ "routes": routes }))
+        }
         (
             _,
-            "/health" | "/ready" | "/metrics" | "/config" | "/reload" | "/faults" | "/rate-limits",
+            "/health" | "/ready" | "/metrics" | "/config" | "/reload" | "/faults" | "/rate-limits"
+            | "/capacity",
         ) => error(StatusCode::METHOD_NOT_ALLOWED, &format!("method {method} is not allowed here")),
         (_, path) => error(
             StatusCode::NOT_FOUND,
             &format!(
-                "no admin endpoint {path}: GET /health, /ready, /metrics, /config; POST /reload; PUT or DELETE /faults; GET or DELETE /rate-limits"
+                "no admin endpoint {path}: GET /health, /ready, /metrics, /config, /capacity; POST /reload; PUT or DELETE /faults; GET or DELETE /rate-limits"
             ),
         ),
     }

@@ -3,7 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Config, ConfigSource, HeadTiming, Profile, ProfilePatch, RateLimits, ThinkingPatch};
+use super::{
+    Capacity, Config, ConfigSource, HeadTiming, Profile, ProfilePatch, RateLimits, ThinkingPatch,
+};
 use crate::fault::{Schedule, WeightedFault};
 use crate::shape::Delay;
 
@@ -191,6 +193,7 @@ fn profile(profile: &Profile) -> Value {
             "web_search": profile.tool_use.web_search,
         },
         "rate_limits": rate_limits(&profile.rate_limits),
+        "capacity": capacity(&profile.capacity),
         "thinking": {
             "tokens": profile.thinking.tokens,
             "token_interval": delay(&profile.timing.thinking_pace()),
@@ -216,6 +219,24 @@ fn rate_limits(limits: &RateLimits) -> Value {
     put("burst", limits.burst);
     if limits.is_active() {
         out.insert("key".into(), json!(limits.key.as_str()));
+    }
+    Value::Object(out)
+}
+
+/// `[capacity]` as the file writes it: every key when `max_concurrent`
+/// is set, else the prefill alone (`{}` when it changes nothing).
+fn capacity(capacity: &Capacity) -> Value {
+    let mut out = Map::new();
+    if let Some(max) = capacity.max_concurrent {
+        out.insert("max_concurrent".into(), json!(max));
+        out.insert("max_queue".into(), json!(capacity.queue()));
+        out.insert("queue_timeout".into(), json!(duration(capacity.queue_timeout)));
+        out.insert("factor_at_capacity".into(), json!(capacity.factor_at_capacity));
+        out.insert("shed".into(), json!(capacity.shed.as_str()));
+    }
+    if !capacity.prefill_per_1k_tokens.is_zero() {
+        let prefill = duration(capacity.prefill_per_1k_tokens);
+        out.insert("prefill_per_1k_tokens".into(), json!(prefill));
     }
     Value::Object(out)
 }
@@ -252,6 +273,9 @@ fn patch_json(patch: &ProfilePatch) -> Value {
     if let Some(limits) = &patch.rate_limits {
         out.insert("rate_limits".into(), rate_limits(limits));
     }
+    if let Some(table) = &patch.capacity {
+        out.insert("capacity".into(), capacity(table));
+    }
     let thinking = &patch.thinking;
     if *thinking != ThinkingPatch::default() {
         let mut keys = Map::new();
@@ -271,6 +295,11 @@ fn patch_json(patch: &ProfilePatch) -> Value {
         out.insert("thinking".into(), Value::Object(keys));
     }
     Value::Object(out)
+}
+
+/// A duration as `/config` writes every one (`100ms`, `1.5s`).
+fn duration(duration: std::time::Duration) -> String {
+    format!("{duration:?}")
 }
 
 fn delay(delay: &Delay) -> Value {

@@ -85,6 +85,7 @@ impl Overrides {
                 tool_use: super::ToolUsePatch::default(),
                 rate_limits: None,
                 thinking: super::ThinkingPatch::default(),
+                capacity: None,
             },
             seed: get("SLUICE_SEED", "seed").parse(|s| s.trim().parse().map_err(|_| SEED_FORM))?,
             upstream: get("SLUICE_UPSTREAM", "upstream.url").parse(value::upstream_url)?,

@@ -55,6 +55,83 @@ pub struct Profile {
     /// What the mock thinks when a request asks it to (`[thinking]`; its
     /// pace is in `timing`).
     pub thinking: Thinking,
+    /// How the provider behaves under load (`[capacity]`): concurrency,
+    /// queue, slowdown and prefill; inactive by default.
+    pub capacity: Capacity,
+}
+
+/// `[capacity]` in a profile: a serving engine's limits, as the clients of
+/// one route see them (docs/capacity.md). Every key is optional; a table
+/// that sets neither `max_concurrent` nor `prefill_per_1k_tokens` changes
+/// nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Capacity {
+    /// Requests in service at once (from admission to the end of their
+    /// response); `None` serves every request at once.
+    pub max_concurrent: Option<u32>,
+    /// Requests that wait for a place in service; past it they are shed.
+    /// `None`: as many as `max_concurrent`.
+    pub max_queue: Option<u32>,
+    /// A request that waited this long in the queue is shed.
+    pub queue_timeout: Duration,
+    /// The delays (first token, token interval, tool call) are multiplied by
+    /// a factor that rises linearly with the requests in service, from 1
+    /// with one to this with `max_concurrent`.
+    pub factor_at_capacity: f64,
+    /// Added to the first-token delay for every 1,000 input tokens of the
+    /// request's estimate (prefill time).
+    pub prefill_per_1k_tokens: Duration,
+    /// What a shed request gets.
+    pub shed: Shed,
+}
+
+impl Capacity {
+    /// No limit, no slowdown, no prefill.
+    pub const OFF: Self = Self {
+        max_concurrent: None,
+        max_queue: None,
+        queue_timeout: Duration::from_secs(60),
+        factor_at_capacity: 1.0,
+        prefill_per_1k_tokens: Duration::ZERO,
+        shed: Shed::Overloaded,
+    };
+
+    /// Whether requests are counted into service (and maybe queued or shed).
+    pub fn limits(&self) -> bool {
+        self.max_concurrent.is_some()
+    }
+
+    /// The queue's length: `max_queue`, or `max_concurrent` when not given.
+    pub fn queue(&self) -> u32 {
+        self.max_queue.or(self.max_concurrent).unwrap_or(0)
+    }
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Self::OFF
+    }
+}
+
+/// What a request shed by `[capacity]` gets, in its API's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shed {
+    /// The provider's overload answer: Anthropic 529 `overloaded_error`,
+    /// OpenAI 503, Gemini 503 `UNAVAILABLE`, Bedrock `ThrottlingException`.
+    #[default]
+    Overloaded,
+    /// A 429 in each API's words.
+    RateLimited,
+}
+
+impl Shed {
+    /// Its name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Overloaded => "overloaded",
+            Self::RateLimited => "rate_limited",
+        }
+    }
 }
 
 /// `[thinking]` in a profile: the reasoning the mock streams when a request
@@ -277,6 +354,8 @@ pub struct ProfilePatch {
     pub rate_limits: Option<RateLimits>,
     /// `[thinking]` keys (each over the default's).
     pub thinking: ThinkingPatch,
+    /// `[capacity]` (replaces the default's whole table when given).
+    pub capacity: Option<Capacity>,
 }
 
 impl ProfilePatch {
@@ -307,6 +386,7 @@ impl ProfilePatch {
                     .reasoning_content
                     .unwrap_or(base.thinking.reasoning_content),
             },
+            capacity: self.capacity.unwrap_or(base.capacity),
         }
     }
 }
@@ -755,6 +835,7 @@ impl Default for Config {
                 tool_use: ToolUse::DEFAULT,
                 rate_limits: RateLimits::default(),
                 thinking: Thinking::DEFAULT,
+                capacity: Capacity::OFF,
             },
             profiles: BTreeMap::new(),
             routes: Vec::new(),

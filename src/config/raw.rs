@@ -11,9 +11,9 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::{
-    Alpn, Api, Config, ConfigError, HeadTiming, LimitKey, Limits, ProfilePatch, RateLimits, Record,
-    Replay, ReplayFallback, ReplayMatch, ReplayTiming, Route, RouteMatch, ThinkingPatch, Tls,
-    TlsCertificate, ToolPick, ToolUsePatch, Upstream, value,
+    Alpn, Api, Capacity, Config, ConfigError, HeadTiming, LimitKey, Limits, ProfilePatch,
+    RateLimits, Record, Replay, ReplayFallback, ReplayMatch, ReplayTiming, Route, RouteMatch, Shed,
+    ThinkingPatch, Tls, TlsCertificate, ToolPick, ToolUsePatch, Upstream, value,
 };
 use crate::fault::{Fault, FaultError, Given, Schedule, WeightedFault, kind_form};
 use crate::shape::{Delay, FirstOutput, Overload};
@@ -97,6 +97,8 @@ profile_knobs! {
     rate_limits: RawRateLimits,
     /// `[thinking]`.
     thinking: RawThinking,
+    /// `[capacity]`.
+    capacity: RawCapacity,
 }
 
 /// `[limits]`.
@@ -192,6 +194,18 @@ struct RawRateLimits {
     tokens_per_minute: Option<Spanned<i64>>,
     burst: Option<Spanned<i64>>,
     key: Option<Spanned<String>>,
+}
+
+/// `[capacity]`, at the top level or in a profile.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapacity {
+    max_concurrent: Option<Spanned<i64>>,
+    max_queue: Option<Spanned<i64>>,
+    queue_timeout: Option<Spanned<String>>,
+    factor_at_capacity: Option<Spanned<f64>>,
+    prefill_per_1k_tokens: Option<Spanned<String>>,
+    shed: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -342,6 +356,15 @@ pub(super) const LIMIT_KEY_FORM: &str = "\"api_key\" (each API key on each route
 const PATH_FORM: &str = "a file path";
 const THINKING_TOKENS_FORM: &str = "a whole number of tokens from 0 to 100000";
 const FIRST_OUTPUT_FORM: &str = "\"thinking\" (the delay comes before the first output, thinking included) or \"text\" (thinking streams from the start; the delay comes before the first text)";
+const CONCURRENT_FORM: &str = "a whole number of requests from 1 to 1000000";
+const QUEUE_FORM: &str = "a whole number of requests from 0 to 1000000";
+const FACTOR_FORM: &str = "a factor from 1 to 100 (1: no slowdown under load)";
+/// The longest prefill per 1,000 tokens: a minute (a 1M-token prompt then
+/// waits 1,000 minutes, within `MAX_DURATION`'s week).
+const PREFILL_MAX: Duration = Duration::from_secs(60);
+const PREFILL_FORM: &str = "a duration from \"0ms\" to \"60s\" per 1,000 input tokens";
+const SHED_FORM: &str = "\"overloaded\" (Anthropic 529, OpenAI and Gemini 503, Bedrock ThrottlingException) or \"rate_limited\" (a 429)";
+const NEEDS_CONCURRENT_FORM: &str = "a [capacity] table that also sets max_concurrent";
 const OVERLOAD_FORM: &str = "\"catch_up\" (keep the schedule: tokens after a late one go out at once) or \"stretch\" (keep every gap: the stream ends later)";
 const DIR_FORM: &str = "a folder path such as \"cassettes\"";
 const REDACT_HEADERS_FORM: &str = "a list of up to 100 header names such as [\"x-user-email\"]";
@@ -521,7 +544,65 @@ impl Knobs<'_> {
                 Some(thinking) => thinking.validate(at, &key("thinking."))?,
                 None => ThinkingPatch::default(),
             },
+            capacity: self
+                .capacity
+                .as_ref()
+                .map(|capacity| capacity.validate(at, &key("capacity.")))
+                .transpose()?,
         })
+    }
+}
+
+impl RawCapacity {
+    /// The whole table; `prefix` names its keys in errors.
+    fn validate(&self, at: &Locator<'_>, prefix: &str) -> Result<Capacity, ConfigError> {
+        let key = |name: &str| format!("{prefix}{name}");
+        let mut capacity = Capacity::OFF;
+        capacity.max_concurrent = at.check(&self.max_concurrent, &key("max_concurrent"), |&n| {
+            u32::try_from(n).ok().filter(|n| (1..=1_000_000).contains(n)).ok_or(CONCURRENT_FORM)
+        })?;
+        capacity.max_queue = at.check(&self.max_queue, &key("max_queue"), |&n| {
+            u32::try_from(n).ok().filter(|n| *n <= 1_000_000).ok_or(QUEUE_FORM)
+        })?;
+        if let Some(timeout) =
+            at.check(&self.queue_timeout, &key("queue_timeout"), |s| positive_duration(s))?
+        {
+            capacity.queue_timeout = timeout;
+        }
+        if let Some(factor) =
+            at.check(&self.factor_at_capacity, &key("factor_at_capacity"), |&f| {
+                if (1.0..=100.0).contains(&f) { Ok(f) } else { Err(FACTOR_FORM) }
+            })?
+        {
+            capacity.factor_at_capacity = factor;
+        }
+        if let Some(prefill) =
+            at.check(&self.prefill_per_1k_tokens, &key("prefill_per_1k_tokens"), |s| {
+                value::duration(s).ok().filter(|d| *d <= PREFILL_MAX).ok_or(PREFILL_FORM)
+            })?
+        {
+            capacity.prefill_per_1k_tokens = prefill;
+        }
+        if let Some(shed) = at.check(&self.shed, &key("shed"), |s| match s.as_str() {
+            "overloaded" => Ok(Shed::Overloaded),
+            "rate_limited" => Ok(Shed::RateLimited),
+            _ => Err(SHED_FORM),
+        })? {
+            capacity.shed = shed;
+        }
+        let needs_concurrency = [
+            (self.max_queue.as_ref().map(Spanned::span), "max_queue"),
+            (self.queue_timeout.as_ref().map(Spanned::span), "queue_timeout"),
+            (self.factor_at_capacity.as_ref().map(Spanned::span), "factor_at_capacity"),
+            (self.shed.as_ref().map(Spanned::span), "shed"),
+        ];
+        if capacity.max_concurrent.is_none()
+            && let Some((Some(span), name)) =
+                needs_concurrency.into_iter().find(|(s, _)| s.is_some())
+        {
+            return Err(at.error(&span, &key(name), "(given)".to_string(), NEEDS_CONCURRENT_FORM));
+        }
+        Ok(capacity)
     }
 }
 

@@ -1054,3 +1054,60 @@ fn the_readmes_first_run_seed_draws_no_fault_in_its_first_two_thousand_requests(
     assert_eq!(faults_drawn(3875), 0);
     assert!(faults_drawn(64) > 0, "another seed does draw faults");
 }
+
+#[test]
+fn a_capacity_table_is_read_whole_with_its_defaults_and_its_bounds() {
+    let config = parse(
+        "[capacity]\nmax_concurrent = 50\nfactor_at_capacity = 3\nprefill_per_1k_tokens = \"20ms\"\n\
+         [profiles.busy.capacity]\nmax_concurrent = 2\nmax_queue = 0\nshed = \"rate_limited\"\n\
+         queue_timeout = \"5s\"\n",
+    )
+    .unwrap();
+    let capacity = config.profile.capacity;
+    assert_eq!(capacity.max_concurrent, Some(50));
+    assert_eq!(capacity.queue(), 50, "the queue is as long as the batch unless given");
+    assert_eq!(capacity.queue_timeout, Duration::from_secs(60));
+    assert_eq!(capacity.factor_at_capacity, 3.0);
+    assert_eq!(capacity.prefill_per_1k_tokens, ms(20));
+    assert_eq!(capacity.shed, Shed::Overloaded);
+    // A profile's table replaces the default's whole.
+    let busy = config.profile_named("busy").unwrap().capacity;
+    assert_eq!(
+        busy,
+        Capacity {
+            max_concurrent: Some(2),
+            max_queue: Some(0),
+            queue_timeout: Duration::from_secs(5),
+            shed: Shed::RateLimited,
+            ..Capacity::OFF
+        }
+    );
+    assert_eq!(busy.queue(), 0);
+    assert_eq!(
+        error("[capacity]\nmax_concurrent = 0\n"),
+        "test.toml:2:18: invalid capacity.max_concurrent 0: expected a whole number of requests from 1 to 1000000"
+    );
+    assert_eq!(
+        error("[capacity]\nmax_concurrent = 5\nfactor_at_capacity = 0.5\n"),
+        "test.toml:3:22: invalid capacity.factor_at_capacity 0.5: expected a factor from 1 to 100 (1: no slowdown under load)"
+    );
+    assert_eq!(
+        error("[capacity]\nprefill_per_1k_tokens = \"2m\"\n"),
+        "test.toml:2:25: invalid capacity.prefill_per_1k_tokens \"2m\": expected a duration from \"0ms\" to \"60s\" per 1,000 input tokens"
+    );
+    assert_eq!(
+        error("[profiles.x.capacity]\nmax_queue = 10\n"),
+        "test.toml:2:13: invalid profiles.x.capacity.max_queue (given): expected a [capacity] table that also sets max_concurrent"
+    );
+    // Prefill alone needs no limit, and a runtime patch takes the table too.
+    assert!(parse("[capacity]\nprefill_per_1k_tokens = \"1s\"\n").is_ok());
+    let patch = parse_runtime_patch(r#"{"capacity": {"max_concurrent": 7}}"#).unwrap();
+    assert_eq!(patch.capacity.and_then(|c| c.max_concurrent), Some(7));
+    let described = describe(&config, None);
+    assert_eq!(
+        described["capacity"],
+        serde_json::json!({"max_concurrent": 50, "max_queue": 50, "queue_timeout": "60s",
+                           "factor_at_capacity": 3.0, "shed": "overloaded",
+                           "prefill_per_1k_tokens": "20ms"})
+    );
+}

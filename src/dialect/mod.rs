@@ -62,6 +62,17 @@ pub(crate) enum Dialect {
 }
 
 impl Dialect {
+    /// Its API's name, as `api` in a route match writes it.
+    pub(crate) fn api_name(self) -> &'static str {
+        match self {
+            Self::Anthropic => "anthropic",
+            Self::OpenAiChat => "openai-chat",
+            Self::OpenAiResponses => "openai-responses",
+            Self::Gemini => "gemini",
+            Self::Bedrock => "bedrock",
+        }
+    }
+
     /// The dialect of a request path; unknown paths are treated as Anthropic.
     pub(crate) fn for_path(path: &str) -> Self {
         let path = path.trim_end_matches('/');

@@ -35,6 +35,7 @@ use super::control::{self, ControlGuard};
 use super::refusal::{ErrorForm, Outcome, Refusal};
 use super::stream_body::{BodyParts, ShapedBody};
 use super::{App, CONFIG_HEADER, FAULT_HEADER, ROUTE_HEADER};
+use crate::capacity::{Entry, Slot};
 use crate::config::{Profile, RateLimits};
 use crate::dialect::{Dialect, StreamSoFar};
 use crate::fault::{Fault, FaultPlan, OnStream, RequestClock};
@@ -49,7 +50,7 @@ use crate::route::BodyFacts;
 use crate::shape::head::{self, HeadHold, HeadTiming};
 use crate::shape::request_rng;
 use crate::shape::rng::random_id;
-use crate::shape::{Arrival, Pacer, Shaper};
+use crate::shape::{Arrival, Pacer, Shaper, Slowdown};
 
 /// A request's answer, with what the metrics count it as.
 #[derive(Debug)]
@@ -96,6 +97,15 @@ pub(crate) struct Exchange<'a> {
     error_form: ErrorForm,
     head_timing: HeadTiming,
     arrival: Instant,
+    /// When its service began: its arrival, or when it left the
+    /// `[capacity]` queue. Its schedule counts from here.
+    served_at: Instant,
+    /// Its place in service under `[capacity]`, held to the end of its response.
+    slot: Option<Slot>,
+    /// Its delays grow with its route's load (`[capacity] factor_at_capacity`).
+    slowdown: Option<Slowdown>,
+    /// Added to its first-token delay for its input (`[capacity] prefill_per_1k_tokens`).
+    prefill: Duration,
     reset: Option<ResetHandle>,
     /// Its number since start (0, 1, ...), the key of its random stream.
     number: u64,
@@ -270,12 +280,18 @@ impl<'a> Exchange<'a> {
         let Planned { plan, guard, refused, request_id } = planned;
         let Admitted { client, verdict, admission } = admitted;
         let limited_here = routed.profile.rate_limits.is_active();
+        let input_tokens = body.map_or(0, |facts| facts.input_tokens);
+        let prefill = prefill(routed.profile.capacity.prefill_per_1k_tokens, input_tokens);
         let exchange = Self {
             app,
             dialect,
             error_form: ErrorForm::of(dialect, head.uri.path()),
             head_timing: snapshot.config.head,
             arrival,
+            served_at: arrival,
+            slot: None,
+            slowdown: None,
+            prefill,
             reset: head.extensions.get::<ResetHandle>().cloned(),
             number: routed.number,
             rng: routed.rng,
@@ -317,6 +333,55 @@ impl<'a> Exchange<'a> {
         Ok(self)
     }
 
+    /// Takes its place in service under its profile's `[capacity]`: at once,
+    /// after its turn in the queue, or never (shed). Without
+    /// `max_concurrent` it goes on at once. Its schedule counts from the
+    /// end of the wait, as a model's time to first token counts from when
+    /// it starts on a request.
+    ///
+    /// # Errors
+    /// The shed answer: the queue was full, the request waited
+    /// `queue_timeout`, or shutdown's grace ended while it waited.
+    pub(crate) async fn enter_service(mut self) -> Result<Self, Box<Answer>> {
+        let capacity = self.profile.capacity;
+        let Some(limit) = capacity.max_concurrent else {
+            return Ok(self);
+        };
+        let metrics = self.app.metrics();
+        let pool = self.app.pools().pool(&self.route, |route| metrics.pool_gauges(route));
+        let entered = Instant::now();
+        let slot = match pool.enter(limit, capacity.queue()) {
+            Entry::Served(slot) => slot,
+            Entry::Queued(queued) => {
+                let end = self.app.stream_end().clone();
+                tokio::select! {
+                    slot = queued.wait() => slot,
+                    () = tokio::time::sleep(capacity.queue_timeout) => return Err(self.shed()),
+                    () = end.ended() => return Err(self.shed()),
+                }
+            }
+            Entry::Full => return Err(self.shed()),
+        };
+        self.served_at = Instant::now();
+        metrics.queue_wait(self.served_at.saturating_duration_since(entered));
+        if capacity.factor_at_capacity > 1.0 {
+            self.slowdown = Some(Slowdown {
+                in_service: Arc::clone(slot.pool().in_service()),
+                limit,
+                at_capacity: capacity.factor_at_capacity,
+            });
+        }
+        self.slot = Some(slot);
+        Ok(self)
+    }
+
+    /// Sheds it: counted by route and API, answered in the API's words.
+    fn shed(self) -> Box<Answer> {
+        self.app.metrics().shed(&self.route, self.dialect.api_name());
+        let shed = self.profile.capacity.shed;
+        Box::new(self.refuse(Refusal::Shed(shed)))
+    }
+
     /// The profile it gets, and its random stream, for the source's draws.
     pub(crate) fn profile_and_rng(&mut self) -> (&Profile, &mut ChaCha8Rng) {
         (&self.profile, &mut self.rng)
@@ -333,9 +398,15 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    /// When it arrived, as its timing counts it.
-    pub(crate) fn arrival(&self) -> Instant {
-        self.arrival
+    /// When its service began, as its timing counts it: its arrival, or
+    /// when it left the `[capacity]` queue.
+    pub(crate) fn served_at(&self) -> Instant {
+        self.served_at
+    }
+
+    /// The prefill its input adds to its first-token delay (`[capacity]`).
+    pub(crate) fn prefill(&self) -> Duration {
+        self.prefill
     }
 
     /// Its number since start.
@@ -426,20 +497,25 @@ impl<'a> Exchange<'a> {
         // A slow head: an instant source's whole schedule starts that much
         // later; a live source's events wait in its socket meanwhile.
         let mut timing = self.profile.timing;
+        let mut load = (self.slowdown.take(), self.prefill);
         let (release, arrival) = match delivery {
             Delivery::Instant => {
-                let release = crate::shape::later(self.arrival, slow);
+                let release = crate::shape::later(self.served_at, slow);
                 (release, Arrival::AtRequestStart(release))
             }
             Delivery::Live => (crate::shape::later(Instant::now(), slow), Arrival::WhenReceived),
             Delivery::Recorded(offsets) => {
-                let release = crate::shape::later(self.arrival, slow);
+                let release = crate::shape::later(self.served_at, slow);
+                // A recording keeps its own times: no profile delay applies.
                 timing = crate::shape::Timing::default();
+                load = (None, Duration::ZERO);
                 (release, Arrival::Recorded { start: release, offsets: offsets.into_iter() })
             }
         };
         let metrics = Arc::clone(self.app.metrics());
-        let pacer = Pacer::new(timing, self.rng.clone()).with_unseen_thinking(self.unseen_thinking);
+        let pacer = Pacer::new(timing, self.rng.clone())
+            .with_unseen_thinking(self.unseen_thinking)
+            .under_load(load.0, load.1);
         let mut shaped = Box::pin(
             Shaper::new(source, pacer, arrival)
                 .with_fault(fault)
@@ -460,6 +536,7 @@ impl<'a> Exchange<'a> {
             end: self.app.stream_end().clone(),
             farewell: farewell(self.dialect, &self.request_id),
             settlement: self.settlement.take(),
+            slot: self.slot.take(),
         };
         let body = http_body_util::BodyExt::boxed_unsync(ShapedBody::new(released, shaped, parts));
         Answer { response: Response::from_parts(head, body), outcome, route: Some(self.route) }
@@ -468,15 +545,16 @@ impl<'a> Exchange<'a> {
     /// Sends `response` whole when a shaped stream of `source`'s records
     /// would have ended (a non-streaming reply takes as long as the stream
     /// would have); only a slow head applies of the planned faults.
-    pub(crate) async fn whole_after<S>(self, source: S, mut response: Response<Body>) -> Answer
+    pub(crate) async fn whole_after<S>(mut self, source: S, mut response: Response<Body>) -> Answer
     where
         S: Stream<Item = Result<Record, BoxError>> + Send,
     {
         let slow = self.slow_head();
         let applies = slow > Duration::ZERO;
-        let release = crate::shape::later(self.arrival, slow);
+        let release = crate::shape::later(self.served_at, slow);
         let pacer = Pacer::new(self.profile.timing, self.rng.clone())
-            .with_unseen_thinking(self.unseen_thinking);
+            .with_unseen_thinking(self.unseen_thinking)
+            .under_load(self.slowdown.take(), self.prefill);
         let shaped = Shaper::new(source, pacer, Arrival::AtRequestStart(release));
         // At the end of shutdown's grace the reply goes out at once.
         tokio::select! {
@@ -601,6 +679,17 @@ fn admit(
     };
     admission.limit_headers = headers::headers(dialect, &levels, SystemTime::now());
     admission
+}
+
+/// `per_1k` for every 1,000 of `input_tokens`, at most [`crate::shape::MAX_DURATION`].
+fn prefill(per_1k: Duration, input_tokens: u64) -> Duration {
+    if per_1k.is_zero() {
+        return Duration::ZERO;
+    }
+    let nanos = per_1k.as_nanos().saturating_mul(u128::from(input_tokens)) / 1000;
+    u64::try_from(nanos)
+        .map_or(crate::shape::MAX_DURATION, Duration::from_nanos)
+        .min(crate::shape::MAX_DURATION)
 }
 
 /// The event that ends a stream cut short by shutdown: the dialect's error

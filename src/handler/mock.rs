@@ -118,6 +118,7 @@ async fn admit<'a>(
     };
     let arrival = Instant::now();
     let exchange = Exchange::begin(app, snapshot, &head, Some(&facts), api.dialect, arrival)?;
+    let exchange = exchange.enter_service().await?;
     Ok((body, exchange))
 }
 
@@ -267,7 +268,7 @@ async fn play(mut exchange: Exchange<'_>, recorded: &Recorded, timing: ReplayTim
             }
             ReplayTiming::Recorded | ReplayTiming::Scaled(_) => scale(recorded.head_at),
         };
-        let extra = delay.saturating_sub(exchange.arrival().elapsed());
+        let extra = delay.saturating_sub(exchange.served_at().elapsed());
         let body = Full::new(recorded.body.clone()).map_err(|never| match never {}).boxed_unsync();
         return exchange.whole(head, body, extra).await;
     };
@@ -315,7 +316,7 @@ async fn whole(
     let response = response::json_in(api.dialect, StatusCode::OK, json, exchange.request_id());
     let (head, body) = response.into_parts();
     // Timed from arrival, as a first token is: what the body took to make is part of it.
-    let extra = delay.saturating_sub(exchange.arrival().elapsed());
+    let extra = delay.saturating_sub(exchange.served_at().elapsed());
     exchange.whole(head, body, extra).await
 }
 

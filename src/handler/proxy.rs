@@ -69,9 +69,12 @@ pub(crate) async fn forward(
     } else {
         (body.map_err(Into::into).boxed_unsync(), None, bytes::Bytes::new())
     };
-    let mut exchange = match Exchange::begin(app, snapshot, &head, facts.as_ref(), dialect, arrival)
-    {
-        Ok(exchange) => exchange,
+    let begun = Exchange::begin(app, snapshot, &head, facts.as_ref(), dialect, arrival);
+    let mut exchange = match begun {
+        Ok(exchange) => match exchange.enter_service().await {
+            Ok(exchange) => exchange,
+            Err(answer) => return *answer,
+        },
         Err(answer) => return *answer,
     };
     for name in CONTROL_HEADERS {
@@ -132,7 +135,7 @@ pub(crate) async fn forward(
     // Added to the upstream's own time to its head, as for a first token.
     let (profile, rng) = exchange.profile_and_rng();
     let delay = if settings.delay_non_sse {
-        profile.timing.first_token_delay.sample(rng)
+        profile.timing.first_token_delay.sample(rng).saturating_add(exchange.prefill())
     } else {
         Duration::ZERO
     };

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use hyper::header::{ALLOW, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Response, StatusCode};
 
+use crate::config::Shed;
 use crate::dialect::{Dialect, gemini};
 use crate::fault::HttpFault;
 use crate::proxy::UpstreamError;
@@ -36,6 +37,8 @@ pub(crate) enum Outcome {
     UpstreamError,
     /// Refused with 429 by `[rate_limits]`.
     RateLimited,
+    /// Shed by `[capacity]`: no place in service or in the queue.
+    Shed,
     /// A 5xx or other non-2xx from the source.
     Error,
 }
@@ -60,6 +63,7 @@ impl Outcome {
             Self::ClientError => "client_error",
             Self::UpstreamError => "upstream_error",
             Self::RateLimited => "rate_limited",
+            Self::Shed => "shed",
             Self::Error => "error",
         }
     }
@@ -106,6 +110,9 @@ pub(crate) enum Refusal {
     /// Over a `[rate_limits]` limit (429 with `retry-after`, or with
     /// `x-should-retry: false` when it can never fit).
     RateLimited(Limited),
+    /// No place in service or in the queue (`[capacity]`): the provider's
+    /// overload answer, with `x-sluice-capacity: shed`.
+    Shed(Shed),
 }
 
 impl Refusal {
@@ -115,6 +122,7 @@ impl Refusal {
             Self::Injected(_) => Outcome::Fault,
             Self::Upstream(_) => Outcome::UpstreamError,
             Self::RateLimited(_) => Outcome::RateLimited,
+            Self::Shed(_) => Outcome::Shed,
             Self::BodyTooLarge { .. }
             | Self::BodyTooSlow { .. }
             | Self::BodyUnreadable(_)
@@ -178,6 +186,11 @@ impl Refusal {
                 response
             }
             Self::RateLimited(limited) => rate_limited(&limited, form, request_id),
+            Self::Shed(shed) => {
+                let mut response = http_fault(&shed_answer(shed, dialect), form, request_id);
+                response.headers_mut().insert(CAPACITY_HEADER, HeaderValue::from_static("shed"));
+                response
+            }
         }
     }
 }
@@ -213,6 +226,31 @@ pub(crate) const REPLAY_HEADER: &str = "x-sluice-replay";
 /// On a 429 from sluice's `[rate_limits]`: which bucket refused it
 /// (`requests`, `tokens`, `input_tokens` or `output_tokens`).
 pub(crate) const RATE_LIMITED_HEADER: &str = "x-sluice-rate-limited";
+
+/// On an answer `[capacity]` made: `shed`.
+pub(crate) const CAPACITY_HEADER: &str = "x-sluice-capacity";
+
+/// What a shed request gets, as the injected fault that would answer the
+/// same: the provider's own words and status for overload (Anthropic 529
+/// `overloaded_error`, OpenAI and Gemini 503, Bedrock's
+/// `ThrottlingException`), or its 429.
+fn shed_answer(shed: Shed, dialect: Dialect) -> HttpFault {
+    let status = match (shed, dialect) {
+        // Bedrock throttles a model at capacity (429 is its
+        // `ThrottlingException`); its 503 is for outages.
+        (Shed::Overloaded, Dialect::Bedrock) | (Shed::RateLimited, _) => 429,
+        // Each dialect's own overload: 529 becomes OpenAI's and Gemini's 503.
+        (Shed::Overloaded, _) => 529,
+    };
+    HttpFault {
+        status,
+        retry_after: None,
+        message: None,
+        should_retry: None,
+        rate_limit_headers: false,
+        error_type: None,
+    }
+}
 
 /// A `[rate_limits]` 429 in the provider's words (`docs/rate-limits.md`):
 /// `retry-after` (whole seconds) and `retry-after-ms`, both rounded up, when

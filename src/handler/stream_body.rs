@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use super::control::ControlGuard;
 use crate::app::{EndWatch, StreamEnd};
+use crate::capacity::Slot;
 use crate::framing::Record;
 use crate::listener::connection::ResetHandle;
 use crate::metrics::{Metrics, OpenStream};
@@ -46,6 +47,8 @@ pub(crate) struct BodyParts {
     pub(crate) open: Option<OpenStream>,
     /// Settles the request's output tokens when the body ends (`[rate_limits]`).
     pub(crate) settlement: Option<Settlement>,
+    /// Held until the body ends (a place in service under `[capacity]`).
+    pub(crate) slot: Option<Slot>,
     /// Where first-token delays and token gaps are recorded.
     pub(crate) metrics: Arc<Metrics>,
     /// The request's arrival, for the first-token delay.
@@ -80,6 +83,7 @@ pub(crate) struct ShapedBody {
     _guard: Option<ControlGuard>,
     _open: Option<OpenStream>,
     _settlement: Option<Settlement>,
+    _slot: Option<Slot>,
 }
 
 impl std::fmt::Debug for ShapedBody {
@@ -95,7 +99,8 @@ impl ShapedBody {
         records: Records,
         parts: BodyParts,
     ) -> Self {
-        let BodyParts { reset, guard, open, settlement, metrics, arrival, end, farewell } = parts;
+        let BodyParts { reset, guard, open, settlement, slot, metrics, arrival, end, farewell } =
+            parts;
         Self {
             released: released.into(),
             records,
@@ -112,6 +117,7 @@ impl ShapedBody {
             _guard: guard,
             _open: open,
             _settlement: settlement,
+            _slot: slot,
         }
     }
 
@@ -298,6 +304,7 @@ mod tests {
             guard: None,
             open: Some(metrics.stream_opened()),
             settlement: None,
+            slot: None,
             metrics: Arc::clone(&metrics),
             arrival: Instant::now(),
             end: end.clone(),
@@ -340,6 +347,7 @@ mod tests {
             guard: None,
             open: None,
             settlement: None,
+            slot: None,
             metrics: Arc::new(Metrics::new()),
             arrival: Instant::now(),
             end: StreamEnd::new(),

@@ -16,8 +16,8 @@ pub(crate) mod shaper;
 pub(crate) mod timer;
 
 pub use delay::Delay;
-pub(crate) use pacer::Pacer;
 pub use pacer::{FirstOutput, Overload, Timing};
+pub(crate) use pacer::{Pacer, Slowdown};
 pub use rng::request_rng;
 pub(crate) use shaper::{Arrival, InjectedReset, Shaper, StreamAction, StreamFault};
 #[cfg(target_os = "linux")]

@@ -7,6 +7,8 @@
 //! A jittered delay is drawn each time it applies (the interval once per
 //! token) from the request's own random stream.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
@@ -92,11 +94,51 @@ impl Overload {
     }
 }
 
+/// Delays that grow with load (`[capacity] factor_at_capacity`,
+/// docs/capacity.md): each delay is multiplied, when it is drawn, by a
+/// factor that rises linearly with the requests in service, from 1 with one
+/// to `at_capacity` with `limit`.
+#[derive(Debug, Clone)]
+pub(crate) struct Slowdown {
+    /// Requests in service now (the route's capacity pool keeps it).
+    pub(crate) in_service: Arc<AtomicU32>,
+    /// `max_concurrent`.
+    pub(crate) limit: u32,
+    /// `factor_at_capacity`.
+    pub(crate) at_capacity: f64,
+}
+
+impl Slowdown {
+    /// The factor now: `1 + (at_capacity - 1) * (n - 1) / (limit - 1)` for
+    /// `n` requests in service (1 to `limit`); 1 when `limit` is 1.
+    pub(crate) fn factor(&self) -> f64 {
+        if self.limit <= 1 {
+            return 1.0;
+        }
+        let n = self.in_service.load(Ordering::Relaxed).clamp(1, self.limit);
+        1.0 + (self.at_capacity - 1.0) * f64::from(n - 1) / f64::from(self.limit - 1)
+    }
+
+    /// `delay` times the factor now, at most [`super::MAX_DURATION`].
+    fn scale(&self, delay: Duration) -> Duration {
+        let factor = self.factor();
+        if factor <= 1.0 {
+            return delay;
+        }
+        Duration::try_from_secs_f64(delay.as_secs_f64() * factor)
+            .map_or(super::MAX_DURATION, |scaled| scaled.min(super::MAX_DURATION))
+    }
+}
+
 /// Computes release instants for a request's records, in order.
 #[derive(Debug, Clone)]
 pub(crate) struct Pacer {
     timing: Timing,
     rng: ChaCha8Rng,
+    /// Delays that grow with the route's load, when `[capacity]` says so.
+    slowdown: Option<Slowdown>,
+    /// Prefill: added to the first-token delay (`[capacity] prefill_per_1k_tokens`).
+    prefill: Duration,
     /// The last model output released, and whether it was thinking (the
     /// gap after it is then the thinking interval).
     last_content: Option<(Instant, EventKind)>,
@@ -118,6 +160,24 @@ impl Pacer {
             last_release: None,
             first_delay_added: false,
             unseen_thinking: Duration::ZERO,
+            slowdown: None,
+            prefill: Duration::ZERO,
+        }
+    }
+
+    /// Its delays grow with load (`slowdown`), and its first token waits
+    /// `prefill` more.
+    pub(crate) fn under_load(mut self, slowdown: Option<Slowdown>, prefill: Duration) -> Self {
+        self.slowdown = slowdown;
+        self.prefill = prefill;
+        self
+    }
+
+    /// `delay` scaled by the load now, if delays grow with load.
+    fn loaded(&self, delay: Duration) -> Duration {
+        match &self.slowdown {
+            Some(slowdown) => slowdown.scale(delay),
+            None => delay,
         }
     }
 
@@ -156,20 +216,25 @@ impl Pacer {
                             EventKind::Thinking => self.timing.thinking_pace(),
                             _ => self.timing.token_interval,
                         };
-                        arrival.max(later(previous, interval.sample(&mut self.rng)))
+                        let interval = interval.sample(&mut self.rng);
+                        arrival.max(later(previous, self.loaded(interval)))
                     }
                 };
                 let delay_here = kind.is_visible()
                     || self.timing.first_token_delay_before == FirstOutput::Thinking;
                 if !self.first_delay_added && delay_here {
-                    paced = later(paced, self.timing.first_token_delay.sample(&mut self.rng));
+                    let delay = self.timing.first_token_delay.sample(&mut self.rng);
+                    let delay = delay.saturating_add(std::mem::take(&mut self.prefill));
+                    paced = later(paced, self.loaded(delay));
                     self.first_delay_added = true;
                 }
                 if kind.is_visible() {
-                    paced = later(paced, std::mem::take(&mut self.unseen_thinking));
+                    let unseen = std::mem::take(&mut self.unseen_thinking);
+                    paced = later(paced, self.loaded(unseen));
                 }
                 if kind == EventKind::ToolStart {
-                    later(paced, self.timing.tool_call_delay.sample(&mut self.rng))
+                    let delay = self.timing.tool_call_delay.sample(&mut self.rng);
+                    later(paced, self.loaded(delay))
                 } else {
                     paced
                 }
