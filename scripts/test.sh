@@ -114,6 +114,8 @@ run "k6 baseline over TLS (HTTP/2), k6 trusting only the CA sluice made" \
 run "k6 live control: degrade and recover sluice through the admin API mid-run" scripts/k6-live.sh
 run "k6 rate limits: a patient and a hasty client, told apart by sluice's verdict" scripts/k6-rate-limits.sh
 run "k6 thinking: time to first text of a reasoning model (config/examples/reasoning.toml)" scripts/k6-thinking.sh
+run "k6 degradation: a [timeline] from baseline to outage and back, thresholds per phase (tests/performance/degradation.k6.js)" \
+  scripts/k6-degradation.sh
 run "deployment: Kubernetes manifests render and validate offline; the CI example passes actionlint" \
   scripts/validate-deploy.sh
 run "fleet: three replicas in network namespaces behind nginx, k6 through the balancer (scripts/fleet-test.sh)" \

@@ -1,6 +1,7 @@
 //! The state every connection shares: the live config, the metrics, the
 //! seed and the request counter, the rate-limit buckets and verdicts, the
-//! capacity pools, the recorder, and the signal that ends every stream at shutdown. The server
+//! capacity pools, the timeline's origin, the recorder, and the signal that
+//! ends every stream at shutdown. The server
 //! makes one [`App`]; the handler answers requests with it (`App::handle`
 //! is in `handler/mod.rs`); the admin endpoints read and change it. It sits
 //! below both, so the admin port does not depend on the request path.
@@ -20,6 +21,47 @@ use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::ratelimit::verdict::Verdicts;
 
+/// Where `[timeline]` offsets count from: the config's `start`, or an
+/// admin call that started (`POST /timeline/start`) or stopped
+/// (`DELETE /timeline`) it. The clock in `src/timeline.rs` reads it.
+#[derive(Debug, Default)]
+pub(crate) struct TimelineClock {
+    origin: Mutex<TimelineOrigin>,
+    moved: tokio::sync::Notify,
+}
+
+/// What offset 0 of the timeline is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum TimelineOrigin {
+    /// As `[timeline] start` says: the epoch, or not until an admin call.
+    #[default]
+    Config,
+    /// This instant (`POST /timeline/start`).
+    Started(Instant),
+    /// None: the baseline is in force (`DELETE /timeline`).
+    Stopped,
+}
+
+impl TimelineClock {
+    /// The origin now.
+    pub(crate) fn origin(&self) -> TimelineOrigin {
+        self.origin.lock().map(|origin| *origin).unwrap_or_default()
+    }
+
+    /// Sets the origin and tells the clock's task.
+    pub(crate) fn set(&self, origin: TimelineOrigin) {
+        if let Ok(mut current) = self.origin.lock() {
+            *current = origin;
+        }
+        self.moved.notify_one();
+    }
+
+    /// Told when the origin is set.
+    pub(crate) fn moved(&self) -> &tokio::sync::Notify {
+        &self.moved
+    }
+}
+
 /// State shared by every connection.
 #[derive(Debug)]
 pub(crate) struct App {
@@ -34,6 +76,8 @@ pub(crate) struct App {
     verdicts: Verdicts,
     /// Each route's `[capacity]` places and queue, kept across reloads.
     pools: Pools,
+    /// Where `[timeline]` offsets count from.
+    timeline: TimelineClock,
     /// `[record]`: tapes each proxied exchange, when set.
     recorder: Option<Recorder>,
     /// The last `GET /rate-limits` report and when it was made; held while
@@ -64,6 +108,7 @@ impl App {
             limiter: Arc::new(Limiter::default()),
             verdicts: Verdicts::default(),
             pools: Pools::default(),
+            timeline: TimelineClock::default(),
             recorder,
             rate_limit_report: tokio::sync::Mutex::new(None),
         }
@@ -113,6 +158,11 @@ impl App {
     /// Header-driven faults in flight.
     pub(crate) fn active_controlled(&self) -> &Arc<AtomicUsize> {
         &self.active_controlled
+    }
+
+    /// Where `[timeline]` offsets count from.
+    pub(crate) fn timeline(&self) -> &TimelineClock {
+        &self.timeline
     }
 
     /// Each route's `[capacity]` pool.

@@ -92,6 +92,7 @@ pub(crate) mod response;
 pub(crate) mod route;
 pub mod server;
 pub mod shape;
+pub(crate) mod timeline;
 
 pub use banner::banner;
 pub use config::Config;

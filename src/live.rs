@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 
 use crate::cassette::replay::{Library, ReplayError};
 use crate::config::layer::{self, Base, Overrides};
-use crate::config::{Config, ProfilePatch};
+use crate::config::{Config, Position, ProfilePatch};
 use crate::metrics::Metrics;
 use crate::proxy::{ClientError, UpstreamClient};
 use crate::route::Router;
@@ -64,6 +64,11 @@ pub(crate) struct Snapshot {
     pub(crate) replay: Option<Arc<Library>>,
     /// The listing of `[replay]`'s folder when its cassettes were read.
     replay_listing: String,
+    /// Where `[timeline]` stands in this config.
+    pub(crate) position: Option<Position>,
+    /// Its phase's name for `x-sluice-phase` (`none` before the first
+    /// phase); `None` without a timeline.
+    pub(crate) phase: Option<Arc<str>>,
 }
 
 /// Where configs come from.
@@ -103,22 +108,25 @@ impl Source {
                 let text = std::fs::read_to_string(path).map_err(|source| {
                     crate::config::ConfigError::Read { path: path.display().to_string(), source }
                 })?;
-                let config = layer::build(Base::File { path, text: &text }, layers, None)?;
+                let config = layer::build(Base::File { path, text: &text }, layers, None, None)?;
                 Ok(Loaded { text, config })
             }
         }
     }
 
-    /// The config of `text` (the file's contents) with every layer and the
-    /// `runtime` overrides.
+    /// The config of `text` (the file's contents) with every layer, the
+    /// timeline's `phase` and the `runtime` overrides.
     fn build(
         &self,
         text: &str,
+        phase: Option<Position>,
         runtime: Option<&ProfilePatch>,
     ) -> Result<Config, crate::config::ConfigError> {
         match self {
-            Self::Fixed(config) => layer::build(Base::Given(config), &[], runtime),
-            Self::File { path, layers } => layer::build(Base::File { path, text }, layers, runtime),
+            Self::Fixed(config) => layer::build(Base::Given(config), &[], phase, runtime),
+            Self::File { path, layers } => {
+                layer::build(Base::File { path, text }, layers, phase, runtime)
+            }
         }
     }
 }
@@ -143,6 +151,10 @@ pub(crate) struct Live {
     last_good: Mutex<String>,
     /// Runtime overrides (`PUT /faults`), with the JSON they came as.
     runtime: Mutex<Option<(ProfilePatch, String)>>,
+    /// Where `[timeline]` stands (the clock in `src/timeline.rs` moves it).
+    position: Mutex<Option<Position>>,
+    /// Told each time a config is applied (the timeline's clock re-reads it).
+    applied: Arc<tokio::sync::Notify>,
     /// One reload at a time.
     lock: tokio::sync::Mutex<()>,
     metrics: Arc<Metrics>,
@@ -176,7 +188,7 @@ impl Live {
     pub fn start(source: Source, first: Loaded, metrics: Arc<Metrics>) -> Result<Self, StartError> {
         let Loaded { text, config } = first;
         let replay_listing = listing(config.replay.as_ref().map(|replay| replay.dir.as_path()));
-        let hash = fingerprint(&text, &source, None, &replay_listing);
+        let hash = fingerprint(&text, &source, None, None, &replay_listing);
         let upstream = config.upstream.as_ref().map(UpstreamClient::new).transpose()?;
         let replay = config.replay.as_ref().map(Library::load).transpose()?.map(Arc::new);
         let version = Version { number: 1, hash };
@@ -188,12 +200,17 @@ impl Live {
             version,
             replay,
             replay_listing,
+            position: None,
+            phase: None,
         };
+        let snapshot = Snapshot { phase: phase_name(&snapshot.config, None), ..snapshot };
         Ok(Self {
             current: ArcSwap::from_pointee(snapshot),
             source,
             last_good: Mutex::new(text),
             runtime: Mutex::new(None),
+            position: Mutex::new(None),
+            applied: Arc::new(tokio::sync::Notify::new()),
             lock: tokio::sync::Mutex::new(()),
             metrics,
         })
@@ -221,6 +238,24 @@ impl Live {
     pub(crate) async fn reload_text(&self, why: &str, text: String) -> Reload {
         let _one_at_a_time = self.lock.lock().await;
         self.rebuild(why, text).await
+    }
+
+    /// Told each time a config is applied.
+    pub(crate) fn applied(&self) -> &Arc<tokio::sync::Notify> {
+        &self.applied
+    }
+
+    /// Moves `[timeline]` to `position` (`None`: the baseline) over the last
+    /// good file. A step of a ramp keeps the routes' request counts; a new
+    /// phase starts them again, as a reload does, so that its scheduled
+    /// faults count from its start.
+    pub(crate) async fn set_position(&self, position: Option<Position>) -> Reload {
+        let _one_at_a_time = self.lock.lock().await;
+        if let Ok(mut current) = self.position.lock() {
+            *current = position;
+        }
+        let text = self.last_good.lock().map(|t| t.clone()).unwrap_or_default();
+        self.rebuild("timeline", text).await
     }
 
     /// Reads the file again and applies it if it is valid and different.
@@ -259,7 +294,9 @@ impl Live {
     async fn rebuild(&self, why: &str, text: String) -> Reload {
         let current = self.snapshot();
         let runtime = self.runtime.lock().ok().and_then(|r| r.clone());
-        let mut config = match self.source.build(&text, runtime.as_ref().map(|(patch, _)| patch)) {
+        let position = self.position.lock().ok().and_then(|p| *p);
+        let built = self.source.build(&text, position, runtime.as_ref().map(|(patch, _)| patch));
+        let mut config = match built {
             Ok(config) => config,
             Err(error) => return self.reject(why, error.to_string()),
         };
@@ -280,14 +317,20 @@ impl Live {
             warn!("[record] changed: needs a restart; keeping the old settings");
             config.record = current.config.record.clone();
         }
-        let replay_listing = {
-            let dir = config.replay.as_ref().map(|replay| replay.dir.clone());
-            tokio::task::spawn_blocking(move || listing(dir.as_deref())).await.unwrap_or_default()
+        // Listed on a blocking thread when there is a folder; without one
+        // the rebuild never leaves this task (a timeline's step is applied
+        // in the instant it is due).
+        let replay_listing = match config.replay.as_ref().map(|replay| replay.dir.clone()) {
+            Some(dir) => {
+                tokio::task::spawn_blocking(move || listing(Some(&dir))).await.unwrap_or_default()
+            }
+            None => String::new(),
         };
         let hash = fingerprint(
             &text,
             &self.source,
             runtime.as_ref().map(|(_, json)| json.as_str()),
+            position,
             &replay_listing,
         );
         if hash == current.version.hash {
@@ -317,20 +360,36 @@ impl Live {
             }
         };
         let version = Version { number: current.version.number + 1, hash };
+        let router = Router::new(&config);
+        // A ramp's step within one phase goes on counting the routes' requests.
+        let ramp_step = why == "timeline"
+            && current.position.map(|p| p.phase) == position.map(|p| p.phase)
+            && config.timeline == current.config.timeline;
+        if ramp_step {
+            router.carry_counts(&current.router);
+        }
         let snapshot = Snapshot {
-            router: Router::new(&config),
+            router,
+            phase: phase_name(&config, position),
             config: Arc::new(config),
             upstream,
             version: version.clone(),
             replay,
             replay_listing,
+            position,
         };
+        let phase = snapshot.phase.clone();
         self.current.store(Arc::new(snapshot));
         if let Ok(mut last) = self.last_good.lock() {
             *last = text;
         }
         self.metrics.reload("applied", version.number);
-        info!(%version, why, "config applied");
+        if ramp_step {
+            debug!(%version, why, phase = phase.as_deref(), "config applied");
+        } else {
+            info!(%version, why, phase = phase.as_deref(), "config applied");
+        }
+        self.applied.notify_one();
         Reload::Applied(version)
     }
 
@@ -340,6 +399,13 @@ impl Live {
         warn!(%error, why, version = %current.version, "config rejected; the running config stays");
         Reload::Rejected(error)
     }
+}
+
+/// The name of `config`'s timeline phase at `position`, `none` before the
+/// first; `None` without a timeline.
+fn phase_name(config: &Config, position: Option<Position>) -> Option<Arc<str>> {
+    let timeline = config.timeline.as_ref()?;
+    Some(Arc::from(position.and_then(|p| timeline.name(p)).unwrap_or("none")))
 }
 
 /// The listing of `[replay]`'s folder (names, sizes, modification times),
@@ -352,8 +418,17 @@ fn listing(dir: Option<&Path>) -> String {
 /// overrides, and the listing of `[replay]`'s folder (so a reload picks up
 /// new or changed cassettes). Not the replica's name: replicas serving the
 /// same config name the same version.
-fn fingerprint(text: &str, source: &Source, runtime: Option<&str>, listing: &str) -> String {
+fn fingerprint(
+    text: &str,
+    source: &Source,
+    runtime: Option<&str>,
+    position: Option<Position>,
+    listing: &str,
+) -> String {
     let mut hasher = Sha256::new();
+    if let Some(position) = position {
+        hasher.update(format!("{position:?}").as_bytes());
+    }
     hasher.update(text.as_bytes());
     hasher.update(listing.as_bytes());
     let layers = match source {
@@ -644,13 +719,13 @@ mod tests {
             path: PathBuf::from("sluice.toml"),
             layers: vec![Overrides { replica: replica.map(String::from), ..Overrides::default() }],
         };
-        let version = |text: &str, replica| fingerprint(text, &layered(replica), None, "");
+        let version = |text: &str, replica| fingerprint(text, &layered(replica), None, None, "");
         assert_eq!(version("a = 1", Some("sluice-0")), version("a = 1", Some("sluice-1")));
         assert_eq!(version("a = 1", Some("sluice-0")), version("a = 1", None));
         assert_ne!(version("a = 1", None), version("a = 2", None));
         let fixed = |replica: Option<&str>| {
             let config = Config { replica: replica.map(String::from), ..Config::default() };
-            fingerprint("", &Source::Fixed(Box::new(config)), None, "")
+            fingerprint("", &Source::Fixed(Box::new(config)), None, None, "")
         };
         assert_eq!(fixed(Some("a")), fixed(Some("b")));
     }

@@ -272,7 +272,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
     // starts from this very config, and reloads build theirs the same way.
     let source = match config_file {
         Some(path) => Source::File { path, layers },
-        None => Source::Fixed(Box::new(layer::build(Base::Defaults, &layers, None)?)),
+        None => Source::Fixed(Box::new(layer::build(Base::Defaults, &layers, None, None)?)),
     };
     let first = source.load()?;
     let config = &first.config;

@@ -20,6 +20,7 @@
 //! | `sluice_capacity_queued` | gauge | `route`: requests waiting for a place in service |
 //! | `sluice_capacity_queue_wait_seconds` | histogram | how long each request served under `[capacity]` waited for its place |
 //! | `sluice_capacity_shed_total` | counter | `route`, `api`: requests shed by `[capacity]` |
+//! | `sluice_timeline_phase` | gauge | `phase`: 1 for the `[timeline]` phase in force, 0 for those that were |
 
 use std::time::Duration;
 
@@ -143,6 +144,12 @@ pub(crate) struct Metrics {
     queued: Family<RouteLabel, Gauge>,
     queue_wait: DurationHistogram,
     shed: Family<ShedLabels, Counter>,
+    phase: Family<PhaseLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -301,7 +308,14 @@ impl Metrics {
              route and API",
             shed.clone(),
         );
+        let phase = Family::<PhaseLabel, Gauge>::default();
+        registry.register(
+            "timeline_phase",
+            "1 for the [timeline] phase in force (none before the first), 0 for those that were",
+            phase.clone(),
+        );
         Self {
+            phase,
             in_service,
             queued,
             queue_wait,
@@ -343,6 +357,17 @@ impl Metrics {
     /// Counts a request shed by `route`'s capacity, in `api`.
     pub(crate) fn shed(&self, route: &str, api: &'static str) {
         self.shed.get_or_create(&ShedLabels { route: route.to_string(), api }).inc();
+    }
+
+    /// Marks `phase` as the timeline phase in force (`None`: no timeline),
+    /// and `previous` as over.
+    pub(crate) fn phase(&self, previous: Option<&str>, phase: Option<&str>) {
+        if let Some(previous) = previous {
+            self.phase.get_or_create(&PhaseLabel { phase: previous.to_string() }).set(0);
+        }
+        if let Some(phase) = phase {
+            self.phase.get_or_create(&PhaseLabel { phase: phase.to_string() }).set(1);
+        }
     }
 
     /// Counts a recorded exchange by what became of it.

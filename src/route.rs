@@ -256,6 +256,22 @@ impl Router {
         }
     }
 
+    /// Goes on counting each route's requests from where `previous`'s
+    /// route of the same name stands.
+    pub(crate) fn carry_counts(&self, previous: &Router) {
+        let routes = self.routes.iter().chain(std::iter::once(&self.default));
+        for route in routes {
+            let before = previous
+                .routes
+                .iter()
+                .chain(std::iter::once(&previous.default))
+                .find(|r| r.name == route.name);
+            if let Some(before) = before {
+                route.requests.store(before.requests.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Whether some route reads the request body (model, stream, tools), or
     /// some profile limits tokens, keys its limits by model or has a prefill.
     pub(crate) fn needs_body(&self) -> bool {

@@ -104,6 +104,7 @@ pub async fn serve_loaded(
         end_streams.clone(),
         recorder,
     ));
+    let _timeline = crate::timeline::spawn(Arc::clone(&app));
     let _watcher = match live::watch(Arc::clone(&live)) {
         Ok(watcher) => watcher,
         Err(error) => {

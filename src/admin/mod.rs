@@ -12,6 +12,9 @@
 //! | `GET /rate-limits` | the `[rate_limits]` buckets' levels and each client's verdict ([`rate_limit_report`]) |
 //! | `DELETE /rate-limits` | forgets every bucket and verdict: every key starts full and clean |
 //! | `GET /capacity` | each `[capacity]` route's requests in service and queued, now |
+//! | `GET /timeline` | where `[timeline]` stands: its phase, offset and next change |
+//! | `POST /timeline/start` | starts the timeline now (offset 0), whatever its `start` |
+//! | `DELETE /timeline` | stops it: the baseline is in force until a start |
 //!
 //! With `token` set, every request needs `Authorization: Bearer <token>`,
 //! but for `GET /health` and `GET /ready` (the platform's probes carry none).
@@ -265,6 +268,9 @@ async fn answer(
         (&Method::GET, "/config") => {
             let mut body = describe(&snapshot.config, app.live().runtime().as_ref());
             body["version"] = json!(snapshot.version.to_string());
+            if let Some(phase) = &snapshot.phase {
+                body["phase"] = json!(phase.as_ref());
+            }
             json_response(StatusCode::OK, &body)
         }
         (&Method::POST, "/reload") => reload_response(&app.live().reload("POST /reload").await),
@@ -310,15 +316,27 @@ async fn answer(
                 .collect();
             json_response(StatusCode::OK, &json!({ "routes": routes }))
         }
+        (&Method::GET, "/timeline") => json_response(StatusCode::OK, &crate::timeline::report(app)),
+        (&Method::POST, "/timeline/start") => {
+            let origin = crate::app::TimelineOrigin::Started(tokio::time::Instant::now());
+            app.timeline().set(origin);
+            crate::timeline::advance(app).await;
+            json_response(StatusCode::OK, &crate::timeline::report(app))
+        }
+        (&Method::DELETE, "/timeline") => {
+            app.timeline().set(crate::app::TimelineOrigin::Stopped);
+            crate::timeline::advance(app).await;
+            json_response(StatusCode::OK, &crate::timeline::report(app))
+        }
         (
             _,
             "/health" | "/ready" | "/metrics" | "/config" | "/reload" | "/faults" | "/rate-limits"
-            | "/capacity",
+            | "/capacity" | "/timeline" | "/timeline/start",
         ) => error(StatusCode::METHOD_NOT_ALLOWED, &format!("method {method} is not allowed here")),
         (_, path) => error(
             StatusCode::NOT_FOUND,
             &format!(
-                "no admin endpoint {path}: GET /health, /ready, /metrics, /config, /capacity; POST /reload; PUT or DELETE /faults; GET or DELETE /rate-limits"
+                "no admin endpoint {path}: GET /health, /ready, /metrics, /config, /capacity, /timeline; POST /reload, /timeline/start; PUT or DELETE /faults; GET or DELETE /rate-limits; DELETE /timeline"
             ),
         ),
     }

@@ -46,6 +46,31 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
     let profiles: Map<String, Value> =
         config.profiles.iter().map(|(name, patch)| (name.clone(), patch_json(patch))).collect();
     out.insert("profiles".into(), Value::Object(profiles));
+    if let Some(timeline) = &config.timeline {
+        let phases: Vec<Value> = timeline
+            .phases
+            .iter()
+            .map(|phase| {
+                let mut out = Map::new();
+                out.insert("name".into(), json!(phase.name));
+                out.insert("at".into(), json!(duration(phase.at)));
+                out.insert("ramp".into(), json!(duration(phase.ramp)));
+                if let Value::Object(knobs) = patch_json(&phase.patch) {
+                    out.extend(knobs);
+                }
+                if !phase.profiles.is_empty() {
+                    let profiles: Map<String, Value> = phase
+                        .profiles
+                        .iter()
+                        .map(|(name, patch)| (name.clone(), patch_json(patch)))
+                        .collect();
+                    out.insert("profiles".into(), Value::Object(profiles));
+                }
+                Value::Object(out)
+            })
+            .collect();
+        out.insert("timeline".into(), json!({"start": timeline.start.as_str(), "phases": phases}));
+    }
     let routes: Vec<Value> = config
         .routes
         .iter()

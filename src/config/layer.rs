@@ -1,5 +1,6 @@
 //! The layers of a config, and the one function that stacks them
-//! ([`build`]): defaults < file < environment < flags < runtime overrides.
+//! ([`build`]): defaults < file < environment < flags < the timeline's
+//! phase in force < runtime overrides.
 //! Start-up, every reload and `sluice check` all build their config with it.
 //!
 //! The environment variables are the Node mock's (`PORT`, `FIRST_TOKEN_DELAY`,
@@ -14,8 +15,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::{
-    Config, ConfigError, ConfigSource, ProfilePatch, Record, Replay, ReplayFallback, ReplayMatch,
-    ReplayTiming, Upstream, value,
+    Config, ConfigError, ConfigSource, Position, ProfilePatch, Record, Replay, ReplayFallback,
+    ReplayMatch, ReplayTiming, Upstream, value,
 };
 use crate::shape::Delay;
 
@@ -175,14 +176,18 @@ pub enum Base<'a> {
     Given(&'a Config),
 }
 
-/// The config of `base` with `layers` (the environment, then the flags)
-/// and the `runtime` overrides (`PUT /faults`) over it, validated.
+/// The config of `base` with `layers` (the environment, then the flags),
+/// the `[timeline]` phase at `phase` (`docs/timeline.md`), and the
+/// `runtime` overrides (`PUT /faults`) over it, validated. The runtime
+/// overrides come last: an operator's call wins over the story told in the
+/// file.
 ///
 /// # Errors
 /// [`ConfigError`] when the file is not valid TOML or a value is out of range.
 pub fn build(
     base: Base<'_>,
     layers: &[Overrides],
+    phase: Option<Position>,
     runtime: Option<&ProfilePatch>,
 ) -> Result<Config, ConfigError> {
     let mut config = match base {
@@ -196,6 +201,9 @@ pub fn build(
     };
     for layer in layers {
         layer.apply(&mut config);
+    }
+    if let (Some(timeline), Some(phase)) = (config.timeline.clone(), phase) {
+        timeline.apply(&mut config, phase);
     }
     if let Some(runtime) = runtime {
         config.profile = runtime.over(&config.profile);

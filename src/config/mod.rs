@@ -14,9 +14,11 @@
 mod describe;
 pub mod layer;
 mod raw;
+pub mod timeline;
 pub mod value;
 
 pub use describe::describe;
+pub use timeline::{Phase, Position, Timeline, TimelineStart};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -359,6 +361,40 @@ pub struct ProfilePatch {
 }
 
 impl ProfilePatch {
+    /// This patch's knobs, and `under`'s where it names none (a timeline
+    /// phase's `profiles.NAME` over the file's `[profiles.NAME]`).
+    pub fn or(&self, under: &ProfilePatch) -> ProfilePatch {
+        let (tools, tools_under) = (&self.tool_use, &under.tool_use);
+        let (thinking, thinking_under) = (&self.thinking, &under.thinking);
+        ProfilePatch {
+            first_token_delay: self.first_token_delay.or(under.first_token_delay),
+            token_interval: self.token_interval.or(under.token_interval),
+            tool_call_delay: self.tool_call_delay.or(under.tool_call_delay),
+            overload: self.overload.or(under.overload),
+            tokens_per_response: self.tokens_per_response.or(under.tokens_per_response),
+            error_rate: self.error_rate.or(under.error_rate),
+            faults: self.faults.clone().or_else(|| under.faults.clone()),
+            tool_use: ToolUsePatch {
+                probability: tools.probability.or(tools_under.probability),
+                choice: tools.choice.clone().or_else(|| tools_under.choice.clone()),
+                max_rounds: tools.max_rounds.or(tools_under.max_rounds),
+                parallel_calls: tools.parallel_calls.or(tools_under.parallel_calls),
+                web_search: tools.web_search.or(tools_under.web_search),
+            },
+            rate_limits: self.rate_limits.or(under.rate_limits),
+            thinking: ThinkingPatch {
+                tokens: thinking.tokens.or(thinking_under.tokens),
+                token_interval: thinking.token_interval.or(thinking_under.token_interval),
+                first_token_delay_before: thinking
+                    .first_token_delay_before
+                    .or(thinking_under.first_token_delay_before),
+                redacted: thinking.redacted.or(thinking_under.redacted),
+                reasoning_content: thinking.reasoning_content.or(thinking_under.reasoning_content),
+            },
+            capacity: self.capacity.or(under.capacity),
+        }
+    }
+
     /// `base` with this patch's knobs over it.
     pub fn over(&self, base: &Profile) -> Profile {
         Profile {
@@ -637,6 +673,8 @@ pub struct Config {
     pub limits: Limits,
     /// How the config file is watched.
     pub watch: Watch,
+    /// The test's story: phases of knobs at offsets (`[timeline]`).
+    pub timeline: Option<Timeline>,
     /// Where this config came from.
     pub source: ConfigSource,
 }
@@ -847,6 +885,7 @@ impl Default for Config {
             replay: None,
             limits: Limits::default(),
             watch: Watch::default(),
+            timeline: None,
             source: ConfigSource::Defaults,
         }
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::{Spanned, Value};
 
+use super::timeline::{self, Phase, Timeline, TimelineStart};
 use super::{
     Alpn, Api, Capacity, Config, ConfigError, HeadTiming, LimitKey, Limits, ProfilePatch,
     RateLimits, Record, Replay, ReplayFallback, ReplayMatch, ReplayTiming, Route, RouteMatch, Shed,
@@ -48,6 +49,24 @@ macro_rules! profile_knobs {
             replay: Option<Spanned<RawReplay>>,
             limits: Option<RawLimits>,
             watch: Option<RawWatch>,
+            timeline: Option<Spanned<RawTimeline>>,
+        }
+
+        /// `[[timeline.phases]]`: when, and the knobs of the top level.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RawPhase {
+            name: Option<Spanned<String>>,
+            at: Option<Spanned<String>>,
+            ramp: Option<Spanned<String>>,
+            profiles: Option<BTreeMap<String, Spanned<RawProfile>>>,
+            $($knob: Option<$raw>,)*
+        }
+
+        impl RawPhase {
+            fn knobs(&self) -> Knobs<'_> {
+                Knobs { $($knob: &self.$knob,)* }
+            }
         }
 
         /// `[profiles.NAME]`: the knobs of the top level, each optional.
@@ -194,6 +213,89 @@ struct RawRateLimits {
     tokens_per_minute: Option<Spanned<i64>>,
     burst: Option<Spanned<i64>>,
     key: Option<Spanned<String>>,
+}
+
+/// `[timeline]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeline {
+    start: Option<Spanned<String>>,
+    phases: Option<Vec<Spanned<RawPhase>>>,
+}
+
+impl RawTimeline {
+    /// The timeline; `profiles` are the named profiles a phase may change.
+    fn validate(
+        &self,
+        at: &Locator<'_>,
+        span: &Range<usize>,
+        profiles: &BTreeMap<String, ProfilePatch>,
+    ) -> Result<Timeline, ConfigError> {
+        let start = at
+            .check(&self.start, "timeline.start", |s| match s.as_str() {
+                "epoch" => Ok(TimelineStart::Epoch),
+                "admin" => Ok(TimelineStart::Admin),
+                _ => Err(TIMELINE_START_FORM),
+            })?
+            .unwrap_or_default();
+        let raw = self.phases.as_deref().unwrap_or_default();
+        if raw.is_empty() || raw.len() > timeline::MAX_PHASES {
+            return Err(at.error(
+                span,
+                "timeline.phases",
+                format!("{} phases", raw.len()),
+                PHASES_FORM,
+            ));
+        }
+        let mut phases: Vec<Phase> = Vec::with_capacity(raw.len());
+        for (index, spanned) in raw.iter().enumerate() {
+            let phase = spanned.get_ref();
+            let prefix = format!("timeline.phases.{index}.");
+            let key = |name: &str| format!("{prefix}{name}");
+            let Some(offset) = at.check(&phase.at, &key("at"), |s| value::duration(s))? else {
+                let missing = "(missing)".to_string();
+                return Err(at.error(&spanned.span(), &key("at"), missing, PHASE_AT_FORM));
+            };
+            let ramp =
+                at.check(&phase.ramp, &key("ramp"), |s| value::duration(s))?.unwrap_or_default();
+            let name = at
+                .check(&phase.name, &key("name"), |name| {
+                    let fine = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+                    let unique = !phases.iter().any(|p| p.name == *name);
+                    if (1..=64).contains(&name.len()) && name.chars().all(fine) && unique {
+                        Ok(name.clone())
+                    } else {
+                        Err(PHASE_NAME_FORM)
+                    }
+                })?
+                .unwrap_or_else(|| format!("phase-{index}"));
+            if let Some(previous) = phases.last() {
+                let free = previous.at.saturating_add(previous.ramp);
+                if offset <= previous.at || offset < free {
+                    let given = phase.at.as_ref().map_or(span.clone(), Spanned::span);
+                    return Err(at.error(
+                        &given,
+                        &key("at"),
+                        format!("{offset:?}"),
+                        PHASE_ORDER_FORM,
+                    ));
+                }
+            }
+            let patch = phase.knobs().validate(at, &prefix)?;
+            let mut named = BTreeMap::new();
+            for (profile, knobs) in phase.profiles.iter().flatten() {
+                let profile_key = format!("{prefix}profiles.{profile}");
+                if !profiles.contains_key(profile) {
+                    let name = format!("{profile:?}");
+                    return Err(at.error(&knobs.span(), &profile_key, name, PHASE_PROFILE_FORM));
+                }
+                let knobs = knobs.get_ref().knobs().validate(at, &format!("{profile_key}."))?;
+                named.insert(profile.clone(), knobs);
+            }
+            phases.push(Phase { name, at: offset, ramp, patch, profiles: named });
+        }
+        Ok(Timeline { start, phases })
+    }
 }
 
 /// `[capacity]`, at the top level or in a profile.
@@ -356,6 +458,14 @@ pub(super) const LIMIT_KEY_FORM: &str = "\"api_key\" (each API key on each route
 const PATH_FORM: &str = "a file path";
 const THINKING_TOKENS_FORM: &str = "a whole number of tokens from 0 to 100000";
 const FIRST_OUTPUT_FORM: &str = "\"thinking\" (the delay comes before the first output, thinking included) or \"text\" (thinking streams from the start; the delay comes before the first text)";
+const TIMELINE_START_FORM: &str = "\"epoch\" (offsets count from epoch, or from sluice's start) or \"admin\" (from POST /timeline/start)";
+const PHASES_FORM: &str = "1 to 100 [[timeline.phases]] tables";
+const PHASE_AT_FORM: &str = "an offset such as \"60s\" (at) in every phase";
+const PHASE_NAME_FORM: &str =
+    "a name of 1 to 64 letters, digits, '-', '_' or '.' used by no other phase";
+const PHASE_ORDER_FORM: &str =
+    "an offset after the phase before's, and after the end of its ramp (at + ramp)";
+const PHASE_PROFILE_FORM: &str = "the name of a [profiles.NAME] table";
 const CONCURRENT_FORM: &str = "a whole number of requests from 1 to 1000000";
 const QUEUE_FORM: &str = "a whole number of requests from 0 to 1000000";
 const FACTOR_FORM: &str = "a factor from 1 to 100 (1: no slowdown under load)";
@@ -496,6 +606,10 @@ impl RawConfig {
         }
         if let Some(replay) = &self.replay {
             config.replay = Some(replay.get_ref().validate(at, replay.span())?);
+        }
+        if let Some(timeline) = &self.timeline {
+            let profiles = &config.profiles;
+            config.timeline = Some(timeline.get_ref().validate(at, &timeline.span(), profiles)?);
         }
         Ok(config)
     }

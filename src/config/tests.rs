@@ -879,18 +879,18 @@ fn layers_stack_in_one_order() {
     };
     let runtime = ProfilePatch { tokens_per_response: Some(40), ..ProfilePatch::default() };
 
-    let defaults = build(Base::Defaults, &[], None).unwrap();
+    let defaults = build(Base::Defaults, &[], None, None).unwrap();
     assert_eq!(defaults, Config::default());
-    let from_file = build(Base::File { path, text: file }, &[], None).unwrap();
+    let from_file = build(Base::File { path, text: file }, &[], None, None).unwrap();
     assert_eq!(from_file.profile.tokens_per_response, 10);
     assert_eq!(from_file.source, ConfigSource::File(path.to_path_buf()));
     let layers = [env, flags];
-    let all = build(Base::File { path, text: file }, &layers, Some(&runtime)).unwrap();
+    let all = build(Base::File { path, text: file }, &layers, None, Some(&runtime)).unwrap();
     assert_eq!(all.profile.tokens_per_response, 40, "runtime over environment");
     assert_eq!(all.profile.error_rate, 0.3, "flags over environment over file");
     assert_eq!(all.listen.port(), 7001, "environment over file");
     assert_eq!(all.seed, Some(1), "the file's, where no layer sets it");
-    let given = build(Base::Given(&from_file), &[], Some(&runtime)).unwrap();
+    let given = build(Base::Given(&from_file), &[], None, Some(&runtime)).unwrap();
     assert_eq!(given.profile.tokens_per_response, 40);
     assert_eq!(given.profile.error_rate, 0.1);
 }
@@ -1110,4 +1110,24 @@ fn a_capacity_table_is_read_whole_with_its_defaults_and_its_bounds() {
                            "factor_at_capacity": 3.0, "shed": "overloaded",
                            "prefill_per_1k_tokens": "20ms"})
     );
+}
+
+#[test]
+fn a_timeline_phase_lies_over_the_flags_and_under_the_runtime_overrides() {
+    use super::layer::{Base, build};
+    let path = Path::new("sluice.toml");
+    let file = "tokens_per_response = 10\n[timeline]\n[[timeline.phases]]\nat = \"0s\"\n\
+                tokens_per_response = 20\nerror_rate = 0.5\n";
+    let flags = Overrides {
+        profile: ProfilePatch { tokens_per_response: Some(30), ..ProfilePatch::default() },
+        ..Overrides::default()
+    };
+    let runtime = ProfilePatch { error_rate: Some(0.0), ..ProfilePatch::default() };
+    let phase = Some(Position { phase: 0, step: 0 });
+    let base = || Base::File { path, text: file };
+    let flagged = build(base(), std::slice::from_ref(&flags), None, None).unwrap();
+    assert_eq!(flagged.profile.tokens_per_response, 30, "no phase: the flags");
+    let phased = build(base(), std::slice::from_ref(&flags), phase, Some(&runtime)).unwrap();
+    assert_eq!(phased.profile.tokens_per_response, 20, "the phase over the flags");
+    assert_eq!(phased.profile.error_rate, 0.0, "the runtime overrides over the phase");
 }

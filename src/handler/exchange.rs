@@ -118,6 +118,8 @@ pub(crate) struct Exchange<'a> {
     request_id: String,
     /// The config version that serves it.
     version: String,
+    /// The `[timeline]` phase in force at its arrival (`x-sluice-phase`).
+    phase: Option<Arc<str>>,
     /// Held while a header-driven fault is in flight.
     guard: Option<ControlGuard>,
     /// Counts it in `sluice_open_streams` from admission to the end of its response.
@@ -139,6 +141,9 @@ pub(crate) struct Exchange<'a> {
 /// Header naming what a request did wrong after being told to wait
 /// (`early_retry`, `immediate_retry`, `retry_storm`, `ignored_should_retry`).
 pub(crate) const VERDICT_HEADER: &str = "x-sluice-client-verdict";
+
+/// Header naming the `[timeline]` phase in force when a request arrived.
+pub(crate) const PHASE_HEADER: &str = "x-sluice-phase";
 
 /// What `[rate_limits]` made of a request at admission.
 #[derive(Default)]
@@ -300,6 +305,7 @@ impl<'a> Exchange<'a> {
             plan,
             request_id,
             version: snapshot.version.to_string(),
+            phase: snapshot.phase.clone(),
             guard,
             open: refused.is_none().then(|| app.metrics().stream_opened()),
             client,
@@ -632,6 +638,9 @@ impl<'a> Exchange<'a> {
         }
         if let Ok(version) = HeaderValue::from_str(&self.version) {
             headers.insert(CONFIG_HEADER, version);
+        }
+        if let Some(phase) = self.phase.as_deref().and_then(|p| HeaderValue::from_str(p).ok()) {
+            headers.insert(PHASE_HEADER, phase);
         }
         if let (true, Some(fault)) = (fault_applies, &self.plan.fault)
             && let Ok(label) = HeaderValue::from_str(&fault.label())
