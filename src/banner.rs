@@ -53,7 +53,10 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
     lines.push(format!("  - First token delay: {} ({head})", timing.first_token_delay));
     lines.push(format!("  - Token interval: {}", timing.token_interval));
     if config.upstream.is_none() {
-        lines.push(format!("  - Tokens per response: {}", profile.tokens_per_response));
+        lines.push(format!(
+            "  - Tokens per response: {} (at most the request's max_tokens)",
+            profile.tokens_per_response
+        ));
     }
     lines.push(format!("  - Tool call delay: {}", timing.tool_call_delay));
     if config.upstream.is_none() {

@@ -12,7 +12,7 @@ use sluice::Source;
 use sluice::config::ProfilePatch;
 use sluice::config::layer::{self, Base, Overrides};
 use sluice::config::value;
-use sluice::shape::Delay;
+use sluice::shape::{Delay, Length};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -411,7 +411,7 @@ fn flag_overrides(args: &ServeFlags, mock_only: bool) -> Overrides {
             token_interval: args.token_interval.map(Delay::Fixed),
             tool_call_delay: args.tool_call_delay.map(Delay::Fixed),
             overload: None,
-            tokens_per_response: args.tokens_per_response,
+            tokens_per_response: args.tokens_per_response.map(Length::Fixed),
             error_rate: args.error_rate,
             faults: None,
             tool_use: Default::default(),

@@ -402,3 +402,31 @@ async fn the_first_token_delay_runs_from_the_end_of_the_request_body() {
     assert_eq!(sent.elapsed(), ms(300 + 100), "the body's 300 ms, then the first-token delay");
     let _ = response.into_body().collect().await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reply_length_drawn_per_reply_is_capped_by_the_requests_max_tokens() {
+    let toml = "seed = 3\nerror_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\n\
+                tokens_per_response = { dist = \"lognormal\", p50 = 20, p99 = 200 }\n";
+    let sluice = support::start(toml).await;
+    let mut lengths = Vec::new();
+    let mut cut = 0;
+    for _ in 0..200 {
+        let body = serde_json::json!({"model": "m", "max_tokens": 50,
+            "messages": [{"role": "user", "content": "hi"}]});
+        let reply = support::send(sluice.addr, support::messages(&body)).await.json();
+        let tokens = reply["usage"]["output_tokens"].as_u64().unwrap();
+        assert!((1..=50).contains(&tokens), "{tokens} tokens");
+        if reply["stop_reason"] == "max_tokens" {
+            assert_eq!(tokens, 50, "only the cap cuts a reply");
+            cut += 1;
+        } else {
+            assert_eq!(reply["stop_reason"], "end_turn");
+        }
+        lengths.push(tokens);
+    }
+    lengths.sort_unstable();
+    // p50 20: about half the replies at most 20 tokens; P(X > 50) for this
+    // log-normal is about 18 %, cut at the cap.
+    assert!((80..=120).contains(&lengths.iter().filter(|&&n| n <= 20).count()), "{lengths:?}");
+    assert!((20..=70).contains(&cut), "{cut} of 200 cut by max_tokens");
+}

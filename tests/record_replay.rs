@@ -465,7 +465,7 @@ fn sluice_profile_recovers_known_distributions_and_writes_a_valid_config() {
     };
     within(profile.first_token_delay, 800.0, 2000.0);
     within(profile.token_interval, 20.0, 60.0);
-    assert_eq!(profile.tokens_per_response, Some(10));
+    assert_eq!(profile.tokens_per_response, Some(sluice::shape::Length::Fixed(10)));
     assert_eq!(config.routes[0].profile.as_deref(), Some("claude-x"));
 }
 

@@ -7,7 +7,7 @@ use super::{
     Capacity, Config, ConfigSource, HeadTiming, Profile, ProfilePatch, RateLimits, ThinkingPatch,
 };
 use crate::fault::{Schedule, WeightedFault};
-use crate::shape::Delay;
+use crate::shape::{Delay, Length};
 
 /// The effective settings of `config`, with `runtime` overrides shown apart.
 pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
@@ -207,7 +207,7 @@ fn profile(profile: &Profile) -> Value {
         "token_interval": delay(&profile.timing.token_interval),
         "tool_call_delay": delay(&profile.timing.tool_call_delay),
         "overload": profile.timing.overload.as_str(),
-        "tokens_per_response": profile.tokens_per_response,
+        "tokens_per_response": length(&profile.tokens_per_response),
         "error_rate": profile.error_rate,
         "faults": faults(&profile.faults),
         "tool_use": {
@@ -277,7 +277,7 @@ fn patch_json(patch: &ProfilePatch) -> Value {
     put("token_interval", patch.token_interval.as_ref().map(delay));
     put("tool_call_delay", patch.tool_call_delay.as_ref().map(delay));
     put("overload", patch.overload.map(|o| json!(o.as_str())));
-    put("tokens_per_response", patch.tokens_per_response.map(|n| json!(n)));
+    put("tokens_per_response", patch.tokens_per_response.as_ref().map(length));
     put("error_rate", patch.error_rate.map(|r| json!(r)));
     put("faults", patch.faults.as_deref().map(faults));
     let tool_use = &patch.tool_use;
@@ -320,6 +320,18 @@ fn patch_json(patch: &ProfilePatch) -> Value {
         out.insert("thinking".into(), Value::Object(keys));
     }
     Value::Object(out)
+}
+
+/// A reply length as the file writes it: a count, or a distribution table.
+fn length(length: &Length) -> Value {
+    match *length {
+        Length::Fixed(count) => json!(count),
+        Length::Uniform { min, max } => json!({"dist": "uniform", "min": min, "max": max}),
+        Length::Normal { mean, stddev } => {
+            json!({"dist": "normal", "mean": mean, "stddev": stddev})
+        }
+        Length::LogNormal { p50, p99 } => json!({"dist": "lognormal", "p50": p50, "p99": p99}),
+    }
 }
 
 /// A duration as `/config` writes every one (`100ms`, `1.5s`).

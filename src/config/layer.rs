@@ -18,7 +18,7 @@ use super::{
     Config, ConfigError, ConfigSource, Position, ProfilePatch, Record, Replay, ReplayFallback,
     ReplayMatch, ReplayTiming, Upstream, value,
 };
-use crate::shape::Delay;
+use crate::shape::{Delay, Length};
 
 /// Values that override the file. Each layer (environment, flags) yields one.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -79,6 +79,7 @@ impl Overrides {
                             .parse::<i64>()
                             .map_err(|_| "a whole number from 1 to 100000")
                             .and_then(super::raw::tokens_per_response)
+                            .map(Length::Fixed)
                     },
                 )?,
                 error_rate: get("ERROR_RATE", "error_rate").parse(value::rate_text)?,

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::fault::{Fault, HttpFault, Schedule, WeightedFault};
-use crate::shape::{Delay, FirstOutput, Overload, Timing};
+use crate::shape::{Delay, FirstOutput, Length, Overload, Timing};
 
 /// Where a config came from, for the banner and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +44,8 @@ pub use crate::shape::head::HeadTiming;
 pub struct Profile {
     /// First-token, token-interval and tool-call delays.
     pub timing: Timing,
-    /// Content deltas in a mock text reply.
-    pub tokens_per_response: u32,
+    /// Content deltas in a mock text reply: a count, or drawn per reply.
+    pub tokens_per_response: Length,
     /// Probability that a request draws one of the random faults.
     pub error_rate: f64,
     /// The faults: scheduled ones, and random ones drawn by weight.
@@ -345,7 +345,7 @@ pub struct ProfilePatch {
     /// `overload`.
     pub overload: Option<Overload>,
     /// `tokens_per_response`.
-    pub tokens_per_response: Option<u32>,
+    pub tokens_per_response: Option<Length>,
     /// `error_rate`.
     pub error_rate: Option<f64>,
     /// `faults` (replaces the default list when given).
@@ -867,7 +867,7 @@ impl Default for Config {
                     thinking_interval: None,
                     first_token_delay_before: FirstOutput::Thinking,
                 },
-                tokens_per_response: 50,
+                tokens_per_response: Length::Fixed(50),
                 error_rate: 0.005,
                 faults: default_faults(),
                 tool_use: ToolUse::DEFAULT,

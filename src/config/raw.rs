@@ -17,7 +17,7 @@ use super::{
     ThinkingPatch, Tls, TlsCertificate, ToolPick, ToolUsePatch, Upstream, value,
 };
 use crate::fault::{Fault, FaultError, Given, Schedule, WeightedFault, kind_form};
-use crate::shape::{Delay, FirstOutput, Overload};
+use crate::shape::{Delay, FirstOutput, Length, Overload};
 
 /// Declares the knobs of a profile once, as the file writes them, and
 /// makes from that one list: [`RawConfig`] (the top level: the knobs and the
@@ -104,8 +104,8 @@ profile_knobs! {
     tool_call_delay: Spanned<Value>,
     /// `overload`: `"catch_up"` or `"stretch"`.
     overload: Spanned<String>,
-    /// `tokens_per_response`.
-    tokens_per_response: Spanned<i64>,
+    /// `tokens_per_response`: a count or a distribution table.
+    tokens_per_response: Spanned<Value>,
     /// `error_rate`, a fraction.
     error_rate: Spanned<f64>,
     /// `[[faults]]`.
@@ -458,6 +458,8 @@ pub(super) const LIMIT_KEY_FORM: &str = "\"api_key\" (each API key on each route
 const PATH_FORM: &str = "a file path";
 const THINKING_TOKENS_FORM: &str = "a whole number of tokens from 0 to 100000";
 const FIRST_OUTPUT_FORM: &str = "\"thinking\" (the delay comes before the first output, thinking included) or \"text\" (thinking streams from the start; the delay comes before the first text)";
+const LENGTH_FORM: &str = "a whole number of tokens from 1 to 100000, or a distribution such as { dist = \"lognormal\", p50 = 200, p99 = 2000 }";
+const LENGTH_DIST_FORM: &str = "a table with dist = \"uniform\" (min, max), \"normal\" (mean, stddev) or \"lognormal\" (p50, p99), each a whole number of tokens";
 const TIMELINE_START_FORM: &str = "\"epoch\" (offsets count from epoch, or from sluice's start) or \"admin\" (from POST /timeline/start)";
 const PHASES_FORM: &str = "1 to 100 [[timeline.phases]] tables";
 const PHASE_AT_FORM: &str = "an offset such as \"60s\" (at) in every phase";
@@ -631,11 +633,11 @@ impl Knobs<'_> {
                 "stretch" => Ok(Overload::Stretch),
                 _ => Err(OVERLOAD_FORM),
             })?,
-            tokens_per_response: at.check(
-                self.tokens_per_response,
-                &key("tokens_per_response"),
-                |&n| tokens_per_response(n),
-            )?,
+            tokens_per_response: self
+                .tokens_per_response
+                .as_ref()
+                .map(|value| parse_length(at, value, &key("tokens_per_response")))
+                .transpose()?,
             error_rate: at.check(self.error_rate, &key("error_rate"), |&r| value::rate(r))?,
             faults: self
                 .faults
@@ -856,6 +858,53 @@ fn parse_delay(at: &Locator<'_>, value: &Spanned<Value>, key: &str) -> Result<De
         })
     };
     build(field(names[0])?, field(names[1])?).map_err(refuse)
+}
+
+/// A reply length: a whole number, or a `{ dist = ... }` table of counts.
+fn parse_length(
+    at: &Locator<'_>,
+    value: &Spanned<Value>,
+    key: &str,
+) -> Result<Length, ConfigError> {
+    let span = value.span();
+    let refuse = |expected: &str| at.error(&span, key, value.get_ref().to_string(), expected);
+    let table = match value.get_ref() {
+        Value::Integer(n) => return tokens_per_response(*n).map(Length::Fixed).map_err(refuse),
+        Value::Table(table) => table,
+        _ => return Err(refuse(LENGTH_FORM)),
+    };
+    let dist = table.get("dist").and_then(Value::as_str).ok_or_else(|| refuse(LENGTH_DIST_FORM))?;
+    let names: [&str; 2] = match dist {
+        "uniform" => ["min", "max"],
+        "normal" => ["mean", "stddev"],
+        "lognormal" => ["p50", "p99"],
+        _ => return Err(refuse(LENGTH_DIST_FORM)),
+    };
+    if let Some(extra) = table.keys().find(|k| *k != "dist" && !names.contains(&k.as_str())) {
+        return Err(at.error(
+            &span,
+            &format!("{key}.{extra}"),
+            table[extra].to_string(),
+            &format!("only dist, {} and {} for a {dist} length", names[0], names[1]),
+        ));
+    }
+    let field = |name: &str| -> Result<u32, ConfigError> {
+        let count = table.get(name).and_then(Value::as_integer);
+        let fits =
+            |n: &u32| if name == "stddev" { *n <= 100_000 } else { (1..=100_000).contains(n) };
+        count.and_then(|n| u32::try_from(n).ok()).filter(fits).ok_or_else(|| {
+            let shown = table.get(name).map_or_else(|| "(missing)".to_string(), Value::to_string);
+            at.error(&span, &format!("{key}.{name}"), shown, TOKENS_FORM)
+        })
+    };
+    let (first, second) = (field(names[0])?, field(names[1])?);
+    match dist {
+        "uniform" if second < first => Err(refuse("max at least min")),
+        "uniform" => Ok(Length::Uniform { min: first, max: second }),
+        "normal" => Ok(Length::Normal { mean: first, stddev: second }),
+        _ if second < first => Err(refuse("p99 at least p50")),
+        _ => Ok(Length::LogNormal { p50: first, p99: second }),
+    }
 }
 
 fn size_of(raw: &RawSize) -> Result<u64, &'static str> {

@@ -39,7 +39,7 @@ fn an_empty_file_gives_the_node_mocks_defaults() {
     assert_eq!(config.profile.timing.first_token_delay, ms(100).into());
     assert_eq!(config.profile.timing.token_interval, ms(20).into());
     assert_eq!(config.profile.timing.tool_call_delay, ms(500).into());
-    assert_eq!(config.profile.tokens_per_response, 50);
+    assert_eq!(config.profile.tokens_per_response, Length::Fixed(50));
     assert_eq!(config.profile.error_rate, 0.005);
     assert_eq!(config.head, HeadTiming::FirstToken);
 }
@@ -147,7 +147,7 @@ fn every_knob_is_read() {
             ..Timing::default()
         }
     );
-    assert_eq!(config.profile.tokens_per_response, 12);
+    assert_eq!(config.profile.tokens_per_response, Length::Fixed(12));
     assert_eq!(config.profile.error_rate, 0.25);
     assert_eq!(
         config.profile.faults,
@@ -239,8 +239,8 @@ fn unknown_keys_and_wrong_types_are_refused_with_toml_location() {
         "{message}"
     );
 
-    let message = error("\n\ntokens_per_response = \"many\"");
-    assert!(message.contains("line 3, column 23"), "{message}");
+    let message = error("\n\nseed = \"many\"");
+    assert!(message.contains("line 3, column 8"), "{message}");
     assert!(message.contains("invalid type: string \"many\", expected i64"), "{message}");
 
     let message = error("listen = ");
@@ -287,7 +287,7 @@ fn the_node_mocks_environment_variables_override_the_file() {
             ..Timing::default()
         }
     );
-    assert_eq!(config.profile.tokens_per_response, 10);
+    assert_eq!(config.profile.tokens_per_response, Length::Fixed(10));
     assert_eq!(config.profile.error_rate, 0.01);
     assert_eq!(config.seed, Some(99));
 }
@@ -877,21 +877,22 @@ fn layers_stack_in_one_order() {
         profile: ProfilePatch { error_rate: Some(0.3), ..ProfilePatch::default() },
         ..Overrides::default()
     };
-    let runtime = ProfilePatch { tokens_per_response: Some(40), ..ProfilePatch::default() };
+    let runtime =
+        ProfilePatch { tokens_per_response: Some(Length::Fixed(40)), ..ProfilePatch::default() };
 
     let defaults = build(Base::Defaults, &[], None, None).unwrap();
     assert_eq!(defaults, Config::default());
     let from_file = build(Base::File { path, text: file }, &[], None, None).unwrap();
-    assert_eq!(from_file.profile.tokens_per_response, 10);
+    assert_eq!(from_file.profile.tokens_per_response, Length::Fixed(10));
     assert_eq!(from_file.source, ConfigSource::File(path.to_path_buf()));
     let layers = [env, flags];
     let all = build(Base::File { path, text: file }, &layers, None, Some(&runtime)).unwrap();
-    assert_eq!(all.profile.tokens_per_response, 40, "runtime over environment");
+    assert_eq!(all.profile.tokens_per_response, Length::Fixed(40), "runtime over environment");
     assert_eq!(all.profile.error_rate, 0.3, "flags over environment over file");
     assert_eq!(all.listen.port(), 7001, "environment over file");
     assert_eq!(all.seed, Some(1), "the file's, where no layer sets it");
     let given = build(Base::Given(&from_file), &[], None, Some(&runtime)).unwrap();
-    assert_eq!(given.profile.tokens_per_response, 40);
+    assert_eq!(given.profile.tokens_per_response, Length::Fixed(40));
     assert_eq!(given.profile.error_rate, 0.1);
 }
 
@@ -1119,15 +1120,42 @@ fn a_timeline_phase_lies_over_the_flags_and_under_the_runtime_overrides() {
     let file = "tokens_per_response = 10\n[timeline]\n[[timeline.phases]]\nat = \"0s\"\n\
                 tokens_per_response = 20\nerror_rate = 0.5\n";
     let flags = Overrides {
-        profile: ProfilePatch { tokens_per_response: Some(30), ..ProfilePatch::default() },
+        profile: ProfilePatch {
+            tokens_per_response: Some(Length::Fixed(30)),
+            ..ProfilePatch::default()
+        },
         ..Overrides::default()
     };
     let runtime = ProfilePatch { error_rate: Some(0.0), ..ProfilePatch::default() };
     let phase = Some(Position { phase: 0, step: 0 });
     let base = || Base::File { path, text: file };
     let flagged = build(base(), std::slice::from_ref(&flags), None, None).unwrap();
-    assert_eq!(flagged.profile.tokens_per_response, 30, "no phase: the flags");
+    assert_eq!(flagged.profile.tokens_per_response, Length::Fixed(30), "no phase: the flags");
     let phased = build(base(), std::slice::from_ref(&flags), phase, Some(&runtime)).unwrap();
-    assert_eq!(phased.profile.tokens_per_response, 20, "the phase over the flags");
+    assert_eq!(phased.profile.tokens_per_response, Length::Fixed(20), "the phase over the flags");
     assert_eq!(phased.profile.error_rate, 0.0, "the runtime overrides over the phase");
+}
+
+#[test]
+fn a_reply_length_is_a_count_or_a_distribution_of_counts() {
+    let config =
+        parse("tokens_per_response = { dist = \"uniform\", min = 10, max = 30 }\n").unwrap();
+    assert_eq!(config.profile.tokens_per_response, Length::Uniform { min: 10, max: 30 });
+    assert_eq!(
+        describe(&config, None)["tokens_per_response"],
+        serde_json::json!({"dist": "uniform", "min": 10, "max": 30})
+    );
+    assert_eq!(
+        error("tokens_per_response = { dist = \"lognormal\", p50 = 200, p99 = 20 }\n"),
+        "test.toml:1:23: invalid tokens_per_response { dist = \"lognormal\", p50 = 200, p99 = 20 }: expected p99 at least p50"
+    );
+    assert_eq!(
+        error("tokens_per_response = { dist = \"normal\", mean = 0, stddev = 5 }\n"),
+        "test.toml:1:23: invalid tokens_per_response.mean 0: expected a whole number from 1 to 100000"
+    );
+    assert!(error("tokens_per_response = \"many\"\n").contains("or a distribution such as"));
+    let patch = parse_runtime_patch(
+        r#"{"tokens_per_response": {"dist": "normal", "mean": 40, "stddev": 10}}"#,
+    );
+    assert_eq!(patch.unwrap().tokens_per_response, Some(Length::Normal { mean: 40, stddev: 10 }));
 }

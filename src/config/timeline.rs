@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Capacity, Config, Profile, ProfilePatch, RateLimits};
-use crate::shape::Delay;
+use crate::shape::{Delay, Length};
 
 /// The most phases a timeline holds.
 pub const MAX_PHASES: usize = 100;
@@ -184,7 +184,7 @@ pub fn between(from: &Profile, to: &Profile, progress: f64) -> Profile {
         timing.thinking_interval = Some(delay_between(a, b, t));
     }
     out.error_rate = float_between(from.error_rate, to.error_rate, t);
-    out.tokens_per_response = count_between(from.tokens_per_response, to.tokens_per_response, t);
+    out.tokens_per_response = length_between(from.tokens_per_response, to.tokens_per_response, t);
     out.thinking.tokens = count_between(from.thinking.tokens, to.thinking.tokens, t);
     out.tool_use.probability = float_between(from.tool_use.probability, to.tool_use.probability, t);
     out.tool_use.web_search = float_between(from.tool_use.web_search, to.tool_use.web_search, t);
@@ -213,6 +213,37 @@ where
     #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let value = float_between(a64 as f64, b64 as f64, t).round() as u64;
     T::try_from(value.clamp(a64.min(b64), a64.max(b64))).unwrap_or(b)
+}
+
+/// A reply length `t` of the way from `a` to `b`, as [`delay_between`]
+/// moves a delay.
+fn length_between(a: Length, b: Length, t: f64) -> Length {
+    let c = |x: u32, y: u32| count_between(x, y, t);
+    match (a, b) {
+        (Length::Fixed(x), Length::Fixed(y)) => Length::Fixed(c(x, y)),
+        (Length::Uniform { min: a0, max: a1 }, Length::Uniform { min: b0, max: b1 }) => {
+            Length::Uniform { min: c(a0, b0), max: c(a1, b1) }
+        }
+        (Length::Fixed(x), Length::Uniform { min, max }) => {
+            Length::Uniform { min: c(x, min), max: c(x, max) }
+        }
+        (Length::Uniform { min, max }, Length::Fixed(y)) => {
+            Length::Uniform { min: c(min, y), max: c(max, y) }
+        }
+        (Length::Normal { mean: a0, stddev: a1 }, Length::Normal { mean: b0, stddev: b1 }) => {
+            Length::Normal { mean: c(a0, b0), stddev: c(a1, b1) }
+        }
+        (Length::LogNormal { p50: a0, p99: a1 }, Length::LogNormal { p50: b0, p99: b1 }) => {
+            Length::LogNormal { p50: c(a0, b0), p99: c(a1, b1) }
+        }
+        (Length::Fixed(x), Length::LogNormal { p50, p99 }) => {
+            Length::LogNormal { p50: c(x, p50), p99: c(x, p99) }
+        }
+        (Length::LogNormal { p50, p99 }, Length::Fixed(y)) => {
+            Length::LogNormal { p50: c(p50, y), p99: c(p99, y) }
+        }
+        (_, b) => b,
+    }
 }
 
 fn option_between<T>(a: Option<T>, b: Option<T>, t: f64) -> Option<T>
@@ -383,8 +414,8 @@ mod tests {
     fn numbers_between_two_profiles_round_and_stay_within_their_ends() {
         let mut from = Config::default().profile;
         let mut to = from.clone();
-        from.tokens_per_response = 10;
-        to.tokens_per_response = 13;
+        from.tokens_per_response = Length::Fixed(10);
+        to.tokens_per_response = Length::Fixed(13);
         from.rate_limits.requests_per_minute = Some(600);
         to.rate_limits.requests_per_minute = Some(60);
         to.capacity =
@@ -392,12 +423,13 @@ mod tests {
         from.timing.token_interval = Delay::Uniform { min: ms(10), max: ms(30) };
         to.timing.token_interval = Delay::Fixed(ms(20));
         let half = between(&from, &to, 0.5);
-        assert_eq!(half.tokens_per_response, 12, "11.5 rounds up");
+        assert_eq!(half.tokens_per_response, Length::Fixed(12), "11.5 rounds up");
         assert_eq!(half.rate_limits.requests_per_minute, Some(330));
         // A limit set on one side only switches at once.
         assert_eq!(half.capacity.max_concurrent, Some(10));
         assert_eq!(half.capacity.factor_at_capacity, 2.0);
         assert_eq!(half.timing.token_interval, Delay::Uniform { min: ms(15), max: ms(25) });
-        assert_eq!(between(&from, &to, 7.0).tokens_per_response, 13, "progress is clamped");
+        let clamped = between(&from, &to, 7.0).tokens_per_response;
+        assert_eq!(clamped, Length::Fixed(13), "progress is clamped");
     }
 }

@@ -210,8 +210,9 @@ async fn generate(
         }
     }
     let (profile, rng) = exchange.profile_and_rng();
-    let knobs = (profile.tokens_per_response, &profile.tool_use, &profile.thinking);
-    let reply = match Reply::generate(&parsed, knobs.0, knobs.1, knobs.2, rng) {
+    let length = profile.tokens_per_response.draw(rng);
+    let knobs = (&profile.tool_use, &profile.thinking);
+    let reply = match Reply::generate(&parsed, length, knobs.0, knobs.1, rng) {
         Ok(reply) => reply,
         Err(invalid) => {
             debug!(request = exchange.number(), error = %invalid, "schema refused: past the budget or unsatisfiable");

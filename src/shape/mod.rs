@@ -10,12 +10,14 @@
 
 pub mod delay;
 pub(crate) mod head;
+pub mod length;
 pub(crate) mod pacer;
 pub mod rng;
 pub(crate) mod shaper;
 pub(crate) mod timer;
 
 pub use delay::Delay;
+pub use length::Length;
 pub use pacer::{FirstOutput, Overload, Timing};
 pub(crate) use pacer::{Pacer, Slowdown};
 pub use rng::request_rng;
