@@ -66,6 +66,7 @@ print("| streams | streams/s | tokens/s | first token p50 / p99 ms | error p99 /
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for n, name in [(100, "mock-paced-100"), (1000, "mock-paced-1000"), ("1000 OpenAI Chat", "mock-openai-paced-1000"),
                 ("1000 Gemini", "mock-gemini-paced-1000"), ("1000 Bedrock", "mock-bedrock-paced-1000"),
+                ("1000 with [capacity]", "mock-capacity-paced-1000"),
                 (2000, "mock-paced-2000"), (4000, "mock-paced-4000")]:
     run = load(name)
     if not run:

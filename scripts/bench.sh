@@ -80,6 +80,15 @@ for n in 100 1000 2000 4000; do
     load mock-bedrock-paced-1000 --api bedrock --url "$url" --pid "$pid" --metrics "$admin" --concurrency 1000 \
       --ramp 2s --expect-first-token 100ms --expect-gap 20ms
     stop "$pid"
+    # And with [capacity] on (docs/capacity.md): every stream takes one of
+    # 1,000 places, and its slowdown factor is read before every token (at
+    # 1.001 the delays barely move). Its cost is this row against the first.
+    printf 'error_rate = 0\n[capacity]\nmax_concurrent = 1000\nfactor_at_capacity = 1.001\n' \
+      >"$work/capacity.toml"
+    start mock --config "$work/capacity.toml"
+    load mock-capacity-paced-1000 --url "$url" --pid "$pid" --metrics "$admin" --concurrency 1000 \
+      --ramp 2s --expect-first-token 100ms --expect-gap 20ms
+    stop "$pid"
   fi
 done
 
