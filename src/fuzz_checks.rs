@@ -117,6 +117,28 @@ pub fn config_toml(data: &[u8]) {
     if let Ok(config) = config::Config::from_toml_str(text, "fuzz.toml") {
         let _ = config::describe(&config, None);
         let _ = crate::banner(&config, ([127, 0, 0, 1], 1).into(), None);
+        let _ = config.profile.tokens_per_response.draw(&mut request_rng(1, 2));
+        // Every position a timeline takes, laid over the config, is a config
+        // whose timing and lengths still draw within their bounds.
+        if let Some(timeline) = &config.timeline {
+            let offsets = timeline.phases.iter().flat_map(|phase| {
+                [phase.at, phase.at + phase.ramp / 2, phase.at.saturating_add(phase.ramp)]
+            });
+            for offset in offsets {
+                let (position, next) = timeline.position_at(offset);
+                assert!(next.is_none_or(|next| next > offset), "{offset:?} -> {next:?}");
+                if let Some(position) = position {
+                    let mut phased = config.clone();
+                    timeline.apply(&mut phased, position);
+                    let profile = &phased.profile;
+                    let mut rng = request_rng(5, 6);
+                    let first = profile.timing.first_token_delay.sample(&mut rng);
+                    assert!(first <= crate::shape::MAX_DURATION);
+                    assert!((0.0..=1.0).contains(&profile.error_rate), "{}", profile.error_rate);
+                    let _ = profile.tokens_per_response.draw(&mut rng);
+                }
+            }
+        }
     }
 }
 

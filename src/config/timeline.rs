@@ -331,6 +331,36 @@ fn delay_between(a: Delay, b: Delay, t: f64) -> Delay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Positions only move forward, the next change is after now, and
+        /// nothing changes before it.
+        #[test]
+        fn positions_move_forward_and_hold_until_the_next_change(
+            gaps in proptest::collection::vec((1u64..100_000, 0u64..100_000), 1..8),
+            a in 0u64..1_000_000, b in 0u64..1_000_000,
+        ) {
+            let mut at = 0;
+            let mut phases = Vec::new();
+            for (index, (gap, ramp)) in gaps.into_iter().enumerate() {
+                let ramp = ramp.min(gap.saturating_sub(1));
+                phases.push(phase(&format!("p{index}"), at, ramp, Some(index as u64)));
+                at += gap;
+            }
+            let timeline = Timeline { start: TimelineStart::Epoch, phases };
+            let key = |p: Option<Position>| p.map(|p| (p.phase, p.step));
+            let (early, late) = (a.min(b), a.max(b));
+            let (first, next) = timeline.position_at(ms(early));
+            prop_assert!(key(first) <= key(timeline.position_at(ms(late)).0));
+            if let Some(next) = next {
+                prop_assert!(next > ms(early));
+                let just_before = next - Duration::from_nanos(1);
+                prop_assert_eq!(timeline.position_at(just_before).0, first);
+                prop_assert_ne!(timeline.position_at(next).0, first);
+            }
+        }
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
