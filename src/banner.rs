@@ -43,7 +43,7 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
     }
     match admin {
         Some(admin) => lines.push(format!(
-            "[sluice] Admin: http://{admin} (GET /metrics, /config, /ready; POST /reload; PUT and DELETE /faults; GET and DELETE /rate-limits)"
+            "[sluice] Admin: http://{admin} (GET /metrics, /config, /ready; POST /reload; PUT and DELETE /faults; GET and DELETE /rate-limits; GET /capacity; GET, POST /timeline/start and DELETE /timeline)"
         )),
         None => lines.push("[sluice] Admin: off".to_string()),
     }
@@ -89,6 +89,9 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
     }
     if let Some(capacity) = capacity_line(&profile.capacity) {
         lines.push(format!("  - Capacity: {capacity}"));
+    }
+    if let Some(timeline) = &config.timeline {
+        lines.push(format!("  - Timeline: {}", timeline_line(timeline, config.epoch.is_some())));
     }
     lines.push(match (config.seed, &config.replica) {
         (Some(seed), None) => {
@@ -223,6 +226,33 @@ fn capacity_line(capacity: &config::Capacity) -> Option<String> {
         ));
     }
     (!parts.is_empty()).then(|| format!("{} (this replica)", parts.join(", ")))
+}
+
+/// `4 phases from POST /timeline/start: baseline at 0s, degraded at 4s
+/// (ramp 2s), ...`, the first six named.
+fn timeline_line(timeline: &config::Timeline, epoch: bool) -> String {
+    let from = match (timeline.start, epoch) {
+        (config::TimelineStart::Admin, _) => "POST /timeline/start",
+        (config::TimelineStart::Epoch, true) => "the epoch",
+        (config::TimelineStart::Epoch, false) => "sluice's start",
+    };
+    let mut phases: Vec<String> = timeline
+        .phases
+        .iter()
+        .take(6)
+        .map(|phase| {
+            let ramp = if phase.ramp.is_zero() {
+                String::new()
+            } else {
+                format!(" (ramp {})", humantime::format_duration(phase.ramp))
+            };
+            format!("{} at {}{ramp}", phase.name, humantime::format_duration(phase.at))
+        })
+        .collect();
+    if timeline.phases.len() > 6 {
+        phases.push(format!("and {} more", timeline.phases.len() - 6));
+    }
+    format!("{} phases from {from}: {}", timeline.phases.len(), phases.join(", "))
 }
 
 fn fault_mix(config: &Config) -> String {

@@ -741,6 +741,8 @@ fn every_example_config_is_valid() {
         checked,
         [
             "agent-loop.toml",
+            "busy-provider.toml",
+            "degrading-provider.toml",
             "flaky-first-requests.toml",
             "k6-scenarios.toml",
             "mid-stream-failures.toml",
