@@ -676,3 +676,46 @@ fn a_single_file_bind_mount_reloads_in_place_writes_and_warns_on_a_rename() {
     assert!(reloaded, "an in-place write through the host's path was not reloaded within 5 s");
     assert!(logs.contains("mount the folder instead"), "{logs}");
 }
+
+/// A reload lays the phase in force over the new file at once, and a file
+/// without a timeline leaves no phase behind.
+#[tokio::test]
+async fn a_reload_keeps_the_running_phase_over_the_new_file() {
+    let story = |delay: &str| {
+        format!(
+            "{BASE}first_token_delay = \"5ms\"\n[timeline]\nstart = \"admin\"\n\
+             [[timeline.phases]]\nname = \"slow\"\nat = \"0s\"\nfirst_token_delay = \"{delay}\"\n\
+             [[timeline.phases]]\nname = \"later\"\nat = \"1h\"\n"
+        )
+    };
+    let running = start_file(&story("40ms")).await;
+    let (_, config) = admin_json(&running, "GET", "/config", "").await;
+    assert_eq!(
+        (config["phase"].as_str(), config["first_token_delay"].as_str()),
+        (Some("none"), Some("5ms"))
+    );
+    let (status, started) = admin_json(&running, "POST", "/timeline/start", "").await;
+    assert_eq!((status, started["phase"].as_str()), (200, Some("slow")));
+    let response = send(running.api, messages(&request())).await;
+    assert_eq!(response.headers["x-sluice-phase"], "slow");
+    assert!(response.head_at >= Duration::from_millis(40), "head at {:?}", response.head_at);
+
+    std::fs::write(&running.path, story("70ms")).unwrap();
+    // Applied by this call, or already by the file watch.
+    let result = admin_json(&running, "POST", "/reload", "").await.1["result"].clone();
+    assert!(result == "applied" || result == "unchanged", "{result}");
+    let (_, config) = admin_json(&running, "GET", "/config", "").await;
+    assert_eq!(
+        (config["phase"].as_str(), config["first_token_delay"].as_str()),
+        (Some("slow"), Some("70ms"))
+    );
+
+    std::fs::write(&running.path, with_delay(5)).unwrap();
+    // Applied by this call, or already by the file watch.
+    let result = admin_json(&running, "POST", "/reload", "").await.1["result"].clone();
+    assert!(result == "applied" || result == "unchanged", "{result}");
+    let (_, config) = admin_json(&running, "GET", "/config", "").await;
+    assert_eq!((config.get("phase"), config["first_token_delay"].as_str()), (None, Some("5ms")));
+    let response = send(running.api, messages(&request())).await;
+    assert!(response.headers.get("x-sluice-phase").is_none());
+}
