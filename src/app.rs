@@ -20,6 +20,7 @@ use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::ratelimit::verdict::Verdicts;
+use crate::report::Runs;
 
 /// Where `[timeline]` offsets count from: the config's `start`, or an
 /// admin call that started (`POST /timeline/start`) or stopped
@@ -78,6 +79,8 @@ pub(crate) struct App {
     pools: Pools,
     /// Where `[timeline]` offsets count from.
     timeline: TimelineClock,
+    /// The runs and what each recorded (`GET /runs/{id}/report`).
+    runs: Runs,
     /// `[record]`: tapes each proxied exchange, when set.
     recorder: Option<Recorder>,
     /// The last `GET /rate-limits` report and when it was made; held while
@@ -109,6 +112,7 @@ impl App {
             verdicts: Verdicts::default(),
             pools: Pools::default(),
             timeline: TimelineClock::default(),
+            runs: Runs::default(),
             recorder,
             rate_limit_report: tokio::sync::Mutex::new(None),
         }
@@ -158,6 +162,11 @@ impl App {
     /// Header-driven faults in flight.
     pub(crate) fn active_controlled(&self) -> &Arc<AtomicUsize> {
         &self.active_controlled
+    }
+
+    /// The runs.
+    pub(crate) fn runs(&self) -> &Runs {
+        &self.runs
     }
 
     /// Where `[timeline]` offsets count from.

@@ -88,6 +88,7 @@ pub(crate) mod metrics;
 pub mod mock;
 pub(crate) mod proxy;
 pub(crate) mod ratelimit;
+pub(crate) mod report;
 pub(crate) mod response;
 pub(crate) mod route;
 pub mod server;

@@ -15,6 +15,10 @@
 //! | `GET /timeline` | where `[timeline]` stands: its phase, offset and next change |
 //! | `POST /timeline/start` | starts the timeline now (offset 0), whatever its `start` |
 //! | `DELETE /timeline` | stops it: the baseline is in force until a start |
+//! | `POST /runs` | starts a run (`{"name": ...}` optional): its requests are reported together |
+//! | `GET /runs` | the runs kept |
+//! | `POST /runs/{id}/end` | ends a run |
+//! | `GET /runs/{id}/report`, `.../report.html` | the run's report, as JSON or as a page (docs/report.md) |
 //!
 //! With `token` set, every request needs `Authorization: Bearer <token>`,
 //! but for `GET /health` and `GET /ready` (the platform's probes carry none).
@@ -203,6 +207,97 @@ fn json_response(status: StatusCode, body: &Value) -> Response<AdminBody> {
     response
 }
 
+/// `POST /runs/{id}/end`, `GET /runs/{id}/report` and `.../report.html`.
+fn run_endpoint(
+    app: &App,
+    snapshot: &crate::live::Snapshot,
+    method: &Method,
+    path: &str,
+) -> Response<AdminBody> {
+    let rest = path.trim_start_matches("/runs/");
+    let (id, what) = rest.split_once('/').unwrap_or((rest, ""));
+    let allowed = match what {
+        "end" => Method::POST,
+        "report" | "report.html" => Method::GET,
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                &format!(
+                    "no admin endpoint {path}: POST /runs/{{id}}/end, GET /runs/{{id}}/report or /runs/{{id}}/report.html"
+                ),
+            );
+        }
+    };
+    if *method != allowed {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("method {method} is not allowed here; use {allowed}"),
+        );
+    }
+    let found = if what == "end" { app.runs().end(id) } else { app.runs().get(id) };
+    let Some(run) = found else {
+        let message =
+            format!("no run {id}: GET /runs lists the runs kept (the process run never ends)");
+        return error(StatusCode::NOT_FOUND, &message);
+    };
+    let context = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "config": snapshot.version.to_string(),
+        "replica": snapshot.config.replica,
+        "mode": if snapshot.upstream.is_some() { "proxy" } else { "mock" },
+    });
+    let report = run.report(tokio::time::Instant::now(), &context);
+    match what {
+        "report.html" => {
+            let page = crate::report::html::render(&report);
+            let mut response = Response::new(Full::new(Bytes::from(page)).boxed_unsync());
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            response
+        }
+        "end" => json_response(StatusCode::OK, &json!({"run": run.summary(), "report": report})),
+        _ => json_response(StatusCode::OK, &report),
+    }
+}
+
+/// A small request body (`POST /runs`), within `[limits] body_read_timeout`.
+async fn read_small_body(
+    request: Request<Incoming>,
+    config: &crate::config::Config,
+) -> Result<Bytes, Response<AdminBody>> {
+    let read = Limited::new(request.into_body(), 64 * 1024).collect();
+    match tokio::time::timeout(config.limits.body_read_timeout, read).await {
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(e)) => Err(error(StatusCode::BAD_REQUEST, &format!("cannot read the body: {e}"))),
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the body did not arrive within [limits] body_read_timeout",
+        )),
+    }
+}
+
+/// The name in a `POST /runs` body: none for an empty body, else
+/// `{"name": "..."}` of 1 to 128 visible characters.
+fn run_name(body: &[u8]) -> Result<Option<String>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("expected {{\"name\": \"...\"}} or no body: {e}"))?;
+    match value.get("name") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(name))
+            if (1..=128).contains(&name.chars().count()) && !name.chars().any(char::is_control) =>
+        {
+            Ok(Some(name.clone()))
+        }
+        Some(other) => Err(format!(
+            "invalid name {other}: expected 1 to 128 characters, no control characters"
+        )),
+    }
+}
+
 fn error(status: StatusCode, message: &str) -> Response<AdminBody> {
     json_response(status, &json!({"error": message}))
 }
@@ -316,6 +411,24 @@ async fn answer(
                 .collect();
             json_response(StatusCode::OK, &json!({ "routes": routes }))
         }
+        (&Method::POST, "/runs") => {
+            let body = match read_small_body(request, &snapshot.config).await {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            let name = match run_name(&body) {
+                Ok(name) => name,
+                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+            };
+            let run = app.runs().start(name);
+            json_response(StatusCode::CREATED, &run.summary())
+        }
+        (&Method::GET, "/runs") => {
+            let (runs, dropped) = app.runs().list();
+            let runs: Vec<Value> = runs.iter().map(|run| run.summary()).collect();
+            json_response(StatusCode::OK, &json!({"runs": runs, "dropped": dropped}))
+        }
+        (method, path) if path.starts_with("/runs/") => run_endpoint(app, &snapshot, method, path),
         (&Method::GET, "/timeline") => json_response(StatusCode::OK, &crate::timeline::report(app)),
         (&Method::POST, "/timeline/start") => {
             let origin = crate::app::TimelineOrigin::Started(tokio::time::Instant::now());
@@ -331,12 +444,12 @@ async fn answer(
         (
             _,
             "/health" | "/ready" | "/metrics" | "/config" | "/reload" | "/faults" | "/rate-limits"
-            | "/capacity" | "/timeline" | "/timeline/start",
+            | "/capacity" | "/timeline" | "/timeline/start" | "/runs",
         ) => error(StatusCode::METHOD_NOT_ALLOWED, &format!("method {method} is not allowed here")),
         (_, path) => error(
             StatusCode::NOT_FOUND,
             &format!(
-                "no admin endpoint {path}: GET /health, /ready, /metrics, /config, /capacity, /timeline; POST /reload, /timeline/start; PUT or DELETE /faults; GET or DELETE /rate-limits; DELETE /timeline"
+                "no admin endpoint {path}: GET /health, /ready, /metrics, /config, /capacity, /timeline, /runs, /runs/{{id}}/report, /runs/{{id}}/report.html; POST /reload, /timeline/start, /runs, /runs/{{id}}/end; PUT or DELETE /faults; GET or DELETE /rate-limits; DELETE /timeline"
             ),
         ),
     }

@@ -20,6 +20,7 @@
 //! fault kind is a file in `crate::fault` (what it does to a stream is its
 //! `on_stream`); a new source is one more caller of [`Exchange::stream`].
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -45,6 +46,7 @@ use crate::live::Snapshot;
 use crate::metrics::OpenStream;
 use crate::ratelimit::headers::{self, Header};
 use crate::ratelimit::{Charge, ClientKey, Decision, Limited, SetId, SetName, Settlement};
+use crate::report::{Answered, Arrived, InFlight, Run};
 use crate::response::{Body, BoxError};
 use crate::route::BodyFacts;
 use crate::shape::head::{self, HeadHold, HeadTiming};
@@ -61,19 +63,39 @@ pub(crate) struct Answer {
     pub(crate) outcome: Outcome,
     /// The route that took it; `None` when answered before routing.
     pub(crate) route: Option<String>,
+    /// What its run records of it besides its route and outcome.
+    pub(crate) report: Reported,
+}
+
+/// What a run records of an answer besides its route and outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct Reported {
+    /// Its API, `none` when answered before routing.
+    pub(crate) api: &'static str,
+    /// The `[timeline]` phase at its arrival.
+    pub(crate) phase: Option<Arc<str>>,
+    /// The fault, limit and tokens (its outcome is the answer's).
+    pub(crate) answered: Answered,
+}
+
+impl Default for Reported {
+    fn default() -> Self {
+        Self { api: "none", phase: None, answered: Answered::default() }
+    }
 }
 
 impl Answer {
     /// A refusal made before the request was admitted (no route, no seeded id).
     pub(crate) fn unrouted(refusal: Refusal, form: impl Into<ErrorForm>) -> Self {
         let outcome = refusal.outcome();
-        Self { response: refusal.into_response(form, &other_request_id()), outcome, route: None }
+        let response = refusal.into_response(form, &other_request_id());
+        Self { response, outcome, route: None, report: Reported::default() }
     }
 
     /// A local answer before routing (health, count_tokens).
     pub(crate) fn local(response: Response<Body>) -> Self {
         let outcome = Outcome::of_status(response.status());
-        Self { response, outcome, route: None }
+        Self { response, outcome, route: None, report: Reported::default() }
     }
 }
 
@@ -136,11 +158,22 @@ pub(crate) struct Exchange<'a> {
     settlement: Option<Settlement>,
     /// Thinking tokens its source does not stream ([`Self::thinks_unseen`]).
     unseen_thinking: u32,
+    /// The run it belongs to, and its place among the run's requests in flight.
+    run: Option<Arc<Run>>,
+    in_flight: Option<InFlight>,
+    /// Its input tokens (the estimate) and the output its source produces.
+    input_tokens: u64,
+    output_tokens: u64,
+    /// How long it waited for its place in service (`[capacity]`).
+    queue_wait: Duration,
 }
 
 /// Header naming what a request did wrong after being told to wait
 /// (`early_retry`, `immediate_retry`, `retry_storm`, `ignored_should_retry`).
 pub(crate) const VERDICT_HEADER: &str = "x-sluice-client-verdict";
+
+/// What sluice planned for a response (the W3C Server-Timing header).
+pub(crate) const SERVER_TIMING: &str = "server-timing";
 
 /// Header naming the `[timeline]` phase in force when a request arrived.
 pub(crate) const PHASE_HEADER: &str = "x-sluice-phase";
@@ -252,6 +285,10 @@ impl Admitted {
             let flags = app.verdicts().arrive(client, now);
             app.metrics().discipline(&flags);
             verdict = flags.header();
+            if let Some(run) = head.extensions.get::<Arc<Run>>() {
+                let kinds: Vec<&'static str> = flags.kinds().collect();
+                run.arrived(&client.label(), now, &Arrived { kinds, early_by: flags.early_by });
+            }
             if limits.is_active() {
                 admission = admit(app, &limits, &routed.route, client, body, dialect, now);
             }
@@ -286,6 +323,8 @@ impl<'a> Exchange<'a> {
         let Admitted { client, verdict, admission } = admitted;
         let limited_here = routed.profile.rate_limits.is_active();
         let input_tokens = body.map_or(0, |facts| facts.input_tokens);
+        let run = head.extensions.get::<Arc<Run>>().cloned();
+        let in_flight = run.as_ref().map(|run| run.arrive(&head.headers, arrival));
         let prefill = prefill(routed.profile.capacity.prefill_per_1k_tokens, input_tokens);
         let exchange = Self {
             app,
@@ -314,6 +353,11 @@ impl<'a> Exchange<'a> {
             verdict,
             settlement: admission.settlement,
             unseen_thinking: 0,
+            run,
+            in_flight,
+            input_tokens,
+            output_tokens: 0,
+            queue_wait: Duration::ZERO,
         };
         exchange.answer_now(refused, admission.limited)
     }
@@ -369,7 +413,8 @@ impl<'a> Exchange<'a> {
             Entry::Full => return Err(self.shed()),
         };
         self.served_at = Instant::now();
-        metrics.queue_wait(self.served_at.saturating_duration_since(entered));
+        self.queue_wait = self.served_at.saturating_duration_since(entered);
+        metrics.queue_wait(self.queue_wait);
         if capacity.factor_at_capacity > 1.0 {
             self.slowdown = Some(Slowdown {
                 in_service: Arc::clone(slot.pool().in_service()),
@@ -434,6 +479,7 @@ impl<'a> Exchange<'a> {
     /// The source will produce `tokens` output tokens: what its rate limits
     /// settle to when the response ends.
     pub(crate) fn produces(&mut self, tokens: u64) {
+        self.output_tokens = tokens;
         if let Some(settlement) = self.settlement.as_mut() {
             settlement.produced(tokens);
         }
@@ -460,8 +506,20 @@ impl<'a> Exchange<'a> {
             _ => None,
         };
         if let (Some((retry_after, should_retry)), Some(client)) = (told, &self.client) {
-            self.app.verdicts().told(client, Instant::now(), retry_after, should_retry);
+            let now = Instant::now();
+            self.app.verdicts().told(client, now, retry_after, should_retry);
+            if let Some(run) = &self.run {
+                let status = match &refusal {
+                    Refusal::Injected(http) => http.status,
+                    _ => 429,
+                };
+                run.told(client.label(), now, status, retry_after);
+            }
         }
+        let rate_limited = match &refusal {
+            Refusal::RateLimited(limited) => Some(limited.kind.label()),
+            _ => None,
+        };
         // Nothing was produced: the output charged at admission goes back.
         self.produces(0);
         if injected {
@@ -474,7 +532,9 @@ impl<'a> Exchange<'a> {
         let outcome = refusal.outcome();
         let mut response = refusal.into_response(self.error_form, &self.request_id);
         self.mark(response.headers_mut(), injected);
-        Answer { response, outcome, route: Some(self.route) }
+        let mut report = self.reported(injected);
+        report.answered.rate_limited = rate_limited;
+        Answer { response, outcome, route: Some(self.route), report }
     }
 
     /// Shapes `source`'s records into the answer: the profile's timing, the
@@ -522,11 +582,16 @@ impl<'a> Exchange<'a> {
         let pacer = Pacer::new(timing, self.rng.clone())
             .with_unseen_thinking(self.unseen_thinking)
             .under_load(load.0, load.1);
-        let mut shaped = Box::pin(
-            Shaper::new(source, pacer, arrival)
-                .with_fault(fault)
-                .with_lateness(Box::new(move |late| metrics.release_lateness(late))),
-        );
+        let late_run = self.run.clone();
+        let mut shaped =
+            Box::pin(Shaper::new(source, pacer, arrival).with_fault(fault).with_lateness(
+                Box::new(move |late| {
+                    metrics.release_lateness(late);
+                    if let Some(run) = &late_run {
+                        run.lateness(late);
+                    }
+                }),
+            ));
         // A head still held when shutdown's grace ends goes out at once, and
         // the body then ends with the farewell event as every other stream.
         let end = self.app.stream_end().clone();
@@ -543,9 +608,17 @@ impl<'a> Exchange<'a> {
             farewell: farewell(self.dialect, &self.request_id),
             settlement: self.settlement.take(),
             slot: self.slot.take(),
+            run: self.run.clone(),
+            in_flight: self.in_flight.take(),
         };
         let body = http_body_util::BodyExt::boxed_unsync(ShapedBody::new(released, shaped, parts));
-        Answer { response: Response::from_parts(head, body), outcome, route: Some(self.route) }
+        let report = self.reported(applies);
+        Answer {
+            response: Response::from_parts(head, body),
+            outcome,
+            route: Some(self.route),
+            report,
+        }
     }
 
     /// Sends `response` whole when a shaped stream of `source`'s records
@@ -569,7 +642,8 @@ impl<'a> Exchange<'a> {
         }
         let outcome = self.outcome(applies, response.status());
         self.mark(response.headers_mut(), applies);
-        Answer { response, outcome, route: Some(self.route) }
+        let report = self.reported(applies);
+        Answer { response, outcome, route: Some(self.route), report }
     }
 
     /// Sends `body` whole after its head, held by a slow head and `extra`
@@ -587,7 +661,30 @@ impl<'a> Exchange<'a> {
         self.mark(&mut head.headers, applies);
         let release = crate::shape::later(Instant::now(), slow.saturating_add(extra));
         head::hold_until(release, self.app.stream_end().ended()).await;
-        Answer { response: Response::from_parts(head, body), outcome, route: Some(self.route) }
+        let report = self.reported(applies);
+        Answer {
+            response: Response::from_parts(head, body),
+            outcome,
+            route: Some(self.route),
+            report,
+        }
+    }
+
+    /// What its run records of its answer: its API, phase, tokens, and the
+    /// planned fault's kind when it `applies`.
+    fn reported(&self, applies: bool) -> Reported {
+        let fault = self.plan.fault.as_ref().filter(|_| applies).map(Fault::kind);
+        Reported {
+            api: self.dialect.api_name(),
+            phase: self.phase.clone(),
+            answered: Answered {
+                outcome: "",
+                fault,
+                rate_limited: None,
+                input_tokens: self.input_tokens,
+                output_tokens: self.output_tokens,
+            },
+        }
     }
 
     /// The extra wait of a `slow_head` fault, if that is the plan.
@@ -647,6 +744,36 @@ impl<'a> Exchange<'a> {
         {
             headers.insert(FAULT_HEADER, label);
         }
+        if let Ok(planned) = HeaderValue::from_str(&self.server_timing(fault_applies)) {
+            headers.append(SERVER_TIMING, planned);
+        }
+    }
+
+    /// `Server-Timing`: what sluice planned for this response (docs/report.md,
+    /// "Server-Timing"): the delays it adds (typical values of a
+    /// distribution; the first token's with its prefill), the wait for its
+    /// place in service, the load factor, and the fault that applies.
+    fn server_timing(&self, fault_applies: bool) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let timing = &self.profile.timing;
+        let first = timing.first_token_delay.typical().saturating_add(self.prefill);
+        let mut planned = format!(
+            "sluice-first-token;dur={:.3}, sluice-interval;dur={:.3}, sluice-tool-call;dur={:.3}",
+            ms(first),
+            ms(timing.token_interval.typical()),
+            ms(timing.tool_call_delay.typical())
+        );
+        if self.slot.is_some() {
+            let _ = write!(planned, ", sluice-queue;dur={:.3}", ms(self.queue_wait));
+        }
+        if let Some(slowdown) = &self.slowdown {
+            let _ = write!(planned, ", sluice-load;desc=\"x{:.3}\"", slowdown.factor());
+        }
+        if let (true, Some(fault)) = (fault_applies, &self.plan.fault) {
+            let label: String = fault.label().chars().filter(|c| *c != '"' && *c != '\\').collect();
+            let _ = write!(planned, ", sluice-fault;desc=\"{label}\"");
+        }
+        planned
     }
 }
 

@@ -32,6 +32,7 @@ mod request_body;
 pub(crate) mod stream_body;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -40,6 +41,7 @@ use tracing::debug;
 
 pub(crate) use crate::app::App;
 use crate::metrics::Metrics;
+use crate::report::{Answered, Key, Run};
 use crate::response::{self, Body};
 
 /// Header naming the fault sluice injected into a response.
@@ -55,6 +57,7 @@ pub(crate) const CONFIG_HEADER: &str = "x-sluice-config";
 /// A request not answered yet: counted as `client_gone` if dropped so.
 struct Unanswered<'a> {
     metrics: &'a Metrics,
+    run: Arc<Run>,
     mode: &'static str,
     answered: bool,
 }
@@ -63,6 +66,8 @@ impl Drop for Unanswered<'_> {
     fn drop(&mut self) {
         if !self.answered {
             self.metrics.request("none", self.mode, "client_gone");
+            let answered = Answered { outcome: "client_gone", ..Answered::default() };
+            self.run.answered(Key::none(), &answered, Instant::now());
         }
     }
 }
@@ -71,16 +76,20 @@ impl App {
     /// Answers one request. Never fails: every problem becomes a response.
     pub(crate) async fn handle(
         &self,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
         let arrival = Instant::now();
         let snapshot = self.live().snapshot(); // once, at arrival
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let mode = if snapshot.upstream.is_some() { "proxy" } else { "mock" };
+        // Its run, for every stage that records into it.
+        let run = self.runs().for_request(request.headers());
+        request.extensions_mut().insert(Arc::clone(&run));
         // Counts the request as `client_gone` if its client leaves (this
         // future is dropped) before it is answered.
-        let mut unanswered = Unanswered { metrics: self.metrics(), mode, answered: false };
+        let mut unanswered =
+            Unanswered { metrics: self.metrics(), run: Arc::clone(&run), mode, answered: false };
         let answer = if path == OWN_HEALTH_PATH {
             unanswered.answered = true;
             return Ok(health());
@@ -92,6 +101,13 @@ impl App {
         unanswered.answered = true;
         let route = answer.route.as_deref().unwrap_or("none");
         self.metrics().request(route, mode, answer.outcome.label());
+        let key = Key {
+            route: route.to_string(),
+            api: answer.report.api,
+            phase: answer.report.phase.as_deref().map(str::to_string),
+        };
+        let answered = Answered { outcome: answer.outcome.label(), ..answer.report.answered };
+        run.answered(key, &answered, Instant::now());
         debug!(%method, %path, status = answer.response.status().as_u16(), "answered");
         Ok(answer.response)
     }

@@ -30,6 +30,7 @@ use crate::framing::Record;
 use crate::listener::connection::ResetHandle;
 use crate::metrics::{Metrics, OpenStream};
 use crate::ratelimit::Settlement;
+use crate::report::{InFlight, Run};
 use crate::response::BoxError;
 use crate::shape::InjectedReset;
 
@@ -49,6 +50,10 @@ pub(crate) struct BodyParts {
     pub(crate) settlement: Option<Settlement>,
     /// Held until the body ends (a place in service under `[capacity]`).
     pub(crate) slot: Option<Slot>,
+    /// The request's run: its tokens, and a stream its client left.
+    pub(crate) run: Option<Arc<Run>>,
+    /// Held until the body ends (the run's requests in flight).
+    pub(crate) in_flight: Option<InFlight>,
     /// Where first-token delays and token gaps are recorded.
     pub(crate) metrics: Arc<Metrics>,
     /// The request's arrival, for the first-token delay.
@@ -84,6 +89,19 @@ pub(crate) struct ShapedBody {
     _open: Option<OpenStream>,
     _settlement: Option<Settlement>,
     _slot: Option<Slot>,
+    run: Option<Arc<Run>>,
+    _in_flight: Option<InFlight>,
+    /// Tokens sent.
+    tokens: u32,
+}
+
+impl Drop for ShapedBody {
+    /// A body dropped before its end: its client left the stream.
+    fn drop(&mut self) {
+        if let (false, Some(run)) = (self.done, &self.run) {
+            run.abandoned(self.tokens);
+        }
+    }
 }
 
 impl std::fmt::Debug for ShapedBody {
@@ -99,8 +117,19 @@ impl ShapedBody {
         records: Records,
         parts: BodyParts,
     ) -> Self {
-        let BodyParts { reset, guard, open, settlement, slot, metrics, arrival, end, farewell } =
-            parts;
+        let BodyParts {
+            reset,
+            guard,
+            open,
+            settlement,
+            slot,
+            run,
+            in_flight,
+            metrics,
+            arrival,
+            end,
+            farewell,
+        } = parts;
         Self {
             released: released.into(),
             records,
@@ -118,6 +147,9 @@ impl ShapedBody {
             _open: open,
             _settlement: settlement,
             _slot: slot,
+            run,
+            _in_flight: in_flight,
+            tokens: 0,
         }
     }
 
@@ -134,9 +166,22 @@ impl ShapedBody {
     fn count(&mut self, record: &Record, now: &mut Option<Instant>) {
         if record.kind.is_content() {
             let now = *now.get_or_insert_with(Instant::now);
+            self.tokens = self.tokens.saturating_add(1);
             match self.last_token {
-                None => self.metrics.first_token(now.saturating_duration_since(self.arrival)),
-                Some(previous) => self.metrics.token_gap(now.saturating_duration_since(previous)),
+                None => {
+                    let first = now.saturating_duration_since(self.arrival);
+                    self.metrics.first_token(first);
+                    if let Some(run) = &self.run {
+                        run.token(Some(first), None);
+                    }
+                }
+                Some(previous) => {
+                    let gap = now.saturating_duration_since(previous);
+                    self.metrics.token_gap(gap);
+                    if let Some(run) = &self.run {
+                        run.token(None, Some(gap));
+                    }
+                }
             }
             self.last_token = Some(now);
             if record.kind.is_visible() && !self.text_seen {
@@ -305,6 +350,8 @@ mod tests {
             open: Some(metrics.stream_opened()),
             settlement: None,
             slot: None,
+            run: None,
+            in_flight: None,
             metrics: Arc::clone(&metrics),
             arrival: Instant::now(),
             end: end.clone(),
@@ -348,6 +395,8 @@ mod tests {
             open: None,
             settlement: None,
             slot: None,
+            run: None,
+            in_flight: None,
             metrics: Arc::new(Metrics::new()),
             arrival: Instant::now(),
             end: StreamEnd::new(),
