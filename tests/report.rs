@@ -165,3 +165,26 @@ async fn a_run_reports_what_sluice_did_and_what_the_client_did() {
     let (status, missing) = admin_json(sluice.admin, "GET", "/runs/run-9/report", "").await;
     assert_eq!(status, 404, "{missing}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_may_start_with_every_bucket_full_and_every_verdict_clean() {
+    let config = "seed = 1\nerror_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\n\
+                  [rate_limits]\nrequests_per_minute = 1\n";
+    let sluice = start_with_admin(config).await;
+    admin_json(sluice.admin, "POST", "/runs", r#"{"name": "first"}"#).await;
+    assert_eq!(send(sluice.api, from_python(None)).await.status, 200);
+    assert_eq!(send(sluice.api, from_python(None)).await.status, 429);
+    // A run that shares the state: still refused.
+    admin_json(sluice.admin, "POST", "/runs", r#"{"name": "shared"}"#).await;
+    assert_eq!(send(sluice.api, from_python(None)).await.status, 429);
+    let body = r#"{"name": "fresh", "reset_rate_limits": true}"#;
+    let (status, run) = admin_json(sluice.admin, "POST", "/runs", body).await;
+    assert_eq!((status, run["id"].as_str()), (201, Some("run-3")));
+    assert_eq!(send(sluice.api, from_python(None)).await.status, 200);
+    let report = admin_json(sluice.admin, "GET", "/runs/run-3/report", "").await.1;
+    assert_eq!(report["totals"]["outcomes"], json!({"ok": 1}));
+    assert_eq!(report["retries"]["told"], 0, "the verdicts start clean too");
+    let (status, refused) =
+        admin_json(sluice.admin, "POST", "/runs", r#"{"reset_rate_limits": 1}"#).await;
+    assert_eq!(status, 400, "{refused}");
+}

@@ -277,14 +277,28 @@ async fn read_small_body(
     }
 }
 
-/// The name in a `POST /runs` body: none for an empty body, else
-/// `{"name": "..."}` of 1 to 128 visible characters.
-fn run_name(body: &[u8]) -> Result<Option<String>, String> {
+/// A `POST /runs` body: none, or `{"name": "...", "reset_rate_limits":
+/// true}` with a name of 1 to 128 characters; the name, and whether the
+/// rate-limit buckets and verdicts start afresh.
+fn run_request(body: &[u8]) -> Result<(Option<String>, bool), String> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok((None, false));
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("expected {{\"name\": \"...\"}} or no body: {e}"))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        format!("expected {{\"name\": \"...\", \"reset_rate_limits\": true}} or no body: {e}")
+    })?;
+    let fresh = match value.get("reset_rate_limits") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(fresh)) => *fresh,
+        Some(other) => {
+            return Err(format!("invalid reset_rate_limits {other}: expected true or false"));
+        }
+    };
+    run_name(&value).map(|name| (name, fresh))
+}
+
+/// The name in a `POST /runs` body, if it has one.
+fn run_name(value: &Value) -> Result<Option<String>, String> {
     match value.get("name") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(name))
@@ -416,10 +430,16 @@ async fn answer(
                 Ok(body) => body,
                 Err(response) => return response,
             };
-            let name = match run_name(&body) {
-                Ok(name) => name,
+            let (name, fresh) = match run_request(&body) {
+                Ok(asked) => asked,
                 Err(message) => return error(StatusCode::BAD_REQUEST, &message),
             };
+            if fresh {
+                // A run of its own: every bucket full, every verdict clean.
+                app.limiter().clear();
+                app.verdicts().clear();
+                *app.rate_limit_report().lock().await = None;
+            }
             let run = app.runs().start(name);
             json_response(StatusCode::CREATED, &run.summary())
         }

@@ -324,7 +324,8 @@ impl<'a> Exchange<'a> {
         let limited_here = routed.profile.rate_limits.is_active();
         let input_tokens = body.map_or(0, |facts| facts.input_tokens);
         let run = head.extensions.get::<Arc<Run>>().cloned();
-        let in_flight = run.as_ref().map(|run| run.arrive(&head.headers, arrival));
+        let phase = snapshot.phase.as_deref();
+        let in_flight = run.as_ref().map(|run| run.arrive(&head.headers, phase, arrival));
         let prefill = prefill(routed.profile.capacity.prefill_per_1k_tokens, input_tokens);
         let exchange = Self {
             app,

@@ -44,6 +44,11 @@ pub(crate) fn render(report: &Value) -> String {
     page.push_str("<h2>First token and gaps, as released</h2>\n<div class=\"row\">");
     page.push_str(&histogram("First token (ms)", &report["histograms"]["first_token"], "ft"));
     page.push_str(&histogram("Gap between tokens (ms)", &report["histograms"]["gap"], "gap"));
+    page.push_str(&histogram(
+        "sluice's lateness against its plan (ms)",
+        &report["histograms"]["lateness"],
+        "late",
+    ));
     page.push_str("</div>\n");
     let lateness = &report["timing"]["lateness_ms"];
     let _ = writeln!(
@@ -200,6 +205,21 @@ fn over_time(series: &Value) -> String {
                 base += value;
             }
         }
+    }
+    // Each change of [timeline] phase, as a dashed line with its name.
+    for mark in series["phases"].as_array().into_iter().flatten() {
+        let at = mark["t_s"].as_f64().unwrap_or(0.0) / bucket;
+        let name = mark["phase"].as_str().unwrap_or("none");
+        let _ = write!(
+            svg,
+            "<line class=\"phase\" x1=\"{x:.1}\" y1=\"{PAD}\" x2=\"{x:.1}\" y2=\"{b}\" stroke=\"#555\" stroke-dasharray=\"4 3\"/>\
+             <text x=\"{tx:.1}\" y=\"{ty}\" font-size=\"11\">{}</text>",
+            escape(name),
+            x = x(at),
+            b = HEIGHT - PAD,
+            tx = x(at) + 3.0,
+            ty = PAD - 6.0,
+        );
     }
     let line: Vec<String> = points
         .iter()

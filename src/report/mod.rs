@@ -268,12 +268,18 @@ impl Run {
 
     /// A request arrived, from a client whose headers name its SDK; it is
     /// in flight until the guard drops.
-    pub(crate) fn arrive(self: &Arc<Self>, headers: &HeaderMap, at: Instant) -> InFlight {
+    pub(crate) fn arrive(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        phase: Option<&str>,
+        at: Instant,
+    ) -> InFlight {
         let in_flight = self.in_flight.fetch_add(1, Ordering::Relaxed).saturating_add(1);
         let sdk = sdk_of(headers);
         let offset = self.offset(at);
         let mut stats = self.stats();
         stats.series.arrive(offset, in_flight);
+        stats.series.phase(offset, phase);
         let known = stats.clients.len() < MAX_CLIENTS || stats.clients.contains_key(&sdk);
         let sdk = if known { sdk } else { ("other".to_string(), String::new()) };
         *stats.clients.entry(sdk).or_default() += 1;
@@ -474,6 +480,7 @@ impl Run {
             "histograms": {
                 "first_token": self.first_token.buckets_json(),
                 "gap": self.gap.buckets_json(),
+                "lateness": self.lateness.buckets_json(),
             },
         })
     }

@@ -34,12 +34,17 @@ impl Point {
     }
 }
 
+/// Phase changes a series marks, at most.
+pub(crate) const MAX_MARKS: usize = 100;
+
 /// Buckets from the run's start.
 #[derive(Debug, Default)]
 pub(crate) struct Series {
     /// Bucket width in milliseconds (0 until the first point: then 1,000).
     width_ms: u64,
     points: Vec<Point>,
+    /// When the `[timeline]` phase of arriving requests changed, and to what.
+    phases: Vec<(Duration, Option<String>)>,
 }
 
 impl Series {
@@ -70,6 +75,15 @@ impl Series {
             self.points.resize(index + 1, Point::default());
         }
         &mut self.points[index]
+    }
+
+    /// A request in `phase` arrived at `offset`: marked when the phase
+    /// differs from the last one's.
+    pub(crate) fn phase(&mut self, offset: Duration, phase: Option<&str>) {
+        let changed = self.phases.last().is_none_or(|(_, last)| last.as_deref() != phase);
+        if changed && self.phases.len() < MAX_MARKS {
+            self.phases.push((offset, phase.map(str::to_string)));
+        }
     }
 
     /// A request arrived at `offset`, with `in_flight` in flight then.
@@ -112,7 +126,12 @@ impl Series {
                 })
             })
             .collect();
-        json!({"bucket_s": width / 1000, "points": points})
+        let phases: Vec<Value> = self
+            .phases
+            .iter()
+            .map(|(at, phase)| json!({"t_s": super::seconds(*at), "phase": phase}))
+            .collect();
+        json!({"bucket_s": width / 1000, "points": points, "phases": phases})
     }
 }
 
