@@ -127,6 +127,8 @@ run "k6 report: a run started and ended by k6, its report's counts against k6's,
   scripts/k6-report.sh
 run "the run report's page in Chromium (headless): plots with data, no console error, nothing fetched (tests/browser)" \
   in_dir tests/browser node --test
+run "Prometheus (Debian's) scraping sluice during a k6 run: every Grafana dashboard query and recording rule returns series" \
+  scripts/prometheus-test.sh
 run "deployment: Kubernetes manifests render and validate offline; the CI example passes actionlint" \
   scripts/validate-deploy.sh
 run "fleet: three replicas in network namespaces behind nginx, k6 through the balancer (scripts/fleet-test.sh)" \

@@ -58,7 +58,7 @@ export default function () {
     const response = http.post(`${BASE_URL}/v1/messages`, body, params);
     apiRequests.add(1);
     check(response, {
-      "sluice says what it planned": (r) => (r.headers["Server-Timing"] || "").includes("sluice-first-token;dur=50.000"),
+      "sluice says what it planned": (r) => /sluice-first-token;dur=\d/.test(r.headers["Server-Timing"] || ""),
     });
     if (response.status === 200) return;
     apiRefused.add(1);
