@@ -80,6 +80,10 @@ impl Series {
     /// A request in `phase` arrived at `offset`: marked when the phase
     /// differs from the last one's.
     pub(crate) fn phase(&mut self, offset: Duration, phase: Option<&str>) {
+        // Without a timeline there is nothing to mark.
+        if phase.is_none() && self.phases.is_empty() {
+            return;
+        }
         let changed = self.phases.last().is_none_or(|(_, last)| last.as_deref() != phase);
         if changed && self.phases.len() < MAX_MARKS {
             self.phases.push((offset, phase.map(str::to_string)));
@@ -152,5 +156,22 @@ mod tests {
         assert_eq!(points[0]["requests"], 4);
         let total: u64 = points.iter().map(|p| p["requests"].as_u64().unwrap()).sum();
         assert_eq!(total, 1500);
+    }
+
+    #[test]
+    fn phase_changes_are_marked_once_each_and_none_without_a_timeline() {
+        let mut series = Series::default();
+        series.phase(Duration::ZERO, None);
+        assert_eq!(series.json()["phases"], serde_json::json!([]));
+        for (at, phase) in [(0, "a"), (1, "a"), (2, "b"), (3, "b"), (4, "none")] {
+            series.phase(Duration::from_secs(at), Some(phase));
+        }
+        let marks: Vec<(f64, String)> = series.json()["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["t_s"].as_f64().unwrap(), m["phase"].as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(marks, [(0.0, "a".into()), (2.0, "b".into()), (4.0, "none".into())]);
     }
 }
