@@ -3,7 +3,9 @@
 # tests/performance/openai.k6.js) against a fresh `sluice mock` (over TLS
 # with K6_TLS=1) with the
 # seed's defaults on a free port, then checks the summary: k6's thresholds
-# (its exit status) and a first-token latency near 100 ms.
+# (its exit status) and a first-token latency near 100 ms. The run is a
+# sluice run (docs/report.md): its report must count the requests k6 sent and
+# the errors k6 saw.
 #
 # SLUICE_SEED pins the fault draws: with seed 64 exactly one request of the
 # first 400 (the 27th) gets an injected error, so the error_injection scenario
@@ -28,6 +30,7 @@ if [ -n "${K6_TLS:-}" ]; then
   export SSL_CERT_FILE="$tls_dir/ca.pem"
 fi
 
+curl -sf -X POST "$admin/runs" -d '{"name": "k6 baseline"}' >/dev/null
 "$k6" run --quiet --no-color \
   --env BASE_URL="$url" \
   --env SCENARIO_DURATION="${K6_SCENARIO_DURATION:-10s}" \
@@ -35,9 +38,19 @@ fi
   --summary-export "$work/summary.json" \
   "${K6_SCRIPT:-tests/performance/baseline.k6.js}"
 
-python3 - "$work/summary.json" "$(basename "${K6_SCRIPT:-baseline}" .k6.js)" <<'PY'
+curl -sf -X POST "$admin/runs/run-1/end" >"$work/report.json"
+python3 - "$work/summary.json" "$(basename "${K6_SCRIPT:-baseline}" .k6.js)" "$work/report.json" <<'PY'
 import json, os, sys
 metrics = json.load(open(sys.argv[1]))["metrics"]
+# What sluice's report counted, against what k6 counted: every request, and
+# every answer k6 counted as failed (non-2xx: injected HTTP faults and
+# sluice's other refusals; a stream fault comes with a 200).
+totals = json.load(open(sys.argv[3]))["report"]["totals"]
+refused = totals["faults"].get("http", 0) + sum(
+    n for outcome, n in totals["outcomes"].items() if outcome not in ("ok", "fault"))
+sent, failed = metrics["http_reqs"]["count"], metrics["http_req_failed"]["passes"]
+print(f"sluice's report: {totals['requests']} requests, {refused} refused; k6: {sent} sent, {failed} failed")
+assert (totals["requests"], refused) == (sent, failed), "the report's counts differ from k6's"
 first = metrics["first_token_latency"]
 tool = metrics["tool_invocation"]
 errors = metrics["errors"]
