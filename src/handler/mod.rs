@@ -90,7 +90,7 @@ impl App {
         // future is dropped) before it is answered.
         let mut unanswered =
             Unanswered { metrics: self.metrics(), run: Arc::clone(&run), mode, answered: false };
-        let answer = if path == OWN_HEALTH_PATH {
+        let mut answer = if path == OWN_HEALTH_PATH {
             unanswered.answered = true;
             return Ok(health());
         } else if let Some(upstream) = &snapshot.upstream {
@@ -99,10 +99,10 @@ impl App {
             mock::serve(self, &snapshot, request).await
         };
         unanswered.answered = true;
-        let route = answer.route.as_deref().unwrap_or("none");
-        self.metrics().request(route, mode, answer.outcome.label());
+        let route = answer.route.take().unwrap_or_else(|| "none".to_string());
+        self.metrics().request(&route, mode, answer.outcome.label());
         let key = Key {
-            route: route.to_string(),
+            route,
             api: answer.report.api,
             phase: answer.report.phase.as_deref().map(str::to_string),
         };

@@ -3,6 +3,7 @@
 //! it is observed on every token. Quantiles are a bucket's upper bound: at
 //! most a quarter above the true value.
 
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -25,10 +26,18 @@ impl Default for Histogram {
     }
 }
 
+/// Every bucket's upper bound in nanoseconds, computed once: an
+/// observation is a binary search, not a logarithm, on every token.
+static BOUNDS_NS: LazyLock<[u64; BUCKETS]> = LazyLock::new(|| {
+    std::array::from_fn(|index| {
+        let exponent = i32::try_from(index).unwrap_or(i32::MAX);
+        u64_of(FIRST_BOUND_NS * GROWTH.powi(exponent))
+    })
+});
+
 /// The upper bound of bucket `index`.
 fn bound(index: usize) -> Duration {
-    let exponent = i32::try_from(index).unwrap_or(i32::MAX);
-    Duration::from_nanos(u64_of(FIRST_BOUND_NS * GROWTH.powi(exponent)))
+    Duration::from_nanos(BOUNDS_NS.get(index).copied().unwrap_or(u64::MAX))
 }
 
 /// A non-negative finite float as a whole number (saturating).
@@ -42,16 +51,9 @@ fn u64_of(value: f64) -> u64 {
 impl Histogram {
     /// Counts `value` in the first bucket whose bound is at least it.
     pub(crate) fn observe(&self, value: Duration) {
-        let ns = value.as_nanos() as f64;
-        let index = if ns <= FIRST_BOUND_NS {
-            0
-        } else {
-            // log base 1.25 of ns / first bound, rounded up.
-            let steps = ((ns / FIRST_BOUND_NS).ln() / GROWTH.ln()).ceil();
-            usize::try_from(u64_of(steps)).unwrap_or(BUCKETS).min(BUCKETS)
-        };
-        // Rounding can put a value a bucket low: move it up if so.
-        let index = if index < BUCKETS && value > bound(index) { index + 1 } else { index };
+        let ns = u64::try_from(value.as_nanos()).unwrap_or(u64::MAX);
+        // The first bound at least `ns`; past the last, the overflow bucket.
+        let index = BOUNDS_NS.partition_point(|&bound| bound < ns);
         if let Some(count) = self.counts.get(index) {
             count.fetch_add(1, Ordering::Relaxed);
         }

@@ -46,6 +46,18 @@ pub(crate) const MAX_EVENTS: usize = 1000;
 pub(crate) const MAX_EXAMPLES: usize = 5;
 /// Clients told to wait whose next request a run still waits for.
 const MAX_PENDING: usize = 10_000;
+/// Forms of SDK headers whose SDK a run remembers (the rest are read again).
+const MAX_HEADER_FORMS: usize = 1024;
+
+/// The headers an SDK is read from, hashed.
+fn sdk_headers_hash(headers: &HeaderMap) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for name in ["user-agent", "x-stainless-lang", "x-stainless-package-version", "x-goog-api-client"] {
+        headers.get(name).map(hyper::header::HeaderValue::as_bytes).hash(&mut hasher);
+    }
+    hasher.finish()
+}
 
 /// Header naming the run a request belongs to.
 pub(crate) const RUN_HEADER: &str = "x-sluice-run";
@@ -184,6 +196,8 @@ struct Stats {
     rows: BTreeMap<Key, Counts>,
     series: Series,
     clients: BTreeMap<(String, String), u64>,
+    /// The SDK of each form of SDK headers seen, by their hash.
+    sdk_by_headers: HashMap<u64, (String, String)>,
     /// Clients told to wait: when, with what status and wait, and the
     /// event's index in `retries`.
     pending: HashMap<String, usize>,
@@ -275,14 +289,24 @@ impl Run {
         at: Instant,
     ) -> InFlight {
         let in_flight = self.in_flight.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-        let sdk = sdk_of(headers);
+        // The SDK headers' hash finds a client seen before without reading
+        // them again or allocating its name.
+        let seen = sdk_headers_hash(headers);
         let offset = self.offset(at);
         let mut stats = self.stats();
         stats.series.arrive(offset, in_flight);
         stats.series.phase(offset, phase);
-        let known = stats.clients.len() < MAX_CLIENTS || stats.clients.contains_key(&sdk);
-        let sdk = if known { sdk } else { ("other".to_string(), String::new()) };
-        *stats.clients.entry(sdk).or_default() += 1;
+        if let Some(sdk) = stats.sdk_by_headers.get(&seen).cloned() {
+            *stats.clients.entry(sdk).or_default() += 1;
+        } else {
+            let sdk = sdk_of(headers);
+            let known = stats.clients.len() < MAX_CLIENTS || stats.clients.contains_key(&sdk);
+            let sdk = if known { sdk } else { ("other".to_string(), String::new()) };
+            if stats.sdk_by_headers.len() < MAX_HEADER_FORMS {
+                stats.sdk_by_headers.insert(seen, sdk.clone());
+            }
+            *stats.clients.entry(sdk).or_default() += 1;
+        }
         InFlight(Arc::clone(self))
     }
 
