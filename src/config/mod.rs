@@ -830,14 +830,7 @@ impl Alpn {
 pub fn default_faults() -> Vec<WeightedFault> {
     let http = |status, weight, retry_after| WeightedFault {
         weight,
-        fault: Fault::Http(HttpFault {
-            status,
-            retry_after,
-            message: None,
-            should_retry: None,
-            rate_limit_headers: false,
-            error_type: None,
-        }),
+        fault: Fault::Http(HttpFault { retry_after, ..HttpFault::plain(status) }),
         schedule: Schedule::Random,
     };
     vec![http(529, 4, None), http(500, 3, None), http(429, 3, Some(Duration::from_secs(1)))]

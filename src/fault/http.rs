@@ -31,6 +31,20 @@ pub struct HttpFault {
     pub error_type: Option<String>,
 }
 
+impl HttpFault {
+    /// `status` in the provider's usual words, with no other header.
+    pub fn plain(status: u16) -> Self {
+        Self {
+            status,
+            retry_after: None,
+            message: None,
+            should_retry: None,
+            rate_limit_headers: false,
+            error_type: None,
+        }
+    }
+}
+
 impl Kind for HttpFault {
     const NAME: &'static str = "http";
     const KEYS: &'static [&'static str] =

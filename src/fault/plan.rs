@@ -102,14 +102,7 @@ mod tests {
     use crate::shape::request_rng;
 
     fn http_fault(status: u16) -> Fault {
-        Fault::Http(HttpFault {
-            status,
-            retry_after: None,
-            message: None,
-            should_retry: None,
-            rate_limit_headers: false,
-            error_type: None,
-        })
+        Fault::Http(HttpFault::plain(status))
     }
 
     fn http(status: u16, weight: u32) -> WeightedFault {

@@ -613,13 +613,7 @@ impl<'a> Exchange<'a> {
             in_flight: self.in_flight.take(),
         };
         let body = http_body_util::BodyExt::boxed_unsync(ShapedBody::new(released, shaped, parts));
-        let report = self.reported(applies);
-        Answer {
-            response: Response::from_parts(head, body),
-            outcome,
-            route: Some(self.route),
-            report,
-        }
+        self.answer(Response::from_parts(head, body), outcome, applies)
     }
 
     /// Sends `response` whole when a shaped stream of `source`'s records
@@ -643,8 +637,7 @@ impl<'a> Exchange<'a> {
         }
         let outcome = self.outcome(applies, response.status());
         self.mark(response.headers_mut(), applies);
-        let report = self.reported(applies);
-        Answer { response, outcome, route: Some(self.route), report }
+        self.answer(response, outcome, applies)
     }
 
     /// Sends `body` whole after its head, held by a slow head and `extra`
@@ -662,13 +655,14 @@ impl<'a> Exchange<'a> {
         self.mark(&mut head.headers, applies);
         let release = crate::shape::later(Instant::now(), slow.saturating_add(extra));
         head::hold_until(release, self.app.stream_end().ended()).await;
+        self.answer(Response::from_parts(head, body), outcome, applies)
+    }
+
+    /// The answer `response`, counted as `outcome`, with what its run records
+    /// (the planned fault when it `applies`).
+    fn answer(self, response: Response<Body>, outcome: Outcome, applies: bool) -> Answer {
         let report = self.reported(applies);
-        Answer {
-            response: Response::from_parts(head, body),
-            outcome,
-            route: Some(self.route),
-            report,
-        }
+        Answer { response, outcome, route: Some(self.route), report }
     }
 
     /// What its run records of its answer: its API, phase, tokens, and the

@@ -242,14 +242,7 @@ fn shed_answer(shed: Shed, dialect: Dialect) -> HttpFault {
         // Each dialect's own overload: 529 becomes OpenAI's and Gemini's 503.
         (Shed::Overloaded, _) => 529,
     };
-    HttpFault {
-        status,
-        retry_after: None,
-        message: None,
-        should_retry: None,
-        rate_limit_headers: false,
-        error_type: None,
-    }
+    HttpFault::plain(status)
 }
 
 /// A `[rate_limits]` 429 in the provider's words (`docs/rate-limits.md`):

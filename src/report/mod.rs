@@ -53,7 +53,9 @@ const MAX_HEADER_FORMS: usize = 1024;
 fn sdk_headers_hash(headers: &HeaderMap) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for name in ["user-agent", "x-stainless-lang", "x-stainless-package-version", "x-goog-api-client"] {
+    for name in
+        ["user-agent", "x-stainless-lang", "x-stainless-package-version", "x-goog-api-client"]
+    {
         headers.get(name).map(hyper::header::HeaderValue::as_bytes).hash(&mut hasher);
     }
     hasher.finish()
