@@ -188,3 +188,14 @@ async fn a_run_may_start_with_every_bucket_full_and_every_verdict_clean() {
         admin_json(sluice.admin, "POST", "/runs", r#"{"reset_rate_limits": 1}"#).await;
     assert_eq!(status, 400, "{refused}");
 }
+
+/// The run a request names is this sluice's: the header is not forwarded.
+#[tokio::test]
+async fn a_proxy_keeps_the_run_header_to_itself() {
+    let echo = support::upstreams::echo_upstream().await;
+    let sluice = support::start(&support::proxy_config(&echo.url(), "error_rate = 0", "")).await;
+    let received = send(sluice.addr, from_python(Some("run-1"))).await;
+    let headers = &received.json()["headers"];
+    assert_eq!(headers["x-stainless-lang"], "python", "other headers go through");
+    assert_eq!(headers.get("x-sluice-run"), None);
+}

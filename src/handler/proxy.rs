@@ -77,7 +77,8 @@ pub(crate) async fn forward(
         },
         Err(answer) => return *answer,
     };
-    for name in CONTROL_HEADERS {
+    // sluice's own headers stay here: the run a request names is this sluice's.
+    for name in CONTROL_HEADERS.into_iter().chain([crate::report::RUN_HEADER]) {
         head.headers.remove(name);
     }
     let mut recording = Recording::start(recorder, &head, &read, arrival);
