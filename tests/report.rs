@@ -135,6 +135,13 @@ async fn a_run_reports_what_sluice_did_and_what_the_client_did() {
     assert_eq!(early["evidence"], json!([{"client": client, "at_s": 0.0, "early_by_ms": 2000.0}]));
     assert_eq!(verdict("no_retry_storms")["pass"], true);
     assert_eq!(report["abandoned"]["after_tokens"]["1-10"], 1);
+    // The fifth asked the same again right after the fourth broke.
+    assert_eq!(report["repeated_after_break"]["by_fault"], json!({"stream_error": 1}));
+    let repeat = &report["repeated_after_break"]["evidence"][0];
+    assert_eq!(
+        (repeat["fault"].as_str(), repeat["after_ms"].as_f64()),
+        (Some("stream_error"), Some(0.0))
+    );
     assert_eq!(report["timing"]["first_token_ms"]["count"], 4, "the 429 had none");
     assert_eq!(report["timing"]["trustworthy"], true);
 

@@ -134,6 +134,14 @@ kinds! {
 }
 
 /// What `kind` may be.
+impl Fault {
+    /// Whether it breaks a stream after its head (a client may ask again):
+    /// `stream_error`, `reset`, `truncate`, `stall`, `malformed`.
+    pub fn breaks_stream(&self) -> bool {
+        !matches!(self, Self::Http(_) | Self::SlowHead(_) | Self::Stop(_))
+    }
+}
+
 pub(crate) fn kind_form() -> String {
     let names: Vec<String> = Fault::NAMES.iter().map(|name| format!("{name:?}")).collect();
     format!("one of {}", names.join(", "))

@@ -276,8 +276,12 @@ impl Admitted {
         let limits = routed.profile.rate_limits;
         let tells = matches!(&planned.plan.fault, Some(Fault::Http(http))
             if http.retry_after.is_some() || http.should_retry == Some(false));
-        let client = (limits.is_active() || tells || app.verdicts().watching())
-            .then(|| ClientKey::of(&head.headers, head.uri.query()));
+        // A stream that breaks makes its run follow who asks again.
+        let breaks = planned.plan.fault.as_ref().is_some_and(Fault::breaks_stream);
+        let run = head.extensions.get::<Arc<Run>>();
+        let repeats = run.is_some_and(|run| run.watching_repeats());
+        let known = limits.is_active() || tells || breaks || repeats || app.verdicts().watching();
+        let client = known.then(|| ClientKey::of(&head.headers, head.uri.query()));
         let now = Instant::now();
         let mut verdict = None;
         let mut admission = Admission::default();
@@ -285,9 +289,11 @@ impl Admitted {
             let flags = app.verdicts().arrive(client, now);
             app.metrics().discipline(&flags);
             verdict = flags.header();
-            if let Some(run) = head.extensions.get::<Arc<Run>>() {
+            if let Some(run) = run {
                 let kinds: Vec<&'static str> = flags.kinds().collect();
-                run.arrived(&client.label(), now, &Arrived { kinds, early_by: flags.early_by });
+                let label = client.label();
+                run.arrived(&label, now, &Arrived { kinds, early_by: flags.early_by });
+                run.asked_again(&label, now, body.map_or(0, |facts| facts.input_tokens));
             }
             if limits.is_active() {
                 admission = admit(app, &limits, &routed.route, client, body, dialect, now);
@@ -559,6 +565,11 @@ impl<'a> Exchange<'a> {
             fault.on_stream(&OnStream { dialect: self.dialect, request_id, so_far: &so_far })
         });
         let applies = slow > Duration::ZERO || fault.is_some();
+        if let (Some(_), Some(run), Some(client), Some(planned)) =
+            (&fault, &self.run, &self.client, &self.plan.fault)
+        {
+            run.broke(client.label(), Instant::now(), planned.kind(), self.input_tokens);
+        }
         let outcome = self.outcome(applies, head.status);
         self.mark(&mut head.headers, applies);
         // A slow head: an instant source's whole schedule starts that much

@@ -150,6 +150,13 @@ fn totals(page: &mut String, report: &Value) {
     line("Input tokens (estimate)", number(&totals["input_tokens"]));
     line("Output tokens", number(&totals["output_tokens"]));
     line("Streams the client left", number(&totals["abandoned_streams"]));
+    let repeated = report["repeated_after_break"]["by_fault"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("after {k}: {v}")).collect::<Vec<_>>().join(", "));
+    line(
+        "Asked again after a broken stream",
+        repeated.filter(|r| !r.is_empty()).unwrap_or_else(|| "none".to_string()),
+    );
     let retries = &report["retries"];
     line(
         "Told to wait",

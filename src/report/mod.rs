@@ -61,6 +61,9 @@ fn sdk_headers_hash(headers: &HeaderMap) -> u64 {
     hasher.finish()
 }
 
+/// A request within this long of its client's broken stream repeats it.
+pub(crate) const REPEAT_WINDOW: Duration = Duration::from_secs(30);
+
 /// Header naming the run a request belongs to.
 pub(crate) const RUN_HEADER: &str = "x-sluice-run";
 
@@ -159,6 +162,8 @@ pub(crate) struct Run {
     started_wall: SystemTime,
     ended: Mutex<Option<(Instant, SystemTime)>>,
     in_flight: AtomicU32,
+    /// Whether a stream was broken, so that clients are followed.
+    repeats: std::sync::atomic::AtomicBool,
     first_token: Histogram,
     gap: Histogram,
     lateness: Histogram,
@@ -209,6 +214,11 @@ struct Stats {
     verdicts: BTreeMap<&'static str, Verdict>,
     abandoned: u64,
     abandoned_after_tokens: Vec<u32>,
+    /// Clients whose stream sluice broke: when, how, and the request's size.
+    broken: HashMap<String, (Duration, &'static str, u64)>,
+    /// Requests asked again after a broken stream, by how it broke.
+    repeated: BTreeMap<&'static str, u64>,
+    repeated_examples: Vec<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -257,6 +267,7 @@ impl Run {
             started_wall: SystemTime::now(),
             ended: Mutex::new(None),
             in_flight: AtomicU32::new(0),
+            repeats: std::sync::atomic::AtomicBool::new(false),
             first_token: Histogram::default(),
             gap: Histogram::default(),
             lateness: Histogram::default(),
@@ -387,6 +398,47 @@ impl Run {
         }
     }
 
+    /// Whether a stream of this run broke, so that each request's client
+    /// must be known to tell a repeat.
+    pub(crate) fn watching_repeats(&self) -> bool {
+        self.repeats.load(Ordering::Relaxed)
+    }
+
+    /// sluice broke `client`'s stream with a fault of `kind`; the request
+    /// was `size` input tokens (the estimate, 4 bytes a token).
+    pub(crate) fn broke(&self, client: String, at: Instant, kind: &'static str, size: u64) {
+        self.repeats.store(true, Ordering::Relaxed);
+        let offset = self.offset(at);
+        let mut stats = self.stats();
+        if stats.broken.len() < MAX_PENDING || stats.broken.contains_key(&client) {
+            stats.broken.insert(client, (offset, kind, size));
+        }
+    }
+
+    /// `client` asked again with a request of `size`: a repeat if sluice
+    /// broke its last stream within [`REPEAT_WINDOW`] and that request was
+    /// the same size (the same prompt, as far as sluice can tell cheaply).
+    pub(crate) fn asked_again(&self, client: &str, at: Instant, size: u64) {
+        if !self.watching_repeats() {
+            return;
+        }
+        let offset = self.offset(at);
+        let mut stats = self.stats();
+        let Some((broke_at, kind, broken_size)) = stats.broken.remove(client) else {
+            return;
+        };
+        let after = offset.saturating_sub(broke_at);
+        if after > REPEAT_WINDOW || size != broken_size {
+            return;
+        }
+        *stats.repeated.entry(kind).or_default() += 1;
+        if stats.repeated_examples.len() < MAX_EXAMPLES {
+            let example = json!({"client": client, "at_s": seconds(offset), "fault": kind,
+                                 "after_ms": millis(after)});
+            stats.repeated_examples.push(example);
+        }
+    }
+
     /// A token went out: the first of its stream after `first` (from
     /// arrival), or `gap` after the one before; `late` past its schedule.
     pub(crate) fn token(&self, first: Option<Duration>, gap: Option<Duration>) {
@@ -494,6 +546,10 @@ impl Run {
                 verdict("retry_storm", "no_retry_storms", "no client sent more than 3 requests in one wait window"),
                 verdict("ignored_should_retry", "honours_should_retry_false", "no request came within the window after x-should-retry: false"),
             ],
+            "repeated_after_break": {
+                "by_fault": stats.repeated,
+                "evidence": stats.repeated_examples,
+            },
             "abandoned": {
                 "streams": stats.abandoned,
                 "after_tokens": {
