@@ -135,6 +135,7 @@ async fn a_run_reports_what_sluice_did_and_what_the_client_did() {
     assert_eq!(early["evidence"], json!([{"client": client, "at_s": 0.0, "early_by_ms": 2000.0}]));
     assert_eq!(verdict("no_retry_storms")["pass"], true);
     assert_eq!(report["abandoned"]["after_tokens"]["1-10"], 1);
+    assert_eq!(report["abandoned"]["after_seconds"]["<1"], 1, "left 10 ms in");
     // The fifth asked the same again right after the fourth broke.
     assert_eq!(report["repeated_after_break"]["by_fault"], json!({"stream_error": 1}));
     let repeat = &report["repeated_after_break"]["evidence"][0];

@@ -99,7 +99,7 @@ impl Drop for ShapedBody {
     /// A body dropped before its end: its client left the stream.
     fn drop(&mut self) {
         if let (false, Some(run)) = (self.done, &self.run) {
-            run.abandoned(self.tokens);
+            run.abandoned(self.tokens, self.arrival.elapsed());
         }
     }
 }

@@ -213,7 +213,8 @@ struct Stats {
     told: u64,
     verdicts: BTreeMap<&'static str, Verdict>,
     abandoned: u64,
-    abandoned_after_tokens: Vec<u32>,
+    abandoned_after_tokens: [u64; 4],
+    abandoned_after_time: [u64; 4],
     /// Clients whose stream sluice broke: when, how, and the request's size.
     broken: HashMap<String, (Duration, &'static str, u64)>,
     /// Requests asked again after a broken stream, by how it broke.
@@ -455,20 +456,24 @@ impl Run {
         self.lateness.observe(late);
     }
 
-    /// A client left its stream after `tokens` tokens.
-    pub(crate) fn abandoned(&self, tokens: u32) {
+    /// A client left its stream after `tokens` tokens, `after` its arrival.
+    pub(crate) fn abandoned(&self, tokens: u32, after: Duration) {
         let mut stats = self.stats();
         stats.abandoned += 1;
-        let bucket = match tokens {
+        let by_tokens = match tokens {
             0 => 0,
             1..=10 => 1,
             11..=100 => 2,
             _ => 3,
         };
-        if stats.abandoned_after_tokens.len() < 4 {
-            stats.abandoned_after_tokens.resize(4, 0);
-        }
-        stats.abandoned_after_tokens[bucket] += 1;
+        stats.abandoned_after_tokens[by_tokens] += 1;
+        let by_time = match after.as_secs() {
+            0 => 0,
+            1..=9 => 1,
+            10..=59 => 2,
+            _ => 3,
+        };
+        stats.abandoned_after_time[by_time] += 1;
     }
 
     /// The report, as of `now` (docs/report.md has the schema).
@@ -553,10 +558,16 @@ impl Run {
             "abandoned": {
                 "streams": stats.abandoned,
                 "after_tokens": {
-                    "0": stats.abandoned_after_tokens.first().copied().unwrap_or(0),
-                    "1-10": stats.abandoned_after_tokens.get(1).copied().unwrap_or(0),
-                    "11-100": stats.abandoned_after_tokens.get(2).copied().unwrap_or(0),
-                    "101+": stats.abandoned_after_tokens.get(3).copied().unwrap_or(0),
+                    "0": stats.abandoned_after_tokens[0],
+                    "1-10": stats.abandoned_after_tokens[1],
+                    "11-100": stats.abandoned_after_tokens[2],
+                    "101+": stats.abandoned_after_tokens[3],
+                },
+                "after_seconds": {
+                    "<1": stats.abandoned_after_time[0],
+                    "1-10": stats.abandoned_after_time[1],
+                    "10-60": stats.abandoned_after_time[2],
+                    "60+": stats.abandoned_after_time[3],
                 },
             },
             "histograms": {
