@@ -66,9 +66,9 @@ fn offset(app: &App, config: &Config) -> Option<Duration> {
     }
 }
 
-/// Where the timeline stands now, and how long until it moves next.
-fn now(app: &App, config: &Config) -> (Option<Position>, Option<Duration>) {
-    let (Some(timeline), Some(offset)) = (config.timeline.as_ref(), offset(app, config)) else {
+/// Where the timeline stands at `offset`, and how long until it moves next.
+fn at(config: &Config, offset: Option<Duration>) -> (Option<Position>, Option<Duration>) {
+    let (Some(timeline), Some(offset)) = (config.timeline.as_ref(), offset) else {
         return (None, None);
     };
     let (position, next) = timeline.position_at(offset);
@@ -79,7 +79,7 @@ fn now(app: &App, config: &Config) -> (Option<Position>, Option<Duration>) {
 /// says how long until the next change.
 pub(crate) async fn advance(app: &App) -> Option<Duration> {
     let snapshot = app.live().snapshot();
-    let (position, wait) = now(app, &snapshot.config);
+    let (position, wait) = at(&snapshot.config, offset(app, &snapshot.config));
     if position != snapshot.position {
         let before = snapshot.phase.clone();
         app.live().set_position(position).await;
@@ -99,7 +99,7 @@ pub(crate) fn report(app: &App) -> Value {
         return json!({"timeline": null, "phase": null});
     };
     let offset = offset(app, config);
-    let (_, wait) = now(app, config);
+    let (_, wait) = at(config, offset);
     let origin = match app.timeline().origin() {
         TimelineOrigin::Config => timeline.start.as_str(),
         TimelineOrigin::Started(_) => "started",

@@ -30,10 +30,6 @@ fn message(max_tokens: u64) -> Value {
            "messages": [{"role": "user", "content": "hi"}]})
 }
 
-fn header<'a>(received: &'a Received, name: &str) -> &'a str {
-    received.headers.get(name).map_or("", |v| v.to_str().unwrap())
-}
-
 /// Waits (polling the admin's gauge, without sleeping) until `series` is `value`.
 async fn until_metric(admin: std::net::SocketAddr, series: &str, value: f64) {
     for _ in 0..10_000 {
@@ -100,14 +96,14 @@ async fn two_hundred_requests_on_fifty_places_start_in_four_waves_and_the_next_i
     for (path, body, status, api) in shed {
         let refused = send(sluice.api, post(path, &body)).await;
         assert_eq!(refused.status, status, "{api}");
-        assert_eq!(header(&refused, "x-sluice-capacity"), "shed", "{api}");
-        assert_eq!(header(&refused, "x-sluice-fault"), "", "{api}: not a fault");
+        assert_eq!(refused.header("x-sluice-capacity"), "shed", "{api}");
+        assert_eq!(refused.header("x-sluice-fault"), "", "{api}: not a fault");
         let error = refused.json();
         match api {
             "anthropic" => assert_eq!(error["error"]["type"], "overloaded_error"),
             "openai-chat" => assert_eq!(error["error"]["type"], "server_error", "{error}"),
             "gemini" => assert_eq!(error["error"]["status"], "UNAVAILABLE"),
-            _ => assert!(header(&refused, "x-amzn-errortype").starts_with("ThrottlingException:")),
+            _ => assert!(refused.header("x-amzn-errortype").starts_with("ThrottlingException:")),
         }
         let series = format!("sluice_capacity_shed_total{{route=\"default\",api=\"{api}\"}}");
         assert_eq!(metric(sluice.admin, &series).await, 1.0);
@@ -191,7 +187,7 @@ async fn a_request_that_waits_its_queue_timeout_is_shed_and_a_client_that_leaves
     assert_eq!(sent.elapsed(), ms(2000));
     assert_eq!(waited.status, 429);
     assert_eq!(waited.json()["error"]["type"], "rate_limit_error");
-    assert_eq!(header(&waited, "x-sluice-capacity"), "shed");
+    assert_eq!(waited.header("x-sluice-capacity"), "shed");
     assert_eq!(first.await.unwrap().status, 200);
     assert_eq!(metric(sluice.admin, IN_SERVICE).await, 0.0);
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 use serde_json::{Value, json};
-use support::{Received, metric, ms, send, start_with_admin, upstreams};
+use support::{metric, ms, send, start_with_admin, upstreams};
 
 /// No delays, so the paused clock moves only when a test sleeps.
 const INSTANT: &str = "error_rate = 0\nseed = 1\nfirst_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntool_call_delay = \"0ms\"\n";
@@ -30,10 +30,6 @@ fn request(path: &str, key: &str, body: &Value) -> Request<Full<Bytes>> {
 fn message(stream: bool, max_tokens: u64) -> Value {
     json!({"model": "claude-test", "max_tokens": max_tokens, "stream": stream,
            "messages": [{"role": "user", "content": "hi"}]})
-}
-
-fn header<'a>(received: &'a Received, name: &str) -> &'a str {
-    received.headers.get(name).map_or("", |v| v.to_str().unwrap())
 }
 
 async fn admin_json(admin: std::net::SocketAddr, method: &str, path: &str, body: &str) -> Value {
@@ -63,51 +59,51 @@ async fn a_burst_of_ten_then_429s_with_exact_headers_until_the_bucket_refills() 
     for k in 0..10u64 {
         let ok = send(sluice.api, request("/v1/messages", "sk-a", &message(false, 64))).await;
         assert_eq!(ok.status, 200, "request {k} of the burst");
-        assert_eq!(header(&ok, "anthropic-ratelimit-requests-limit"), "60");
-        assert_eq!(header(&ok, "anthropic-ratelimit-requests-remaining"), (9 - k).to_string());
-        assert_eq!(header(&ok, "retry-after"), "");
+        assert_eq!(ok.header("anthropic-ratelimit-requests-limit"), "60");
+        assert_eq!(ok.header("anthropic-ratelimit-requests-remaining"), (9 - k).to_string());
+        assert_eq!(ok.header("retry-after"), "");
         // All four families, as the API sends them; unconfigured ones never run out.
         for family in ["tokens", "input-tokens", "output-tokens"] {
             let limit = format!("anthropic-ratelimit-{family}-limit");
             let remaining = format!("anthropic-ratelimit-{family}-remaining");
-            assert_eq!(header(&ok, &limit), "4294967295", "{family}");
-            assert_eq!(header(&ok, &remaining), "4294967295", "{family}");
-            assert!(header(&ok, &format!("anthropic-ratelimit-{family}-reset")).ends_with('Z'));
+            assert_eq!(ok.header(&limit), "4294967295", "{family}");
+            assert_eq!(ok.header(&remaining), "4294967295", "{family}");
+            assert!(ok.header(&format!("anthropic-ratelimit-{family}-reset")).ends_with('Z'));
         }
-        assert_eq!(header(&ok, "x-sluice-rate-limited"), "");
+        assert_eq!(ok.header("x-sluice-rate-limited"), "");
     }
     let wall = SystemTime::now();
     let refused = send(sluice.api, request("/v1/messages", "sk-a", &message(false, 64))).await;
     assert_eq!(refused.status, 429);
     // sluice's limiter refused it, and says which bucket: not an injected fault.
-    assert_eq!(header(&refused, "x-sluice-rate-limited"), "requests");
-    assert_eq!(header(&refused, "x-sluice-fault"), "");
-    assert_eq!(header(&refused, "retry-after"), "1");
-    assert_eq!(header(&refused, "retry-after-ms"), "1000");
-    assert_eq!(header(&refused, "x-should-retry"), "true");
-    assert_eq!(header(&refused, "anthropic-ratelimit-requests-remaining"), "0");
+    assert_eq!(refused.header("x-sluice-rate-limited"), "requests");
+    assert_eq!(refused.header("x-sluice-fault"), "");
+    assert_eq!(refused.header("retry-after"), "1");
+    assert_eq!(refused.header("retry-after-ms"), "1000");
+    assert_eq!(refused.header("x-should-retry"), "true");
+    assert_eq!(refused.header("anthropic-ratelimit-requests-remaining"), "0");
     // Full again in 10 s (wall clock, rounded up to the second).
     let reset =
-        humantime::parse_rfc3339(header(&refused, "anthropic-ratelimit-requests-reset")).unwrap();
+        humantime::parse_rfc3339(refused.header("anthropic-ratelimit-requests-reset")).unwrap();
     let in_secs = reset.duration_since(wall).unwrap_or_default().as_secs_f64();
     assert!((9.0..=11.5).contains(&in_secs), "reset in {in_secs} s");
     let body = refused.json();
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "rate_limit_error");
     assert!(body["error"]["message"].as_str().unwrap().contains("60 requests per minute"));
-    assert_eq!(header(&refused, "request-id"), body["request_id"].as_str().unwrap());
+    assert_eq!(refused.header("request-id"), body["request_id"].as_str().unwrap());
     // Another key has its own bucket.
     let other = send(sluice.api, request("/v1/messages", "sk-b", &message(false, 64))).await;
     assert_eq!(other.status, 200);
     // 999 ms later: still refused, 1 ms to go; at 1 s: admitted.
     tokio::time::sleep(ms(999)).await;
     let early = send(sluice.api, request("/v1/messages", "sk-a", &message(false, 64))).await;
-    assert_eq!(header(&early, "retry-after-ms"), "1");
-    assert_eq!(header(&early, "x-sluice-client-verdict"), "early_retry");
+    assert_eq!(early.header("retry-after-ms"), "1");
+    assert_eq!(early.header("x-sluice-client-verdict"), "early_retry");
     tokio::time::sleep(ms(1)).await;
     let again = send(sluice.api, request("/v1/messages", "sk-a", &message(true, 64))).await;
     assert_eq!(again.status, 200, "a streamed answer carries the headers too");
-    assert_eq!(header(&again, "anthropic-ratelimit-requests-remaining"), "0");
+    assert_eq!(again.header("anthropic-ratelimit-requests-remaining"), "0");
     assert_eq!(metric(sluice.admin, "sluice_rate_limited_total{limit=\"requests\"}").await, 2.0);
     let outcome = "sluice_requests_total{route=\"default\",mode=\"mock\",outcome=\"rate_limited\"}";
     assert_eq!(metric(sluice.admin, outcome).await, 2.0);
@@ -123,18 +119,18 @@ async fn openai_gets_its_headers_and_a_429_that_names_the_limit_the_use_and_the_
                       "messages": [{"role": "user", "content": "hi"}]});
     let ok = send(sluice.api, request("/v1/chat/completions", "sk-o", &chat)).await;
     assert_eq!(ok.status, 200);
-    assert_eq!(header(&ok, "x-ratelimit-limit-requests"), "120");
-    assert_eq!(header(&ok, "x-ratelimit-remaining-requests"), "1");
-    assert_eq!(header(&ok, "x-ratelimit-reset-requests"), "500ms");
-    assert_eq!(header(&ok, "x-ratelimit-limit-tokens"), "100000");
-    let used = 100_000 - header(&ok, "x-ratelimit-remaining-tokens").parse::<u64>().unwrap();
+    assert_eq!(ok.header("x-ratelimit-limit-requests"), "120");
+    assert_eq!(ok.header("x-ratelimit-remaining-requests"), "1");
+    assert_eq!(ok.header("x-ratelimit-reset-requests"), "500ms");
+    assert_eq!(ok.header("x-ratelimit-limit-tokens"), "100000");
+    let used = 100_000 - ok.header("x-ratelimit-remaining-tokens").parse::<u64>().unwrap();
     let completion = ok.json()["usage"]["completion_tokens"].as_u64().unwrap();
     assert!(used > 100, "input and max_completion_tokens charged: {used}");
-    assert!(header(&ok, "anthropic-ratelimit-requests-limit").is_empty());
+    assert!(ok.header("anthropic-ratelimit-requests-limit").is_empty());
     send(sluice.api, request("/v1/chat/completions", "sk-o", &chat)).await;
     let refused = send(sluice.api, request("/v1/chat/completions", "sk-o", &chat)).await;
     assert_eq!(refused.status, 429);
-    assert_eq!(header(&refused, "retry-after-ms"), "500");
+    assert_eq!(refused.header("retry-after-ms"), "500");
     let error = &refused.json()["error"];
     assert_eq!(error["type"], "requests");
     assert_eq!(error["code"], "rate_limit_exceeded");
@@ -146,7 +142,7 @@ async fn openai_gets_its_headers_and_a_429_that_names_the_limit_the_use_and_the_
     // The first two replies settled their output to what they produced.
     tokio::time::sleep(ms(500)).await;
     let settled = send(sluice.api, request("/v1/chat/completions", "sk-o", &chat)).await;
-    let remaining: u64 = header(&settled, "x-ratelimit-remaining-tokens").parse().unwrap();
+    let remaining: u64 = settled.header("x-ratelimit-remaining-tokens").parse().unwrap();
     assert!(100_000 - remaining < 3 * used, "settled: {remaining} left after 3 of {used} at most");
     assert!(completion < 100);
 }
@@ -166,20 +162,20 @@ async fn output_tokens_are_held_at_max_tokens_until_the_reply_ends() {
     // (15 tokens a second came back meanwhile).
     let refused = send(api, request("/v1/messages", "sk-t", &message(true, 500))).await;
     assert_eq!(refused.status, 429);
-    assert_eq!(header(&refused, "anthropic-ratelimit-output-tokens-remaining"), "401");
+    assert_eq!(refused.header("anthropic-ratelimit-output-tokens-remaining"), "401");
     let first = first.await.unwrap();
     assert_eq!(first.status, 200);
-    assert_eq!(header(&first, "anthropic-ratelimit-output-tokens-remaining"), "400");
+    assert_eq!(first.header("anthropic-ratelimit-output-tokens-remaining"), "400");
     // Once it ended, the 450 of its 500 it did not produce came back.
     let second = send(api, request("/v1/messages", "sk-t", &message(true, 500))).await;
     assert_eq!(second.status, 200);
-    let left: u64 = header(&second, "anthropic-ratelimit-output-tokens-remaining").parse().unwrap();
+    let left: u64 = second.header("anthropic-ratelimit-output-tokens-remaining").parse().unwrap();
     assert!((350..=400).contains(&left), "{left}");
     // More than the bucket holds can never be admitted: no retry-after.
     let never = send(api, request("/v1/messages", "sk-t", &message(false, 901))).await;
     assert_eq!(never.status, 429);
-    assert_eq!(header(&never, "x-should-retry"), "false");
-    assert_eq!(header(&never, "retry-after"), "");
+    assert_eq!(never.header("x-should-retry"), "false");
+    assert_eq!(never.header("retry-after"), "");
 }
 
 #[tokio::test(start_paused = true)]
@@ -193,11 +189,11 @@ async fn the_proxy_answers_an_over_limit_request_itself_and_replaces_the_upstrea
     let sluice = start_with_admin(&toml).await;
     let ok = send(sluice.api, request("/v1/messages", "sk-1", &message(false, 10))).await;
     assert_eq!(ok.status, 200);
-    assert_eq!(header(&ok, "anthropic-ratelimit-requests-limit"), "1");
+    assert_eq!(ok.header("anthropic-ratelimit-requests-limit"), "1");
     // `route`: another key shares the route's bucket.
     let refused = send(sluice.api, request("/v1/messages", "sk-2", &message(false, 10))).await;
     assert_eq!(refused.status, 429);
-    assert_eq!(header(&refused, "retry-after"), "60");
+    assert_eq!(refused.header("retry-after"), "60");
     assert_eq!(upstream.requests.load(std::sync::atomic::Ordering::SeqCst), 1, "never sent");
 }
 
@@ -210,23 +206,23 @@ async fn an_upstreams_rate_limit_headers_pass_through_when_sluice_limits_nothing
     );
     let plain = start_with_admin(&toml).await;
     let passed = send(plain.api, request("/v1/messages", "sk-1", &message(false, 10))).await;
-    assert_eq!(header(&passed, "anthropic-ratelimit-requests-limit"), "4000");
-    assert_eq!(header(&passed, "anthropic-ratelimit-tokens-limit"), "400000");
+    assert_eq!(passed.header("anthropic-ratelimit-requests-limit"), "4000");
+    assert_eq!(passed.header("anthropic-ratelimit-tokens-limit"), "400000");
     let limited =
         start_with_admin(&format!("{toml}[rate_limits]\nrequests_per_minute = 5\n")).await;
     let replaced = send(limited.api, request("/v1/messages", "sk-1", &message(false, 10))).await;
-    assert_eq!(header(&replaced, "anthropic-ratelimit-requests-limit"), "5");
+    assert_eq!(replaced.header("anthropic-ratelimit-requests-limit"), "5");
     // A family sluice does not limit keeps the upstream's figures.
-    assert_eq!(header(&replaced, "anthropic-ratelimit-tokens-limit"), "400000");
+    assert_eq!(replaced.header("anthropic-ratelimit-tokens-limit"), "400000");
     // One the upstream did not report either reports no limit.
-    assert_eq!(header(&replaced, "anthropic-ratelimit-input-tokens-limit"), "4294967295");
+    assert_eq!(replaced.header("anthropic-ratelimit-input-tokens-limit"), "4294967295");
 }
 
 #[tokio::test(start_paused = true)]
 async fn limits_change_at_runtime_and_the_config_shows_them() {
     let sluice = start_with_admin(INSTANT).await;
     let free = send(sluice.api, request("/v1/messages", "sk-r", &message(false, 10))).await;
-    assert_eq!(header(&free, "anthropic-ratelimit-requests-limit"), "", "no limits, no headers");
+    assert_eq!(free.header("anthropic-ratelimit-requests-limit"), "", "no limits, no headers");
     let put = r#"{"rate_limits": {"requests_per_minute": 2, "burst": 1}}"#;
     assert_eq!(admin_json(sluice.admin, "PUT", "/faults", put).await["result"], "applied");
     let config = admin_json(sluice.admin, "GET", "/config", "").await;
@@ -237,7 +233,7 @@ async fn limits_change_at_runtime_and_the_config_shows_them() {
     let first = send(sluice.api, request("/v1/messages", "sk-r", &message(false, 10))).await;
     assert_eq!(first.status, 200);
     let second = send(sluice.api, request("/v1/messages", "sk-r", &message(false, 10))).await;
-    assert_eq!((second.status.as_u16(), header(&second, "retry-after")), (429, "30"));
+    assert_eq!((second.status.as_u16(), second.header("retry-after")), (429, "30"));
     let report = admin_json(sluice.admin, "GET", "/rate-limits", "").await;
     assert_eq!(report["buckets"][0]["route"], "default");
     assert_eq!(report["buckets"][0]["requests"]["remaining"], 0);
@@ -261,11 +257,11 @@ async fn the_verdict_tells_a_patient_client_from_an_impatient_one() {
         send(api, request("/v1/messages", "sk-patient", &message(false, 10))).await;
         let refused = send(api, request("/v1/messages", "sk-patient", &message(false, 10))).await;
         assert_eq!(refused.status, 429);
-        let wait: u64 = header(&refused, "retry-after-ms").parse().unwrap();
+        let wait: u64 = refused.header("retry-after-ms").parse().unwrap();
         tokio::time::sleep(ms(wait)).await;
         let retried = send(api, request("/v1/messages", "sk-patient", &message(false, 10))).await;
         assert_eq!(retried.status, 200);
-        assert_eq!(header(&retried, "x-sluice-client-verdict"), "");
+        assert_eq!(retried.header("x-sluice-client-verdict"), "");
         tokio::time::sleep(ms(1000)).await;
     }
     // Impatient: retries at once, five times, then 300 ms apart.
@@ -275,7 +271,7 @@ async fn the_verdict_tells_a_patient_client_from_an_impatient_one() {
     for pause in [0, 0, 0, 0, 300] {
         tokio::time::sleep(ms(pause)).await;
         let retried = send(api, request("/v1/messages", "sk-hasty", &message(false, 10))).await;
-        verdicts.push(header(&retried, "x-sluice-client-verdict").to_string());
+        verdicts.push(retried.header("x-sluice-client-verdict").to_string());
     }
     assert_eq!(
         verdicts,
@@ -310,10 +306,10 @@ async fn the_verdict_follows_injected_faults_that_say_when_or_whether_to_retry()
     );
     let sluice = start_with_admin(&toml).await;
     let overloaded = send(sluice.api, request("/v1/messages", "sk-f", &message(false, 10))).await;
-    assert_eq!((overloaded.status.as_u16(), header(&overloaded, "retry-after")), (529, "2"));
+    assert_eq!((overloaded.status.as_u16(), overloaded.header("retry-after")), (529, "2"));
     tokio::time::sleep(ms(500)).await;
     let early = send(sluice.api, request("/v1/messages", "sk-f", &message(false, 10))).await;
-    assert_eq!(header(&early, "x-sluice-client-verdict"), "early_retry");
+    assert_eq!(early.header("x-sluice-client-verdict"), "early_retry");
     let verdict = verdict_of(sluice.admin, "sk-f").await;
     assert_eq!(verdict["early_retries"], 1);
     assert_eq!(verdict["earliest_by_ms"], 1500);
@@ -334,14 +330,14 @@ async fn the_proxy_reads_the_body_to_charge_tokens_and_still_forwards_it_whole()
     let echoed = sent.json();
     assert_eq!(echoed["body"], body.to_string(), "the upstream got the body byte for byte");
     let input = (body.to_string().len() / 4) as u64;
-    let left = |name: &str| header(&sent, name).parse::<u64>().unwrap();
+    let left = |name: &str| sent.header(name).parse::<u64>().unwrap();
     assert_eq!(left("anthropic-ratelimit-input-tokens-remaining"), 600 - input);
     // A non-streamed answer is not settled: max_tokens stays charged.
     assert_eq!(left("anthropic-ratelimit-output-tokens-remaining"), 800);
     // A prompt bigger than the input bucket can never be admitted, and is never sent.
     let huge = json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x".repeat(4000)}]});
     let never = send(sluice.api, request("/v1/messages", "sk-p", &huge)).await;
-    assert_eq!((never.status.as_u16(), header(&never, "x-should-retry")), (429, "false"));
+    assert_eq!((never.status.as_u16(), never.header("x-should-retry")), (429, "false"));
     assert!(never.json()["error"]["message"].as_str().unwrap().contains("input tokens"));
 }
 
@@ -357,7 +353,7 @@ async fn the_proxy_settles_a_streams_output_to_the_usage_it_reports() {
     let sluice = start_with_admin(&toml).await;
     let first = send(sluice.api, request("/v1/messages", "sk-s", &message(true, 500))).await;
     assert_eq!(first.status, 200);
-    assert_eq!(header(&first, "anthropic-ratelimit-output-tokens-remaining"), "400");
+    assert_eq!(first.header("anthropic-ratelimit-output-tokens-remaining"), "400");
     let usage = first.events().iter().find(|(name, _, _)| name == "message_delta").unwrap().1["usage"]
         ["output_tokens"]
         .as_u64()
@@ -366,7 +362,7 @@ async fn the_proxy_settles_a_streams_output_to_the_usage_it_reports() {
     // The stream reported 50: 450 of the 500 came back when it ended.
     let second = send(sluice.api, request("/v1/messages", "sk-s", &message(true, 500))).await;
     assert_eq!(second.status, 200);
-    assert_eq!(header(&second, "anthropic-ratelimit-output-tokens-remaining"), "350");
+    assert_eq!(second.header("anthropic-ratelimit-output-tokens-remaining"), "350");
 }
 
 /// With many bucket sets, `GET /rate-limits` is made at most once a second

@@ -43,10 +43,6 @@ ramp = "2s"
 error_rate = 0.2
 "#;
 
-fn header<'a>(received: &'a Received, name: &str) -> &'a str {
-    received.headers.get(name).map_or("", |v| v.to_str().unwrap())
-}
-
 /// The first content delta's arrival, from the request's sending.
 fn first_token(received: &Received) -> Duration {
     received.events().into_iter().find(|(name, _, _)| name == "content_block_delta").unwrap().2
@@ -63,7 +59,7 @@ async fn each_phase_and_ramp_step_is_in_force_at_its_offset() {
     let at = |offset: u64| tokio::time::sleep_until(start + ms(offset));
     at(1000).await;
     let baseline = send(sluice.api, messages(&text_request())).await;
-    assert_eq!(header(&baseline, "x-sluice-phase"), "baseline");
+    assert_eq!(baseline.header("x-sluice-phase"), "baseline");
     assert_eq!(first_token(&baseline), ms(100));
     let gauge = |phase: &str| format!("sluice_timeline_phase{{phase=\"{phase}\"}}");
     assert_eq!(metric(sluice.admin, &gauge("baseline")).await, 1.0);
@@ -71,7 +67,7 @@ async fn each_phase_and_ramp_step_is_in_force_at_its_offset() {
     // The degraded phase's first request draws its scheduled fault...
     at(10_000).await;
     let first = send(sluice.api, messages(&text_request())).await;
-    assert_eq!((first.status.as_u16(), header(&first, "x-sluice-phase")), (500, "degraded"));
+    assert_eq!((first.status.as_u16(), first.header("x-sluice-phase")), (500, "degraded"));
     // ... and later steps of its ramp count on: no second fault.
     at(12_499).await;
     assert_eq!(config(sluice.admin).await["first_token_delay"], "340ms", "steps of 100 ms");
@@ -91,7 +87,7 @@ async fn each_phase_and_ramp_step_is_in_force_at_its_offset() {
     for expected in [529, 529, 200] {
         let outage = send(sluice.api, messages(&text_request())).await;
         assert_eq!(outage.status, expected);
-        assert_eq!(header(&outage, "x-sluice-phase"), "outage");
+        assert_eq!(outage.header("x-sluice-phase"), "outage");
     }
     assert_eq!(first_token(&send(sluice.api, messages(&text_request())).await), ms(100));
 
@@ -119,7 +115,7 @@ async fn an_admin_start_begins_the_story_and_a_stop_returns_to_the_baseline() {
     let sluice = start_with_admin(&story).await;
     tokio::time::sleep_until(start + ms(15_000)).await;
     let waiting = send(sluice.api, messages(&text_request())).await;
-    assert_eq!(header(&waiting, "x-sluice-phase"), "none");
+    assert_eq!(waiting.header("x-sluice-phase"), "none");
     assert_eq!(first_token(&waiting), ms(100));
 
     let (status, started) = admin_json(sluice.admin, "POST", "/timeline/start", "").await;
@@ -127,7 +123,7 @@ async fn an_admin_start_begins_the_story_and_a_stop_returns_to_the_baseline() {
     let origin = Instant::now();
     tokio::time::sleep_until(origin + ms(15_000)).await;
     let degraded = send(sluice.api, messages(&text_request())).await;
-    assert_eq!(header(&degraded, "x-sluice-phase"), "degraded");
+    assert_eq!(degraded.header("x-sluice-phase"), "degraded");
     assert_eq!(first_token(&degraded), ms(600));
 
     // An operator's override wins over the phase, and gives it back.
@@ -143,7 +139,7 @@ async fn an_admin_start_begins_the_story_and_a_stop_returns_to_the_baseline() {
         (Some("none"), Some("stopped"))
     );
     let after = send(sluice.api, messages(&text_request())).await;
-    assert_eq!((header(&after, "x-sluice-phase"), first_token(&after)), ("none", ms(100)));
+    assert_eq!((after.header("x-sluice-phase"), first_token(&after)), ("none", ms(100)));
 }
 
 #[test]

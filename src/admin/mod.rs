@@ -261,12 +261,14 @@ fn run_endpoint(
     }
 }
 
-/// A small request body (`POST /runs`), within `[limits] body_read_timeout`.
-async fn read_small_body(
+/// An admin request's body, at most `limit` bytes, within `[limits]
+/// body_read_timeout` (`PUT /faults`, `POST /runs`).
+async fn read_body(
     request: Request<Incoming>,
     config: &crate::config::Config,
+    limit: usize,
 ) -> Result<Bytes, Response<AdminBody>> {
-    let read = Limited::new(request.into_body(), 64 * 1024).collect();
+    let read = Limited::new(request.into_body(), limit).collect();
     match tokio::time::timeout(config.limits.body_read_timeout, read).await {
         Ok(Ok(body)) => Ok(body.to_bytes()),
         Ok(Err(e)) => Err(error(StatusCode::BAD_REQUEST, &format!("cannot read the body: {e}"))),
@@ -384,19 +386,9 @@ async fn answer(
         }
         (&Method::POST, "/reload") => reload_response(&app.live().reload("POST /reload").await),
         (&Method::PUT, "/faults") => {
-            let timeout = snapshot.config.limits.body_read_timeout;
-            let read = Limited::new(request.into_body(), 1024 * 1024).collect();
-            let body = match tokio::time::timeout(timeout, read).await {
-                Ok(Ok(body)) => body.to_bytes(),
-                Ok(Err(e)) => {
-                    return error(StatusCode::BAD_REQUEST, &format!("cannot read the body: {e}"));
-                }
-                Err(_) => {
-                    return error(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "the body did not arrive within [limits] body_read_timeout",
-                    );
-                }
+            let body = match read_body(request, &snapshot.config, 1024 * 1024).await {
+                Ok(body) => body,
+                Err(response) => return response,
             };
             let text = String::from_utf8_lossy(&body).into_owned();
             match parse_runtime_patch(&text) {
@@ -426,7 +418,7 @@ async fn answer(
             json_response(StatusCode::OK, &json!({ "routes": routes }))
         }
         (&Method::POST, "/runs") => {
-            let body = match read_small_body(request, &snapshot.config).await {
+            let body = match read_body(request, &snapshot.config, 64 * 1024).await {
                 Ok(body) => body,
                 Err(response) => return response,
             };

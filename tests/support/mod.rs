@@ -80,6 +80,11 @@ impl Received {
         self.chunks.iter().flat_map(|(b, _)| b.iter().copied()).collect::<Vec<u8>>().into()
     }
 
+    /// A header's value, `""` when absent.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body()).unwrap()
     }
