@@ -86,6 +86,16 @@ test_tools() {
 
 in_dir() { (cd "$1" && shift && "$@"); }
 
+# The fleet-state tests (tests/fleet_store.rs) and the fleet test start
+# Debian's redis-server.
+redis_server() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
+  redis-server --version
+}
+
+run "redis-server (Debian's), for the fleet-state tests" redis_server
 run "cargo fmt --check" cargo fmt --all -- --check
 run "cargo clippy --all-targets -D warnings" cargo clippy --locked --all-targets -- -D warnings
 run "Rust unit and integration tests" rust_tests

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::capacity::Pools;
 use crate::cassette::record::Recorder;
+use crate::fleet::Fleet;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
@@ -87,6 +88,8 @@ pub(crate) struct App {
     /// one is made, so concurrent pollers wait for it instead of each
     /// walking every bucket set.
     rate_limit_report: tokio::sync::Mutex<Option<(Instant, Arc<serde_json::Value>)>>,
+    /// `[fleet]`: the store shared with the other replicas, when set.
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl App {
@@ -99,6 +102,7 @@ impl App {
         seed: u64,
         end_streams: StreamEnd,
         recorder: Option<Recorder>,
+        fleet: Option<Arc<Fleet>>,
     ) -> Self {
         Self {
             live,
@@ -115,6 +119,7 @@ impl App {
             runs: Runs::default(),
             recorder,
             rate_limit_report: tokio::sync::Mutex::new(None),
+            fleet,
         }
     }
 
@@ -128,6 +133,17 @@ impl App {
     /// The recorder, when `[record]` is set (proxy mode).
     pub(crate) fn recorder(&self) -> Option<&Recorder> {
         self.recorder.as_ref()
+    }
+
+    /// The fleet, when `[fleet]` is set.
+    pub(crate) fn fleet(&self) -> Option<&Arc<Fleet>> {
+        self.fleet.as_ref()
+    }
+
+    /// The fleet, when `[fleet]` is set and its store answered last time:
+    /// what the request path asks.
+    pub(crate) fn fleet_up(&self) -> Option<&Arc<Fleet>> {
+        self.fleet.as_ref().filter(|fleet| fleet.is_up())
     }
 
     /// The live config.

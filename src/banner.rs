@@ -103,6 +103,14 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
         ),
         (None, _) => "  - Seed: random (set seed or SLUICE_SEED to replay a run)".to_string(),
     });
+    if let Some(fleet) = &config.fleet {
+        lines.push(format!(
+            "  - Fleet: rate limits, schedules, capacity, runs and live control shared through {} (namespace {}, timeout {}; docs/fleet.md)",
+            fleet.store,
+            fleet.namespace,
+            humantime::format_duration(fleet.timeout)
+        ));
+    }
     if let Some(epoch) = config.epoch {
         lines.push(format!(
             "  - Epoch: {} (fault windows count from it)",

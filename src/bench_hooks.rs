@@ -52,8 +52,12 @@ pub fn rate_limit_admissions(keys: usize, requests: usize, threads: usize) -> Du
                     if let Decision::Admitted(levels) = decision {
                         let out = headers::headers(Dialect::Anthropic, &levels, SystemTime::now());
                         admitted += out.len();
-                        let mut settlement =
-                            Settlement::new(Arc::clone(&limiter), limits, id, charge.output_tokens);
+                        let mut settlement = Settlement::new(
+                            Arc::clone(&limiter) as Arc<dyn crate::ratelimit::Settle>,
+                            limits,
+                            id,
+                            charge.output_tokens,
+                        );
                         settlement.produced(50);
                     }
                 }

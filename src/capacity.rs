@@ -128,7 +128,7 @@ impl Pool {
         self.grant(&mut queue);
         let entry = if queue.in_service < limit && queue.waiting.is_empty() {
             queue.in_service += 1;
-            Entry::Served(Slot { pool: Arc::clone(self) })
+            Entry::Served(Slot { pool: Arc::clone(self), companion: None })
         } else if queue.waiting.len() < usize::try_from(queue_length).unwrap_or(usize::MAX) {
             let (granted, receiver) = oneshot::channel();
             let id = queue.next_id;
@@ -186,9 +186,21 @@ impl Pool {
 #[derive(Debug)]
 pub(crate) struct Slot {
     pool: Arc<Pool>,
+    /// Held until this slot is given back: the request's place in the
+    /// fleet's service, with `[fleet]` (docs/fleet.md, "Capacity").
+    companion: Option<Box<dyn std::fmt::Debug + Send + Sync>>,
 }
 
 impl Slot {
+    /// Holds `companion` until this slot is given back.
+    pub(crate) fn holding(
+        mut self,
+        companion: Option<Box<dyn std::fmt::Debug + Send + Sync>>,
+    ) -> Self {
+        self.companion = companion;
+        self
+    }
+
     /// Its pool.
     pub(crate) fn pool(&self) -> &Arc<Pool> {
         &self.pool
@@ -218,7 +230,7 @@ impl Queued {
         // which only its own drop does: the wait ends with the grant.
         let _ = (&mut self.granted).await;
         self.done = true;
-        Slot { pool: Arc::clone(&self.pool) }
+        Slot { pool: Arc::clone(&self.pool), companion: None }
     }
 }
 

@@ -78,6 +78,8 @@ pub mod cassette;
 pub mod config;
 pub(crate) mod dialect;
 pub mod fault;
+pub(crate) mod fleet;
+pub(crate) mod fleet_sync;
 pub(crate) mod framing;
 #[doc(hidden)]
 pub mod fuzz_checks;

@@ -178,6 +178,9 @@ pub enum StartError {
     /// `[record]`'s folder cannot be written.
     #[error(transparent)]
     Record(#[from] crate::cassette::record::RecordError),
+    /// `[fleet]`'s store cannot be used.
+    #[error("[fleet] store: {0}")]
+    Fleet(String),
 }
 
 impl Live {
@@ -276,6 +279,11 @@ impl Live {
         self.rebuild(why, text).await
     }
 
+    /// The text of the runtime overrides (`PUT /faults`), if set.
+    pub(crate) fn runtime_text(&self) -> Option<String> {
+        self.runtime.lock().ok().and_then(|r| r.as_ref().map(|(_, text)| text.clone()))
+    }
+
     /// Sets (or with `None` clears) the runtime overrides and applies them on
     /// top of the last good file.
     pub(crate) async fn set_runtime(&self, patch: Option<(ProfilePatch, String)>) -> Reload {
@@ -312,6 +320,10 @@ impl Live {
             // The certificate files themselves are watched and reloaded.
             warn!("[tls] changed: needs a restart; keeping the old settings");
             config.tls = current.config.tls.clone();
+        }
+        if config.fleet != current.config.fleet {
+            warn!("[fleet] changed: needs a restart; keeping the old settings");
+            config.fleet = current.config.fleet.clone();
         }
         if config.record != current.config.record {
             warn!("[record] changed: needs a restart; keeping the old settings");

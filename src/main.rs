@@ -85,6 +85,10 @@ struct ServeFlags {
     /// 2026-12-01T10:00:00Z (default: the process start).
     #[arg(long, env = "SLUICE_EPOCH", value_parser = value::epoch, value_name = "TIME")]
     epoch: Option<std::time::SystemTime>,
+    /// Share rate limits, schedules, runs and live control with the other
+    /// replicas through this Redis (`[fleet] store`; docs/fleet.md).
+    #[arg(long, env = "SLUICE_FLEET_STORE", hide_env_values = true, value_parser = value::store_url, value_name = "URL")]
+    fleet_store: Option<sluice::config::StoreUrl>,
     /// Proxy mode: write every exchange as a cassette into this folder
     /// (`[record] dir`; docs/record-replay.md).
     #[arg(long, value_name = "DIR")]
@@ -122,6 +126,7 @@ impl ServeFlags {
             admin_listen: self.admin_listen.or(earlier.admin_listen),
             replica: self.replica.or(earlier.replica),
             epoch: self.epoch.or(earlier.epoch),
+            fleet_store: self.fleet_store.or(earlier.fleet_store),
             record: self.record.or(earlier.record),
             replay: self.replay.or(earlier.replay),
             workers: self.workers.or(earlier.workers),
@@ -427,6 +432,7 @@ fn flag_overrides(args: &ServeFlags, mock_only: bool) -> Overrides {
         replay: args.replay.clone(),
         replica: args.replica.clone(),
         epoch: args.epoch,
+        fleet_store: args.fleet_store.clone(),
     }
 }
 

@@ -21,6 +21,8 @@
 //! | `sluice_capacity_queue_wait_seconds` | histogram | how long each request served under `[capacity]` waited for its place |
 //! | `sluice_capacity_shed_total` | counter | `route`, `api`: requests shed by `[capacity]` |
 //! | `sluice_timeline_phase` | gauge | `phase`: 1 for the `[timeline]` phase in force, 0 for those that were |
+//! | `sluice_fleet_store_up` | gauge | 1 while `[fleet]`'s store answers, 0 while this replica goes on alone (only with `[fleet]`) |
+//! | `sluice_fleet_fallbacks_total` | counter | `what` (rate_limits/schedules/capacity/heartbeat/...): store calls that failed, so the replica used its own state |
 
 use std::time::Duration;
 
@@ -145,6 +147,16 @@ pub(crate) struct Metrics {
     queue_wait: DurationHistogram,
     shed: Family<ShedLabels, Counter>,
     phase: Family<PhaseLabel, Gauge>,
+    fleet_up: Family<NoLabels, Gauge>,
+    fleet_fallbacks: Family<WhatLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NoLabels {}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WhatLabel {
+    what: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -314,7 +326,22 @@ impl Metrics {
             "1 for the [timeline] phase in force (none before the first), 0 for those that were",
             phase.clone(),
         );
+        // Families, so that neither shows without `[fleet]`.
+        let fleet_up = Family::<NoLabels, Gauge>::default();
+        registry.register(
+            "fleet_store_up",
+            "1 while the [fleet] store answers; 0 while this replica goes on with its own state",
+            fleet_up.clone(),
+        );
+        let fleet_fallbacks = Family::<WhatLabel, Counter>::default();
+        registry.register(
+            "fleet_fallbacks",
+            "Store calls that failed or timed out, so this replica used its own state, by what it was for",
+            fleet_fallbacks.clone(),
+        );
         Self {
+            fleet_up,
+            fleet_fallbacks,
             phase,
             in_service,
             queued,
@@ -352,6 +379,16 @@ impl Metrics {
     /// Records how long a request waited for its place in service.
     pub(crate) fn queue_wait(&self, waited: Duration) {
         self.queue_wait.observe(waited);
+    }
+
+    /// Whether the fleet's store answers.
+    pub(crate) fn fleet_up(&self, up: bool) {
+        self.fleet_up.get_or_create(&NoLabels {}).set(i64::from(up));
+    }
+
+    /// Counts a store call for `what` that failed.
+    pub(crate) fn fleet_fallback(&self, what: &'static str) {
+        self.fleet_fallbacks.get_or_create(&WhatLabel { what }).inc();
     }
 
     /// Counts a request shed by `route`'s capacity, in `api`.

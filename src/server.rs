@@ -25,6 +25,7 @@ use crate::listener::{Accepted, Listener, WhenFull};
 
 use crate::app::{App, StreamEnd};
 use crate::config::Config;
+use crate::fleet::Fleet;
 use crate::live::{self, Live, Loaded, Source, StartError};
 use crate::metrics::Metrics;
 
@@ -97,13 +98,25 @@ pub async fn serve_loaded(
             (None, _) => None,
         }
     };
+    let fleet = {
+        let config = &live.snapshot().config;
+        match &config.fleet {
+            Some(fleet) => Some(Arc::new(
+                Fleet::new(fleet, config.replica.as_deref(), Arc::clone(&metrics))
+                    .map_err(|error| StartError::Fleet(error.to_string()))?,
+            )),
+            None => None,
+        }
+    };
     let app = Arc::new(App::new(
         Arc::clone(&live),
         Arc::clone(&metrics),
         seed,
         end_streams.clone(),
         recorder,
+        fleet,
     ));
+    crate::fleet_sync::spawn(&app);
     let _timeline = crate::timeline::spawn(Arc::clone(&app));
     let _watcher = match live::watch(Arc::clone(&live)) {
         Ok(watcher) => watcher,

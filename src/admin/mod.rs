@@ -208,12 +208,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response<AdminBody> {
 }
 
 /// `POST /runs/{id}/end`, `GET /runs/{id}/report` and `.../report.html`.
-fn run_endpoint(
-    app: &App,
-    snapshot: &crate::live::Snapshot,
-    method: &Method,
-    path: &str,
-) -> Response<AdminBody> {
+async fn run_endpoint(app: &App, method: &Method, path: &str) -> Response<AdminBody> {
     let rest = path.trim_start_matches("/runs/");
     let (id, what) = rest.split_once('/').unwrap_or((rest, ""));
     let allowed = match what {
@@ -240,13 +235,9 @@ fn run_endpoint(
             format!("no run {id}: GET /runs lists the runs kept (the process run never ends)");
         return error(StatusCode::NOT_FOUND, &message);
     };
-    let context = json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "config": snapshot.version.to_string(),
-        "replica": snapshot.config.replica,
-        "mode": if snapshot.upstream.is_some() { "proxy" } else { "mock" },
-    });
-    let report = run.report(tokio::time::Instant::now(), &context);
+    let fleet =
+        if what == "end" { crate::fleet_sync::end_run(app, &run).await } else { Value::Null };
+    let report = crate::fleet_sync::report(app, &run).await;
     match what {
         "report.html" => {
             let page = crate::report::html::render(&report);
@@ -256,7 +247,13 @@ fn run_endpoint(
                 .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
             response
         }
-        "end" => json_response(StatusCode::OK, &json!({"run": run.summary(), "report": report})),
+        "end" => {
+            let mut body = json!({"run": run.summary(), "report": report});
+            if !fleet.is_null() {
+                body["fleet"] = fleet;
+            }
+            json_response(StatusCode::OK, &body)
+        }
         _ => json_response(StatusCode::OK, &report),
     }
 }
@@ -319,20 +316,26 @@ fn error(status: StatusCode, message: &str) -> Response<AdminBody> {
 }
 
 fn reload_response(outcome: &Reload) -> Response<AdminBody> {
-    match outcome {
-        Reload::Applied(version) => json_response(
-            StatusCode::OK,
-            &json!({"result": "applied", "version": version.to_string()}),
-        ),
-        Reload::Unchanged(version) => json_response(
-            StatusCode::OK,
-            &json!({"result": "unchanged", "version": version.to_string()}),
-        ),
-        Reload::Rejected(reason) => json_response(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &json!({"result": "rejected", "error": reason}),
-        ),
+    reload_response_told(outcome, Value::Null)
+}
+
+/// A reload's answer, with what the fleet was told (`"fleet"`) when there is one.
+fn reload_response_told(outcome: &Reload, fleet: Value) -> Response<AdminBody> {
+    let (status, mut body) = match outcome {
+        Reload::Applied(version) => {
+            (StatusCode::OK, json!({"result": "applied", "version": version.to_string()}))
+        }
+        Reload::Unchanged(version) => {
+            (StatusCode::OK, json!({"result": "unchanged", "version": version.to_string()}))
+        }
+        Reload::Rejected(reason) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, json!({"result": "rejected", "error": reason}))
+        }
+    };
+    if !fleet.is_null() {
+        body["fleet"] = fleet;
     }
+    json_response(status, &body)
 }
 
 async fn answer(
@@ -392,20 +395,48 @@ async fn answer(
             };
             let text = String::from_utf8_lossy(&body).into_owned();
             match parse_runtime_patch(&text) {
-                Ok(patch) => reload_response(&app.live().set_runtime(Some((patch, text))).await),
+                Ok(patch) => {
+                    let outcome = app.live().set_runtime(Some((patch, text.clone()))).await;
+                    let fleet = match outcome {
+                        Reload::Applied(_) | Reload::Unchanged(_) => {
+                            crate::fleet_sync::publish_faults(app, Some(&text)).await
+                        }
+                        Reload::Rejected(_) => Value::Null,
+                    };
+                    reload_response_told(&outcome, fleet)
+                }
                 Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
             }
         }
-        (&Method::DELETE, "/faults") => reload_response(&app.live().set_runtime(None).await),
+        (&Method::DELETE, "/faults") => {
+            let outcome = app.live().set_runtime(None).await;
+            let fleet = crate::fleet_sync::publish_faults(app, None).await;
+            reload_response_told(&outcome, fleet)
+        }
         (&Method::GET, "/rate-limits") => {
             json_response(StatusCode::OK, &*bounded_rate_limit_report(app).await)
         }
         (&Method::DELETE, "/rate-limits") => {
-            app.limiter().clear();
-            app.verdicts().clear();
-            *app.rate_limit_report().lock().await = None;
-            json_response(StatusCode::OK, &json!({"result": "cleared"}))
+            let fleet = crate::fleet_sync::clear_limits(app).await;
+            let mut body = json!({"result": "cleared"});
+            if !fleet.is_null() {
+                body["fleet"] = fleet;
+            }
+            json_response(StatusCode::OK, &body)
         }
+        (&Method::GET, "/fleet") => match (app.fleet(), &snapshot.config.fleet) {
+            (Some(fleet), Some(config)) => {
+                let mut body = fleet.describe(&config.store);
+                if let Ok(replicas) = fleet.store().replicas(&config.namespace).await {
+                    body["replicas"] = json!(replicas);
+                }
+                json_response(StatusCode::OK, &body)
+            }
+            _ => json_response(
+                StatusCode::OK,
+                &json!({"fleet": null, "says": "no [fleet] store: every replica keeps its own state"}),
+            ),
+        },
         (&Method::GET, "/capacity") => {
             let routes: Vec<Value> = app
                 .pools()
@@ -428,19 +459,21 @@ async fn answer(
             };
             if fresh {
                 // A run of its own: every bucket full, every verdict clean.
-                app.limiter().clear();
-                app.verdicts().clear();
-                *app.rate_limit_report().lock().await = None;
+                crate::fleet_sync::clear_limits(app).await;
             }
-            let run = app.runs().start(name);
-            json_response(StatusCode::CREATED, &run.summary())
+            let (run, fleet) = crate::fleet_sync::start_run(app, name).await;
+            let mut body = run.summary();
+            if !fleet.is_null() {
+                body["fleet"] = fleet;
+            }
+            json_response(StatusCode::CREATED, &body)
         }
         (&Method::GET, "/runs") => {
             let (runs, dropped) = app.runs().list();
             let runs: Vec<Value> = runs.iter().map(|run| run.summary()).collect();
             json_response(StatusCode::OK, &json!({"runs": runs, "dropped": dropped}))
         }
-        (method, path) if path.starts_with("/runs/") => run_endpoint(app, &snapshot, method, path),
+        (method, path) if path.starts_with("/runs/") => run_endpoint(app, method, path).await,
         (&Method::GET, "/timeline") => json_response(StatusCode::OK, &crate::timeline::report(app)),
         (&Method::POST, "/timeline/start") => {
             let origin = crate::app::TimelineOrigin::Started(tokio::time::Instant::now());

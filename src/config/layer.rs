@@ -47,6 +47,8 @@ pub struct Overrides {
     pub replica: Option<String>,
     /// `epoch` (`SLUICE_EPOCH`, `--epoch`).
     pub epoch: Option<std::time::SystemTime>,
+    /// `[fleet] store` (`SLUICE_FLEET_STORE`); also turns the fleet on.
+    pub fleet_store: Option<super::StoreUrl>,
 }
 
 const PORT_FORM: &str = "a port number from 0 to 65535";
@@ -97,6 +99,7 @@ impl Overrides {
             replay: None,
             replica: get("SLUICE_REPLICA", "replica").parse(value::replica)?,
             epoch: get("SLUICE_EPOCH", "epoch").parse(value::epoch)?,
+            fleet_store: get("SLUICE_FLEET_STORE", "fleet.store").parse(value::store_url)?,
         })
     }
 
@@ -130,6 +133,12 @@ impl Overrides {
         }
         if let Some(epoch) = self.epoch {
             config.epoch = Some(epoch);
+        }
+        if let Some(store) = &self.fleet_store {
+            match &mut config.fleet {
+                Some(fleet) => fleet.store = store.clone(),
+                None => config.fleet = Some(super::Fleet::new(store.clone())),
+            }
         }
         if let Some(dir) = &self.record {
             match &mut config.record {

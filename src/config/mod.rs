@@ -537,6 +537,66 @@ impl Default for Admin {
     }
 }
 
+/// `[fleet]`: rate limits, schedules, runs and live control shared by every
+/// replica through one store (docs/fleet.md). Read at start; a change needs
+/// a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fleet {
+    /// The store (`SLUICE_FLEET_STORE`): a `redis://` URL.
+    pub store: StoreUrl,
+    /// Prefix of every key and channel, so that fleets can share one store.
+    pub namespace: String,
+    /// The longest any store call may take; past it the replica goes on
+    /// with its own state (docs/fleet.md, "When the store is down or slow").
+    pub timeout: Duration,
+}
+
+impl Fleet {
+    /// A fleet on `store` with the default namespace and timeout.
+    #[must_use]
+    pub fn new(store: StoreUrl) -> Self {
+        Self { store, namespace: "sluice".to_string(), timeout: Duration::from_millis(250) }
+    }
+}
+
+/// A store's URL, which may hold a password: shown (`Display`, `Debug`)
+/// with the password replaced, so it never reaches a log, the banner or
+/// `GET /config`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// Wraps an already validated URL (`value::store_url`).
+    pub(crate) fn new(url: String) -> Self {
+        Self(url)
+    }
+
+    /// The URL itself, password included: only for connecting.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // redis://[user][:password]@host:port/db: everything before the last
+        // '@' of the authority is a credential.
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("", &self.0));
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        match rest[..authority_end].rfind('@') {
+            Some(at) => write!(f, "{scheme}://<redacted>@{}", &rest[at + 1..]),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreUrl({self})")
+    }
+}
+
 /// The bounds on client connections, both listeners (`[limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -675,6 +735,8 @@ pub struct Config {
     pub watch: Watch,
     /// The test's story: phases of knobs at offsets (`[timeline]`).
     pub timeline: Option<Timeline>,
+    /// State shared by a fleet of replicas through a store (`[fleet]`).
+    pub fleet: Option<Fleet>,
     /// Where this config came from.
     pub source: ConfigSource,
 }
@@ -879,6 +941,7 @@ impl Default for Config {
             limits: Limits::default(),
             watch: Watch::default(),
             timeline: None,
+            fleet: None,
             source: ConfigSource::Defaults,
         }
     }

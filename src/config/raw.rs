@@ -12,7 +12,7 @@ use toml::{Spanned, Value};
 
 use super::timeline::{self, Phase, Timeline, TimelineStart};
 use super::{
-    Alpn, Api, Capacity, Config, ConfigError, HeadTiming, LimitKey, Limits, ProfilePatch,
+    Alpn, Api, Capacity, Config, ConfigError, Fleet, HeadTiming, LimitKey, Limits, ProfilePatch,
     RateLimits, Record, Replay, ReplayFallback, ReplayMatch, ReplayTiming, Route, RouteMatch, Shed,
     ThinkingPatch, Tls, TlsCertificate, ToolPick, ToolUsePatch, Upstream, value,
 };
@@ -50,6 +50,7 @@ macro_rules! profile_knobs {
             limits: Option<RawLimits>,
             watch: Option<RawWatch>,
             timeline: Option<Spanned<RawTimeline>>,
+            fleet: Option<Spanned<RawFleet>>,
         }
 
         /// `[[timeline.phases]]`: when, and the knobs of the top level.
@@ -140,6 +141,15 @@ struct RawTls {
     names: Option<Spanned<Vec<String>>>,
     ca_out: Option<Spanned<String>>,
     alpn: Option<Spanned<Vec<String>>>,
+}
+
+/// `[fleet]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    store: Option<Spanned<String>>,
+    namespace: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
 }
 
 /// `[record]`.
@@ -608,6 +618,9 @@ impl RawConfig {
         }
         if let Some(replay) = &self.replay {
             config.replay = Some(replay.get_ref().validate(at, replay.span())?);
+        }
+        if let Some(fleet) = &self.fleet {
+            config.fleet = Some(fleet.get_ref().validate(at, &fleet.span())?);
         }
         if let Some(timeline) = &self.timeline {
             let profiles = &config.profiles;
@@ -1275,6 +1288,30 @@ impl RawRecord {
             })?
             .unwrap_or_default();
         Ok(Record { dir, redact_headers, redact_fields, keep })
+    }
+}
+
+impl RawFleet {
+    fn validate(&self, at: &Locator<'_>, table: &Range<usize>) -> Result<Fleet, ConfigError> {
+        let store =
+            at.check(&self.store, "fleet.store", |s| value::store_url(s))?.ok_or_else(|| {
+                at.error(table, "fleet.store", "nothing".to_string(), value::STORE_FORM)
+            })?;
+        let mut fleet = Fleet::new(store);
+        if let Some(namespace) =
+            at.check(&self.namespace, "fleet.namespace", |s| value::namespace(s))?
+        {
+            fleet.namespace = namespace;
+        }
+        if let Some(timeout) = at.check(&self.timeout, "fleet.timeout", |s| {
+            value::duration(s)
+                .ok()
+                .filter(|d| (Duration::from_millis(1)..=Duration::from_secs(10)).contains(d))
+                .ok_or("a duration from 1ms to 10s, such as \"250ms\"")
+        })? {
+            fleet.timeout = timeout;
+        }
+        Ok(fleet)
     }
 }
 

@@ -51,6 +51,33 @@ pub fn epoch(text: &str) -> Result<std::time::SystemTime, &'static str> {
     humantime::parse_rfc3339_weak(text.trim()).map_err(|_| EPOCH_FORM)
 }
 
+/// What a fleet store may look like.
+pub(crate) const STORE_FORM: &str =
+    "a Redis URL such as \"redis://sluice-redis:6379\" or \"redis://:password@host:6379/0\"";
+
+/// A fleet's store: a `redis://` URL the Redis client accepts.
+///
+/// # Errors
+/// The accepted form, when `text` is not one.
+pub fn store_url(text: &str) -> Result<super::StoreUrl, &'static str> {
+    let text = text.trim();
+    if !text.starts_with("redis://") || text.len() > 2048 {
+        return Err(STORE_FORM);
+    }
+    redis::Client::open(text).map_err(|_| STORE_FORM)?;
+    Ok(super::StoreUrl::new(text.to_string()))
+}
+
+/// A fleet's namespace: 1 to 64 letters, digits, `-`, `_` or `.`.
+///
+/// # Errors
+/// The accepted form, when `text` is not one.
+pub fn namespace(text: &str) -> Result<String, &'static str> {
+    let ok = (1..=64).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok { Ok(text.to_string()) } else { Err("1 to 64 letters, digits, '-', '_' or '.'") }
+}
+
 /// A replica's name: 1 to 253 visible ASCII characters (a pod name fits).
 ///
 /// # Errors

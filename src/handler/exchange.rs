@@ -39,16 +39,17 @@ use super::{App, CONFIG_HEADER, FAULT_HEADER, ROUTE_HEADER};
 use crate::capacity::{Entry, Slot};
 use crate::config::{Profile, RateLimits};
 use crate::dialect::{Dialect, StreamSoFar};
-use crate::fault::{Fault, FaultPlan, OnStream, RequestClock};
+use crate::fault::{Fault, FaultPlan, OnStream, RequestClock, Schedule};
+use crate::fleet::places::{POLL_EVERY, Place};
 use crate::framing::Record;
 use crate::listener::connection::ResetHandle;
 use crate::live::Snapshot;
 use crate::metrics::OpenStream;
 use crate::ratelimit::headers::{self, Header};
-use crate::ratelimit::{Charge, ClientKey, Decision, Limited, SetId, SetName, Settlement};
+use crate::ratelimit::{Charge, ClientKey, Decision, Limited, SetId, SetName, Settle, Settlement};
 use crate::report::{Answered, Arrived, InFlight, Run};
 use crate::response::{Body, BoxError};
-use crate::route::BodyFacts;
+use crate::route::{BodyFacts, RouteState};
 use crate::shape::head::{self, HeadHold, HeadTiming};
 use crate::shape::request_rng;
 use crate::shape::rng::random_id;
@@ -215,13 +216,14 @@ struct Admitted {
 impl Routed {
     /// The first route that matches wins; its profile, and the request's
     /// place in sluice's and in its route's count.
-    fn route(
+    async fn route(
         app: &App,
         snapshot: &Snapshot,
         head: &request::Parts,
         body: Option<&BodyFacts>,
     ) -> Self {
         let route = snapshot.router.select(&head.method, head.uri.path(), &head.headers, body);
+        let route_request = route_number(app, snapshot, route).await;
         let number = app.next_request();
         let since_start = app.window_clock(snapshot.config.epoch);
         Self {
@@ -229,7 +231,7 @@ impl Routed {
             profile: Arc::clone(&route.profile),
             number,
             rng: request_rng(app.seed(), number),
-            clock: RequestClock { route_request: route.next_request(), since_start },
+            clock: RequestClock { route_request, since_start },
         }
     }
 }
@@ -265,7 +267,7 @@ impl Admitted {
     /// Rate limits and the verdict come after the draws, which they never
     /// change: the client is known when limits, a fault that tells it to
     /// wait, or the verdict need it.
-    fn admit(
+    async fn admit(
         app: &App,
         head: &request::Parts,
         body: Option<&BodyFacts>,
@@ -296,7 +298,7 @@ impl Admitted {
                 run.asked_again(&label, now, body.map_or(0, |facts| facts.input_tokens));
             }
             if limits.is_active() {
-                admission = admit(app, &limits, &routed.route, client, body, dialect, now);
+                admission = admit(app, &limits, &routed.route, client, body, dialect, now).await;
             }
         }
         Self { client, verdict, admission }
@@ -314,7 +316,7 @@ impl<'a> Exchange<'a> {
     /// The answer, when the request is answered now: a bad control header
     /// (400 naming it), a rate limit (429), or an injected HTTP fault (the
     /// source is never asked).
-    pub(crate) fn begin(
+    pub(crate) async fn begin(
         app: &'a App,
         snapshot: &Snapshot,
         head: &request::Parts,
@@ -322,9 +324,9 @@ impl<'a> Exchange<'a> {
         dialect: Dialect,
         arrival: Instant,
     ) -> Result<Self, Box<Answer>> {
-        let mut routed = Routed::route(app, snapshot, head, body);
+        let mut routed = Routed::route(app, snapshot, head, body).await;
         let planned = Planned::plan(app, snapshot, head, &mut routed);
-        let admitted = Admitted::admit(app, head, body, dialect, &routed, &planned);
+        let admitted = Admitted::admit(app, head, body, dialect, &routed, &planned).await;
         let Planned { plan, guard, refused, request_id } = planned;
         let Admitted { client, verdict, admission } = admitted;
         let limited_here = routed.profile.rate_limits.is_active();
@@ -407,6 +409,14 @@ impl<'a> Exchange<'a> {
         let metrics = self.app.metrics();
         let pool = self.app.pools().pool(&self.route, |route| metrics.pool_gauges(route));
         let entered = Instant::now();
+        let mut place = None;
+        if let Some(fleet) = self.app.fleet_up() {
+            let fleet = Arc::clone(fleet);
+            match self.fleet_place(&fleet, limit, entered).await {
+                Ok(taken) => place = taken,
+                Err(()) => return Err(self.shed()),
+            }
+        }
         let slot = match pool.enter(limit, capacity.queue()) {
             Entry::Served(slot) => slot,
             Entry::Queued(queued) => {
@@ -429,8 +439,49 @@ impl<'a> Exchange<'a> {
                 at_capacity: capacity.factor_at_capacity,
             });
         }
-        self.slot = Some(slot);
+        let place = place.map(|place| Box::new(place) as Box<dyn std::fmt::Debug + Send + Sync>);
+        self.slot = Some(slot.holding(place));
         Ok(self)
+    }
+
+    /// A place in the fleet's service: at once, after asking again while
+    /// the fleet is full (within `queue_timeout`, with at most `max_queue`
+    /// of this replica's requests waiting), or `Ok(None)` when the store
+    /// does not answer (this replica's pool alone decides).
+    ///
+    /// # Errors
+    /// Shed: the wait was full, or too long, or shutdown came first.
+    async fn fleet_place(
+        &self,
+        fleet: &Arc<crate::fleet::Fleet>,
+        limit: u32,
+        entered: Instant,
+    ) -> Result<Option<Place>, ()> {
+        let capacity = self.profile.capacity;
+        let mut waiting = None;
+        loop {
+            match fleet.places.enter(fleet, &self.route, limit).await {
+                Ok(Some(place)) => return Ok(Some(place)),
+                Ok(None) => {}
+                Err(error) => {
+                    fleet.failed("capacity", &error);
+                    return Ok(None);
+                }
+            }
+            if waiting.is_none() {
+                waiting = Some(fleet.places.wait(fleet, &self.route, capacity.queue()).ok_or(())?);
+            }
+            let deadline = entered + capacity.queue_timeout;
+            if Instant::now() >= deadline {
+                return Err(());
+            }
+            let end = self.app.stream_end().clone();
+            tokio::select! {
+                () = tokio::time::sleep(POLL_EVERY) => {}
+                () = tokio::time::sleep_until(deadline) => return Err(()),
+                () = end.ended() => return Err(()),
+            }
+        }
     }
 
     /// Sheds it: counted by route and API, answered in the API's words.
@@ -785,7 +836,7 @@ impl<'a> Exchange<'a> {
 
 /// Charges a request to its buckets: the headers of their levels, the
 /// settlement of its output tokens, or why it is refused.
-fn admit(
+async fn admit(
     app: &App,
     limits: &RateLimits,
     route: &str,
@@ -802,14 +853,36 @@ fn admit(
     };
     let mut admission = Admission::default();
     let name = SetName { route, model };
-    let levels = match app.limiter().admit(limits, id, name, charge, now) {
+    // With a fleet whose store answers, the fleet's buckets decide; else
+    // this replica's, and what they admit is owed to the fleet's.
+    let mut settler: Arc<dyn Settle> = Arc::clone(app.limiter()) as Arc<dyn Settle>;
+    let decided = match app.fleet_up() {
+        Some(fleet) => match fleet.limits.admit(fleet, limits, id, charge, now).await {
+            Ok(decision) => {
+                settler = Arc::clone(fleet) as Arc<dyn Settle>;
+                Some(decision)
+            }
+            Err(error) => {
+                fleet.failed("rate_limits", &error);
+                None
+            }
+        },
+        None => None,
+    };
+    let decision = decided.unwrap_or_else(|| {
+        let decision = app.limiter().admit(limits, id, name, charge, now);
+        if let (Some(fleet), Decision::Admitted(_)) = (app.fleet(), &decision) {
+            fleet.limits.owe(id, limits, charge);
+        }
+        decision
+    });
+    let levels = match decision {
         Decision::Admitted(levels) => {
             let settles =
                 limits.output_tokens_per_minute.is_some() || limits.tokens_per_minute.is_some();
             if settles {
-                let limiter = Arc::clone(app.limiter());
                 admission.settlement =
-                    Some(Settlement::new(limiter, *limits, id, charge.output_tokens));
+                    Some(Settlement::new(settler, *limits, id, charge.output_tokens));
             }
             levels
         }
@@ -821,6 +894,34 @@ fn admit(
     };
     admission.limit_headers = headers::headers(dialect, &levels, SystemTime::now());
     admission
+}
+
+/// The request's number in its route, for schedules: the fleet's when the
+/// route's profile has a `first_requests` or `every` schedule and the
+/// store answers (docs/fleet.md, "Schedules"), else this replica's.
+async fn route_number(app: &App, snapshot: &Snapshot, route: &RouteState) -> u64 {
+    let Some(fleet) = app.fleet() else { return route.next_request() };
+    // One at a time while the fleet's count is below the largest first_requests.
+    let exact_until = route
+        .profile
+        .faults
+        .iter()
+        .filter_map(|fault| match fault.schedule {
+            Schedule::FirstRequests(n) => Some(n),
+            Schedule::Every(_) => Some(0),
+            _ => None,
+        })
+        .max();
+    let Some(exact_until) = exact_until else { return route.next_request() };
+    let phase = snapshot.phase.as_deref();
+    if fleet.is_up() {
+        match fleet.counts.number(fleet, phase, &route.name, exact_until).await {
+            Ok(number) => return number,
+            Err(error) => fleet.failed("schedules", &error),
+        }
+    }
+    fleet.counts.owe(fleet, phase, &route.name);
+    route.next_request()
 }
 
 /// `per_1k` for every 1,000 of `input_tokens`, at most [`crate::shape::MAX_DURATION`].

@@ -117,7 +117,8 @@ async fn admit<'a>(
         return Err(Box::new(Answer::unrouted(refusal, form)));
     };
     let arrival = Instant::now();
-    let exchange = Exchange::begin(app, snapshot, &head, Some(&facts), api.dialect, arrival)?;
+    let exchange =
+        Exchange::begin(app, snapshot, &head, Some(&facts), api.dialect, arrival).await?;
     let exchange = exchange.enter_service().await?;
     Ok((body, exchange))
 }

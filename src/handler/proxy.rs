@@ -69,7 +69,7 @@ pub(crate) async fn forward(
     } else {
         (body.map_err(Into::into).boxed_unsync(), None, bytes::Bytes::new())
     };
-    let begun = Exchange::begin(app, snapshot, &head, facts.as_ref(), dialect, arrival);
+    let begun = Exchange::begin(app, snapshot, &head, facts.as_ref(), dialect, arrival).await;
     let mut exchange = match begun {
         Ok(exchange) => match exchange.enter_service().await {
             Ok(exchange) => exchange,

@@ -74,7 +74,7 @@ impl LimitKind {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             Self::Requests => 0,
             Self::InputTokens => 1,
@@ -84,7 +84,7 @@ impl LimitKind {
     }
 
     /// The bucket of this kind that `limits` set.
-    fn spec(self, limits: &RateLimits) -> Option<Spec> {
+    pub(crate) fn spec(self, limits: &RateLimits) -> Option<Spec> {
         let per_minute = match self {
             Self::Requests => limits.requests_per_minute,
             Self::InputTokens => limits.input_tokens_per_minute,
@@ -109,7 +109,7 @@ pub(crate) struct Charge {
 }
 
 impl Charge {
-    fn cost(self, kind: LimitKind) -> u64 {
+    pub(crate) fn cost(self, kind: LimitKind) -> u64 {
         match kind {
             LimitKind::Requests => 1,
             LimitKind::InputTokens => self.input_tokens,
@@ -256,6 +256,14 @@ impl SetId {
                 Self { route: hash(route), client, model: model.map_or(0, hash) }
             }
         }
+    }
+}
+
+impl SetId {
+    /// How the fleet's store names the set (`fleet/limits.rs`): the same
+    /// hashes on every replica of one build.
+    pub(crate) fn store_key(&self) -> String {
+        format!("{:x}.{:x}.{:x}", self.route, self.client, self.model)
     }
 }
 
@@ -560,13 +568,27 @@ impl SetReport {
 #[cfg(test)]
 mod tests;
 
+/// Where a request's output tokens are settled: this replica's buckets
+/// ([`Limiter`]), or a fleet's lease of them.
+pub(crate) trait Settle: Send + Sync + std::fmt::Debug {
+    /// `estimated` output tokens were charged to `id` under `limits`, and
+    /// `actual` were produced.
+    fn settle(&self, limits: &RateLimits, id: &SetId, estimated: u64, actual: u64);
+}
+
+impl Settle for Limiter {
+    fn settle(&self, limits: &RateLimits, id: &SetId, estimated: u64, actual: u64) {
+        Limiter::settle(self, limits, id, estimated, actual);
+    }
+}
+
 /// A request's output tokens to settle when its response ends: `max_tokens`
 /// was charged at admission; once the source says how many it produced
 /// ([`Settlement::produced`]), dropping this (at the end of the response,
 /// or when the client leaves) gives the difference back.
 #[derive(Debug)]
 pub(crate) struct Settlement {
-    limiter: std::sync::Arc<Limiter>,
+    settler: std::sync::Arc<dyn Settle>,
     limits: RateLimits,
     id: SetId,
     estimated: u64,
@@ -574,14 +596,14 @@ pub(crate) struct Settlement {
 }
 
 impl Settlement {
-    /// Output tokens charged at admission to `id`'s buckets.
+    /// Output tokens charged at admission to `id`'s buckets, settled by `settler`.
     pub(crate) fn new(
-        limiter: std::sync::Arc<Limiter>,
+        settler: std::sync::Arc<dyn Settle>,
         limits: RateLimits,
         id: SetId,
         estimated: u64,
     ) -> Self {
-        Self { limiter, limits, id, estimated, actual: None }
+        Self { settler, limits, id, estimated, actual: None }
     }
 
     /// The source produced `tokens` output tokens.
@@ -593,7 +615,7 @@ impl Settlement {
 impl Drop for Settlement {
     fn drop(&mut self) {
         if let Some(actual) = self.actual {
-            self.limiter.settle(&self.limits, &self.id, self.estimated, actual);
+            self.settler.settle(&self.limits, &self.id, self.estimated, actual);
         }
     }
 }

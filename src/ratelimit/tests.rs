@@ -144,7 +144,12 @@ async fn tokens_are_charged_at_admission_and_output_is_settled_at_the_end() {
         (40, 1)
     );
     // The reply produced 20 tokens: 480 go back.
-    let mut settlement = Settlement::new(std::sync::Arc::clone(&limiter), limits, id(1), 500);
+    let mut settlement = Settlement::new(
+        std::sync::Arc::clone(&limiter) as std::sync::Arc<dyn super::Settle>,
+        limits,
+        id(1),
+        500,
+    );
     settlement.produced(20);
     drop(settlement);
     let Decision::Admitted(levels) = limiter.admit(&limits, id(1), "default", charge, now) else {

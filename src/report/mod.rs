@@ -19,6 +19,7 @@
 
 pub(crate) mod histogram;
 pub(crate) mod html;
+pub(crate) mod merge;
 pub(crate) mod series;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -101,8 +102,24 @@ impl Runs {
     /// [`MAX_RUNS`].
     pub(crate) fn start(&self, name: Option<String>) -> Arc<Run> {
         let id = format!("run-{}", self.next.fetch_add(1, Ordering::Relaxed));
-        let run = Arc::new(Run::new(id, name));
+        self.start_as(id, name)
+    }
+
+    /// The next id [`Runs::start`] would give, with `suffix` (a fleet's
+    /// replica names the runs it starts alone so that they never take an id
+    /// the fleet gives).
+    pub(crate) fn local_id(&self, suffix: &str) -> String {
+        format!("run-{}@{suffix}", self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Starts run `id` (a fleet's, told by the replica that started it), as
+    /// [`Runs::start`]; the run itself when it is already kept.
+    pub(crate) fn start_as(&self, id: String, name: Option<String>) -> Arc<Run> {
         let mut kept = self.kept();
+        if let Some(run) = kept.iter().find(|run| run.id == id) {
+            return Arc::clone(run);
+        }
+        let run = Arc::new(Run::new(id, name));
         let previous = self.open.swap(Arc::clone(&run));
         if previous.id != PROCESS_RUN {
             previous.end();
@@ -576,6 +593,16 @@ impl Run {
                 "lateness": self.lateness.buckets_json(),
             },
         })
+    }
+
+    /// Its id.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its name.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// A line for `GET /runs`.

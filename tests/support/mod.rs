@@ -50,7 +50,11 @@ pub struct WithAdmin {
 
 /// Starts sluice with `toml` and an admin listener, both on free ports.
 pub async fn start_with_admin(toml: &str) -> WithAdmin {
-    let config = Config::from_toml_str(toml, "test.toml").unwrap();
+    start_config_with_admin(Config::from_toml_str(toml, "test.toml").unwrap()).await
+}
+
+/// Starts sluice with `config` and an admin listener, both on free ports.
+pub async fn start_config_with_admin(config: Config) -> WithAdmin {
     let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (api_addr, admin_addr) = (api.local_addr().unwrap(), admin.local_addr().unwrap());

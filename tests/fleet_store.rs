@@ -1,0 +1,241 @@
+//! `[fleet]` with a real Redis (Debian's `redis-server`, started here on a
+//! free port): three replicas in this process, each with its own listeners,
+//! sharing one store. Requests go round robin, as behind a balancer.
+//! docs/fleet.md has the semantics these check.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests panic on failure")]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use support::{
+    KillOnDrop, WithAdmin, admin_json, eventually, messages, metric, send, text_request,
+};
+use tokio::time::Instant;
+
+/// A Redis server on a free port, stopped when dropped.
+struct Redis {
+    port: u16,
+    _dir: tempfile::TempDir,
+    child: Option<KillOnDrop>,
+}
+
+impl Redis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut redis = Self { port, _dir: tempfile::tempdir().unwrap(), child: None };
+        redis.restart();
+        redis
+    }
+
+    /// Starts it (again) on its port, with nothing persisted.
+    fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "no", "--dir"])
+            .arg(self._dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/test.sh installs Debian's redis-server)");
+        self.child = Some(KillOnDrop(child));
+        let deadline = std::time::SystemTime::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::SystemTime::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stop(&mut self) {
+        self.child = None;
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Three replicas of `knobs` on the store at `url`, each told its name.
+async fn fleet(url: &str, namespace: &str, knobs: &str) -> Vec<WithAdmin> {
+    let mut replicas = Vec::new();
+    for name in ["a", "b", "c"] {
+        let toml = format!("{knobs}\n[fleet]\nstore = \"{url}\"\nnamespace = \"{namespace}\"\n");
+        let mut config = sluice::Config::from_toml_str(&toml, "fleet.toml").unwrap();
+        config.replica = Some(name.to_string());
+        replicas.push(support::start_config_with_admin(config).await);
+    }
+    // Every replica has had a heartbeat (and so knows the generation).
+    for replica in &replicas {
+        eventually("the store to answer", || async {
+            (metric(replica.admin, "sluice_fleet_store_up").await == 1.0).then_some(())
+        })
+        .await;
+    }
+    replicas
+}
+
+const QUICK: &str = "seed = 1\nerror_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntokens_per_response = 3\n";
+
+async fn status_of(api: SocketAddr) -> u16 {
+    send(api, messages(&text_request())).await.status.as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_admits_the_configured_rate_not_three_times_it() {
+    let redis = Redis::start();
+    let knobs = format!("{QUICK}[rate_limits]\nrequests_per_minute = 600\nburst = 10\n");
+    let replicas = fleet(&redis.url(), "limits", &knobs).await;
+    let started = Instant::now();
+    let mut admitted = 0u64;
+    let mut refused = 0u64;
+    for i in 0..60 {
+        match status_of(replicas[i % 3].api).await {
+            200 => admitted += 1,
+            429 => refused += 1,
+            other => panic!("status {other}"),
+        }
+    }
+    let elapsed = started.elapsed();
+    // The exact bucket: 10 at once and 10 a second; the fleet admits no more,
+    // and at most one block (1 unit) a replica less (docs/fleet.md).
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let exact = 10 + (elapsed.as_secs_f64() * 10.0).floor() as u64;
+    assert!(
+        admitted <= exact + 1,
+        "admitted {admitted} of 60 in {elapsed:?}: more than the bucket's {exact}"
+    );
+    assert!(
+        admitted + 3 >= exact,
+        "admitted {admitted} of 60 in {elapsed:?}: the bucket held {exact}"
+    );
+    assert_eq!(admitted + refused, 60);
+    // Each replica alone would have admitted 10 at once: 30.
+    assert!(admitted < 30);
+    // A refusal on another replica says how long the fleet's bucket needs.
+    let refusal = send(replicas[1].api, messages(&text_request())).await;
+    if refusal.status.as_u16() == 429 {
+        let retry: f64 = refusal.header("retry-after").parse().unwrap();
+        assert!(retry <= 1.0, "retry-after {retry}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_requests_faults_exactly_that_many_fleet_requests() {
+    let redis = Redis::start();
+    let knobs = format!("{QUICK}[[faults]]\nkind = \"http\"\nstatus = 500\nfirst_requests = 5\n");
+    let replicas = fleet(&redis.url(), "schedules", &knobs).await;
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        statuses.push(status_of(replicas[i % 3].api).await);
+    }
+    // The first five the fleet saw, in order: one replica alone would fault
+    // its own first five (15 in all).
+    assert_eq!(statuses[..5], [500; 5]);
+    assert_eq!(statuses.iter().filter(|s| **s == 500).count(), 5, "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_control_on_one_replica_reaches_every_replica() {
+    let redis = Redis::start();
+    let replicas = fleet(&redis.url(), "live", QUICK).await;
+    let (status, body) =
+        admin_json(replicas[0].admin, "PUT", "/faults", "{\"error_rate\": 1}").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["fleet"]["told"], true, "{body}");
+    let version = body["version"].as_str().unwrap().to_string();
+    let hash = version.split_once('-').map_or(version.as_str(), |(_, hash)| hash).to_string();
+    for replica in &replicas[1..] {
+        eventually("the fleet's PUT /faults on every replica", || async {
+            let received = send(replica.api, messages(&text_request())).await;
+            let config = received.header("x-sluice-config").to_string();
+            (received.status.as_u16() >= 500 && config.ends_with(&hash)).then_some(())
+        })
+        .await;
+    }
+    let (status, body) = admin_json(replicas[2].admin, "DELETE", "/faults", "").await;
+    assert_eq!((status, &body["fleet"]["told"]), (200, &serde_json::json!(true)), "{body}");
+    eventually("the fleet's DELETE /faults on replica a", || async {
+        (status_of(replicas[0].api).await == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_started_on_one_replica_is_reported_by_any_with_every_part() {
+    let redis = Redis::start();
+    let replicas = fleet(&redis.url(), "runs", QUICK).await;
+    let (status, run) =
+        admin_json(replicas[0].admin, "POST", "/runs", "{\"name\":\"fleet\"}").await;
+    assert_eq!(status, 201, "{run}");
+    let id = run["id"].as_str().unwrap().to_string();
+    for replica in &replicas {
+        eventually("every replica to know the run", || async {
+            let (_, runs) = admin_json(replica.admin, "GET", "/runs", "").await;
+            let open = runs["runs"]
+                .as_array()?
+                .iter()
+                .any(|r| r["id"] == id.as_str() && r["ended_at"].is_null());
+            open.then_some(())
+        })
+        .await;
+    }
+    for i in 0..9 {
+        assert_eq!(status_of(replicas[i % 3].api).await, 200);
+    }
+    let (status, _) = admin_json(replicas[1].admin, "POST", &format!("/runs/{id}/end"), "").await;
+    assert_eq!(status, 200);
+    let report = eventually("every part in the report", || async {
+        let (_, report) =
+            admin_json(replicas[2].admin, "GET", &format!("/runs/{id}/report"), "").await;
+        (report["totals"]["requests"] == 9 && report["run"]["ended_at"].is_string())
+            .then_some(report)
+    })
+    .await;
+    assert_eq!(report["totals"]["outcomes"]["ok"], 9);
+    assert_eq!(report["timing"]["first_token_ms"]["count"], 9);
+    let parts: Vec<(&str, u64)> = report["sluice"]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["replica"].as_str().unwrap(), p["requests"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(parts, [("a", 3), ("b", 3), ("c", 3)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_goes_away_stalls_nothing_and_is_reconciled_when_back() {
+    let mut redis = Redis::start();
+    let knobs = format!("{QUICK}[[faults]]\nkind = \"http\"\nstatus = 500\nfirst_requests = 100\n");
+    let replicas = fleet(&redis.url(), "outage", &knobs).await;
+    for i in 0..6 {
+        assert_eq!(status_of(replicas[i % 3].api).await, 500);
+    }
+    redis.stop();
+    // Every request is answered, within the store's timeout at worst.
+    for i in 0..30 {
+        let sent = Instant::now();
+        assert_eq!(status_of(replicas[i % 3].api).await, 500);
+        assert!(sent.elapsed() < Duration::from_secs(2), "request {i} took {:?}", sent.elapsed());
+    }
+    for replica in &replicas {
+        assert_eq!(metric(replica.admin, "sluice_fleet_store_up").await, 0.0);
+        assert!(
+            metric(replica.admin, "sluice_fleet_fallbacks_total{what=\"schedules\"}").await >= 1.0
+        );
+    }
+    redis.restart();
+    for replica in &replicas {
+        eventually("the store to answer again", || async {
+            (metric(replica.admin, "sluice_fleet_store_up").await == 1.0).then_some(())
+        })
+        .await;
+    }
+    // The 30 requests counted alone were added to the fleet's (new) count:
+    // 70 more of the first 100 fault, then none.
+    let mut statuses = Vec::new();
+    for i in 0..75 {
+        statuses.push(status_of(replicas[i % 3].api).await);
+    }
+    let faulted = statuses.iter().filter(|s| **s == 500).count();
+    assert_eq!(faulted, 70, "{statuses:?}");
+}
