@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use crate::app::App;
 use crate::fleet::events::{self, Event, Heard};
 use crate::fleet::{Fleet, HEARTBEAT_EVERY};
-use crate::report::Run;
+use crate::report::{PROCESS_RUN, Run};
 
 /// Runs ended this long ago still have their part written (the last
 /// requests' answers land after the end).
@@ -53,9 +53,9 @@ pub(crate) fn spawn(app: &Arc<App>) {
 /// One heartbeat and what follows it.
 async fn beat(app: &App, fleet: &Fleet) {
     match fleet.beat().await {
-        Ok(back) => {
-            if back {
-                resync(app, fleet).await;
+        Ok(beat) => {
+            if beat.back || beat.renewed {
+                resync(app, fleet, beat.renewed).await;
             }
             fleet.limits.pay_debts(fleet).await;
             fleet.counts.pay_debts(fleet).await;
@@ -70,7 +70,7 @@ async fn beat(app: &App, fleet: &Fleet) {
 async fn apply(app: &App, heard: Heard) {
     let Some(fleet) = app.fleet() else { return };
     match heard {
-        Heard::Resync => resync(app, fleet).await,
+        Heard::Resync => resync(app, fleet, false).await,
         Heard::Event(Event::Faults { text }) => apply_faults(app, Some(text)).await,
         Heard::Event(Event::FaultsCleared) => apply_faults(app, None).await,
         Heard::Event(Event::RunStarted { id, name }) => {
@@ -108,13 +108,40 @@ async fn apply_faults(app: &App, text: Option<String>) {
     info!(?outcome, "applied the fleet's live control");
 }
 
-/// Reads what may have been missed: the fleet's `PUT /faults`, its runs.
-async fn resync(app: &App, fleet: &Fleet) {
+/// Reads what may have been missed: the fleet's `PUT /faults`, its runs,
+/// how often its buckets were cleared. After the store forgot everything
+/// (`renewed`), this replica's overrides and open runs are written back
+/// rather than cleared: an empty store is no one's `DELETE /faults`.
+async fn resync(app: &App, fleet: &Fleet, renewed: bool) {
+    match fleet.store().get(&fleet.key("rl:clears")).await {
+        Ok(clears) => fleet.limits.cleared(clears.and_then(|c| c.parse().ok()).unwrap_or(0)),
+        Err(error) => {
+            fleet.failed("rate_limits", &error);
+            return;
+        }
+    }
     match fleet.store().get(&fleet.key("faults")).await {
+        Ok(None) if renewed => {
+            if let Some(text) = app.live().runtime_text()
+                && let Err(error) = fleet.store().set(&fleet.key("faults"), &text).await
+            {
+                fleet.failed("live_control", &error);
+            }
+        }
         Ok(text) => apply_faults(app, text).await,
         Err(error) => {
             fleet.failed("live_control", &error);
             return;
+        }
+    }
+    if renewed {
+        let (runs, _) = app.runs().list();
+        for run in runs.iter().filter(|run| run.ended().is_none() && run.id() != PROCESS_RUN) {
+            let meta = json!({"name": run.name(), "ended": false}).to_string();
+            if let Err(error) = fleet.store().put_field(&fleet.key("runs"), run.id(), &meta).await {
+                fleet.failed("runs", &error);
+                return;
+            }
         }
     }
     match fleet.store().fields(&fleet.key("runs")).await {

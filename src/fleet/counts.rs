@@ -33,7 +33,8 @@ struct Counter {
     owed: u64,
 }
 
-/// This replica's numbers, by counter key.
+/// This replica's numbers, by counter (`count:PHASE:ROUTE`, the store's
+/// key without its namespace and generation).
 #[derive(Debug, Default)]
 pub(crate) struct FleetCounts {
     counters: Mutex<HashMap<String, Counter>>,
@@ -44,9 +45,14 @@ impl FleetCounts {
         self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Forgets every counter (a new generation).
+    /// Forgets every counter (a new generation); what this replica
+    /// counted alone is kept, to be added to the new counts.
     pub(crate) fn forget(&self) {
-        self.counters().clear();
+        self.counters().retain(|_, counter| counter.owed > 0);
+        for counter in self.counters().values_mut() {
+            counter.ranges.clear();
+            counter.seen = 0;
+        }
     }
 
     /// The next fleet number (from 0) of `route`'s requests in `phase`;
@@ -61,7 +67,7 @@ impl FleetCounts {
         route: &str,
         exact_until: u64,
     ) -> Result<u64, StoreError> {
-        let key = fleet.key(&format!("count:{}:{route}", phase.unwrap_or("-")));
+        let key = format!("count:{}:{route}", phase.unwrap_or("-"));
         let size = {
             let mut counters = self.counters();
             if let Some(counter) = counters.get_mut(&key)
@@ -72,7 +78,7 @@ impl FleetCounts {
             let seen = counters.get(&key).map_or(0, |c| c.seen);
             if seen < exact_until { 1 } else { BLOCK }
         };
-        let end = fleet.store().count(&key, size).await?;
+        let end = fleet.store().count(&fleet.key(&key), size).await?;
         let mut counters = self.counters();
         if counters.len() >= MAX_COUNTERS && !counters.contains_key(&key) {
             counters.clear();
@@ -84,8 +90,8 @@ impl FleetCounts {
     }
 
     /// A request of `route` in `phase` numbered by this replica alone.
-    pub(crate) fn owe(&self, fleet: &Fleet, phase: Option<&str>, route: &str) {
-        let key = fleet.key(&format!("count:{}:{route}", phase.unwrap_or("-")));
+    pub(crate) fn owe(&self, phase: Option<&str>, route: &str) {
+        let key = format!("count:{}:{route}", phase.unwrap_or("-"));
         let mut counters = self.counters();
         if counters.len() < MAX_COUNTERS || counters.contains_key(&key) {
             let counter = counters.entry(key).or_default();
@@ -103,7 +109,7 @@ impl FleetCounts {
             .map(|(key, counter)| (key.clone(), counter.owed))
             .collect();
         for (key, owed) in owing {
-            match fleet.store().count(&key, owed).await {
+            match fleet.store().count(&fleet.key(&key), owed).await {
                 Ok(_) => {
                     if let Some(counter) = self.counters().get_mut(&key) {
                         counter.owed = counter.owed.saturating_sub(owed);

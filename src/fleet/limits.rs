@@ -84,15 +84,24 @@ impl FleetLimits {
     }
 
     /// Forgets every lease (a new generation: the store forgot too).
+    /// What this replica owes is kept: it is charged to the new buckets.
     pub(crate) fn forget(&self) {
-        self.leases.clear();
+        self.clears.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.leases.retain(|_, lease| lease.owed.iter().any(|&o| o > 0));
+        for mut lease in self.leases.iter_mut() {
+            lease.held = [0; 4];
+            lease.refused = None;
+        }
     }
 
     /// The fleet's buckets were cleared (`DELETE /rate-limits`, a fresh
-    /// run) for the `clears`-th time: leases of the old ones are void.
+    /// run) `clears` times, as the store counts: the buckets of that count
+    /// are the fleet's, and leases of older ones are void.
     pub(crate) fn cleared(&self, clears: u64) {
-        self.clears.fetch_max(clears, std::sync::atomic::Ordering::Relaxed);
-        self.leases.clear();
+        let before = self.clears.swap(clears, std::sync::atomic::Ordering::Relaxed);
+        if before != clears {
+            self.leases.clear();
+        }
     }
 
     /// Charges `charge` to the fleet's set `id` under `limits`, from this

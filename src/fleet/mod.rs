@@ -41,6 +41,15 @@ pub(crate) const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// How long a heartbeat keeps a replica counted as alive.
 pub(crate) const HEARTBEAT_TTL: Duration = Duration::from_secs(3);
 
+/// What a heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Beat {
+    /// The store answers again after failing: reconcile.
+    pub(crate) back: bool,
+    /// The store started a new generation: what it held is gone.
+    pub(crate) renewed: bool,
+}
+
 /// The fleet as this replica sees it.
 #[derive(Debug)]
 pub(crate) struct Fleet {
@@ -141,14 +150,15 @@ impl Fleet {
         }
     }
 
-    /// One heartbeat: renews this replica, adopts the fleet's generation,
-    /// and says whether the store came back (time to reconcile).
-    pub(crate) async fn beat(&self) -> Result<bool, StoreError> {
+    /// One heartbeat: renews this replica and adopts the fleet's generation.
+    pub(crate) async fn beat(&self) -> Result<Beat, StoreError> {
         let (generation, alive) =
             self.store.heartbeat(&self.namespace, &self.replica, HEARTBEAT_TTL).await?;
         let before = self.generation.swap(generation, Ordering::Relaxed);
         self.replicas.store(alive, Ordering::Relaxed);
-        if before != generation && before != 0 {
+        let renewed = before != generation && before != 0;
+        if renewed {
+            // The store forgot (a Redis that restarted empty): so does this replica.
             info!(generation, before, "the fleet's store started a new generation");
             self.limits.forget();
             self.counts.forget();
@@ -162,7 +172,7 @@ impl Fleet {
                 "fleet store answers: rate limits, counts, places and runs are the fleet's"
             );
         }
-        Ok(back)
+        Ok(Beat { back, renewed })
     }
 
     /// The generation in use (0 before the first heartbeat).

@@ -134,7 +134,9 @@ return out
 ";
 
 /// Renews this replica's heartbeat and says the fleet's generation: a
-/// replica that finds no other alive starts a new one.
+/// replica that finds no other alive starts a new one, named by the
+/// store's clock (so a Redis that restarted empty never gives a number
+/// the fleet used before).
 const HEARTBEAT_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -143,7 +145,8 @@ local alive = redis.call('ZCARD', KEYS[1])
 local generation = tonumber(redis.call('GET', KEYS[2]) or '0')
 local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if alive == 0 or generation == 0 then
-  generation = redis.call('INCR', KEYS[2])
+  generation = now
+  redis.call('SET', KEYS[2], generation)
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return {generation, alive + ((known and 0) or 1)}

@@ -920,7 +920,7 @@ async fn route_number(app: &App, snapshot: &Snapshot, route: &RouteState) -> u64
             Err(error) => fleet.failed("schedules", &error),
         }
     }
-    fleet.counts.owe(fleet, phase, &route.name);
+    fleet.counts.owe(phase, &route.name);
     route.next_request()
 }
 
