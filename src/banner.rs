@@ -103,13 +103,17 @@ pub fn banner(config: &Config, addr: SocketAddr, admin: Option<SocketAddr>) -> S
         ),
         (None, _) => "  - Seed: random (set seed or SLUICE_SEED to replay a run)".to_string(),
     });
-    if let Some(fleet) = &config.fleet {
-        lines.push(format!(
-            "  - Fleet: rate limits, schedules, capacity, runs and live control shared through {} (namespace {}, timeout {}; docs/fleet.md)",
-            fleet.store,
+    match config.fleet.as_ref().map(|fleet| (fleet, &fleet.store)) {
+        Some((fleet, Some(store))) => lines.push(format!(
+            "  - Fleet: rate limits, schedules, capacity, runs and live control shared through {store} (namespace {}, timeout {}; docs/fleet.md)",
             fleet.namespace,
             humantime::format_duration(fleet.timeout)
-        ));
+        )),
+        Some((_, None)) => lines.push(
+            "  - Fleet: [fleet] has no store (set store or SLUICE_FLEET_STORE): this replica keeps its own state"
+                .to_string(),
+        ),
+        None => {}
     }
     if let Some(epoch) = config.epoch {
         lines.push(format!(

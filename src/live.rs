@@ -444,10 +444,16 @@ fn fingerprint(
     hasher.update(text.as_bytes());
     hasher.update(listing.as_bytes());
     let layers = match source {
-        Source::Fixed(config) => format!("{:?}", Config { replica: None, ..(**config).clone() }),
+        // What differs between replicas of one config (their names, and
+        // the address each reaches the fleet's store by) is left out.
+        Source::Fixed(config) => {
+            format!("{:?}", Config { replica: None, fleet: None, ..(**config).clone() })
+        }
         Source::File { layers, .. } => {
-            let shared: Vec<Overrides> =
-                layers.iter().map(|l| Overrides { replica: None, ..l.clone() }).collect();
+            let shared: Vec<Overrides> = layers
+                .iter()
+                .map(|l| Overrides { replica: None, fleet_store: None, ..l.clone() })
+                .collect();
             format!("{shared:?}")
         }
     };
@@ -740,5 +746,18 @@ mod tests {
             fingerprint("", &Source::Fixed(Box::new(config)), None, None, "")
         };
         assert_eq!(fixed(Some("a")), fixed(Some("b")));
+    }
+
+    #[test]
+    fn replicas_reaching_the_store_by_different_addresses_name_the_same_version() {
+        let reaching = |url: &str| Source::File {
+            path: PathBuf::from("sluice.toml"),
+            layers: vec![Overrides {
+                fleet_store: Some(crate::config::value::store_url(url).unwrap()),
+                ..Overrides::default()
+            }],
+        };
+        let version = |url| fingerprint("a = 1", &reaching(url), Some("error_rate = 1"), None, "");
+        assert_eq!(version("redis://10.0.1.1:6379"), version("redis://10.0.2.1:6379"));
     }
 }

@@ -34,6 +34,13 @@ impl RouteState {
     pub(crate) fn next_request(&self) -> u64 {
         self.requests.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// The fleet numbered a request `number`: this route's own count goes
+    /// on from at least there, so that numbering alone (the store down)
+    /// does not start the schedules again.
+    pub(crate) fn follow(&self, number: u64) {
+        self.requests.fetch_max(number.saturating_add(1), Ordering::Relaxed);
+    }
 }
 
 /// What routing can read from a JSON request body.

@@ -100,7 +100,7 @@ pub async fn serve_loaded(
     };
     let fleet = {
         let config = &live.snapshot().config;
-        match &config.fleet {
+        match config.fleet.as_ref().filter(|fleet| fleet.store.is_some()) {
             Some(fleet) => Some(Arc::new(
                 Fleet::new(fleet, config.replica.as_deref(), Arc::clone(&metrics))
                     .map_err(|error| StartError::Fleet(error.to_string()))?,

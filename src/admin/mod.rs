@@ -426,7 +426,7 @@ async fn answer(
         }
         (&Method::GET, "/fleet") => match (app.fleet(), &snapshot.config.fleet) {
             (Some(fleet), Some(config)) => {
-                let mut body = fleet.describe(&config.store);
+                let mut body = fleet.describe(config.store.as_ref());
                 if let Ok(replicas) = fleet.store().replicas(&config.namespace).await {
                     body["replicas"] = json!(replicas);
                 }

@@ -136,7 +136,7 @@ impl Overrides {
         }
         if let Some(store) = &self.fleet_store {
             match &mut config.fleet {
-                Some(fleet) => fleet.store = store.clone(),
+                Some(fleet) => fleet.store = Some(store.clone()),
                 None => config.fleet = Some(super::Fleet::new(store.clone())),
             }
         }

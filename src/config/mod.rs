@@ -542,8 +542,10 @@ impl Default for Admin {
 /// a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fleet {
-    /// The store (`SLUICE_FLEET_STORE`): a `redis://` URL.
-    pub store: StoreUrl,
+    /// The store (`SLUICE_FLEET_STORE`): a `redis://` URL. Without one
+    /// (a file that leaves it to the environment, which did not set it)
+    /// there is no fleet state.
+    pub store: Option<StoreUrl>,
     /// Prefix of every key and channel, so that fleets can share one store.
     pub namespace: String,
     /// The longest any store call may take; past it the replica goes on
@@ -555,7 +557,11 @@ impl Fleet {
     /// A fleet on `store` with the default namespace and timeout.
     #[must_use]
     pub fn new(store: StoreUrl) -> Self {
-        Self { store, namespace: "sluice".to_string(), timeout: Duration::from_millis(250) }
+        Self {
+            store: Some(store),
+            namespace: "sluice".to_string(),
+            timeout: Duration::from_millis(250),
+        }
     }
 }
 

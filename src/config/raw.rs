@@ -14,7 +14,7 @@ use super::timeline::{self, Phase, Timeline, TimelineStart};
 use super::{
     Alpn, Api, Capacity, Config, ConfigError, Fleet, HeadTiming, LimitKey, Limits, ProfilePatch,
     RateLimits, Record, Replay, ReplayFallback, ReplayMatch, ReplayTiming, Route, RouteMatch, Shed,
-    ThinkingPatch, Tls, TlsCertificate, ToolPick, ToolUsePatch, Upstream, value,
+    StoreUrl, ThinkingPatch, Tls, TlsCertificate, ToolPick, ToolUsePatch, Upstream, value,
 };
 use crate::fault::{Fault, FaultError, Given, Schedule, WeightedFault, kind_form};
 use crate::shape::{Delay, FirstOutput, Length, Overload};
@@ -50,7 +50,7 @@ macro_rules! profile_knobs {
             limits: Option<RawLimits>,
             watch: Option<RawWatch>,
             timeline: Option<Spanned<RawTimeline>>,
-            fleet: Option<Spanned<RawFleet>>,
+            fleet: Option<RawFleet>,
         }
 
         /// `[[timeline.phases]]`: when, and the knobs of the top level.
@@ -620,7 +620,7 @@ impl RawConfig {
             config.replay = Some(replay.get_ref().validate(at, replay.span())?);
         }
         if let Some(fleet) = &self.fleet {
-            config.fleet = Some(fleet.get_ref().validate(at, &fleet.span())?);
+            config.fleet = Some(fleet.validate(at)?);
         }
         if let Some(timeline) = &self.timeline {
             let profiles = &config.profiles;
@@ -1292,12 +1292,9 @@ impl RawRecord {
 }
 
 impl RawFleet {
-    fn validate(&self, at: &Locator<'_>, table: &Range<usize>) -> Result<Fleet, ConfigError> {
-        let store =
-            at.check(&self.store, "fleet.store", |s| value::store_url(s))?.ok_or_else(|| {
-                at.error(table, "fleet.store", "nothing".to_string(), value::STORE_FORM)
-            })?;
-        let mut fleet = Fleet::new(store);
+    fn validate(&self, at: &Locator<'_>) -> Result<Fleet, ConfigError> {
+        let store = at.check(&self.store, "fleet.store", |s| value::store_url(s))?;
+        let mut fleet = Fleet { store, ..Fleet::new(StoreUrl::new(String::new())) };
         if let Some(namespace) =
             at.check(&self.namespace, "fleet.namespace", |s| value::namespace(s))?
         {

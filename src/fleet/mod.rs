@@ -82,7 +82,8 @@ impl Fleet {
         replica: Option<&str>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StoreError> {
-        let store = Store::new(config.store.expose(), config.timeout)?;
+        let url = config.store.as_ref().map_or("", |url| url.expose());
+        let store = Store::new(url, config.timeout)?;
         let replica = replica.map_or_else(
             || format!("pid-{}-{:x}", std::process::id(), rand::random::<u32>()),
             str::to_string,
@@ -181,9 +182,9 @@ impl Fleet {
     }
 
     /// The admin's view: store (without its password), replica, state.
-    pub(crate) fn describe(&self, url: &crate::config::StoreUrl) -> serde_json::Value {
+    pub(crate) fn describe(&self, url: Option<&crate::config::StoreUrl>) -> serde_json::Value {
         serde_json::json!({
-            "store": url.to_string(),
+            "store": url.map(ToString::to_string),
             "namespace": self.namespace,
             "replica": self.replica,
             "generation": self.generation(),

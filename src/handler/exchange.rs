@@ -916,7 +916,10 @@ async fn route_number(app: &App, snapshot: &Snapshot, route: &RouteState) -> u64
     let phase = snapshot.phase.as_deref();
     if fleet.is_up() {
         match fleet.counts.number(fleet, phase, &route.name, exact_until).await {
-            Ok(number) => return number,
+            Ok(number) => {
+                route.follow(number);
+                return number;
+            }
             Err(error) => fleet.failed("schedules", &error),
         }
     }

@@ -2,6 +2,8 @@
 
   python tests/fleet/check.py steady K6_JSON EPOCH WINDOW_FROM WINDOW_UNTIL WRITTEN ERROR_RATE
   python tests/fleet/check.py drain K6_JSON KILLED_REPLICA KILLED_AT
+  python tests/fleet/check.py store K6_JSON RATE_PER_S BURST FIRST_REQUESTS REPLICAS
+  python tests/fleet/check.py outage K6_JSON STOPPED_AT STARTED_AT
 
 Times are Unix seconds (float). Prints the figures; exits 1 on a failed check.
 """
@@ -112,8 +114,53 @@ def drain(path, killed, killed_at):
     print(f"complete streams: {sum(p['ended'] == 'complete' for p in responses)}, farewells: {len(farewell)}")
 
 
-if sys.argv[1] == "steady":
-    steady(sys.argv[2], *map(float, sys.argv[3:8]))
-else:
-    drain(sys.argv[2], sys.argv[3], float(sys.argv[4]))
-sys.exit(1 if failures else 0)
+def store(path, rate, burst, first_requests, replicas):
+    """`[fleet] store`: one key's requests through the balancer are admitted
+    at the fleet's rate (the exact bucket, at most one block a replica
+    fewer: docs/fleet.md), and `first_requests` faults that many in all."""
+    responses = sorted(points(path), key=lambda p: p["at"])
+    statuses = collections.Counter(p["status"] for p in responses)
+    print(f"{len(responses)} responses: {dict(sorted(statuses.items()))}")
+    check(len({replica_of(p) for p in responses}) == replicas, f"all {replicas} replicas answered")
+    span = responses[-1]["at"] - responses[0]["at"]
+    admitted = sum(p["status"] != "429" for p in responses)
+    exact = burst + rate * span
+    print(f"admitted {admitted} in {span:.2f} s: {admitted / span:.2f}/s; the exact bucket admits {exact:.1f}"
+          f" ({rate}/s + {burst}); alone, each replica would admit its own")
+    # Responses are stamped when they end, so the span is short of the test's
+    # by up to one request: a unit of slack each side, and the blocks below.
+    check(admitted <= exact + 1, f"the fleet admitted no more than the exact bucket ({admitted} <= {exact + 1:.1f})")
+    check(admitted >= exact - replicas - 1, f"and at most one block a replica fewer ({admitted} >= {exact - replicas - 1:.1f})")
+    faulted = statuses.get("500", 0)
+    check(faulted == first_requests, f"first_requests = {first_requests} faulted exactly {faulted} fleet requests")
+    first = [p["status"] for p in responses[:first_requests]]
+    check(first == ["500"] * first_requests, f"the first {first_requests} answered were the faulted ones: {first}")
+    check(set(statuses) <= {"200", "429", "500"}, "nothing else went wrong")
+
+
+def outage(path, stopped_at, started_at):
+    """The store stopped mid-run and came back: every request was answered,
+    none waited long, and requests were served through the gap."""
+    responses = points(path)
+    statuses = collections.Counter(p["status"] for p in responses)
+    print(f"{len(responses)} responses: {dict(sorted(statuses.items()))}")
+    during = [p for p in responses if stopped_at <= p["at"] <= started_at]
+    check(len(during) > 0, f"requests were answered while the store was down ({len(during)})")
+    check(set(statuses) <= {"200", "429", "500"}, "no request failed for the store (only 200, 429, 500)")
+    durations = sorted(float(p.get("duration", 0)) for p in responses)
+    if durations:
+        p99 = durations[min(len(durations) - 1, int(len(durations) * 0.99))]
+        print(f"request duration p99 {p99:.1f} ms")
+        check(p99 < 1000, f"no request stalled (p99 {p99:.1f} ms < 1 s)")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "steady":
+        steady(sys.argv[2], *map(float, sys.argv[3:8]))
+    elif sys.argv[1] == "store":
+        store(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+    elif sys.argv[1] == "outage":
+        outage(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
+    else:
+        drain(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+    sys.exit(1 if failures else 0)

@@ -54,6 +54,7 @@ export default function () {
     replica: response.headers["X-Sluice-Upstream"] || "none",
     version: response.headers["X-Sluice-Config"] || "none",
     fault: response.headers["X-Sluice-Fault"] ? "yes" : "no",
+    duration: String(Math.round(response.timings.duration)),
     ended,
   });
 }
