@@ -22,7 +22,13 @@ use tracing::{info, warn};
 use crate::app::App;
 use crate::fleet::events::{self, Event, Heard};
 use crate::fleet::{Fleet, HEARTBEAT_EVERY};
-use crate::report::{PROCESS_RUN, Run};
+use crate::report::{MAX_RUNS, PROCESS_RUN, Run};
+
+/// Parts of one run's report read from the store, at most.
+const MAX_PARTS: usize = 1024;
+
+/// The largest part read; a larger one is left out.
+const MAX_PART_BYTES: usize = 16 * 1024 * 1024;
 
 /// Runs ended this long ago still have their part written (the last
 /// requests' answers land after the end).
@@ -74,7 +80,9 @@ async fn apply(app: &App, heard: Heard) {
         Heard::Event(Event::Faults { text }) => apply_faults(app, Some(text)).await,
         Heard::Event(Event::FaultsCleared) => apply_faults(app, None).await,
         Heard::Event(Event::RunStarted { id, name }) => {
-            app.runs().start_as(id, name);
+            if run_id_ok(&id) {
+                app.runs().start_as(id, name.filter(|n| n.len() <= 512));
+            }
         }
         Heard::Event(Event::RunEnded { id }) => {
             if let Some(run) = app.runs().end(&id) {
@@ -146,9 +154,9 @@ async fn resync(app: &App, fleet: &Fleet, renewed: bool) {
     }
     match fleet.store().fields(&fleet.key("runs")).await {
         Ok(runs) => {
-            for (id, meta) in runs {
+            for (id, meta) in runs.into_iter().filter(|(id, _)| run_id_ok(id)).take(MAX_RUNS) {
                 let meta: Value = serde_json::from_str(&meta).unwrap_or_default();
-                let name = meta["name"].as_str().map(str::to_string);
+                let name = meta["name"].as_str().filter(|n| n.len() <= 512).map(str::to_string);
                 let run = app.runs().start_as(id.clone(), name);
                 if meta["ended"].as_bool() == Some(true) && run.ended().is_none() {
                     app.runs().end(&id);
@@ -157,6 +165,12 @@ async fn resync(app: &App, fleet: &Fleet, renewed: bool) {
         }
         Err(error) => fleet.failed("runs", &error),
     }
+}
+
+/// Whether `id`, read from the store or the channel, is one sluice gives:
+/// `run-` and a number (and `@replica` for one started alone).
+fn run_id_ok(id: &str) -> bool {
+    id.len() <= 300 && id.starts_with("run-") && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// This replica's runs that are open or ended within [`PARTS_AFTER_END`].
@@ -309,8 +323,11 @@ pub(crate) async fn report(app: &App, run: &Run) -> Value {
     .await;
     match parts {
         Ok(parts) => {
+            // Bounded: the store is a peer, and a part is a report's size.
             let mut parts: Vec<(String, Value)> = parts
                 .into_iter()
+                .take(MAX_PARTS)
+                .filter(|(_, part)| part.len() <= MAX_PART_BYTES)
                 .filter_map(|(replica, part)| Some((replica, serde_json::from_str(&part).ok()?)))
                 .collect();
             parts.sort_by(|a, b| a.0.cmp(&b.0));

@@ -116,6 +116,17 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
         admin["token"] = json!("<redacted>");
     }
     out.insert("admin".into(), admin);
+    if let Some(fleet) = &config.fleet {
+        // The store's URL as it displays: its password redacted.
+        out.insert(
+            "fleet".into(),
+            json!({
+                "store": fleet.store.as_ref().map(ToString::to_string),
+                "namespace": fleet.namespace,
+                "timeout": format!("{:?}", fleet.timeout),
+            }),
+        );
+    }
     let limits = &config.limits;
     out.insert(
         "limits".into(),

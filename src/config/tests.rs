@@ -1161,3 +1161,57 @@ fn a_reply_length_is_a_count_or_a_distribution_of_counts() {
     );
     assert_eq!(patch.unwrap().tokens_per_response, Some(Length::Normal { mean: 40, stddev: 10 }));
 }
+
+#[test]
+fn fleet_reads_its_store_namespace_and_timeout_and_never_shows_the_password() {
+    let config = Config::from_toml_str(
+        "[fleet]\nstore = \"redis://:s3cret@redis.example:6379/2\"\nnamespace = \"load-test.1\"\ntimeout = \"100ms\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    let fleet = config.fleet.as_ref().unwrap();
+    let store = fleet.store.as_ref().unwrap();
+    assert_eq!(store.expose(), "redis://:s3cret@redis.example:6379/2");
+    assert_eq!(store.to_string(), "redis://<redacted>@redis.example:6379/2");
+    assert_eq!(format!("{store:?}"), "StoreUrl(redis://<redacted>@redis.example:6379/2)");
+    assert_eq!(
+        (fleet.namespace.as_str(), fleet.timeout),
+        ("load-test.1", Duration::from_millis(100))
+    );
+    let shown = crate::config::describe(&config, None).to_string();
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("redis://<redacted>@redis.example:6379/2"), "{shown}");
+    // Without a password, the URL shows as written.
+    let plain = value::store_url("redis://127.0.0.1:6379").unwrap();
+    assert_eq!(plain.to_string(), "redis://127.0.0.1:6379");
+    // A user and a password, and an '@' in the password.
+    let both = value::store_url("redis://user:p@ss@host:1/0").unwrap();
+    assert_eq!(both.to_string(), "redis://<redacted>@host:1/0");
+}
+
+#[test]
+fn fleet_refuses_what_is_not_a_store_and_leaves_the_store_to_the_environment() {
+    for (text, key) in [
+        ("[fleet]\nstore = \"http://redis:6379\"\n", "fleet.store"),
+        ("[fleet]\nstore = \"redis://h:1\"\nnamespace = \"a b\"\n", "fleet.namespace"),
+        ("[fleet]\nstore = \"redis://\"\n", "fleet.store"),
+        ("[fleet]\nstore = \"redis://h:1\"\ntimeout = \"20s\"\n", "fleet.timeout"),
+        ("[fleet]\nstor = \"redis://h:1\"\n", "stor"),
+    ] {
+        let message = Config::from_toml_str(text, "t.toml").unwrap_err().to_string();
+        assert!(message.contains(key), "{text}: {message}");
+    }
+    // No store in the file: none until the environment gives one.
+    let mut config = Config::from_toml_str("[fleet]\nnamespace = \"n\"\n", "t.toml").unwrap();
+    assert_eq!(config.fleet.as_ref().unwrap().store, None);
+    let env = Overrides::from_env(env(&[("SLUICE_FLEET_STORE", "redis://10.0.0.1:6379")])).unwrap();
+    env.apply(&mut config);
+    let fleet = config.fleet.unwrap();
+    assert_eq!(fleet.store.unwrap().expose(), "redis://10.0.0.1:6379");
+    assert_eq!(fleet.namespace, "n");
+    // The environment alone makes a fleet with the defaults.
+    let mut config = Config::default();
+    env.apply(&mut config);
+    let fleet = config.fleet.unwrap();
+    assert_eq!((fleet.namespace.as_str(), fleet.timeout), ("sluice", Duration::from_millis(250)));
+}

@@ -83,7 +83,7 @@ fn summary(buckets: &[(Option<f64>, u64)]) -> Value {
 fn rows(parts: &[&Value]) -> Value {
     let mut rows: BTreeMap<String, Value> = BTreeMap::new();
     for part in parts {
-        for row in part["rows"].as_array().into_iter().flatten() {
+        for row in part["rows"].as_array().into_iter().flatten().filter(|row| row.is_object()) {
             let key = format!("{}\u{0}{}\u{0}{}", row["route"], row["api"], row["phase"]);
             match rows.get_mut(&key) {
                 Some(sum) => {
@@ -112,6 +112,9 @@ fn series(parts: &[&Value]) -> Value {
     for part in parts {
         for point in part["series"]["points"].as_array().into_iter().flatten() {
             let at = point["t_s"].as_u64().unwrap_or(0) / width * width;
+            if !point.is_object() {
+                continue;
+            }
             let mut point = point.clone();
             point["t_s"] = json!(at);
             match points.get_mut(&at) {
@@ -138,7 +141,7 @@ fn series(parts: &[&Value]) -> Value {
 fn add_by(parts: &[&Value], list: &str, keys: &[&str], count: &str) -> Value {
     let mut sum: BTreeMap<String, Value> = BTreeMap::new();
     for part in parts {
-        for item in part[list].as_array().into_iter().flatten() {
+        for item in part[list].as_array().into_iter().flatten().filter(|item| item.is_object()) {
             let key: Vec<String> = keys.iter().map(|k| item[*k].to_string()).collect();
             let entry = sum.entry(key.join("\u{0}")).or_insert_with(|| {
                 let mut first = item.clone();
@@ -159,6 +162,7 @@ fn verdicts(parts: &[&Value]) -> Value {
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|verdict| verdict.is_object())
         .map(|verdict| {
             let kind = &verdict["kind"];
             let same = || {
@@ -182,9 +186,35 @@ fn verdicts(parts: &[&Value]) -> Value {
     Value::Array(merged)
 }
 
+/// `part` with every object the merge writes into an object: a part is
+/// read from the store, and a field of another shape is dropped rather
+/// than trusted.
+fn normalized(part: &Value) -> Value {
+    let mut part = if part.is_object() { part.clone() } else { json!({}) };
+    for field in
+        ["run", "sluice", "totals", "timing", "retries", "series", "histograms", "abandoned"]
+    {
+        if !part[field].is_object() {
+            part[field] = json!({});
+        }
+    }
+    for field in ["first_token_ms", "gap_ms", "lateness_ms"] {
+        if !part["timing"][field].is_object() {
+            part["timing"][field] = json!({});
+        }
+    }
+    if !part["repeated_after_break"].is_object() {
+        part["repeated_after_break"] = json!({});
+    }
+    part
+}
+
 /// The run's report from `parts` (replica name, its part), as one report,
-/// with `replicas` saying whose parts it holds.
+/// with `replicas` saying whose parts it holds. Parts of another shape than
+/// a report's add nothing where they differ; nothing in them panics.
 pub(crate) fn merge(parts: &[(String, Value)]) -> Value {
+    let parts: Vec<(String, Value)> =
+        parts.iter().map(|(name, part)| (name.clone(), normalized(part))).collect();
     let values: Vec<&Value> = parts.iter().map(|(_, part)| part).collect();
     let Some(first) = values.first() else { return Value::Null };
     let mut report = (*first).clone();
@@ -324,5 +354,60 @@ mod tests {
         assert_eq!(report["sluice"]["replicas"].as_array().unwrap().len(), 3);
         assert_eq!(report["verdicts"][0]["count"], 0);
         assert_eq!(report["verdicts"][0]["pass"], true);
+    }
+
+    fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "[a-z_0-9<]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            let keys = prop_oneof![
+                Just("run".to_string()),
+                Just("totals".to_string()),
+                Just("rows".to_string()),
+                Just("series".to_string()),
+                Just("points".to_string()),
+                Just("histograms".to_string()),
+                Just("first_token".to_string()),
+                Just("verdicts".to_string()),
+                Just("clients".to_string()),
+                Just("retries".to_string()),
+                Just("events".to_string()),
+                Just("timing".to_string()),
+                Just("requests".to_string()),
+                Just("t_s".to_string()),
+                Just("kind".to_string()),
+                "[a-z]{1,3}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(keys, inner, 0..6)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Parts come from the store: whatever shape they have, merging them
+        /// makes a report and never panics.
+        #[test]
+        fn any_parts_merge_without_panicking(
+            parts in proptest::collection::vec(arbitrary_json(), 0..4),
+            good in proptest::bool::ANY,
+        ) {
+            let mut named: Vec<(String, Value)> =
+                parts.into_iter().enumerate().map(|(i, p)| (i.to_string(), p)).collect();
+            if good {
+                named.push(("z".to_string(), part(3, &[(100.0, 3)], None)));
+            }
+            let report = merge(&named);
+            proptest::prop_assert!(named.is_empty() || report.is_object());
+        }
     }
 }
