@@ -67,6 +67,8 @@ print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for n, name in [(100, "mock-paced-100"), (1000, "mock-paced-1000"), ("1000 OpenAI Chat", "mock-openai-paced-1000"),
                 ("1000 Gemini", "mock-gemini-paced-1000"), ("1000 Bedrock", "mock-bedrock-paced-1000"),
                 ("1000 with [capacity]", "mock-capacity-paced-1000"),
+                ("1000, limits, schedule, capacity", "mock-fleet-off-paced-1000"),
+                ("1000, the same with [fleet] (Redis)", "mock-fleet-paced-1000"),
                 (2000, "mock-paced-2000"), (4000, "mock-paced-4000")]:
     run = load(name)
     if not run:

@@ -89,6 +89,33 @@ for n in 100 1000 2000 4000; do
     load mock-capacity-paced-1000 --url "$url" --pid "$pid" --metrics "$admin" --concurrency 1000 \
       --ramp 2s --expect-first-token 100ms --expect-gap 20ms
     stop "$pid"
+    # And with [fleet] (docs/fleet.md): rate limits leased from a Redis, an
+    # `every` schedule numbered by it, places under max_concurrent taken
+    # from it; the same config without [fleet] beside it. Redis's own CPU
+    # is not in sluice's figure.
+    if command -v redis-server >/dev/null 2>&1; then
+      redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+      redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null 2>&1 &
+      pids+=($!)
+      sleep 0.5
+      fleet_knobs='error_rate = 0
+[rate_limits]
+requests_per_minute = 1000000
+[capacity]
+max_concurrent = 2000
+[[faults]]
+kind = "http"
+status = 500
+every = 100000000'
+      printf '%s\n' "$fleet_knobs" >"$work/fleet-off.toml"
+      printf '%s\n[fleet]\nstore = "redis://127.0.0.1:%s"\n' "$fleet_knobs" "$redis_port" >"$work/fleet.toml"
+      for config in fleet-off fleet; do
+        start mock --config "$work/$config.toml"
+        load "mock-$config-paced-1000" --url "$url" --pid "$pid" --metrics "$admin" --concurrency 1000 \
+          --ramp 2s --expect-first-token 100ms --expect-gap 20ms
+        stop "$pid"
+      done
+    fi
   fi
 done
 

@@ -295,3 +295,30 @@ async fn a_store_that_goes_away_stalls_nothing_and_is_reconciled_when_back() {
     let faulted = statuses.iter().filter(|s| **s == 500).count();
     assert_eq!(faulted, 70, "{statuses:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrent_counts_the_fleets_streams() {
+    let redis = Redis::start();
+    // Streams of a second; four places for the fleet; a wait of 300 ms.
+    let knobs = "seed = 1\nerror_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"100ms\"\n\
+                 tokens_per_response = 10\n[capacity]\nmax_concurrent = 4\nqueue_timeout = \"300ms\"\n";
+    let replicas = fleet(&redis.url(), "capacity", knobs).await;
+    let requests: Vec<_> = (0..6)
+        .map(|i| {
+            let api = replicas[i % 3].api;
+            tokio::spawn(async move { send(api, messages(&text_request())).await })
+        })
+        .collect();
+    let mut served = 0;
+    let mut shed = 0;
+    for request in requests {
+        let received = request.await.unwrap();
+        match (received.status.as_u16(), received.headers.get("x-sluice-capacity")) {
+            (200, None) => served += 1,
+            (529, Some(_)) => shed += 1,
+            (status, capacity) => panic!("status {status}, x-sluice-capacity {capacity:?}"),
+        }
+    }
+    // Alone, each replica would have served its two: all six.
+    assert_eq!((served, shed), (4, 2));
+}

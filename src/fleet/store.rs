@@ -152,9 +152,9 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return {generation, alive + ((known and 0) or 1)}
 ";
 
-/// Adds a replica's requests in service on a route, at most `limit` for the
-/// fleet (the live replicas' counts): 1 when the place is taken, 0 when
-/// the fleet is at capacity; -1 gives one back.
+/// Takes up to ARGV[2] places in service on a route for a replica, as many
+/// as the fleet (the live replicas' places) has below `limit`: how many it
+/// took, 0 when the fleet is full. A negative ARGV[2] gives places back.
 const CAPACITY_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -162,7 +162,7 @@ local delta = tonumber(ARGV[2])
 if delta < 0 then
   local left = redis.call('HINCRBY', KEYS[1], ARGV[1], delta)
   if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
-  return 1
+  return 0
 end
 local total = 0
 local held = redis.call('HGETALL', KEYS[1])
@@ -174,10 +174,11 @@ for i = 1, #held, 2 do
     redis.call('HDEL', KEYS[1], held[i])
   end
 end
-if total >= tonumber(ARGV[3]) then return 0 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+local granted = math.min(delta, tonumber(ARGV[3]) - total)
+if granted <= 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], granted)
 redis.call('PEXPIRE', KEYS[1], 3600000)
-return 1
+return granted
 ";
 
 /// The connection to the store, shared by every task. Cheap to clone.
@@ -306,32 +307,35 @@ impl Store {
         Ok(value)
     }
 
-    /// A place in service on the route whose holders are at `key`, for
-    /// `replica`, if the fleet's live replicas hold fewer than `limit`.
+    /// Up to `want` places in service on the route whose holders are at
+    /// `key`, for `replica`, as many as the fleet's live replicas hold
+    /// below `limit`: how many it took.
     pub(crate) async fn enter(
         &self,
         key: &str,
         replicas: &str,
         replica: &str,
+        want: u32,
         limit: u32,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<u32, StoreError> {
         let mut connection = self.connection.clone();
         let mut invocation = self.capacity.prepare_invoke();
-        invocation.key(key).key(replicas).arg(replica).arg(1).arg(limit);
+        invocation.key(key).key(replicas).arg(replica).arg(want).arg(limit);
         let taken: i64 = self.bounded(invocation.invoke_async(&mut connection)).await?;
-        Ok(taken == 1)
+        Ok(u32::try_from(taken).unwrap_or(0))
     }
 
-    /// Gives back `replica`'s place on the route at `key`.
+    /// Gives back `count` of `replica`'s places on the route at `key`.
     pub(crate) async fn leave(
         &self,
         key: &str,
         replicas: &str,
         replica: &str,
+        count: u32,
     ) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
         let mut invocation = self.capacity.prepare_invoke();
-        invocation.key(key).key(replicas).arg(replica).arg(-1).arg(0);
+        invocation.key(key).key(replicas).arg(replica).arg(-i64::from(count)).arg(0);
         let _: i64 = self.bounded(invocation.invoke_async(&mut connection)).await?;
         Ok(())
     }

@@ -40,7 +40,7 @@ use crate::capacity::{Entry, Slot};
 use crate::config::{Profile, RateLimits};
 use crate::dialect::{Dialect, StreamSoFar};
 use crate::fault::{Fault, FaultPlan, OnStream, RequestClock, Schedule};
-use crate::fleet::places::{POLL_EVERY, Place};
+use crate::fleet::places::{Entered, POLL_EVERY, Place};
 use crate::framing::Record;
 use crate::listener::connection::ResetHandle;
 use crate::live::Snapshot;
@@ -461,8 +461,9 @@ impl<'a> Exchange<'a> {
         let mut waiting = None;
         loop {
             match fleet.places.enter(fleet, &self.route, limit).await {
-                Ok(Some(place)) => return Ok(Some(place)),
-                Ok(None) => {}
+                Ok(Entered::Place(place)) => return Ok(Some(place)),
+                Ok(Entered::Untracked) => return Ok(None),
+                Ok(Entered::Full) => {}
                 Err(error) => {
                     fleet.failed("capacity", &error);
                     return Ok(None);
