@@ -1,7 +1,7 @@
 //! The state every connection shares: the live config, the metrics, the
 //! seed and the request counter, the rate-limit buckets and verdicts, the
-//! capacity pools, the timeline's origin, the recorder, and the signal that
-//! ends every stream at shutdown. The server
+//! capacity pools, the timeline's origin, the recorder, the fleet's store
+//! (`[fleet]`), and the signal that ends every stream at shutdown. The server
 //! makes one [`App`]; the handler answers requests with it (`App::handle`
 //! is in `handler/mod.rs`); the admin endpoints read and change it. It sits
 //! below both, so the admin port does not depend on the request path.

@@ -49,7 +49,7 @@ def check_sluice_config(objects: list[dict], what: str) -> None:
         subprocess.run([sluice, "check", file.name], check=True, capture_output=True)
     grace = tomllib.loads(text).get("shutdown_grace", "8s")
     assert grace.endswith("s") and grace[:-1].isdigit(), grace
-    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    [deployment] = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "sluice"]
     pod_grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert int(grace[:-1]) + 5 <= pod_grace, f"shutdown_grace {grace} too close to terminationGracePeriodSeconds {pod_grace}"
     print(f"{what}: sluice check passes its sluice.toml; shutdown_grace {grace} < terminationGracePeriodSeconds {pod_grace}")
@@ -63,6 +63,30 @@ for overlay in ("mock", "proxy"):
     check_sluice_config(objects, f"overlays/{overlay}")
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["args"] == [overlay]
+
+# The fleet overlay: the mock with components/redis (docs/fleet.md).
+fleet = render(KUBE / "overlays" / "fleet")
+kinds = sorted(o["kind"] for o in fleet)
+assert kinds == ["ConfigMap", "Deployment", "Deployment", "PodDisruptionBudget", "Secret", "Service", "Service", "Service"], kinds
+validate_builtin(fleet, "overlays/fleet")
+check_sluice_config(fleet, "overlays/fleet")
+[sluice_deployment] = [o for o in fleet if o["kind"] == "Deployment" and o["metadata"]["name"] == "sluice"]
+env = {e["name"]: e for e in sluice_deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+assert env["SLUICE_FLEET_STORE"]["valueFrom"]["secretKeyRef"] == {"name": "sluice-fleet-store", "key": "url"}, env
+[secret] = [o for o in fleet if o["kind"] == "Secret"]
+[redis_service] = [o for o in fleet if o["kind"] == "Service" and o["metadata"]["name"] == "sluice-redis"]
+url = secret["stringData"]["url"]
+assert url == f"redis://{redis_service['metadata']['name']}:{redis_service['spec']['ports'][0]['port']}", url
+[redis] = [o for o in fleet if o["kind"] == "Deployment" and o["metadata"]["name"] == "sluice-redis"]
+selector = redis["spec"]["selector"]["matchLabels"]
+assert all(redis_service["spec"]["selector"][k] == v for k, v in selector.items() if k in redis_service["spec"]["selector"])
+assert selector != sluice_deployment["spec"]["selector"]["matchLabels"], "Redis and sluice select different pods"
+# The URL from the Secret is one sluice accepts.
+with tempfile.NamedTemporaryFile("w", suffix=".toml") as file:
+    file.write("error_rate = 0\n")
+    file.flush()
+    subprocess.run([sluice, "check", file.name], check=True, capture_output=True, env={"SLUICE_FLEET_STORE": url, "PATH": "/usr/bin:/bin"})
+print("overlays/fleet: the Redis component's Secret, Deployment and Service; every replica's SLUICE_FLEET_STORE from the Secret")
 
 k6 = render(KUBE / "k6", "--load-restrictor", "LoadRestrictionsNone")
 [script] = [o for o in k6 if o["kind"] == "ConfigMap"]
