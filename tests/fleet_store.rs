@@ -64,10 +64,23 @@ impl Redis {
 }
 
 /// Three replicas of `knobs` on the store at `url`, each told its name.
+/// Store calls may take 2 s: a busy machine must not make a replica fall
+/// back where a test counts on the store.
 async fn fleet(url: &str, namespace: &str, knobs: &str) -> Vec<WithAdmin> {
+    fleet_with_timeout(url, namespace, knobs, "2s").await
+}
+
+async fn fleet_with_timeout(
+    url: &str,
+    namespace: &str,
+    knobs: &str,
+    timeout: &str,
+) -> Vec<WithAdmin> {
     let mut replicas = Vec::new();
     for name in ["a", "b", "c"] {
-        let toml = format!("{knobs}\n[fleet]\nstore = \"{url}\"\nnamespace = \"{namespace}\"\n");
+        let toml = format!(
+            "{knobs}\n[fleet]\nstore = \"{url}\"\nnamespace = \"{namespace}\"\ntimeout = \"{timeout}\"\n"
+        );
         let mut config = sluice::Config::from_toml_str(&toml, "fleet.toml").unwrap();
         config.replica = Some(name.to_string());
         replicas.push(support::start_config_with_admin(config).await);
@@ -214,7 +227,7 @@ async fn a_run_started_on_one_replica_is_reported_by_any_with_every_part() {
 async fn a_store_that_stops_answering_costs_one_timeout_and_is_reconciled_when_back() {
     let redis = Redis::start();
     let knobs = format!("{QUICK}[[faults]]\nkind = \"http\"\nstatus = 500\nfirst_requests = 100\n");
-    let replicas = fleet(&redis.url(), "frozen", &knobs).await;
+    let replicas = fleet_with_timeout(&redis.url(), "frozen", &knobs, "250ms").await;
     for i in 0..6 {
         assert_eq!(status_of(replicas[i % 3].api).await, 500);
     }
@@ -321,4 +334,31 @@ async fn max_concurrent_counts_the_fleets_streams() {
     }
     // Alone, each replica would have served its two: all six.
     assert_eq!((served, shed), (4, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_down_at_start_is_said_and_the_replica_serves_alone() {
+    // A port nothing listens on: the store is down from the first call.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let knobs = format!("{QUICK}[rate_limits]\nrequests_per_minute = 600\nburst = 2\n");
+    let toml = format!("{knobs}\n[fleet]\nstore = \"redis://:pw@127.0.0.1:{port}\"\n");
+    let replica = support::start_with_admin(&toml).await;
+    eventually("the fallback to be counted", || async {
+        (metric(replica.admin, "sluice_fleet_fallbacks_total{what=\"heartbeat\"}").await >= 1.0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(metric(replica.admin, "sluice_fleet_store_up").await, 0.0);
+    // Its own bucket: 2 at once, then refused.
+    let statuses: Vec<u16> =
+        [status_of(replica.api).await, status_of(replica.api).await, status_of(replica.api).await]
+            .into();
+    assert_eq!(statuses, [200, 200, 429]);
+    let (_, fleet) = admin_json(replica.admin, "GET", "/fleet", "").await;
+    assert_eq!(fleet["store_up"], false);
+    assert_eq!(fleet["store"], format!("redis://<redacted>@127.0.0.1:{port}"));
+    // Without [fleet], no fleet series at all.
+    let alone = support::start_with_admin(QUICK).await;
+    let text = send(alone.admin, support::admin_request("GET", "/metrics", "")).await.body();
+    assert!(!String::from_utf8_lossy(&text).contains("sluice_fleet_store_up"));
 }

@@ -186,7 +186,14 @@ fn rate_limit_report(app: &App) -> Value {
             out
         })
         .collect();
+    let fleet = app.fleet().map(|fleet| {
+        json!({
+            "sets_leased": fleet.limits.held(),
+            "says": "the fleet's buckets are in its store (docs/fleet.md); `buckets` are this replica's own, used while the store does not answer",
+        })
+    });
     json!({
+        "fleet": fleet,
         "buckets_held": app.limiter().held(),
         "admitted_untracked": app.limiter().untracked(),
         "buckets": buckets,

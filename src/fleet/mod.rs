@@ -60,6 +60,9 @@ pub(crate) struct Fleet {
     generation: AtomicU64,
     /// Whether the store answered the last call.
     up: AtomicBool,
+    /// Whether the store's failure was said since it last answered (a store
+    /// down at start is said too).
+    said_down: AtomicBool,
     /// Replicas alive at the last heartbeat.
     replicas: AtomicU64,
     metrics: Arc<Metrics>,
@@ -95,6 +98,7 @@ impl Fleet {
             replica,
             generation: AtomicU64::new(0),
             up: AtomicBool::new(false),
+            said_down: AtomicBool::new(false),
             replicas: AtomicU64::new(0),
             metrics,
             limits: limits::FleetLimits::default(),
@@ -141,7 +145,8 @@ impl Fleet {
     /// A call for `what` failed: the replica goes on alone (said once).
     pub(crate) fn failed(&self, what: &'static str, error: &StoreError) {
         self.metrics.fleet_fallback(what);
-        if self.up.swap(false, Ordering::Relaxed) {
+        self.up.store(false, Ordering::Relaxed);
+        if !self.said_down.swap(true, Ordering::Relaxed) {
             self.metrics.fleet_up(false);
             warn!(
                 %error,
@@ -165,6 +170,7 @@ impl Fleet {
             self.counts.forget();
         }
         let back = !self.up.swap(true, Ordering::Relaxed);
+        self.said_down.store(false, Ordering::Relaxed);
         if back {
             self.metrics.fleet_up(true);
             info!(
