@@ -62,10 +62,11 @@ async fn beat(app: &App, fleet: &Fleet) {
         Ok(beat) => {
             if beat.back || beat.renewed {
                 resync(app, fleet, beat.renewed).await;
+                fleet.places.write_counts(fleet).await;
             }
             fleet.limits.pay_debts(fleet).await;
             fleet.counts.pay_debts(fleet).await;
-            fleet.places.write_counts(fleet).await;
+            fleet.places.give_back_spares(fleet).await;
             write_parts(app, fleet).await;
         }
         Err(error) => fleet.failed("heartbeat", &error),

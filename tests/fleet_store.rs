@@ -86,13 +86,27 @@ async fn fleet_with_timeout(
         replicas.push(support::start_config_with_admin(config).await);
     }
     // Every replica has had a heartbeat (and so knows the generation).
-    for replica in &replicas {
+    answering_the_store(&replicas).await;
+    replicas
+}
+
+/// Waits until every replica's store answers.
+async fn answering_the_store(replicas: &[WithAdmin]) {
+    for replica in replicas {
         eventually("the store to answer", || async {
             (metric(replica.admin, "sluice_fleet_store_up").await == 1.0).then_some(())
         })
         .await;
     }
-    replicas
+}
+
+/// The statuses of `n` requests sent one after another, round robin.
+async fn round_robin(replicas: &[WithAdmin], n: usize) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(n);
+    for i in 0..n {
+        statuses.push(status_of(replicas[i % replicas.len()].api).await);
+    }
+    statuses
 }
 
 const QUICK: &str = "seed = 1\nerror_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"0ms\"\ntokens_per_response = 3\n";
@@ -249,20 +263,12 @@ async fn a_store_that_stops_answering_costs_one_timeout_and_is_reconciled_when_b
         assert_eq!(metric(replica.admin, "sluice_fleet_store_up").await, 0.0);
     }
     redis.signal("CONT");
-    for replica in &replicas {
-        eventually("the store to answer again", || async {
-            (metric(replica.admin, "sluice_fleet_store_up").await == 1.0).then_some(())
-        })
-        .await;
-    }
+    answering_the_store(&replicas).await;
     // Nothing was lost: 6 counted by the store, 30 by the replicas alone,
     // so 64 of the first 100 are left to fault. A call that timed out was
     // still sent, and a frozen Redis runs it when it wakes: the request it
     // numbered counts twice, at most once a replica (docs/fleet.md).
-    let mut statuses = Vec::new();
-    for i in 0..75 {
-        statuses.push(status_of(replicas[i % 3].api).await);
-    }
+    let statuses = round_robin(&replicas, 75).await;
     let faulted = statuses.iter().filter(|s| **s == 500).count();
     assert!(
         (64 - slow..=64).contains(&faulted),
@@ -292,19 +298,11 @@ async fn a_store_that_goes_away_stalls_nothing_and_is_reconciled_when_back() {
         );
     }
     redis.restart();
-    for replica in &replicas {
-        eventually("the store to answer again", || async {
-            (metric(replica.admin, "sluice_fleet_store_up").await == 1.0).then_some(())
-        })
-        .await;
-    }
+    answering_the_store(&replicas).await;
     // The store restarted empty (a new generation): the 6 it counted are
     // gone, the 30 counted alone are added to the new count, so 70 more of
     // the first 100 fault, then none.
-    let mut statuses = Vec::new();
-    for i in 0..75 {
-        statuses.push(status_of(replicas[i % 3].api).await);
-    }
+    let statuses = round_robin(&replicas, 75).await;
     let faulted = statuses.iter().filter(|s| **s == 500).count();
     assert_eq!(faulted, 70, "{statuses:?}");
 }
@@ -361,4 +359,31 @@ async fn a_store_down_at_start_is_said_and_the_replica_serves_alone() {
     let alone = support::start_with_admin(QUICK).await;
     let text = send(alone.admin, support::admin_request("GET", "/metrics", "")).await.body();
     assert!(!String::from_utf8_lossy(&text).contains("sluice_fleet_store_up"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_queue_counts_the_fleets_waiting_requests() {
+    let redis = Redis::start();
+    // Two places and one waiting request for the whole fleet; streams of a second.
+    let knobs = "seed = 1\nerror_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"100ms\"\n\
+                 tokens_per_response = 10\n[capacity]\nmax_concurrent = 2\nmax_queue = 1\nqueue_timeout = \"10s\"\n";
+    let replicas = fleet(&redis.url(), "queue", knobs).await;
+    let requests: Vec<_> = (0..6)
+        .map(|i| {
+            let api = replicas[i % 3].api;
+            tokio::spawn(async move { send(api, messages(&text_request())).await })
+        })
+        .collect();
+    let mut served = 0;
+    let mut shed = 0;
+    for request in requests {
+        match request.await.unwrap().status.as_u16() {
+            200 => served += 1,
+            529 => shed += 1,
+            status => panic!("status {status}"),
+        }
+    }
+    // Two served at once and one after its wait; the fleet's queue held one,
+    // where a queue of one a replica would have held three.
+    assert_eq!((served, shed), (3, 3));
 }

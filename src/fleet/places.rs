@@ -5,16 +5,18 @@
 //! A replica takes places in blocks ([`block`]: 1 % of `max_concurrent`,
 //! at least one) and hands them to its requests locally; a request that
 //! finds none spare asks the store for a block (as many as are left below
-//! `max_concurrent`). When a response ends its place is spare again, and a
-//! replica holding more than a block spare gives the rest back. So the
-//! fleet never serves more than `max_concurrent` at once, and places idle
-//! on one replica while another waits are at most a block a replica.
+//! `max_concurrent`). When a response ends its place is spare again; a
+//! replica keeps at most a block spare (none with blocks of one) and gives
+//! every spare back at its next heartbeat. So the fleet never serves more
+//! than `max_concurrent` at once, and places idle on one replica while
+//! another waits are at most a block a replica, for at most a heartbeat.
 //!
-//! While the fleet is full a request asks again every [`POLL_EVERY`],
-//! within `queue_timeout`, and this replica keeps at most `max_queue` such
-//! requests waiting (docs/fleet.md, "Capacity"). Each heartbeat writes this
-//! replica's true count of places, so places whose giving back failed (the
-//! store was down) are not lost for good.
+//! While the fleet is full a request joins the fleet's queue (`N:G:capq:ROUTE`,
+//! counted as places are, at most `max_queue` for the fleet; one store call
+//! to join, one to leave) and asks again every [`POLL_EVERY`], within
+//! `queue_timeout` (docs/fleet.md, "Capacity"). When the store answers again
+//! after failing, the replica writes its true counts, so places and waiters
+//! whose giving back failed are not lost for good.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -129,31 +131,74 @@ impl FleetPlaces {
         Ok(Entered::Place(place()))
     }
 
-    /// Counts a request waiting on `route`, if fewer than `max_queue` are.
-    pub(crate) fn wait(&self, fleet: &Arc<Fleet>, route: &str, max_queue: u32) -> Option<Waiting> {
-        let joined = self.entry(route, |r| {
-            let room = r.waiting < max_queue;
-            if room {
-                r.waiting += 1;
+    /// A place in the fleet's queue on `route`, if the fleet's replicas
+    /// have fewer than `max_queue` requests waiting; `None` when the queue
+    /// is full. With the store down, this replica's own count decides.
+    pub(crate) async fn wait(
+        &self,
+        fleet: &Arc<Fleet>,
+        route: &str,
+        max_queue: u32,
+    ) -> Option<Waiting> {
+        let key = fleet.key(&format!("capq:{route}"));
+        let joined = match fleet
+            .store()
+            .enter(&key, &fleet.replicas_key(), fleet.replica(), 1, max_queue)
+            .await
+        {
+            Ok(taken) => taken == 1,
+            Err(error) => {
+                fleet.failed("capacity", &error);
+                self.entry(route, |r| r.waiting < max_queue).unwrap_or(false)
             }
-            room
-        });
-        joined
-            .filter(|joined| *joined)
-            .map(|_| Waiting { fleet: Arc::clone(fleet), route: route.to_string() })
+        };
+        if !joined || self.entry(route, |r| r.waiting = r.waiting.saturating_add(1)).is_none() {
+            return None;
+        }
+        Some(Waiting { fleet: Arc::clone(fleet), route: route.to_string() })
     }
 
-    /// Writes this replica's true count of places on every route.
-    pub(crate) async fn write_counts(&self, fleet: &Fleet) {
-        let counts: Vec<(String, u32)> =
-            self.routes().iter().map(|(route, r)| (route.clone(), r.held)).collect();
-        for (route, held) in counts {
+    /// Gives back every spare place (called each heartbeat: a place stays
+    /// spare at most that long, so a replica with no more requests does not
+    /// keep the fleet's places from another's queue).
+    pub(crate) async fn give_back_spares(&self, fleet: &Fleet) {
+        let spares: Vec<(String, u32)> = self
+            .routes()
+            .iter_mut()
+            .filter_map(|(route, r)| {
+                let spare = r.held.saturating_sub(r.used);
+                r.held -= spare;
+                (spare > 0).then(|| (route.clone(), spare))
+            })
+            .collect();
+        for (route, spare) in spares {
             let key = fleet.key(&format!("cap:{route}"));
             if let Err(error) =
-                fleet.store().put_field(&key, fleet.replica(), &held.to_string()).await
+                fleet.store().leave(&key, &fleet.replicas_key(), fleet.replica(), spare).await
             {
                 fleet.failed("capacity", &error);
                 return;
+            }
+        }
+    }
+
+    /// Writes this replica's true count of places, and of requests
+    /// waiting, on every route (after the store was away: what failed to
+    /// be given back then is not lost for good).
+    pub(crate) async fn write_counts(&self, fleet: &Fleet) {
+        let counts: Vec<(String, u32, u32)> =
+            self.routes().iter().map(|(route, r)| (route.clone(), r.held, r.waiting)).collect();
+        for (route, held, waiting) in counts {
+            for (key, count) in [(format!("cap:{route}"), held), (format!("capq:{route}"), waiting)]
+            {
+                let written = fleet
+                    .store()
+                    .put_field(&fleet.key(&key), fleet.replica(), &count.to_string())
+                    .await;
+                if let Err(error) = written {
+                    fleet.failed("capacity", &error);
+                    return;
+                }
             }
         }
     }
@@ -162,9 +207,12 @@ impl FleetPlaces {
 impl Drop for Place {
     fn drop(&mut self) {
         // Spare again; past a block spare, the rest goes back to the fleet.
+        // With blocks of one (`max_concurrent` under 200) nothing is kept
+        // spare: the count is exact.
         let give = self.fleet.places.entry(&self.route, |r| {
             r.used = r.used.saturating_sub(1);
-            let give = r.held.saturating_sub(r.used).saturating_sub(r.block.max(1));
+            let keep = if r.block > 1 { r.block } else { 0 };
+            let give = r.held.saturating_sub(r.used).saturating_sub(keep);
             r.held -= give;
             give
         });
@@ -185,5 +233,14 @@ impl Drop for Place {
 impl Drop for Waiting {
     fn drop(&mut self) {
         self.fleet.places.entry(&self.route, |r| r.waiting = r.waiting.saturating_sub(1));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let fleet = Arc::clone(&self.fleet);
+        let key = fleet.key(&format!("capq:{}", self.route));
+        runtime.spawn(async move {
+            let left = fleet.store().leave(&key, &fleet.replicas_key(), fleet.replica(), 1).await;
+            if let Err(error) = left {
+                fleet.failed("capacity", &error);
+            }
+        });
     }
 }

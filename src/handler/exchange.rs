@@ -446,8 +446,8 @@ impl<'a> Exchange<'a> {
 
     /// A place in the fleet's service: at once, after asking again while
     /// the fleet is full (within `queue_timeout`, with at most `max_queue`
-    /// of this replica's requests waiting), or `Ok(None)` when the store
-    /// does not answer (this replica's pool alone decides).
+    /// of the fleet's requests waiting), or `Ok(None)` when the store does
+    /// not answer (this replica's pool alone decides).
     ///
     /// # Errors
     /// Shed: the wait was full, or too long, or shutdown came first.
@@ -470,7 +470,8 @@ impl<'a> Exchange<'a> {
                 }
             }
             if waiting.is_none() {
-                waiting = Some(fleet.places.wait(fleet, &self.route, capacity.queue()).ok_or(())?);
+                waiting =
+                    Some(fleet.places.wait(fleet, &self.route, capacity.queue()).await.ok_or(())?);
             }
             let deadline = entered + capacity.queue_timeout;
             if Instant::now() >= deadline {
