@@ -19,7 +19,7 @@ const MAX_MESSAGE: usize = 2 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub(crate) enum Event {
-    /// `PUT /faults` with this TOML.
+    /// `PUT /faults` with this body (JSON, as sent).
     Faults {
         /// The patch, as sent.
         text: String,

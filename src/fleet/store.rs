@@ -11,12 +11,13 @@
 //! N:replicas            sorted set: replica → when its heartbeat expires (ms)
 //! N:generation          the generation
 //! N:G:rl:L:SET          a bucket set: t (ms) and l1..l4 (levels); L counts
-//!                       DELETE /rate-limits
+//!                       DELETE /rate-limits (N:G:rl:clears)
 //! N:G:count:PHASE:ROUTE a route's request count in a phase
-//! N:G:faults            the fleet's PUT /faults patch, as TOML
+//! N:G:faults            the fleet's PUT /faults body, as sent (JSON)
 //! N:G:runs              run id → the run (JSON); N:G:runs:next its counter
 //! N:G:run:ID            replica → its part of the run's report (JSON)
-//! N:G:cap:ROUTE         replica → requests it has in service
+//! N:G:cap:ROUTE         replica → places it holds under max_concurrent
+//! N:G:capq:ROUTE        replica → requests it has waiting for one
 //! N:events              the channel every replica listens on
 //! ```
 
