@@ -68,6 +68,9 @@ async fn beat(app: &App, fleet: &Fleet) {
             fleet.counts.pay_debts(fleet).await;
             fleet.places.give_back_spares(fleet).await;
             write_parts(app, fleet).await;
+            if let Err(error) = events::publish(fleet, Event::Beat).await {
+                fleet.failed("heartbeat", &error);
+            }
         }
         Err(error) => fleet.failed("heartbeat", &error),
     }
@@ -94,6 +97,7 @@ async fn apply(app: &App, heard: Heard) {
             fleet.limits.cleared(clears);
             clear_local_limits(app).await;
         }
+        Heard::Event(Event::Beat) => {}
     }
 }
 

@@ -387,3 +387,25 @@ async fn max_queue_counts_the_fleets_waiting_requests() {
     // where a queue of one a replica would have held three.
     assert_eq!((served, shed), (3, 3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_while_a_replica_was_not_subscribed_reaches_it_when_it_subscribes_again() {
+    let redis = Redis::start();
+    let replicas = fleet(&redis.url(), "resubscribe", QUICK).await;
+    // Every subscription is cut; the change is published while they are gone.
+    let killed = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "CLIENT", "KILL", "TYPE", "pubsub"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&killed.stdout).trim().parse::<u32>().unwrap() >= 3);
+    let (status, body) =
+        admin_json(replicas[0].admin, "PUT", "/faults", "{\"error_rate\": 1}").await;
+    assert_eq!(status, 200, "{body}");
+    for replica in &replicas[1..] {
+        eventually("the change read again on subscribing", || async {
+            (send(replica.api, messages(&text_request())).await.status.as_u16() >= 500)
+                .then_some(())
+        })
+        .await;
+    }
+}

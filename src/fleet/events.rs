@@ -43,7 +43,15 @@ pub(crate) enum Event {
         /// How many times they have been cleared.
         clears: u64,
     },
+    /// A replica's heartbeat: traffic on the channel every second, so that
+    /// a subscription that went silent (a connection dead without a reset)
+    /// is noticed and made again.
+    Beat,
 }
+
+/// A subscription that hears nothing for this long (every replica, this
+/// one included, publishes a [`Event::Beat`] a second) subscribes again.
+const SILENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// An event and who sent it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -87,7 +95,7 @@ pub(crate) async fn listen(fleet: std::sync::Arc<Fleet>, heard: mpsc::Sender<Hea
                     return;
                 }
                 let mut messages = pubsub.into_on_message();
-                while let Some(message) = messages.next().await {
+                while let Ok(Some(message)) = tokio::time::timeout(SILENCE, messages.next()).await {
                     let payload: Vec<u8> = message.get_payload_bytes().to_vec();
                     if payload.len() > MAX_MESSAGE {
                         continue;
@@ -96,14 +104,14 @@ pub(crate) async fn listen(fleet: std::sync::Arc<Fleet>, heard: mpsc::Sender<Hea
                         debug!("ignored a message on the fleet's channel that is not sluice's");
                         continue;
                     };
-                    if message.from == fleet.replica() {
+                    if message.from == fleet.replica() || message.event == Event::Beat {
                         continue;
                     }
                     if heard.send(Heard::Event(message.event)).await.is_err() {
                         return;
                     }
                 }
-                debug!("the fleet's channel closed; subscribing again");
+                debug!("the fleet's channel closed or went silent; subscribing again");
             }
             Ok(Err(error)) => debug!(%error, "cannot subscribe to the fleet's channel"),
             Err(_) => debug!("subscribing to the fleet's channel timed out"),
@@ -124,6 +132,7 @@ mod tests {
             Event::RunStarted { id: "run-3".into(), name: Some("soak".into()) },
             Event::RunEnded { id: "run-3".into() },
             Event::LimitsCleared { clears: 2 },
+            Event::Beat,
         ] {
             let text =
                 serde_json::to_string(&Message { from: "a".into(), event: event.clone() }).unwrap();
