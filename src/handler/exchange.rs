@@ -3,8 +3,11 @@
 //! answer comes from:
 //!
 //! ```text
-//! Exchange::begin   route, profile, control headers, numbers, fault plan
-//!                   ─▶ refused (bad control header) or injected HTTP fault: answered now
+//! Exchange::begin   route, profile, control headers, numbers, fault plan,
+//!                   rate limits (with [fleet]: the fleet's numbers and leases)
+//!                   ─▶ refused (bad control header, rate limit) or injected
+//!                      HTTP fault: answered now
+//! enter_service     a place under [capacity] (with [fleet]: the fleet's), or shed
 //! then one of
 //!   stream          records from any source ─▶ Shaper (timing, stream fault)
 //!                   ─▶ head held (slow head, first token) ─▶ ShapedBody
