@@ -14,6 +14,7 @@ use hyper::{HeaderMap, Method};
 
 use crate::config::{Api, Config, LimitKey, Profile, RouteMatch};
 use crate::dialect::Dialect;
+use crate::fault::Schedule;
 
 /// The name of the route a request gets when no route matches.
 pub(crate) const DEFAULT_ROUTE: &str = "default";
@@ -27,6 +28,10 @@ pub(crate) struct RouteState {
     pub(crate) profile: Arc<Profile>,
     matcher: RouteMatch,
     requests: AtomicU64,
+    /// With a `first_requests` or `every` schedule in its profile: the
+    /// largest `first_requests` (0 for `every` alone), below which a fleet
+    /// numbers its requests one at a time (docs/fleet.md, "Schedules").
+    pub(crate) counted_until: Option<u64>,
 }
 
 impl RouteState {
@@ -231,6 +236,7 @@ impl Router {
         let default_profile = Arc::new(config.profile.clone());
         let state = |name: &str, matcher: RouteMatch, profile: Arc<Profile>| RouteState {
             name: name.to_string(),
+            counted_until: counted_until(&profile),
             profile,
             matcher,
             requests: AtomicU64::new(0),
@@ -339,6 +345,21 @@ fn takes(api: Api, dialect: Dialect) -> bool {
             | (Api::Gemini, Dialect::Gemini)
             | (Api::Bedrock, Dialect::Bedrock)
     )
+}
+
+/// The largest `first_requests` of `profile`'s schedules (0 with `every`
+/// alone); `None` when it has neither, so its requests need no number of
+/// the fleet's.
+fn counted_until(profile: &Profile) -> Option<u64> {
+    profile
+        .faults
+        .iter()
+        .filter_map(|fault| match fault.schedule {
+            Schedule::FirstRequests(n) => Some(n),
+            Schedule::Every(_) => Some(0),
+            _ => None,
+        })
+        .max()
 }
 
 /// A rough token count of a body (4 bytes a token), at least 1: the

@@ -100,6 +100,21 @@ async fn answering_the_store(replicas: &[WithAdmin]) {
     }
 }
 
+/// `n` streamed requests sent all at once, round robin; their responses.
+async fn at_once(replicas: &[WithAdmin], n: usize) -> Vec<support::Received> {
+    let requests: Vec<_> = (0..n)
+        .map(|i| {
+            let api = replicas[i % replicas.len()].api;
+            tokio::spawn(async move { send(api, messages(&text_request())).await })
+        })
+        .collect();
+    let mut responses = Vec::with_capacity(n);
+    for request in requests {
+        responses.push(request.await.unwrap());
+    }
+    responses
+}
+
 /// The statuses of `n` requests sent one after another, round robin.
 async fn round_robin(replicas: &[WithAdmin], n: usize) -> Vec<u16> {
     let mut statuses = Vec::with_capacity(n);
@@ -314,16 +329,10 @@ async fn max_concurrent_counts_the_fleets_streams() {
     let knobs = "seed = 1\nerror_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"100ms\"\n\
                  tokens_per_response = 10\n[capacity]\nmax_concurrent = 4\nqueue_timeout = \"300ms\"\n";
     let replicas = fleet(&redis.url(), "capacity", knobs).await;
-    let requests: Vec<_> = (0..6)
-        .map(|i| {
-            let api = replicas[i % 3].api;
-            tokio::spawn(async move { send(api, messages(&text_request())).await })
-        })
-        .collect();
+    let responses = at_once(&replicas, 6).await;
     let mut served = 0;
     let mut shed = 0;
-    for request in requests {
-        let received = request.await.unwrap();
+    for received in responses {
         match (received.status.as_u16(), received.headers.get("x-sluice-capacity")) {
             (200, None) => served += 1,
             (529, Some(_)) => shed += 1,
@@ -368,16 +377,11 @@ async fn max_queue_counts_the_fleets_waiting_requests() {
     let knobs = "seed = 1\nerror_rate = 0\nfirst_token_delay = \"0ms\"\ntoken_interval = \"100ms\"\n\
                  tokens_per_response = 10\n[capacity]\nmax_concurrent = 2\nmax_queue = 1\nqueue_timeout = \"10s\"\n";
     let replicas = fleet(&redis.url(), "queue", knobs).await;
-    let requests: Vec<_> = (0..6)
-        .map(|i| {
-            let api = replicas[i % 3].api;
-            tokio::spawn(async move { send(api, messages(&text_request())).await })
-        })
-        .collect();
+    let responses = at_once(&replicas, 6).await;
     let mut served = 0;
     let mut shed = 0;
-    for request in requests {
-        match request.await.unwrap().status.as_u16() {
+    for received in responses {
+        match received.status.as_u16() {
             200 => served += 1,
             529 => shed += 1,
             status => panic!("status {status}"),

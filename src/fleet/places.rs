@@ -118,9 +118,7 @@ impl FleetPlaces {
             Some(false) => {}
             None => return Ok(Entered::Untracked),
         }
-        let key = fleet.key(&format!("cap:{route}"));
-        let taken =
-            fleet.store().enter(&key, &fleet.replicas_key(), fleet.replica(), block, limit).await?;
+        let taken = take(fleet, &places_key(fleet, route), block, limit).await?;
         if taken == 0 {
             return Ok(Entered::Full);
         }
@@ -140,12 +138,7 @@ impl FleetPlaces {
         route: &str,
         max_queue: u32,
     ) -> Option<Waiting> {
-        let key = fleet.key(&format!("capq:{route}"));
-        let joined = match fleet
-            .store()
-            .enter(&key, &fleet.replicas_key(), fleet.replica(), 1, max_queue)
-            .await
-        {
+        let joined = match take(fleet, &waiting_key(fleet, route), 1, max_queue).await {
             Ok(taken) => taken == 1,
             Err(error) => {
                 fleet.failed("capacity", &error);
@@ -172,10 +165,7 @@ impl FleetPlaces {
             })
             .collect();
         for (route, spare) in spares {
-            let key = fleet.key(&format!("cap:{route}"));
-            if let Err(error) =
-                fleet.store().leave(&key, &fleet.replicas_key(), fleet.replica(), spare).await
-            {
+            if let Err(error) = give(fleet, &places_key(fleet, &route), spare).await {
                 fleet.failed("capacity", &error);
                 return;
             }
@@ -189,12 +179,11 @@ impl FleetPlaces {
         let counts: Vec<(String, u32, u32)> =
             self.routes().iter().map(|(route, r)| (route.clone(), r.held, r.waiting)).collect();
         for (route, held, waiting) in counts {
-            for (key, count) in [(format!("cap:{route}"), held), (format!("capq:{route}"), waiting)]
+            for (key, count) in
+                [(places_key(fleet, &route), held), (waiting_key(fleet, &route), waiting)]
             {
-                let written = fleet
-                    .store()
-                    .put_field(&fleet.key(&key), fleet.replica(), &count.to_string())
-                    .await;
+                let written =
+                    fleet.store().put_field(&key, fleet.replica(), &count.to_string()).await;
                 if let Err(error) = written {
                     fleet.failed("capacity", &error);
                     return;
@@ -216,31 +205,47 @@ impl Drop for Place {
             r.held -= give;
             give
         });
-        let Some(give) = give.filter(|give| *give > 0) else { return };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        let fleet = Arc::clone(&self.fleet);
-        let key = fleet.key(&format!("cap:{}", self.route));
-        runtime.spawn(async move {
-            let left =
-                fleet.store().leave(&key, &fleet.replicas_key(), fleet.replica(), give).await;
-            if let Err(error) = left {
-                fleet.failed("capacity", &error);
-            }
-        });
+        if let Some(count) = give.filter(|count| *count > 0) {
+            give_later(&self.fleet, places_key(&self.fleet, &self.route), count);
+        }
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
         self.fleet.places.entry(&self.route, |r| r.waiting = r.waiting.saturating_sub(1));
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        let fleet = Arc::clone(&self.fleet);
-        let key = fleet.key(&format!("capq:{}", self.route));
-        runtime.spawn(async move {
-            let left = fleet.store().leave(&key, &fleet.replicas_key(), fleet.replica(), 1).await;
-            if let Err(error) = left {
-                fleet.failed("capacity", &error);
-            }
-        });
+        give_later(&self.fleet, waiting_key(&self.fleet, &self.route), 1);
     }
+}
+
+/// The store's key of `route`'s places in service.
+fn places_key(fleet: &Fleet, route: &str) -> String {
+    fleet.key(&format!("cap:{route}"))
+}
+
+/// The store's key of `route`'s requests waiting for a place.
+fn waiting_key(fleet: &Fleet, route: &str) -> String {
+    fleet.key(&format!("capq:{route}"))
+}
+
+/// Takes up to `want` of this replica's places (or queue places) at `key`,
+/// below `limit` for the fleet: how many it took.
+async fn take(fleet: &Fleet, key: &str, want: u32, limit: u32) -> Result<u32, StoreError> {
+    fleet.store().enter(key, &fleet.replicas_key(), fleet.replica(), want, limit).await
+}
+
+/// Gives back `count` of this replica's places (or queue places) at `key`.
+async fn give(fleet: &Fleet, key: &str, count: u32) -> Result<(), StoreError> {
+    fleet.store().leave(key, &fleet.replicas_key(), fleet.replica(), count).await
+}
+
+/// [`give`], on a task of its own (from a `Drop`, which cannot wait).
+fn give_later(fleet: &Arc<Fleet>, key: String, count: u32) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    let fleet = Arc::clone(fleet);
+    runtime.spawn(async move {
+        if let Err(error) = give(&fleet, &key, count).await {
+            fleet.failed("capacity", &error);
+        }
+    });
 }

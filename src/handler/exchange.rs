@@ -42,7 +42,7 @@ use super::{App, CONFIG_HEADER, FAULT_HEADER, ROUTE_HEADER};
 use crate::capacity::{Entry, Slot};
 use crate::config::{Profile, RateLimits};
 use crate::dialect::{Dialect, StreamSoFar};
-use crate::fault::{Fault, FaultPlan, OnStream, RequestClock, Schedule};
+use crate::fault::{Fault, FaultPlan, OnStream, RequestClock};
 use crate::fleet::places::{Entered, POLL_EVERY, Place};
 use crate::framing::Record;
 use crate::listener::connection::ResetHandle;
@@ -905,19 +905,9 @@ async fn admit(
 /// route's profile has a `first_requests` or `every` schedule and the
 /// store answers (docs/fleet.md, "Schedules"), else this replica's.
 async fn route_number(app: &App, snapshot: &Snapshot, route: &RouteState) -> u64 {
-    let Some(fleet) = app.fleet() else { return route.next_request() };
-    // One at a time while the fleet's count is below the largest first_requests.
-    let exact_until = route
-        .profile
-        .faults
-        .iter()
-        .filter_map(|fault| match fault.schedule {
-            Schedule::FirstRequests(n) => Some(n),
-            Schedule::Every(_) => Some(0),
-            _ => None,
-        })
-        .max();
-    let Some(exact_until) = exact_until else { return route.next_request() };
+    let (Some(fleet), Some(exact_until)) = (app.fleet(), route.counted_until) else {
+        return route.next_request();
+    };
     let phase = snapshot.phase.as_deref();
     if fleet.is_up() {
         match fleet.counts.number(fleet, phase, &route.name, exact_until).await {
