@@ -17,7 +17,8 @@ use crate::shape::request_rng;
 /// The SSE splitter under every dialect's classifier, fed `data` in chunks
 /// whose sizes come from the data itself: the records re-join into exactly
 /// the bytes given, and no record but an oversized one's parts outgrows the
-/// limit by more than one chunk. Each record's usage is read as the proxy
+/// limit by more than one chunk; the same when passing through after the
+/// first text (a seed bit chooses). Each record's usage is read as the proxy
 /// reads it to settle `[rate_limits]`.
 pub fn sse_split(data: &[u8]) {
     let Some((&cut_seed, stream)) = data.split_first() else { return };
@@ -31,6 +32,9 @@ pub fn sse_split(data: &[u8]) {
     for (framing, dialect) in Framing::ALL.into_iter().flat_map(|f| dialects.map(|d| (f, d))) {
         let max_event = 64;
         let mut splitter = framing.splitter(dialect.classifier(), max_event);
+        if cut_seed & 0x80 != 0 {
+            splitter.pass_through_after_first_text();
+        }
         let mut records: Vec<Record> = Vec::new();
         let mut at = 0;
         let mut step = usize::from(cut_seed % 17) + 1;

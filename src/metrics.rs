@@ -10,6 +10,7 @@
 //! | `sluice_release_lateness_seconds` | histogram | how late each token was released against its schedule |
 //! | `sluice_open_streams` | gauge | streaming responses in flight |
 //! | `sluice_upstream_errors_total` | counter | `kind` (upstream-connect/-timeout/-request) |
+//! | `sluice_passed_through_total` | counter | proxied streams whose plan had nothing to do after their first text, passed on unread from there (their later tokens are not in the token histograms) |
 //! | `sluice_config_reloads_total` | counter | `result` (applied/unchanged/rejected) |
 //! | `sluice_config_version` | gauge | number of the config in force |
 //! | `sluice_tls_handshakes_total` | counter | `result` (ok/refused/timeout/not_tls) on a `[tls]` listener |
@@ -134,6 +135,7 @@ pub(crate) struct Metrics {
     lateness: DurationHistogram,
     open_streams: Gauge,
     upstream_errors: Family<KindLabel, Counter>,
+    passed_through: Counter,
     reloads: Family<ResultLabel, Counter>,
     config_version: Gauge,
     rate_limited: Family<LimitLabel, Counter>,
@@ -242,6 +244,13 @@ impl Metrics {
             "upstream_errors",
             "Upstream failures answered with 502/504, by kind",
             upstream_errors.clone(),
+        );
+        let passed_through = Counter::default();
+        registry.register(
+            "passed_through",
+            "Proxied streams passed on unread after their first text, their plan having nothing \
+             left to do (their later tokens are not in the token histograms)",
+            passed_through.clone(),
         );
         let reloads = Family::<ResultLabel, Counter>::default();
         registry.register("config_reloads", "Config reloads, by result", reloads.clone());
@@ -356,6 +365,7 @@ impl Metrics {
             lateness,
             open_streams,
             upstream_errors,
+            passed_through,
             reloads,
             config_version,
             rate_limited,
@@ -481,6 +491,11 @@ impl Metrics {
     /// Counts an upstream failure.
     pub(crate) fn upstream_error(&self, kind: &str) {
         self.upstream_errors.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
+    }
+
+    /// Counts a proxied stream that passes through after its first text.
+    pub(crate) fn passed_through(&self) {
+        self.passed_through.inc();
     }
 
     /// Counts a reload and, when applied, the new version.

@@ -186,12 +186,7 @@ pub async fn serve_loaded(
             let live = Arc::clone(&live);
             let (builder, tls) = (builder.clone(), tls.clone());
             let metrics = Arc::clone(&metrics);
-            // The proxy stays on the multi-threaded runtime: its upstream pool is
-            // shared, so on shards a pooled connection's task would live on the
-            // shard that opened it and every proxied stream could cross threads
-            // (first tokens at 4,000 proxied streams were 4x later at the p99).
-            let on_shards = live.snapshot().config.upstream.is_none();
-            crate::listener::shards::spawn_connection(on_shards, tcp, move |tcp| async move {
+            crate::listener::shards::spawn_connection(tcp, move |tcp| async move {
                 let limits = || live.snapshot().config.limits;
                 let ended = match tls {
                     None => {

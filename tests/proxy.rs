@@ -80,10 +80,15 @@ async fn with_no_fault_the_client_gets_the_upstreams_bytes_whatever_the_chunking
             extras.clone(),
         ),
     ];
-    for (name, fake, expected) in cases {
-        let received = through_proxy(&fake, "").await;
+    // With the default delays every event is read; with none, the rest of
+    // the stream after the first text passes through unread.
+    let runs = cases.iter().flat_map(|case| [(case, ""), (case, NO_DELAYS)]);
+    for ((name, fake, expected), knobs) in runs {
+        let sluice = start(&proxy(&fake.url(), knobs, "")).await;
+        let received = send(sluice.addr, messages(&text_request())).await;
+        let name = format!("{name} {knobs:?}");
         assert_eq!(received.status, 200, "{name}");
-        assert_eq!(received.body(), Bytes::from(expected), "{name}");
+        assert_eq!(received.body(), Bytes::from(expected.clone()), "{name}");
         assert_eq!(received.headers["x-upstream-header"], "kept", "{name}");
         assert!(received.headers.get("keep-alive").is_none(), "{name}: hop-by-hop header removed");
         assert!(
@@ -106,6 +111,40 @@ async fn a_huge_event_is_passed_through_in_pieces_and_intact() {
     let received = through_proxy(&fake, "max_event_size = \"64KiB\"").await;
     assert_eq!(received.body(), Bytes::from(stream));
     assert!(received.chunks.len() > 3, "passed on as it arrived, not buffered whole");
+}
+
+/// A stream whose plan has nothing to do after its first text (no fault,
+/// no delay between tokens, no recording, no usage to settle) is passed on
+/// unread from there: the same bytes, its first token measured, its later
+/// tokens not. Any of those, or `pass_through = false`, keeps every event read.
+#[tokio::test(start_paused = true)]
+async fn with_nothing_planned_after_the_first_text_the_rest_passes_through_unread() {
+    let no_gaps =
+        "first_token_delay = \"100ms\"\ntoken_interval = \"0ms\"\ntool_call_delay = \"0ms\"\n";
+    let paced =
+        "first_token_delay = \"100ms\"\ntoken_interval = \"20ms\"\ntool_call_delay = \"0ms\"\n";
+    // (knobs, [upstream] extra, passed through, token gaps counted)
+    let cases = [
+        (no_gaps, "", 1.0, 0.0),
+        (no_gaps, "pass_through = false", 0.0, 5.0),
+        (paced, "", 0.0, 5.0),
+    ];
+    for (knobs, upstream_extra, passed, gaps) in cases {
+        let fake = upstreams::steady_sse_upstream(&STREAM, ms(5)).await;
+        let sluice = support::start_with_admin(&proxy(&fake.url(), knobs, upstream_extra)).await;
+        let received = send(sluice.api, messages(&text_request())).await;
+        let case = format!("{knobs:?} {upstream_extra:?}");
+        assert_eq!(received.body(), Bytes::from(stream_bytes()), "{case}");
+        assert_eq!(
+            support::metric(sluice.admin, "sluice_passed_through_total").await,
+            passed,
+            "{case}"
+        );
+        let first = support::metric(sluice.admin, "sluice_first_token_delay_seconds_count").await;
+        assert_eq!(first, 1.0, "{case}");
+        let counted = support::metric(sluice.admin, "sluice_token_gap_seconds_count").await;
+        assert_eq!(counted, gaps, "{case}");
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -163,6 +163,11 @@ impl Recording {
         Self(recorder.map(|recorder| recorder.tape(head, body, arrival)))
     }
 
+    /// Whether nothing is recorded (no `[record]`).
+    pub(crate) fn is_off(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// The response head's phase: its status and headers, stamped now.
     pub(crate) fn head(&mut self, head: &hyper::http::response::Parts) {
         if let Some(tape) = &mut self.0 {

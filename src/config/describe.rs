@@ -151,6 +151,7 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
                 "header_timeout": format!("{:?}", upstream.header_timeout),
                 "ca_file": upstream.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
                 "delay_non_sse": upstream.delay_non_sse,
+                "pass_through": upstream.pass_through,
                 "max_event_size": upstream.max_event_size,
                 "head_hold_bytes": upstream.head_hold_bytes,
                 "head_hold_time": format!("{:?}", upstream.head_hold_time),

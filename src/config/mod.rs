@@ -659,6 +659,9 @@ pub struct Upstream {
     pub max_idle_per_host: usize,
     /// An SSE stream whose upstream sends nothing for this long is broken.
     pub stream_idle_timeout: Duration,
+    /// After the first visible token, an SSE stream whose plan has nothing
+    /// left to do passes through unread (its later tokens are not counted).
+    pub pass_through: bool,
 }
 
 impl Upstream {
@@ -675,6 +678,7 @@ impl Upstream {
             head_hold_time: Duration::from_secs(60),
             max_idle_per_host: 256,
             stream_idle_timeout: Duration::from_secs(300),
+            pass_through: true,
         }
     }
 

@@ -377,6 +377,7 @@ struct RawUpstream {
     header_timeout: Option<Spanned<String>>,
     ca_file: Option<Spanned<String>>,
     delay_non_sse: Option<bool>,
+    pass_through: Option<bool>,
     max_event_size: Option<Spanned<RawSize>>,
     head_hold_bytes: Option<Spanned<RawSize>>,
     head_hold_time: Option<Spanned<String>>,
@@ -1158,6 +1159,9 @@ impl RawUpstream {
         upstream.ca_file = self.ca_file.as_ref().map(|path| PathBuf::from(path.get_ref()));
         if let Some(delay) = self.delay_non_sse {
             upstream.delay_non_sse = delay;
+        }
+        if let Some(pass_through) = self.pass_through {
+            upstream.pass_through = pass_through;
         }
         if let Some(size) = at.check(&self.max_event_size, "upstream.max_event_size", size_of)? {
             upstream.max_event_size = usize::try_from(size).unwrap_or(usize::MAX);

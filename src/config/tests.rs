@@ -353,10 +353,11 @@ fn the_upstream_table_is_read_with_defaults_for_what_it_omits() {
     assert_eq!(upstream, Upstream::new("https://api.anthropic.com".parse().unwrap()));
     assert_eq!(upstream.connect_timeout, ms(5000));
     assert!(upstream.delay_non_sse);
+    assert!(upstream.pass_through);
 
     let config = parse(
         "[upstream]\nurl = \"http://127.0.0.1:9/v1beta\"\nconnect_timeout = \"250ms\"\nheader_timeout = \"2s\"\n\
-         ca_file = \"/etc/ca.pem\"\ndelay_non_sse = false\nmax_event_size = \"64KiB\"\n",
+         ca_file = \"/etc/ca.pem\"\ndelay_non_sse = false\npass_through = false\nmax_event_size = \"64KiB\"\n",
     )
     .unwrap();
     let upstream = config.upstream.unwrap();
@@ -365,6 +366,7 @@ fn the_upstream_table_is_read_with_defaults_for_what_it_omits() {
     assert_eq!(upstream.header_timeout, ms(2000));
     assert_eq!(upstream.ca_file, Some(PathBuf::from("/etc/ca.pem")));
     assert!(!upstream.delay_non_sse);
+    assert!(!upstream.pass_through);
     assert_eq!(upstream.max_event_size, 64 * 1024);
 }
 

@@ -162,6 +162,20 @@ impl Splitter {
         }
     }
 
+    /// Stops reading events after the first visible one (text or a tool
+    /// call): each read from then on is one record, cut at its last event
+    /// boundary (SSE only; `false` when this framing keeps splitting every
+    /// event).
+    pub(crate) fn pass_through_after_first_text(&mut self) -> bool {
+        match self {
+            Self::Sse(splitter) => {
+                splitter.pass_through_after_first_text();
+                true
+            }
+            Self::JsonArray(_) | Self::EventStream(_) => false,
+        }
+    }
+
     /// At the end of the body: the bytes of an event left open, if any.
     pub(crate) fn finish(&mut self) -> Option<Record> {
         match self {
@@ -214,6 +228,67 @@ mod tests {
                 assert_eq!(*contents.get_or_insert(content), content, "{framing:?} cut at {cut}");
             }
             assert_eq!(contents, Some(1), "{framing:?}");
+        }
+    }
+
+    /// Passing through after the first text, an SSE splitter still gives
+    /// back exactly its bytes and finds the first text; every record after
+    /// it is unclassified, ends on an event boundary, and there is at most
+    /// one a read. At every pair of cut points.
+    #[test]
+    fn sse_pass_through_keeps_every_byte_and_cuts_only_at_event_boundaries() {
+        let (stream, dialect) = sample(Framing::Sse);
+        let stream = [stream.as_slice(), b"event: ping\ndata: {}\r\n\r\n", &stream].concat();
+        // Boundaries: after each blank line.
+        let mut reference = Framing::Sse.splitter(dialect.classifier(), 1 << 20);
+        let mut events = Vec::new();
+        reference.push(Bytes::copy_from_slice(&stream), &mut events);
+        let boundaries: Vec<usize> = events
+            .iter()
+            .scan(0, |end, event| {
+                *end += event.raw.len();
+                Some(*end)
+            })
+            .collect();
+        for first in 0..=stream.len() {
+            for second in first..=stream.len() {
+                let mut splitter = Framing::Sse.splitter(dialect.classifier(), 1 << 20);
+                assert!(splitter.pass_through_after_first_text());
+                let mut records = Vec::new();
+                let mut after_text = 0;
+                for read in [&stream[..first], &stream[first..second], &stream[second..]] {
+                    let before = records.len();
+                    splitter.push(Bytes::copy_from_slice(read), &mut records);
+                    let text = records.iter().position(|r: &Record| r.kind.is_content());
+                    if text.is_some_and(|at| at < before) {
+                        after_text += records.len() - before;
+                    }
+                }
+                records.extend(splitter.finish());
+                let joined: Vec<u8> = records.iter().flat_map(|r| r.raw.to_vec()).collect();
+                assert_eq!(joined, stream, "cuts at {first}, {second}");
+                let text = records.iter().position(|r| r.kind.is_content());
+                let Some(text) = text else { panic!("no text found (cuts at {first}, {second})") };
+                assert!(after_text <= 2, "{after_text} records in two reads");
+                let mut end = records[..=text].iter().map(|r| r.raw.len()).sum::<usize>();
+                for record in &records[text + 1..] {
+                    assert_eq!(record.kind, EventKind::Other, "cuts at {first}, {second}");
+                    end += record.raw.len();
+                    // A read that ends between a blank line's CR and its LF
+                    // is cut after the CR: the blank line has ended there.
+                    let before_lf =
+                        stream.get(end) == Some(&b'\n') && boundaries.contains(&(end + 1));
+                    assert!(
+                        boundaries.contains(&end) || before_lf,
+                        "a record ends at {end}, inside an event (cuts at {first}, {second})"
+                    );
+                }
+            }
+        }
+        // JSON arrays and AWS event streams keep splitting every event.
+        for framing in [Framing::JsonArray, Framing::EventStream] {
+            let mut splitter = framing.splitter(dialect.classifier(), 1 << 20);
+            assert!(!splitter.pass_through_after_first_text());
         }
     }
 

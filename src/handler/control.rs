@@ -89,3 +89,15 @@ pub(crate) fn apply(
     }
     Ok(Control { fault: Some(fault), guard: Some(guard) })
 }
+
+#[cfg(test)]
+mod prefix_tests {
+    /// The proxy looks for sluice's own headers by this prefix before it
+    /// removes them one by one (`handler::proxy`).
+    #[test]
+    fn every_sluice_request_header_starts_with_x_sluice() {
+        for name in super::CONTROL_HEADERS.into_iter().chain([crate::report::RUN_HEADER]) {
+            assert!(name.starts_with("x-sluice-"), "{name}");
+        }
+    }
+}

@@ -512,6 +512,20 @@ impl<'a> Exchange<'a> {
         }
     }
 
+    /// Whether its plan has nothing to do to a stream after the first visible
+    /// token: no fault, no delay between tokens (text, tool calls, thinking),
+    /// no slowdown under load, no output to settle. The proxy then passes
+    /// the rest of the stream through unread (`crate::proxy::Records`).
+    pub(crate) fn plans_nothing_after_first_text(&self) -> bool {
+        let timing = &self.profile.timing;
+        self.plan.fault.is_none()
+            && self.settlement.is_none()
+            && self.slowdown.is_none()
+            && timing.token_interval.is_zero()
+            && timing.tool_call_delay.is_zero()
+            && timing.thinking_pace().is_zero()
+    }
+
     /// When its service began, as its timing counts it: its arrival, or
     /// when it left the `[capacity]` queue.
     pub(crate) fn served_at(&self) -> Instant {
@@ -673,7 +687,7 @@ impl<'a> Exchange<'a> {
             metrics: Arc::clone(self.app.metrics()),
             arrival: self.arrival,
             end: self.app.stream_end().clone(),
-            farewell: farewell(self.dialect, &self.request_id),
+            farewell: farewell(self.dialect, self.request_id.clone()),
             settlement: self.settlement.take(),
             slot: self.slot.take(),
             run: self.run.clone(),
@@ -935,13 +949,15 @@ fn prefill(per_1k: Duration, input_tokens: u64) -> Duration {
 
 /// The event that ends a stream cut short by shutdown: the dialect's error
 /// event, so a client can tell it from a complete answer.
-fn farewell(dialect: Dialect, request_id: &str) -> Record {
-    dialect.error_event(
-        "api_error",
-        "sluice is shutting down; this stream was ended early",
-        request_id,
-        &StreamSoFar::default(),
-    )
+fn farewell(dialect: Dialect, request_id: String) -> super::stream_body::Farewell {
+    Box::new(move || {
+        dialect.error_event(
+            "api_error",
+            "sluice is shutting down; this stream was ended early",
+            &request_id,
+            &StreamSoFar::default(),
+        )
+    })
 }
 
 /// A request id for responses outside the seeded pipeline.

@@ -78,8 +78,11 @@ pub(crate) async fn forward(
         Err(answer) => return *answer,
     };
     // sluice's own headers stay here: the run a request names is this sluice's.
-    for name in CONTROL_HEADERS.into_iter().chain([crate::report::RUN_HEADER]) {
-        head.headers.remove(name);
+    // (One pass over the names first: most requests carry none of them.)
+    if head.headers.keys().any(|name| name.as_str().starts_with("x-sluice-")) {
+        for name in CONTROL_HEADERS.into_iter().chain([crate::report::RUN_HEADER]) {
+            head.headers.remove(name);
+        }
     }
     let mut recording = Recording::start(recorder, &head, &read, arrival);
     let sent = upstream.send(Request::from_parts(head, body)).await;
@@ -111,7 +114,15 @@ pub(crate) async fn forward(
     }
     if let (Some(framing), false) = (framing, compressed) {
         head.headers.remove(CONTENT_LENGTH);
-        let splitter = framing.splitter(dialect.classifier(), settings.max_event_size);
+        let mut splitter = framing.splitter(dialect.classifier(), settings.max_event_size);
+        // Nothing to do after the first text: the rest passes through unread.
+        if settings.pass_through
+            && recording.is_off()
+            && exchange.plans_nothing_after_first_text()
+            && splitter.pass_through_after_first_text()
+        {
+            app.metrics().passed_through();
+        }
         let records = Records::new(body, splitter, settings.stream_idle_timeout);
         let records = recording.events(records);
         let hold = HeadHold::upstream(settings.head_hold_bytes, settings.head_hold_time);

@@ -38,7 +38,6 @@ use crate::shape::InjectedReset;
 const MAX_FRAME: usize = 16 * 1024;
 
 /// What a [`ShapedBody`] carries besides its records.
-#[derive(Debug)]
 pub(crate) struct BodyParts {
     /// The connection's reset switch, for a `reset` fault.
     pub(crate) reset: Option<ResetHandle>,
@@ -61,10 +60,15 @@ pub(crate) struct BodyParts {
     /// Given when shutdown's grace period is over.
     pub(crate) end: StreamEnd,
     /// Sent last when the stream is ended that way (the dialect's error event).
-    pub(crate) farewell: Record,
+    pub(crate) farewell: Farewell,
 }
 
 type Records = Pin<Box<dyn Stream<Item = Result<Record, BoxError>> + Send>>;
+
+/// Makes the event a stream ends with at shutdown: made only then, since
+/// almost no stream needs it (an error body a stream was a measurable part
+/// of the proxy's cost per request).
+pub(crate) type Farewell = Box<dyn FnOnce() -> Record + Send>;
 
 /// A shaped stream as an HTTP body; see the module docs.
 pub(crate) struct ShapedBody {
@@ -77,7 +81,7 @@ pub(crate) struct ShapedBody {
     /// hyper writes the frame out before the error aborts the connection.
     yielded_before_fail: bool,
     watch: EndWatch,
-    farewell: Option<Record>,
+    farewell: Option<Farewell>,
     done: bool,
     last_token: Option<Instant>,
     /// Whether a visible token (not thinking) has gone out.
@@ -101,6 +105,12 @@ impl Drop for ShapedBody {
         if let (false, Some(run)) = (self.done, &self.run) {
             run.abandoned(self.tokens, self.arrival.elapsed());
         }
+    }
+}
+
+impl std::fmt::Debug for BodyParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyParts").field("arrival", &self.arrival).finish_non_exhaustive()
     }
 }
 
@@ -194,7 +204,7 @@ impl ShapedBody {
     /// Shutdown: the stream ends here, on an event boundary, with its farewell.
     fn farewell(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
-        Poll::Ready(self.farewell.take().map(|record| Ok(Frame::data(record.raw))))
+        Poll::Ready(self.farewell.take().map(|farewell| Ok(Frame::data(farewell().raw))))
     }
 
     fn fail(&mut self, error: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
@@ -355,7 +365,7 @@ mod tests {
             metrics: Arc::clone(&metrics),
             arrival: Instant::now(),
             end: end.clone(),
-            farewell: Record { raw: Bytes::from_static(b"farewell"), kind: Other },
+            farewell: Box::new(|| Record { raw: Bytes::from_static(b"farewell"), kind: Other }),
         };
         (ShapedBody::new(Vec::new(), records, parts), metrics)
     }
@@ -400,7 +410,7 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             arrival: Instant::now(),
             end: StreamEnd::new(),
-            farewell: Record { raw: Bytes::new(), kind: Other },
+            farewell: Box::new(|| Record { raw: Bytes::new(), kind: Other }),
         };
         let released = vec![record(Other, "head "), record(Content, "first ")];
         let body = ShapedBody::new(released, shaped(None), parts);

@@ -16,10 +16,10 @@
 //! the shard with the fewest open connections when it is accepted and stays
 //! there: its tasks, its timer wake-ups and its socket never leave that
 //! thread. The accept loop, the admin listener, reloads and signals stay on
-//! the main runtime, and so does the proxy (`server`: its upstream pool is
-//! shared by every connection, and on shards a proxied stream could cross
-//! threads through it). Without installed shards (the library's tests) a
-//! connection is a task on the caller's runtime, as before.
+//! the main runtime. The proxy's upstream client keeps one connection pool
+//! per shard ([`current`] names the shard a thread is), so a proxied stream's
+//! upstream side runs on its client's shard too. Without installed shards
+//! (the library's tests) a connection is a task on the caller's runtime.
 
 use std::future::Future;
 use std::io;
@@ -31,6 +31,21 @@ use tokio::runtime::Handle;
 use tracing::debug;
 
 static INSTALLED: OnceLock<Shards> = OnceLock::new();
+
+thread_local! {
+    /// The index of the shard this thread is, if it is one.
+    static THIS_SHARD: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// The index of the shard the calling thread is, or `None` off the shards.
+pub(crate) fn current() -> Option<usize> {
+    THIS_SHARD.with(std::cell::Cell::get)
+}
+
+/// How many shards are installed (0 without: the library's tests).
+pub(crate) fn installed_count() -> usize {
+    INSTALLED.get().map_or(0, |shards| shards.shards.len())
+}
 
 /// The shard threads; see the module docs.
 #[derive(Debug)]
@@ -118,14 +133,14 @@ impl Shards {
     }
 }
 
-/// Serves `tcp` with `serve`: on the installed shards when `on_shards`, or
-/// as a task on the current runtime.
-pub(crate) fn spawn_connection<S, F>(on_shards: bool, tcp: TcpStream, serve: S)
+/// Serves `tcp` with `serve`: on the installed shards, or as a task on the
+/// current runtime without them.
+pub(crate) fn spawn_connection<S, F>(tcp: TcpStream, serve: S)
 where
     S: FnOnce(TcpStream) -> F + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
-    match INSTALLED.get().filter(|_| on_shards) {
+    match INSTALLED.get() {
         Some(shards) => shards.spawn(tcp, serve),
         None => {
             tokio::spawn(serve(tcp));
@@ -136,6 +151,7 @@ where
 fn start_shard(index: usize) -> io::Result<Shard> {
     let (ready, started) = mpsc::sync_channel::<io::Result<Handle>>(1);
     std::thread::Builder::new().name(format!("sluice-shard-{index}")).spawn(move || {
+        THIS_SHARD.with(|shard| shard.set(Some(index)));
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime,
             Err(error) => {

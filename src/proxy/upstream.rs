@@ -1,15 +1,22 @@
-//! The client side of proxy mode: one pooled hyper client per upstream, TLS by
+//! The client side of proxy mode: pooled hyper clients per upstream, TLS by
 //! rustls (public roots, plus a private CA file if configured), HTTP/1.1 or
 //! HTTP/2 chosen by ALPN, and errors that name the upstream and the cause.
+//!
+//! One pool per data-plane shard (`crate::listener::shards`): a proxied
+//! stream's client connection and its upstream connection then live on the
+//! same thread, so neither side wakes the other across cores. A pool is made
+//! on its shard's first request; requests from any other thread (the library's
+//! tests, which run without shards) share one more.
 
 use std::error::Error as StdError;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hyper::header::{
     ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue,
+    PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 use hyper::{Request, Response, Uri, Version};
 use hyper_rustls::HttpsConnector;
@@ -90,20 +97,27 @@ impl UpstreamError {
     }
 }
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
+/// and `upgrade`.
+static HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
 ];
 
 /// Removes hop-by-hop headers, and those the `Connection` header names.
+/// One pass over the names first: most requests have none, and a map
+/// lookup by name costs more than comparing a few.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -111,19 +125,28 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|value| value.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named {
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-    headers.remove("upgrade");
 }
 
-/// A pooled client for one upstream.
+type Pool = Client<HttpsConnector<HttpConnector>, Body>;
+
+#[derive(Debug)]
+struct Pools {
+    /// For threads that are not shards.
+    shared: OnceLock<Pool>,
+    /// One per shard, in shard order.
+    shards: Box<[OnceLock<Pool>]>,
+}
+
+/// The pooled clients for one upstream: one per shard, made when first used.
 #[derive(Debug, Clone)]
 pub(crate) struct UpstreamClient {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    pools: Arc<Pools>,
+    connector: HttpsConnector<HttpConnector>,
+    /// Idle connections each pool keeps: `max_idle_per_host` shared out.
+    idle_per_pool: usize,
     settings: Arc<Upstream>,
     /// The base URL without credentials: what requests are sent to (hyper
     /// logs its pool keys, which are made from it).
@@ -209,16 +232,19 @@ impl UpstreamClient {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            // A storm of clients that leave must not leave a pool of
-            // hundreds of idle upstream connections behind.
-            .pool_max_idle_per_host(settings.max_idle_per_host)
-            .build(https);
+        let shards = crate::listener::shards::installed_count();
+        // A storm of clients that leave must not leave a pool of hundreds of
+        // idle upstream connections behind: the limit is the process's,
+        // shared out between the shards' pools.
+        let idle_per_pool = settings.max_idle_per_host.div_ceil(shards.max(1));
         let (base, basic_auth) = split_credentials(&settings.url);
         Ok(Self {
-            client,
+            pools: Arc::new(Pools {
+                shared: OnceLock::new(),
+                shards: (0..shards).map(|_| OnceLock::new()).collect(),
+            }),
+            connector: https,
+            idle_per_pool,
             base,
             basic_auth,
             // Never the credentials: the label goes into logs and 502 bodies.
@@ -262,7 +288,7 @@ impl UpstreamClient {
             headers.insert(AUTHORIZATION, basic.clone());
         }
         let timeout = self.settings.header_timeout;
-        match tokio::time::timeout(timeout, self.client.request(request)).await {
+        match tokio::time::timeout(timeout, self.pool().request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => Err(self.classify(&error)),
             Err(_) => Err(UpstreamError::Timeout {
@@ -271,6 +297,21 @@ impl UpstreamClient {
                 what: "upstream.header_timeout",
             }),
         }
+    }
+
+    /// This thread's pool: its shard's, or the one other threads share. Its
+    /// connections' tasks are spawned where it is first used, so a shard's
+    /// pool's connections run on that shard.
+    fn pool(&self) -> &Pool {
+        let shard = crate::listener::shards::current();
+        let slot = shard.and_then(|index| self.pools.shards.get(index));
+        slot.unwrap_or(&self.pools.shared).get_or_init(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(self.idle_per_pool)
+                .build(self.connector.clone())
+        })
     }
 
     /// The upstream URI for a client request's path and query.

@@ -57,6 +57,16 @@ impl From<Duration> for Delay {
 }
 
 impl Delay {
+    /// Whether every draw is zero.
+    pub fn is_zero(&self) -> bool {
+        match *self {
+            Self::Fixed(duration) => duration.is_zero(),
+            Self::Uniform { max, .. } => max.is_zero(),
+            Self::Normal { mean, stddev } => mean.is_zero() && stddev.is_zero(),
+            Self::LogNormal { p99, .. } => p99.is_zero(),
+        }
+    }
+
     /// One draw. A fixed delay takes nothing from `rng`.
     pub fn sample(&self, rng: &mut impl Rng) -> Duration {
         let seconds = match *self {

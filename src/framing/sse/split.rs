@@ -35,6 +35,11 @@ pub(crate) struct SseSplitter {
     cr_closed_record: bool,
     /// The open event outgrew `max_event` and is being passed through.
     oversized: bool,
+    /// Each read becomes one record, cut at its last event boundary
+    /// ([`Self::pass_through_after_first_text`]).
+    whole_reads: bool,
+    /// Switch to whole reads after the first visible event.
+    after_first_text: bool,
     max_event: usize,
     classify: fn(&Event<'_>) -> EventKind,
 }
@@ -49,9 +54,23 @@ impl SseSplitter {
             pending_cr: false,
             cr_closed_record: false,
             oversized: false,
+            whole_reads: false,
+            after_first_text: false,
             max_event: max_event.max(1),
             classify,
         }
+    }
+
+    /// After the first visible event (text or a tool call), cuts each read
+    /// at its last event boundary instead of at every one: one unclassified
+    /// record a read (or none), so the rest of a stream that no longer needs
+    /// its events read passes through at the cost of finding line ends
+    /// (`handler::proxy`). The read that holds that event is cut so too,
+    /// after it: an upstream that sends a whole reply in one read has all
+    /// but its first events passed through unread. Records still end on
+    /// event boundaries, so a farewell event appended after one is whole.
+    pub(crate) fn pass_through_after_first_text(&mut self) {
+        self.after_first_text = true;
     }
 
     /// Takes the next chunk; appends every record it completes to `out`.
@@ -62,48 +81,46 @@ impl SseSplitter {
         // `chunk[start..]` is not yet in a record nor in `buf`.
         let mut start = 0;
         let mut at = 0;
-        while let Some(offset) = memchr2(b'\r', b'\n', &chunk[at..]) {
-            let end = at + offset;
-            if end > at {
-                self.line_len += end - at;
-                self.pending_cr = false;
-                self.cr_closed_record = false;
-            }
-            let byte = chunk[end];
-            at = end + 1;
-            if byte == b'\n' && self.pending_cr {
-                self.pending_cr = false; // the LF of a CRLF: the line already ended
-                if std::mem::take(&mut self.cr_closed_record) {
-                    // The rest of the CRLF that closed the last record.
-                    out.extend(Some(Record {
-                        raw: chunk.slice(start..at),
-                        kind: EventKind::Other,
-                    }));
-                    start = at;
-                }
+        // With whole reads: where the last boundary was found.
+        let mut last_cut = None;
+        while let Some(cut) = self.next_cut(&chunk, &mut at) {
+            if self.whole_reads {
+                last_cut = Some(at);
+                self.oversized = false;
                 continue;
             }
-            self.cr_closed_record = false;
-            self.pending_cr = byte == b'\r';
-            let blank = self.line_len == 0;
-            self.line_len = 0;
-            if blank {
-                if self.pending_cr && chunk.get(at) == Some(&b'\n') {
-                    // The blank line's CRLF is whole in this read: the record keeps it.
-                    at += 1;
-                    self.pending_cr = false;
+            match cut {
+                Cut::CrlfRest => {
+                    // The rest of the CRLF that closed the last record.
+                    let raw = chunk.slice(start..at);
+                    out.extend(Some(Record { raw, kind: EventKind::Other }));
                 }
-                let raw = if self.buf.is_empty() {
-                    chunk.slice(start..at)
-                } else {
-                    self.buf.extend_from_slice(&chunk[start..at]);
-                    self.buf.split().freeze()
-                };
-                out.extend(Some(self.record(raw)));
-                self.cr_closed_record = self.pending_cr;
-                self.oversized = false;
-                start = at;
+                Cut::Event => {
+                    let raw = if self.buf.is_empty() {
+                        chunk.slice(start..at)
+                    } else {
+                        self.buf.extend_from_slice(&chunk[start..at]);
+                        self.buf.split().freeze()
+                    };
+                    let record = self.record(raw);
+                    if self.after_first_text && record.kind.is_visible() {
+                        self.whole_reads = true;
+                    }
+                    out.extend(Some(record));
+                    self.oversized = false;
+                }
             }
+            start = at;
+        }
+        if let Some(cut) = last_cut {
+            let raw = if self.buf.is_empty() {
+                chunk.slice(start..cut)
+            } else {
+                self.buf.extend_from_slice(&chunk[start..cut]);
+                self.buf.split().freeze()
+            };
+            out.extend(Some(Record { raw, kind: EventKind::Other }));
+            start = cut;
         }
         if at < chunk.len() {
             self.line_len += chunk.len() - at;
@@ -116,6 +133,42 @@ impl SseSplitter {
             let raw = self.buf.split().freeze();
             out.extend(Some(self.record(raw)));
         }
+    }
+
+    /// Scans `chunk` from `at` to the next place a record ends, and leaves
+    /// `at` just after it; `None` when the chunk has no more.
+    fn next_cut(&mut self, chunk: &[u8], at: &mut usize) -> Option<Cut> {
+        while let Some(offset) = memchr2(b'\r', b'\n', chunk.get(*at..).unwrap_or_default()) {
+            let end = *at + offset;
+            if end > *at {
+                self.line_len += end - *at;
+                self.pending_cr = false;
+                self.cr_closed_record = false;
+            }
+            let byte = chunk.get(end).copied();
+            *at = end + 1;
+            if byte == Some(b'\n') && self.pending_cr {
+                self.pending_cr = false; // the LF of a CRLF: the line already ended
+                if std::mem::take(&mut self.cr_closed_record) {
+                    return Some(Cut::CrlfRest);
+                }
+                continue;
+            }
+            self.cr_closed_record = false;
+            self.pending_cr = byte == Some(b'\r');
+            let blank = self.line_len == 0;
+            self.line_len = 0;
+            if blank {
+                if self.pending_cr && chunk.get(*at) == Some(&b'\n') {
+                    // The blank line's CRLF is whole in this read: the record keeps it.
+                    *at += 1;
+                    self.pending_cr = false;
+                }
+                self.cr_closed_record = self.pending_cr;
+                return Some(Cut::Event);
+            }
+        }
+        None
     }
 
     /// The stream ended: whatever is left, an event without its blank line,
@@ -135,6 +188,15 @@ impl SseSplitter {
             if self.oversized { EventKind::Other } else { (self.classify)(&Event::parse(&raw)) };
         Record { raw, kind }
     }
+}
+
+/// Where [`SseSplitter::next_cut`] found a record's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// After an event's blank line.
+    Event,
+    /// After the LF of a CRLF whose CR ended the last read's last record.
+    CrlfRest,
 }
 
 /// The fields of one event that matter for classification.
