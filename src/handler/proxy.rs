@@ -69,9 +69,12 @@ pub(crate) async fn forward(
     } else {
         (body.map_err(Into::into).boxed_unsync(), None, bytes::Bytes::new())
     };
-    let begun = Exchange::begin(app, snapshot, &head, facts.as_ref(), dialect, arrival).await;
+    // The stages' futures are boxed: inline, their states did not share
+    // space, and this future was 10 KiB, copied whole when it was boxed.
+    let begun =
+        Box::pin(Exchange::begin(app, snapshot, &head, facts.as_ref(), dialect, arrival)).await;
     let mut exchange = match begun {
-        Ok(exchange) => match exchange.enter_service().await {
+        Ok(exchange) => match Box::pin(exchange.enter_service()).await {
             Ok(exchange) => exchange,
             Err(answer) => return *answer,
         },
@@ -126,23 +129,14 @@ pub(crate) async fn forward(
         let records = Records::new(body, splitter, settings.stream_idle_timeout);
         let records = recording.events(records);
         let hold = HeadHold::upstream(settings.head_hold_bytes, settings.head_hold_time);
+        let so_far = StreamSoFar::of(dialect, framing, &path);
         // An upstream's events are not counted: its error event carries no sequence number.
         if let Some(settlement) = exchange.take_settlement() {
             // Output is settled to the usage the stream reports at its end.
             let records = SettleOnUsage::new(records, settlement);
-            return exchange
-                .stream(
-                    head,
-                    records,
-                    Delivery::Live,
-                    hold,
-                    StreamSoFar::of(dialect, framing, &path),
-                )
-                .await;
+            return Box::pin(exchange.stream(head, records, Delivery::Live, hold, so_far)).await;
         }
-        return exchange
-            .stream(head, records, Delivery::Live, hold, StreamSoFar::of(dialect, framing, &path))
-            .await;
+        return Box::pin(exchange.stream(head, records, Delivery::Live, hold, so_far)).await;
     }
     // Added to the upstream's own time to its head, as for a first token.
     let (profile, rng) = exchange.profile_and_rng();

@@ -6,7 +6,8 @@
 //! - takes every record the shaper has released by now and sends them as one
 //!   frame (one chunk, one write), so events due at the same instant (the
 //!   head and first token, a proxied burst, the end of a message) cost one
-//!   syscall, not one each;
+//!   syscall, not one each; a record of 1 KiB or more (a proxied stream's
+//!   whole read, passed through) goes as a frame of its own, uncopied;
 //! - records first-token and gap metrics as records go out;
 //! - ends the stream at an event boundary, with the dialect's error event,
 //!   once [`StreamEnd::end`] is called (shutdown's grace period is over);
@@ -36,6 +37,12 @@ use crate::shape::InjectedReset;
 
 /// Records coalesced into one frame stop growing it past this many bytes.
 const MAX_FRAME: usize = 16 * 1024;
+
+/// A record this large goes out as a frame of its own, not copied into one
+/// with others: a proxied stream passed through in whole reads (hyper
+/// gathers the frames of one poll into one write anyway; the joining saves
+/// chunk headers on small events, and a copy of a large one costs more).
+const JOIN_BELOW: usize = 1024;
 
 /// What a [`ShapedBody`] carries besides its records.
 pub(crate) struct BodyParts {
@@ -266,12 +273,23 @@ impl Body for ShapedBody {
         let mut now = None;
         while size < MAX_FRAME {
             match this.poll_record(cx) {
+                Poll::Ready(Some(Ok(record)))
+                    if first.is_some() && record.raw.len() >= JOIN_BELOW =>
+                {
+                    // The next frame's, whole (it is counted then).
+                    this.released.push_front(Ok(record));
+                    break;
+                }
                 Poll::Ready(Some(Ok(record))) => {
+                    let alone = record.raw.len() >= JOIN_BELOW;
                     this.count(&record, &mut now);
                     size += record.raw.len();
                     match first {
                         None => first = Some(record.raw),
                         Some(_) => rest.push(record.raw),
+                    }
+                    if alone {
+                        break;
                     }
                 }
                 Poll::Ready(Some(Err(error))) => {
@@ -395,6 +413,32 @@ mod tests {
         let (frames, ended) = frames(body).await;
         assert_eq!(frames, rows(&[("start ", 0), ("a ", 100), ("b ", 120), ("c stop end ", 140)]));
         assert_eq!(ended, 140);
+    }
+
+    /// A record of `JOIN_BELOW` bytes or more (a proxied stream's whole read)
+    /// goes out as a frame of its own, the very bytes it came in, while the
+    /// small ones around it are still joined.
+    #[tokio::test(start_paused = true)]
+    async fn a_large_record_goes_out_alone_and_uncopied() {
+        let large = Bytes::from(vec![b'x'; JOIN_BELOW]);
+        let source = stream::iter([
+            record(Other, "start "),
+            record(Content, "a "),
+            Ok(Record { raw: large.clone(), kind: Other }),
+            record(Other, "stop "),
+            record(Other, "end "),
+        ]);
+        let pacer = Pacer::new(Timing::default(), request_rng(0, 0));
+        let records = Shaper::new(source, pacer, Arrival::AtRequestStart(Instant::now()));
+        let (mut body, _) = body(Box::pin(records), &StreamEnd::new());
+        let mut frames = Vec::new();
+        while let Some(frame) = body.frame().await {
+            frames.push(frame.unwrap().into_data().unwrap());
+        }
+        assert_eq!(frames.len(), 3, "{frames:?}");
+        assert_eq!(frames[0], "start a ");
+        assert_eq!(frames[1].as_ptr(), large.as_ptr(), "the record's own bytes");
+        assert_eq!(frames[2], "stop end ");
     }
 
     #[tokio::test(start_paused = true)]
