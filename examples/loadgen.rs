@@ -94,9 +94,20 @@ struct Args {
     #[arg(long)]
     tls_ca: Option<std::path::PathBuf>,
     /// With `--tls-ca`: speak HTTP/2 (ALPN h2), one connection per virtual
-    /// user, its requests one after another, as the HTTP/1.1 users do.
+    /// user, its requests one after another, as the HTTP/1.1 users do. With
+    /// `--idle`: HTTP/2 over plain TCP (h2c, prior knowledge), the streams
+    /// `--streams-per-connection` to a connection.
     #[arg(long)]
     h2: bool,
+    /// With `--idle`: how long to wait, once every stream has its first
+    /// token, before reading the target's memory. sluice's allocator returns
+    /// freed pages after 10 s, so a shorter wait still counts what opening
+    /// the streams used and freed.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
+    settle: Duration,
+    /// With `--idle --h2`: how many of the streams share one connection.
+    #[arg(long, default_value_t = 100)]
+    streams_per_connection: usize,
     /// Instead of load: TLS handshakes back to back on `concurrency`
     /// connections (each closed after its handshake), `full` ones or
     /// `resumed` ones (session resumption), and sluice's CPU per handshake.
@@ -598,7 +609,46 @@ async fn idle(args: &Args) {
     let before = memory_kib(&pid).1;
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.concurrency.max(1));
     let mut held = Vec::new();
-    for _ in 0..args.concurrency {
+    if args.h2 {
+        // Connections of `streams_per_connection` streams each, h2c.
+        let per = args.streams_per_connection.max(1);
+        let mut left = args.concurrency;
+        while left > 0 {
+            let streams = left.min(per);
+            left -= streams;
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            let (sender, connection) =
+                hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .max_concurrent_reset_streams(0)
+                    .handshake(io)
+                    .await
+                    .unwrap();
+            held.push(tokio::spawn(async move {
+                let _ = connection.await;
+            }));
+            for _ in 0..streams {
+                // `--ramp` spreads the streams' starts over that time.
+                tokio::time::sleep(args.ramp.div_f64(args.concurrency.max(1) as f64)).await;
+                let mut sender = sender.clone();
+                let request = h2_request(&request);
+                let ready_tx = ready_tx.clone();
+                held.push(tokio::spawn(async move {
+                    use http_body_util::BodyExt;
+                    sender.ready().await.unwrap();
+                    let response = sender.send_request(request).await.unwrap();
+                    let mut body = response.into_body();
+                    // The first data frame holds the head's first token.
+                    let _ = body.frame().await;
+                    let _ = ready_tx.try_send(());
+                    // Held open: the stream is idle from here.
+                    while body.frame().await.is_some() {}
+                }));
+            }
+        }
+    }
+    for _ in 0..if args.h2 { 0 } else { args.concurrency } {
+        tokio::time::sleep(args.ramp.div_f64(args.concurrency.max(1) as f64)).await;
         let request = request.clone();
         let ready_tx = ready_tx.clone();
         held.push(tokio::spawn(async move {
@@ -619,7 +669,7 @@ async fn idle(args: &Args) {
     for _ in 0..args.concurrency {
         ready_rx.recv().await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(args.settle).await;
     let (peak, open) = memory_kib(&pid);
     let per_stream = (open.saturating_sub(before)) as f64 * 1024.0 / args.concurrency.max(1) as f64;
     let report = json!({"label": args.label, "open_streams": args.concurrency, "rss_before_kib": before,

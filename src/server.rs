@@ -151,6 +151,10 @@ pub async fn serve_loaded(
     // event is a few hundred bytes, the copy costs less than the slices
     // (3 % less CPU per paced event; docs/performance.md).
     builder.http1().writev(false);
+    // The read buffer: at most the largest request head, and no more. Left
+    // to grow, it doubled to 16 KiB on every connection, held for as long as
+    // a stream stays open (docs/performance.md, "Idle open streams").
+    builder.http1().max_buf_size(live.snapshot().config.limits.max_request_head);
     // What one HTTP/2 connection may hold for a client that grants a huge
     // window and never reads: at most this much per stream, times this many
     // streams (12.5 MiB). hyper's default per stream is 400 KiB, which such a

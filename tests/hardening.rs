@@ -397,6 +397,28 @@ async fn a_half_sent_head_is_closed_after_the_header_read_timeout() {
     assert!(took >= ms(200) && took < ms(2000), "{took:?}");
 }
 
+/// A request head past `[limits] max_request_head` (8 KiB by default) gets
+/// 431; a larger bound lets the same head through.
+#[tokio::test]
+async fn a_request_head_past_max_request_head_gets_a_431() {
+    let head = |size: usize| {
+        format!("GET /__sluice/health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n", "a".repeat(size))
+    };
+    for (config, size, status) in [
+        (String::from(FAST), 7 * 1024, "200"),
+        (String::from(FAST), 9 * 1024, "431"),
+        (format!("{FAST}[limits]\nmax_request_head = \"16KiB\"\n"), 9 * 1024, "200"),
+    ] {
+        let sluice = start(&config).await;
+        let mut tcp = TcpStream::connect(sluice.addr).await.unwrap();
+        tcp.write_all(head(size).as_bytes()).await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = tcp.read(&mut buf).await.unwrap();
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(line.starts_with(&format!("HTTP/1.1 {status}")), "{size} bytes: {line:?}");
+    }
+}
+
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let sluice = start(&format!("{FAST}{LIMITS}")).await;

@@ -135,6 +135,7 @@ pub fn describe(config: &Config, runtime: Option<&ProfilePatch>) -> Value {
             "idle_timeout": format!("{:?}", limits.idle_timeout),
             "body_read_timeout": format!("{:?}", limits.body_read_timeout),
             "max_connections": limits.max_connections,
+            "max_request_head": limits.max_request_head,
         }),
     );
     out.insert(

@@ -614,6 +614,11 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// At most this many client connections at once (the API listener; read at start).
     pub max_connections: usize,
+    /// The largest HTTP/1.1 request head (request line and headers) of the
+    /// API listener, and the size of each connection's read buffer (read at
+    /// start). hyper's default let the buffer grow to 16 KiB for every
+    /// connection; a stream open for a long time holds it.
+    pub max_request_head: usize,
 }
 
 impl Default for Limits {
@@ -623,6 +628,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(120),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            max_request_head: 8 * 1024,
         }
     }
 }

@@ -129,6 +129,7 @@ struct RawLimits {
     idle_timeout: Option<Spanned<String>>,
     body_read_timeout: Option<Spanned<String>>,
     max_connections: Option<Spanned<i64>>,
+    max_request_head: Option<Spanned<RawSize>>,
 }
 
 /// `[tls]`.
@@ -463,6 +464,7 @@ pub(super) const HEADER_FORM: &str = "a header name such as \"x-scenario\"";
 pub(super) const MAX_ACTIVE_FORM: &str = "a whole number from 1 to 1000000";
 pub(super) const IDLE_FORM: &str = "a whole number from 0 to 100000";
 pub(super) const CONNECTIONS_FORM: &str = "a whole number from 1 to 1000000";
+const REQUEST_HEAD_FORM: &str = "a size from \"8KiB\" to \"1MiB\"";
 pub(super) const PER_MINUTE_FORM: &str = "a whole number from 1 to 1000000000 a minute";
 pub(super) const BURST_FORM: &str = "a whole number of requests from 1 to 1000000000";
 pub(super) const LIMIT_KEY_FORM: &str = "\"api_key\" (each API key on each route), \"api_key_and_model\" (and each model), \"route\" or \"global\"";
@@ -1137,6 +1139,15 @@ impl RawLimits {
             usize::try_from(n).ok().filter(|n| (1..=1_000_000).contains(n)).ok_or(CONNECTIONS_FORM)
         })? {
             limits.max_connections = n;
+        }
+        let head_size = |raw: &RawSize| {
+            size_of(raw)
+                .ok()
+                .filter(|n| (8 * 1024..=1024 * 1024).contains(n))
+                .ok_or(REQUEST_HEAD_FORM)
+        };
+        if let Some(n) = at.check(&self.max_request_head, "limits.max_request_head", head_size)? {
+            limits.max_request_head = usize::try_from(n).unwrap_or(usize::MAX);
         }
         Ok(limits)
     }

@@ -766,6 +766,7 @@ fn limits_watch_and_the_new_upstream_keys_are_read_and_checked() {
         idle_timeout = "30s"
         body_read_timeout = "3s"
         max_connections = 500
+        max_request_head = "64KiB"
         [watch]
         poll = "1s"
         [upstream]
@@ -782,7 +783,8 @@ fn limits_watch_and_the_new_upstream_keys_are_read_and_checked() {
             header_read_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(3),
-            max_connections: 500
+            max_connections: 500,
+            max_request_head: 64 * 1024,
         }
     );
     assert_eq!(config.watch.poll, Some(Duration::from_secs(1)));
@@ -794,6 +796,8 @@ fn limits_watch_and_the_new_upstream_keys_are_read_and_checked() {
     for (bad, expected) in [
         ("[limits]\nheader_read_timeout = \"0s\"", "invalid limits.header_read_timeout"),
         ("[limits]\nmax_connections = 0", "invalid limits.max_connections 0"),
+        ("[limits]\nmax_request_head = \"4KiB\"", "invalid limits.max_request_head"),
+        ("[limits]\nmax_request_head = \"2MiB\"", "invalid limits.max_request_head"),
         ("[watch]\npoll = \"8d\"", "invalid watch.poll"),
         ("[limits]\nidle_timeout = \"169h\"", "at most 7 days"),
     ] {

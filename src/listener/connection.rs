@@ -436,6 +436,7 @@ mod tests {
             idle_timeout: Duration::from_millis(1000),
             body_read_timeout: Duration::from_millis(1000),
             max_connections: 10,
+            ..Limits::default()
         }
     }
 
