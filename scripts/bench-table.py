@@ -141,7 +141,13 @@ if tls and plain:
 idle = load("mock-idle")
 if idle:
     print(f"\n**Idle open streams:** {idle['open_streams']} streams stalled after their first token add "
-          f"{idle['bytes_per_idle_stream'] / 1024:.1f} KiB each to sluice's RSS ({idle['rss_before_kib'] / 1024:.1f} → {idle['rss_open_kib'] / 1024:.1f} MiB).")
+          f"{idle['bytes_per_idle_stream'] / 1024:.1f} KiB each to sluice's RSS ({idle['rss_before_kib'] / 1024:.1f} → {idle['rss_open_kib'] / 1024:.1f} MiB).", end="")
+    for proto, n in (("h1", 10000), ("h2", 10000), ("h2", 50000)):
+        row = load(f"mock-idle-{proto}-{n}")
+        if row:
+            name = "HTTP/1.1" if proto == "h1" else "HTTP/2, 100 a connection"
+            print(f" {n:,} over {name}: {row['bytes_per_idle_stream'] / 1024:.1f} KiB each.", end="")
+    print()
 
 direct, via_sluice, via_nginx = load("direct"), load("via-sluice"), load("via-nginx")
 if direct:

@@ -172,10 +172,12 @@ for mode in full resumed; do
 done
 stop "$pid"
 
-echo "== memory per idle open stream (2000 streams stalled after their first token)"
+echo "== memory per idle open stream (streams stalled after their first token; HTTP/1.1 and HTTP/2)"
 cat >"$work/stall.toml" <<'TOML'
 error_rate = 0
 first_token_delay = "0ms"
+[limits]
+max_connections = 15000
 [[faults]]
 kind = "stall"
 after_tokens = 1
@@ -184,6 +186,22 @@ TOML
 start idle --config "$work/stall.toml"
 "$loadgen" --idle --label mock-idle --json "$out/mock-idle.json" --url "$url" --pid "$pid" --concurrency 2000 >/dev/null
 stop "$pid"
+# 10,000 streams on as many HTTP/1.1 connections (when the open-file limit
+# allows), and 10,000 and 50,000 over HTTP/2, 100 streams a connection; each
+# on a fresh sluice.
+for spec in h1:10000 h2:10000 h2:50000; do
+  proto=${spec%%:*} n=${spec##*:}
+  if [ "$proto" = h1 ] && [ "$(ulimit -n)" -lt $((n + 1000)) ]; then
+    echo "open-file limit $(ulimit -n): the $n-connection HTTP/1.1 row is left out"
+    continue
+  fi
+  start "idle-$proto-$n" --config "$work/stall.toml"
+  flags=()
+  [ "$proto" = h2 ] && flags=(--h2 --streams-per-connection 100)
+  "$loadgen" --idle "${flags[@]}" --label "mock-idle-$proto-$n" --json "$out/mock-idle-$proto-$n.json" \
+    --url "$url" --pid "$pid" --concurrency "$n" >/dev/null
+  stop "$pid"
+done
 
 echo "== pass-through: direct, sluice proxy (no faults, no delays), nginx"
 start upstream --first-token-delay 0 --token-interval 0 --tool-call-delay 0
