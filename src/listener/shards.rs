@@ -92,6 +92,17 @@ impl Shards {
         self.shards.iter().map(|shard| shard.open.load(Ordering::Acquire)).collect()
     }
 
+    /// Runs `future` on shard `index` and gives back its output.
+    #[cfg(test)]
+    pub(crate) async fn run_on<F>(&self, index: usize, future: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let shard = self.shards.get(index).unwrap_or_else(|| panic!("no shard {index}"));
+        shard.handle.spawn(future).await.unwrap_or_else(|error| panic!("{error}"))
+    }
+
     /// The shard for a new connection: the one with the fewest open.
     ///
     /// Packing connections onto the first shard until it was busy (by its

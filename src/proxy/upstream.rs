@@ -200,6 +200,11 @@ impl UpstreamClient {
     /// # Errors
     /// [`ClientError`] when the CA file is unusable.
     pub(crate) fn new(settings: &Upstream) -> Result<Self, ClientError> {
+        Self::with_shard_pools(settings, crate::listener::shards::installed_count())
+    }
+
+    /// [`Self::new`] with a pool for each of `shards` shards.
+    fn with_shard_pools(settings: &Upstream, shards: usize) -> Result<Self, ClientError> {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(path) = &settings.ca_file {
@@ -232,7 +237,6 @@ impl UpstreamClient {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let shards = crate::listener::shards::installed_count();
         // A storm of clients that leave must not leave a pool of hundreds of
         // idle upstream connections behind: the limit is the process's,
         // shared out between the shards' pools.
@@ -413,6 +417,45 @@ mod tests {
         assert_eq!(auth, "Basic dXNAZXI6aHVuOnRlcjI=");
         let (base, auth) = split_credentials(&"https://api.anthropic.com".parse().unwrap());
         assert_eq!((base, auth), ("https://api.anthropic.com".parse().unwrap(), None));
+    }
+
+    /// A request sent from a shard goes through that shard's pool, and one
+    /// sent from any other thread through the shared one: each pool is made
+    /// where it is first used, so its connections' tasks run there.
+    #[tokio::test]
+    async fn each_shard_sends_through_a_pool_of_its_own() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|_| async {
+                        let empty = http_body_util::Empty::<bytes::Bytes>::new();
+                        Ok::<_, std::convert::Infallible>(Response::new(empty))
+                    });
+                    let io = hyper_util::rt::TokioIo::new(tcp);
+                    let http1 = hyper::server::conn::http1::Builder::new();
+                    let _ = http1.serve_connection(io, service).await;
+                });
+            }
+        });
+        let shards = crate::listener::shards::Shards::start(3).unwrap();
+        let upstream = Upstream::new(url.parse().unwrap());
+        let client = UpstreamClient::with_shard_pools(&upstream, 3).unwrap();
+        let made = |client: &UpstreamClient| {
+            let shards = client.pools.shards.iter().map(|pool| pool.get().is_some());
+            (client.pools.shared.get().is_some(), shards.collect::<Vec<_>>())
+        };
+        let send = |client: UpstreamClient| async move {
+            let request =
+                Request::get("/").body(crate::response::full(bytes::Bytes::new())).unwrap();
+            client.send(request).await.unwrap().status()
+        };
+        assert_eq!(shards.run_on(0, send(client.clone())).await, 200);
+        assert_eq!(shards.run_on(2, send(client.clone())).await, 200);
+        assert_eq!(made(&client), (false, vec![true, false, true]));
+        assert_eq!(send(client.clone()).await, 200);
+        assert_eq!(made(&client), (true, vec![true, false, true]));
     }
 
     #[test]
