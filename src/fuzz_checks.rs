@@ -18,8 +18,9 @@ use crate::shape::request_rng;
 /// whose sizes come from the data itself: the records re-join into exactly
 /// the bytes given, and no record but an oversized one's parts outgrows the
 /// limit by more than one chunk; the same when passing through after the
-/// first text (a seed bit chooses). Each record's usage is read as the proxy
-/// reads it to settle `[rate_limits]`.
+/// first text (a seed bit chooses), and then every record of an SSE stream
+/// ends where the splitter that reads every event cuts too. Each record's
+/// usage is read as the proxy reads it to settle `[rate_limits]`.
 pub fn sse_split(data: &[u8]) {
     let Some((&cut_seed, stream)) = data.split_first() else { return };
     let dialects = [
@@ -31,20 +32,40 @@ pub fn sse_split(data: &[u8]) {
     ];
     for (framing, dialect) in Framing::ALL.into_iter().flat_map(|f| dialects.map(|d| (f, d))) {
         let max_event = 64;
-        let mut splitter = framing.splitter(dialect.classifier(), max_event);
-        if cut_seed & 0x80 != 0 {
-            splitter.pass_through_after_first_text();
+        let split = |pass_through: bool| {
+            let mut splitter = framing.splitter(dialect.classifier(), max_event);
+            if pass_through {
+                splitter.pass_through_after_first_text();
+            }
+            let mut records: Vec<Record> = Vec::new();
+            let mut at = 0;
+            let mut step = usize::from(cut_seed % 17) + 1;
+            while at < stream.len() {
+                let end = (at + step).min(stream.len());
+                splitter.push(bytes::Bytes::copy_from_slice(&stream[at..end]), &mut records);
+                at = end;
+                step = step % 13 + 1;
+            }
+            records.extend(splitter.finish());
+            records
+        };
+        let pass_through = cut_seed & 0x80 != 0;
+        let records = split(pass_through);
+        if pass_through && framing == Framing::Sse {
+            let ends = |records: &[Record]| {
+                let mut end = 0;
+                records
+                    .iter()
+                    .map(|r| {
+                        end += r.raw.len();
+                        end
+                    })
+                    .collect::<std::collections::BTreeSet<usize>>()
+            };
+            let every_event = ends(&split(false));
+            let missing: Vec<usize> = ends(&records).difference(&every_event).copied().collect();
+            assert!(missing.is_empty(), "records end inside events at {missing:?}");
         }
-        let mut records: Vec<Record> = Vec::new();
-        let mut at = 0;
-        let mut step = usize::from(cut_seed % 17) + 1;
-        while at < stream.len() {
-            let end = (at + step).min(stream.len());
-            splitter.push(bytes::Bytes::copy_from_slice(&stream[at..end]), &mut records);
-            at = end;
-            step = step % 13 + 1;
-        }
-        records.extend(splitter.finish());
         let joined: Vec<u8> = records.iter().flat_map(|r| r.raw.iter().copied()).collect();
         assert_eq!(joined, stream, "the records re-join into the bytes given");
         for record in &records {

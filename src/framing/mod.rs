@@ -292,6 +292,33 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// SSE streams made of event lines, comments, data and every kind of
+        /// line end, cut into reads of every size: passing through after the
+        /// first text keeps every byte, and cuts only where reading every
+        /// event cuts (`fuzz_checks::sse_split` checks both).
+        #[test]
+        fn sse_pass_through_cuts_where_reading_every_event_cuts(
+            seed in 0u8..=255,
+            pieces in proptest::collection::vec(0usize..9, 0..60),
+        ) {
+            const PIECES: [&str; 9] = [
+                "event: content_block_delta\n",
+                "data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}",
+                "data: {\"type\":\"ping\"}",
+                ": a comment",
+                "\n",
+                "\r\n",
+                "\r",
+                "\n\n",
+                "\r\n\r\n",
+            ];
+            let stream: Vec<u8> = pieces.iter().flat_map(|&i| PIECES[i].bytes()).collect();
+            // The seed's top bit turns pass-through on; its rest sets the read sizes.
+            crate::fuzz_checks::sse_split(&[&[seed | 0x80][..], &stream].concat());
+        }
+    }
+
     #[test]
     fn the_content_type_names_the_framing() {
         assert_eq!(Framing::of_content_type("text/event-stream"), Some(Framing::Sse));
