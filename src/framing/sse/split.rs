@@ -81,14 +81,8 @@ impl SseSplitter {
         // `chunk[start..]` is not yet in a record nor in `buf`.
         let mut start = 0;
         let mut at = 0;
-        // With whole reads: where the last boundary was found.
-        let mut last_cut = None;
-        while let Some(cut) = self.next_cut(&chunk, &mut at) {
-            if self.whole_reads {
-                last_cut = Some(at);
-                self.oversized = false;
-                continue;
-            }
+        while !self.whole_reads {
+            let Some(cut) = self.next_cut(&chunk, &mut at) else { break };
             match cut {
                 Cut::CrlfRest => {
                     // The rest of the CRLF that closed the last record.
@@ -112,17 +106,21 @@ impl SseSplitter {
             }
             start = at;
         }
-        if let Some(cut) = last_cut {
-            let raw = if self.buf.is_empty() {
-                chunk.slice(start..cut)
-            } else {
-                self.buf.extend_from_slice(&chunk[start..cut]);
-                self.buf.split().freeze()
-            };
-            out.extend(Some(Record { raw, kind: EventKind::Other }));
-            start = cut;
-        }
-        if at < chunk.len() {
+        if self.whole_reads {
+            // From here on: one record, to the read's last boundary.
+            if let Some(cut) = self.last_cut(chunk.get(start..).unwrap_or_default()) {
+                let cut = start + cut;
+                let raw = if self.buf.is_empty() {
+                    chunk.slice(start..cut)
+                } else {
+                    self.buf.extend_from_slice(&chunk[start..cut]);
+                    self.buf.split().freeze()
+                };
+                out.extend(Some(Record { raw, kind: EventKind::Other }));
+                self.oversized = false;
+                start = cut;
+            }
+        } else if at < chunk.len() {
             self.line_len += chunk.len() - at;
             self.pending_cr = false;
             self.cr_closed_record = false;
@@ -133,6 +131,46 @@ impl SseSplitter {
             let raw = self.buf.split().freeze();
             out.extend(Some(self.record(raw)));
         }
+    }
+
+    /// Where the last record of `read` ends (after its last blank line), found
+    /// from its end: [`Self::next_cut`] would find the same place, line by
+    /// line from the start. Leaves the line state as at the end of `read`.
+    fn last_cut(&mut self, read: &[u8]) -> Option<usize> {
+        let last = *read.last()?;
+        // The read starts with the LF of a CRLF whose CR ended the last one.
+        let continues = self.pending_cr && read.first() == Some(&b'\n');
+        let mut cut = None;
+        let mut end = read.len();
+        while let Some(at) = memchr::memrchr2(b'\r', b'\n', read.get(..end).unwrap_or_default()) {
+            // The line end that finishes at `at`: a CRLF, or a lone CR or LF.
+            let crlf = read.get(at) == Some(&b'\n') && at > 0 && read.get(at - 1) == Some(&b'\r');
+            let begins = if crlf { at - 1 } else { at };
+            if begins == 0 && continues {
+                // That CRLF's LF: a record of its own if its CR closed one.
+                if self.cr_closed_record {
+                    cut = Some(1);
+                }
+                break;
+            }
+            // A blank line: its line end follows another, or opens the read
+            // on an empty line.
+            let blank = match begins.checked_sub(1) {
+                Some(before) => matches!(read.get(before), Some(b'\r' | b'\n')),
+                None => self.line_len == 0,
+            };
+            if blank {
+                // A lone CR whose LF is the next byte ends with it (the CRLF
+                // case above), so the cut is right after this line end.
+                cut = Some(at + 1);
+                break;
+            }
+            end = begins;
+        }
+        self.pending_cr = last == b'\r';
+        self.cr_closed_record = self.pending_cr && cut == Some(read.len());
+        self.line_len = usize::from(!matches!(last, b'\r' | b'\n'));
+        cut
     }
 
     /// Scans `chunk` from `at` to the next place a record ends, and leaves

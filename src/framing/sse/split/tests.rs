@@ -141,6 +141,39 @@ fn a_huge_event_passes_through_unclassified_with_bounded_memory() {
 }
 
 proptest! {
+    /// `last_cut`, which looks for a read's last blank line from its end,
+    /// finds the cut that `next_cut` finds last from the start, and leaves
+    /// the same line state, from any state the last read left.
+    #[test]
+    fn the_last_cut_from_the_end_is_the_last_cut_from_the_start(
+        read in prop::collection::vec(prop::sample::select(b"\r\n\r\na:".to_vec()), 0..24),
+        open_line in any::<bool>(),
+        after_cr in any::<bool>(),
+        cr_closed in any::<bool>(),
+    ) {
+        let mut forward = SseSplitter::new(Dialect::Anthropic.classifier(), 1 << 20);
+        forward.line_len = usize::from(open_line && !after_cr);
+        forward.pending_cr = after_cr;
+        forward.cr_closed_record = after_cr && cr_closed;
+        let mut backward = SseSplitter::new(Dialect::Anthropic.classifier(), 1 << 20);
+        (backward.line_len, backward.pending_cr, backward.cr_closed_record) =
+            (forward.line_len, forward.pending_cr, forward.cr_closed_record);
+
+        let mut at = 0;
+        let mut last = None;
+        while forward.next_cut(&read, &mut at).is_some() {
+            last = Some(at);
+        }
+        if at < read.len() {
+            forward.line_len += read.len() - at;
+            forward.pending_cr = false;
+            forward.cr_closed_record = false;
+        }
+        prop_assert_eq!(backward.last_cut(&read), last);
+        let state = |s: &SseSplitter| (s.line_len == 0, s.pending_cr, s.cr_closed_record);
+        prop_assert_eq!(state(&backward), state(&forward));
+    }
+
     #[test]
     fn any_chunking_rejoins_to_the_input_and_gives_the_same_events(
         events_text in prop::collection::vec(("[a-z_]{0,8}", "[ -~]{0,20}", 0usize..4), 0..12),
