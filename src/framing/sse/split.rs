@@ -64,8 +64,8 @@ impl SseSplitter {
     /// After the first visible event (text or a tool call), cuts each read
     /// at its last event boundary instead of at every one: one unclassified
     /// record a read (or none), so the rest of a stream that no longer needs
-    /// its events read passes through at the cost of finding line ends
-    /// (`handler::proxy`). The read that holds that event is cut so too,
+    /// its events read passes through at the cost of finding a read's last
+    /// blank line, from its end (`handler::proxy`). The read that holds that event is cut so too,
     /// after it: an upstream that sends a whole reply in one read has all
     /// but its first events passed through unread. Records still end on
     /// event boundaries, so a farewell event appended after one is whole.
