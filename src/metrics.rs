@@ -10,7 +10,7 @@
 //! | `sluice_release_lateness_seconds` | histogram | how late each token was released against its schedule |
 //! | `sluice_open_streams` | gauge | streaming responses in flight |
 //! | `sluice_upstream_errors_total` | counter | `kind` (upstream-connect/-timeout/-request) |
-//! | `sluice_passed_through_total` | counter | proxied streams whose plan had nothing to do after their first text, passed on unread from there (their later tokens are not in the token histograms) |
+//! | `sluice_passed_through_total` | counter | proxied streams whose plan had nothing to do after their first text, so that they pass on unread from there (counted when the upstream's head arrives; their later tokens are not in the token histograms) |
 //! | `sluice_config_reloads_total` | counter | `result` (applied/unchanged/rejected) |
 //! | `sluice_config_version` | gauge | number of the config in force |
 //! | `sluice_tls_handshakes_total` | counter | `result` (ok/refused/timeout/not_tls) on a `[tls]` listener |
@@ -248,8 +248,9 @@ impl Metrics {
         let passed_through = Counter::default();
         registry.register(
             "passed_through",
-            "Proxied streams passed on unread after their first text, their plan having nothing \
-             left to do (their later tokens are not in the token histograms)",
+            "Proxied streams that pass on unread after their first text, their plan having \
+             nothing left to do (counted when the upstream's head arrives; their later tokens are \
+             not in the token histograms)",
             passed_through.clone(),
         );
         let reloads = Family::<ResultLabel, Counter>::default();
