@@ -147,6 +147,9 @@ if idle:
         if row:
             name = "HTTP/1.1" if proto == "h1" else "HTTP/2, 100 a connection"
             print(f" {n:,} over {name}: {row['bytes_per_idle_stream'] / 1024:.1f} KiB each.", end="")
+    proxied = load("proxy-idle")
+    if proxied:
+        print(f" Proxied, the upstream stalled: {proxied['bytes_per_idle_stream'] / 1024:.1f} KiB each in the proxy.", end="")
     print()
 
 direct, via_sluice, via_nginx = load("direct"), load("via-sluice"), load("via-nginx")

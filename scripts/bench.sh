@@ -202,6 +202,13 @@ for spec in h1:10000 h2:10000 h2:50000; do
     --url "$url" --pid "$pid" --concurrency "$n" >/dev/null
   stop "$pid"
 done
+# The proxy's share: 2,000 proxied streams whose upstream stalls after the
+# first token (the proxy adds no delay).
+start idle-upstream --config "$work/stall.toml"
+upstream_url=$url upstream_pid=$pid
+start idle-proxy --upstream "$upstream_url" --first-token-delay 0 --token-interval 0 --tool-call-delay 0
+"$loadgen" --idle --label proxy-idle --json "$out/proxy-idle.json" --url "$url" --pid "$pid" --concurrency 2000 >/dev/null
+stop "$pid"; stop "$upstream_pid"
 
 echo "== pass-through: direct, sluice proxy (no faults, no delays), nginx"
 start upstream --first-token-delay 0 --token-interval 0 --tool-call-delay 0
