@@ -90,12 +90,7 @@ impl SseSplitter {
                     out.extend(Some(Record { raw, kind: EventKind::Other }));
                 }
                 Cut::Event => {
-                    let raw = if self.buf.is_empty() {
-                        chunk.slice(start..at)
-                    } else {
-                        self.buf.extend_from_slice(&chunk[start..at]);
-                        self.buf.split().freeze()
-                    };
+                    let raw = self.bytes_to(&chunk, start, at);
                     let record = self.record(raw);
                     if self.after_first_text && record.kind.is_visible() {
                         self.whole_reads = true;
@@ -110,12 +105,7 @@ impl SseSplitter {
             // From here on: one record, to the read's last boundary.
             if let Some(cut) = self.last_cut(chunk.get(start..).unwrap_or_default()) {
                 let cut = start + cut;
-                let raw = if self.buf.is_empty() {
-                    chunk.slice(start..cut)
-                } else {
-                    self.buf.extend_from_slice(&chunk[start..cut]);
-                    self.buf.split().freeze()
-                };
+                let raw = self.bytes_to(&chunk, start, cut);
                 out.extend(Some(Record { raw, kind: EventKind::Other }));
                 self.oversized = false;
                 start = cut;
@@ -130,6 +120,18 @@ impl SseSplitter {
             self.oversized = true;
             let raw = self.buf.split().freeze();
             out.extend(Some(self.record(raw)));
+        }
+    }
+
+    /// The bytes of a record ending at `chunk[end]`: what the buffer holds
+    /// of it, then `chunk[start..end]`; a slice of `chunk`, not a copy, when
+    /// the buffer is empty.
+    fn bytes_to(&mut self, chunk: &Bytes, start: usize, end: usize) -> Bytes {
+        if self.buf.is_empty() {
+            chunk.slice(start..end)
+        } else {
+            self.buf.extend_from_slice(&chunk[start..end]);
+            self.buf.split().freeze()
         }
     }
 
