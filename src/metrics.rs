@@ -32,7 +32,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -48,26 +48,56 @@ const LATENESS_BUCKETS: [f64; 12] =
 /// observed per token on every open stream, and prometheus-client's
 /// `Histogram` takes one mutex, shared by all streams, per observation (a
 /// tenth of the proxy's CPU per event).
+///
+/// Its counts are striped: each thread adds to a stripe of its own, on cache
+/// lines no other stripe shares, and a scrape sums the stripes. With one set
+/// of counts, every token's adds on one shard took the cache lines from the
+/// other shard's core (docs/performance.md, "Metrics striped by thread").
 #[derive(Debug, Clone)]
 struct DurationHistogram(Arc<HistogramCells>);
 
+/// The most upper bounds a [`DurationHistogram`] has (`+Inf` not counted).
+const MAX_BOUNDS: usize = 17;
+
+/// Stripes per histogram; threads past this many share them round-robin.
+const STRIPES: usize = 8;
+
 #[derive(Debug)]
 struct HistogramCells {
-    /// Upper bounds, in seconds and in nanoseconds.
+    /// Upper bounds, in seconds and in nanoseconds (at most [`MAX_BOUNDS`]).
     bounds: Vec<f64>,
     bounds_ns: Vec<u64>,
-    /// One count per bound, then one for +Inf.
-    counts: Vec<AtomicU64>,
+    stripes: Box<[Stripe; STRIPES]>,
+}
+
+/// One thread's counts: one per bound, then one for +Inf, and the sum.
+/// Aligned so that no two stripes share a cache line (128 bytes covers the
+/// adjacent-line prefetch of x86 as well as 128-byte lines).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe {
+    counts: [AtomicU64; MAX_BOUNDS + 1],
     sum_ns: AtomicU64,
 }
 
+/// The stripe this thread adds to, given out in turn on first use.
+fn stripe_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|stripe| *stripe)
+}
+
 impl DurationHistogram {
+    /// A histogram with these upper bounds, in seconds; bounds past
+    /// [`MAX_BOUNDS`] are dropped (every caller passes fewer).
     fn new(bounds: impl IntoIterator<Item = f64>) -> Self {
-        let bounds: Vec<f64> = bounds.into_iter().collect();
+        let bounds: Vec<f64> = bounds.into_iter().take(MAX_BOUNDS).collect();
         let bounds_ns =
             bounds.iter().map(|b| Duration::from_secs_f64(*b).as_nanos()).map(nanos).collect();
-        let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
-        Self(Arc::new(HistogramCells { bounds, bounds_ns, counts, sum_ns: AtomicU64::new(0) }))
+        let stripes = Box::new(std::array::from_fn(|_| Stripe::default()));
+        Self(Arc::new(HistogramCells { bounds, bounds_ns, stripes }))
     }
 
     fn observe(&self, value: Duration) {
@@ -75,10 +105,26 @@ impl DurationHistogram {
         let ns = nanos(value.as_nanos());
         let bucket =
             cells.bounds_ns.iter().position(|&bound| ns <= bound).unwrap_or(cells.bounds_ns.len());
-        if let Some(count) = cells.counts.get(bucket) {
+        let stripe = &cells.stripes[stripe_index()];
+        if let Some(count) = stripe.counts.get(bucket) {
             count.fetch_add(1, Ordering::Relaxed);
         }
-        cells.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        stripe.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Each bucket's count (the last is `+Inf`) and the sum in nanoseconds,
+    /// over every stripe.
+    fn totals(&self) -> (Vec<u64>, u64) {
+        let cells = &self.0;
+        let mut counts = vec![0u64; cells.bounds.len() + 1];
+        let mut sum_ns = 0u64;
+        for stripe in cells.stripes.iter() {
+            for (total, count) in counts.iter_mut().zip(&stripe.counts) {
+                *total = total.saturating_add(count.load(Ordering::Relaxed));
+            }
+            sum_ns = sum_ns.wrapping_add(stripe.sum_ns.load(Ordering::Relaxed));
+        }
+        (counts, sum_ns)
     }
 }
 
@@ -88,16 +134,11 @@ fn nanos(value: u128) -> u64 {
 
 impl EncodeMetric for DurationHistogram {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let cells = &self.0;
-        let buckets: Vec<(f64, u64)> = cells
-            .bounds
-            .iter()
-            .copied()
-            .chain([f64::INFINITY])
-            .zip(cells.counts.iter().map(|count| count.load(Ordering::Relaxed)))
-            .collect();
+        let (counts, sum_ns) = self.totals();
+        let buckets: Vec<(f64, u64)> =
+            self.0.bounds.iter().copied().chain([f64::INFINITY]).zip(counts).collect();
         let count = buckets.iter().map(|(_, n)| n).sum();
-        let sum = Duration::from_nanos(cells.sum_ns.load(Ordering::Relaxed)).as_secs_f64();
+        let sum = Duration::from_nanos(sum_ns).as_secs_f64();
         encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 
@@ -564,5 +605,57 @@ mod tests {
             bucket("+Inf", 6),
         ];
         assert_eq!(lines(&metrics, "sluice_release_lateness_seconds_"), expected);
+    }
+
+    #[test]
+    fn observations_from_many_threads_are_summed_over_the_stripes() {
+        let metrics = Arc::new(Metrics::new());
+        // Twice as many threads as stripes, so that some share one.
+        let threads: Vec<_> = (0..2 * STRIPES)
+            .map(|i| {
+                let metrics = Arc::clone(&metrics);
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        metrics.release_lateness(Duration::from_micros(if i % 2 == 0 {
+                            50
+                        } else {
+                            3_000
+                        }));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("an observing thread panicked");
+        }
+        let lines = lines(&metrics, "sluice_release_lateness_seconds_");
+        assert!(
+            lines.contains(&"sluice_release_lateness_seconds_count 1600".to_string()),
+            "{lines:?}"
+        );
+        // 800 × 50 µs + 800 × 3 ms
+        assert!(
+            lines.contains(&"sluice_release_lateness_seconds_sum 2.44".to_string()),
+            "{lines:?}"
+        );
+        let le = |bound: &str, n: u64| {
+            format!("sluice_release_lateness_seconds_bucket{{le=\"{bound}\"}} {n}")
+        };
+        assert!(lines.contains(&le("0.0001", 800)), "{lines:?}");
+        assert!(lines.contains(&le("0.002", 800)), "{lines:?}");
+        assert!(lines.contains(&le("0.005", 1600)), "{lines:?}");
+    }
+
+    #[test]
+    fn no_two_stripes_share_a_cache_line_and_bounds_past_the_most_are_dropped() {
+        assert_eq!(std::mem::align_of::<Stripe>(), 128);
+        assert!(std::mem::size_of::<Stripe>().is_multiple_of(128));
+        let histogram = DurationHistogram::new((1..=MAX_BOUNDS + 3).map(|n| n as f64));
+        assert_eq!(histogram.0.bounds.len(), MAX_BOUNDS);
+        histogram.observe(Duration::from_secs(1_000));
+        let (counts, sum_ns) = histogram.totals();
+        assert_eq!(counts.len(), MAX_BOUNDS + 1);
+        assert_eq!(counts.last(), Some(&1), "past every bound is +Inf");
+        assert_eq!(sum_ns, 1_000_000_000_000);
     }
 }
