@@ -149,8 +149,35 @@ pub(crate) fn classify(event: &Event<'_>) -> EventKind {
                 _ => classify_by_type(data),
             }
         }
-        "content_block_start" => classify_by_type(data),
+        "content_block_start" => classify_block_start(data),
         _ => EventKind::Other,
+    }
+}
+
+/// A `content_block_start`: a tool call starts, or another block. The fast
+/// path reads the block's type from the real API's compact form (once per
+/// block on every proxied stream), `{"type":"content_block_start","index":N,
+/// "content_block":{"type":"…"`, and only when the data starts exactly so:
+/// then the type read is the top-level block's. Anything else is parsed.
+/// Like the delta's fast path, it does not check the rest is valid JSON.
+fn classify_block_start(data: &[u8]) -> EventKind {
+    const HEAD: &[u8] = br#"{"type":"content_block_start","index":"#;
+    const BLOCK: &[u8] = br#","content_block":{"type":""#;
+    let block_type = data.strip_prefix(HEAD).and_then(|rest| {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        rest.get(digits..).filter(|_| digits > 0)?.strip_prefix(BLOCK)
+    });
+    let Some(block_type) = block_type else {
+        return classify_by_type(data);
+    };
+    let is =
+        |name: &[u8]| block_type.strip_prefix(name).is_some_and(|rest| rest.first() == Some(&b'"'));
+    if is(b"tool_use") || is(b"server_tool_use") || is(b"mcp_tool_use") {
+        EventKind::ToolStart
+    } else if is(b"text") || is(b"thinking") || is(b"redacted_thinking") {
+        EventKind::Other
+    } else {
+        classify_by_type(data)
     }
 }
 
@@ -191,6 +218,36 @@ fn classify_by_type(data: &[u8]) -> EventKind {
 mod classify_tests {
     use super::*;
     use crate::framing::Event;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The fast path for a block's start gives what parsing gives, for
+        /// every block type (known, unknown, prefixes of known ones, with
+        /// escapes), index, key order and nesting of the same keys.
+        #[test]
+        fn a_block_start_is_classified_as_parsing_would(
+            block_type in prop_oneof![
+                Just("tool_use".to_string()), Just("server_tool_use".to_string()),
+                Just("mcp_tool_use".to_string()), Just("text".to_string()),
+                Just("thinking".to_string()), Just("redacted_thinking".to_string()),
+                Just("tool_use_x".to_string()), Just("tool".to_string()),
+                Just("te\\\"xt".to_string()), "[a-z_\"\\\\]{0,12}",
+            ],
+            index in prop_oneof![Just(String::new()), "[0-9]{1,4}", Just("-1".to_string())],
+            order in 0..4usize,
+        ) {
+            let block = format!(r#"{{"type":"{block_type}","input":{{"content_block":{{"type":"text"}}}}}}"#);
+            let data = match order {
+                0 => format!(r#"{{"type":"content_block_start","index":{index},"content_block":{block}}}"#),
+                1 => format!(r#"{{"index":{index},"type":"content_block_start","content_block":{block}}}"#),
+                2 => format!(r#"{{"type":"content_block_start","index":{index},"content_block":{{"input":{{"content_block":{{"type":"tool_use"}}}},"type":"{block_type}"}}}}"#),
+                _ => format!(r#"{{"type":"content_block_start","index":{index}, "content_block":{block}}}"#),
+            };
+            // Valid JSON only: the fast path does not validate what follows the type.
+            prop_assume!(serde_json::from_str::<serde_json::Value>(&data).is_ok());
+            prop_assert_eq!(classify_block_start(data.as_bytes()), classify_by_type(data.as_bytes()), "{}", data);
+        }
+    }
 
     fn kind(raw: &str) -> EventKind {
         classify(&Event::parse(raw.as_bytes()))

@@ -98,7 +98,7 @@ impl UpstreamError {
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
-/// and `upgrade`.
+/// and `upgrade`. `Connection` first ([`strip_hop_by_hop`] relies on it).
 static HOP_BY_HOP: [HeaderName; 9] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -112,21 +112,38 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// Removes hop-by-hop headers, and those the `Connection` header names.
-/// One pass over the names first: most requests have none, and a map
-/// lookup by name costs more than comparing a few.
+/// One pass over the names first notes which of them are there: most
+/// requests have none, every streamed response has `transfer-encoding`, and
+/// a map lookup by name (a removal of a name that is not there too) costs
+/// more than comparing a few.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    // Bit `i` set: `HOP_BY_HOP[i]` is present.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
+    // `HOP_BY_HOP[0]` is `Connection`.
+    if present & 1 != 0 {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in &named {
+            headers.remove(name);
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
 
@@ -322,9 +339,12 @@ impl UpstreamClient {
     fn target(&self, client: &Uri) -> Uri {
         let base = &self.base;
         let prefix = base.path().trim_end_matches('/');
-        let path_and_query = client.path_and_query().map_or("/", |pq| pq.as_str());
         let mut parts = base.clone().into_parts();
-        parts.path_and_query = format!("{prefix}{path_and_query}").parse().ok();
+        parts.path_and_query = match client.path_and_query() {
+            // A base without a path (the usual case): the client's, shared, not re-parsed.
+            Some(pq) if prefix.is_empty() => Some(pq.clone()),
+            pq => format!("{prefix}{}", pq.map_or("/", |pq| pq.as_str())).parse().ok(),
+        };
         Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
     }
 
@@ -390,6 +410,24 @@ mod tests {
         let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(left, ["anthropic-version", "authorization", "x-api-key"]);
+    }
+
+    #[test]
+    fn each_hop_by_hop_header_goes_on_its_own_and_with_every_value() {
+        for hop in &HOP_BY_HOP {
+            let mut headers = HeaderMap::new();
+            headers.append(hop.clone(), HeaderValue::from_static("x-named"));
+            headers.append(hop.clone(), HeaderValue::from_static("second"));
+            headers.insert("x-named", HeaderValue::from_static("1"));
+            headers.insert("x-api-key", HeaderValue::from_static("k"));
+            strip_hop_by_hop(&mut headers);
+            let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+            left.sort_unstable();
+            // Only `Connection` names others.
+            let expected: &[&str] =
+                if hop == CONNECTION { &["x-api-key"] } else { &["x-api-key", "x-named"] };
+            assert_eq!(left, expected, "after {hop}");
+        }
     }
 
     #[test]
