@@ -153,12 +153,14 @@ if idle:
     print()
 
 direct, via_sluice, via_nginx = load("direct"), load("via-sluice"), load("via-nginx")
+via_bare = load("via-bare-hyper")
 if direct:
     print("\n**Pass-through** (a zero-delay `sluice mock` upstream, 32 connections; the proxies add no delay and no fault):\n")
     print("| path | streams/s | time to head p50 / p99 ms | added p50 / p99 ms | first token p99 ms | proxy CPU cores | proxy % core per 1k events/s | failed |")
     print("|---|---|---|---|---|---|---|---|")
     base50, base99 = pct(direct, "head", "p50"), pct(direct, "head", "p99")
-    for name, run in (("direct", direct), ("via sluice proxy", via_sluice), ("via nginx", via_nginx)):
+    for name, run in (("direct", direct), ("via sluice proxy", via_sluice),
+                      ("via hyper alone (examples/bare_proxy.rs)", via_bare), ("via nginx", via_nginx)):
         if not run:
             continue
         h50, h99 = pct(run, "head", "p50"), pct(run, "head", "p99")

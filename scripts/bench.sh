@@ -18,10 +18,11 @@ duration="${BENCH_DURATION:-10s}"
 out=bench
 mkdir -p "$out"
 rm -f "$out"/*.json
-cargo build --release --locked --quiet --bin sluice --example loadgen --example floor
+cargo build --release --locked --quiet --bin sluice --example loadgen --example floor --example bare_proxy
 sluice=target/release/sluice
 loadgen=target/release/examples/loadgen
 floor=target/release/examples/floor
+bare_proxy=target/release/examples/bare_proxy
 
 work="$(mktemp -d)"
 pids=()
@@ -210,7 +211,7 @@ start idle-proxy --upstream "$upstream_url" --first-token-delay 0 --token-interv
 "$loadgen" --idle --label proxy-idle --json "$out/proxy-idle.json" --url "$url" --pid "$pid" --concurrency 2000 >/dev/null
 stop "$pid"; stop "$upstream_pid"
 
-echo "== pass-through: direct, sluice proxy (no faults, no delays), nginx"
+echo "== pass-through: direct, sluice proxy (no faults, no delays), hyper alone, nginx"
 start upstream --first-token-delay 0 --token-interval 0 --tool-call-delay 0
 upstream_url=$url upstream_pid=$pid
 load direct --url "$upstream_url" --pid "$upstream_pid" --concurrency 32
@@ -225,6 +226,15 @@ sleep 1 # let the writer drain its queue before counting
 recorded "$admin" "$work/cassettes" >"$out/recording-pass-through.json"
 stop "$pid"
 rm -rf "$work/cassettes"
+# The hyper floor: hyper's server and pooled client on the same per-core
+# runtimes, forwarding and nothing else (examples/bare_proxy.rs), so that the
+# table can say how much of the proxy's CPU is sluice's own.
+"$bare_proxy" --upstream "$upstream_url" --listen 127.0.0.1:0 >"$work/bare.out" 2>"$work/bare.err" &
+bare_pid=$!
+pids+=("$bare_pid")
+for _ in $(seq 50); do grep -q listening "$work/bare.out" && break; sleep 0.1; done
+load via-bare-hyper --url "$(grep -o 'http://[0-9.:]*' "$work/bare.out")" --pid "$bare_pid" --concurrency 32
+stop "$bare_pid"
 if ! command -v nginx >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1) \
     || (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null 2>&1) || true
