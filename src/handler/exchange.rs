@@ -55,7 +55,7 @@ use crate::response::{Body, BoxError};
 use crate::route::{BodyFacts, RouteState};
 use crate::shape::head::{self, HeadHold, HeadTiming};
 use crate::shape::request_rng;
-use crate::shape::rng::random_id;
+use crate::shape::rng::{ID_LEN, push_random_id, random_id};
 use crate::shape::{Arrival, Pacer, Shaper, Slowdown};
 
 /// A request's answer, with what the metrics count it as.
@@ -261,7 +261,9 @@ impl Planned {
             }
             Err(message) => (FaultPlan::default(), None, Some(message)),
         };
-        let request_id = format!("req_{}", random_id(&mut routed.rng));
+        let mut request_id = String::with_capacity(4 + ID_LEN);
+        request_id.push_str("req_");
+        push_random_id(&mut request_id, &mut routed.rng);
         Self { plan, guard, refused, request_id }
     }
 }

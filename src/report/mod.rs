@@ -52,11 +52,17 @@ const MAX_HEADER_FORMS: usize = 1024;
 
 /// The headers an SDK is read from, hashed.
 fn sdk_headers_hash(headers: &HeaderMap) -> u64 {
+    use hyper::header::HeaderName;
     use std::hash::{Hash, Hasher};
+    // Made once: a `&str` name is checked and lowercased on every lookup.
+    static NAMES: [HeaderName; 4] = [
+        hyper::header::USER_AGENT,
+        HeaderName::from_static("x-stainless-lang"),
+        HeaderName::from_static("x-stainless-package-version"),
+        HeaderName::from_static("x-goog-api-client"),
+    ];
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for name in
-        ["user-agent", "x-stainless-lang", "x-stainless-package-version", "x-goog-api-client"]
-    {
+    for name in &NAMES {
         headers.get(name).map(hyper::header::HeaderValue::as_bytes).hash(&mut hasher);
     }
     hasher.finish()
@@ -324,11 +330,18 @@ impl Run {
         // them again or allocating its name.
         let seen = sdk_headers_hash(headers);
         let offset = self.offset(at);
-        let mut stats = self.stats();
+        let mut guard = self.stats();
+        let stats = &mut *guard;
         stats.series.arrive(offset, in_flight);
         stats.series.phase(offset, phase);
-        if let Some(sdk) = stats.sdk_by_headers.get(&seen).cloned() {
-            *stats.clients.entry(sdk).or_default() += 1;
+        // A client seen before: counted by reference, without copying its name.
+        if let Some(sdk) = stats.sdk_by_headers.get(&seen) {
+            match stats.clients.get_mut(sdk) {
+                Some(count) => *count += 1,
+                None => {
+                    stats.clients.insert(sdk.clone(), 1);
+                }
+            }
         } else {
             let sdk = sdk_of(headers);
             let known = stats.clients.len() < MAX_CLIENTS || stats.clients.contains_key(&sdk);

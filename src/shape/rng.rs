@@ -22,8 +22,18 @@ pub fn request_rng(seed: u64, request_number: u64) -> ChaCha8Rng {
 /// A base62 identifier of 24 characters, like the provider's `msg_...`,
 /// `toolu_...` and `req_...` suffixes.
 pub(crate) fn random_id(rng: &mut impl Rng) -> String {
+    let mut id = String::with_capacity(ID_LEN);
+    push_random_id(&mut id, rng);
+    id
+}
+
+/// Characters in a [`random_id`].
+pub(crate) const ID_LEN: usize = 24;
+
+/// Appends a [`random_id`] to `out` (the same draws, no string of its own).
+pub(crate) fn push_random_id(out: &mut String, rng: &mut impl Rng) {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    (0..24).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+    out.extend((0..ID_LEN).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])));
 }
 
 #[cfg(test)]
