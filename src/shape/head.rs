@@ -57,6 +57,11 @@ impl HeadHold {
 
 /// Waits until a head may go out, or until `stop` (shutdown) comes first.
 pub(crate) async fn hold_until(release: Instant, stop: impl Future<Output = ()>) {
+    // Already due (no first-token delay, or it passed while the upstream
+    // answered): no timer to set.
+    if release <= Instant::now() {
+        return;
+    }
     tokio::select! {
         () = tokio::time::sleep_until(release) => {}
         () = stop => {}
@@ -91,21 +96,24 @@ where
     let deadline = hold.time.map(|time| super::later(Instant::now(), time));
     let mut held = 0usize;
     let mut stop = std::pin::pin!(stop);
+    // One timer for the whole hold, not one per record: each would be put in
+    // tokio's timer wheel and taken out again.
+    let mut timer = std::pin::pin!(deadline.map(tokio::time::sleep_until));
     loop {
-        let wait = async {
-            match deadline {
-                None => Some(shaped.next().await),
-                Some(deadline) => tokio::time::timeout_at(deadline, shaped.next()).await.ok(),
+        let timer_fired = async {
+            match timer.as_mut().as_pin_mut() {
+                Some(timer) => timer.await,
+                None => std::future::pending().await,
             }
         };
+        // A record that is ready goes first, as it did inside a timeout.
         let next = tokio::select! {
-            next = wait => match next {
-                Some(next) => next,
-                None => {
-                    debug!(?hold.time, "no first token yet: head sent without it");
-                    break;
-                }
-            },
+            biased;
+            next = shaped.next() => next,
+            () = timer_fired => {
+                debug!(?hold.time, "no first token yet: head sent without it");
+                break;
+            }
             // Shutdown: the head goes out with what was gathered.
             () = &mut stop => break,
         };
