@@ -762,3 +762,30 @@ fn a_request_offering_web_search_gets_a_search_its_results_and_cited_text() {
     .unwrap();
     assert!(none.search.is_none());
 }
+
+#[test]
+fn the_fixed_events_are_written_as_json_would_write_them() {
+    for index in [0usize, 7, 12_345, usize::MAX] {
+        let cases = [
+            ("ping", FixedEvent::Ping, json!({"type": "ping"})),
+            ("message_stop", FixedEvent::MessageStop, json!({"type": "message_stop"})),
+            (
+                "content_block_start",
+                FixedEvent::TextBlockStart(index),
+                json!({"type": "content_block_start", "index": index,
+                    "content_block": {"type": "text", "text": ""}}),
+            ),
+            (
+                "content_block_stop",
+                FixedEvent::BlockStop(index),
+                json!({"type": "content_block_stop", "index": index}),
+            ),
+        ];
+        for (name, fixed, value) in cases {
+            let expected = encode_event(name, &value.to_string(), EventKind::Other);
+            let written = fixed_event(name, fixed);
+            assert_eq!(written.raw, expected.raw, "{name} at {index}");
+            assert_eq!(written.kind, EventKind::Other);
+        }
+    }
+}
