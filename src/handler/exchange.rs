@@ -55,7 +55,7 @@ use crate::response::{Body, BoxError};
 use crate::route::{BodyFacts, RouteState};
 use crate::shape::head::{self, HeadHold, HeadTiming};
 use crate::shape::request_rng;
-use crate::shape::rng::{ID_LEN, push_random_id, random_id};
+use crate::shape::rng::{ID_LEN, push_random_id};
 use crate::shape::{Arrival, Pacer, Shaper, Slowdown};
 
 /// A request's answer, with what the metrics count it as.
@@ -142,7 +142,7 @@ pub(crate) struct Exchange<'a> {
     plan: FaultPlan,
     /// The id of responses sluice makes itself.
     request_id: String,
-    /// The config version that serves it (`x-sluice-config-version`).
+    /// The config version that serves it (`x-sluice-config`).
     version: HeaderValue,
     /// The `[timeline]` phase in force at its arrival (`x-sluice-phase`).
     phase: Option<Arc<str>>,
@@ -261,9 +261,7 @@ impl Planned {
             }
             Err(message) => (FaultPlan::default(), None, Some(message)),
         };
-        let mut request_id = String::with_capacity(4 + ID_LEN);
-        request_id.push_str("req_");
-        push_random_id(&mut request_id, &mut routed.rng);
+        let request_id = request_id(&mut routed.rng);
         Self { plan, guard, refused, request_id }
     }
 }
@@ -982,9 +980,17 @@ fn farewell(dialect: Dialect, request_id: String) -> super::stream_body::Farewel
     })
 }
 
+/// `req_` and a [`random_id`](crate::shape::rng::random_id), written into one string.
+fn request_id(rng: &mut impl rand::Rng) -> String {
+    let mut id = String::with_capacity(4 + ID_LEN);
+    id.push_str("req_");
+    push_random_id(&mut id, rng);
+    id
+}
+
 /// A request id for responses outside the seeded pipeline.
 pub(crate) fn other_request_id() -> String {
-    format!("req_{}", random_id(&mut rand::rng()))
+    request_id(&mut rand::rng())
 }
 
 #[cfg(test)]

@@ -211,7 +211,13 @@ enum FixedEvent {
     MessageStop,
 }
 
-fn fixed_event(name: &str, event: FixedEvent) -> Record {
+fn fixed_event(event: FixedEvent) -> Record {
+    let name = match event {
+        FixedEvent::Ping => "ping",
+        FixedEvent::TextBlockStart(_) => "content_block_start",
+        FixedEvent::BlockStop(_) => "content_block_stop",
+        FixedEvent::MessageStop => "message_stop",
+    };
     let mut data = String::with_capacity(96);
     match event {
         FixedEvent::Ping => data.push_str(r#"{"type":"ping"}"#),
@@ -348,7 +354,7 @@ impl Events {
                 }}),
                 EventKind::Other,
             ),
-            Step::Ping => return Some(fixed_event("ping", FixedEvent::Ping)),
+            Step::Ping => return Some(fixed_event(FixedEvent::Ping)),
             Step::BlockStart(index) => {
                 let (block, kind) = match self.block(index)? {
                     WireBlock::Thought(thought) => {
@@ -364,10 +370,7 @@ impl Events {
                     }
                     WireBlock::Visible(Block::Text { .. } | Block::Json { .. }) => {
                         // The usual block (one or more a reply): written directly.
-                        return Some(fixed_event(
-                            "content_block_start",
-                            FixedEvent::TextBlockStart(index),
-                        ));
+                        return Some(fixed_event(FixedEvent::TextBlockStart(index)));
                     }
                     WireBlock::Visible(Block::ToolUse { id, name, .. }) => (
                         json!({"type": "tool_use", "id": format!("toolu_{id}"), "name": name, "input": {}}),
@@ -430,7 +433,7 @@ impl Events {
                 };
             }
             Step::BlockStop(index) => {
-                return Some(fixed_event("content_block_stop", FixedEvent::BlockStop(index)));
+                return Some(fixed_event(FixedEvent::BlockStop(index)));
             }
             Step::MessageDelta => (
                 "message_delta",
@@ -439,7 +442,7 @@ impl Events {
                     "usage": delta_usage(reply)}),
                 EventKind::Other,
             ),
-            Step::MessageStop => return Some(fixed_event("message_stop", FixedEvent::MessageStop)),
+            Step::MessageStop => return Some(fixed_event(FixedEvent::MessageStop)),
             Step::Done => return None,
         };
         Some(encode_event(name, &payload.to_string(), kind))

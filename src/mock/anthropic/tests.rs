@@ -783,7 +783,7 @@ fn the_fixed_events_are_written_as_json_would_write_them() {
         ];
         for (name, fixed, value) in cases {
             let expected = encode_event(name, &value.to_string(), EventKind::Other);
-            let written = fixed_event(name, fixed);
+            let written = fixed_event(fixed);
             assert_eq!(written.raw, expected.raw, "{name} at {index}");
             assert_eq!(written.kind, EventKind::Other);
         }
