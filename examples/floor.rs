@@ -32,6 +32,10 @@ use std::collections::BinaryHeap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 
+#[path = "common/capture.rs"]
+mod common;
+use common::{Captured, capture};
+
 use clap::Parser;
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll;
@@ -52,76 +56,31 @@ struct Args {
 
 const FIRST_TOKEN_NS: u64 = 100_000_000;
 const INTERVAL_NS: u64 = 20_000_000;
-const REQUEST: &str = "{\"model\":\"floor\",\"max_tokens\":1024,\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
 
-/// sluice's response: its head (without the chunked body) and its events in
-/// due groups, each group already chunk-encoded.
+/// sluice's response: its head and its due groups, each group already
+/// chunk-encoded (the last with the body's end).
 struct Reply {
     head: Vec<u8>,
     groups: Vec<Vec<u8>>,
 }
 
-fn capture(url: &str) -> Reply {
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "POST /v1/messages HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nx-api-key: floor\r\nanthropic-version: 2023-06-01\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{REQUEST}",
-        REQUEST.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    // The capture asked to close; the floor keeps its connections alive, as sluice does.
-    let head: Vec<u8> = String::from_utf8_lossy(&raw[..split])
-        .split_inclusive("\r\n")
-        .filter(|line| !line.to_ascii_lowercase().starts_with("connection:"))
-        .collect::<String>()
-        .into_bytes();
-    // De-chunk the body.
-    let mut body = Vec::new();
-    let mut rest = &raw[split..];
-    loop {
-        let line = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&rest[..line]).unwrap().trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        body.extend_from_slice(&rest[line + 2..line + 2 + size]);
-        rest = &rest[line + 2 + size + 2..];
-    }
-    // Events, grouped as the timing rule releases them.
-    let text = String::from_utf8(body).unwrap();
-    let mut groups: Vec<String> = Vec::new();
-    let mut pending = String::new();
-    for event in text.split_inclusive("\n\n") {
-        let token = event.starts_with("event: content_block_delta");
-        if token && groups.is_empty() {
-            pending.push_str(event);
-            groups.push(std::mem::take(&mut pending));
-        } else if token {
-            groups.push(event.to_string());
-        } else if let Some(last) = groups.last_mut() {
-            last.push_str(event);
-        } else {
-            pending.push_str(event);
-        }
-    }
-    let count = groups.len();
-    let groups = groups
+fn chunked(captured: Captured) -> Reply {
+    let count = captured.groups.len();
+    let groups = captured
+        .groups
         .into_iter()
         .enumerate()
         .map(|(i, group)| {
-            let mut chunk = format!("{:x}\r\n{group}\r\n", group.len()).into_bytes();
+            let mut chunk = format!("{:x}\r\n", group.len()).into_bytes();
+            chunk.extend_from_slice(&group);
+            chunk.extend_from_slice(b"\r\n");
             if i + 1 == count {
                 chunk.extend_from_slice(b"0\r\n\r\n");
             }
             chunk
         })
         .collect();
-    Reply { head, groups }
+    Reply { head: captured.head, groups }
 }
 
 fn now_ns() -> u64 {
@@ -152,7 +111,7 @@ fn whole_request(buf: &[u8]) -> bool {
 
 fn main() {
     let args = Args::parse();
-    let reply = capture(&args.capture);
+    let reply = chunked(capture(&args.capture));
     let listener = TcpListener::bind(&args.listen).unwrap();
     listener.set_nonblocking(true).unwrap();
     println!("listening on http://{}", listener.local_addr().unwrap());

@@ -1,7 +1,9 @@
 //! Internals timed on their own, outside the server, for the bench
-//! (`examples/limiter_cost.rs`). Not part of the API.
+//! (`examples/limiter_cost.rs`), or lent to its anchors
+//! (`examples/paced_hyper.rs`). Not part of the API.
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use hyper::HeaderMap;
@@ -11,6 +13,7 @@ use tokio::time::Instant;
 use crate::config::{LimitKey, RateLimits};
 use crate::dialect::Dialect;
 use crate::ratelimit::{Charge, ClientKey, Decision, Limiter, SetId, Settlement, headers};
+use crate::shape::timer::Gate;
 
 /// What every request of a limited profile pays at admission: the client
 /// key's hash, the charge to its buckets (requests, input and output
@@ -71,4 +74,29 @@ pub fn rate_limit_admissions(keys: usize, requests: usize, threads: usize) -> Du
     }
     std::hint::black_box(answered);
     started.elapsed()
+}
+
+/// The wait sluice's shaper puts before a paced record: a gate on the
+/// thread's [`crate::shape::PreciseTimer`] (installed with
+/// `install_on_this_thread`), else on tokio's timer. Lent to the bench's
+/// hyper-alone paced anchor, so that it waits exactly as sluice does.
+#[derive(Debug)]
+pub struct PacedGate(Gate);
+
+impl PacedGate {
+    /// A gate open from `at`.
+    #[must_use]
+    pub fn new(at: Instant) -> Self {
+        Self(Gate::new(at))
+    }
+
+    /// Moves the gate to `at`.
+    pub fn reset(&mut self, at: Instant) {
+        self.0.reset(at);
+    }
+
+    /// Ready once the gate's instant has come.
+    pub fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.poll(cx)
+    }
 }
