@@ -12,6 +12,7 @@
 pub(crate) mod anthropic;
 pub(crate) mod bedrock;
 pub(crate) mod gemini;
+pub(crate) mod json_text;
 pub(crate) mod openai;
 pub(crate) mod reply;
 pub(crate) mod request;

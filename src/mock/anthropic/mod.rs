@@ -21,6 +21,7 @@ pub(crate) mod thinking;
 use bytes::{BufMut as _, BytesMut};
 use serde_json::{Value, json};
 
+use super::json_text::{put_escaped, put_json_string};
 use super::reply::{Block, Citation, Reply, SearchResult, StopReason, Thought, WebSearch};
 use super::request::Shown;
 use super::text::TokenCursor;
@@ -141,15 +142,6 @@ fn opaque(seed: &str) -> String {
     thinking::redacted_data(seed)
 }
 
-/// `message_delta`'s usage: the output so far, and the searches made.
-fn delta_usage(reply: &Reply) -> Value {
-    let mut usage = json!({"output_tokens": reply.output_tokens()});
-    if reply.search.is_some() {
-        usage["server_tool_use"] = json!({"web_search_requests": 1});
-    }
-    usage
-}
-
 fn usage(reply: &Reply, output_tokens: usize) -> Value {
     let mut usage = json!({
         "input_tokens": reply.input_tokens,
@@ -193,8 +185,7 @@ fn encode_delta(
     raw.put_slice(b"\",\"");
     raw.put_slice(field.as_bytes());
     raw.put_slice(b"\":");
-    // Infallible into memory; escapes the fragment as JSON.
-    let _ = serde_json::to_writer((&mut raw).writer(), fragment);
+    put_json_string(&mut raw, fragment);
     raw.put_slice(b"}}\n\n");
     Record { raw: raw.freeze(), kind }
 }
@@ -218,22 +209,74 @@ fn fixed_event(event: FixedEvent) -> Record {
         FixedEvent::BlockStop(_) => "content_block_stop",
         FixedEvent::MessageStop => "message_stop",
     };
-    let mut data = String::with_capacity(96);
+    let mut raw = event_head(name, 96);
     match event {
-        FixedEvent::Ping => data.push_str(r#"{"type":"ping"}"#),
-        FixedEvent::MessageStop => data.push_str(r#"{"type":"message_stop"}"#),
+        FixedEvent::Ping => raw.put_slice(br#"{"type":"ping"}"#),
+        FixedEvent::MessageStop => raw.put_slice(br#"{"type":"message_stop"}"#),
         FixedEvent::TextBlockStart(index) => {
-            data.push_str(r#"{"type":"content_block_start","index":"#);
-            data.push_str(itoa::Buffer::new().format(index));
-            data.push_str(r#","content_block":{"type":"text","text":""}}"#);
+            raw.put_slice(br#"{"type":"content_block_start","index":"#);
+            raw.put_slice(itoa::Buffer::new().format(index).as_bytes());
+            raw.put_slice(br#","content_block":{"type":"text","text":""}}"#);
         }
         FixedEvent::BlockStop(index) => {
-            data.push_str(r#"{"type":"content_block_stop","index":"#);
-            data.push_str(itoa::Buffer::new().format(index));
-            data.push('}');
+            raw.put_slice(br#"{"type":"content_block_stop","index":"#);
+            raw.put_slice(itoa::Buffer::new().format(index).as_bytes());
+            raw.put_u8(b'}');
         }
     }
-    encode_event(name, &data, EventKind::Other)
+    raw.put_slice(b"\n\n");
+    Record { raw: raw.freeze(), kind: EventKind::Other }
+}
+
+/// `message_start`, written directly (once a reply, but as costly as a
+/// dozen tokens when built with `json!`): the message with no content yet,
+/// its usage as [`usage`] makes it with one output token.
+fn message_start(reply: &Reply) -> Record {
+    let mut raw = event_head("message_start", 320 + reply.id.len() + reply.model.len());
+    raw.put_slice(br#"{"type":"message_start","message":{"id":"msg_"#);
+    put_escaped(&mut raw, &reply.id);
+    raw.put_slice(br#"","type":"message","role":"assistant","model":"#);
+    put_json_string(&mut raw, &reply.model);
+    raw.put_slice(
+        br#","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":"#,
+    );
+    raw.put_slice(itoa::Buffer::new().format(reply.input_tokens).as_bytes());
+    raw.put_slice(
+        br#","cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1"#,
+    );
+    put_search_usage(&mut raw, reply);
+    raw.put_slice(b"}}}\n\n");
+    Record { raw: raw.freeze(), kind: EventKind::Other }
+}
+
+/// `message_delta`, written directly: the stop reason, the output tokens
+/// (all of them: the stream is over), and the searches made.
+fn message_delta(reply: &Reply) -> Record {
+    let mut raw = event_head("message_delta", 160);
+    raw.put_slice(br#"{"type":"message_delta","delta":{"stop_reason":""#);
+    raw.put_slice(stop_reason(reply.stop_reason).as_bytes());
+    raw.put_slice(br#"","stop_sequence":null},"usage":{"output_tokens":"#);
+    raw.put_slice(itoa::Buffer::new().format(reply.output_tokens()).as_bytes());
+    put_search_usage(&mut raw, reply);
+    raw.put_slice(b"}}\n\n");
+    Record { raw: raw.freeze(), kind: EventKind::Other }
+}
+
+/// A usage's count of searches, when the reply searched.
+fn put_search_usage(raw: &mut BytesMut, reply: &Reply) {
+    if reply.search.is_some() {
+        raw.put_slice(br#","server_tool_use":{"web_search_requests":1}"#);
+    }
+}
+
+/// An SSE event's buffer with its name line and `data: ` written, room for
+/// `data` more bytes.
+fn event_head(name: &str, data: usize) -> BytesMut {
+    let mut raw = BytesMut::with_capacity(16 + name.len() + data);
+    raw.put_slice(b"event: ");
+    raw.put_slice(name.as_bytes());
+    raw.put_slice(b"\ndata: ");
+    raw
 }
 
 /// Where [`Events`] is in the grammar.
@@ -346,14 +389,7 @@ impl Events {
     fn record(&mut self, step: Step) -> Option<Record> {
         let reply = &self.reply;
         let (name, payload, kind) = match step {
-            Step::MessageStart => (
-                "message_start",
-                json!({"type": "message_start", "message": {
-                    "id": format!("msg_{}", reply.id), "type": "message", "role": "assistant", "model": reply.model,
-                    "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage(reply, 1),
-                }}),
-                EventKind::Other,
-            ),
+            Step::MessageStart => return Some(message_start(reply)),
             Step::Ping => return Some(fixed_event(FixedEvent::Ping)),
             Step::BlockStart(index) => {
                 let (block, kind) = match self.block(index)? {
@@ -435,13 +471,7 @@ impl Events {
             Step::BlockStop(index) => {
                 return Some(fixed_event(FixedEvent::BlockStop(index)));
             }
-            Step::MessageDelta => (
-                "message_delta",
-                json!({"type": "message_delta",
-                    "delta": {"stop_reason": stop_reason(reply.stop_reason), "stop_sequence": null},
-                    "usage": delta_usage(reply)}),
-                EventKind::Other,
-            ),
+            Step::MessageDelta => return Some(message_delta(reply)),
             Step::MessageStop => return Some(fixed_event(FixedEvent::MessageStop)),
             Step::Done => return None,
         };

@@ -789,3 +789,54 @@ fn the_fixed_events_are_written_as_json_would_write_them() {
         }
     }
 }
+
+/// `message_start` and `message_delta` as `json!` builds them (as the mock
+/// built them before they were written directly).
+fn start_and_delta_by_json(reply: &Reply) -> [Record; 2] {
+    let start = json!({"type": "message_start", "message": {
+        "id": format!("msg_{}", reply.id), "type": "message", "role": "assistant", "model": reply.model,
+        "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage(reply, 1),
+    }});
+    let mut usage = json!({"output_tokens": reply.output_tokens()});
+    if reply.search.is_some() {
+        usage["server_tool_use"] = json!({"web_search_requests": 1});
+    }
+    let delta = json!({"type": "message_delta",
+        "delta": {"stop_reason": stop_reason(reply.stop_reason), "stop_sequence": null},
+        "usage": usage});
+    [
+        encode_event("message_start", &start.to_string(), EventKind::Other),
+        encode_event("message_delta", &delta.to_string(), EventKind::Other),
+    ]
+}
+
+#[test]
+fn message_start_and_delta_are_written_as_json_would_write_them() {
+    let web_search =
+        json!({"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]});
+    let cases = [
+        (json!({}), ToolUse::DEFAULT),
+        (json!({"model": "claude \"quoted\"\n\u{1}é"}), ToolUse::DEFAULT),
+        (json!({"tools": weather_tools()}), ToolUse { probability: 1.0, ..ToolUse::DEFAULT }),
+        (web_search, searching()),
+        (json!({"max_tokens": 3}), ToolUse::DEFAULT),
+    ];
+    let mut searched = 0;
+    for (seed, (extra, tools)) in (0u64..).zip(cases) {
+        let reply = Reply::generate(
+            &request(extra),
+            50,
+            &tools,
+            &Thinking::DEFAULT,
+            &mut request_rng(seed, 0),
+        )
+        .unwrap();
+        searched += usize::from(reply.search.is_some());
+        let records: Vec<Record> = events(reply.clone()).collect();
+        let [start, delta] = start_and_delta_by_json(&reply);
+        assert_eq!(records.first().unwrap().raw, start.raw, "message_start, case {seed}");
+        assert_eq!(records[records.len() - 2].raw, delta.raw, "message_delta, case {seed}");
+        assert_eq!(records.first().unwrap().kind, EventKind::Other);
+    }
+    assert_eq!(searched, 1, "one case searched");
+}

@@ -22,6 +22,7 @@ pub(crate) mod request;
 
 use serde_json::{Value, json};
 
+use super::json_text::put_json_string;
 use super::reply::{Block, Reply, StopReason, Thought};
 use super::request::Shown;
 use super::text::TokenCursor;
@@ -252,8 +253,7 @@ impl Template {
         let mut out = Vec::with_capacity(size + size / 8);
         out.extend_from_slice(before.as_bytes());
         out.extend_from_slice(self.head.as_bytes());
-        // Writing a string to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, token);
+        put_json_string(&mut out, token);
         out.extend_from_slice(self.tail.as_bytes());
         out.extend_from_slice(after.as_bytes());
         out.into()

@@ -30,6 +30,7 @@ use crate::dialect::StreamSoFar;
 use crate::framing::sse::encode_data;
 use crate::framing::{EventKind, Record};
 use crate::mock::Codec;
+use crate::mock::json_text::put_json_string;
 use crate::mock::reply::{Block, Reply, StopReason, Thought};
 use crate::mock::request::{
     HeadFacts, InvalidRequest, Reasoning, Shown, TurnRequest, body_object, invalid, message_list,
@@ -321,8 +322,7 @@ fn delta_chunk(head: &str, tail: &str, delta: Delta, fragment: &str) -> Record {
             raw.put_slice(b",\"function\":{\"arguments\":");
         }
     }
-    // Infallible into memory.
-    let _ = serde_json::to_writer((&mut raw).writer(), fragment);
+    put_json_string(&mut raw, fragment);
     match delta {
         Delta::Content | Delta::Reasoning => raw.put_slice(b"}"),
         Delta::Arguments(_) => raw.put_slice(b"}}]}"),

@@ -33,6 +33,7 @@ use super::{Shape, parse_format, parse_stream, parse_tool_choice, parse_tools, u
 use crate::dialect::StreamSoFar;
 use crate::framing::sse::encode_event;
 use crate::framing::{EventKind, Record};
+use crate::mock::json_text::put_json_string;
 use crate::mock::reply::{Block, Reply, StopReason, Thought};
 use crate::mock::request::{
     Effort, HeadFacts, InvalidRequest, Reasoning, Shown, TurnRequest, body_object, invalid,
@@ -446,8 +447,7 @@ fn delta_event(
         raw.put_slice(b",\"content_index\":0");
     }
     raw.put_slice(b",\"delta\":");
-    // Infallible into memory.
-    let _ = serde_json::to_writer((&mut raw).writer(), fragment);
+    put_json_string(&mut raw, fragment);
     if text_part {
         raw.put_slice(b",\"logprobs\":[]");
     }
@@ -468,8 +468,7 @@ fn summary_delta(item_id: &str, fragment: &str, sequence: u64) -> Record {
     raw.put_slice(b"\",\"item_id\":\"");
     raw.put_slice(item_id.as_bytes());
     raw.put_slice(b"\",\"output_index\":0,\"summary_index\":0,\"delta\":");
-    // Infallible into memory.
-    let _ = serde_json::to_writer((&mut raw).writer(), fragment);
+    put_json_string(&mut raw, fragment);
     raw.put_slice(b",\"sequence_number\":");
     raw.put_slice(itoa::Buffer::new().format(sequence).as_bytes());
     raw.put_slice(b"}\n\n");
