@@ -386,7 +386,15 @@ impl Gate {
                 Poll::Ready(Instant::now())
             }
             #[cfg(target_os = "linux")]
-            Kind::Precise { at, .. } => {
+            Kind::Precise { at, slot, .. } => {
+                // Registered and not yet taken out by the dispatcher: the
+                // timer has not found it due, so it waits for that wake-up
+                // without reading the clock. hyper polls a body again after
+                // each frame, so this is most polls of a paced stream.
+                if let Some(waiting) = slot.as_ref().filter(|slot| !slot.is_done()) {
+                    waiting.waker.register(cx.waker());
+                    return Poll::Pending;
+                }
                 let now = Instant::now();
                 if now >= *at {
                     return Poll::Ready(now);
@@ -497,6 +505,44 @@ mod tests {
         let before = Instant::now();
         let again = poll_fn(|cx| gate.poll_open(cx)).await;
         assert!(again >= before && again <= Instant::now());
+    }
+
+    /// A registered gate polled again before the timer takes it answers
+    /// pending without reading the clock, and the waker of the latest poll is
+    /// the one woken (a poll from another task moves the wake-up there).
+    #[tokio::test]
+    async fn a_waiting_gate_polled_again_wakes_the_latest_waker_at_its_deadline() {
+        use futures_util::task::{ArcWake, waker};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::Waker;
+
+        struct Count(AtomicUsize);
+        impl ArcWake for Count {
+            fn wake_by_ref(this: &Arc<Self>) {
+                this.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let timer = PreciseTimer::start().unwrap();
+        let at = Instant::now() + Duration::from_millis(5);
+        let mut gate = Gate::on(&timer, at);
+        let (first, second) =
+            (Arc::new(Count(AtomicUsize::new(0))), Arc::new(Count(AtomicUsize::new(0))));
+        let poll_with = |gate: &mut Gate, count: &Arc<Count>| {
+            let waker: Waker = waker(Arc::clone(count));
+            gate.poll_open(&mut Context::from_waker(&waker)).is_pending()
+        };
+        assert!(poll_with(&mut gate, &first));
+        assert!(poll_with(&mut gate, &second));
+        // Woken once, by the dispatcher, on the latest waker.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while second.0.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert!(Instant::now() >= at);
+        // Taken out by the dispatcher: the next poll reads the clock and opens.
+        assert!(!poll_with(&mut gate, &second));
     }
 
     #[test]
