@@ -21,7 +21,7 @@ pub(crate) mod thinking;
 use bytes::{BufMut as _, BytesMut};
 use serde_json::{Value, json};
 
-use super::json_text::{put_escaped, put_json_string};
+use super::json_text::{JsonString, put_escaped, put_json_string};
 use super::reply::{Block, Citation, Reply, SearchResult, StopReason, Thought, WebSearch};
 use super::request::Shown;
 use super::text::TokenCursor;
@@ -57,7 +57,7 @@ fn count_tokens(request: &InstantRequest<'_>) -> Result<String, InstantError> {
 
 /// The stream of SSE records, built one event at a time as it is pulled.
 pub(crate) fn events(reply: Reply) -> impl Iterator<Item = Record> + Send {
-    Events { reply, step: Step::MessageStart, text: None, signer: None }
+    Events { reply, step: Step::MessageStart, text: None, signer: None, head: None }
 }
 
 /// `stop_reason` on the wire.
@@ -155,38 +155,65 @@ fn usage(reply: &Reply, output_tokens: usize) -> Value {
     usage
 }
 
-const DELTA_PREFIX: &[u8] =
-    b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":";
+/// What every delta of one block starts with, up to its fragment:
+/// `event: content_block_delta`, then
+/// `data: {"type":"content_block_delta","index":I,"delta":{"type":"T","F":`.
+/// Made once a block rather than once a token (a token's event is then
+/// three copies into one buffer).
+#[derive(Debug)]
+struct DeltaHead {
+    index: usize,
+    delta_type: &'static str,
+    bytes: Vec<u8>,
+}
 
-/// Room for a [`encode_delta`] event: every fixed part, an index of up to
-/// 20 digits, and the fragment with a quarter more for escapes (a token
-/// rarely has any), so the buffer is not grown mid-write (that cost a
-/// `realloc` per token when the guess was short).
-fn delta_capacity(delta_type: &str, field: &str, fragment: &str) -> usize {
-    // `,"delta":{"type":"` T `","` F `":` "fragment" `}}` and the blank line.
-    const FIXED: usize = 18 + 3 + 2 + 2 + 4;
-    DELTA_PREFIX.len() + 20 + FIXED + delta_type.len() + field.len() + fragment.len() * 5 / 4
+impl DeltaHead {
+    fn new(index: usize, delta_type: &'static str, field: &str) -> Self {
+        let mut bytes = Vec::with_capacity(120 + delta_type.len() + field.len());
+        bytes.put_slice(
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
+        );
+        bytes.put_slice(itoa::Buffer::new().format(index).as_bytes());
+        bytes.put_slice(b",\"delta\":{\"type\":\"");
+        bytes.put_slice(delta_type.as_bytes());
+        bytes.put_slice(b"\",\"");
+        bytes.put_slice(field.as_bytes());
+        bytes.put_slice(b"\":");
+        Self { index, delta_type, bytes }
+    }
+}
+
+/// The head of block `index`'s `delta_type` deltas: `cache`'s, or made anew
+/// (and kept) when `cache` holds another block's or another type's.
+fn delta_head<'a>(
+    cache: &'a mut Option<DeltaHead>,
+    index: usize,
+    delta_type: &'static str,
+    field: &str,
+) -> &'a DeltaHead {
+    if cache.as_ref().is_some_and(|head| head.index != index || head.delta_type != delta_type) {
+        *cache = None;
+    }
+    cache.get_or_insert_with(|| DeltaHead::new(index, delta_type, field))
+}
+
+/// The length of a delta event after `head`, exactly (see
+/// `mock::json_text`): the fragment as a JSON string, then `}}` and the
+/// blank line.
+fn delta_capacity(head: &DeltaHead, fragment: JsonString<'_>) -> usize {
+    head.bytes.len() + fragment.len() + 4
 }
 
 /// A `content_block_delta` event, encoded without building a JSON value:
 /// `{"type":"content_block_delta","index":I,"delta":{"type":T,"F":"…"}}`.
-fn encode_delta(
-    kind: EventKind,
-    index: usize,
-    delta_type: &str,
-    field: &str,
-    fragment: &str,
-) -> Record {
-    let mut raw = BytesMut::with_capacity(delta_capacity(delta_type, field, fragment));
-    raw.put_slice(DELTA_PREFIX);
-    raw.put_slice(itoa::Buffer::new().format(index).as_bytes());
-    raw.put_slice(b",\"delta\":{\"type\":\"");
-    raw.put_slice(delta_type.as_bytes());
-    raw.put_slice(b"\",\"");
-    raw.put_slice(field.as_bytes());
-    raw.put_slice(b"\":");
-    put_json_string(&mut raw, fragment);
+fn encode_delta(head: &DeltaHead, kind: EventKind, fragment: &str) -> Record {
+    let fragment = JsonString::new(fragment);
+    let size = delta_capacity(head, fragment);
+    let mut raw = BytesMut::with_capacity(size);
+    raw.put_slice(&head.bytes);
+    fragment.put(&mut raw);
     raw.put_slice(b"}}\n\n");
+    debug_assert_eq!(raw.len(), size, "sized exactly");
     Record { raw: raw.freeze(), kind }
 }
 
@@ -304,6 +331,8 @@ pub(crate) struct Events {
     text: Option<(usize, TokenCursor)>,
     /// The signature of the thinking streamed so far.
     signer: Option<thinking::Signer>,
+    /// The current block's delta head.
+    head: Option<DeltaHead>,
 }
 
 /// What is at wire index `index` of `reply`: its thought, its search's call
@@ -425,20 +454,21 @@ impl Events {
                         let token = Self::next_token(&mut self.text, index, &thought.tokens)?;
                         self.signer.get_or_insert_default().update(token);
                         let kind = EventKind::Thinking;
-                        Some(encode_delta(kind, index, "thinking_delta", "thinking", token))
+                        let head = delta_head(&mut self.head, index, "thinking_delta", "thinking");
+                        Some(encode_delta(head, kind, token))
                     }
                     WireBlock::Thought(_) => {
                         let signature = self.signer.take().unwrap_or_default().finish();
                         let kind = EventKind::Other;
-                        Some(encode_delta(kind, index, "signature_delta", "signature", &signature))
+                        let head =
+                            delta_head(&mut self.head, index, "signature_delta", "signature");
+                        Some(encode_delta(head, kind, &signature))
                     }
-                    WireBlock::SearchCall(search) => Some(encode_delta(
-                        content,
-                        index,
-                        "input_json_delta",
-                        "partial_json",
-                        search.fragments.get(piece)?,
-                    )),
+                    WireBlock::SearchCall(search) => {
+                        let head =
+                            delta_head(&mut self.head, index, "input_json_delta", "partial_json");
+                        Some(encode_delta(head, content, search.fragments.get(piece)?))
+                    }
                     WireBlock::SearchResults(_) => None,
                     WireBlock::Visible(Block::Text { citation: Some(citation), .. })
                         if piece == 0 =>
@@ -450,22 +480,18 @@ impl Events {
                     }
                     WireBlock::Visible(Block::Text { tokens, .. }) => {
                         let token = Self::next_token(&mut self.text, index, tokens)?;
-                        Some(encode_delta(content, index, "text_delta", "text", token))
+                        let head = delta_head(&mut self.head, index, "text_delta", "text");
+                        Some(encode_delta(head, content, token))
                     }
-                    WireBlock::Visible(Block::Json { fragments, .. }) => Some(encode_delta(
-                        content,
-                        index,
-                        "text_delta",
-                        "text",
-                        fragments.get(piece)?,
-                    )),
-                    WireBlock::Visible(Block::ToolUse { fragments, .. }) => Some(encode_delta(
-                        content,
-                        index,
-                        "input_json_delta",
-                        "partial_json",
-                        fragments.get(piece)?,
-                    )),
+                    WireBlock::Visible(Block::Json { fragments, .. }) => {
+                        let head = delta_head(&mut self.head, index, "text_delta", "text");
+                        Some(encode_delta(head, content, fragments.get(piece)?))
+                    }
+                    WireBlock::Visible(Block::ToolUse { fragments, .. }) => {
+                        let head =
+                            delta_head(&mut self.head, index, "input_json_delta", "partial_json");
+                        Some(encode_delta(head, content, fragments.get(piece)?))
+                    }
                 };
             }
             Step::BlockStop(index) => {

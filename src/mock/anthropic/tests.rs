@@ -234,7 +234,8 @@ fn the_fast_delta_encoding_matches_serde_json() {
         "unicode é ✓ \u{2028}",
         "{\"a\": [1, 2]}",
     ] {
-        let fast = encode_delta(EventKind::Content, 3, "text_delta", "text", fragment);
+        let fast =
+            encode_delta(&DeltaHead::new(3, "text_delta", "text"), EventKind::Content, fragment);
         let data = json!({"type": "content_block_delta", "index": 3, "delta": {"type": "text_delta", "text": fragment}});
         let slow = encode_event("content_block_delta", &data.to_string(), EventKind::Content);
         assert_eq!(fast, slow, "{fragment:?}");
@@ -242,21 +243,23 @@ fn the_fast_delta_encoding_matches_serde_json() {
 }
 
 #[test]
-fn a_delta_is_encoded_into_a_buffer_sized_for_it_without_growing() {
-    // Was 96 bytes plus the fragment: 19 short of the fixed parts alone, so
-    // every token's buffer was reallocated mid-write.
+fn a_delta_is_encoded_into_a_buffer_of_exactly_its_size() {
+    // A buffer 19 bytes short was reallocated mid-write on every token; one
+    // with room to spare made `Bytes` allocate its shared header as well.
     for (delta_type, field) in [("text_delta", "text"), ("input_json_delta", "partial_json")] {
-        for fragment in
-            ["", " the", " a longer token of text", "\"quoted\"", "{\"city\": \"Paris\"}"]
-        {
+        for fragment in [
+            "",
+            " the",
+            " a longer token of text",
+            "\"quoted\"",
+            "{\"city\": \"Paris\"}",
+            "a\u{1}b\n",
+        ] {
             for index in [0, 7, 123_456] {
-                let encoded = encode_delta(EventKind::Content, index, delta_type, field, fragment);
-                let room = delta_capacity(delta_type, field, fragment);
-                assert!(
-                    encoded.raw.len() <= room,
-                    "{} bytes into {room} for {fragment:?}",
-                    encoded.raw.len()
-                );
+                let head = DeltaHead::new(index, delta_type, field);
+                let encoded = encode_delta(&head, EventKind::Content, fragment);
+                let room = delta_capacity(&head, JsonString::new(fragment));
+                assert_eq!(encoded.raw.len(), room, "{fragment:?}");
             }
         }
     }

@@ -22,7 +22,7 @@ pub(crate) mod request;
 
 use serde_json::{Value, json};
 
-use super::json_text::put_json_string;
+use super::json_text::JsonString;
 use super::reply::{Block, Reply, StopReason, Thought};
 use super::request::Shown;
 use super::text::TokenCursor;
@@ -249,13 +249,16 @@ impl Template {
 
     /// The chunk of `token`, between `before` and `after` (the framing).
     fn render(&self, token: &str, before: &str, after: &str) -> bytes::Bytes {
-        let size = before.len() + self.head.len() + token.len() + 2 + self.tail.len() + after.len();
-        let mut out = Vec::with_capacity(size + size / 8);
+        let token = JsonString::new(token);
+        // Exactly the chunk's size (see `mock::json_text`).
+        let size = before.len() + self.head.len() + token.len() + self.tail.len() + after.len();
+        let mut out = Vec::with_capacity(size);
         out.extend_from_slice(before.as_bytes());
         out.extend_from_slice(self.head.as_bytes());
-        put_json_string(&mut out, token);
+        token.put(&mut out);
         out.extend_from_slice(self.tail.as_bytes());
         out.extend_from_slice(after.as_bytes());
+        debug_assert_eq!(out.len(), size, "sized exactly");
         out.into()
     }
 }

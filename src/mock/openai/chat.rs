@@ -30,7 +30,7 @@ use crate::dialect::StreamSoFar;
 use crate::framing::sse::encode_data;
 use crate::framing::{EventKind, Record};
 use crate::mock::Codec;
-use crate::mock::json_text::put_json_string;
+use crate::mock::json_text::JsonString;
 use crate::mock::reply::{Block, Reply, StopReason, Thought};
 use crate::mock::request::{
     HeadFacts, InvalidRequest, Reasoning, Shown, TurnRequest, body_object, invalid, message_list,
@@ -308,27 +308,41 @@ enum Delta {
     Reasoning,
 }
 
-/// `data: HEAD {delta} TAIL\n\n`, the fragment escaped as JSON in place.
+/// `data: HEAD {delta} TAIL\n\n`, the fragment escaped as JSON in place,
+/// into a buffer of exactly its size (see `mock::json_text`).
 fn delta_chunk(head: &str, tail: &str, delta: Delta, fragment: &str) -> Record {
-    let mut raw = BytesMut::with_capacity(head.len() + tail.len() + fragment.len() * 5 / 4 + 64);
+    let fragment = JsonString::new(fragment);
+    let mut index = itoa::Buffer::new();
+    let (open, index, after_index, close): (&[u8], &str, &[u8], &[u8]) = match delta {
+        Delta::Content => (b"{\"content\":", "", b"", b"}"),
+        Delta::Reasoning => (b"{\"reasoning_content\":", "", b"", b"}"),
+        Delta::Arguments(at) => (
+            b"{\"tool_calls\":[{\"index\":",
+            index.format(at),
+            b",\"function\":{\"arguments\":",
+            b"}}]}",
+        ),
+    };
+    let size = 6
+        + head.len()
+        + open.len()
+        + index.len()
+        + after_index.len()
+        + fragment.len()
+        + close.len()
+        + tail.len()
+        + 2;
+    let mut raw = BytesMut::with_capacity(size);
     raw.put_slice(b"data: ");
     raw.put_slice(head.as_bytes());
-    match delta {
-        Delta::Content => raw.put_slice(b"{\"content\":"),
-        Delta::Reasoning => raw.put_slice(b"{\"reasoning_content\":"),
-        Delta::Arguments(index) => {
-            raw.put_slice(b"{\"tool_calls\":[{\"index\":");
-            raw.put_slice(itoa::Buffer::new().format(index).as_bytes());
-            raw.put_slice(b",\"function\":{\"arguments\":");
-        }
-    }
-    put_json_string(&mut raw, fragment);
-    match delta {
-        Delta::Content | Delta::Reasoning => raw.put_slice(b"}"),
-        Delta::Arguments(_) => raw.put_slice(b"}}]}"),
-    }
+    raw.put_slice(open);
+    raw.put_slice(index.as_bytes());
+    raw.put_slice(after_index);
+    fragment.put(&mut raw);
+    raw.put_slice(close);
     raw.put_slice(tail.as_bytes());
     raw.put_slice(b"\n\n");
+    debug_assert_eq!(raw.len(), size, "sized exactly");
     let kind =
         if matches!(delta, Delta::Reasoning) { EventKind::Thinking } else { EventKind::Content };
     Record { raw: raw.freeze(), kind }

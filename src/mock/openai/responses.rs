@@ -33,7 +33,7 @@ use super::{Shape, parse_format, parse_stream, parse_tool_choice, parse_tools, u
 use crate::dialect::StreamSoFar;
 use crate::framing::sse::encode_event;
 use crate::framing::{EventKind, Record};
-use crate::mock::json_text::put_json_string;
+use crate::mock::json_text::JsonString;
 use crate::mock::reply::{Block, Reply, StopReason, Thought};
 use crate::mock::request::{
     Effort, HeadFacts, InvalidRequest, Reasoning, Shown, TurnRequest, body_object, invalid,
@@ -424,7 +424,8 @@ pub(crate) fn events(
     }
 }
 
-/// A `.delta` event, written straight into one buffer (one per token).
+/// A `.delta` event, written straight into one buffer of exactly its size
+/// (one per token; see `mock::json_text`).
 fn delta_event(
     kind: &str,
     item_id: &str,
@@ -433,45 +434,65 @@ fn delta_event(
     fragment: &str,
     sequence: u64,
 ) -> Record {
-    let mut raw =
-        BytesMut::with_capacity(160 + kind.len() * 2 + item_id.len() + fragment.len() * 5 / 4);
-    raw.put_slice(b"event: ");
-    raw.put_slice(kind.as_bytes());
-    raw.put_slice(b"\ndata: {\"type\":\"");
-    raw.put_slice(kind.as_bytes());
-    raw.put_slice(b"\",\"item_id\":\"");
-    raw.put_slice(item_id.as_bytes());
-    raw.put_slice(b"\",\"output_index\":");
-    raw.put_slice(itoa::Buffer::new().format(output_index).as_bytes());
-    if text_part {
-        raw.put_slice(b",\"content_index\":0");
-    }
+    let fragment = JsonString::new(fragment);
+    const CONTENT_INDEX: &[u8] = b",\"content_index\":0";
+    const LOGPROBS: &[u8] = b",\"logprobs\":[]";
+    let (mut output_index_text, mut sequence_text) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let output_index = output_index_text.format(output_index);
+    let sequence = sequence_text.format(sequence);
+    let parts: [&[u8]; 9] = [
+        b"event: ",
+        kind.as_bytes(),
+        b"\ndata: {\"type\":\"",
+        kind.as_bytes(),
+        b"\",\"item_id\":\"",
+        item_id.as_bytes(),
+        b"\",\"output_index\":",
+        output_index.as_bytes(),
+        if text_part { CONTENT_INDEX } else { b"" },
+    ];
+    let tail: [&[u8]; 4] = [
+        if text_part { LOGPROBS } else { b"" },
+        b",\"sequence_number\":",
+        sequence.as_bytes(),
+        b"}\n\n",
+    ];
+    let size = parts.iter().chain(&tail).map(|part| part.len()).sum::<usize>()
+        + b",\"delta\":".len()
+        + fragment.len();
+    let mut raw = BytesMut::with_capacity(size);
+    parts.iter().for_each(|part| raw.put_slice(part));
     raw.put_slice(b",\"delta\":");
-    put_json_string(&mut raw, fragment);
-    if text_part {
-        raw.put_slice(b",\"logprobs\":[]");
-    }
-    raw.put_slice(b",\"sequence_number\":");
-    raw.put_slice(itoa::Buffer::new().format(sequence).as_bytes());
-    raw.put_slice(b"}\n\n");
+    fragment.put(&mut raw);
+    tail.iter().for_each(|part| raw.put_slice(part));
+    debug_assert_eq!(raw.len(), size, "sized exactly");
     Record { raw: raw.freeze(), kind: EventKind::Content }
 }
 
-/// A `response.reasoning_summary_text.delta` event (one per thinking token).
+/// A `response.reasoning_summary_text.delta` event (one per thinking token),
+/// into a buffer of exactly its size.
 fn summary_delta(item_id: &str, fragment: &str, sequence: u64) -> Record {
-    let kind = "response.reasoning_summary_text.delta";
-    let mut raw = BytesMut::with_capacity(200 + item_id.len() + fragment.len() * 5 / 4);
-    raw.put_slice(b"event: ");
-    raw.put_slice(kind.as_bytes());
-    raw.put_slice(b"\ndata: {\"type\":\"");
-    raw.put_slice(kind.as_bytes());
-    raw.put_slice(b"\",\"item_id\":\"");
+    let fragment = JsonString::new(fragment);
+    const HEAD: &[u8] = b"event: response.reasoning_summary_text.delta\ndata: {\"type\":\"response.reasoning_summary_text.delta\",\"item_id\":\"";
+    const BEFORE_DELTA: &[u8] = b"\",\"output_index\":0,\"summary_index\":0,\"delta\":";
+    let mut sequence_text = itoa::Buffer::new();
+    let sequence = sequence_text.format(sequence);
+    let size = HEAD.len()
+        + item_id.len()
+        + BEFORE_DELTA.len()
+        + fragment.len()
+        + b",\"sequence_number\":".len()
+        + sequence.len()
+        + 3;
+    let mut raw = BytesMut::with_capacity(size);
+    raw.put_slice(HEAD);
     raw.put_slice(item_id.as_bytes());
-    raw.put_slice(b"\",\"output_index\":0,\"summary_index\":0,\"delta\":");
-    put_json_string(&mut raw, fragment);
+    raw.put_slice(BEFORE_DELTA);
+    fragment.put(&mut raw);
     raw.put_slice(b",\"sequence_number\":");
-    raw.put_slice(itoa::Buffer::new().format(sequence).as_bytes());
+    raw.put_slice(sequence.as_bytes());
     raw.put_slice(b"}\n\n");
+    debug_assert_eq!(raw.len(), size, "sized exactly");
     Record { raw: raw.freeze(), kind: EventKind::Thinking }
 }
 
