@@ -84,17 +84,24 @@ for n, name in [(100, "mock-paced-100"), (1000, "mock-paced-1000"), ("1000 OpenA
 floor_rows = []
 for n in (1000, 2000):
     for r in (1, 2):
-        f, s = load(f"floor-paced-{n}-{r}"), load(f"sluice-floor-paced-{n}-{r}")
+        f, h, s = (load(f"floor-paced-{n}-{r}"), load(f"hyper-paced-{n}-{r}"),
+                   load(f"sluice-floor-paced-{n}-{r}"))
         if f and s:
-            floor_rows.append((n, r, f, s))
+            floor_rows.append((n, r, f, h, s))
 if floor_rows:
     print("\n**Against the floor** (`examples/floor.rs`: one thread, epoll and a timerfd, writing sluice's own captured "
-          "response at the same deadlines, one write per due group, with sluice's timer batching; each pair run back to back):\n")
-    print("| streams | round | floor % core per 1k events/s (user share) | sluice % (user share) | ratio | floor first token / gap error p99 ms | sluice first token / gap error p99 ms | machine busy % floor / sluice |")
-    print("|---|---|---|---|---|---|---|---|")
-    for n, r, f, s in floor_rows:
+          "response at the same deadlines, one write per due group, with sluice's timer batching), and hyper alone "
+          "(`examples/paced_hyper.rs`: the same response on hyper, tokio and sluice's precise timer, on per-core "
+          "runtimes as sluice's shards; nothing of sluice's own); the three run back to back:\n")
+    print("| streams | round | floor % core per 1k events/s (user share) | hyper alone % (ratio to floor) | sluice % (user share) | sluice ratio to floor | floor first token / gap error p99 ms | sluice first token / gap error p99 ms | machine busy % floor / sluice |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, r, f, h, s in floor_rows:
         fp, sp = f["target"]["cpu_percent_per_1k_events_per_s"], s["target"]["cpu_percent_per_1k_events_per_s"]
-        print(f"| {n} | {r} | {fp:.3f} ({f['target'].get('user_share', 0):.0%}) | {sp:.3f} ({s['target'].get('user_share', 0):.0%}) | "
+        hyper = "—"
+        if h:
+            hp = h["target"]["cpu_percent_per_1k_events_per_s"]
+            hyper = f"{hp:.3f} ({hp / max(fp, 1e-9):.2f}×)"
+        print(f"| {n} | {r} | {fp:.3f} ({f['target'].get('user_share', 0):.0%}) | {hyper} | {sp:.3f} ({s['target'].get('user_share', 0):.0%}) | "
               f"{sp / max(fp, 1e-9):.2f}× | {ms(err(f, 'first_token', 'p99'))} / {ms(err(f, 'gap', 'p99'))} | "
               f"{ms(err(s, 'first_token', 'p99'))} / {ms(err(s, 'gap', 'p99'))} | {busy(f)} / {busy(s)} |")
 

@@ -18,11 +18,12 @@ duration="${BENCH_DURATION:-10s}"
 out=bench
 mkdir -p "$out"
 rm -f "$out"/*.json
-cargo build --release --locked --quiet --bin sluice --example loadgen --example floor --example bare_proxy
+cargo build --release --locked --quiet --bin sluice --example loadgen --example floor --example bare_proxy --example paced_hyper
 sluice=target/release/sluice
 loadgen=target/release/examples/loadgen
 floor=target/release/examples/floor
 bare_proxy=target/release/examples/bare_proxy
+paced_hyper=target/release/examples/paced_hyper
 
 work="$(mktemp -d)"
 pids=()
@@ -120,21 +121,31 @@ every = 100000000'
   fi
 done
 
-echo "== the floor: 1,000 and 2,000 paced streams, the floor pacer (examples/floor.rs) and sluice interleaved"
+echo "== the floor: 1,000 and 2,000 paced streams, the floor pacer (examples/floor.rs), hyper alone (examples/paced_hyper.rs) and sluice interleaved"
+# anchor NAME BINARY ARGS...: starts a paced anchor; sets $anchor_url and $anchor_pid.
+anchor() {
+  local name=$1 binary=$2; shift 2
+  "$binary" "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  anchor_pid=$!
+  pids+=("$anchor_pid")
+  for _ in $(seq 50); do grep -q listening "$work/$name.out" && break; sleep 0.1; done
+  anchor_url=$(grep -o 'http://[0-9.:]*' "$work/$name.out")
+}
 for n in 1000 2000; do
   for round in 1 2; do
     start mock
     mock_url=$url mock_pid=$pid mock_admin=$admin
-    "$floor" --capture "$mock_url" --listen 127.0.0.1:0 >"$work/floor.out" 2>"$work/floor.err" &
-    floor_pid=$!
-    pids+=("$floor_pid")
-    for _ in $(seq 50); do grep -q listening "$work/floor.out" && break; sleep 0.1; done
-    floor_url=$(grep -o 'http://[0-9.:]*' "$work/floor.out")
-    load "floor-paced-$n-$round" --url "$floor_url" --pid "$floor_pid" --concurrency "$n" --ramp 2s \
+    anchor floor "$floor" --capture "$mock_url" --listen 127.0.0.1:0
+    load "floor-paced-$n-$round" --url "$anchor_url" --pid "$anchor_pid" --concurrency "$n" --ramp 2s \
       --expect-first-token 100ms --expect-gap 20ms
+    stop "$anchor_pid"
+    anchor paced-hyper "$paced_hyper" --capture "$mock_url" --listen 127.0.0.1:0
+    load "hyper-paced-$n-$round" --url "$anchor_url" --pid "$anchor_pid" --concurrency "$n" --ramp 2s \
+      --expect-first-token 100ms --expect-gap 20ms
+    stop "$anchor_pid"
     load "sluice-floor-paced-$n-$round" --url "$mock_url" --pid "$mock_pid" --metrics "$mock_admin" \
       --concurrency "$n" --ramp 2s --expect-first-token 100ms --expect-gap 20ms
-    stop "$floor_pid"; stop "$mock_pid"
+    stop "$mock_pid"
   done
 done
 
