@@ -34,7 +34,7 @@ use std::net::{TcpListener, TcpStream};
 
 #[path = "common/capture.rs"]
 mod common;
-use common::{Captured, capture};
+use common::{AnchorArgs, Captured, capture};
 
 use clap::Parser;
 use rustix::buffer::spare_capacity;
@@ -46,12 +46,8 @@ use rustix::time::{
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// A sluice mock to capture the response from, e.g. http://127.0.0.1:3456.
-    #[arg(long)]
-    capture: String,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    listen: String,
+    #[command(flatten)]
+    anchor: AnchorArgs,
 }
 
 const FIRST_TOKEN_NS: u64 = 100_000_000;
@@ -111,8 +107,8 @@ fn whole_request(buf: &[u8]) -> bool {
 
 fn main() {
     let args = Args::parse();
-    let reply = chunked(capture(&args.capture));
-    let listener = TcpListener::bind(&args.listen).unwrap();
+    let reply = chunked(capture(&args.anchor.capture));
+    let listener = TcpListener::bind(&args.anchor.listen).unwrap();
     listener.set_nonblocking(true).unwrap();
     println!("listening on http://{}", listener.local_addr().unwrap());
     let poll = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();

@@ -46,16 +46,12 @@ use tokio::time::Instant;
 
 #[path = "common/capture.rs"]
 mod common;
-use common::capture;
+use common::{AnchorArgs, capture};
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// A sluice mock to capture the response from, e.g. http://127.0.0.1:3456.
-    #[arg(long)]
-    capture: String,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    listen: String,
+    #[command(flatten)]
+    anchor: AnchorArgs,
     /// Worker threads, each with its own runtime and timer.
     #[arg(long, default_value_t = 2)]
     workers: usize,
@@ -179,12 +175,12 @@ fn headers(head: &[u8]) -> Vec<(HeaderName, HeaderValue)> {
 
 fn main() {
     let args = Args::parse();
-    let captured = capture(&args.capture);
+    let captured = capture(&args.anchor.capture);
     let reply = Arc::new(Reply {
         headers: headers(&captured.head),
         groups: captured.groups.into_iter().map(Bytes::from).collect(),
     });
-    let listener = StdListener::bind(&args.listen).unwrap();
+    let listener = StdListener::bind(&args.anchor.listen).unwrap();
     println!("listening on http://{}", listener.local_addr().unwrap());
     // Connections are handed to the workers in turn, as sluice's listener
     // hands them to its shards, so each worker has its share.

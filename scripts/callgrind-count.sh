@@ -1,7 +1,20 @@
 # Shared by scripts/count-proxy.sh and scripts/count-mock.sh (sourced, not
-# run): a server under valgrind's callgrind, driven by examples/loadgen,
-# its user-space instructions divided by the streams or events served.
-# The caller sets $work and the array pids, and has built loadgen.
+# run, from the repository's root): a server under valgrind's callgrind,
+# driven by examples/loadgen, its user-space instructions divided by the
+# streams or events served.
+
+# setup_counting EXAMPLE: checks for valgrind, builds sluice, loadgen and
+# EXAMPLE (the hyper-alone anchor), and sets $work and the array pids, which
+# are cleaned up on exit.
+setup_counting() {
+  command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
+  cargo build --release --locked --quiet --bin sluice --example loadgen --example "$1"
+  # sluice reads these; valgrind must start the binary itself, not `env`.
+  unset PORT SLUICE_CONFIG ERROR_RATE SLUICE_UPSTREAM
+  work="$(mktemp -d)"
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+}
 
 # wait_for FILE PATTERN: the first match of PATTERN in FILE, within 60 s.
 wait_for() {

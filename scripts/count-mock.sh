@@ -15,18 +15,10 @@
 #   scripts/count-mock.sh path/to/other/sluice # another build, for a before/after
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
-cargo build --release --locked --quiet --bin sluice --example loadgen --example paced_hyper
-mock_bin=${1:-target/release/sluice}
-# sluice reads these; valgrind must start the binary itself, not `env`.
-unset PORT SLUICE_CONFIG ERROR_RATE SLUICE_UPSTREAM
-work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
 # shellcheck source=scripts/callgrind-count.sh
 . scripts/callgrind-count.sh
+setup_counting paced_hyper
+mock_bin=${1:-target/release/sluice}
 
 # The reply hyper alone sends, captured once from this tree's mock.
 target/release/sluice --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --error-rate 0 >"$work/capture.out" 2>/dev/null &

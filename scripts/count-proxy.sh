@@ -13,18 +13,10 @@
 #   scripts/count-proxy.sh path/to/other/sluice # another build, for a before/after
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
-cargo build --release --locked --quiet --bin sluice --example loadgen --example bare_proxy
-proxy_bin=${1:-target/release/sluice}
-# sluice reads these; valgrind must start the binary itself, not `env`.
-unset PORT SLUICE_CONFIG ERROR_RATE SLUICE_UPSTREAM
-work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
 # shellcheck source=scripts/callgrind-count.sh
 . scripts/callgrind-count.sh
+setup_counting bare_proxy
+proxy_bin=${1:-target/release/sluice}
 
 env -u PORT -u SLUICE_CONFIG target/release/sluice --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
   --error-rate 0 --first-token-delay 0 --token-interval 0 --tool-call-delay 0 >"$work/upstream.out" 2>/dev/null &

@@ -7,6 +7,17 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
+/// Where an anchor gets its reply and where it serves it.
+#[derive(clap::Args, Debug)]
+pub struct AnchorArgs {
+    /// A sluice mock to capture the response from, e.g. http://127.0.0.1:3456.
+    #[arg(long)]
+    pub capture: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+}
+
 /// The request both anchors' responses answer: a 50-token stream.
 const REQUEST: &str = "{\"model\":\"floor\",\"max_tokens\":1024,\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
 
