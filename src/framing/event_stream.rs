@@ -194,14 +194,36 @@ pub(crate) fn string_headers(raw: &[u8]) -> Option<(Vec<(String, String)>, Bytes
     Some((headers, message.payload().clone()))
 }
 
+/// A frame's length when every header is a string: the prelude (total
+/// length, headers' length, its CRC: 12 bytes), each header (a 1-byte name
+/// length, the name, the type byte and a 2-byte value length, the value),
+/// the payload and the message CRC (4 bytes).
+fn frame_len(headers: &[Header], payload: usize) -> Option<usize> {
+    let headers: Option<usize> = headers
+        .iter()
+        .map(|header| match header.value() {
+            HeaderValue::String(value) => {
+                Some(4 + header.name().as_str().len() + value.as_str().len())
+            }
+            _ => None,
+        })
+        .sum();
+    Some(12 + headers? + payload + 4)
+}
+
 fn encode(headers: Vec<Header>, payload: &[u8]) -> Bytes {
+    // Sized exactly, as the mock's SSE encoders are (`mock::json_text`):
+    // `Bytes` from a buffer with room to spare allocates its shared header
+    // too, and this runs once a token on a Bedrock stream.
+    let size = frame_len(&headers, payload.len());
     let message = Message::new_from_parts(headers, Bytes::copy_from_slice(payload));
-    let mut out = Vec::with_capacity(payload.len() + 96);
+    let mut out = Vec::with_capacity(size.unwrap_or(payload.len() + 96));
     // Writing fails only past 16 MiB of headers or payload, which sluice never
     // makes; the frame is then empty, which a client reports as a bad frame.
     if write_message_to(&message, &mut out).is_err() {
         out.clear();
     }
+    debug_assert!(size.is_none_or(|size| out.is_empty() || out.len() == size), "sized exactly");
     out.into()
 }
 
@@ -231,6 +253,29 @@ mod tests {
             Some("contentBlockStart") => EventKind::ToolStart,
             _ => EventKind::Other,
         }
+    }
+
+    /// Each builder's frame is exactly as long as `frame_len` says (the
+    /// debug assertion in `encode` checks the buffer; this runs it over
+    /// header and payload sizes), and as its prelude says.
+    #[test]
+    fn frames_are_built_in_buffers_of_exactly_their_size() {
+        let long = "é".repeat(300);
+        for payload in [&b""[..], b"{}", &[b'x'; 70_000][..]] {
+            let built = [
+                event("contentBlockDelta", payload),
+                exception("throttlingException", payload),
+                with_headers(&[(":event-type", "chunk"), ("x-long", &long)], payload),
+            ];
+            for frame in built {
+                let total = u32::from_be_bytes(frame[..4].try_into().unwrap());
+                assert_eq!(total as usize, frame.len());
+            }
+        }
+        let headers = vec![Header::new(":event-type", HeaderValue::String("chunk".into()))];
+        assert_eq!(frame_len(&headers, 10), Some(12 + (1 + 11 + 1 + 2 + 5) + 10 + 4));
+        let other = vec![Header::new(":flag", HeaderValue::Bool(true))];
+        assert_eq!(frame_len(&other, 10), None);
     }
 
     fn frames() -> Vec<Bytes> {
