@@ -22,8 +22,7 @@ mock_bin=${1:-target/release/sluice}
 
 # The reply hyper alone sends, captured once from this tree's mock.
 target/release/sluice --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --error-rate 0 >"$work/capture.out" 2>/dev/null &
-capture_pid=$!
-pids+=("$capture_pid")
+pids+=($!)
 capture=$(wait_for "$work/capture.out" 'running on http://127\.0\.0\.1:[0-9]*')
 capture=${capture#running on }
 

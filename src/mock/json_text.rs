@@ -57,13 +57,15 @@ impl<'a> JsonString<'a> {
 
     /// Writes it, quotes included, onto `out`.
     pub(crate) fn put<B: BufMut>(self, out: &mut B) {
-        out.put_u8(b'"');
         if self.len == self.text.len() + 2 {
+            out.put_u8(b'"');
             out.put_slice(self.text.as_bytes());
+            out.put_u8(b'"');
         } else {
-            put_escaped(out, self.text);
+            // Rare: serde_json's escaping, straight into `out` (writing
+            // into memory cannot fail).
+            let _ = serde_json::to_writer(out.writer(), self.text);
         }
-        out.put_u8(b'"');
     }
 }
 
